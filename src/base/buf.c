@@ -1,0 +1,160 @@
+/* Growable buffer and JSON string escaping; see buf.h. */
+#include "base/buf.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void wx_buf_init(struct wx_buf *b)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->failed = false;
+}
+
+void wx_buf_free(struct wx_buf *b)
+{
+    if (b == NULL)
+        return;
+    free(b->data);
+    wx_buf_init(b);
+}
+
+void wx_buf_reset(struct wx_buf *b)
+{
+    b->len = 0;
+    b->failed = false;
+    if (b->data != NULL)
+        b->data[0] = '\0';
+}
+
+bool wx_buf_ok(const struct wx_buf *b)
+{
+    return !b->failed;
+}
+
+static bool buf_reserve(struct wx_buf *b, size_t extra)
+{
+    if (b->failed)
+        return false;
+    if (extra > SIZE_MAX / 4 - b->len) {
+        b->failed = true;
+        return false;
+    }
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (p == NULL) {
+        b->failed = true;
+        return false;
+    }
+    b->data = p;
+    b->cap = cap;
+    return true;
+}
+
+void wx_buf_add(struct wx_buf *b, const void *p, size_t len)
+{
+    if (!buf_reserve(b, len))
+        return;
+    memcpy(b->data + b->len, p, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+void wx_buf_adds(struct wx_buf *b, const char *s)
+{
+    wx_buf_add(b, s, strlen(s));
+}
+
+void wx_buf_addc(struct wx_buf *b, char c)
+{
+    wx_buf_add(b, &c, 1);
+}
+
+void wx_buf_add_i64(struct wx_buf *b, int64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
+    wx_buf_add(b, tmp, (size_t)n);
+}
+
+void wx_buf_printf(struct wx_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->failed = true;
+        return;
+    }
+    if (!buf_reserve(b, (size_t)n))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void wx_buf_json_strn(struct wx_buf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    wx_buf_addc(b, '"');
+    size_t run = 0; /* bytes copied verbatim in one go */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        char u[7];
+        if (c == '"')
+            esc = "\\\"";
+        else if (c == '\\')
+            esc = "\\\\";
+        else if (c == '\n')
+            esc = "\\n";
+        else if (c == '\r')
+            esc = "\\r";
+        else if (c == '\t')
+            esc = "\\t";
+        else if (c < 0x20 || c == 0x7f) {
+            u[0] = '\\';
+            u[1] = 'u';
+            u[2] = '0';
+            u[3] = '0';
+            u[4] = hex[c >> 4];
+            u[5] = hex[c & 15];
+            u[6] = '\0';
+            esc = u;
+        }
+        if (esc == NULL) {
+            run++;
+            continue;
+        }
+        wx_buf_add(b, s + i - run, run);
+        run = 0;
+        wx_buf_adds(b, esc);
+    }
+    wx_buf_add(b, s + len - run, run);
+    wx_buf_addc(b, '"');
+}
+
+void wx_buf_json_str(struct wx_buf *b, const char *s)
+{
+    wx_buf_json_strn(b, s, strlen(s));
+}
+
+void wx_buf_json_key(struct wx_buf *b, const char *key, bool *first)
+{
+    if (!*first)
+        wx_buf_addc(b, ',');
+    *first = false;
+    wx_buf_json_str(b, key);
+    wx_buf_addc(b, ':');
+}

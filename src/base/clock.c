@@ -1,0 +1,121 @@
+/* System and frozen clocks, RFC 3339 formatting and parsing; see clock.h. */
+#include "base/clock.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static int64_t system_now_ms(const struct wx_clock *clock)
+{
+    (void)clock;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const struct wx_clock wx_clock_system = {.now_ms = system_now_ms};
+
+static int64_t frozen_now_ms(const struct wx_clock *clock)
+{
+    return clock->frozen_ms;
+}
+
+void wx_clock_freeze(struct wx_clock *clock, int64_t unix_ms)
+{
+    clock->now_ms = frozen_now_ms;
+    clock->frozen_ms = unix_ms;
+}
+
+int64_t wx_monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t wx_monotonic_ms(void)
+{
+    return wx_monotonic_us() / 1000;
+}
+
+void wx_time_format(int64_t unix_ms, char out[WX_RFC3339_BYTES])
+{
+    int64_t ms = unix_ms % 1000;
+    time_t secs = (time_t)(unix_ms / 1000);
+    if (ms < 0) {
+        ms += 1000;
+        secs -= 1;
+    }
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    /* Fields are bounded by gmtime_r; the casts tell the compiler so. */
+    snprintf(out, WX_RFC3339_BYTES, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ",
+             (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
+             (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u,
+             (unsigned)tm.tm_sec % 100u, (unsigned)ms % 1000u);
+}
+
+static bool digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+bool wx_time_parse(const char *s, int64_t *unix_ms_out)
+{
+    int year, mon, day, hour, min, sec;
+    if (strlen(s) < 20)
+        return false;
+    if (!digits(s, 4, &year) || s[4] != '-' || !digits(s + 5, 2, &mon) || s[7] != '-' ||
+        !digits(s + 8, 2, &day) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2, &hour) ||
+        s[13] != ':' || !digits(s + 14, 2, &min) || s[16] != ':' || !digits(s + 17, 2, &sec))
+        return false;
+    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+        return false;
+    const char *p = s + 19;
+    int ms = 0;
+    if (*p == '.') {
+        p++;
+        int n = 0;
+        while (isdigit((unsigned char)*p)) {
+            if (n < 3)
+                ms = ms * 10 + (*p - '0');
+            n++;
+            p++;
+        }
+        if (n == 0 || n > 9)
+            return false;
+        for (; n < 3; n++)
+            ms *= 10;
+    }
+    int offset_min = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59)
+            return false;
+        offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+        p += 6;
+    } else {
+        return false;
+    }
+    if (*p != '\0')
+        return false;
+
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (day > mdays[mon - 1])
+        return false;
+    struct tm tm = {.tm_year = year - 1900, .tm_mon = mon - 1, .tm_mday = day,
+                    .tm_hour = hour, .tm_min = min, .tm_sec = sec};
+    time_t t = timegm(&tm);
+    *unix_ms_out = ((int64_t)t - (int64_t)offset_min * 60) * 1000 + ms;
+    return true;
+}

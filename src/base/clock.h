@@ -1,0 +1,38 @@
+/*
+ * Time is injected (DESIGN.md §10): everything that needs "now" asks a
+ * wx_clock, so tests can freeze it. Times are int64 Unix milliseconds.
+ */
+#ifndef WALLEX_BASE_CLOCK_H
+#define WALLEX_BASE_CLOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct wx_clock {
+    int64_t (*now_ms)(const struct wx_clock *clock);
+    int64_t frozen_ms; /* used by the frozen clock only */
+};
+
+extern const struct wx_clock wx_clock_system;
+
+static inline int64_t wx_clock_now_ms(const struct wx_clock *clock)
+{
+    return clock->now_ms(clock);
+}
+
+/* A clock that always answers frozen_ms. */
+void wx_clock_freeze(struct wx_clock *clock, int64_t unix_ms);
+
+/* Monotonic milliseconds, for timeouts and latencies only. */
+int64_t wx_monotonic_ms(void);
+int64_t wx_monotonic_us(void);
+
+#define WX_RFC3339_BYTES 25 /* 2026-11-22T04:03:11.123Z and the NUL */
+
+/* RFC 3339 UTC with milliseconds. */
+void wx_time_format(int64_t unix_ms, char out[WX_RFC3339_BYTES]);
+/* Parses RFC 3339 (Z or +hh:mm, optional fraction). False when malformed. */
+bool wx_time_parse(const char *s, int64_t *unix_ms_out);
+
+#endif

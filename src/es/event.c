@@ -1,0 +1,54 @@
+/* Position tokens; see event.h. */
+#include "es/event.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+int es_position_cmp(const struct es_position *a, const struct es_position *b)
+{
+    if (a->hi != b->hi)
+        return a->hi < b->hi ? -1 : 1;
+    if (a->lo != b->lo)
+        return a->lo < b->lo ? -1 : 1;
+    return 0;
+}
+
+void es_position_format(const struct es_position *p, char out[ES_POSITION_TOKEN_BYTES])
+{
+    if (p->hi == 0)
+        snprintf(out, ES_POSITION_TOKEN_BYTES, "%" PRIu64, p->lo);
+    else
+        snprintf(out, ES_POSITION_TOKEN_BYTES, "%" PRIu64 ".%" PRIu64, p->hi, p->lo);
+}
+
+static bool parse_u64(const char *s, size_t len, uint64_t *out)
+{
+    if (len == 0 || len > 20 || (s[0] == '0' && len > 1))
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(s[i] - '0'), &v))
+            return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool es_position_parse(const char *token, struct es_position *out)
+{
+    const char *dot = strchr(token, '.');
+    struct es_position p = {0, 0};
+    if (dot == NULL) {
+        if (!parse_u64(token, strlen(token), &p.lo))
+            return false;
+    } else {
+        if (!parse_u64(token, (size_t)(dot - token), &p.hi) || p.hi == 0 ||
+            !parse_u64(dot + 1, strlen(dot + 1), &p.lo))
+            return false;
+    }
+    *out = p;
+    return true;
+}

@@ -1,0 +1,51 @@
+/*
+ * The event envelope and the log position. A position is opaque to every
+ * caller: SQLite orders the log by rowid, PostgreSQL by (transaction id,
+ * position) (DESIGN.md §6), so it is a pair and only stores interpret it.
+ * Clients see it as a token string.
+ */
+#ifndef WALLEX_ES_EVENT_H
+#define WALLEX_ES_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/uuid.h"
+
+struct es_position {
+    uint64_t hi; /* 0 on SQLite; the transaction id on PostgreSQL */
+    uint64_t lo; /* the row's position */
+};
+
+#define ES_POSITION_TOKEN_BYTES 48
+
+/* The start of the log: before every event. */
+static inline struct es_position es_position_start(void)
+{
+    return (struct es_position){0, 0};
+}
+
+int es_position_cmp(const struct es_position *a, const struct es_position *b);
+void es_position_format(const struct es_position *p, char out[ES_POSITION_TOKEN_BYTES]);
+/* False when the token is not one es_position_format can produce. */
+bool es_position_parse(const char *token, struct es_position *out);
+
+struct es_event {
+    char event_id[WX_UUID_STR_BYTES];
+    const char *stream_id;
+    int64_t version; /* 1-based, assigned by the store on append */
+    struct es_position position;
+    const char *type;
+    const char *data; /* JSON object text */
+    size_t data_len;
+    const char *metadata; /* JSON object text */
+    size_t metadata_len;
+    int64_t occurred_at_ms;
+};
+
+/* Called once per event while a store reads; the event is valid only during
+ * the call. Return 0 to go on; anything else stops the read and is returned. */
+typedef int (*es_event_fn)(void *ctx, const struct es_event *event);
+
+#endif

@@ -1,0 +1,661 @@
+/*
+ * The single writer with group commit; see writer.h for the contract.
+ *
+ * State lives in three layers. The cache holds committed aggregate states
+ * (bounded, LRU). The overlay holds what earlier commands of the current
+ * batch staged; it becomes the cache only after the batch commits, and is
+ * dropped when the commit fails. Each command works on private copies in
+ * its decide context, which join the overlay only when the command
+ * succeeds, so a rejected command leaves no trace.
+ */
+#include "es/writer.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/map.h"
+#include "limits.h"
+#include "store/store.h"
+
+struct cache_entry {
+    struct cache_entry *prev; /* towards the most recently used */
+    struct cache_entry *next;
+    const struct es_aggregate_type *type;
+    int64_t version;
+    char *stream_id;
+    alignas(max_align_t) unsigned char state[];
+};
+
+struct staged_stream {
+    const struct es_aggregate_type *type;
+    int64_t version;
+    void *state; /* batch arena */
+};
+
+struct cmd_stream {
+    const char *stream_id; /* batch arena */
+    const struct es_aggregate_type *type;
+    int64_t version_before;
+    int64_t version;
+    void *state; /* batch arena, the command's private copy */
+    struct es_event events[WX_COMMAND_EVENTS_MAX];
+    size_t events_len;
+};
+
+struct es_decide_ctx {
+    struct es_writer *w;
+    struct es_command *cmd;
+    int64_t now_ms;
+    struct cmd_stream streams[WX_COMMAND_STREAMS_MAX];
+    size_t streams_len;
+    bool answered;
+    int err; /* a system error inside the handler: the command fails */
+};
+
+struct es_writer {
+    struct es_store *store;
+    const struct wx_clock *clock;
+    int64_t idem_ttl_ms;
+    size_t cache_streams_max;
+    pthread_t thread;
+
+    pthread_mutex_t lock; /* guards the queue and `stopping` */
+    pthread_cond_t cond;
+    struct es_command *queue_head;
+    struct es_command *queue_tail;
+    size_t queue_len;
+    bool stopping;
+
+    /* Writer thread only. */
+    struct wx_map cache; /* stream id -> struct cache_entry */
+    struct cache_entry *lru_head;
+    struct cache_entry *lru_tail;
+    struct wx_map overlay;    /* stream id -> struct staged_stream */
+    struct wx_map batch_keys; /* idempotency keys claimed in this batch */
+    struct wx_arena batch_arena;
+    int64_t idem_expired_at_ms; /* monotonic time of the last cleanup */
+
+    struct es_writer_stats stats;
+};
+
+/* ---- cache ---- */
+
+static void lru_unlink(struct es_writer *w, struct cache_entry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        w->lru_head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        w->lru_tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push_front(struct es_writer *w, struct cache_entry *e)
+{
+    e->prev = NULL;
+    e->next = w->lru_head;
+    if (w->lru_head)
+        w->lru_head->prev = e;
+    w->lru_head = e;
+    if (w->lru_tail == NULL)
+        w->lru_tail = e;
+}
+
+static struct cache_entry *cache_get(struct es_writer *w, const char *stream_id)
+{
+    struct cache_entry *e = wx_map_get(&w->cache, stream_id);
+    if (e != NULL && e != w->lru_head) {
+        lru_unlink(w, e);
+        lru_push_front(w, e);
+    }
+    return e;
+}
+
+/* Caching is an optimisation: when memory runs out the entry is simply not
+ * cached and the next load reads the store again. */
+static void cache_put(struct es_writer *w, const char *stream_id,
+                      const struct es_aggregate_type *type, int64_t version, const void *state)
+{
+    struct cache_entry *e = cache_get(w, stream_id);
+    if (e != NULL) {
+        assert(e->type == type);
+        assert(version >= e->version);
+        e->version = version;
+        memcpy(e->state, state, type->state_bytes);
+        return;
+    }
+    e = malloc(sizeof(*e) + type->state_bytes);
+    if (e == NULL)
+        return;
+    e->stream_id = strdup(stream_id);
+    if (e->stream_id == NULL || wx_map_put(&w->cache, stream_id, e) != 0) {
+        free(e->stream_id);
+        free(e);
+        return;
+    }
+    e->type = type;
+    e->version = version;
+    memcpy(e->state, state, type->state_bytes);
+    lru_push_front(w, e);
+    while (w->cache.len > w->cache_streams_max) {
+        struct cache_entry *old = w->lru_tail;
+        lru_unlink(w, old);
+        wx_map_remove(&w->cache, old->stream_id);
+        free(old->stream_id);
+        free(old);
+    }
+}
+
+static void cache_free(struct es_writer *w)
+{
+    struct cache_entry *e = w->lru_head;
+    while (e != NULL) {
+        struct cache_entry *next = e->next;
+        free(e->stream_id);
+        free(e);
+        e = next;
+    }
+    w->lru_head = w->lru_tail = NULL;
+    wx_map_free(&w->cache);
+}
+
+/* ---- decide context ---- */
+
+static struct cmd_stream *ctx_stream(struct es_decide_ctx *ctx, const char *stream_id)
+{
+    for (size_t i = 0; i < ctx->streams_len; i++)
+        if (strcmp(ctx->streams[i].stream_id, stream_id) == 0)
+            return &ctx->streams[i];
+    return NULL;
+}
+
+int es_decide_load(struct es_decide_ctx *ctx, const struct es_aggregate_type *type,
+                   const char *stream_id, const void **state_out, int64_t *version_out)
+{
+    struct es_writer *w = ctx->w;
+    struct cmd_stream *cs = ctx_stream(ctx, stream_id);
+    if (cs != NULL) {
+        assert(cs->type == type);
+        goto out;
+    }
+    if (ctx->streams_len == WX_COMMAND_STREAMS_MAX)
+        return WX_ERR_TOO_LARGE;
+    cs = &ctx->streams[ctx->streams_len];
+    memset(cs, 0, sizeof(*cs));
+    cs->type = type;
+    cs->stream_id = wx_arena_strdup(&w->batch_arena, stream_id);
+    cs->state = wx_arena_alloc(&w->batch_arena, type->state_bytes);
+    if (cs->stream_id == NULL || cs->state == NULL)
+        return WX_ERR_NOMEM;
+
+    struct staged_stream *st = wx_map_get(&w->overlay, stream_id);
+    struct cache_entry *ce;
+    if (st != NULL) {
+        assert(st->type == type);
+        memcpy(cs->state, st->state, type->state_bytes);
+        cs->version = st->version;
+    } else if ((ce = cache_get(w, stream_id)) != NULL) {
+        assert(ce->type == type);
+        memcpy(cs->state, ce->state, type->state_bytes);
+        cs->version = ce->version;
+        atomic_fetch_add(&w->stats.cache_hits, 1);
+    } else {
+        int err = es_fold(w->store, type, stream_id, NULL, cs->state, &cs->version);
+        if (err)
+            return err;
+        atomic_fetch_add(&w->stats.cache_misses, 1);
+        if (cs->version > 0)
+            cache_put(w, stream_id, type, cs->version, cs->state);
+    }
+    cs->version_before = cs->version;
+    ctx->streams_len++;
+out:
+    *state_out = cs->state;
+    *version_out = cs->version;
+    return 0;
+}
+
+static char *event_metadata(struct es_decide_ctx *ctx, size_t *len_out)
+{
+    struct es_command *cmd = ctx->cmd;
+    char at[WX_RFC3339_BYTES];
+    wx_time_format(ctx->now_ms, at);
+    struct wx_buf b;
+    wx_buf_init(&b);
+    bool first = true;
+    wx_buf_addc(&b, '{');
+    wx_buf_json_key(&b, "correlationId", &first);
+    wx_buf_json_str(&b, cmd->correlation_id ? cmd->correlation_id : cmd->command_id);
+    wx_buf_json_key(&b, "causationId", &first);
+    wx_buf_json_str(&b, cmd->command_id);
+    wx_buf_json_key(&b, "occurredAt", &first);
+    wx_buf_json_str(&b, at);
+    if (cmd->traceparent != NULL) {
+        wx_buf_json_key(&b, "traceparent", &first);
+        wx_buf_json_str(&b, cmd->traceparent);
+    }
+    wx_buf_addc(&b, '}');
+    char *out = NULL;
+    if (wx_buf_ok(&b)) {
+        out = wx_arena_strndup(&ctx->w->batch_arena, b.data, b.len);
+        *len_out = b.len;
+    }
+    wx_buf_free(&b);
+    return out;
+}
+
+int es_decide_emit(struct es_decide_ctx *ctx, const char *stream_id, const char *event_type,
+                   const char *data, size_t data_len, const void *state_after)
+{
+    struct es_writer *w = ctx->w;
+    struct cmd_stream *cs = ctx_stream(ctx, stream_id);
+    assert(cs != NULL); /* handlers emit only on streams they loaded */
+    size_t total = 0;
+    for (size_t i = 0; i < ctx->streams_len; i++)
+        total += ctx->streams[i].events_len;
+    if (total == WX_COMMAND_EVENTS_MAX)
+        return WX_ERR_TOO_LARGE;
+
+    struct es_event *ev = &cs->events[cs->events_len];
+    memset(ev, 0, sizeof(*ev));
+    int err = wx_uuid7(ctx->now_ms, ev->event_id);
+    if (err)
+        return err;
+    ev->stream_id = cs->stream_id;
+    ev->version = cs->version + 1;
+    ev->type = wx_arena_strdup(&w->batch_arena, event_type);
+    ev->data = wx_arena_strndup(&w->batch_arena, data, data_len);
+    ev->data_len = data_len;
+    ev->metadata = event_metadata(ctx, &ev->metadata_len);
+    ev->occurred_at_ms = ctx->now_ms;
+    if (ev->type == NULL || ev->data == NULL || ev->metadata == NULL)
+        return WX_ERR_NOMEM;
+    memcpy(cs->state, state_after, cs->type->state_bytes);
+    cs->version++;
+    cs->events_len++;
+    return 0;
+}
+
+int64_t es_decide_now_ms(const struct es_decide_ctx *ctx)
+{
+    return ctx->now_ms;
+}
+
+static void answer(struct es_command *cmd, int status, enum es_outcome outcome, const char *body,
+                   size_t body_len, const char *location)
+{
+    cmd->status = status;
+    cmd->outcome = outcome;
+    cmd->body = wx_arena_strndup(cmd->arena, body, body_len);
+    cmd->body_len = cmd->body ? body_len : 0;
+    cmd->location = location ? wx_arena_strdup(cmd->arena, location) : NULL;
+}
+
+void es_decide_reply(struct es_decide_ctx *ctx, int status, const char *body, size_t body_len,
+                     const char *location)
+{
+    assert(!ctx->answered);
+    ctx->answered = true;
+    answer(ctx->cmd, status, ES_OK, body, body_len, location);
+    if (ctx->cmd->body == NULL)
+        ctx->err = WX_ERR_NOMEM;
+}
+
+/* A problem answer with nothing staged, from the handler or the writer. */
+static void answer_problem(struct es_command *cmd, enum es_outcome outcome, const char *detail)
+{
+    struct wx_buf b;
+    wx_buf_init(&b);
+    es_problem_json(&b, outcome, detail);
+    answer(cmd, es_outcome_status(outcome), outcome, wx_buf_ok(&b) ? b.data : "{}",
+           wx_buf_ok(&b) ? b.len : 2, NULL);
+    wx_buf_free(&b);
+}
+
+void es_decide_reject(struct es_decide_ctx *ctx, enum es_outcome outcome, const char *detail)
+{
+    assert(!ctx->answered);
+    assert(outcome != ES_OK);
+    ctx->answered = true;
+    /* A rejection stages nothing, whatever the handler emitted before. */
+    for (size_t i = 0; i < ctx->streams_len; i++)
+        ctx->streams[i].events_len = 0;
+    answer_problem(ctx->cmd, outcome, detail);
+}
+
+/* ---- batches ---- */
+
+enum cmd_effect {
+    EFFECT_BROKEN = -1, /* out of memory midway: the batch cannot be trusted */
+    EFFECT_NONE = 0,    /* answered without writing anything */
+    EFFECT_WRITE = 1,   /* has events and/or an idempotency record in the batch */
+};
+
+/* Idempotency before deciding: true when the command is already answered. */
+static bool idem_precheck(struct es_writer *w, struct es_command *cmd, int64_t now_ms)
+{
+    if (wx_map_get(&w->batch_keys, cmd->idem_key) != NULL) {
+        answer_problem(cmd, ES_idempotency_key_in_use,
+                       "A request with this Idempotency-Key is still being processed");
+        return true;
+    }
+    struct es_idem_record rec;
+    int err = es_store_idem_get(w->store, cmd->idem_key, cmd->arena, &rec);
+    if (err == WX_ERR_NOT_FOUND)
+        return false;
+    if (err) {
+        answer_problem(cmd, ES_store_unavailable, "The idempotency record could not be read");
+        return true;
+    }
+    if (rec.created_at_ms < now_ms - w->idem_ttl_ms)
+        return false; /* expired: the key is free again */
+    if (rec.request_len != cmd->request_len ||
+        memcmp(rec.request, cmd->request, cmd->request_len) != 0) {
+        answer_problem(cmd, ES_idempotency_key_reused,
+                       "This Idempotency-Key was used with a different request");
+        return true;
+    }
+    cmd->status = rec.status;
+    cmd->outcome = rec.status < 400 ? ES_OK : ES_invalid_request;
+    cmd->body = rec.body;
+    cmd->body_len = rec.body_len;
+    cmd->location = rec.location;
+    cmd->has_position = rec.has_position;
+    cmd->position = rec.position;
+    cmd->replayed = true;
+    atomic_fetch_add(&w->stats.idem_replays, 1);
+    return true;
+}
+
+static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
+                                   struct es_batch_item *item, int64_t now_ms)
+{
+    cmd->status = 0;
+    cmd->has_position = false;
+    cmd->replayed = false;
+    if (cmd->idem_key != NULL && idem_precheck(w, cmd, now_ms))
+        return EFFECT_NONE;
+
+    struct es_decide_ctx *ctx = wx_arena_alloc(&w->batch_arena, sizeof(*ctx));
+    if (ctx == NULL) {
+        answer_problem(cmd, ES_internal_error, "Out of memory");
+        return EFFECT_NONE;
+    }
+    ctx->w = w;
+    ctx->cmd = cmd;
+    ctx->now_ms = now_ms;
+    cmd->handle(ctx, cmd);
+
+    if (ctx->err == 0 && !ctx->answered)
+        ctx->err = WX_ERR_INVALID; /* a handler bug; fail the command, not the server */
+    if (ctx->err) {
+        fprintf(stderr, "writer: command failed: %s\n", wx_strerror(ctx->err));
+        answer_problem(cmd, ctx->err == WX_ERR_IO || ctx->err == WX_ERR_BUSY
+                                ? ES_store_unavailable
+                                : ES_internal_error,
+                       wx_strerror(ctx->err));
+        return EFFECT_NONE;
+    }
+
+    memset(item, 0, sizeof(*item));
+    size_t appends = 0;
+    for (size_t i = 0; i < ctx->streams_len; i++)
+        appends += ctx->streams[i].events_len > 0;
+    if (appends > 0) {
+        item->appends = wx_arena_alloc(&w->batch_arena, appends * sizeof(*item->appends));
+        if (item->appends == NULL)
+            goto err_nomem;
+        for (size_t i = 0; i < ctx->streams_len; i++) {
+            struct cmd_stream *cs = &ctx->streams[i];
+            if (cs->events_len == 0)
+                continue;
+            struct staged_stream *st = wx_map_get(&w->overlay, cs->stream_id);
+            if (st == NULL) {
+                st = wx_arena_alloc(&w->batch_arena, sizeof(*st));
+                if (st == NULL || wx_map_put(&w->overlay, cs->stream_id, st) != 0)
+                    goto err_nomem;
+            }
+            st->type = cs->type;
+            st->version = cs->version;
+            st->state = cs->state;
+            struct es_stream_append *ap = &item->appends[item->appends_len++];
+            ap->stream_id = cs->stream_id;
+            ap->expect = (struct es_expect){ES_EXPECT_EXACT, cs->version_before};
+            ap->events = cs->events;
+            ap->events_len = cs->events_len;
+        }
+    }
+    if (cmd->idem_key != NULL) {
+        struct es_idem_record *r = wx_arena_alloc(&w->batch_arena, sizeof(*r));
+        if (r == NULL || wx_map_put(&w->batch_keys, cmd->idem_key, r) != 0)
+            goto err_nomem;
+        r->key = cmd->idem_key;
+        r->request = cmd->request;
+        r->request_len = cmd->request_len;
+        r->status = cmd->status;
+        r->body = cmd->body;
+        r->body_len = cmd->body_len;
+        r->location = cmd->location;
+        r->created_at_ms = now_ms;
+        item->idem = r;
+    }
+    return item->appends_len > 0 || item->idem != NULL ? EFFECT_WRITE : EFFECT_NONE;
+
+err_nomem:
+    /* The overlay may already hold this command's state: the batch cannot be
+     * trusted, so the caller fails it whole. */
+    return EFFECT_BROKEN;
+}
+
+static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
+{
+    struct es_command **cmds = wx_arena_alloc(&w->batch_arena, n * sizeof(*cmds));
+    struct es_batch_item *items = wx_arena_alloc(&w->batch_arena, n * sizeof(*items));
+    size_t *item_of = wx_arena_alloc(&w->batch_arena, n * sizeof(*item_of));
+    bool batch_broken = cmds == NULL || items == NULL || item_of == NULL;
+    int64_t now_ms = wx_clock_now_ms(w->clock);
+    size_t items_len = 0;
+
+    struct es_command *cmd = first;
+    for (size_t i = 0; i < n; i++, cmd = cmd->next) {
+        if (batch_broken) {
+            answer_problem(cmd, ES_internal_error, "Out of memory");
+            continue;
+        }
+        cmds[i] = cmd;
+        item_of[i] = SIZE_MAX;
+        enum cmd_effect effect = run_command(w, cmd, &items[items_len], now_ms);
+        if (effect == EFFECT_BROKEN) {
+            batch_broken = true;
+            answer_problem(cmd, ES_internal_error, "Out of memory");
+        } else if (effect == EFFECT_WRITE) {
+            item_of[i] = items_len++;
+        }
+    }
+
+    int err = 0;
+    if (batch_broken)
+        err = WX_ERR_NOMEM;
+    else if (items_len > 0)
+        err = es_store_commit(w->store, items, items_len);
+
+    if (err) {
+        atomic_fetch_add(&w->stats.commit_failures, 1);
+        fprintf(stderr, "writer: batch of %zu commands failed: %s\n", n, wx_strerror(err));
+    } else {
+        /* Committed: the overlay becomes the cache. */
+        for (size_t i = 0; i < w->overlay.cap; i++) {
+            struct wx_map_slot *sl = &w->overlay.slots[i];
+            struct staged_stream *st = sl->value;
+            if (st != NULL)
+                cache_put(w, sl->key, st->type, st->version, st->state);
+        }
+        atomic_fetch_add(&w->stats.batches, 1);
+    }
+
+    /* Complete in submission order. The `next` link is read before
+     * `complete`, after which the command belongs to its submitter again. */
+    cmd = first;
+    for (size_t i = 0; i < n; i++) {
+        struct es_command *next = cmd->next;
+        if (!batch_broken && item_of[i] != SIZE_MAX) {
+            struct es_batch_item *item = &items[item_of[i]];
+            if (err) {
+                answer_problem(cmd, ES_store_unavailable,
+                               "The event store could not commit; nothing was applied");
+            } else if (item->appends_len > 0) {
+                struct es_stream_append *last = &item->appends[item->appends_len - 1];
+                cmd->has_position = true;
+                cmd->position = last->events[last->events_len - 1].position;
+                for (size_t a = 0; a < item->appends_len; a++)
+                    atomic_fetch_add(&w->stats.events, item->appends[a].events_len);
+            }
+        }
+        cmd->complete(cmd);
+        cmd = next;
+    }
+    atomic_fetch_add(&w->stats.commands, n);
+    wx_map_clear(&w->overlay);
+    wx_map_clear(&w->batch_keys);
+    wx_arena_release(&w->batch_arena);
+}
+
+static void expire_idempotency(struct es_writer *w)
+{
+    int64_t mono = wx_monotonic_ms();
+    if (mono - w->idem_expired_at_ms < WX_IDEM_EXPIRE_INTERVAL_MS)
+        return;
+    w->idem_expired_at_ms = mono;
+    size_t deleted = 0;
+    int64_t before = wx_clock_now_ms(w->clock) - w->idem_ttl_ms;
+    int err = es_store_idem_expire(w->store, before, WX_IDEM_EXPIRE_BATCH_MAX, &deleted);
+    if (err)
+        fprintf(stderr, "writer: expiring idempotency records: %s\n", wx_strerror(err));
+}
+
+static void *writer_main(void *arg)
+{
+    struct es_writer *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        while (w->queue_head == NULL && !w->stopping) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += WX_IDEM_EXPIRE_INTERVAL_MS / 1000;
+            pthread_cond_timedwait(&w->cond, &w->lock, &until);
+            if (w->queue_head == NULL && !w->stopping) {
+                pthread_mutex_unlock(&w->lock);
+                expire_idempotency(w);
+                pthread_mutex_lock(&w->lock);
+            }
+        }
+        if (w->queue_head == NULL && w->stopping) {
+            pthread_mutex_unlock(&w->lock);
+            break;
+        }
+        struct es_command *first = w->queue_head;
+        struct es_command *last = first;
+        size_t n = 1;
+        while (n < WX_WRITER_BATCH_COMMANDS_MAX && last->next != NULL) {
+            last = last->next;
+            n++;
+        }
+        w->queue_head = last->next;
+        if (w->queue_head == NULL)
+            w->queue_tail = NULL;
+        last->next = NULL;
+        w->queue_len -= n;
+        atomic_store(&w->stats.queue_depth, w->queue_len);
+        pthread_mutex_unlock(&w->lock);
+
+        run_batch(w, first, n);
+        expire_idempotency(w);
+    }
+    return NULL;
+}
+
+int es_writer_start(const struct es_writer_config *config, struct es_writer **writer_out)
+{
+    assert(config->store != NULL && config->clock != NULL);
+    struct es_writer *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return WX_ERR_NOMEM;
+    w->store = config->store;
+    w->clock = config->clock;
+    w->idem_ttl_ms = config->idem_ttl_ms > 0 ? config->idem_ttl_ms : WX_IDEM_TTL_MS_DEFAULT;
+    w->cache_streams_max =
+        config->cache_streams_max > 0 ? config->cache_streams_max : WX_CACHE_STREAMS_MAX;
+    w->idem_expired_at_ms = wx_monotonic_ms() - WX_IDEM_EXPIRE_INTERVAL_MS;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    wx_map_init(&w->cache);
+    wx_map_init(&w->overlay);
+    wx_map_init(&w->batch_keys);
+    wx_arena_init(&w->batch_arena);
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+        free(w);
+        return WX_ERR_NOMEM;
+    }
+    *writer_out = w;
+    return 0;
+}
+
+void es_writer_stop(struct es_writer *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    assert(w->queue_head == NULL);
+    cache_free(w);
+    wx_map_free(&w->overlay);
+    wx_map_free(&w->batch_keys);
+    wx_arena_release(&w->batch_arena);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    free(w);
+}
+
+int es_writer_submit(struct es_writer *w, struct es_command *cmd)
+{
+    assert(cmd->handle != NULL && cmd->complete != NULL && cmd->arena != NULL);
+    assert(cmd->idem_key == NULL || cmd->request != NULL);
+    int err = 0;
+    cmd->next = NULL;
+    pthread_mutex_lock(&w->lock);
+    if (w->stopping) {
+        err = WX_ERR_CLOSED;
+    } else if (w->queue_len >= WX_WRITER_QUEUE_MAX) {
+        err = WX_ERR_FULL;
+    } else {
+        if (w->queue_tail)
+            w->queue_tail->next = cmd;
+        else
+            w->queue_head = cmd;
+        w->queue_tail = cmd;
+        w->queue_len++;
+        atomic_store(&w->stats.queue_depth, w->queue_len);
+        pthread_cond_signal(&w->cond);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return err;
+}
+
+const struct es_writer_stats *es_writer_stats(const struct es_writer *w)
+{
+    return &w->stats;
+}

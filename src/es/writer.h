@@ -1,0 +1,115 @@
+/*
+ * The single writer (DESIGN.md §2). One thread owns every write on a node:
+ * it takes up to WX_WRITER_BATCH_COMMANDS_MAX queued commands, decides each
+ * against in-memory state (so commands of one batch see each other's
+ * effects), appends all their events and idempotency records in ONE store
+ * transaction with one fsync, and only then completes them. A failed commit
+ * fails every command of the batch that had something to write and throws
+ * their staged state away.
+ *
+ * A command is a handler plus a payload. The handler runs on the writer
+ * thread, loads aggregates through es_decide_load, stages events with
+ * es_decide_emit and answers with es_decide_reply or es_decide_reject.
+ * Idempotency-Key handling is the writer's, not the handler's.
+ *
+ * Ownership: the submitter owns the command and its arena; the writer
+ * writes the results into them and calls `complete` exactly once, on the
+ * writer thread. After `complete` the writer never touches the command.
+ */
+#ifndef WALLEX_ES_WRITER_H
+#define WALLEX_ES_WRITER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "base/clock.h"
+#include "base/uuid.h"
+#include "es/aggregate.h"
+#include "es/event.h"
+#include "es/outcome.h"
+
+struct es_store;
+struct es_writer;
+struct es_decide_ctx;
+struct es_command;
+
+typedef void (*es_command_fn)(struct es_decide_ctx *ctx, struct es_command *cmd);
+
+struct es_command {
+    /* Set by the submitter. */
+    es_command_fn handle;
+    void *payload;
+    struct wx_arena *arena; /* results are allocated here */
+    const char *idem_key;   /* NULL without Idempotency-Key */
+    const char *request;    /* method, path and body, for idempotency */
+    size_t request_len;
+    const char *correlation_id;
+    const char *traceparent; /* NULL when absent */
+    char command_id[WX_UUID_STR_BYTES];
+    void (*complete)(struct es_command *cmd);
+    void *complete_ctx;
+
+    /* Set by the writer before `complete`. */
+    int status;
+    enum es_outcome outcome;
+    const char *body;
+    size_t body_len;
+    const char *location; /* NULL when none */
+    bool has_position;
+    struct es_position position; /* of the command's last event */
+    bool replayed;               /* answered from an idempotency record */
+
+    struct es_command *next; /* writer's queue link */
+};
+
+struct es_writer_config {
+    struct es_store *store;
+    const struct wx_clock *clock;
+    int64_t idem_ttl_ms;
+    size_t cache_streams_max;
+};
+
+/* Counters for metrics and tests; read with atomic loads. */
+struct es_writer_stats {
+    atomic_uint_fast64_t batches;
+    atomic_uint_fast64_t commands;
+    atomic_uint_fast64_t events;
+    atomic_uint_fast64_t commit_failures;
+    atomic_uint_fast64_t idem_replays;
+    atomic_uint_fast64_t cache_hits;
+    atomic_uint_fast64_t cache_misses;
+    atomic_uint_fast64_t queue_depth;
+};
+
+int es_writer_start(const struct es_writer_config *config, struct es_writer **writer_out);
+/* Completes everything queued, stops the thread and frees the writer.
+ * Accepts NULL. */
+void es_writer_stop(struct es_writer *writer);
+/* Queues a command: 0, WX_ERR_FULL (queue at its bound) or WX_ERR_CLOSED.
+ * On an error `complete` is not called. */
+int es_writer_submit(struct es_writer *writer, struct es_command *cmd);
+const struct es_writer_stats *es_writer_stats(const struct es_writer *writer);
+
+/* ---- for command handlers, on the writer thread only ---- */
+
+/* The aggregate's current state, including what earlier commands of this
+ * batch staged. The pointer is valid until the handler returns; `version`
+ * is 0 for a stream that does not exist. */
+int es_decide_load(struct es_decide_ctx *ctx, const struct es_aggregate_type *type,
+                   const char *stream_id, const void **state_out, int64_t *version_out);
+/* Stages one event on a stream this command loaded, with the stream's state
+ * after it. The event type and data are copied. */
+int es_decide_emit(struct es_decide_ctx *ctx, const char *stream_id, const char *event_type,
+                   const char *data, size_t data_len, const void *state_after);
+/* Time of this command's events. */
+int64_t es_decide_now_ms(const struct es_decide_ctx *ctx);
+/* The success answer; body is copied into the command's arena. */
+void es_decide_reply(struct es_decide_ctx *ctx, int status, const char *body, size_t body_len,
+                     const char *location);
+/* A business rejection: stages nothing, answers problem JSON. */
+void es_decide_reject(struct es_decide_ctx *ctx, enum es_outcome outcome, const char *detail);
+
+#endif

@@ -1,0 +1,585 @@
+/*
+ * SQLite event store: the embedded default. One file, events.db, in WAL
+ * mode with synchronous=FULL so a returned commit has been fsync'd. There
+ * is one write connection (the writer thread's) and a small pool of read
+ * connections for everyone else; WAL lets them read while the writer
+ * writes. The log is ordered by rowid: with one writer, rowid order is
+ * commit order (DESIGN.md §6).
+ */
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/err.h"
+#include "limits.h"
+#include "store/store.h"
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS events("
+    " position INTEGER PRIMARY KEY,"
+    " event_id TEXT NOT NULL,"
+    " stream_id TEXT NOT NULL,"
+    " version INTEGER NOT NULL,"
+    " type TEXT NOT NULL,"
+    " data TEXT NOT NULL,"
+    " metadata TEXT NOT NULL,"
+    " occurred_at_ms INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_stream_version ON events(stream_id, version);"
+    "CREATE TABLE IF NOT EXISTS idempotency("
+    " key TEXT PRIMARY KEY,"
+    " request BLOB NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " body BLOB NOT NULL,"
+    " location TEXT,"
+    " position_hi INTEGER,"
+    " position_lo INTEGER,"
+    " created_at_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency(created_at_ms);";
+
+#define EVENT_COLUMNS "position, event_id, stream_id, version, type, data, metadata, occurred_at_ms"
+
+enum stmt_id {
+    STMT_BEGIN,
+    STMT_COMMIT,
+    STMT_ROLLBACK,
+    STMT_STREAM_VERSION,
+    STMT_INSERT_EVENT,
+    STMT_INSERT_IDEM,
+    STMT_READ_STREAM,
+    STMT_READ_LOG,
+    STMT_HEAD,
+    STMT_IDEM_GET,
+    STMT_IDEM_EXPIRE,
+    STMT_COUNT
+};
+
+static const char *const stmt_sql[STMT_COUNT] = {
+    [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_STREAM_VERSION] = "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?1",
+    [STMT_INSERT_EVENT] = "INSERT INTO events(event_id, stream_id, version, type, data, metadata,"
+                          " occurred_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [STMT_INSERT_IDEM] = "INSERT OR REPLACE INTO idempotency(key, request, status, body, location,"
+                         " position_hi, position_lo, created_at_ms)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [STMT_READ_STREAM] = "SELECT " EVENT_COLUMNS " FROM events WHERE stream_id = ?1"
+                         " AND version >= ?2 ORDER BY version LIMIT ?3",
+    [STMT_READ_LOG] = "SELECT " EVENT_COLUMNS " FROM events WHERE position > ?1"
+                      " ORDER BY position LIMIT ?2",
+    [STMT_HEAD] = "SELECT coalesce(max(position), 0) FROM events",
+    [STMT_IDEM_GET] = "SELECT request, status, body, location, position_hi, position_lo,"
+                      " created_at_ms FROM idempotency WHERE key = ?1",
+    [STMT_IDEM_EXPIRE] = "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency"
+                         " WHERE created_at_ms < ?1 LIMIT ?2)",
+};
+
+/* One connection and its prepared statements (prepared lazily). */
+struct sqlite_conn {
+    sqlite3 *db;
+    sqlite3_stmt *stmts[STMT_COUNT];
+};
+
+struct sqlite_store {
+    struct es_store base; /* must be first */
+    char *path;
+    pthread_mutex_t write_lock; /* commits come from one writer; this makes it certain */
+    struct sqlite_conn writer;
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cond;
+    struct sqlite_conn readers[WX_SQLITE_READERS_MAX];
+    bool reader_busy[WX_SQLITE_READERS_MAX];
+    size_t readers_open;
+};
+
+static int err_from_sqlite(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return 0;
+    case SQLITE_NOMEM:
+        return WX_ERR_NOMEM;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return WX_ERR_BUSY;
+    case SQLITE_CONSTRAINT:
+        return WX_ERR_CONFLICT;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return WX_ERR_CORRUPT;
+    case SQLITE_TOOBIG:
+        return WX_ERR_TOO_LARGE;
+    default:
+        return WX_ERR_IO;
+    }
+}
+
+static void conn_close(struct sqlite_conn *c)
+{
+    for (int i = 0; i < STMT_COUNT; i++) {
+        sqlite3_finalize(c->stmts[i]);
+        c->stmts[i] = NULL;
+    }
+    sqlite3_close(c->db);
+    c->db = NULL;
+}
+
+static int conn_exec(struct sqlite_conn *c, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "sqlite: %s: %s\n", sql, msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return err_from_sqlite(rc);
+}
+
+static int conn_open(struct sqlite_conn *c, const char *path, bool writer)
+{
+    memset(c, 0, sizeof(*c));
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "sqlite: open %s: %s\n", path, sqlite3_errstr(rc));
+        conn_close(c);
+        return err_from_sqlite(rc) ? err_from_sqlite(rc) : WX_ERR_IO;
+    }
+    sqlite3_busy_timeout(c->db, WX_SQLITE_BUSY_TIMEOUT_MS);
+    int err;
+    if (writer) {
+        /* WAL + synchronous=FULL: a commit returns after the WAL is fsync'd. */
+        err = conn_exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                           " PRAGMA cache_size=-65536;");
+        if (!err)
+            err = conn_exec(c, schema_sql);
+    } else {
+        err = conn_exec(c, "PRAGMA query_only=1; PRAGMA cache_size=-16384;");
+    }
+    if (err)
+        conn_close(c);
+    return err;
+}
+
+static sqlite3_stmt *conn_stmt(struct sqlite_conn *c, enum stmt_id id)
+{
+    if (c->stmts[id] == NULL) {
+        int rc = sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &c->stmts[id], NULL);
+        if (rc != SQLITE_OK) {
+            fprintf(stderr, "sqlite: prepare: %s\n", sqlite3_errmsg(c->db));
+            return NULL;
+        }
+    }
+    return c->stmts[id];
+}
+
+/* Runs a statement that returns nothing or one row of one integer. */
+static int stmt_run_i64(sqlite3_stmt *st, int64_t *value_out)
+{
+    int rc = sqlite3_step(st);
+    int err = 0;
+    if (rc == SQLITE_ROW) {
+        if (value_out != NULL)
+            *value_out = sqlite3_column_int64(st, 0);
+    } else if (rc != SQLITE_DONE) {
+        err = err_from_sqlite(rc);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+static int conn_step_simple(struct sqlite_conn *c, enum stmt_id id)
+{
+    sqlite3_stmt *st = conn_stmt(c, id);
+    if (st == NULL)
+        return WX_ERR_IO;
+    return stmt_run_i64(st, NULL);
+}
+
+static int reader_acquire(struct sqlite_store *s, struct sqlite_conn **conn_out)
+{
+    int err = 0;
+    pthread_mutex_lock(&s->pool_lock);
+    for (;;) {
+        for (size_t i = 0; i < s->readers_open; i++) {
+            if (!s->reader_busy[i]) {
+                s->reader_busy[i] = true;
+                *conn_out = &s->readers[i];
+                goto out_unlock;
+            }
+        }
+        if (s->readers_open < WX_SQLITE_READERS_MAX) {
+            size_t i = s->readers_open;
+            err = conn_open(&s->readers[i], s->path, false);
+            if (err)
+                goto out_unlock;
+            s->readers_open++;
+            s->reader_busy[i] = true;
+            *conn_out = &s->readers[i];
+            goto out_unlock;
+        }
+        pthread_cond_wait(&s->pool_cond, &s->pool_lock);
+    }
+out_unlock:
+    pthread_mutex_unlock(&s->pool_lock);
+    return err;
+}
+
+static void reader_release(struct sqlite_store *s, struct sqlite_conn *c)
+{
+    pthread_mutex_lock(&s->pool_lock);
+    size_t i = (size_t)(c - s->readers);
+    assert(i < s->readers_open && s->reader_busy[i]);
+    s->reader_busy[i] = false;
+    pthread_cond_signal(&s->pool_cond);
+    pthread_mutex_unlock(&s->pool_lock);
+}
+
+static void sqlite_close(struct es_store *store)
+{
+    struct sqlite_store *s = (struct sqlite_store *)store;
+    for (size_t i = 0; i < s->readers_open; i++)
+        conn_close(&s->readers[i]);
+    conn_close(&s->writer);
+    pthread_mutex_destroy(&s->write_lock);
+    pthread_mutex_destroy(&s->pool_lock);
+    pthread_cond_destroy(&s->pool_cond);
+    free(s->path);
+    free(s);
+}
+
+static int sqlite_open(const struct es_store_config *config, struct es_store **store_out)
+{
+    if (config->data_dir == NULL)
+        return WX_ERR_INVALID;
+    if (mkdir(config->data_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "sqlite: mkdir %s: %s\n", config->data_dir, strerror(errno));
+        return WX_ERR_IO;
+    }
+    struct sqlite_store *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return WX_ERR_NOMEM;
+    s->base.ops = &es_store_sqlite_ops;
+    pthread_mutex_init(&s->write_lock, NULL);
+    pthread_mutex_init(&s->pool_lock, NULL);
+    pthread_cond_init(&s->pool_cond, NULL);
+    size_t len = strlen(config->data_dir) + sizeof("/events.db");
+    s->path = malloc(len);
+    int err = WX_ERR_NOMEM;
+    if (s->path == NULL)
+        goto err_free;
+    snprintf(s->path, len, "%s/events.db", config->data_dir);
+    err = conn_open(&s->writer, s->path, true);
+    if (err)
+        goto err_free;
+    *store_out = &s->base;
+    return 0;
+err_free:
+    sqlite_close(&s->base);
+    return err;
+}
+
+static int bind_text(sqlite3_stmt *st, int col, const char *s, size_t len)
+{
+    return sqlite3_bind_text64(st, col, s, len, SQLITE_STATIC, SQLITE_UTF8);
+}
+
+static int append_one(struct sqlite_conn *c, struct es_stream_append *ap, struct es_position *last)
+{
+    sqlite3_stmt *sv = conn_stmt(c, STMT_STREAM_VERSION);
+    sqlite3_stmt *ins = conn_stmt(c, STMT_INSERT_EVENT);
+    if (sv == NULL || ins == NULL)
+        return WX_ERR_IO;
+    bind_text(sv, 1, ap->stream_id, strlen(ap->stream_id));
+    int64_t current = 0;
+    int err = stmt_run_i64(sv, &current);
+    if (err)
+        return err;
+    if (!es_expect_ok(&ap->expect, current))
+        return WX_ERR_CONFLICT;
+
+    for (size_t i = 0; i < ap->events_len; i++) {
+        struct es_event *ev = &ap->events[i];
+        ev->stream_id = ap->stream_id;
+        ev->version = current + 1 + (int64_t)i;
+        bind_text(ins, 1, ev->event_id, strlen(ev->event_id));
+        bind_text(ins, 2, ap->stream_id, strlen(ap->stream_id));
+        sqlite3_bind_int64(ins, 3, ev->version);
+        bind_text(ins, 4, ev->type, strlen(ev->type));
+        bind_text(ins, 5, ev->data, ev->data_len);
+        bind_text(ins, 6, ev->metadata, ev->metadata_len);
+        sqlite3_bind_int64(ins, 7, ev->occurred_at_ms);
+        err = stmt_run_i64(ins, NULL);
+        if (err)
+            return err;
+        ev->position = (struct es_position){0, (uint64_t)sqlite3_last_insert_rowid(c->db)};
+        *last = ev->position;
+    }
+    return 0;
+}
+
+static int insert_idem(struct sqlite_conn *c, const struct es_idem_record *r)
+{
+    sqlite3_stmt *st = conn_stmt(c, STMT_INSERT_IDEM);
+    if (st == NULL)
+        return WX_ERR_IO;
+    bind_text(st, 1, r->key, strlen(r->key));
+    sqlite3_bind_blob64(st, 2, r->request, r->request_len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, r->status);
+    sqlite3_bind_blob64(st, 4, r->body ? r->body : "", r->body_len, SQLITE_STATIC);
+    if (r->location != NULL)
+        bind_text(st, 5, r->location, strlen(r->location));
+    if (r->has_position) {
+        sqlite3_bind_int64(st, 6, (int64_t)r->position.hi);
+        sqlite3_bind_int64(st, 7, (int64_t)r->position.lo);
+    }
+    sqlite3_bind_int64(st, 8, r->created_at_ms);
+    return stmt_run_i64(st, NULL);
+}
+
+static int sqlite_commit(struct es_store *store, struct es_batch_item *items, size_t items_len)
+{
+    struct sqlite_store *s = (struct sqlite_store *)store;
+    struct sqlite_conn *c = &s->writer;
+    pthread_mutex_lock(&s->write_lock);
+    int err = conn_step_simple(c, STMT_BEGIN);
+    if (err)
+        goto out_unlock;
+    for (size_t i = 0; i < items_len; i++) {
+        struct es_batch_item *item = &items[i];
+        struct es_position last = {0, 0};
+        bool appended = false;
+        for (size_t a = 0; a < item->appends_len; a++) {
+            err = append_one(c, &item->appends[a], &last);
+            if (err)
+                goto err_rollback;
+            appended = true;
+        }
+        if (item->idem != NULL) {
+            item->idem->has_position = appended;
+            item->idem->position = last;
+            err = insert_idem(c, item->idem);
+            if (err)
+                goto err_rollback;
+        }
+    }
+    err = conn_step_simple(c, STMT_COMMIT);
+    if (err)
+        goto err_rollback;
+    goto out_unlock;
+err_rollback:
+    /* ROLLBACK may fail when SQLite already rolled back on its own; either
+     * way the transaction is gone and nothing of the batch is stored. */
+    (void)conn_step_simple(c, STMT_ROLLBACK);
+out_unlock:
+    pthread_mutex_unlock(&s->write_lock);
+    return err;
+}
+
+static void event_from_row(sqlite3_stmt *st, struct es_event *ev)
+{
+    ev->position = (struct es_position){0, (uint64_t)sqlite3_column_int64(st, 0)};
+    const char *id = (const char *)sqlite3_column_text(st, 1);
+    snprintf(ev->event_id, sizeof(ev->event_id), "%s", id ? id : "");
+    ev->stream_id = (const char *)sqlite3_column_text(st, 2);
+    ev->version = sqlite3_column_int64(st, 3);
+    ev->type = (const char *)sqlite3_column_text(st, 4);
+    ev->data = (const char *)sqlite3_column_text(st, 5);
+    ev->data_len = (size_t)sqlite3_column_bytes(st, 5);
+    ev->metadata = (const char *)sqlite3_column_text(st, 6);
+    ev->metadata_len = (size_t)sqlite3_column_bytes(st, 6);
+    ev->occurred_at_ms = sqlite3_column_int64(st, 7);
+}
+
+static int each_event(sqlite3_stmt *st, es_event_fn fn, void *ctx)
+{
+    int err = 0;
+    for (;;) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            err = err_from_sqlite(rc);
+            break;
+        }
+        struct es_event ev;
+        event_from_row(st, &ev);
+        if (ev.stream_id == NULL || ev.type == NULL || ev.data == NULL || ev.metadata == NULL) {
+            err = WX_ERR_CORRUPT;
+            break;
+        }
+        err = fn(ctx, &ev);
+        if (err)
+            break;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return err;
+}
+
+static int sqlite_read_stream(struct es_store *store, const char *stream_id, int64_t from_version,
+                              size_t max_events, es_event_fn fn, void *ctx)
+{
+    struct sqlite_store *s = (struct sqlite_store *)store;
+    struct sqlite_conn *c;
+    int err = reader_acquire(s, &c);
+    if (err)
+        return err;
+    sqlite3_stmt *st = conn_stmt(c, STMT_READ_STREAM);
+    if (st == NULL) {
+        err = WX_ERR_IO;
+        goto out_release;
+    }
+    bind_text(st, 1, stream_id, strlen(stream_id));
+    sqlite3_bind_int64(st, 2, from_version);
+    sqlite3_bind_int64(st, 3, max_events > INT64_MAX ? INT64_MAX : (int64_t)max_events);
+    err = each_event(st, fn, ctx);
+out_release:
+    reader_release(s, c);
+    return err;
+}
+
+static int sqlite_read_log(struct es_store *store, const struct es_position *after,
+                           size_t max_events, es_event_fn fn, void *ctx)
+{
+    struct sqlite_store *s = (struct sqlite_store *)store;
+    if (after->hi != 0)
+        return WX_ERR_INVALID;
+    struct sqlite_conn *c;
+    int err = reader_acquire(s, &c);
+    if (err)
+        return err;
+    sqlite3_stmt *st = conn_stmt(c, STMT_READ_LOG);
+    if (st == NULL) {
+        err = WX_ERR_IO;
+        goto out_release;
+    }
+    sqlite3_bind_int64(st, 1, after->lo > INT64_MAX ? INT64_MAX : (int64_t)after->lo);
+    sqlite3_bind_int64(st, 2, max_events > INT64_MAX ? INT64_MAX : (int64_t)max_events);
+    err = each_event(st, fn, ctx);
+out_release:
+    reader_release(s, c);
+    return err;
+}
+
+static int sqlite_stream_version(struct es_store *store, const char *stream_id,
+                                 int64_t *version_out)
+{
+    struct sqlite_store *s = (struct sqlite_store *)store;
+    struct sqlite_conn *c;
+    int err = reader_acquire(s, &c);
+    if (err)
+        return err;
+    sqlite3_stmt *st = conn_stmt(c, STMT_STREAM_VERSION);
+    if (st == NULL) {
+        err = WX_ERR_IO;
+    } else {
+        bind_text(st, 1, stream_id, strlen(stream_id));
+        err = stmt_run_i64(st, version_out);
+    }
+    reader_release(s, c);
+    return err;
+}
+
+static int sqlite_head(struct es_store *store, struct es_position *head_out)
+{
+    struct sqlite_store *s = (struct sqlite_store *)store;
+    struct sqlite_conn *c;
+    int err = reader_acquire(s, &c);
+    if (err)
+        return err;
+    sqlite3_stmt *st = conn_stmt(c, STMT_HEAD);
+    int64_t lo = 0;
+    err = st == NULL ? WX_ERR_IO : stmt_run_i64(st, &lo);
+    if (!err)
+        *head_out = (struct es_position){0, (uint64_t)lo};
+    reader_release(s, c);
+    return err;
+}
+
+static int sqlite_idem_get(struct es_store *store, const char *key, struct wx_arena *arena,
+                           struct es_idem_record *record_out)
+{
+    struct sqlite_store *s = (struct sqlite_store *)store;
+    struct sqlite_conn *c;
+    int err = reader_acquire(s, &c);
+    if (err)
+        return err;
+    sqlite3_stmt *st = conn_stmt(c, STMT_IDEM_GET);
+    if (st == NULL) {
+        err = WX_ERR_IO;
+        goto out_release;
+    }
+    bind_text(st, 1, key, strlen(key));
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        err = WX_ERR_NOT_FOUND;
+    } else if (rc != SQLITE_ROW) {
+        err = err_from_sqlite(rc);
+    } else {
+        struct es_idem_record r = {0};
+        r.key = wx_arena_strdup(arena, key);
+        r.request_len = (size_t)sqlite3_column_bytes(st, 0);
+        r.request = wx_arena_strndup(arena, sqlite3_column_blob(st, 0), r.request_len);
+        r.status = sqlite3_column_int(st, 1);
+        r.body_len = (size_t)sqlite3_column_bytes(st, 2);
+        const void *body = sqlite3_column_blob(st, 2);
+        r.body = wx_arena_strndup(arena, body ? body : "", r.body_len);
+        if (sqlite3_column_type(st, 3) != SQLITE_NULL)
+            r.location = wx_arena_strdup(arena, (const char *)sqlite3_column_text(st, 3));
+        if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
+            r.has_position = true;
+            r.position.hi = (uint64_t)sqlite3_column_int64(st, 4);
+            r.position.lo = (uint64_t)sqlite3_column_int64(st, 5);
+        }
+        r.created_at_ms = sqlite3_column_int64(st, 6);
+        if (r.key == NULL || r.request == NULL || r.body == NULL)
+            err = WX_ERR_NOMEM;
+        else
+            *record_out = r;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+out_release:
+    reader_release(s, c);
+    return err;
+}
+
+static int sqlite_idem_expire(struct es_store *store, int64_t before_ms, size_t max_records,
+                              size_t *deleted_out)
+{
+    struct sqlite_store *s = (struct sqlite_store *)store;
+    pthread_mutex_lock(&s->write_lock);
+    sqlite3_stmt *st = conn_stmt(&s->writer, STMT_IDEM_EXPIRE);
+    int err = WX_ERR_IO;
+    if (st != NULL) {
+        sqlite3_bind_int64(st, 1, before_ms);
+        sqlite3_bind_int64(st, 2, (int64_t)max_records);
+        err = stmt_run_i64(st, NULL);
+        if (!err)
+            *deleted_out = (size_t)sqlite3_changes(s->writer.db);
+    }
+    pthread_mutex_unlock(&s->write_lock);
+    return err;
+}
+
+const struct es_store_ops es_store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .commit = sqlite_commit,
+    .read_stream = sqlite_read_stream,
+    .read_log = sqlite_read_log,
+    .stream_version = sqlite_stream_version,
+    .head = sqlite_head,
+    .idem_get = sqlite_idem_get,
+    .idem_expire = sqlite_idem_expire,
+};

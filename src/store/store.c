@@ -1,0 +1,145 @@
+/*
+ * The only way into a store backend: argument checks, backend lookup and
+ * fault injection live here so every backend gets them for free.
+ */
+#include "store/store.h"
+
+#include <assert.h>
+#include <string.h>
+
+#include "base/err.h"
+
+static const struct es_store_ops *const backends[] = {
+    &es_store_sqlite_ops,
+    &es_store_memory_ops,
+};
+
+const struct es_store_ops *es_store_backend(const char *name)
+{
+    for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+        if (strcmp(backends[i]->name, name) == 0)
+            return backends[i];
+    return NULL;
+}
+
+int es_store_open(const char *backend, const struct es_store_config *config,
+                  struct es_store **store_out)
+{
+    const struct es_store_ops *ops = es_store_backend(backend);
+    if (ops == NULL)
+        return WX_ERR_INVALID;
+    struct es_store *store = NULL;
+    int err = ops->open(config, &store);
+    if (err)
+        return err;
+    assert(store->ops == ops);
+    atomic_init(&store->faults.commit_fail_after, -1);
+    atomic_init(&store->faults.commit_fail_count, 0);
+    *store_out = store;
+    return 0;
+}
+
+void es_store_close(struct es_store *store)
+{
+    if (store == NULL)
+        return;
+    store->ops->close(store);
+}
+
+void es_store_fault_commit(struct es_store *store, int after_commits, int count)
+{
+    atomic_store(&store->faults.commit_fail_count, count);
+    atomic_store(&store->faults.commit_fail_after, after_commits);
+}
+
+/* True when this commit must fail by injection. */
+static bool fault_commit_due(struct es_store *store)
+{
+    int after = atomic_load(&store->faults.commit_fail_after);
+    if (after < 0)
+        return false;
+    if (after > 0) {
+        atomic_fetch_sub(&store->faults.commit_fail_after, 1);
+        return false;
+    }
+    if (atomic_fetch_sub(&store->faults.commit_fail_count, 1) <= 1)
+        atomic_store(&store->faults.commit_fail_after, -1);
+    return true;
+}
+
+int es_store_commit(struct es_store *store, struct es_batch_item *items, size_t items_len)
+{
+    assert(items_len == 0 || items != NULL);
+    for (size_t i = 0; i < items_len; i++) {
+        for (size_t a = 0; a < items[i].appends_len; a++) {
+            assert(items[i].appends[a].stream_id != NULL);
+            assert(items[i].appends[a].events_len > 0);
+        }
+    }
+    if (fault_commit_due(store))
+        return WX_ERR_FAULT;
+    int err = store->ops->commit(store, items, items_len);
+    if (err == 0) {
+        /* Postcondition: versions are dense and positions increase. */
+        for (size_t i = 0; i < items_len; i++)
+            for (size_t a = 0; a < items[i].appends_len; a++) {
+                const struct es_stream_append *ap = &items[i].appends[a];
+                for (size_t e = 1; e < ap->events_len; e++)
+                    assert(ap->events[e].version == ap->events[e - 1].version + 1);
+            }
+    }
+    return err;
+}
+
+int es_store_read_stream(struct es_store *store, const char *stream_id, int64_t from_version,
+                         size_t max_events, es_event_fn fn, void *ctx)
+{
+    assert(stream_id != NULL && fn != NULL);
+    if (from_version < 1)
+        from_version = 1;
+    return store->ops->read_stream(store, stream_id, from_version, max_events, fn, ctx);
+}
+
+int es_store_read_log(struct es_store *store, const struct es_position *after,
+                      size_t max_events, es_event_fn fn, void *ctx)
+{
+    assert(after != NULL && fn != NULL);
+    return store->ops->read_log(store, after, max_events, fn, ctx);
+}
+
+int es_store_stream_version(struct es_store *store, const char *stream_id, int64_t *version_out)
+{
+    assert(stream_id != NULL);
+    return store->ops->stream_version(store, stream_id, version_out);
+}
+
+int es_store_head(struct es_store *store, struct es_position *head_out)
+{
+    return store->ops->head(store, head_out);
+}
+
+int es_store_idem_get(struct es_store *store, const char *key, struct wx_arena *arena,
+                      struct es_idem_record *record_out)
+{
+    assert(key != NULL && arena != NULL);
+    return store->ops->idem_get(store, key, arena, record_out);
+}
+
+int es_store_idem_expire(struct es_store *store, int64_t before_ms, size_t max_records,
+                         size_t *deleted_out)
+{
+    return store->ops->idem_expire(store, before_ms, max_records, deleted_out);
+}
+
+bool es_expect_ok(const struct es_expect *expect, int64_t current)
+{
+    switch (expect->kind) {
+    case ES_EXPECT_ANY:
+        return true;
+    case ES_EXPECT_NO_STREAM:
+        return current == 0;
+    case ES_EXPECT_EXACT:
+        return current == expect->version;
+    }
+    return false;
+}

@@ -1,0 +1,142 @@
+/*
+ * The event store: one abstraction, several backends (sqlite, memory; later
+ * postgres), reached through `struct es_store_ops` like SQLite's
+ * sqlite3_io_methods. A backend puts `struct es_store` first in its own
+ * struct. Callers use only the es_store_* wrappers below, which check
+ * arguments and inject faults for tests.
+ *
+ * Thread model: es_store_commit and es_store_idem_expire are called by one
+ * writer thread at a time; the read calls may come from any thread at once.
+ *
+ * Ownership: the store owns everything it returns through callbacks only for
+ * the duration of the callback; records copied out go into the caller's
+ * arena. es_store_close frees the store.
+ */
+#ifndef WALLEX_STORE_STORE_H
+#define WALLEX_STORE_STORE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "es/event.h"
+
+enum es_expect_kind {
+    ES_EXPECT_ANY,       /* append whatever the stream's version */
+    ES_EXPECT_NO_STREAM, /* the stream must not exist yet */
+    ES_EXPECT_EXACT,     /* the stream must be at exactly `version` */
+};
+
+struct es_expect {
+    enum es_expect_kind kind;
+    int64_t version; /* for ES_EXPECT_EXACT; 0 means "no stream" too */
+};
+
+/* Events for one stream. The store checks `expect` against the stream as it
+ * is inside the transaction (earlier items of the same batch included),
+ * assigns versions and positions and writes them into `events`. */
+struct es_stream_append {
+    const char *stream_id;
+    struct es_expect expect;
+    struct es_event *events;
+    size_t events_len;
+};
+
+/* The remembered outcome of one Idempotency-Key. */
+struct es_idem_record {
+    const char *key;
+    const char *request; /* method, path and body: the request's identity */
+    size_t request_len;
+    int status;
+    const char *body;
+    size_t body_len;
+    const char *location; /* NULL when the response had none */
+    bool has_position;    /* set by the store when the item appended events */
+    struct es_position position;
+    int64_t created_at_ms;
+};
+
+/* Everything one command writes. The idempotency record, if any, is written
+ * after the item's events, and its position is that of the item's last
+ * event, so a replay can answer X-Position too. */
+struct es_batch_item {
+    struct es_stream_append *appends;
+    size_t appends_len;
+    struct es_idem_record *idem; /* NULL when the request had no key */
+};
+
+struct es_store_config {
+    const char *data_dir; /* sqlite: where events.db lives */
+    const char *url;      /* postgres: connection string */
+};
+
+struct es_store;
+
+struct es_store_ops {
+    const char *name;
+    int (*open)(const struct es_store_config *config, struct es_store **store_out);
+    void (*close)(struct es_store *store);
+    /* All items in one transaction, durable (fsync'd) before it returns 0.
+     * On any error nothing of the batch is stored. */
+    int (*commit)(struct es_store *store, struct es_batch_item *items, size_t items_len);
+    /* Events of one stream with version >= from_version, oldest first, at
+     * most max_events of them. */
+    int (*read_stream)(struct es_store *store, const char *stream_id, int64_t from_version,
+                       size_t max_events, es_event_fn fn, void *ctx);
+    /* Events after `after` in log order, at most max_events. */
+    int (*read_log)(struct es_store *store, const struct es_position *after, size_t max_events,
+                    es_event_fn fn, void *ctx);
+    /* The stream's current version, 0 when it does not exist. */
+    int (*stream_version)(struct es_store *store, const char *stream_id, int64_t *version_out);
+    /* The position of the last event in the log (start when empty). */
+    int (*head)(struct es_store *store, struct es_position *head_out);
+    /* WX_ERR_NOT_FOUND when there is no record for the key. */
+    int (*idem_get)(struct es_store *store, const char *key, struct wx_arena *arena,
+                    struct es_idem_record *record_out);
+    /* Deletes at most max_records records created before before_ms. */
+    int (*idem_expire)(struct es_store *store, int64_t before_ms, size_t max_records,
+                       size_t *deleted_out);
+};
+
+/* Faults a test can ask the wrappers to inject (SQLite's os.c style). */
+struct es_store_faults {
+    atomic_int commit_fail_after;  /* fail commits once this many more pass; <0 off */
+    atomic_int commit_fail_count;  /* how many commits to fail then */
+};
+
+struct es_store {
+    const struct es_store_ops *ops;
+    struct es_store_faults faults;
+};
+
+/* Finds a backend by name ("sqlite", "memory"), or NULL. */
+const struct es_store_ops *es_store_backend(const char *name);
+
+int es_store_open(const char *backend, const struct es_store_config *config,
+                  struct es_store **store_out);
+void es_store_close(struct es_store *store);
+int es_store_commit(struct es_store *store, struct es_batch_item *items, size_t items_len);
+int es_store_read_stream(struct es_store *store, const char *stream_id, int64_t from_version,
+                         size_t max_events, es_event_fn fn, void *ctx);
+int es_store_read_log(struct es_store *store, const struct es_position *after,
+                      size_t max_events, es_event_fn fn, void *ctx);
+int es_store_stream_version(struct es_store *store, const char *stream_id, int64_t *version_out);
+int es_store_head(struct es_store *store, struct es_position *head_out);
+int es_store_idem_get(struct es_store *store, const char *key, struct wx_arena *arena,
+                      struct es_idem_record *record_out);
+int es_store_idem_expire(struct es_store *store, int64_t before_ms, size_t max_records,
+                         size_t *deleted_out);
+
+/* After `after_commits` more successful commits, fail the next `count`
+ * commits with WX_ERR_FAULT without storing anything. */
+void es_store_fault_commit(struct es_store *store, int after_commits, int count);
+
+/* Shared by backends: does a stream at `current` satisfy `expect`? */
+bool es_expect_ok(const struct es_expect *expect, int64_t current);
+
+extern const struct es_store_ops es_store_sqlite_ops;
+extern const struct es_store_ops es_store_memory_ops;
+
+#endif
