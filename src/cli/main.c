@@ -1,1 +1,338 @@
-int main(void){return 0;}
+/*
+ * wallex: the server and its tools in one binary. Every flag also reads an
+ * environment variable (WALLEX_LISTEN, WALLEX_DATA_DIR, ...), flags win.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/money.h"
+#include "es/writer.h"
+#include "http/http.h"
+#include "limits.h"
+#include "store/store.h"
+#include "wallet/routes.h"
+
+#ifndef WALLEX_VERSION
+#define WALLEX_VERSION "dev"
+#endif
+
+struct options {
+    const char *listen;
+    const char *data_dir;
+    const char *store;
+    const char *pg_url;
+    const char *currency;
+    int64_t threads;
+    int64_t idem_ttl_s;
+    int64_t from;
+    int64_t limit;
+};
+
+static const char *env_or(const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' ? v : fallback;
+}
+
+static void options_defaults(struct options *o)
+{
+    o->listen = env_or("WALLEX_LISTEN", "127.0.0.1:8080");
+    o->data_dir = env_or("WALLEX_DATA_DIR", "./data");
+    o->store = env_or("WALLEX_STORE", "sqlite");
+    o->pg_url = env_or("WALLEX_PG_URL", NULL);
+    o->currency = env_or("WALLEX_DEFAULT_CURRENCY", "USD");
+    o->threads = WX_HTTP_THREADS_DEFAULT;
+    o->idem_ttl_s = WX_IDEM_TTL_MS_DEFAULT / 1000;
+    o->from = 0;
+    o->limit = INT64_MAX;
+}
+
+static bool int_opt(const char *name, const char *text, int64_t min, int64_t max, int64_t *out)
+{
+    if (text == NULL)
+        return true;
+    if (!http_parse_i64(text, min, max, out)) {
+        fprintf(stderr, "wallex: %s must be an integer from %" PRId64 " to %" PRId64 "\n", name,
+                min, max);
+        return false;
+    }
+    return true;
+}
+
+static const char usage_main[] =
+    "usage: wallex <command> [options]\n"
+    "\n"
+    "An event-sourced wallet and ledger server.\n"
+    "\n"
+    "commands:\n"
+    "  serve     run the HTTP server\n"
+    "  events    print the event log of a data directory as JSON lines\n"
+    "\n"
+    "  wallex <command> --help   options of one command\n"
+    "  wallex --version          the version\n";
+
+static const char usage_serve[] =
+    "usage: wallex serve [options]\n"
+    "\n"
+    "  --listen ADDR          host:port to listen on     WALLEX_LISTEN     (127.0.0.1:8080)\n"
+    "  --data-dir DIR         where the SQLite files live WALLEX_DATA_DIR  (./data)\n"
+    "  --store NAME           sqlite | memory            WALLEX_STORE      (sqlite)\n"
+    "  --pg URL               PostgreSQL connection URL  WALLEX_PG_URL     (not yet supported)\n"
+    "  --currency CODE        default wallet currency    WALLEX_DEFAULT_CURRENCY (USD)\n"
+    "  --http-threads N       HTTP threads               WALLEX_HTTP_THREADS (2)\n"
+    "  --idempotency-ttl S    Idempotency-Key lifetime   WALLEX_IDEMPOTENCY_TTL_S (86400)\n"
+    "\n"
+    "SIGTERM or SIGINT stops accepting connections, finishes the requests in\n"
+    "flight and exits 0.\n";
+
+static const char usage_events[] =
+    "usage: wallex events [options]\n"
+    "\n"
+    "Prints the event log, oldest first, one JSON object a line.\n"
+    "\n"
+    "  --data-dir DIR   the data directory            WALLEX_DATA_DIR (./data)\n"
+    "  --from N         start after log position N    (0)\n"
+    "  --limit N        print at most N events        (all)\n";
+
+enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_CURRENCY, OPT_THREADS,
+       OPT_IDEM_TTL, OPT_FROM, OPT_LIMIT, OPT_HELP };
+
+static const struct option long_options[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"store", required_argument, NULL, OPT_STORE},
+    {"pg", required_argument, NULL, OPT_PG},
+    {"currency", required_argument, NULL, OPT_CURRENCY},
+    {"http-threads", required_argument, NULL, OPT_THREADS},
+    {"idempotency-ttl", required_argument, NULL, OPT_IDEM_TTL},
+    {"from", required_argument, NULL, OPT_FROM},
+    {"limit", required_argument, NULL, OPT_LIMIT},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+/* Parses flags into o; returns 0 to go on, 1 after --help, 2 on error. */
+static int parse_options(int argc, char **argv, const char *usage, struct options *o)
+{
+    const char *threads = env_or("WALLEX_HTTP_THREADS", NULL);
+    const char *ttl = env_or("WALLEX_IDEMPOTENCY_TTL_S", NULL);
+    const char *from = NULL, *limit = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+        switch (c) {
+        case OPT_LISTEN: o->listen = optarg; break;
+        case OPT_DATA_DIR: o->data_dir = optarg; break;
+        case OPT_STORE: o->store = optarg; break;
+        case OPT_PG: o->pg_url = optarg; break;
+        case OPT_CURRENCY: o->currency = optarg; break;
+        case OPT_THREADS: threads = optarg; break;
+        case OPT_IDEM_TTL: ttl = optarg; break;
+        case OPT_FROM: from = optarg; break;
+        case OPT_LIMIT: limit = optarg; break;
+        case OPT_HELP: fputs(usage, stdout); return 1;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "wallex: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!int_opt("--http-threads", threads, 1, WX_HTTP_THREADS_MAX, &o->threads) ||
+        !int_opt("--idempotency-ttl", ttl, 1, INT64_MAX / 1000, &o->idem_ttl_s) ||
+        !int_opt("--from", from, 0, INT64_MAX, &o->from) ||
+        !int_opt("--limit", limit, 1, INT64_MAX, &o->limit))
+        return 2;
+    if (wx_currency_exponent(o->currency) < 0) {
+        fprintf(stderr, "wallex: --currency %s is not an ISO 4217 code\n", o->currency);
+        return 2;
+    }
+    return 0;
+}
+
+/* Thousands of connections need thousands of descriptors. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int open_store(const struct options *o, struct es_store **store)
+{
+    if (strcmp(o->store, "postgres") == 0) {
+        fprintf(stderr, "wallex: the postgres store is not built yet; use --store sqlite\n");
+        return WX_ERR_INVALID;
+    }
+    struct es_store_config cfg = {.data_dir = o->data_dir, .url = o->pg_url};
+    int err = es_store_open(o->store, &cfg, store);
+    if (err)
+        fprintf(stderr, "wallex: cannot open the %s store in %s: %s\n", o->store, o->data_dir,
+                wx_strerror(err));
+    return err;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    struct options o;
+    options_defaults(&o);
+    int rc = parse_options(argc, argv, usage_serve, &o);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+
+    /* Signals are taken synchronously by this thread with sigwait; every
+     * thread started from here on inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+
+    struct es_store *store = NULL;
+    struct es_writer *writer = NULL;
+    struct http_server *http = NULL;
+    int err = open_store(&o, &store);
+    if (err)
+        return 1;
+    struct es_writer_config wcfg = {
+        .store = store,
+        .clock = &wx_clock_system,
+        .idem_ttl_ms = o.idem_ttl_s * 1000,
+    };
+    err = es_writer_start(&wcfg, &writer);
+    if (err) {
+        fprintf(stderr, "wallex: cannot start the writer: %s\n", wx_strerror(err));
+        goto out_store;
+    }
+    struct wallet_service svc = {.store = store, .writer = writer};
+    snprintf(svc.default_currency, sizeof(svc.default_currency), "%s", o.currency);
+    struct http_server_config hcfg = {
+        .listen = o.listen,
+        .threads = (unsigned)o.threads,
+        .routes = wallet_routes,
+        .routes_len = wallet_routes_len,
+        .app = &svc,
+        .writer = writer,
+    };
+    err = http_server_start(&hcfg, &http);
+    if (err)
+        goto out_writer;
+    fprintf(stderr, "wallex %s: serving http://%s (port %u), %s store in %s\n", WALLEX_VERSION,
+            o.listen, http_server_port(http), o.store, o.data_dir);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    fprintf(stderr, "wallex: %s: finishing requests in flight\n", strsignal(sig));
+    http_server_quiesce(http);
+    int64_t deadline = wx_monotonic_ms() + WX_SHUTDOWN_GRACE_MS;
+    while (http_server_active(http) > 0 && wx_monotonic_ms() < deadline)
+        usleep(10 * 1000);
+
+out_writer:
+    /* The writer completes every queued command before it stops, so no
+     * connection stays suspended when the HTTP server stops. */
+    es_writer_stop(writer);
+    http_server_stop(http);
+out_store:
+    es_store_close(store);
+    if (!err)
+        fprintf(stderr, "wallex: stopped\n");
+    return err ? 1 : 0;
+}
+
+static int print_event(void *ctx, const struct es_event *ev)
+{
+    struct es_position *last = ctx;
+    char pos[ES_POSITION_TOKEN_BYTES];
+    es_position_format(&ev->position, pos);
+    struct wx_buf b;
+    wx_buf_init(&b);
+    bool first = true;
+    wx_buf_addc(&b, '{');
+    wx_buf_json_key(&b, "position", &first);
+    wx_buf_json_str(&b, pos);
+    wx_buf_json_key(&b, "eventId", &first);
+    wx_buf_json_str(&b, ev->event_id);
+    wx_buf_json_key(&b, "streamId", &first);
+    wx_buf_json_str(&b, ev->stream_id);
+    wx_buf_json_key(&b, "version", &first);
+    wx_buf_add_i64(&b, ev->version);
+    wx_buf_json_key(&b, "type", &first);
+    wx_buf_json_str(&b, ev->type);
+    wx_buf_json_key(&b, "data", &first);
+    wx_buf_add(&b, ev->data, ev->data_len);
+    wx_buf_json_key(&b, "metadata", &first);
+    wx_buf_add(&b, ev->metadata, ev->metadata_len);
+    wx_buf_adds(&b, "}\n");
+    int err = wx_buf_ok(&b) && fwrite(b.data, 1, b.len, stdout) == b.len ? 0 : WX_ERR_IO;
+    wx_buf_free(&b);
+    *last = ev->position;
+    return err;
+}
+
+static int cmd_events(int argc, char **argv)
+{
+    struct options o;
+    options_defaults(&o);
+    int rc = parse_options(argc, argv, usage_events, &o);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if (access(o.data_dir, F_OK) != 0) {
+        fprintf(stderr, "wallex: no data directory at %s\n", o.data_dir);
+        return 1;
+    }
+    struct es_store *store;
+    if (open_store(&o, &store))
+        return 1;
+    struct es_position pos = {0, (uint64_t)o.from};
+    int64_t left = o.limit;
+    int err = 0;
+    while (left > 0 && !err) {
+        struct es_position before = pos;
+        size_t page = left > 10000 ? 10000 : (size_t)left;
+        err = es_store_read_log(store, &pos, page, print_event, &pos);
+        if (es_position_cmp(&before, &pos) == 0)
+            break;
+        left -= (int64_t)(pos.lo - before.lo);
+    }
+    es_store_close(store);
+    if (err)
+        fprintf(stderr, "wallex: reading the log: %s\n", wx_strerror(err));
+    return err ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage_main, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("wallex %s\n", WALLEX_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "events") == 0)
+        return cmd_events(argc - 1, argv + 1);
+    fprintf(stderr, "wallex: unknown command '%s'\n\n%s", cmd, usage_main);
+    return 2;
+}

@@ -321,6 +321,12 @@ static void answer_problem(struct es_command *cmd, enum es_outcome outcome, cons
     wx_buf_free(&b);
 }
 
+void es_decide_fail(struct es_decide_ctx *ctx, int err)
+{
+    assert(err != 0);
+    ctx->err = err;
+}
+
 void es_decide_reject(struct es_decide_ctx *ctx, enum es_outcome outcome, const char *detail)
 {
     assert(!ctx->answered);
@@ -399,9 +405,8 @@ static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
         ctx->err = WX_ERR_INVALID; /* a handler bug; fail the command, not the server */
     if (ctx->err) {
         fprintf(stderr, "writer: command failed: %s\n", wx_strerror(ctx->err));
-        answer_problem(cmd, ctx->err == WX_ERR_IO || ctx->err == WX_ERR_BUSY
-                                ? ES_store_unavailable
-                                : ES_internal_error,
+        bool store = ctx->err == WX_ERR_IO || ctx->err == WX_ERR_BUSY || ctx->err == WX_ERR_FAULT;
+        answer_problem(cmd, store ? ES_store_unavailable : ES_internal_error,
                        wx_strerror(ctx->err));
         return EFFECT_NONE;
     }

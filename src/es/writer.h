@@ -109,6 +109,10 @@ int64_t es_decide_now_ms(const struct es_decide_ctx *ctx);
 /* The success answer; body is copied into the command's arena. */
 void es_decide_reply(struct es_decide_ctx *ctx, int status, const char *body, size_t body_len,
                      const char *location);
+/* A system failure inside the handler (the store could not be read, out of
+ * memory): the command fails with 503 or 500, stages nothing and is not
+ * remembered under its Idempotency-Key, so a retry can succeed. */
+void es_decide_fail(struct es_decide_ctx *ctx, int err);
 /* A business rejection: stages nothing, answers problem JSON. */
 void es_decide_reject(struct es_decide_ctx *ctx, enum es_outcome outcome, const char *detail);
 

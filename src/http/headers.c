@@ -1,0 +1,114 @@
+/*
+ * Validation of client-supplied strings: ids, headers, integers. Everything
+ * here returns false on bad input; nothing asserts, because clients send it.
+ */
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/http.h"
+#include "limits.h"
+
+bool http_id_ok(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (n == WX_ID_BYTES_MAX)
+            return false;
+        if (!isalnum(c) && c != '.' && c != '_' && c != ':' && c != '-')
+            return false;
+        if (c >= 0x80)
+            return false;
+    }
+    return n > 0;
+}
+
+static bool visible_ascii(const char *s, size_t max_bytes)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (n == max_bytes || c < 0x21 || c > 0x7e)
+            return false;
+    }
+    return n > 0;
+}
+
+bool http_idem_key_ok(const char *s)
+{
+    return visible_ascii(s, WX_IDEM_KEY_BYTES_MAX);
+}
+
+bool http_correlation_id_ok(const char *s)
+{
+    return visible_ascii(s, WX_CORRELATION_ID_BYTES_MAX);
+}
+
+static bool lower_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static bool all_zero(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != '0')
+            return false;
+    return true;
+}
+
+bool http_traceparent_ok(const char *s)
+{
+    /* 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags> */
+    if (strlen(s) != WX_TRACEPARENT_BYTES)
+        return false;
+    if (s[2] != '-' || s[35] != '-' || s[52] != '-')
+        return false;
+    if (!lower_hex(s, 2) || !lower_hex(s + 3, 32) || !lower_hex(s + 36, 16) ||
+        !lower_hex(s + 53, 2))
+        return false;
+    if (strncmp(s, "00", 2) != 0 || all_zero(s + 3, 32) || all_zero(s + 36, 16))
+        return false;
+    return true;
+}
+
+bool http_content_type_json(const char *s)
+{
+    static const char json[] = "application/json";
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (strncasecmp(s, json, sizeof(json) - 1) != 0)
+        return false;
+    s += sizeof(json) - 1;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    return *s == '\0' || *s == ';';
+}
+
+bool http_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    bool neg = false;
+    if (*s == '-') {
+        neg = true;
+        s++;
+    }
+    if (*s == '\0' || strlen(s) > 19)
+        return false;
+    int64_t v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, *s - '0', &v))
+            return false;
+    }
+    if (neg)
+        v = -v;
+    if (v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}

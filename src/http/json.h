@@ -1,0 +1,45 @@
+/*
+ * Reading request bodies with json-c, strictly: valid UTF-8, no NUL bytes,
+ * bounded nesting, one JSON object and nothing after it. Field readers copy
+ * what they return into the request arena and explain any failure in
+ * `detail` (a static string) for the problem response.
+ */
+#ifndef WALLEX_HTTP_JSON_H
+#define WALLEX_HTTP_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+
+struct json_object;
+
+/* Parses an object; the caller puts it with json_object_put. */
+bool http_json_parse_object(const char *body, size_t len, struct json_object **obj_out,
+                            const char **detail);
+/* True when every key of obj is in `allowed` (NULL-terminated). */
+bool http_json_only_keys(struct json_object *obj, const char *const *allowed,
+                         const char **bad_key_out);
+
+enum http_field {
+    HTTP_FIELD_OPTIONAL,
+    HTTP_FIELD_REQUIRED,
+};
+
+/* A string field of at most max_bytes, without NUL; absent or null gives
+ * NULL when optional. */
+bool http_json_string(struct json_object *obj, const char *key, enum http_field need,
+                      size_t max_bytes, struct wx_arena *arena, const char **out);
+/* An id field (API.md id rules). */
+bool http_json_id(struct json_object *obj, const char *key, enum http_field need,
+                  struct wx_arena *arena, const char **out);
+/* An amount as decimal text: a JSON number or a string holding a decimal,
+ * non-negative, no exponent, at most four fraction digits (the most any
+ * currency has). The decider applies the currency's own digits. */
+bool http_json_amount(struct json_object *obj, const char *key, enum http_field need,
+                      struct wx_arena *arena, const char **out);
+/* A non-negative integer field; -1 when absent and optional. */
+bool http_json_version(struct json_object *obj, const char *key, int64_t *out);
+
+#endif

@@ -1,0 +1,72 @@
+/* Static route table matching (Redis's command table, for paths). */
+#include <stdio.h>
+#include <string.h>
+
+#include "http/http.h"
+
+/* Matches one pattern; params are written only on success. */
+static bool match_pattern(const char *pattern, const char *path, struct wx_arena *arena,
+                          const char **params, size_t *params_len)
+{
+    const char *pp = pattern, *sp = path;
+    const char *found[HTTP_PATH_PARAMS_MAX];
+    size_t found_len[HTTP_PATH_PARAMS_MAX];
+    size_t n = 0;
+    while (*pp != '\0' && *sp != '\0') {
+        if (*pp == '{') {
+            const char *close = strchr(pp, '}');
+            if (close == NULL || n == HTTP_PATH_PARAMS_MAX)
+                return false;
+            size_t len = strcspn(sp, "/");
+            if (len == 0)
+                return false;
+            found[n] = sp;
+            found_len[n++] = len;
+            pp = close + 1;
+            sp += len;
+            continue;
+        }
+        if (*pp != *sp)
+            return false;
+        pp++;
+        sp++;
+    }
+    if (*pp != '\0' || *sp != '\0')
+        return false;
+    if (params != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            params[i] = wx_arena_strndup(arena, found[i], found_len[i]);
+            if (params[i] == NULL)
+                return false;
+        }
+        *params_len = n;
+    }
+    return true;
+}
+
+enum http_match http_route_match(const struct http_route *routes, size_t routes_len,
+                                 const char *method, const char *path, struct wx_arena *arena,
+                                 const struct http_route **route_out, const char **params,
+                                 size_t *params_len, char *allow, size_t allow_bytes)
+{
+    bool path_known = false;
+    size_t allow_len = 0;
+    if (allow_bytes > 0)
+        allow[0] = '\0';
+    for (size_t i = 0; i < routes_len; i++) {
+        if (!match_pattern(routes[i].pattern, path, NULL, NULL, NULL))
+            continue;
+        if (strcmp(routes[i].method, method) == 0) {
+            if (!match_pattern(routes[i].pattern, path, arena, params, params_len))
+                return HTTP_MATCH_NO_ROUTE; /* out of memory: treat as unknown */
+            *route_out = &routes[i];
+            return HTTP_MATCH_OK;
+        }
+        path_known = true;
+        int n = snprintf(allow + allow_len, allow_bytes - allow_len, "%s%s",
+                         allow_len ? ", " : "", routes[i].method);
+        if (n > 0 && (size_t)n < allow_bytes - allow_len)
+            allow_len += (size_t)n;
+    }
+    return path_known ? HTTP_MATCH_NO_METHOD : HTTP_MATCH_NO_ROUTE;
+}

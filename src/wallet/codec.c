@@ -1,0 +1,291 @@
+/*
+ * Wallet events as stored JSON (int64 minor units, camelCase) and the
+ * resources of API.md as response JSON (decimal amounts with exactly the
+ * currency's minor digits). Decoding a stored event checks it against the
+ * state before folding it: a damaged log is an error, never a crash.
+ */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/money.h"
+#include "wallet/wallet.h"
+
+static const char *const type_names[] = {
+    [WALLET_CREATED] = "WalletCreated",
+    [WALLET_CREDITED] = "WalletCredited",
+    [WALLET_DEBITED] = "WalletDebited",
+    [TRANSFER_COMPLETED] = "TransferCompleted",
+};
+
+const char *wallet_event_type_name(enum wallet_event_kind kind)
+{
+    return type_names[kind];
+}
+
+static void key_str(struct wx_buf *b, const char *key, const char *v, bool *first)
+{
+    wx_buf_json_key(b, key, first);
+    if (v == NULL)
+        wx_buf_adds(b, "null");
+    else
+        wx_buf_json_str(b, v);
+}
+
+static void key_i64(struct wx_buf *b, const char *key, int64_t v, bool *first)
+{
+    wx_buf_json_key(b, key, first);
+    wx_buf_add_i64(b, v);
+}
+
+void wallet_event_encode(struct wx_buf *b, const struct wallet_event *e)
+{
+    bool first = true;
+    wx_buf_addc(b, '{');
+    switch (e->kind) {
+    case WALLET_CREATED:
+        key_str(b, "walletId", e->wallet_id, &first);
+        key_str(b, "ownerId", e->owner_id, &first);
+        key_str(b, "currency", e->currency, &first);
+        break;
+    case WALLET_CREDITED:
+    case WALLET_DEBITED:
+        key_str(b, "walletId", e->wallet_id, &first);
+        key_str(b, "currency", e->currency, &first);
+        key_i64(b, "amountMinor", e->amount_minor, &first);
+        key_i64(b, "balanceBeforeMinor", e->balance_before_minor, &first);
+        key_i64(b, "balanceAfterMinor", e->balance_after_minor, &first);
+        key_str(b, "description", e->description, &first);
+        key_str(b, "transferId", e->transfer_id, &first);
+        break;
+    case TRANSFER_COMPLETED:
+        key_str(b, "transferId", e->transfer_id, &first);
+        key_str(b, "fromWalletId", e->from_wallet_id, &first);
+        key_str(b, "toWalletId", e->to_wallet_id, &first);
+        key_str(b, "currency", e->currency, &first);
+        key_i64(b, "amountMinor", e->amount_minor, &first);
+        key_str(b, "description", e->description, &first);
+        key_i64(b, "fromVersion", e->from_version, &first);
+        key_i64(b, "toVersion", e->to_version, &first);
+        break;
+    }
+    wx_buf_addc(b, '}');
+}
+
+/* ---- decoding stored events ---- */
+
+static const char *get_str(struct json_object *o, const char *key, size_t max_bytes)
+{
+    struct json_object *v;
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    const char *s = json_object_get_string(v);
+    size_t len = (size_t)json_object_get_string_len(v);
+    return strlen(s) == len && len <= max_bytes ? s : NULL;
+}
+
+/* NULL both for absent and for JSON null; *bad is set for a wrong type. */
+static const char *get_opt_str(struct json_object *o, const char *key, size_t max_bytes,
+                               bool *bad)
+{
+    struct json_object *v;
+    if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+        return NULL;
+    const char *s = get_str(o, key, max_bytes);
+    if (s == NULL)
+        *bad = true;
+    return s;
+}
+
+static bool get_i64(struct json_object *o, const char *key, int64_t *out)
+{
+    struct json_object *v;
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+        return false;
+    *out = json_object_get_int64(v);
+    return true;
+}
+
+static int kind_of(const char *type, enum wallet_event_kind *out)
+{
+    for (size_t i = 0; i < sizeof(type_names) / sizeof(type_names[0]); i++) {
+        if (strcmp(type, type_names[i]) == 0) {
+            *out = (enum wallet_event_kind)i;
+            return 0;
+        }
+    }
+    return WX_ERR_CORRUPT;
+}
+
+/* Decodes the stored event into *e, with strings borrowed from *root (the
+ * caller puts root). */
+static int decode(const struct es_event *ev, struct json_object **root, struct wallet_event *e)
+{
+    memset(e, 0, sizeof(*e));
+    if (kind_of(ev->type, &e->kind) != 0)
+        return WX_ERR_CORRUPT;
+    *root = json_tokener_parse(ev->data);
+    struct json_object *o = *root;
+    if (o == NULL || !json_object_is_type(o, json_type_object))
+        return WX_ERR_CORRUPT;
+    e->occurred_at_ms = ev->occurred_at_ms;
+    bool bad = false;
+    e->currency = get_str(o, "currency", WX_CURRENCY_BYTES);
+    bad |= e->currency == NULL || wx_currency_exponent(e->currency) < 0;
+    switch (e->kind) {
+    case WALLET_CREATED:
+        e->wallet_id = get_str(o, "walletId", WX_ID_BYTES_MAX);
+        e->owner_id = get_str(o, "ownerId", WX_ID_BYTES_MAX);
+        bad |= e->wallet_id == NULL || e->owner_id == NULL;
+        break;
+    case WALLET_CREDITED:
+    case WALLET_DEBITED:
+        e->wallet_id = get_str(o, "walletId", WX_ID_BYTES_MAX);
+        bad |= e->wallet_id == NULL;
+        bad |= !get_i64(o, "amountMinor", &e->amount_minor);
+        bad |= !get_i64(o, "balanceBeforeMinor", &e->balance_before_minor);
+        bad |= !get_i64(o, "balanceAfterMinor", &e->balance_after_minor);
+        e->description = get_opt_str(o, "description", WX_DESCRIPTION_BYTES_MAX, &bad);
+        e->transfer_id = get_opt_str(o, "transferId", WX_ID_BYTES_MAX, &bad);
+        break;
+    case TRANSFER_COMPLETED:
+        e->transfer_id = get_str(o, "transferId", WX_ID_BYTES_MAX);
+        e->from_wallet_id = get_str(o, "fromWalletId", WX_ID_BYTES_MAX);
+        e->to_wallet_id = get_str(o, "toWalletId", WX_ID_BYTES_MAX);
+        bad |= !e->transfer_id || !e->from_wallet_id || !e->to_wallet_id;
+        bad |= !get_i64(o, "amountMinor", &e->amount_minor);
+        bad |= !get_i64(o, "fromVersion", &e->from_version);
+        bad |= !get_i64(o, "toVersion", &e->to_version);
+        e->description = get_opt_str(o, "description", WX_DESCRIPTION_BYTES_MAX, &bad);
+        break;
+    }
+    return bad ? WX_ERR_CORRUPT : 0;
+}
+
+static int wallet_evolve_stored(void *state, const struct es_event *ev)
+{
+    struct wallet_state *s = state;
+    struct json_object *root = NULL;
+    struct wallet_event e;
+    int err = decode(ev, &root, &e);
+    if (err)
+        goto out_put;
+    /* The same facts the deciders guarantee, checked on the way back in. */
+    int64_t after = 0;
+    switch (e.kind) {
+    case WALLET_CREATED:
+        err = s->exists ? WX_ERR_CORRUPT : 0;
+        break;
+    case WALLET_CREDITED:
+        if (!s->exists || e.amount_minor <= 0 || e.balance_before_minor != s->balance_minor ||
+            __builtin_add_overflow(s->balance_minor, e.amount_minor, &after) ||
+            after != e.balance_after_minor || strcmp(e.currency, s->currency) != 0)
+            err = WX_ERR_CORRUPT;
+        break;
+    case WALLET_DEBITED:
+        if (!s->exists || e.amount_minor <= 0 || e.balance_before_minor != s->balance_minor ||
+            e.amount_minor > s->balance_minor ||
+            s->balance_minor - e.amount_minor != e.balance_after_minor ||
+            strcmp(e.currency, s->currency) != 0)
+            err = WX_ERR_CORRUPT;
+        break;
+    case TRANSFER_COMPLETED:
+        err = WX_ERR_CORRUPT;
+        break;
+    }
+    if (!err)
+        wallet_evolve(s, &e);
+out_put:
+    json_object_put(root);
+    return err;
+}
+
+static int transfer_evolve_stored(void *state, const struct es_event *ev)
+{
+    struct transfer_state *s = state;
+    struct json_object *root = NULL;
+    struct wallet_event e;
+    int err = decode(ev, &root, &e);
+    if (!err && (e.kind != TRANSFER_COMPLETED || s->exists))
+        err = WX_ERR_CORRUPT;
+    if (!err)
+        transfer_evolve(s, &e);
+    json_object_put(root);
+    return err;
+}
+
+const struct es_aggregate_type wallet_aggregate = {
+    .name = "wallet",
+    .state_bytes = sizeof(struct wallet_state),
+    .init = wallet_state_init,
+    .evolve_stored = wallet_evolve_stored,
+};
+
+const struct es_aggregate_type transfer_aggregate = {
+    .name = "transfer",
+    .state_bytes = sizeof(struct transfer_state),
+    .init = transfer_state_init,
+    .evolve_stored = transfer_evolve_stored,
+};
+
+/* ---- response resources ---- */
+
+static void key_money(struct wx_buf *b, const char *key, int64_t minor, const char *currency,
+                      bool *first)
+{
+    wx_buf_json_key(b, key, first);
+    wx_money_format(b, minor, wx_currency_exponent(currency));
+}
+
+static void key_time(struct wx_buf *b, const char *key, int64_t ms, bool *first)
+{
+    char at[WX_RFC3339_BYTES];
+    wx_time_format(ms, at);
+    key_str(b, key, at, first);
+}
+
+void wallet_json(struct wx_buf *b, const char *wallet_id, const struct wallet_state *s,
+                 int64_t version)
+{
+    bool first = true;
+    wx_buf_addc(b, '{');
+    key_str(b, "id", wallet_id, &first);
+    key_str(b, "ownerId", s->owner_id, &first);
+    key_str(b, "currency", s->currency, &first);
+    key_money(b, "balance", s->balance_minor, s->currency, &first);
+    key_i64(b, "version", version, &first);
+    key_time(b, "createdAt", s->created_at_ms, &first);
+    key_time(b, "updatedAt", s->updated_at_ms, &first);
+    wx_buf_addc(b, '}');
+}
+
+void transfer_json(struct wx_buf *b, const char *transfer_id, const struct transfer_state *t,
+                   const struct wallet_state *from, const struct wallet_state *to)
+{
+    bool first = true;
+    wx_buf_addc(b, '{');
+    key_str(b, "transferId", transfer_id, &first);
+    key_str(b, "fromWalletId", t->from_wallet_id, &first);
+    key_str(b, "toWalletId", t->to_wallet_id, &first);
+    key_money(b, "amount", t->amount_minor, t->currency, &first);
+    key_str(b, "currency", t->currency, &first);
+    key_str(b, "description", t->description[0] ? t->description : NULL, &first);
+    key_time(b, "createdAt", t->created_at_ms, &first);
+    wx_buf_json_key(b, "from", &first);
+    wallet_json(b, t->from_wallet_id, from, t->from_version);
+    wx_buf_json_key(b, "to", &first);
+    wallet_json(b, t->to_wallet_id, to, t->to_version);
+    wx_buf_addc(b, '}');
+}
+
+void wallet_stream_id(const char *wallet_id, char out[WX_STREAM_ID_BYTES_MAX + 1])
+{
+    snprintf(out, WX_STREAM_ID_BYTES_MAX + 1, WALLET_STREAM_PREFIX "%s", wallet_id);
+}
+
+void transfer_stream_id(const char *transfer_id, char out[WX_STREAM_ID_BYTES_MAX + 1])
+{
+    snprintf(out, WX_STREAM_ID_BYTES_MAX + 1, TRANSFER_STREAM_PREFIX "%s", transfer_id);
+}

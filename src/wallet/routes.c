@@ -1,0 +1,527 @@
+/*
+ * Wallet routes: requests become typed commands here (every validation rule
+ * that does not need state), the writer runs them through the deciders, and
+ * queries fold the event streams. Until the read side exists, GET requests
+ * read the log directly.
+ */
+#include "wallet/routes.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/money.h"
+#include "base/uuid.h"
+#include "es/writer.h"
+#include "http/json.h"
+#include "limits.h"
+#include "store/store.h"
+#include "wallet/wallet.h"
+
+/* ---- on the writer thread ---- */
+
+/* A loaded stream and the command's working copy of its state. */
+struct loaded {
+    char stream_id[WX_STREAM_ID_BYTES_MAX + 1];
+    int64_t version;
+    union {
+        struct wallet_state wallet;
+        struct transfer_state transfer;
+    } s;
+};
+
+static int load(struct es_decide_ctx *ctx, const struct es_aggregate_type *type,
+                const char *id, struct loaded *out)
+{
+    if (type == &wallet_aggregate)
+        wallet_stream_id(id, out->stream_id);
+    else
+        transfer_stream_id(id, out->stream_id);
+    const void *state;
+    int err = es_decide_load(ctx, type, out->stream_id, &state, &out->version);
+    if (!err)
+        memcpy(&out->s, state, type->state_bytes);
+    return err;
+}
+
+/* Evolves, encodes and stages one decided event on its stream. */
+static int stage(struct es_decide_ctx *ctx, struct loaded *l, const struct wallet_event *e)
+{
+    if (e->kind == TRANSFER_COMPLETED)
+        transfer_evolve(&l->s.transfer, e);
+    else
+        wallet_evolve(&l->s.wallet, e);
+    struct wx_buf b;
+    wx_buf_init(&b);
+    wallet_event_encode(&b, e);
+    int err = wx_buf_ok(&b) ? es_decide_emit(ctx, l->stream_id, wallet_event_type_name(e->kind),
+                                             b.data, b.len, &l->s)
+                            : WX_ERR_NOMEM;
+    wx_buf_free(&b);
+    if (!err)
+        l->version++;
+    return err;
+}
+
+static void reply_resource(struct es_decide_ctx *ctx, int status, struct wx_buf *b,
+                           const char *location)
+{
+    if (!wx_buf_ok(b)) {
+        es_decide_fail(ctx, WX_ERR_NOMEM);
+        return;
+    }
+    es_decide_reply(ctx, status, b->data, b->len, location);
+}
+
+static int run_wallet(struct es_decide_ctx *ctx, const struct wallet_command *c)
+{
+    struct loaded w;
+    int err = load(ctx, &wallet_aggregate, c->wallet_id, &w);
+    if (err)
+        return err;
+    struct wallet_decision d;
+    if (c->kind == WALLET_CMD_CREATE)
+        wallet_decide_create(&w.s.wallet, c, es_decide_now_ms(ctx), &d);
+    else
+        wallet_decide_amount(&w.s.wallet, w.version, c, es_decide_now_ms(ctx), &d);
+    if (d.outcome != ES_OK) {
+        es_decide_reject(ctx, d.outcome, d.detail);
+        return 0;
+    }
+    for (size_t i = 0; i < d.events_len && !err; i++)
+        err = stage(ctx, &w, &d.events[i]);
+    if (err)
+        return err;
+    struct wx_buf b;
+    wx_buf_init(&b);
+    wallet_json(&b, c->wallet_id, &w.s.wallet, w.version);
+    char location[16 + WX_ID_BYTES_MAX];
+    snprintf(location, sizeof(location), "/wallets/%s", c->wallet_id);
+    bool created = c->kind == WALLET_CMD_CREATE;
+    reply_resource(ctx, created ? 201 : 200, &b, created ? location : NULL);
+    wx_buf_free(&b);
+    return 0;
+}
+
+static int run_transfer(struct es_decide_ctx *ctx, const struct wallet_command *c)
+{
+    struct loaded from, to, t;
+    int err = load(ctx, &wallet_aggregate, c->from_wallet_id, &from);
+    if (!err)
+        err = load(ctx, &wallet_aggregate, c->to_wallet_id, &to);
+    if (!err)
+        err = load(ctx, &transfer_aggregate, c->transfer_id, &t);
+    if (err)
+        return err;
+    struct wallet_decision d;
+    wallet_decide_transfer(&from.s.wallet, from.version, &to.s.wallet, to.version,
+                           &t.s.transfer, c, es_decide_now_ms(ctx), &d);
+    if (d.outcome != ES_OK) {
+        es_decide_reject(ctx, d.outcome, d.detail);
+        return 0;
+    }
+    err = stage(ctx, &from, &d.events[0]);
+    if (!err)
+        err = stage(ctx, &to, &d.events[1]);
+    if (!err)
+        err = stage(ctx, &t, &d.events[2]);
+    if (err)
+        return err;
+    struct wx_buf b;
+    wx_buf_init(&b);
+    transfer_json(&b, c->transfer_id, &t.s.transfer, &from.s.wallet, &to.s.wallet);
+    char location[16 + WX_ID_BYTES_MAX];
+    snprintf(location, sizeof(location), "/transfers/%s", c->transfer_id);
+    reply_resource(ctx, 201, &b, location);
+    wx_buf_free(&b);
+    return 0;
+}
+
+static void run_command(struct es_decide_ctx *ctx, struct es_command *cmd)
+{
+    const struct wallet_command *c = cmd->payload;
+    int err = c->kind == WALLET_CMD_TRANSFER ? run_transfer(ctx, c) : run_wallet(ctx, c);
+    if (err)
+        es_decide_fail(ctx, err);
+}
+
+/* ---- on the HTTP threads ---- */
+
+static void bad_request(struct http_request *req, const char *detail)
+{
+    http_reply_problem(req, ES_invalid_request, detail);
+}
+
+/* Parses the body into obj and checks its keys; answers and returns false
+ * when it cannot. */
+static bool body_object(struct http_request *req, const char *const *allowed,
+                        struct json_object **obj)
+{
+    const char *detail = NULL;
+    if (!http_json_parse_object(req->body, req->body_len, obj, &detail)) {
+        bad_request(req, detail);
+        return false;
+    }
+    const char *bad_key;
+    if (!http_json_only_keys(*obj, allowed, &bad_key)) {
+        char *msg = wx_arena_alloc(&req->arena, 128);
+        if (msg != NULL)
+            snprintf(msg, 128, "unknown field '%.64s'", bad_key);
+        bad_request(req, msg ? msg : "unknown field");
+        json_object_put(*obj);
+        return false;
+    }
+    return true;
+}
+
+static void submit(struct http_request *req, struct wallet_command *c)
+{
+    struct es_command *cmd = wx_arena_alloc(&req->arena, sizeof(*cmd));
+    if (cmd == NULL) {
+        http_reply_problem(req, ES_internal_error, "out of memory");
+        return;
+    }
+    cmd->handle = run_command;
+    cmd->payload = c;
+    http_submit(req, cmd);
+}
+
+void wallet_route_create(struct http_request *req)
+{
+    static const char *const keys[] = {"walletId", "ownerId", "initialBalance", "currency", NULL};
+    const struct wallet_service *svc = req->app;
+    struct json_object *obj;
+    if (!body_object(req, keys, &obj))
+        return;
+    struct wallet_command *c = wx_arena_alloc(&req->arena, sizeof(*c));
+    const char *detail = NULL;
+    if (c == NULL) {
+        detail = "out of memory";
+        goto out_put;
+    }
+    c->kind = WALLET_CMD_CREATE;
+    c->expected_version = -1;
+    if (!http_json_id(obj, "walletId", HTTP_FIELD_REQUIRED, &req->arena, &c->wallet_id))
+        detail = "walletId is required: 1-64 characters of A-Z a-z 0-9 . _ : -";
+    else if (!http_json_id(obj, "ownerId", HTTP_FIELD_REQUIRED, &req->arena, &c->owner_id))
+        detail = "ownerId is required: 1-64 characters of A-Z a-z 0-9 . _ : -";
+    else if (!http_json_string(obj, "currency", HTTP_FIELD_OPTIONAL, WX_CURRENCY_BYTES,
+                               &req->arena, &c->currency) ||
+             (c->currency != NULL && wx_currency_exponent(c->currency) < 0))
+        detail = "currency must be an ISO 4217 code such as USD";
+    else if (!http_json_amount(obj, "initialBalance", HTTP_FIELD_OPTIONAL, &req->arena,
+                               &c->amount))
+        detail = "initialBalance must be a non-negative decimal amount";
+    if (detail == NULL && c->currency == NULL)
+        c->currency = svc->default_currency;
+out_put:
+    json_object_put(obj);
+    if (detail != NULL)
+        bad_request(req, detail);
+    else
+        submit(req, c);
+}
+
+static void amount_route(struct http_request *req, enum wallet_command_kind kind)
+{
+    static const char *const keys[] = {"amount", "description", "expectedVersion", NULL};
+    if (!http_id_ok(req->params[0])) {
+        bad_request(req, "the wallet id must be 1-64 characters of A-Z a-z 0-9 . _ : -");
+        return;
+    }
+    struct json_object *obj;
+    if (!body_object(req, keys, &obj))
+        return;
+    struct wallet_command *c = wx_arena_alloc(&req->arena, sizeof(*c));
+    const char *detail = NULL;
+    if (c == NULL) {
+        detail = "out of memory";
+        goto out_put;
+    }
+    c->kind = kind;
+    c->wallet_id = req->params[0];
+    if (!http_json_amount(obj, "amount", HTTP_FIELD_REQUIRED, &req->arena, &c->amount))
+        detail = "amount is required: a positive decimal such as 10.50";
+    else if (!http_json_string(obj, "description", HTTP_FIELD_OPTIONAL,
+                               WX_DESCRIPTION_BYTES_MAX, &req->arena, &c->description))
+        detail = "description must be a string of at most 1024 bytes";
+    else if (!http_json_version(obj, "expectedVersion", &c->expected_version))
+        detail = "expectedVersion must be a non-negative integer";
+out_put:
+    json_object_put(obj);
+    if (detail != NULL)
+        bad_request(req, detail);
+    else
+        submit(req, c);
+}
+
+void wallet_route_credit(struct http_request *req)
+{
+    amount_route(req, WALLET_CMD_CREDIT);
+}
+
+void wallet_route_debit(struct http_request *req)
+{
+    amount_route(req, WALLET_CMD_DEBIT);
+}
+
+void wallet_route_transfer(struct http_request *req)
+{
+    static const char *const keys[] = {"transferId", "fromWalletId", "toWalletId", "amount",
+                                       "description", NULL};
+    struct json_object *obj;
+    if (!body_object(req, keys, &obj))
+        return;
+    struct wallet_command *c = wx_arena_alloc(&req->arena, sizeof(*c));
+    const char *detail = NULL;
+    enum es_outcome outcome = ES_invalid_request;
+    if (c == NULL) {
+        detail = "out of memory";
+        goto out_put;
+    }
+    c->kind = WALLET_CMD_TRANSFER;
+    c->expected_version = -1;
+    if (!http_json_id(obj, "transferId", HTTP_FIELD_OPTIONAL, &req->arena, &c->transfer_id))
+        detail = "transferId must be 1-64 characters of A-Z a-z 0-9 . _ : -";
+    else if (!http_json_id(obj, "fromWalletId", HTTP_FIELD_REQUIRED, &req->arena,
+                           &c->from_wallet_id))
+        detail = "fromWalletId is required: 1-64 characters of A-Z a-z 0-9 . _ : -";
+    else if (!http_json_id(obj, "toWalletId", HTTP_FIELD_REQUIRED, &req->arena,
+                           &c->to_wallet_id))
+        detail = "toWalletId is required: 1-64 characters of A-Z a-z 0-9 . _ : -";
+    else if (!http_json_amount(obj, "amount", HTTP_FIELD_REQUIRED, &req->arena, &c->amount))
+        detail = "amount is required: a positive decimal such as 10.50";
+    else if (!http_json_string(obj, "description", HTTP_FIELD_OPTIONAL,
+                               WX_DESCRIPTION_BYTES_MAX, &req->arena, &c->description))
+        detail = "description must be a string of at most 1024 bytes";
+    else if (strcmp(c->from_wallet_id, c->to_wallet_id) == 0) {
+        outcome = ES_same_wallet;
+        detail = "fromWalletId and toWalletId must differ";
+    }
+    if (detail == NULL && c->transfer_id == NULL) {
+        char *id = wx_arena_alloc(&req->arena, WX_UUID_STR_BYTES);
+        if (id == NULL || wx_uuid7(wx_clock_now_ms(&wx_clock_system), id) != 0)
+            detail = "no id could be generated";
+        c->transfer_id = id;
+    }
+out_put:
+    json_object_put(obj);
+    if (detail != NULL)
+        http_reply_problem(req, outcome, detail);
+    else
+        submit(req, c);
+}
+
+/* ---- queries ---- */
+
+void wallet_route_get(struct http_request *req)
+{
+    const struct wallet_service *svc = req->app;
+    const char *id = req->params[0];
+    if (!http_id_ok(id)) {
+        bad_request(req, "the wallet id must be 1-64 characters of A-Z a-z 0-9 . _ : -");
+        return;
+    }
+    struct es_fold_until until = {0, 0};
+    const char *at_version = http_query(req, "atVersion");
+    const char *as_of = http_query(req, "asOf");
+    if (at_version != NULL && !http_parse_i64(at_version, 1, INT64_MAX, &until.version_max)) {
+        bad_request(req, "atVersion must be a positive integer");
+        return;
+    }
+    if (as_of != NULL && !wx_time_parse(as_of, &until.occurred_max_ms)) {
+        bad_request(req, "asOf must be an RFC 3339 timestamp");
+        return;
+    }
+    char stream[WX_STREAM_ID_BYTES_MAX + 1];
+    wallet_stream_id(id, stream);
+    struct wallet_state s;
+    int64_t version;
+    int err = es_fold(svc->store, &wallet_aggregate, stream, &until, &s, &version);
+    if (err) {
+        http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
+        return;
+    }
+    if (!s.exists || (at_version != NULL && version < until.version_max)) {
+        http_reply_problem(req, ES_wallet_not_found,
+                           at_version || as_of ? "the wallet did not exist then"
+                                               : "no wallet with this walletId");
+        return;
+    }
+    struct wx_buf b;
+    wx_buf_init(&b);
+    wallet_json(&b, id, &s, version);
+    http_reply_buf(req, 200, &b);
+    wx_buf_free(&b);
+}
+
+struct events_page {
+    struct wx_buf *b;
+    size_t count;
+    size_t limit;
+    int64_t last_version;
+    bool more;
+};
+
+static int page_event(void *arg, const struct es_event *ev)
+{
+    struct events_page *p = arg;
+    if (p->count == p->limit) {
+        p->more = true; /* we asked for one more than the page to know this */
+        return 0;
+    }
+    struct wx_buf *b = p->b;
+    char pos[ES_POSITION_TOKEN_BYTES];
+    es_position_format(&ev->position, pos);
+    bool first = true;
+    if (p->count > 0)
+        wx_buf_addc(b, ',');
+    wx_buf_addc(b, '{');
+    wx_buf_json_key(b, "eventId", &first);
+    wx_buf_json_str(b, ev->event_id);
+    wx_buf_json_key(b, "streamId", &first);
+    wx_buf_json_str(b, ev->stream_id);
+    wx_buf_json_key(b, "version", &first);
+    wx_buf_add_i64(b, ev->version);
+    wx_buf_json_key(b, "position", &first);
+    wx_buf_json_str(b, pos);
+    wx_buf_json_key(b, "type", &first);
+    wx_buf_json_str(b, ev->type);
+    /* Stored data and metadata are JSON objects we wrote ourselves. */
+    wx_buf_json_key(b, "data", &first);
+    wx_buf_add(b, ev->data, ev->data_len);
+    wx_buf_json_key(b, "metadata", &first);
+    wx_buf_add(b, ev->metadata, ev->metadata_len);
+    wx_buf_addc(b, '}');
+    p->count++;
+    p->last_version = ev->version;
+    return 0;
+}
+
+/* Page parameters shared by list routes: ?limit= and ?after=. The cursor of
+ * a stream page is the last version seen, as an opaque "v<N>" token. */
+static bool page_params(struct http_request *req, size_t *limit, int64_t *after_version)
+{
+    const char *l = http_query(req, "limit");
+    int64_t v = WX_PAGE_LIMIT_DEFAULT;
+    if (l != NULL && !http_parse_i64(l, 1, WX_PAGE_LIMIT_MAX, &v)) {
+        bad_request(req, "limit must be an integer from 1 to 1000");
+        return false;
+    }
+    *limit = (size_t)v;
+    *after_version = 0;
+    const char *a = http_query(req, "after");
+    if (a != NULL && (a[0] != 'v' || !http_parse_i64(a + 1, 0, INT64_MAX - 1, after_version))) {
+        bad_request(req, "after must be a cursor from a previous page");
+        return false;
+    }
+    return true;
+}
+
+void wallet_route_events(struct http_request *req)
+{
+    const struct wallet_service *svc = req->app;
+    const char *id = req->params[0];
+    if (!http_id_ok(id)) {
+        bad_request(req, "the wallet id must be 1-64 characters of A-Z a-z 0-9 . _ : -");
+        return;
+    }
+    size_t limit;
+    int64_t after;
+    if (!page_params(req, &limit, &after))
+        return;
+    int64_t from = 1;
+    const char *fv = http_query(req, "fromVersion");
+    if (fv != NULL && !http_parse_i64(fv, 1, INT64_MAX - 1, &from)) {
+        bad_request(req, "fromVersion must be a positive integer");
+        return;
+    }
+    if (after + 1 > from)
+        from = after + 1;
+    char stream[WX_STREAM_ID_BYTES_MAX + 1];
+    wallet_stream_id(id, stream);
+    int64_t head;
+    int err = es_store_stream_version(svc->store, stream, &head);
+    if (!err && head == 0) {
+        http_reply_problem(req, ES_wallet_not_found, "no wallet with this walletId");
+        return;
+    }
+    struct wx_buf b;
+    wx_buf_init(&b);
+    wx_buf_adds(&b, "{\"data\":[");
+    struct events_page p = {.b = &b, .limit = limit};
+    if (!err)
+        err = es_store_read_stream(svc->store, stream, from, limit + 1, page_event, &p);
+    if (err) {
+        wx_buf_free(&b);
+        http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
+        return;
+    }
+    wx_buf_adds(&b, "],\"nextCursor\":");
+    if (p.more)
+        wx_buf_printf(&b, "\"v%lld\"}", (long long)p.last_version);
+    else
+        wx_buf_adds(&b, "null}");
+    http_reply_buf(req, 200, &b);
+    wx_buf_free(&b);
+}
+
+void wallet_route_get_transfer(struct http_request *req)
+{
+    const struct wallet_service *svc = req->app;
+    const char *id = req->params[0];
+    if (!http_id_ok(id)) {
+        bad_request(req, "the transfer id must be 1-64 characters of A-Z a-z 0-9 . _ : -");
+        return;
+    }
+    char stream[WX_STREAM_ID_BYTES_MAX + 1];
+    transfer_stream_id(id, stream);
+    struct transfer_state t;
+    struct wallet_state from, to;
+    int64_t v;
+    int err = es_fold(svc->store, &transfer_aggregate, stream, NULL, &t, &v);
+    if (!err && !t.exists) {
+        http_reply_problem(req, ES_transfer_not_found, "no transfer with this transferId");
+        return;
+    }
+    /* The wallets as the transfer left them. */
+    char ws[WX_STREAM_ID_BYTES_MAX + 1];
+    if (!err) {
+        wallet_stream_id(t.from_wallet_id, ws);
+        err = es_fold(svc->store, &wallet_aggregate, ws,
+                      &(struct es_fold_until){t.from_version, 0}, &from, &v);
+    }
+    if (!err) {
+        wallet_stream_id(t.to_wallet_id, ws);
+        err = es_fold(svc->store, &wallet_aggregate, ws,
+                      &(struct es_fold_until){t.to_version, 0}, &to, &v);
+    }
+    if (err) {
+        http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
+        return;
+    }
+    struct wx_buf b;
+    wx_buf_init(&b);
+    transfer_json(&b, id, &t, &from, &to);
+    http_reply_buf(req, 200, &b);
+    wx_buf_free(&b);
+}
+
+void wallet_route_healthz(struct http_request *req)
+{
+    http_reply(req, 200, "{\"status\":\"ok\"}", 15);
+}
+
+const struct http_route wallet_routes[] = {
+    {"GET", "/healthz", wallet_route_healthz, 0},
+    {"POST", "/wallets", wallet_route_create, WX_BODY_BYTES_MAX},
+    {"GET", "/wallets/{id}", wallet_route_get, 0},
+    {"POST", "/wallets/{id}/credit", wallet_route_credit, WX_BODY_BYTES_MAX},
+    {"POST", "/wallets/{id}/debit", wallet_route_debit, WX_BODY_BYTES_MAX},
+    {"GET", "/wallets/{id}/events", wallet_route_events, 0},
+    {"POST", "/transfers", wallet_route_transfer, WX_BODY_BYTES_MAX},
+    {"GET", "/transfers/{id}", wallet_route_get_transfer, 0},
+};
+const size_t wallet_routes_len = sizeof(wallet_routes) / sizeof(wallet_routes[0]);

@@ -1,0 +1,143 @@
+/*
+ * The wallet domain as deciders (DESIGN.md §1): typed commands and events,
+ * pure decide functions that turn (state, command) into events or a
+ * rejection, and a pure evolve that folds an event into the state. Nothing
+ * here does I/O; the writer and the HTTP routes glue it to the world.
+ *
+ * Streams: "wallet:<walletId>" holds WalletCreated, WalletCredited and
+ * WalletDebited; "transfer:<transferId>" holds one TransferCompleted.
+ * Amounts are int64 minor units everywhere.
+ */
+#ifndef WALLEX_WALLET_WALLET_H
+#define WALLEX_WALLET_WALLET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "es/aggregate.h"
+#include "es/outcome.h"
+#include "limits.h"
+
+#define WALLET_STREAM_PREFIX "wallet:"
+#define TRANSFER_STREAM_PREFIX "transfer:"
+
+struct wallet_state {
+    bool exists;
+    char owner_id[WX_ID_BYTES_MAX + 1];
+    char currency[WX_CURRENCY_BYTES + 1];
+    int64_t balance_minor;
+    int64_t created_at_ms;
+    int64_t updated_at_ms;
+};
+
+struct transfer_state {
+    bool exists;
+    char from_wallet_id[WX_ID_BYTES_MAX + 1];
+    char to_wallet_id[WX_ID_BYTES_MAX + 1];
+    char currency[WX_CURRENCY_BYTES + 1];
+    int64_t amount_minor;
+    int64_t from_version; /* the wallets' versions right after the transfer */
+    int64_t to_version;
+    int64_t created_at_ms;
+    char description[WX_DESCRIPTION_BYTES_MAX + 1];
+};
+
+enum wallet_event_kind {
+    WALLET_CREATED,
+    WALLET_CREDITED,
+    WALLET_DEBITED,
+    TRANSFER_COMPLETED,
+};
+
+/* One typed event. Strings are borrowed from the command or the decoded
+ * JSON; they live as long as those. */
+struct wallet_event {
+    enum wallet_event_kind kind;
+    const char *wallet_id;   /* the stream's wallet; NULL for transfers */
+    const char *owner_id;    /* WalletCreated */
+    const char *currency;
+    int64_t amount_minor;    /* credited/debited/transferred */
+    int64_t balance_before_minor;
+    int64_t balance_after_minor;
+    const char *description; /* may be NULL */
+    const char *transfer_id; /* NULL unless part of a transfer */
+    const char *from_wallet_id; /* TransferCompleted */
+    const char *to_wallet_id;
+    int64_t from_version;
+    int64_t to_version;
+    int64_t occurred_at_ms;
+};
+
+enum wallet_command_kind {
+    WALLET_CMD_CREATE,
+    WALLET_CMD_CREDIT,
+    WALLET_CMD_DEBIT,
+    WALLET_CMD_TRANSFER,
+};
+
+/* A parsed, syntactically valid command. Amounts stay decimal text until the
+ * decider knows the wallet's currency and so its minor digits. */
+struct wallet_command {
+    enum wallet_command_kind kind;
+    const char *wallet_id;      /* create, credit, debit */
+    const char *owner_id;       /* create */
+    const char *currency;       /* create */
+    const char *amount;         /* credit, debit, transfer; create's initialBalance or NULL */
+    const char *description;    /* may be NULL */
+    int64_t expected_version;   /* credit, debit; -1 when absent */
+    const char *transfer_id;    /* transfer */
+    const char *from_wallet_id; /* transfer */
+    const char *to_wallet_id;   /* transfer */
+};
+
+/* What a decider returns: events for each stream, or a rejection. */
+struct wallet_decision {
+    enum es_outcome outcome; /* ES_OK or the rule that was broken */
+    const char *detail;      /* static text for a rejection */
+    struct wallet_event events[3];
+    size_t events_len;
+};
+
+void wallet_state_init(void *state);
+void transfer_state_init(void *state);
+
+/* Pure: apply one event. The event must be valid for the state (deciders
+ * only produce such events); a stored event is checked by the decoder. */
+void wallet_evolve(struct wallet_state *s, const struct wallet_event *e);
+void transfer_evolve(struct transfer_state *s, const struct wallet_event *e);
+
+void wallet_decide_create(const struct wallet_state *s, const struct wallet_command *c,
+                          int64_t now_ms, struct wallet_decision *out);
+/* Credit or debit, by c->kind. */
+void wallet_decide_amount(const struct wallet_state *s, int64_t version,
+                          const struct wallet_command *c, int64_t now_ms,
+                          struct wallet_decision *out);
+/* events[0] debits `from`, events[1] credits `to`, events[2] is the
+ * transfer's own TransferCompleted. */
+void wallet_decide_transfer(const struct wallet_state *from, int64_t from_version,
+                            const struct wallet_state *to, int64_t to_version,
+                            const struct transfer_state *t, const struct wallet_command *c,
+                            int64_t now_ms, struct wallet_decision *out);
+
+/* ---- codec.c: events as stored JSON, resources as response JSON ---- */
+
+const char *wallet_event_type_name(enum wallet_event_kind kind);
+void wallet_event_encode(struct wx_buf *b, const struct wallet_event *e);
+
+extern const struct es_aggregate_type wallet_aggregate;
+extern const struct es_aggregate_type transfer_aggregate;
+
+/* The Wallet resource of API.md. */
+void wallet_json(struct wx_buf *b, const char *wallet_id, const struct wallet_state *s,
+                 int64_t version);
+/* The Transfer resource of API.md. */
+void transfer_json(struct wx_buf *b, const char *transfer_id, const struct transfer_state *t,
+                   const struct wallet_state *from, const struct wallet_state *to);
+
+/* Stream id of a wallet or transfer id, written into out. */
+void wallet_stream_id(const char *wallet_id, char out[WX_STREAM_ID_BYTES_MAX + 1]);
+void transfer_stream_id(const char *transfer_id, char out[WX_STREAM_ID_BYTES_MAX + 1]);
+
+#endif
