@@ -9,6 +9,27 @@
 #include "http/http.h"
 #include "limits.h"
 
+/* json-c's strict mode still takes 'single-quoted' strings, which are not
+ * JSON; a quote outside a double-quoted string means such a string. */
+static bool has_single_quoted_string(const char *body, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '\'') {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool http_json_parse_object(const char *body, size_t len, struct json_object **obj_out,
                             const char **detail)
 {
@@ -18,6 +39,10 @@ bool http_json_parse_object(const char *body, size_t len, struct json_object **o
     }
     if (memchr(body, '\0', len) != NULL) {
         *detail = "the request body contains a NUL byte";
+        return false;
+    }
+    if (has_single_quoted_string(body, len)) {
+        *detail = "the request body is not valid JSON";
         return false;
     }
     struct json_tokener *tok = json_tokener_new_ex(WX_JSON_DEPTH_MAX);

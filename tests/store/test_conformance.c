@@ -1,0 +1,282 @@
+/*
+ * The store conformance suite: one contract, run against every backend
+ * (`store_conformance <backend> <dir>`). Expected versions, atomic
+ * multi-stream batches, log order, idempotency records and, for durable
+ * backends, that everything is still there after a reopen.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/err.h"
+#include "store/store.h"
+
+static const char *backend;
+static const char *base_dir;
+static char dir[4096];
+static int dir_seq;
+
+/* A fresh store gets a new directory of its own; otherwise the last one is
+ * opened again. */
+static struct es_store *open_store(bool fresh)
+{
+    if (fresh) {
+        snprintf(dir, sizeof(dir), "%s-%d", base_dir, dir_seq++);
+        char cmd[4200];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+    }
+    struct es_store_config cfg = {.data_dir = dir};
+    struct es_store *s = NULL;
+    assert_int_equal(es_store_open(backend, &cfg, &s), 0);
+    return s;
+}
+
+static struct es_event ev(const char *type, const char *data)
+{
+    struct es_event e;
+    memset(&e, 0, sizeof(e));
+    snprintf(e.event_id, sizeof(e.event_id), "00000000-0000-7000-8000-%012d", rand() % 1000000);
+    e.type = type;
+    e.data = data;
+    e.data_len = strlen(data);
+    e.metadata = "{}";
+    e.metadata_len = 2;
+    e.occurred_at_ms = 1700000000000LL;
+    return e;
+}
+
+static int append(struct es_store *s, const char *stream, enum es_expect_kind kind,
+                  int64_t version, size_t n)
+{
+    struct es_event events[8];
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++)
+        events[i] = ev("T", "{\"n\":1}");
+    struct es_stream_append ap = {stream, {kind, version}, events, n};
+    struct es_batch_item item = {&ap, 1, NULL};
+    return es_store_commit(s, &item, 1);
+}
+
+static int64_t version_of(struct es_store *s, const char *stream)
+{
+    int64_t v = -1;
+    assert_int_equal(es_store_stream_version(s, stream, &v), 0);
+    return v;
+}
+
+static void test_expected_versions(void **state)
+{
+    (void)state;
+    struct es_store *s = open_store(true);
+    assert_int_equal(version_of(s, "a"), 0);
+    assert_int_equal(append(s, "a", ES_EXPECT_NO_STREAM, 0, 2), 0);
+    assert_int_equal(version_of(s, "a"), 2);
+    assert_int_equal(append(s, "a", ES_EXPECT_NO_STREAM, 0, 1), WX_ERR_CONFLICT);
+    assert_int_equal(append(s, "a", ES_EXPECT_EXACT, 1, 1), WX_ERR_CONFLICT);
+    assert_int_equal(append(s, "a", ES_EXPECT_EXACT, 3, 1), WX_ERR_CONFLICT);
+    assert_int_equal(append(s, "a", ES_EXPECT_EXACT, 2, 1), 0);
+    assert_int_equal(append(s, "a", ES_EXPECT_ANY, 0, 3), 0);
+    assert_int_equal(append(s, "b", ES_EXPECT_EXACT, 0, 1), 0); /* exact 0 = no stream */
+    assert_int_equal(append(s, "b", ES_EXPECT_EXACT, 0, 1), WX_ERR_CONFLICT);
+    assert_int_equal(version_of(s, "a"), 6);
+    assert_int_equal(version_of(s, "b"), 1);
+    es_store_close(s);
+}
+
+struct collected {
+    int64_t versions[64];
+    struct es_position positions[64];
+    char streams[64][16];
+    size_t n;
+};
+
+static int collect(void *ctx, const struct es_event *e)
+{
+    struct collected *c = ctx;
+    assert_true(c->n < 64);
+    c->versions[c->n] = e->version;
+    c->positions[c->n] = e->position;
+    snprintf(c->streams[c->n], sizeof(c->streams[0]), "%s", e->stream_id);
+    assert_string_equal(e->type, "T");
+    assert_string_equal(e->data, "{\"n\":1}");
+    c->n++;
+    return 0;
+}
+
+static void test_multi_stream_atomicity(void **state)
+{
+    (void)state;
+    struct es_store *s = open_store(true);
+    assert_int_equal(append(s, "x", ES_EXPECT_NO_STREAM, 0, 1), 0);
+    struct es_position head_before;
+    assert_int_equal(es_store_head(s, &head_before), 0);
+
+    /* Item one is fine, item two conflicts: the whole batch is refused. */
+    struct es_event e1[2] = {ev("T", "{\"n\":1}"), ev("T", "{\"n\":1}")};
+    struct es_event e2[1] = {ev("T", "{\"n\":1}")};
+    struct es_event e3[1] = {ev("T", "{\"n\":1}")};
+    struct es_stream_append item1[2] = {{"x", {ES_EXPECT_EXACT, 1}, e1, 1},
+                                        {"y", {ES_EXPECT_NO_STREAM, 0}, e1 + 1, 1}};
+    struct es_stream_append item2[1] = {{"x", {ES_EXPECT_EXACT, 1}, e2, 1}}; /* stale */
+    struct es_idem_record rec = {.key = "k", .request = "r", .request_len = 1, .status = 200,
+                                 .body = "{}", .body_len = 2, .created_at_ms = 1};
+    struct es_batch_item items[2] = {{item1, 2, &rec}, {item2, 1, NULL}};
+    assert_int_equal(es_store_commit(s, items, 2), WX_ERR_CONFLICT);
+    assert_int_equal(version_of(s, "x"), 1);
+    assert_int_equal(version_of(s, "y"), 0);
+    struct es_position head_after;
+    assert_int_equal(es_store_head(s, &head_after), 0);
+    assert_int_equal(es_position_cmp(&head_before, &head_after), 0);
+    struct wx_arena arena;
+    wx_arena_init(&arena);
+    struct es_idem_record got;
+    assert_int_equal(es_store_idem_get(s, "k", &arena, &got), WX_ERR_NOT_FOUND);
+
+    /* Later items see earlier ones of the same batch. */
+    struct es_stream_append item3[1] = {{"x", {ES_EXPECT_EXACT, 2}, e3, 1}};
+    struct es_batch_item ok_items[2] = {{item1, 2, &rec}, {item3, 1, NULL}};
+    assert_int_equal(es_store_commit(s, ok_items, 2), 0);
+    assert_int_equal(version_of(s, "x"), 3);
+    assert_int_equal(version_of(s, "y"), 1);
+    assert_true(rec.has_position);
+    assert_int_equal(es_position_cmp(&rec.position, &e1[1].position), 0);
+    assert_int_equal(es_store_idem_get(s, "k", &arena, &got), 0);
+    assert_int_equal(got.status, 200);
+    assert_int_equal(es_position_cmp(&got.position, &rec.position), 0);
+    wx_arena_release(&arena);
+    es_store_close(s);
+}
+
+static void test_log_order_and_paging(void **state)
+{
+    (void)state;
+    struct es_store *s = open_store(true);
+    const char *streams[] = {"p", "q", "p", "r", "q", "p"};
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(append(s, streams[i], ES_EXPECT_ANY, 0, 2), 0);
+
+    struct collected all = {0};
+    struct es_position start = es_position_start();
+    assert_int_equal(es_store_read_log(s, &start, 1000, collect, &all), 0);
+    assert_int_equal(all.n, 12);
+    for (size_t i = 1; i < all.n; i++)
+        assert_true(es_position_cmp(&all.positions[i - 1], &all.positions[i]) < 0);
+
+    /* Paging with the last position gives the same sequence. */
+    struct collected paged = {0};
+    struct es_position after = start;
+    for (int guard = 0; guard < 20; guard++) {
+        size_t before = paged.n;
+        assert_int_equal(es_store_read_log(s, &after, 5, collect, &paged), 0);
+        if (paged.n == before)
+            break;
+        after = paged.positions[paged.n - 1];
+    }
+    assert_int_equal(paged.n, 12);
+    for (size_t i = 0; i < 12; i++) {
+        assert_int_equal(es_position_cmp(&paged.positions[i], &all.positions[i]), 0);
+        assert_string_equal(paged.streams[i], all.streams[i]);
+    }
+
+    struct collected p = {0};
+    assert_int_equal(es_store_read_stream(s, "p", 3, 100, collect, &p), 0);
+    assert_int_equal(p.n, 4);
+    for (size_t i = 0; i < p.n; i++)
+        assert_int_equal(p.versions[i], (int64_t)i + 3);
+    struct es_position head;
+    assert_int_equal(es_store_head(s, &head), 0);
+    assert_int_equal(es_position_cmp(&head, &all.positions[11]), 0);
+    es_store_close(s);
+}
+
+static void test_idempotency_expiry(void **state)
+{
+    (void)state;
+    struct es_store *s = open_store(true);
+    struct es_idem_record old = {.key = "old", .request = "r", .request_len = 1, .status = 422,
+                                 .body = "{\"code\":\"x\"}", .body_len = 12, .created_at_ms = 100};
+    struct es_idem_record young = old;
+    young.key = "young";
+    young.created_at_ms = 200;
+    struct es_batch_item items[2] = {{NULL, 0, &old}, {NULL, 0, &young}};
+    assert_int_equal(es_store_commit(s, items, 2), 0);
+    assert_false(old.has_position);
+    size_t deleted = 0;
+    assert_int_equal(es_store_idem_expire(s, 150, 10, &deleted), 0);
+    assert_int_equal(deleted, 1);
+    struct wx_arena arena;
+    wx_arena_init(&arena);
+    struct es_idem_record got;
+    assert_int_equal(es_store_idem_get(s, "old", &arena, &got), WX_ERR_NOT_FOUND);
+    assert_int_equal(es_store_idem_get(s, "young", &arena, &got), 0);
+    assert_int_equal(got.status, 422);
+    assert_int_equal(got.body_len, 12);
+    assert_memory_equal(got.body, "{\"code\":\"x\"}", 12);
+    wx_arena_release(&arena);
+    es_store_close(s);
+}
+
+static void test_reopen(void **state)
+{
+    (void)state;
+    /* Durability across a close is a property of durable backends only; the
+     * memory backend by definition starts empty. */
+    if (strcmp(backend, "memory") == 0) {
+        struct es_store *s = open_store(true);
+        assert_int_equal(append(s, "m", ES_EXPECT_NO_STREAM, 0, 1), 0);
+        es_store_close(s);
+        s = open_store(false);
+        assert_int_equal(version_of(s, "m"), 0);
+        es_store_close(s);
+        return;
+    }
+    struct es_store *s = open_store(true);
+    assert_int_equal(append(s, "z", ES_EXPECT_NO_STREAM, 0, 3), 0);
+    es_store_close(s);
+    s = open_store(false);
+    assert_int_equal(version_of(s, "z"), 3);
+    assert_int_equal(append(s, "z", ES_EXPECT_EXACT, 3, 1), 0);
+    struct collected c = {0};
+    assert_int_equal(es_store_read_stream(s, "z", 1, 100, collect, &c), 0);
+    assert_int_equal(c.n, 4);
+    es_store_close(s);
+}
+
+static void test_fault_injection(void **state)
+{
+    (void)state;
+    struct es_store *s = open_store(true);
+    es_store_fault_commit(s, 1, 2); /* one commit passes, two fail, then fine */
+    assert_int_equal(append(s, "f", ES_EXPECT_ANY, 0, 1), 0);
+    assert_int_equal(append(s, "f", ES_EXPECT_ANY, 0, 1), WX_ERR_FAULT);
+    assert_int_equal(append(s, "f", ES_EXPECT_ANY, 0, 1), WX_ERR_FAULT);
+    assert_int_equal(append(s, "f", ES_EXPECT_ANY, 0, 1), 0);
+    assert_int_equal(version_of(s, "f"), 2);
+    es_store_close(s);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s <backend> <dir>\n", argv[0]);
+        return 2;
+    }
+    backend = argv[1];
+    base_dir = argv[2];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_expected_versions),
+        cmocka_unit_test(test_multi_stream_atomicity),
+        cmocka_unit_test(test_log_order_and_paging),
+        cmocka_unit_test(test_idempotency_expiry),
+        cmocka_unit_test(test_reopen),
+        cmocka_unit_test(test_fault_injection),
+    };
+    return cmocka_run_group_tests_name(backend, tests, NULL, NULL);
+}

@@ -1,0 +1,281 @@
+/*
+ * The writer (src/es/writer.c) on the memory store with a toy "counter"
+ * aggregate: group commit, commands of one batch seeing each other, a
+ * failed commit leaving nothing behind, and Idempotency-Key handling.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+
+#include "base/err.h"
+#include "es/writer.h"
+#include "store/store.h"
+
+struct counter {
+    int64_t value;
+};
+
+static void counter_init(void *state)
+{
+    ((struct counter *)state)->value = 0;
+}
+
+static int counter_evolve_stored(void *state, const struct es_event *ev)
+{
+    struct counter *c = state;
+    long long add;
+    if (sscanf(ev->data, "{\"add\":%lld}", &add) != 1)
+        return WX_ERR_CORRUPT;
+    c->value += add;
+    return 0;
+}
+
+static const struct es_aggregate_type counter_type = {
+    .name = "counter",
+    .state_bytes = sizeof(struct counter),
+    .init = counter_init,
+    .evolve_stored = counter_evolve_stored,
+};
+
+struct add_cmd {
+    const char *stream;
+    int64_t add;
+    int64_t limit; /* reject when the value would pass it */
+};
+
+static void handle_add(struct es_decide_ctx *ctx, struct es_command *cmd)
+{
+    const struct add_cmd *a = cmd->payload;
+    const void *st;
+    int64_t version;
+    int err = es_decide_load(ctx, &counter_type, a->stream, &st, &version);
+    if (err) {
+        es_decide_fail(ctx, err);
+        return;
+    }
+    struct counter next = *(const struct counter *)st;
+    if (next.value + a->add > a->limit) {
+        es_decide_reject(ctx, ES_insufficient_funds, "over the limit");
+        return;
+    }
+    next.value += a->add;
+    char data[64];
+    int n = snprintf(data, sizeof(data), "{\"add\":%lld}", (long long)a->add);
+    err = es_decide_emit(ctx, a->stream, "Added", data, (size_t)n, &next);
+    if (err) {
+        es_decide_fail(ctx, err);
+        return;
+    }
+    char body[64];
+    n = snprintf(body, sizeof(body), "{\"value\":%lld,\"version\":%lld}", (long long)next.value,
+                 (long long)version + 1);
+    es_decide_reply(ctx, 200, body, (size_t)n, NULL);
+}
+
+/* Waiting for completions. */
+static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
+static size_t done_count;
+
+static void on_complete(struct es_command *cmd)
+{
+    (void)cmd;
+    pthread_mutex_lock(&done_lock);
+    done_count++;
+    pthread_cond_broadcast(&done_cond);
+    pthread_mutex_unlock(&done_lock);
+}
+
+static void wait_done(size_t n)
+{
+    pthread_mutex_lock(&done_lock);
+    while (done_count < n)
+        pthread_cond_wait(&done_cond, &done_lock);
+    pthread_mutex_unlock(&done_lock);
+}
+
+struct fixture {
+    struct es_store *store;
+    struct es_writer *writer;
+    struct wx_arena arena;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct es_store_config cfg = {0};
+    assert_int_equal(es_store_open("memory", &cfg, &f->store), 0);
+    struct es_writer_config wcfg = {.store = f->store, .clock = &wx_clock_system};
+    assert_int_equal(es_writer_start(&wcfg, &f->writer), 0);
+    wx_arena_init(&f->arena);
+    done_count = 0;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    es_writer_stop(f->writer);
+    es_store_close(f->store);
+    wx_arena_release(&f->arena);
+    free(f);
+    return 0;
+}
+
+static struct es_command *new_cmd(struct fixture *f, const char *stream, int64_t add,
+                                  int64_t limit, const char *key)
+{
+    struct add_cmd *a = wx_arena_alloc(&f->arena, sizeof(*a));
+    a->stream = stream;
+    a->add = add;
+    a->limit = limit;
+    struct es_command *c = wx_arena_alloc(&f->arena, sizeof(*c));
+    c->handle = handle_add;
+    c->payload = a;
+    c->arena = &f->arena;
+    c->complete = on_complete;
+    c->correlation_id = "test";
+    strcpy(c->command_id, "00000000-0000-7000-8000-000000000000");
+    if (key != NULL) {
+        c->idem_key = key;
+        char *req = wx_arena_alloc(&f->arena, 64);
+        int n = snprintf(req, 64, "%s %lld", stream, (long long)add);
+        c->request = req;
+        c->request_len = (size_t)n;
+    }
+    return c;
+}
+
+static int64_t stream_version(struct fixture *f, const char *stream)
+{
+    int64_t v = -1;
+    assert_int_equal(es_store_stream_version(f->store, stream, &v), 0);
+    return v;
+}
+
+#define MANY 2000
+
+static void test_many_commands_one_stream(void **state)
+{
+    struct fixture *f = *state;
+    static struct es_command *cmds[MANY];
+    for (int i = 0; i < MANY; i++) {
+        cmds[i] = new_cmd(f, "counter:a", 1, INT64_MAX, NULL);
+        assert_int_equal(es_writer_submit(f->writer, cmds[i]), 0);
+    }
+    wait_done(MANY);
+    for (int i = 0; i < MANY; i++) {
+        assert_int_equal(cmds[i]->status, 200);
+        assert_true(cmds[i]->has_position);
+        if (i > 0) /* completion order is submission order, positions increase */
+            assert_true(es_position_cmp(&cmds[i - 1]->position, &cmds[i]->position) < 0);
+    }
+    char want[64];
+    snprintf(want, sizeof(want), "{\"value\":%d,\"version\":%d}", MANY, MANY);
+    assert_string_equal(cmds[MANY - 1]->body, want);
+    assert_int_equal(stream_version(f, "counter:a"), MANY);
+    const struct es_writer_stats *st = es_writer_stats(f->writer);
+    assert_int_equal(atomic_load(&st->events), MANY);
+    /* Group commit: fewer transactions than commands is likely but not
+     * certain on a fast machine, so only the bound is asserted. */
+    assert_true(atomic_load(&st->batches) <= MANY);
+}
+
+static void test_failed_commit_leaves_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct es_command *first = new_cmd(f, "counter:b", 5, INT64_MAX, NULL);
+    assert_int_equal(es_writer_submit(f->writer, first), 0);
+    wait_done(1);
+    assert_int_equal(first->status, 200);
+
+    es_store_fault_commit(f->store, 0, 1); /* the next commit fails */
+    struct es_command *failed = new_cmd(f, "counter:b", 7, INT64_MAX, "key-1");
+    assert_int_equal(es_writer_submit(f->writer, failed), 0);
+    wait_done(2);
+    assert_int_equal(failed->status, 503);
+    assert_false(failed->has_position);
+    assert_int_equal(stream_version(f, "counter:b"), 1);
+
+    /* The cache did not keep the failed state, and the key is free. */
+    struct es_command *retry = new_cmd(f, "counter:b", 7, INT64_MAX, "key-1");
+    assert_int_equal(es_writer_submit(f->writer, retry), 0);
+    wait_done(3);
+    assert_int_equal(retry->status, 200);
+    assert_false(retry->replayed);
+    assert_string_equal(retry->body, "{\"value\":12,\"version\":2}");
+    assert_int_equal(stream_version(f, "counter:b"), 2);
+}
+
+static void test_idempotency(void **state)
+{
+    struct fixture *f = *state;
+    struct es_command *a = new_cmd(f, "counter:c", 3, INT64_MAX, "k");
+    assert_int_equal(es_writer_submit(f->writer, a), 0);
+    wait_done(1);
+    assert_int_equal(a->status, 200);
+
+    struct es_command *again = new_cmd(f, "counter:c", 3, INT64_MAX, "k");
+    assert_int_equal(es_writer_submit(f->writer, again), 0);
+    wait_done(2);
+    assert_true(again->replayed);
+    assert_int_equal(again->status, 200);
+    assert_int_equal(again->body_len, a->body_len);
+    assert_memory_equal(again->body, a->body, a->body_len);
+    assert_int_equal(es_position_cmp(&again->position, &a->position), 0);
+    assert_int_equal(stream_version(f, "counter:c"), 1);
+
+    struct es_command *other = new_cmd(f, "counter:c", 4, INT64_MAX, "k");
+    assert_int_equal(es_writer_submit(f->writer, other), 0);
+    wait_done(3);
+    assert_int_equal(other->status, 422);
+    assert_non_null(strstr(other->body, "idempotency_key_reused"));
+
+    /* A rejection is an outcome too: remembered and replayed. */
+    struct es_command *rej = new_cmd(f, "counter:c", 100, 10, "k2");
+    assert_int_equal(es_writer_submit(f->writer, rej), 0);
+    wait_done(4);
+    assert_int_equal(rej->status, 422);
+    struct es_command *rej2 = new_cmd(f, "counter:c", 100, INT64_MAX, "k2");
+    /* same request identity ("counter:c 100"), different limit: still the
+     * first outcome, nothing applied */
+    assert_int_equal(es_writer_submit(f->writer, rej2), 0);
+    wait_done(5);
+    assert_true(rej2->replayed);
+    assert_int_equal(rej2->status, 422);
+    assert_int_equal(stream_version(f, "counter:c"), 1);
+}
+
+static void test_same_key_in_one_batch(void **state)
+{
+    struct fixture *f = *state;
+    /* Submitted back to back, they usually share a batch; either way exactly
+     * one is applied and the other is in-use (409) or a replay. */
+    struct es_command *a = new_cmd(f, "counter:d", 1, INT64_MAX, "dup");
+    struct es_command *b = new_cmd(f, "counter:d", 1, INT64_MAX, "dup");
+    assert_int_equal(es_writer_submit(f->writer, a), 0);
+    assert_int_equal(es_writer_submit(f->writer, b), 0);
+    wait_done(2);
+    assert_int_equal(a->status, 200);
+    assert_true(b->status == 409 || (b->status == 200 && b->replayed));
+    assert_int_equal(stream_version(f, "counter:d"), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_many_commands_one_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_commit_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_key_in_one_batch, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,154 @@
+/* Client-input validation and route matching (src/http/headers.c, route.c,
+ * json.c), as tables of accepted and refused inputs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "http/http.h"
+#include "http/json.h"
+
+static void test_ids(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"w1", "A-b_c.d:e", "0123456789012345678901234567890123"
+                                                          "456789012345678901234567890123"};
+    static const char *const bad[] = {"", "a/b", "a b", "ü", "a\tb", "a%20",
+                                      "01234567890123456789012345678901234567890123456789012345"
+                                      "678901234"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(http_id_ok(good[i]));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(http_id_ok(bad[i]));
+}
+
+static void test_headers(void **state)
+{
+    (void)state;
+    assert_true(http_idem_key_ok("abc-123"));
+    assert_false(http_idem_key_ok(""));
+    assert_false(http_idem_key_ok("has space"));
+    char long_key[300];
+    memset(long_key, 'k', sizeof(long_key) - 1);
+    long_key[sizeof(long_key) - 1] = '\0';
+    assert_false(http_idem_key_ok(long_key));
+    long_key[255] = '\0';
+    assert_true(http_idem_key_ok(long_key));
+
+    assert_true(http_traceparent_ok("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    assert_false(http_traceparent_ok("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+    assert_false(http_traceparent_ok("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
+    assert_false(http_traceparent_ok("garbage"));
+
+    assert_true(http_content_type_json("application/json"));
+    assert_true(http_content_type_json("Application/JSON; charset=utf-8"));
+    assert_false(http_content_type_json("application/jsonx"));
+    assert_false(http_content_type_json("text/plain"));
+
+    int64_t v;
+    assert_true(http_parse_i64("50", 1, 1000, &v) && v == 50);
+    assert_false(http_parse_i64("0", 1, 1000, &v));
+    assert_false(http_parse_i64("1001", 1, 1000, &v));
+    assert_false(http_parse_i64("99999999999999999999", 1, INT64_MAX, &v));
+    assert_false(http_parse_i64("1x", 1, 1000, &v));
+    assert_false(http_parse_i64("", 1, 1000, &v));
+}
+
+static void noop(struct http_request *req)
+{
+    (void)req;
+}
+
+static const struct http_route routes[] = {
+    {"GET", "/wallets/{id}", noop, 0},
+    {"POST", "/wallets/{id}/credit", noop, 10},
+    {"POST", "/wallets", noop, 10},
+};
+
+static void test_routes(void **state)
+{
+    (void)state;
+    struct wx_arena arena;
+    wx_arena_init(&arena);
+    const struct http_route *r;
+    const char *params[HTTP_PATH_PARAMS_MAX];
+    size_t n = 0;
+    char allow[64];
+    assert_int_equal(http_route_match(routes, 3, "POST", "/wallets/w-1/credit", &arena, &r,
+                                      params, &n, allow, sizeof(allow)),
+                     HTTP_MATCH_OK);
+    assert_ptr_equal(r, &routes[1]);
+    assert_int_equal(n, 1);
+    assert_string_equal(params[0], "w-1");
+    assert_int_equal(http_route_match(routes, 3, "DELETE", "/wallets/w", &arena, &r, params, &n,
+                                      allow, sizeof(allow)),
+                     HTTP_MATCH_NO_METHOD);
+    assert_string_equal(allow, "GET");
+    static const char *const missing[] = {"/wallets/", "/wallets//credit", "/wallet", "/",
+                                          "/wallets/w/credit/x", "", "/wallets/w/"};
+    for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++)
+        assert_int_equal(http_route_match(routes, 3, "GET", missing[i], &arena, &r, params, &n,
+                                          allow, sizeof(allow)),
+                         HTTP_MATCH_NO_ROUTE);
+    wx_arena_release(&arena);
+}
+
+static void test_json_bodies(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "", "{", "[1]", "\"x\"", "{} x", "{\"a\":1,}", "{'a':1}", "{\"a\":\xff}",
+        "{\"a\":\"\xc3\x28\"}", "{\"a\":[[[[[[[[[[[[1]]]]]]]]]]]]}", "null",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct json_object *o = NULL;
+        const char *detail = NULL;
+        if (http_json_parse_object(bad[i], strlen(bad[i]), &o, &detail))
+            fail_msg("accepted bad body %zu", i);
+        assert_non_null(detail);
+    }
+    const char nul_body[] = "{\"a\":1}\0";
+    struct json_object *o = NULL;
+    const char *detail;
+    assert_false(http_json_parse_object(nul_body, sizeof(nul_body) - 1, &o, &detail));
+
+    struct wx_arena arena;
+    wx_arena_init(&arena);
+    const char body[] = "{\"n\":100.50,\"s\":\"0.3\",\"e\":1e5,\"neg\":-1,\"big\":"
+                        "99999999999999999999999,\"z\":\"a\\u0000b\",\"b\":true} ";
+    assert_true(http_json_parse_object(body, strlen(body), &o, &detail));
+    const char *text;
+    assert_true(http_json_amount(o, "n", HTTP_FIELD_REQUIRED, &arena, &text));
+    assert_string_equal(text, "100.50");
+    assert_true(http_json_amount(o, "s", HTTP_FIELD_REQUIRED, &arena, &text));
+    assert_string_equal(text, "0.3");
+    assert_false(http_json_amount(o, "e", HTTP_FIELD_REQUIRED, &arena, &text));
+    assert_false(http_json_amount(o, "neg", HTTP_FIELD_REQUIRED, &arena, &text));
+    assert_false(http_json_amount(o, "b", HTTP_FIELD_REQUIRED, &arena, &text));
+    assert_false(http_json_amount(o, "missing", HTTP_FIELD_REQUIRED, &arena, &text));
+    assert_true(http_json_amount(o, "missing", HTTP_FIELD_OPTIONAL, &arena, &text));
+    assert_null(text);
+    /* Syntactically an amount; the decider finds it too large for int64. */
+    assert_true(http_json_amount(o, "big", HTTP_FIELD_REQUIRED, &arena, &text));
+    assert_false(http_json_string(o, "z", HTTP_FIELD_REQUIRED, 100, &arena, &text));
+    const char *bad_key;
+    static const char *const allowed[] = {"n", "s", NULL};
+    assert_false(http_json_only_keys(o, allowed, &bad_key));
+    json_object_put(o);
+    wx_arena_release(&arena);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_headers),
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_json_bodies),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
