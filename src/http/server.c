@@ -345,6 +345,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (req == NULL)
             return MHD_NO;
         *con_cls = req;
+        /* A declared body over the limit is refused before it is read; the
+         * connection then closes, which is what an oversized upload deserves. */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        int64_t declared;
+        if (cl != NULL && http_parse_i64(cl, 0, INT64_MAX, &declared) &&
+            declared > WX_BODY_BYTES_MAX) {
+            req->body_too_large = true;
+            http_reply_problem(req, ES_payload_too_large, "the request body is too large");
+        }
         return MHD_YES;
     }
     if (req->state == REQ_WAITING) {
@@ -357,11 +367,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
+        /* An undeclared (chunked) body over the limit is read to its end and
+         * dropped, then refused in dispatch. */
         if (!body_append(req, upload_data, *upload_data_size))
             return MHD_NO;
         *upload_data_size = 0;
-        if (req->body_too_large)
-            http_reply_problem(req, ES_payload_too_large, "the request body is too large");
         return MHD_YES;
     }
     if (req->body == NULL) {

@@ -1,1 +1,539 @@
-import sys; sys.exit(0)
+#!/usr/bin/env python3
+"""Black-box tests of the HTTP contract (API.md) against the real binary:
+every call and every error code, idempotency, correlation, bad input, and
+durability across kill -9. Usage: test_api.py path/to/wallex"""
+import concurrent.futures
+import json
+import os
+import signal
+import sys
+import threading
+from decimal import Decimal
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Runner, Server, expect, expect_problem  # noqa: E402
+
+_seq = [0]
+_seq_lock = threading.Lock()
+
+
+def uid(prefix="w"):
+    with _seq_lock:
+        _seq[0] += 1
+        return "%s-%d-%d" % (prefix, os.getpid(), _seq[0])
+
+
+def create(s, wallet_id=None, owner="owner-1", initial=None, currency=None, headers=None):
+    body = {"walletId": wallet_id or uid(), "ownerId": owner}
+    if initial is not None:
+        body["initialBalance"] = initial
+    if currency is not None:
+        body["currency"] = currency
+    return s.request("POST", "/wallets", raw=json.dumps(body).replace('"__N__', "").encode(),
+                     headers=headers)
+
+
+def raw_post(s, path, text, headers=None):
+    return s.request("POST", path, raw=text.encode() if isinstance(text, str) else text,
+                     headers=headers)
+
+
+# ---------------------------------------------------------------- wallets
+
+def test_healthz(s):
+    st, _, _, body = s.request("GET", "/healthz")
+    expect(st == 200 and body["status"] == "ok")
+
+
+def test_create_wallet(s):
+    wid = uid()
+    st, h, payload, body = raw_post(
+        s, "/wallets", '{"walletId":"%s","ownerId":"o-1","initialBalance":100.00}' % wid)
+    expect(st == 201, payload)
+    expect(h["location"] == "/wallets/" + wid, h)
+    expect("x-position" in h and h["x-position"], h)
+    expect(h["content-type"] == "application/json")
+    expect(body["id"] == wid and body["ownerId"] == "o-1" and body["currency"] == "USD")
+    expect(b'"balance":100.00' in payload, payload)
+    expect(body["version"] == 2, body)  # WalletCreated + WalletCredited
+    expect(body["createdAt"].endswith("Z") and len(body["createdAt"]) == 24, body)
+
+    st, _, payload, body = s.request("GET", "/wallets/" + wid)
+    expect(st == 200 and b'"balance":100.00' in payload and body["version"] == 2, payload)
+
+
+def test_create_without_initial_balance(s):
+    st, _, payload, body = create(s)
+    expect(st == 201 and body["version"] == 1 and b'"balance":0.00' in payload, payload)
+    st, _, payload, body = create(s, initial="0")
+    expect(st == 201 and body["version"] == 1, payload)
+
+
+def test_create_currencies(s):
+    st, _, payload, body = raw_post(
+        s, "/wallets", '{"walletId":"%s","ownerId":"o","currency":"JPY","initialBalance":500}'
+        % uid())
+    expect(st == 201 and body["currency"] == "JPY" and b'"balance":500,' in payload, payload)
+    st, _, payload, _ = raw_post(
+        s, "/wallets", '{"walletId":"%s","ownerId":"o","currency":"KWD","initialBalance":"1.005"}'
+        % uid())
+    expect(st == 201 and b'"balance":1.005,' in payload, payload)
+    expect_problem(raw_post(s, "/wallets", '{"walletId":"%s","ownerId":"o","currency":"JPY",'
+                            '"initialBalance":1.5}' % uid()), 400, "invalid_request")
+    for bad in ['"usd"', '"XXX"', '"US"', '1', 'null']:
+        r = raw_post(s, "/wallets", '{"walletId":"%s","ownerId":"o","currency":%s}' % (uid(), bad))
+        if bad == 'null':  # null means absent: the default currency
+            expect(r[0] == 201 and r[3]["currency"] == "USD", r[2])
+        else:
+            expect_problem(r, 400, "invalid_request")
+
+
+def test_create_duplicate(s):
+    wid = uid()
+    expect(create(s, wid)[0] == 201)
+    expect_problem(create(s, wid), 409, "wallet_already_exists")
+
+
+def test_create_validation(s):
+    cases = [
+        '{"ownerId":"o"}',
+        '{"walletId":"w","ownerId":""}',
+        '{"walletId":"","ownerId":"o"}',
+        '{"walletId":"has space","ownerId":"o"}',
+        '{"walletId":"a/b","ownerId":"o"}',
+        '{"walletId":"%s","ownerId":"o"}' % ("x" * 65),
+        '{"walletId":"w\\u00e9","ownerId":"o"}',
+        '{"walletId":123,"ownerId":"o"}',
+        '{"walletId":"w","ownerId":"o","initialBalance":-1}',
+        '{"walletId":"w","ownerId":"o","initialBalance":1e3}',
+        '{"walletId":"w","ownerId":"o","initialBalance":1.001}',
+        '{"walletId":"w","ownerId":"o","initialBalance":"abc"}',
+        '{"walletId":"w","ownerId":"o","initialBalance":true}',
+        '{"walletId":"w","ownerId":"o","initialBalance":NaN}',
+        '{"walletId":"w","ownerId":"o","initialBalance":99999999999999999999999999}',
+        '{"walletId":"w","ownerId":"o","initialBalance":92233720368547758.08}',
+        '{"walletId":"w","ownerId":"o","initalBalance":1}',  # typo: unknown field
+        '[]', '"x"', '', '{', '{"walletId":"w","ownerId":"o"} trailing',
+    ]
+    for c in cases:
+        expect_problem(raw_post(s, "/wallets", c), 400, "invalid_request")
+    # The int64 maximum itself is fine in a currency without minor units.
+    st, _, payload, _ = raw_post(
+        s, "/wallets", '{"walletId":"%s","ownerId":"o","currency":"JPY",'
+        '"initialBalance":9223372036854775807}' % uid())
+    expect(st == 201 and b'"balance":9223372036854775807' in payload, payload)
+
+
+def test_get_wallet_not_found(s):
+    expect_problem(s.request("GET", "/wallets/nope-" + uid()), 404, "wallet_not_found")
+    expect_problem(s.request("GET", "/wallets/" + "x" * 65), 400, "invalid_request")
+
+
+# ---------------------------------------------------------------- credit/debit
+
+def test_credit_debit(s):
+    wid = create(s)[3]["id"]
+    st, h, payload, body = raw_post(s, "/wallets/%s/credit" % wid, '{"amount":0.1}')
+    expect(st == 200 and body["version"] == 2 and "x-position" in h, payload)
+    st, _, payload, body = raw_post(s, "/wallets/%s/credit" % wid, '{"amount":"0.2"}')
+    expect(st == 200 and b'"balance":0.30' in payload, payload)
+    st, _, payload, body = raw_post(s, "/wallets/%s/debit" % wid,
+                                    '{"amount":0.25,"description":"coffee"}')
+    expect(st == 200 and b'"balance":0.05' in payload and body["version"] == 4, payload)
+    expect_problem(raw_post(s, "/wallets/%s/debit" % wid, '{"amount":0.06}'), 422,
+                   "insufficient_funds")
+    st, _, payload, _ = s.request("GET", "/wallets/" + wid)
+    expect(b'"balance":0.05' in payload, payload)
+
+
+def test_credit_validation(s):
+    wid = create(s)[3]["id"]
+    for c in ['{}', '{"amount":0}', '{"amount":-5}', '{"amount":"1.234"}', '{"amount":1e2}',
+              '{"amount":null}', '{"amount":[1]}', '{"amount":1,"extra":1}',
+              '{"amount":1,"expectedVersion":-1}', '{"amount":1,"expectedVersion":"1"}',
+              '{"amount":1,"expectedVersion":1.5}', '{"amount":1,"description":5}',
+              '{"amount":1,"description":"%s"}' % ("d" * 1025)]:
+        expect_problem(raw_post(s, "/wallets/%s/credit" % wid, c), 400, "invalid_request")
+    expect_problem(raw_post(s, "/wallets/nope-%s/credit" % uid(), '{"amount":1}'), 404,
+                   "wallet_not_found")
+    expect_problem(raw_post(s, "/wallets/nope-%s/debit" % uid(), '{"amount":1}'), 404,
+                   "wallet_not_found")
+    expect_problem(raw_post(s, "/wallets/bad%%20id/credit", '{"amount":1}'), 400,
+                   "invalid_request")
+
+
+def test_expected_version(s):
+    wid = create(s)[3]["id"]
+    st, _, _, body = raw_post(s, "/wallets/%s/credit" % wid, '{"amount":1,"expectedVersion":1}')
+    expect(st == 200 and body["version"] == 2)
+    expect_problem(raw_post(s, "/wallets/%s/credit" % wid, '{"amount":1,"expectedVersion":1}'),
+                   409, "version_conflict")
+    expect_problem(raw_post(s, "/wallets/%s/debit" % wid, '{"amount":1,"expectedVersion":9}'),
+                   409, "version_conflict")
+    st, _, _, body = raw_post(s, "/wallets/%s/debit" % wid, '{"amount":1,"expectedVersion":2}')
+    expect(st == 200 and body["version"] == 3)
+
+
+def test_balance_overflow(s):
+    wid = raw_post(s, "/wallets", '{"walletId":"%s","ownerId":"o","currency":"JPY",'
+                   '"initialBalance":9223372036854775800}' % uid())[3]["id"]
+    expect_problem(raw_post(s, "/wallets/%s/credit" % wid, '{"amount":8}'), 422,
+                   "balance_overflow")
+    st, _, payload, _ = raw_post(s, "/wallets/%s/credit" % wid, '{"amount":7}')
+    expect(st == 200 and b'"balance":9223372036854775807' in payload, payload)
+
+
+# ---------------------------------------------------------------- transfers
+
+def test_transfer(s):
+    a = create(s, initial="50.00")[3]["id"]
+    b = create(s)[3]["id"]
+    tid = uid("t")
+    st, h, payload, body = raw_post(
+        s, "/transfers", '{"transferId":"%s","fromWalletId":"%s","toWalletId":"%s",'
+        '"amount":"12.34","description":"rent"}' % (tid, a, b))
+    expect(st == 201, payload)
+    expect(h["location"] == "/transfers/" + tid and "x-position" in h, h)
+    expect(body["transferId"] == tid and body["currency"] == "USD" and body["description"] == "rent")
+    expect(b'"amount":12.34' in payload, payload)
+    expect(body["from"]["balance"] == Decimal("37.66") and body["to"]["balance"] == Decimal("12.34"))
+    expect(body["from"]["version"] == 3 and body["to"]["version"] == 2, body)
+
+    st, _, payload2, body2 = s.request("GET", "/transfers/" + tid)
+    expect(st == 200 and body2 == body, (payload, payload2))
+    expect_problem(raw_post(s, "/transfers", '{"transferId":"%s","fromWalletId":"%s",'
+                            '"toWalletId":"%s","amount":1}' % (tid, a, b)), 409,
+                   "transfer_already_exists")
+    # Generated transfer id.
+    st, h, _, body = raw_post(s, "/transfers", '{"fromWalletId":"%s","toWalletId":"%s",'
+                              '"amount":1}' % (a, b))
+    expect(st == 201 and len(body["transferId"]) == 36, body)
+    expect(s.request("GET", "/transfers/" + body["transferId"])[0] == 200)
+
+
+def test_transfer_rejections(s):
+    a = create(s, initial="10")[3]["id"]
+    b = create(s)[3]["id"]
+    e = create(s, currency="EUR", initial="10")[3]["id"]
+    expect_problem(raw_post(s, "/transfers", '{"fromWalletId":"%s","toWalletId":"%s",'
+                            '"amount":1}' % (a, a)), 400, "same_wallet")
+    expect_problem(raw_post(s, "/transfers", '{"fromWalletId":"nope-%s","toWalletId":"%s",'
+                            '"amount":1}' % (uid(), b)), 404, "wallet_not_found")
+    expect_problem(raw_post(s, "/transfers", '{"fromWalletId":"%s","toWalletId":"nope-%s",'
+                            '"amount":1}' % (a, uid())), 404, "wallet_not_found")
+    expect_problem(raw_post(s, "/transfers", '{"fromWalletId":"%s","toWalletId":"%s",'
+                            '"amount":10.01}' % (a, b)), 422, "insufficient_funds")
+    expect_problem(raw_post(s, "/transfers", '{"fromWalletId":"%s","toWalletId":"%s",'
+                            '"amount":1}' % (a, e)), 422, "currency_mismatch")
+    for c in ['{"fromWalletId":"%s","toWalletId":"%s"}' % (a, b),
+              '{"fromWalletId":"%s","toWalletId":"%s","amount":0}' % (a, b),
+              '{"fromWalletId":"%s","amount":1}' % a,
+              '{"fromWalletId":"%s","toWalletId":"%s","amount":1,"transferId":"a b"}' % (a, b),
+              '{"fromWalletId":"%s","toWalletId":"%s","amount":1,"x":1}' % (a, b)]:
+        expect_problem(raw_post(s, "/transfers", c), 400, "invalid_request")
+    # Nothing moved.
+    expect(s.request("GET", "/wallets/" + a)[3]["balance"] == Decimal("10.00"))
+    expect(s.request("GET", "/wallets/" + b)[3]["version"] == 1)
+    expect_problem(s.request("GET", "/transfers/nope-" + uid()), 404, "transfer_not_found")
+
+
+def test_concurrent_transfers_conserve_money(s):
+    wallets = [create(s, initial="100.00")[3]["id"] for _ in range(6)]
+
+    def work(i):
+        a, b = wallets[i % 6], wallets[(i * 7 + 1) % 6]
+        if a == b:
+            b = wallets[(i + 1) % 6]
+        r = raw_post(s, "/transfers", '{"fromWalletId":"%s","toWalletId":"%s","amount":"7.77"}'
+                     % (a, b))
+        return r[0]
+
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        statuses = list(ex.map(work, range(300)))
+    expect(set(statuses) <= {201, 422}, set(statuses))
+    total = sum(s.request("GET", "/wallets/" + w)[3]["balance"] for w in wallets)
+    expect(total == Decimal("600.00"), total)
+    for w in wallets:
+        expect(s.request("GET", "/wallets/" + w)[3]["balance"] >= 0)
+
+
+# ---------------------------------------------------------------- reads
+
+def test_events_and_paging(s):
+    wid = create(s, initial="1")[3]["id"]
+    for _ in range(4):
+        raw_post(s, "/wallets/%s/credit" % wid, '{"amount":1}')
+    st, _, _, page = s.request("GET", "/wallets/%s/events?limit=2" % wid)
+    expect(st == 200 and len(page["data"]) == 2 and page["nextCursor"], page)
+    seen = list(page["data"])
+    while page["nextCursor"]:
+        page = s.request("GET", "/wallets/%s/events?limit=2&after=%s" % (wid, page["nextCursor"]))[3]
+        seen += page["data"]
+    expect([e["version"] for e in seen] == [1, 2, 3, 4, 5, 6], seen)
+    expect(seen[0]["type"] == "WalletCreated" and seen[1]["type"] == "WalletCredited")
+    expect(seen[1]["data"]["amountMinor"] == 100 and seen[1]["data"]["description"] ==
+           "Initial balance")
+    positions = [int(e["position"]) for e in seen]
+    expect(positions == sorted(positions))
+    for e in seen:
+        expect(e["streamId"] == "wallet:" + wid and len(e["eventId"]) == 36)
+        expect({"correlationId", "causationId", "occurredAt"} <= set(e["metadata"]))
+    st, _, _, page = s.request("GET", "/wallets/%s/events?fromVersion=5" % wid)
+    expect([e["version"] for e in page["data"]] == [5, 6] and page["nextCursor"] is None)
+    for q in ["limit=0", "limit=1001", "limit=x", "after=zzz", "fromVersion=0"]:
+        expect_problem(s.request("GET", "/wallets/%s/events?%s" % (wid, q)), 400,
+                       "invalid_request")
+    expect_problem(s.request("GET", "/wallets/nope-%s/events" % uid()), 404, "wallet_not_found")
+
+
+def test_time_travel(s):
+    wid = create(s, initial="1")[3]["id"]
+    raw_post(s, "/wallets/%s/credit" % wid, '{"amount":2}')
+    st, _, payload, body = s.request("GET", "/wallets/%s?atVersion=2" % wid)
+    expect(st == 200 and body["version"] == 2 and b'"balance":1.00' in payload, payload)
+    expect_problem(s.request("GET", "/wallets/%s?atVersion=9" % wid), 404, "wallet_not_found")
+    expect_problem(s.request("GET", "/wallets/%s?atVersion=0" % wid), 400, "invalid_request")
+    expect_problem(s.request("GET", "/wallets/%s?asOf=yesterday" % wid), 400, "invalid_request")
+    st, _, _, body = s.request("GET", "/wallets/%s?asOf=2999-01-01T00:00:00Z" % wid)
+    expect(st == 200 and body["version"] == 3)
+    expect_problem(s.request("GET", "/wallets/%s?asOf=2000-01-01T00:00:00Z" % wid), 404,
+                   "wallet_not_found")
+
+
+# ---------------------------------------------------------------- idempotency
+
+def test_idempotent_replay(s):
+    wid = uid()
+    key = {"Idempotency-Key": uid("key")}
+    body = '{"walletId":"%s","ownerId":"o","initialBalance":5}' % wid
+    first = raw_post(s, "/wallets", body, key)
+    second = raw_post(s, "/wallets", body, key)
+    expect(first[0] == 201 and second[0] == 201)
+    expect(first[2] == second[2], "bodies differ")
+    expect(second[1].get("idempotency-replayed") == "true" and
+           "idempotency-replayed" not in first[1])
+    expect(second[1]["x-position"] == first[1]["x-position"])
+    expect(second[1]["location"] == first[1]["location"])
+    # Same key, different body: reused.
+    expect_problem(raw_post(s, "/wallets", body.replace('"o"', '"o2"'), key), 422,
+                   "idempotency_key_reused")
+    # Same key, other path: reused.
+    expect_problem(raw_post(s, "/wallets/%s/credit" % wid, '{"amount":1}', key), 422,
+                   "idempotency_key_reused")
+    expect(s.request("GET", "/wallets/" + wid)[3]["version"] == 2)
+
+
+def test_idempotent_credit_applies_once(s):
+    wid = create(s)[3]["id"]
+    key = {"Idempotency-Key": uid("key")}
+    for _ in range(5):
+        st, _, _, body = raw_post(s, "/wallets/%s/credit" % wid, '{"amount":3}', key)
+        expect(st == 200 and body["balance"] == Decimal("3.00"), body)
+    expect(s.request("GET", "/wallets/" + wid)[3]["version"] == 2)
+
+
+def test_idempotent_rejection_remembered(s):
+    wid = create(s)[3]["id"]
+    key = {"Idempotency-Key": uid("key")}
+    first = raw_post(s, "/wallets/%s/debit" % wid, '{"amount":1}', key)
+    expect_problem(first, 422, "insufficient_funds")
+    raw_post(s, "/wallets/%s/credit" % wid, '{"amount":10}')
+    again = raw_post(s, "/wallets/%s/debit" % wid, '{"amount":1}', key)
+    expect_problem(again, 422, "insufficient_funds")
+    expect(again[2] == first[2] and again[1].get("idempotency-replayed") == "true")
+    expect(s.request("GET", "/wallets/" + wid)[3]["balance"] == Decimal("10.00"))
+
+
+def test_idempotency_concurrent_same_key(s):
+    wid = create(s)[3]["id"]
+    key = {"Idempotency-Key": uid("key")}
+
+    def go(_):
+        return raw_post(s, "/wallets/%s/credit" % wid, '{"amount":1}', key)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        results = list(ex.map(go, range(32)))
+    fresh = [r for r in results if r[0] == 200 and "idempotency-replayed" not in r[1]]
+    expect(len(fresh) == 1, [r[0] for r in results])
+    for r in results:
+        if r[0] == 409:
+            expect(r[3]["code"] == "idempotency_key_in_use")
+        else:
+            expect(r[0] == 200 and r[2] == fresh[0][2])
+    expect(s.request("GET", "/wallets/" + wid)[3]["balance"] == Decimal("1.00"))
+
+
+def test_idempotency_key_validation(s):
+    for bad in ["", "has space", "k" * 256, "caf\u00e9"]:
+        try:
+            r = raw_post(s, "/wallets", '{"walletId":"%s","ownerId":"o"}' % uid(),
+                         {"Idempotency-Key": bad})
+        except (UnicodeEncodeError, ValueError):
+            continue
+        expect_problem(r, 400, "invalid_request")
+    st, _, _, _ = raw_post(s, "/wallets", '{"walletId":"%s","ownerId":"o"}' % uid(),
+                           {"Idempotency-Key": "k" * 255})
+    expect(st == 201)
+
+
+# ---------------------------------------------------------------- headers
+
+def test_correlation_and_trace(s):
+    cid = uid("corr")
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    st, h, _, body = raw_post(s, "/wallets", '{"walletId":"%s","ownerId":"o","initialBalance":1}'
+                              % uid(), {"X-Correlation-Id": cid, "traceparent": tp})
+    expect(st == 201 and h["x-correlation-id"] == cid)
+    events = s.request("GET", "/wallets/%s/events" % body["id"])[3]["data"]
+    expect(len(events) == 2)
+    for e in events:
+        expect(e["metadata"]["correlationId"] == cid and e["metadata"]["traceparent"] == tp)
+    expect(events[0]["metadata"]["causationId"] == events[1]["metadata"]["causationId"])
+    # Generated when absent, on every response.
+    st, h, _, _ = s.request("GET", "/healthz")
+    expect(len(h["x-correlation-id"]) == 36)
+    st, h, _, _ = s.request("GET", "/nope")
+    expect(len(h["x-correlation-id"]) == 36)
+    expect_problem(s.request("GET", "/healthz", headers={"X-Correlation-Id": "a" * 129}), 400,
+                   "invalid_request")
+
+
+def test_http_errors(s):
+    expect_problem(s.request("GET", "/nope"), 404, "not_found")
+    expect_problem(s.request("GET", "/wallets/a/b/c"), 404, "not_found")
+    r = s.request("DELETE", "/wallets/x")
+    expect_problem(r, 405, "method_not_allowed")
+    expect(r[1]["allow"] == "GET", r[1])
+    r = s.request("GET", "/wallets")
+    expect_problem(r, 405, "method_not_allowed")
+    expect("POST" in r[1]["allow"])
+    expect_problem(s.request("POST", "/wallets", raw=b'{"walletId":"w","ownerId":"o"}',
+                             headers={"Content-Type": "text/plain"}), 415,
+                   "unsupported_media_type")
+    c = s.conn()
+    c.request("POST", "/wallets", body=b'{"walletId":"w","ownerId":"o"}')  # no content type
+    r = c.getresponse()
+    expect(r.status == 415)
+    r.read()
+    c.close()
+    big = '{"walletId":"w","ownerId":"o","pad":"%s"}' % ("x" * (64 * 1024))
+    expect_problem(raw_post(s, "/wallets", big), 413, "payload_too_large")
+    exactly = '{"walletId":"%s","ownerId":"o"}' % uid()
+    exactly = exactly[:-1] + " " * (64 * 1024 - len(exactly)) + "}"
+    expect(len(exactly) == 64 * 1024 and raw_post(s, "/wallets", exactly)[0] == 201)
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_bad_input_changes_nothing(s):
+    before = s.count_events()
+    wid = create(s, initial="1")[3]["id"]
+    before += 2
+    bodies = [
+        b"\xff\xfe\x00garbage", b"\x00", b'{"walletId":"w\x00","ownerId":"o"}',
+        b'{"walletId":"\xc3\x28","ownerId":"o"}', b'{"amount":1' + b"}" * 3,
+        b"[" * 10000, b'{"a":' * 5000 + b"1" + b"}" * 5000, b"{" + b'"a":1,' * 5000 + b'"b":2}',
+        b'{"amount":1e999999}', b'{"amount":-0}', b'{"amount":0.0000000001}',
+        b'{"amount":' + b"9" * 5000 + b"}", b'{"amount":"' + b"9" * 5000 + b'"}',
+        b'{"amount":{"$gt":1}}', b'{"walletId":"w","ownerId":"o","__proto__":{}}',
+        b"\xef\xbb\xbf{}", b"null", b"true", b"1", b'"s"',
+    ]
+    paths = ["/wallets", "/wallets/%s/credit" % wid, "/wallets/%s/debit" % wid, "/transfers"]
+    for p in paths:
+        for b in bodies:
+            st = raw_post(s, p, b)[0]
+            expect(400 <= st < 500, (p, b[:40], st))
+    # Raw protocol junk: the server must answer or close, never die.
+    for junk in [b"\x00\x01\x02\r\n\r\n", b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\n\r\n",
+                 b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"h" * 100000 + b"\r\n\r\n",
+                 b"POST /wallets HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+                 b"POST /wallets HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+                 b"BREW /coffee HTCPCP/1.0\r\n\r\n",
+                 b"POST /wallets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"]:
+        out = s.raw(junk)
+        if out:
+            code = int(out.split(b" ")[1])
+            expect(400 <= code < 500, (junk[:40], out[:80]))
+    st, _, payload, _ = s.request("GET", "/wallets/" + wid)
+    expect(st == 200 and b'"balance":1.00' in payload and s.alive())
+    expect(s.count_events() == before, (s.count_events(), before))
+
+
+def test_long_url_and_header(s):
+    expect_problem(s.request("GET", "/wallets/" + "a" * 3000), 400, "invalid_request")
+    st = s.request("GET", "/healthz", headers={"X-Junk": "j" * 20000})[0]
+    expect(st in (200, 400, 413, 431), st)
+    expect(s.request("GET", "/healthz")[0] == 200)
+
+
+def run_all(binary):
+    runner = Runner()
+    s = Server(binary).start()
+    try:
+        runner.run([v for k, v in sorted(globals().items())
+                    if k.startswith("test_") and callable(v)], s)
+        rc = s.stop()
+        runner.run([lambda: expect(rc == 0, "SIGTERM exit code %r" % rc)])
+    finally:
+        s.cleanup()
+    runner.run([proc_kill_9_keeps_acknowledged_writes, proc_sigterm_finishes_in_flight], binary)
+    runner.finish()
+
+
+def proc_kill_9_keeps_acknowledged_writes(binary):
+    s = Server(binary).start()
+    try:
+        wid = create(s, initial="10")[3]["id"]
+        st, _, _, _ = raw_post(s, "/wallets/%s/credit" % wid, '{"amount":"2.50"}')
+        expect(st == 200)
+        s.stop(signal.SIGKILL)
+        s.start()
+        st, _, payload, body = s.request("GET", "/wallets/" + wid)
+        expect(st == 200 and b'"balance":12.50' in payload and body["version"] == 3, payload)
+        # The idempotency record survived too.
+        key = {"Idempotency-Key": uid("k9")}
+        first = raw_post(s, "/wallets/%s/credit" % wid, '{"amount":1}', key)
+        s.stop(signal.SIGKILL)
+        s.start()
+        again = raw_post(s, "/wallets/%s/credit" % wid, '{"amount":1}', key)
+        expect(again[2] == first[2] and again[1].get("idempotency-replayed") == "true")
+        expect(s.stop() == 0)
+    finally:
+        s.cleanup()
+
+
+def proc_sigterm_finishes_in_flight(binary):
+    s = Server(binary).start()
+    try:
+        wid = create(s)[3]["id"]
+        results = []
+
+        def credit(_):
+            return raw_post(s, "/wallets/%s/credit" % wid, '{"amount":1}')[0]
+
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            futs = [ex.submit(credit, i) for i in range(200)]
+            threading.Timer(0.05, lambda: s.proc.send_signal(signal.SIGTERM)).start()
+            for f in futs:
+                try:
+                    results.append(f.result())
+                except Exception:
+                    results.append("refused")
+        rc = s.proc.wait(timeout=30)
+        s.proc = None
+        expect(rc == 0, rc)
+        ok = sum(1 for r in results if r == 200)
+        expect(all(r in (200, 503, "refused") for r in results), set(results))
+        # Every acknowledged credit is in the log.
+        s.start()
+        expect(s.request("GET", "/wallets/" + wid)[3]["version"] == 1 + ok)
+    finally:
+        s.cleanup()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print("usage: test_api.py path/to/wallex", file=sys.stderr)
+        sys.exit(2)
+    run_all(os.path.abspath(sys.argv[1]))

@@ -1,0 +1,161 @@
+"""Starts the real wallex binary on a free loopback port with a temporary
+data directory and talks HTTP to it. Shared by the black-box test files."""
+import decimal
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+
+class Server:
+    def __init__(self, binary, data_dir=None, extra_args=()):
+        self.binary = binary
+        self.owns_dir = data_dir is None
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="wallex-api-")
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.port = None
+        self.log_path = os.path.join(self.data_dir, "server.log")
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        offset = log.tell()  # a restart appends; only its own lines count
+        self.proc = subprocess.Popen(
+            [self.binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir]
+            + self.extra_args,
+            stdout=log, stderr=log)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                m = re.findall(rb"\(port (\d+)\)", f.read())
+            if m:
+                self.port = int(m[-1])
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited: " + self.log())
+            time.sleep(0.02)
+        raise RuntimeError("server did not start: " + self.log())
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc is None:
+            return None
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=timeout)
+        self.proc = None
+        return rc
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def cleanup(self):
+        if self.proc is not None:
+            self.stop(signal.SIGKILL)
+        if self.owns_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def conn(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+
+    def request(self, method, path, body=None, headers=None, raw=None):
+        """Returns (status, headers dict lower-cased, body bytes, parsed json or None)."""
+        h = {}
+        if body is not None or raw is not None:
+            h["Content-Type"] = "application/json"
+        h.update(headers or {})
+        data = raw if raw is not None else (None if body is None else json.dumps(body))
+        c = self.conn()
+        try:
+            c.request(method, path, body=data, headers=h)
+            r = c.getresponse()
+            payload = r.read()
+            hdrs = {k.lower(): v for k, v in r.getheaders()}
+        finally:
+            c.close()
+        parsed = None
+        if payload:
+            try:
+                parsed = json.loads(payload, parse_float=decimal.Decimal)
+            except ValueError:
+                parsed = None
+        return r.status, hdrs, payload, parsed
+
+    def raw(self, data, read_timeout=5):
+        """Sends raw bytes and returns whatever comes back (bytes)."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=read_timeout)
+        try:
+            s.sendall(data)
+            chunks = []
+            try:
+                while True:
+                    b = s.recv(65536)
+                    if not b:
+                        break
+                    chunks.append(b)
+                    if b"\r\n\r\n" in b"".join(chunks):
+                        head, _, rest = b"".join(chunks).partition(b"\r\n\r\n")
+                        m = re.search(rb"content-length: *(\d+)", head, re.I)
+                        if m and len(rest) >= int(m.group(1)):
+                            break
+            except socket.timeout:
+                pass
+            return b"".join(chunks)
+        finally:
+            s.close()
+
+    def count_events(self):
+        out = subprocess.run([self.binary, "events", "--data-dir", self.data_dir],
+                             capture_output=True, check=True)
+        return len(out.stdout.splitlines())
+
+
+class Runner:
+    """A tiny test runner: functions named test_*, one line per result and the
+    closing line 'N passed, N failed'."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def run(self, tests, *args):
+        for t in tests:
+            start = time.time()
+            try:
+                t(*args)
+                self.passed += 1
+                print("ok   %-45s %.2fs" % (t.__name__, time.time() - start), flush=True)
+            except Exception:
+                self.failed += 1
+                print("FAIL %s" % t.__name__, flush=True)
+                traceback.print_exc()
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        sys.exit(1 if self.failed else 0)
+
+
+def expect(cond, msg=""):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def expect_problem(resp, status, code):
+    st, hdrs, payload, body = resp
+    expect(st == status, "status %d, want %d: %r" % (st, status, payload[:300]))
+    expect(hdrs.get("content-type") == "application/problem+json",
+           "content type %r" % hdrs.get("content-type"))
+    expect(body is not None and body.get("code") == code, "code %r, want %s" % (body, code))
+    expect(body.get("status") == status and "title" in body and "type" in body,
+           "problem fields: %r" % body)
