@@ -15,7 +15,7 @@ all: build
 deps:
 	@./scripts/install-deps
 
-build:
+build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
