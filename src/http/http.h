@@ -8,6 +8,7 @@
 #ifndef WALLEX_HTTP_HTTP_H
 #define WALLEX_HTTP_HTTP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -57,6 +58,7 @@ struct http_request {
     int state;
     bool body_too_large;
     struct es_command *cmd;
+    atomic_bool writer_done; /* set by the writer thread before it resumes */
     int64_t started_us;
 };
 

@@ -124,6 +124,7 @@ void http_reply_problem(struct http_request *req, enum es_outcome outcome, const
 static void on_command_complete(struct es_command *cmd)
 {
     struct http_request *req = cmd->complete_ctx;
+    atomic_store(&req->writer_done, true);
     MHD_resume_connection(req->conn);
 }
 
@@ -191,6 +192,7 @@ void http_submit(struct http_request *req, struct es_command *cmd)
         cmd->body = wx_buf_ok(&b) ? wx_arena_strndup(&req->arena, b.data, b.len) : NULL;
         cmd->body_len = cmd->body ? b.len : 0;
         wx_buf_free(&b);
+        atomic_store(&req->writer_done, true);
         MHD_resume_connection(req->conn);
     }
 }
@@ -281,6 +283,7 @@ static struct http_request *request_new(struct http_server *srv, struct MHD_Conn
     req->app = srv->app;
     req->conn = conn;
     req->state = REQ_READING;
+    atomic_init(&req->writer_done, false);
     req->started_us = wx_monotonic_us();
     req->method = wx_arena_strdup(&req->arena, method);
     req->path = wx_arena_strdup(&req->arena, url);
@@ -306,8 +309,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req == NULL)
         return;
     /* A request still with the writer is never completed: libmicrohttpd
-     * does not time out suspended connections. */
-    assert(req->state != REQ_WAITING);
+     * does not time out suspended connections. Once the writer has resumed
+     * it, the client may hang up before the answer is sent, so a request can
+     * end while still marked waiting. */
+    assert(req->state != REQ_WAITING || atomic_load(&req->writer_done));
     *con_cls = NULL;
     wx_arena_release(&req->arena);
     free(req->body);

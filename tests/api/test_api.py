@@ -460,6 +460,28 @@ def test_bad_input_changes_nothing(s):
     expect(s.count_events() == before, (s.count_events(), before))
 
 
+def test_clients_hanging_up_mid_command(s):
+    # Regression: a client that hangs up while its command is with the writer
+    # (or right after) must not take the server down.
+    import socket
+    wid = create(s)[3]["id"]
+    body = b'{"amount":1}'
+    req = (b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Content-Length: %d\r\n\r\n%s" % (wid.encode(), len(body), body))
+
+    def hang_up(_):
+        c = socket.create_connection(("127.0.0.1", s.port))
+        c.sendall(req * 3)
+        c.close()
+
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        list(ex.map(hang_up, range(300)))
+    expect(s.alive() and s.request("GET", "/healthz")[0] == 200)
+    # Whatever was applied was applied whole: the balance matches the version.
+    body = s.request("GET", "/wallets/" + wid)[3]
+    expect(body["balance"] == Decimal(body["version"] - 1), body)
+
+
 def test_long_url_and_header(s):
     expect_problem(s.request("GET", "/wallets/" + "a" * 3000), 400, "invalid_request")
     st = s.request("GET", "/healthz", headers={"X-Junk": "j" * 20000})[0]
@@ -477,7 +499,8 @@ def run_all(binary):
         runner.run([lambda: expect(rc == 0, "SIGTERM exit code %r" % rc)])
     finally:
         s.cleanup()
-    runner.run([proc_kill_9_keeps_acknowledged_writes, proc_sigterm_finishes_in_flight], binary)
+    runner.run([proc_kill_9_keeps_acknowledged_writes, proc_idempotency_keys_expire,
+                proc_sigterm_finishes_in_flight], binary)
     runner.finish()
 
 
@@ -499,6 +522,24 @@ def proc_kill_9_keeps_acknowledged_writes(binary):
         again = raw_post(s, "/wallets/%s/credit" % wid, '{"amount":1}', key)
         expect(again[2] == first[2] and again[1].get("idempotency-replayed") == "true")
         expect(s.stop() == 0)
+    finally:
+        s.cleanup()
+
+
+def proc_idempotency_keys_expire(binary):
+    import time
+    s = Server(binary, extra_args=["--idempotency-ttl", "1"]).start()
+    try:
+        wid = create(s)[3]["id"]
+        key = {"Idempotency-Key": "expiring"}
+        first = raw_post(s, "/wallets/%s/credit" % wid, '{"amount":1}', key)
+        expect(first[0] == 200)
+        expect(raw_post(s, "/wallets/%s/credit" % wid, '{"amount":2}', key)[0] == 422)
+        time.sleep(1.2)
+        # Past its lifetime the key is free: a new request under it applies.
+        again = raw_post(s, "/wallets/%s/credit" % wid, '{"amount":2}', key)
+        expect(again[0] == 200 and "idempotency-replayed" not in again[1], again[2])
+        expect(s.request("GET", "/wallets/" + wid)[3]["balance"] == Decimal("3.00"))
     finally:
         s.cleanup()
 
