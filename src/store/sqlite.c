@@ -17,6 +17,7 @@
 
 #include "base/err.h"
 #include "limits.h"
+#include "store/sqlconn.h"
 #include "store/store.h"
 
 static const char schema_sql[] =
@@ -57,8 +58,9 @@ enum stmt_id {
     STMT_IDEM_EXPIRE,
     STMT_COUNT
 };
+_Static_assert(STMT_COUNT <= SQLCONN_STMTS_MAX, "statement table too small");
 
-static const char *const stmt_sql[STMT_COUNT] = {
+static const char *const stmt_sql[SQLCONN_STMTS_MAX] = {
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
@@ -79,179 +81,25 @@ static const char *const stmt_sql[STMT_COUNT] = {
                          " WHERE created_at_ms < ?1 LIMIT ?2)",
 };
 
-/* One connection and its prepared statements (prepared lazily). */
-struct sqlite_conn {
-    sqlite3 *db;
-    sqlite3_stmt *stmts[STMT_COUNT];
-};
-
 struct sqlite_store {
     struct es_store base; /* must be first */
     char *path;
     pthread_mutex_t write_lock; /* commits come from one writer; this makes it certain */
-    struct sqlite_conn writer;
-    pthread_mutex_t pool_lock;
-    pthread_cond_t pool_cond;
-    struct sqlite_conn readers[WX_SQLITE_READERS_MAX];
-    bool reader_busy[WX_SQLITE_READERS_MAX];
-    size_t readers_open;
+    struct sqlconn writer;
+    struct sqlpool readers;
 };
 
-static int err_from_sqlite(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW:
-        return 0;
-    case SQLITE_NOMEM:
-        return WX_ERR_NOMEM;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return WX_ERR_BUSY;
-    case SQLITE_CONSTRAINT:
-        return WX_ERR_CONFLICT;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-        return WX_ERR_CORRUPT;
-    case SQLITE_TOOBIG:
-        return WX_ERR_TOO_LARGE;
-    default:
-        return WX_ERR_IO;
-    }
-}
-
-static void conn_close(struct sqlite_conn *c)
-{
-    for (int i = 0; i < STMT_COUNT; i++) {
-        sqlite3_finalize(c->stmts[i]);
-        c->stmts[i] = NULL;
-    }
-    sqlite3_close(c->db);
-    c->db = NULL;
-}
-
-static int conn_exec(struct sqlite_conn *c, const char *sql)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        fprintf(stderr, "sqlite: %s: %s\n", sql, msg ? msg : sqlite3_errstr(rc));
-    sqlite3_free(msg);
-    return err_from_sqlite(rc);
-}
-
-static int conn_open(struct sqlite_conn *c, const char *path, bool writer)
-{
-    memset(c, 0, sizeof(*c));
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
-    int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
-    if (rc != SQLITE_OK) {
-        fprintf(stderr, "sqlite: open %s: %s\n", path, sqlite3_errstr(rc));
-        conn_close(c);
-        return err_from_sqlite(rc) ? err_from_sqlite(rc) : WX_ERR_IO;
-    }
-    sqlite3_busy_timeout(c->db, WX_SQLITE_BUSY_TIMEOUT_MS);
-    int err;
-    if (writer) {
-        /* WAL + synchronous=FULL: a commit returns after the WAL is fsync'd. */
-        err = conn_exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                           " PRAGMA cache_size=-65536;");
-        if (!err)
-            err = conn_exec(c, schema_sql);
-    } else {
-        err = conn_exec(c, "PRAGMA query_only=1; PRAGMA cache_size=-16384;");
-    }
-    if (err)
-        conn_close(c);
-    return err;
-}
-
-static sqlite3_stmt *conn_stmt(struct sqlite_conn *c, enum stmt_id id)
-{
-    if (c->stmts[id] == NULL) {
-        int rc = sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                    &c->stmts[id], NULL);
-        if (rc != SQLITE_OK) {
-            fprintf(stderr, "sqlite: prepare: %s\n", sqlite3_errmsg(c->db));
-            return NULL;
-        }
-    }
-    return c->stmts[id];
-}
-
-/* Runs a statement that returns nothing or one row of one integer. */
-static int stmt_run_i64(sqlite3_stmt *st, int64_t *value_out)
-{
-    int rc = sqlite3_step(st);
-    int err = 0;
-    if (rc == SQLITE_ROW) {
-        if (value_out != NULL)
-            *value_out = sqlite3_column_int64(st, 0);
-    } else if (rc != SQLITE_DONE) {
-        err = err_from_sqlite(rc);
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return err;
-}
-
-static int conn_step_simple(struct sqlite_conn *c, enum stmt_id id)
-{
-    sqlite3_stmt *st = conn_stmt(c, id);
-    if (st == NULL)
-        return WX_ERR_IO;
-    return stmt_run_i64(st, NULL);
-}
-
-static int reader_acquire(struct sqlite_store *s, struct sqlite_conn **conn_out)
-{
-    int err = 0;
-    pthread_mutex_lock(&s->pool_lock);
-    for (;;) {
-        for (size_t i = 0; i < s->readers_open; i++) {
-            if (!s->reader_busy[i]) {
-                s->reader_busy[i] = true;
-                *conn_out = &s->readers[i];
-                goto out_unlock;
-            }
-        }
-        if (s->readers_open < WX_SQLITE_READERS_MAX) {
-            size_t i = s->readers_open;
-            err = conn_open(&s->readers[i], s->path, false);
-            if (err)
-                goto out_unlock;
-            s->readers_open++;
-            s->reader_busy[i] = true;
-            *conn_out = &s->readers[i];
-            goto out_unlock;
-        }
-        pthread_cond_wait(&s->pool_cond, &s->pool_lock);
-    }
-out_unlock:
-    pthread_mutex_unlock(&s->pool_lock);
-    return err;
-}
-
-static void reader_release(struct sqlite_store *s, struct sqlite_conn *c)
-{
-    pthread_mutex_lock(&s->pool_lock);
-    size_t i = (size_t)(c - s->readers);
-    assert(i < s->readers_open && s->reader_busy[i]);
-    s->reader_busy[i] = false;
-    pthread_cond_signal(&s->pool_cond);
-    pthread_mutex_unlock(&s->pool_lock);
-}
+/* WAL + synchronous=FULL: a commit returns after the WAL is fsync'd. */
+static const char writer_pragmas[] =
+    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536;";
+static const char reader_pragmas[] = "PRAGMA cache_size=-16384;";
 
 static void sqlite_close(struct es_store *store)
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
-    for (size_t i = 0; i < s->readers_open; i++)
-        conn_close(&s->readers[i]);
-    conn_close(&s->writer);
+    sqlpool_destroy(&s->readers);
+    sqlconn_close(&s->writer);
     pthread_mutex_destroy(&s->write_lock);
-    pthread_mutex_destroy(&s->pool_lock);
-    pthread_cond_destroy(&s->pool_cond);
     free(s->path);
     free(s);
 }
@@ -269,15 +117,14 @@ static int sqlite_open(const struct es_store_config *config, struct es_store **s
         return WX_ERR_NOMEM;
     s->base.ops = &es_store_sqlite_ops;
     pthread_mutex_init(&s->write_lock, NULL);
-    pthread_mutex_init(&s->pool_lock, NULL);
-    pthread_cond_init(&s->pool_cond, NULL);
     size_t len = strlen(config->data_dir) + sizeof("/events.db");
     s->path = malloc(len);
     int err = WX_ERR_NOMEM;
     if (s->path == NULL)
         goto err_free;
     snprintf(s->path, len, "%s/events.db", config->data_dir);
-    err = conn_open(&s->writer, s->path, true);
+    sqlpool_init(&s->readers, s->path, reader_pragmas, stmt_sql);
+    err = sqlconn_open(&s->writer, s->path, true, writer_pragmas, schema_sql, stmt_sql);
     if (err)
         goto err_free;
     *store_out = &s->base;
@@ -287,20 +134,26 @@ err_free:
     return err;
 }
 
+static int conn_step_simple(struct sqlconn *c, enum stmt_id id)
+{
+    sqlite3_stmt *st = sqlconn_stmt(c, id);
+    return st == NULL ? WX_ERR_IO : sqlconn_run_i64(st, NULL);
+}
+
 static int bind_text(sqlite3_stmt *st, int col, const char *s, size_t len)
 {
     return sqlite3_bind_text64(st, col, s, len, SQLITE_STATIC, SQLITE_UTF8);
 }
 
-static int append_one(struct sqlite_conn *c, struct es_stream_append *ap, struct es_position *last)
+static int append_one(struct sqlconn *c, struct es_stream_append *ap, struct es_position *last)
 {
-    sqlite3_stmt *sv = conn_stmt(c, STMT_STREAM_VERSION);
-    sqlite3_stmt *ins = conn_stmt(c, STMT_INSERT_EVENT);
+    sqlite3_stmt *sv = sqlconn_stmt(c, STMT_STREAM_VERSION);
+    sqlite3_stmt *ins = sqlconn_stmt(c, STMT_INSERT_EVENT);
     if (sv == NULL || ins == NULL)
         return WX_ERR_IO;
     bind_text(sv, 1, ap->stream_id, strlen(ap->stream_id));
     int64_t current = 0;
-    int err = stmt_run_i64(sv, &current);
+    int err = sqlconn_run_i64(sv, &current);
     if (err)
         return err;
     if (!es_expect_ok(&ap->expect, current))
@@ -317,7 +170,7 @@ static int append_one(struct sqlite_conn *c, struct es_stream_append *ap, struct
         bind_text(ins, 5, ev->data, ev->data_len);
         bind_text(ins, 6, ev->metadata, ev->metadata_len);
         sqlite3_bind_int64(ins, 7, ev->occurred_at_ms);
-        err = stmt_run_i64(ins, NULL);
+        err = sqlconn_run_i64(ins, NULL);
         if (err)
             return err;
         ev->position = (struct es_position){0, (uint64_t)sqlite3_last_insert_rowid(c->db)};
@@ -326,9 +179,9 @@ static int append_one(struct sqlite_conn *c, struct es_stream_append *ap, struct
     return 0;
 }
 
-static int insert_idem(struct sqlite_conn *c, const struct es_idem_record *r)
+static int insert_idem(struct sqlconn *c, const struct es_idem_record *r)
 {
-    sqlite3_stmt *st = conn_stmt(c, STMT_INSERT_IDEM);
+    sqlite3_stmt *st = sqlconn_stmt(c, STMT_INSERT_IDEM);
     if (st == NULL)
         return WX_ERR_IO;
     bind_text(st, 1, r->key, strlen(r->key));
@@ -342,13 +195,13 @@ static int insert_idem(struct sqlite_conn *c, const struct es_idem_record *r)
         sqlite3_bind_int64(st, 7, (int64_t)r->position.lo);
     }
     sqlite3_bind_int64(st, 8, r->created_at_ms);
-    return stmt_run_i64(st, NULL);
+    return sqlconn_run_i64(st, NULL);
 }
 
 static int sqlite_commit(struct es_store *store, struct es_batch_item *items, size_t items_len)
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
-    struct sqlite_conn *c = &s->writer;
+    struct sqlconn *c = &s->writer;
     pthread_mutex_lock(&s->write_lock);
     int err = conn_step_simple(c, STMT_BEGIN);
     if (err)
@@ -407,7 +260,7 @@ static int each_event(sqlite3_stmt *st, es_event_fn fn, void *ctx)
         if (rc == SQLITE_DONE)
             break;
         if (rc != SQLITE_ROW) {
-            err = err_from_sqlite(rc);
+            err = sqlconn_err(rc);
             break;
         }
         struct es_event ev;
@@ -429,11 +282,11 @@ static int sqlite_read_stream(struct es_store *store, const char *stream_id, int
                               size_t max_events, es_event_fn fn, void *ctx)
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
-    struct sqlite_conn *c;
-    int err = reader_acquire(s, &c);
+    struct sqlconn *c;
+    int err = sqlpool_acquire(&s->readers, &c);
     if (err)
         return err;
-    sqlite3_stmt *st = conn_stmt(c, STMT_READ_STREAM);
+    sqlite3_stmt *st = sqlconn_stmt(c, STMT_READ_STREAM);
     if (st == NULL) {
         err = WX_ERR_IO;
         goto out_release;
@@ -443,7 +296,7 @@ static int sqlite_read_stream(struct es_store *store, const char *stream_id, int
     sqlite3_bind_int64(st, 3, max_events > INT64_MAX ? INT64_MAX : (int64_t)max_events);
     err = each_event(st, fn, ctx);
 out_release:
-    reader_release(s, c);
+    sqlpool_release(&s->readers, c);
     return err;
 }
 
@@ -453,11 +306,11 @@ static int sqlite_read_log(struct es_store *store, const struct es_position *aft
     struct sqlite_store *s = (struct sqlite_store *)store;
     if (after->hi != 0)
         return WX_ERR_INVALID;
-    struct sqlite_conn *c;
-    int err = reader_acquire(s, &c);
+    struct sqlconn *c;
+    int err = sqlpool_acquire(&s->readers, &c);
     if (err)
         return err;
-    sqlite3_stmt *st = conn_stmt(c, STMT_READ_LOG);
+    sqlite3_stmt *st = sqlconn_stmt(c, STMT_READ_LOG);
     if (st == NULL) {
         err = WX_ERR_IO;
         goto out_release;
@@ -466,7 +319,7 @@ static int sqlite_read_log(struct es_store *store, const struct es_position *aft
     sqlite3_bind_int64(st, 2, max_events > INT64_MAX ? INT64_MAX : (int64_t)max_events);
     err = each_event(st, fn, ctx);
 out_release:
-    reader_release(s, c);
+    sqlpool_release(&s->readers, c);
     return err;
 }
 
@@ -474,34 +327,34 @@ static int sqlite_stream_version(struct es_store *store, const char *stream_id,
                                  int64_t *version_out)
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
-    struct sqlite_conn *c;
-    int err = reader_acquire(s, &c);
+    struct sqlconn *c;
+    int err = sqlpool_acquire(&s->readers, &c);
     if (err)
         return err;
-    sqlite3_stmt *st = conn_stmt(c, STMT_STREAM_VERSION);
+    sqlite3_stmt *st = sqlconn_stmt(c, STMT_STREAM_VERSION);
     if (st == NULL) {
         err = WX_ERR_IO;
     } else {
         bind_text(st, 1, stream_id, strlen(stream_id));
-        err = stmt_run_i64(st, version_out);
+        err = sqlconn_run_i64(st, version_out);
     }
-    reader_release(s, c);
+    sqlpool_release(&s->readers, c);
     return err;
 }
 
 static int sqlite_head(struct es_store *store, struct es_position *head_out)
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
-    struct sqlite_conn *c;
-    int err = reader_acquire(s, &c);
+    struct sqlconn *c;
+    int err = sqlpool_acquire(&s->readers, &c);
     if (err)
         return err;
-    sqlite3_stmt *st = conn_stmt(c, STMT_HEAD);
+    sqlite3_stmt *st = sqlconn_stmt(c, STMT_HEAD);
     int64_t lo = 0;
-    err = st == NULL ? WX_ERR_IO : stmt_run_i64(st, &lo);
+    err = st == NULL ? WX_ERR_IO : sqlconn_run_i64(st, &lo);
     if (!err)
         *head_out = (struct es_position){0, (uint64_t)lo};
-    reader_release(s, c);
+    sqlpool_release(&s->readers, c);
     return err;
 }
 
@@ -509,11 +362,11 @@ static int sqlite_idem_get(struct es_store *store, const char *key, struct wx_ar
                            struct es_idem_record *record_out)
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
-    struct sqlite_conn *c;
-    int err = reader_acquire(s, &c);
+    struct sqlconn *c;
+    int err = sqlpool_acquire(&s->readers, &c);
     if (err)
         return err;
-    sqlite3_stmt *st = conn_stmt(c, STMT_IDEM_GET);
+    sqlite3_stmt *st = sqlconn_stmt(c, STMT_IDEM_GET);
     if (st == NULL) {
         err = WX_ERR_IO;
         goto out_release;
@@ -523,7 +376,7 @@ static int sqlite_idem_get(struct es_store *store, const char *key, struct wx_ar
     if (rc == SQLITE_DONE) {
         err = WX_ERR_NOT_FOUND;
     } else if (rc != SQLITE_ROW) {
-        err = err_from_sqlite(rc);
+        err = sqlconn_err(rc);
     } else {
         struct es_idem_record r = {0};
         r.key = wx_arena_strdup(arena, key);
@@ -549,7 +402,7 @@ static int sqlite_idem_get(struct es_store *store, const char *key, struct wx_ar
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
 out_release:
-    reader_release(s, c);
+    sqlpool_release(&s->readers, c);
     return err;
 }
 
@@ -558,12 +411,12 @@ static int sqlite_idem_expire(struct es_store *store, int64_t before_ms, size_t 
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
     pthread_mutex_lock(&s->write_lock);
-    sqlite3_stmt *st = conn_stmt(&s->writer, STMT_IDEM_EXPIRE);
+    sqlite3_stmt *st = sqlconn_stmt(&s->writer, STMT_IDEM_EXPIRE);
     int err = WX_ERR_IO;
     if (st != NULL) {
         sqlite3_bind_int64(st, 1, before_ms);
         sqlite3_bind_int64(st, 2, (int64_t)max_records);
-        err = stmt_run_i64(st, NULL);
+        err = sqlconn_run_i64(st, NULL);
         if (!err)
             *deleted_out = (size_t)sqlite3_changes(s->writer.db);
     }
