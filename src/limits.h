@@ -94,4 +94,35 @@
 /* Currency codes are three capital letters (ISO 4217). */
 #define WX_CURRENCY_BYTES 3
 
+/* Events one projection transaction applies. Big enough to amortise the
+ * commit, small enough that read-your-writes waits stay short. */
+#define WX_PROJECTOR_BATCH_EVENTS_MAX 2000
+
+/* Read models (consumers) one projector runs. */
+#define WX_PROJECTOR_CONSUMERS_MAX 8
+
+/* Prepared statements one consumer may use. */
+#define WX_CONSUMER_STMTS_MAX 8
+
+/* Retry of a failed projection: first wait, doubling up to the maximum. */
+#define WX_PROJECTOR_RETRY_MS_MIN 100
+#define WX_PROJECTOR_RETRY_MS_MAX 10000
+
+/* How long the projector sleeps when the log has nothing new and nobody
+ * woke it (the writer wakes it after every commit). */
+#define WX_PROJECTOR_IDLE_MS 200
+
+/* X-Min-Position: default and largest wait for the read side. */
+#define WX_MIN_POSITION_WAIT_MS_DEFAULT 2000
+#define WX_MIN_POSITION_WAIT_MS_MAX 60000
+
+/* Differences one drift report lists; the count covers all of them. */
+#define WX_DRIFT_REPORT_MAX 100
+
+/* Events read from the log in one go by drift, verify and offline tools. */
+#define WX_SCAN_BATCH_EVENTS_MAX 10000
+
+/* Length of a projection failure message kept for /admin/projections. */
+#define WX_ERROR_TEXT_BYTES 256
+
 #endif

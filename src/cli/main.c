@@ -18,7 +18,9 @@
 #include "es/writer.h"
 #include "http/http.h"
 #include "limits.h"
+#include "proj/projector.h"
 #include "store/store.h"
+#include "wallet/projections.h"
 #include "wallet/routes.h"
 
 #ifndef WALLEX_VERSION
@@ -33,6 +35,7 @@ struct options {
     const char *currency;
     int64_t threads;
     int64_t idem_ttl_s;
+    int64_t min_position_wait_ms;
     int64_t from;
     int64_t limit;
 };
@@ -52,6 +55,7 @@ static void options_defaults(struct options *o)
     o->currency = env_or("WALLEX_DEFAULT_CURRENCY", "USD");
     o->threads = WX_HTTP_THREADS_DEFAULT;
     o->idem_ttl_s = WX_IDEM_TTL_MS_DEFAULT / 1000;
+    o->min_position_wait_ms = WX_MIN_POSITION_WAIT_MS_DEFAULT;
     o->from = 0;
     o->limit = INT64_MAX;
 }
@@ -76,6 +80,9 @@ static const char usage_main[] =
     "commands:\n"
     "  serve     run the HTTP server\n"
     "  events    print the event log of a data directory as JSON lines\n"
+    "  rebuild   rebuild every read model of a data directory from its log\n"
+    "  drift     compare the read models with a fold of the log\n"
+    "  verify    check the money invariants (exit 1 when one is broken)\n"
     "\n"
     "  wallex <command> --help   options of one command\n"
     "  wallex --version          the version\n";
@@ -90,9 +97,22 @@ static const char usage_serve[] =
     "  --currency CODE        default wallet currency    WALLEX_DEFAULT_CURRENCY (USD)\n"
     "  --http-threads N       HTTP threads               WALLEX_HTTP_THREADS (2)\n"
     "  --idempotency-ttl S    Idempotency-Key lifetime   WALLEX_IDEMPOTENCY_TTL_S (86400)\n"
+    "  --min-position-wait-ms N  longest X-Min-Position wait  WALLEX_MIN_POSITION_WAIT_MS (2000)\n"
     "\n"
     "SIGTERM or SIGINT stops accepting connections, finishes the requests in\n"
     "flight and exits 0.\n";
+
+static const char usage_offline[] =
+    "usage: wallex rebuild|drift|verify [--data-dir DIR]\n"
+    "\n"
+    "Offline tools on a data directory (WALLEX_DATA_DIR, ./data); run them on a\n"
+    "stopped server.\n"
+    "  rebuild  drops every read model and projects the whole log again\n"
+    "  drift    lists differences between read models and the log (exit 1 if any)\n"
+    "  verify   catches the read models up, then checks that balances equal\n"
+    "           credits minus debits, that no balance is negative, that every\n"
+    "           credit and debit has exactly one ledger entry and that every\n"
+    "           entry starts where the previous one ended (exit 1 if not)\n";
 
 static const char usage_events[] =
     "usage: wallex events [options]\n"
@@ -104,7 +124,7 @@ static const char usage_events[] =
     "  --limit N        print at most N events        (all)\n";
 
 enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_CURRENCY, OPT_THREADS,
-       OPT_IDEM_TTL, OPT_FROM, OPT_LIMIT, OPT_HELP };
+       OPT_IDEM_TTL, OPT_MIN_POS_WAIT, OPT_FROM, OPT_LIMIT, OPT_HELP };
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -114,6 +134,7 @@ static const struct option long_options[] = {
     {"currency", required_argument, NULL, OPT_CURRENCY},
     {"http-threads", required_argument, NULL, OPT_THREADS},
     {"idempotency-ttl", required_argument, NULL, OPT_IDEM_TTL},
+    {"min-position-wait-ms", required_argument, NULL, OPT_MIN_POS_WAIT},
     {"from", required_argument, NULL, OPT_FROM},
     {"limit", required_argument, NULL, OPT_LIMIT},
     {"help", no_argument, NULL, OPT_HELP},
@@ -126,6 +147,7 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
     const char *threads = env_or("WALLEX_HTTP_THREADS", NULL);
     const char *ttl = env_or("WALLEX_IDEMPOTENCY_TTL_S", NULL);
     const char *from = NULL, *limit = NULL;
+    const char *min_wait = env_or("WALLEX_MIN_POSITION_WAIT_MS", NULL);
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
@@ -137,6 +159,7 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         case OPT_CURRENCY: o->currency = optarg; break;
         case OPT_THREADS: threads = optarg; break;
         case OPT_IDEM_TTL: ttl = optarg; break;
+        case OPT_MIN_POS_WAIT: min_wait = optarg; break;
         case OPT_FROM: from = optarg; break;
         case OPT_LIMIT: limit = optarg; break;
         case OPT_HELP: fputs(usage, stdout); return 1;
@@ -149,6 +172,8 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
     }
     if (!int_opt("--http-threads", threads, 1, WX_HTTP_THREADS_MAX, &o->threads) ||
         !int_opt("--idempotency-ttl", ttl, 1, INT64_MAX / 1000, &o->idem_ttl_s) ||
+        !int_opt("--min-position-wait-ms", min_wait, 0, WX_MIN_POSITION_WAIT_MS_MAX,
+                 &o->min_position_wait_ms) ||
         !int_opt("--from", from, 0, INT64_MAX, &o->from) ||
         !int_opt("--limit", limit, 1, INT64_MAX, &o->limit))
         return 2;
@@ -183,6 +208,38 @@ static int open_store(const struct options *o, struct es_store **store)
     return err;
 }
 
+static void notify_projector(void *ctx)
+{
+    es_projector_notify(ctx);
+}
+
+/* The read side: readmodel.db beside the log. A memory store starts with an
+ * empty log every time, so its read side starts empty too. */
+static int open_projector(const struct options *o, struct es_store *store,
+                          struct es_projector **out)
+{
+    char path[4096];
+    bool memory = strcmp(o->store, "memory") == 0;
+    snprintf(path, sizeof(path), "%s/%s", o->data_dir,
+             memory ? "readmodel-memory.db" : "readmodel.db");
+    struct es_projector_config cfg = {
+        .store = store,
+        .db_path = path,
+        .consumers = wallet_consumers,
+        .consumers_len = wallet_consumers_len,
+        .fault_dir = env_or("WALLEX_FAULT_DIR", NULL),
+    };
+    int err = es_projector_open(&cfg, out);
+    if (!err && memory)
+        err = es_projector_reset(*out);
+    if (err) {
+        fprintf(stderr, "wallex: cannot open the read side %s: %s\n", path, wx_strerror(err));
+        es_projector_close(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     struct options o;
@@ -203,21 +260,34 @@ static int cmd_serve(int argc, char **argv)
 
     struct es_store *store = NULL;
     struct es_writer *writer = NULL;
+    struct es_projector *projector = NULL;
     struct http_server *http = NULL;
     int err = open_store(&o, &store);
     if (err)
         return 1;
+    err = open_projector(&o, store, &projector);
+    if (!err)
+        err = es_projector_start(projector);
+    if (err)
+        goto out_store;
     struct es_writer_config wcfg = {
         .store = store,
         .clock = &wx_clock_system,
         .idem_ttl_ms = o.idem_ttl_s * 1000,
+        .on_commit = notify_projector,
+        .on_commit_ctx = projector,
     };
     err = es_writer_start(&wcfg, &writer);
     if (err) {
         fprintf(stderr, "wallex: cannot start the writer: %s\n", wx_strerror(err));
         goto out_store;
     }
-    struct wallet_service svc = {.store = store, .writer = writer};
+    struct wallet_service svc = {
+        .store = store,
+        .writer = writer,
+        .projector = projector,
+        .min_position_wait_ms = o.min_position_wait_ms,
+    };
     snprintf(svc.default_currency, sizeof(svc.default_currency), "%s", o.currency);
     struct http_server_config hcfg = {
         .listen = o.listen,
@@ -247,6 +317,7 @@ out_writer:
     es_writer_stop(writer);
     http_server_stop(http);
 out_store:
+    es_projector_close(projector);
     es_store_close(store);
     if (!err)
         fprintf(stderr, "wallex: stopped\n");
@@ -314,6 +385,91 @@ static int cmd_events(int argc, char **argv)
     return err ? 1 : 0;
 }
 
+/* Steps the projector until every read model reached the head of the log,
+ * showing progress on a terminal. */
+static int catch_up(struct es_store *store, struct es_projector *p, const char *what)
+{
+    struct es_position head;
+    int err = es_store_head(store, &head);
+    bool tty = isatty(STDERR_FILENO);
+    int64_t started = wx_monotonic_ms(), shown = 0;
+    for (bool progress = true; progress && !err;) {
+        err = es_projector_step(p, &progress);
+        struct wx_arena arena;
+        wx_arena_init(&arena);
+        struct es_projection_status *list;
+        size_t n;
+        if (!es_projector_status(p, &arena, &list, &n)) {
+            for (size_t i = 0; i < n && !err; i++) {
+                if (list[i].last_error != NULL) {
+                    fprintf(stderr, "wallex: %s: %s\n", list[i].name, list[i].last_error);
+                    err = WX_ERR_IO;
+                }
+            }
+            if (tty && n > 0 && wx_monotonic_ms() - shown > 200) {
+                shown = wx_monotonic_ms();
+                uint64_t at = list[n - 1].position.lo;
+                fprintf(stderr, "\r%s: %llu / %llu events (%3llu%%)", what,
+                        (unsigned long long)at, (unsigned long long)head.lo,
+                        (unsigned long long)(head.lo ? at * 100 / head.lo : 100));
+            }
+        }
+        wx_arena_release(&arena);
+    }
+    int64_t ms = wx_monotonic_ms() - started;
+    if (tty)
+        fputc('\n', stderr);
+    if (!err)
+        fprintf(stderr, "%s: %llu events in %lld ms (%llu events/s)\n", what,
+                (unsigned long long)head.lo, (long long)ms,
+                (unsigned long long)(ms > 0 ? head.lo * 1000 / (uint64_t)ms : head.lo));
+    return err;
+}
+
+static int cmd_offline(const char *cmd, int argc, char **argv)
+{
+    struct options o;
+    options_defaults(&o);
+    int rc = parse_options(argc, argv, usage_offline, &o);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if (access(o.data_dir, F_OK) != 0) {
+        fprintf(stderr, "wallex: no data directory at %s\n", o.data_dir);
+        return 1;
+    }
+    struct es_store *store = NULL;
+    struct es_projector *p = NULL;
+    if (open_store(&o, &store) || open_projector(&o, store, &p)) {
+        es_store_close(store);
+        return 1;
+    }
+    int err = 0;
+    bool ok = true;
+    struct wx_buf b;
+    wx_buf_init(&b);
+    if (strcmp(cmd, "rebuild") == 0) {
+        err = es_projector_reset(p);
+        if (!err)
+            err = catch_up(store, p, "rebuild");
+    } else if (strcmp(cmd, "drift") == 0) {
+        size_t drifted = 0;
+        err = wallet_drift(p, &b, &drifted);
+        ok = drifted == 0;
+    } else {
+        err = catch_up(store, p, "catch up");
+        if (!err)
+            err = wallet_verify(p, &b, &ok);
+    }
+    if (!err && b.len > 0)
+        printf("%s\n", b.data);
+    if (err)
+        fprintf(stderr, "wallex %s: %s\n", cmd, wx_strerror(err));
+    wx_buf_free(&b);
+    es_projector_close(p);
+    es_store_close(store);
+    return err ? 1 : ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -333,6 +489,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "events") == 0)
         return cmd_events(argc - 1, argv + 1);
+    if (strcmp(cmd, "rebuild") == 0 || strcmp(cmd, "drift") == 0 || strcmp(cmd, "verify") == 0)
+        return cmd_offline(cmd, argc - 1, argv + 1);
     fprintf(stderr, "wallex: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;
 }

@@ -19,6 +19,7 @@
     XX(transfer_already_exists, 409, "Transfer already exists")                         \
     XX(version_conflict, 409, "The wallet is not at the expected version")              \
     XX(idempotency_key_in_use, 409, "A request with this Idempotency-Key is in progress") \
+    XX(rebuild_in_progress, 409, "A rebuild of this projection is already running")     \
     XX(payload_too_large, 413, "Request body too large")                                \
     XX(unsupported_media_type, 415, "Content-Type must be application/json")            \
     XX(insufficient_funds, 422, "Insufficient funds")                                   \

@@ -63,6 +63,8 @@ struct es_writer {
     const struct wx_clock *clock;
     int64_t idem_ttl_ms;
     size_t cache_streams_max;
+    void (*on_commit)(void *ctx);
+    void *on_commit_ctx;
     pthread_t thread;
 
     pthread_mutex_t lock; /* guards the queue and `stopping` */
@@ -505,6 +507,8 @@ static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
                 cache_put(w, sl->key, st->type, st->version, st->state);
         }
         atomic_fetch_add(&w->stats.batches, 1);
+        if (items_len > 0 && w->on_commit != NULL)
+            w->on_commit(w->on_commit_ctx);
     }
 
     /* Complete in submission order. The `next` link is read before
@@ -599,6 +603,8 @@ int es_writer_start(const struct es_writer_config *config, struct es_writer **wr
     w->idem_ttl_ms = config->idem_ttl_ms > 0 ? config->idem_ttl_ms : WX_IDEM_TTL_MS_DEFAULT;
     w->cache_streams_max =
         config->cache_streams_max > 0 ? config->cache_streams_max : WX_CACHE_STREAMS_MAX;
+    w->on_commit = config->on_commit;
+    w->on_commit_ctx = config->on_commit_ctx;
     w->idem_expired_at_ms = wx_monotonic_ms() - WX_IDEM_EXPIRE_INTERVAL_MS;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);

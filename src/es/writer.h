@@ -70,6 +70,10 @@ struct es_writer_config {
     const struct wx_clock *clock;
     int64_t idem_ttl_ms;
     size_t cache_streams_max;
+    /* Called on the writer thread after every successful commit, before the
+     * commands complete (the projector's wake-up). May be NULL. */
+    void (*on_commit)(void *ctx);
+    void *on_commit_ctx;
 };
 
 /* Counters for metrics and tests; read with atomic loads. */

@@ -85,6 +85,8 @@ void http_server_stop(struct http_server *server);
 
 /* Query string parameter, or NULL. */
 const char *http_query(struct http_request *req, const char *name);
+/* Request header, or NULL. */
+const char *http_header(struct http_request *req, const char *name);
 /* Adds a response header; name and value must outlive the request (use the
  * arena). */
 void http_add_header(struct http_request *req, const char *name, const char *value);

@@ -197,7 +197,7 @@ void http_submit(struct http_request *req, struct es_command *cmd)
     }
 }
 
-static const char *header(struct http_request *req, const char *name)
+const char *http_header(struct http_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
@@ -205,7 +205,7 @@ static const char *header(struct http_request *req, const char *name)
 /* Validates the headers every request may carry. False when answered. */
 static bool read_common_headers(struct http_request *req)
 {
-    const char *cid = header(req, "X-Correlation-Id");
+    const char *cid = http_header(req, "X-Correlation-Id");
     if (cid != NULL) {
         if (!http_correlation_id_ok(cid)) {
             http_reply_problem(req, ES_invalid_request,
@@ -215,11 +215,11 @@ static bool read_common_headers(struct http_request *req)
         req->correlation_id = wx_arena_strdup(&req->arena, cid);
     }
     /* An invalid traceparent is ignored, as W3C Trace Context asks. */
-    const char *tp = header(req, "traceparent");
+    const char *tp = http_header(req, "traceparent");
     if (tp != NULL && http_traceparent_ok(tp))
         req->traceparent = wx_arena_strdup(&req->arena, tp);
     if (strcmp(req->method, "POST") == 0) {
-        const char *key = header(req, "Idempotency-Key");
+        const char *key = http_header(req, "Idempotency-Key");
         if (key != NULL) {
             if (!http_idem_key_ok(key)) {
                 http_reply_problem(req, ES_invalid_request,
@@ -258,8 +258,10 @@ static void dispatch(struct http_request *req)
     }
     if (!read_common_headers(req))
         return;
-    if (strcmp(req->method, "POST") == 0) {
-        const char *ct = header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    /* Routes that take a body take JSON; bodiless POSTs (admin actions)
+     * need no Content-Type. */
+    if (req->route->body_bytes_max > 0) {
+        const char *ct = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
         if (ct == NULL || !http_content_type_json(ct)) {
             http_reply_problem(req, ES_unsupported_media_type,
                                "Content-Type must be application/json");

@@ -119,9 +119,8 @@ static int kind_of(const char *type, enum wallet_event_kind *out)
     return WX_ERR_CORRUPT;
 }
 
-/* Decodes the stored event into *e, with strings borrowed from *root (the
- * caller puts root). */
-static int decode(const struct es_event *ev, struct json_object **root, struct wallet_event *e)
+int wallet_event_decode(const struct es_event *ev, struct json_object **root,
+                        struct wallet_event *e)
 {
     memset(e, 0, sizeof(*e));
     if (kind_of(ev->type, &e->kind) != 0)
@@ -169,7 +168,7 @@ static int wallet_evolve_stored(void *state, const struct es_event *ev)
     struct wallet_state *s = state;
     struct json_object *root = NULL;
     struct wallet_event e;
-    int err = decode(ev, &root, &e);
+    int err = wallet_event_decode(ev, &root, &e);
     if (err)
         goto out_put;
     /* The same facts the deciders guarantee, checked on the way back in. */
@@ -207,7 +206,7 @@ static int transfer_evolve_stored(void *state, const struct es_event *ev)
     struct transfer_state *s = state;
     struct json_object *root = NULL;
     struct wallet_event e;
-    int err = decode(ev, &root, &e);
+    int err = wallet_event_decode(ev, &root, &e);
     if (!err && (e.kind != TRANSFER_COMPLETED || s->exists))
         err = WX_ERR_CORRUPT;
     if (!err)

@@ -1,8 +1,8 @@
 /*
  * Wallet routes: requests become typed commands here (every validation rule
- * that does not need state), the writer runs them through the deciders, and
- * queries fold the event streams. Until the read side exists, GET requests
- * read the log directly.
+ * that does not need state), the writer runs them through the deciders.
+ * Queries read the read models (wallet/projections.c); time travel
+ * (?atVersion, ?asOf) and the events route read the log itself.
  */
 #include "wallet/routes.h"
 
@@ -17,7 +17,9 @@
 #include "es/writer.h"
 #include "http/json.h"
 #include "limits.h"
+#include "proj/projector.h"
 #include "store/store.h"
+#include "wallet/projections.h"
 #include "wallet/wallet.h"
 
 /* ---- on the writer thread ---- */
@@ -316,17 +318,47 @@ out_put:
 
 /* ---- queries ---- */
 
-void wallet_route_get(struct http_request *req)
+static const char *const models_wallets[] = {"wallets", NULL};
+static const char *const models_ledger[] = {"wallets", "ledger", NULL};
+static const char *const models_transfers[] = {"wallets", "ledger", "transfers", NULL};
+
+bool wallet_read_side_ready(struct http_request *req, const char *const *models)
 {
     const struct wallet_service *svc = req->app;
-    const char *id = req->params[0];
-    if (!http_id_ok(id)) {
-        bad_request(req, "the wallet id must be 1-64 characters of A-Z a-z 0-9 . _ : -");
-        return;
+    const char *token = http_header(req, "X-Min-Position");
+    if (token == NULL)
+        return true;
+    struct es_position pos;
+    if (!es_position_parse(token, &pos)) {
+        bad_request(req, "X-Min-Position must be a position token from X-Position");
+        return false;
     }
+    if (!es_projector_wait(svc->projector, models, &pos, svc->min_position_wait_ms)) {
+        http_reply_problem(req, ES_projection_lagging,
+                           "the read side has not reached X-Min-Position yet");
+        return false;
+    }
+    return true;
+}
+
+/* Answers a query's store or read-model error. */
+static void query_failed(struct http_request *req, int err, enum es_outcome not_found,
+                         const char *detail)
+{
+    if (err == WX_ERR_NOT_FOUND)
+        http_reply_problem(req, not_found, detail);
+    else if (err == WX_ERR_BUSY)
+        http_reply_problem(req, ES_projection_lagging, "the read side is catching up");
+    else
+        http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
+}
+
+/* ?atVersion= / ?asOf=: the wallet as it was, folded from its events. */
+static void wallet_get_folded(struct http_request *req, const char *id, const char *at_version,
+                              const char *as_of)
+{
+    const struct wallet_service *svc = req->app;
     struct es_fold_until until = {0, 0};
-    const char *at_version = http_query(req, "atVersion");
-    const char *as_of = http_query(req, "asOf");
     if (at_version != NULL && !http_parse_i64(at_version, 1, INT64_MAX, &until.version_max)) {
         bad_request(req, "atVersion must be a positive integer");
         return;
@@ -345,15 +377,48 @@ void wallet_route_get(struct http_request *req)
         return;
     }
     if (!s.exists || (at_version != NULL && version < until.version_max)) {
-        http_reply_problem(req, ES_wallet_not_found,
-                           at_version || as_of ? "the wallet did not exist then"
-                                               : "no wallet with this walletId");
+        http_reply_problem(req, ES_wallet_not_found, "the wallet did not exist then");
         return;
     }
     struct wx_buf b;
     wx_buf_init(&b);
     wallet_json(&b, id, &s, version);
     http_reply_buf(req, 200, &b);
+    wx_buf_free(&b);
+}
+
+static bool id_param_ok(struct http_request *req, const char *what)
+{
+    if (http_id_ok(req->params[0]))
+        return true;
+    char *msg = wx_arena_alloc(&req->arena, 96);
+    if (msg != NULL)
+        snprintf(msg, 96, "the %s id must be 1-64 characters of A-Z a-z 0-9 . _ : -", what);
+    bad_request(req, msg ? msg : "bad id");
+    return false;
+}
+
+void wallet_route_get(struct http_request *req)
+{
+    const struct wallet_service *svc = req->app;
+    const char *id = req->params[0];
+    if (!id_param_ok(req, "wallet"))
+        return;
+    const char *at_version = http_query(req, "atVersion");
+    const char *as_of = http_query(req, "asOf");
+    if (at_version != NULL || as_of != NULL) {
+        wallet_get_folded(req, id, at_version, as_of);
+        return;
+    }
+    if (!wallet_read_side_ready(req, models_wallets))
+        return;
+    struct wx_buf b;
+    wx_buf_init(&b);
+    int err = wallet_query_get(svc->projector, id, &b);
+    if (err)
+        query_failed(req, err, ES_wallet_not_found, "no wallet with this walletId");
+    else
+        http_reply_buf(req, 200, &b);
     wx_buf_free(&b);
 }
 
@@ -424,10 +489,8 @@ void wallet_route_events(struct http_request *req)
 {
     const struct wallet_service *svc = req->app;
     const char *id = req->params[0];
-    if (!http_id_ok(id)) {
-        bad_request(req, "the wallet id must be 1-64 characters of A-Z a-z 0-9 . _ : -");
+    if (!id_param_ok(req, "wallet"))
         return;
-    }
     size_t limit;
     int64_t after;
     if (!page_params(req, &limit, &after))
@@ -471,41 +534,65 @@ void wallet_route_events(struct http_request *req)
 void wallet_route_get_transfer(struct http_request *req)
 {
     const struct wallet_service *svc = req->app;
-    const char *id = req->params[0];
-    if (!http_id_ok(id)) {
-        bad_request(req, "the transfer id must be 1-64 characters of A-Z a-z 0-9 . _ : -");
+    if (!id_param_ok(req, "transfer") || !wallet_read_side_ready(req, models_transfers))
         return;
-    }
-    char stream[WX_STREAM_ID_BYTES_MAX + 1];
-    transfer_stream_id(id, stream);
-    struct transfer_state t;
-    struct wallet_state from, to;
-    int64_t v;
-    int err = es_fold(svc->store, &transfer_aggregate, stream, NULL, &t, &v);
-    if (!err && !t.exists) {
-        http_reply_problem(req, ES_transfer_not_found, "no transfer with this transferId");
-        return;
-    }
-    /* The wallets as the transfer left them. */
-    char ws[WX_STREAM_ID_BYTES_MAX + 1];
-    if (!err) {
-        wallet_stream_id(t.from_wallet_id, ws);
-        err = es_fold(svc->store, &wallet_aggregate, ws,
-                      &(struct es_fold_until){t.from_version, 0}, &from, &v);
-    }
-    if (!err) {
-        wallet_stream_id(t.to_wallet_id, ws);
-        err = es_fold(svc->store, &wallet_aggregate, ws,
-                      &(struct es_fold_until){t.to_version, 0}, &to, &v);
-    }
-    if (err) {
-        http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
-        return;
-    }
     struct wx_buf b;
     wx_buf_init(&b);
-    transfer_json(&b, id, &t, &from, &to);
-    http_reply_buf(req, 200, &b);
+    int err = wallet_query_transfer(svc->projector, req->params[0], &b);
+    if (err)
+        query_failed(req, err, ES_transfer_not_found, "no transfer with this transferId");
+    else
+        http_reply_buf(req, 200, &b);
+    wx_buf_free(&b);
+}
+
+void wallet_route_list(struct http_request *req)
+{
+    const struct wallet_service *svc = req->app;
+    const char *owner = http_query(req, "ownerId");
+    if (owner == NULL || !http_id_ok(owner)) {
+        bad_request(req, "ownerId is required: 1-64 characters of A-Z a-z 0-9 . _ : -");
+        return;
+    }
+    const char *l = http_query(req, "limit");
+    int64_t limit = WX_PAGE_LIMIT_DEFAULT;
+    if (l != NULL && !http_parse_i64(l, 1, WX_PAGE_LIMIT_MAX, &limit)) {
+        bad_request(req, "limit must be an integer from 1 to 1000");
+        return;
+    }
+    const char *after = http_query(req, "after");
+    if (after != NULL && (after[0] != 'i' || !http_id_ok(after + 1))) {
+        bad_request(req, "after must be a cursor from a previous page");
+        return;
+    }
+    if (!wallet_read_side_ready(req, models_wallets))
+        return;
+    struct wx_buf b;
+    wx_buf_init(&b);
+    int err = wallet_query_by_owner(svc->projector, owner, after ? after + 1 : NULL,
+                                    (size_t)limit, &b);
+    if (err)
+        query_failed(req, err, ES_not_found, NULL);
+    else
+        http_reply_buf(req, 200, &b);
+    wx_buf_free(&b);
+}
+
+void wallet_route_ledger(struct http_request *req)
+{
+    const struct wallet_service *svc = req->app;
+    size_t limit;
+    int64_t after;
+    if (!id_param_ok(req, "wallet") || !page_params(req, &limit, &after) ||
+        !wallet_read_side_ready(req, models_ledger))
+        return;
+    struct wx_buf b;
+    wx_buf_init(&b);
+    int err = wallet_query_ledger(svc->projector, req->params[0], after, limit, &b);
+    if (err)
+        query_failed(req, err, ES_wallet_not_found, "no wallet with this walletId");
+    else
+        http_reply_buf(req, 200, &b);
     wx_buf_free(&b);
 }
 
@@ -516,12 +603,19 @@ void wallet_route_healthz(struct http_request *req)
 
 const struct http_route wallet_routes[] = {
     {"GET", "/healthz", wallet_route_healthz, 0},
+    {"GET", "/readyz", wallet_route_readyz, 0},
     {"POST", "/wallets", wallet_route_create, WX_BODY_BYTES_MAX},
+    {"GET", "/wallets", wallet_route_list, 0},
     {"GET", "/wallets/{id}", wallet_route_get, 0},
+    {"GET", "/wallets/{id}/ledger", wallet_route_ledger, 0},
     {"POST", "/wallets/{id}/credit", wallet_route_credit, WX_BODY_BYTES_MAX},
     {"POST", "/wallets/{id}/debit", wallet_route_debit, WX_BODY_BYTES_MAX},
     {"GET", "/wallets/{id}/events", wallet_route_events, 0},
     {"POST", "/transfers", wallet_route_transfer, WX_BODY_BYTES_MAX},
     {"GET", "/transfers/{id}", wallet_route_get_transfer, 0},
+    {"GET", "/admin/projections", wallet_route_admin_projections, 0},
+    {"POST", "/admin/projections/{name}/rebuild", wallet_route_admin_rebuild_projection, 0},
+    {"POST", "/admin/wallets/{id}/rebuild", wallet_route_admin_rebuild_wallet, 0},
+    {"GET", "/admin/drift", wallet_route_admin_drift, 0},
 };
 const size_t wallet_routes_len = sizeof(wallet_routes) / sizeof(wallet_routes[0]);

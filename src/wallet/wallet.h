@@ -126,6 +126,13 @@ void wallet_decide_transfer(const struct wallet_state *from, int64_t from_versio
 const char *wallet_event_type_name(enum wallet_event_kind kind);
 void wallet_event_encode(struct wx_buf *b, const struct wallet_event *e);
 
+struct json_object;
+struct es_event;
+/* Decodes a stored event into *e, with strings borrowed from *root (the
+ * caller puts root, also on error). WX_ERR_CORRUPT when it does not read. */
+int wallet_event_decode(const struct es_event *ev, struct json_object **root,
+                        struct wallet_event *e);
+
 extern const struct es_aggregate_type wallet_aggregate;
 extern const struct es_aggregate_type transfer_aggregate;
 

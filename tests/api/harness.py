@@ -24,6 +24,10 @@ class Server:
         self.proc = None
         self.port = None
         self.log_path = os.path.join(self.data_dir, "server.log")
+        # Like a careful client: every GET waits for the read side to have
+        # caught up with the last write this client saw (read-your-writes).
+        self.read_your_writes = True
+        self.position = 0
 
     def start(self):
         log = open(self.log_path, "ab")
@@ -74,6 +78,8 @@ class Server:
         h = {}
         if body is not None or raw is not None:
             h["Content-Type"] = "application/json"
+        if method == "GET" and self.read_your_writes and self.position:
+            h["X-Min-Position"] = str(self.position)
         h.update(headers or {})
         data = raw if raw is not None else (None if body is None else json.dumps(body))
         c = self.conn()
@@ -84,6 +90,8 @@ class Server:
             hdrs = {k.lower(): v for k, v in r.getheaders()}
         finally:
             c.close()
+        if "x-position" in hdrs:
+            self.position = max(self.position, int(hdrs["x-position"]))
         parsed = None
         if payload:
             try:

@@ -1,0 +1,756 @@
+/*
+ * The projector thread, checkpoints and table-set swaps; see projector.h.
+ *
+ * The read side is disposable, so its database runs with
+ * synchronous=NORMAL: after a crash it may lose its last transactions, and
+ * their events are simply projected again from the checkpoint that was
+ * lost with them (rows and checkpoint always commit together).
+ */
+#include "proj/projector.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "store/sqlconn.h"
+#include "store/store.h"
+
+static const char read_schema[] =
+    "CREATE TABLE IF NOT EXISTS projections("
+    " name TEXT PRIMARY KEY,"
+    " live_set TEXT NOT NULL,"
+    " position_hi INTEGER NOT NULL,"
+    " position_lo INTEGER NOT NULL,"
+    " rebuild_set TEXT,"
+    " rebuild_hi INTEGER,"
+    " rebuild_lo INTEGER) WITHOUT ROWID;";
+
+static const char write_pragmas[] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                    " PRAGMA cache_size=-65536;";
+static const char read_pragmas[] = "PRAGMA cache_size=-16384;";
+
+enum {
+    SQL_GET,
+    SQL_INSERT,
+    SQL_SET_LIVE_POS,
+    SQL_SET_REBUILD_POS,
+    SQL_START_REBUILD,
+    SQL_SWAP,
+    SQL_RESET,
+    SQL_BEGIN,
+    SQL_BEGIN_IMMEDIATE,
+    SQL_COMMIT,
+    SQL_ROLLBACK,
+};
+
+static const char *const proj_sql[SQLCONN_STMTS_MAX] = {
+    [SQL_GET] = "SELECT live_set, position_hi, position_lo, rebuild_set, rebuild_hi, rebuild_lo"
+                " FROM projections WHERE name = ?1",
+    [SQL_INSERT] = "INSERT INTO projections(name, live_set, position_hi, position_lo)"
+                   " VALUES (?1, '_a', 0, 0)",
+    [SQL_SET_LIVE_POS] = "UPDATE projections SET position_hi = ?2, position_lo = ?3 WHERE name = ?1",
+    [SQL_SET_REBUILD_POS] = "UPDATE projections SET rebuild_hi = ?2, rebuild_lo = ?3"
+                            " WHERE name = ?1",
+    [SQL_START_REBUILD] = "UPDATE projections SET rebuild_set = ?2, rebuild_hi = 0, rebuild_lo = 0"
+                          " WHERE name = ?1",
+    [SQL_SWAP] = "UPDATE projections SET live_set = rebuild_set, position_hi = rebuild_hi,"
+                 " position_lo = rebuild_lo, rebuild_set = NULL, rebuild_hi = NULL,"
+                 " rebuild_lo = NULL WHERE name = ?1",
+    [SQL_RESET] = "UPDATE projections SET live_set = '_a', position_hi = 0, position_lo = 0,"
+                  " rebuild_set = NULL, rebuild_hi = NULL, rebuild_lo = NULL WHERE name = ?1",
+    [SQL_BEGIN] = "BEGIN",
+    [SQL_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
+    [SQL_COMMIT] = "COMMIT",
+    [SQL_ROLLBACK] = "ROLLBACK",
+};
+
+struct cursor {
+    struct es_proj_tx tx;
+    struct es_position pos;
+    bool active;
+};
+
+struct consumer_rt {
+    const struct es_consumer *c;
+    struct cursor live;
+    struct cursor rebuild;
+    bool failed;
+    char last_error[WX_ERROR_TEXT_BYTES];
+    int64_t retry_at_ms; /* monotonic */
+    int64_t backoff_ms;
+};
+
+struct job {
+    int (*fn)(struct es_projector *p, sqlite3 *db, void *ctx);
+    void *ctx;
+    int err;
+    bool done;
+};
+
+struct es_projector {
+    struct es_store *store;
+    char *db_path;
+    char *fault_dir;
+    struct sqlconn wdb;
+    struct sqlpool readers;
+    struct consumer_rt rt[WX_PROJECTOR_CONSUMERS_MAX];
+    size_t rt_len;
+
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t lock; /* guards everything below and the rt status fields */
+    pthread_cond_t wake;  /* the thread waits here */
+    pthread_cond_t moved; /* waiters for positions and jobs wait here */
+    bool stopping;
+    bool kicked;
+    struct job *job;
+};
+
+/* ---- statements with table-set suffixes ---- */
+
+int es_proj_sql(const char *tmpl, const char *set, char *out, size_t out_bytes)
+{
+    size_t o = 0, setlen = strlen(set);
+    for (const char *p = tmpl; *p != '\0';) {
+        if (p[0] == '{' && p[1] == 's' && p[2] == '}') {
+            if (o + setlen >= out_bytes)
+                return WX_ERR_TOO_LARGE;
+            memcpy(out + o, set, setlen);
+            o += setlen;
+            p += 3;
+        } else {
+            if (o + 1 >= out_bytes)
+                return WX_ERR_TOO_LARGE;
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+void es_proj_tx_init(struct es_proj_tx *tx, const struct es_consumer *c, sqlite3 *db,
+                     const char *set)
+{
+    memset(tx, 0, sizeof(*tx));
+    tx->consumer = c;
+    tx->db = db;
+    snprintf(tx->set, sizeof(tx->set), "%s", set);
+}
+
+void es_proj_tx_finalize(struct es_proj_tx *tx)
+{
+    for (int i = 0; i < WX_CONSUMER_STMTS_MAX; i++) {
+        sqlite3_finalize(tx->stmts[i]);
+        tx->stmts[i] = NULL;
+    }
+}
+
+sqlite3_stmt *es_proj_stmt(struct es_proj_tx *tx, int id)
+{
+    assert(id >= 0 && id < WX_CONSUMER_STMTS_MAX && tx->consumer->sql[id] != NULL);
+    if (tx->stmts[id] == NULL) {
+        char sql[2048];
+        if (es_proj_sql(tx->consumer->sql[id], tx->set, sql, sizeof(sql)) != 0)
+            return NULL;
+        if (sqlite3_prepare_v3(tx->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &tx->stmts[id],
+                               NULL) != SQLITE_OK) {
+            fprintf(stderr, "projector: prepare: %s\n", sqlite3_errmsg(tx->db));
+            return NULL;
+        }
+    } else {
+        sqlite3_reset(tx->stmts[id]);
+        sqlite3_clear_bindings(tx->stmts[id]);
+    }
+    return tx->stmts[id];
+}
+
+static int exec_set(sqlite3 *db, const char *tmpl, const char *set)
+{
+    char sql[4096];
+    int err = es_proj_sql(tmpl, set, sql, sizeof(sql));
+    if (err)
+        return err;
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "projector: %s\n", msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return sqlconn_err(rc);
+}
+
+static int simple(struct es_projector *p, int id)
+{
+    sqlite3_stmt *st = sqlconn_stmt(&p->wdb, id);
+    return st == NULL ? WX_ERR_IO : sqlconn_run_i64(st, NULL);
+}
+
+static int set_pos(struct es_projector *p, int id, const char *name, const struct es_position *pos)
+{
+    sqlite3_stmt *st = sqlconn_stmt(&p->wdb, id);
+    if (st == NULL)
+        return WX_ERR_IO;
+    sqlconn_bind_text(st, 1, name);
+    sqlite3_bind_int64(st, 2, (int64_t)pos->hi);
+    sqlite3_bind_int64(st, 3, (int64_t)pos->lo);
+    return sqlconn_run_i64(st, NULL);
+}
+
+static const char *other_set(const char *set)
+{
+    return strcmp(set, "_a") == 0 ? "_b" : "_a";
+}
+
+/* ---- opening ---- */
+
+static int load_consumer(struct es_projector *p, struct consumer_rt *rt)
+{
+    sqlite3_stmt *st = sqlconn_stmt(&p->wdb, SQL_GET);
+    if (st == NULL)
+        return WX_ERR_IO;
+    sqlconn_bind_text(st, 1, rt->c->name);
+    int rc = sqlite3_step(st);
+    char live[ES_SET_BYTES] = "_a", rebuild[ES_SET_BYTES] = "";
+    if (rc == SQLITE_ROW) {
+        snprintf(live, sizeof(live), "%s", (const char *)sqlite3_column_text(st, 0));
+        rt->live.pos = (struct es_position){(uint64_t)sqlite3_column_int64(st, 1),
+                                            (uint64_t)sqlite3_column_int64(st, 2)};
+        if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
+            snprintf(rebuild, sizeof(rebuild), "%s", (const char *)sqlite3_column_text(st, 3));
+            rt->rebuild.pos = (struct es_position){(uint64_t)sqlite3_column_int64(st, 4),
+                                                   (uint64_t)sqlite3_column_int64(st, 5)};
+        }
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sqlconn_err(rc);
+    if (strcmp(live, "_a") != 0 && strcmp(live, "_b") != 0)
+        return WX_ERR_CORRUPT;
+    int err = 0;
+    if (rc == SQLITE_DONE) {
+        st = sqlconn_stmt(&p->wdb, SQL_INSERT);
+        sqlconn_bind_text(st, 1, rt->c->name);
+        err = sqlconn_run_i64(st, NULL);
+    }
+    if (!err)
+        err = exec_set(p->wdb.db, rt->c->schema, live);
+    es_proj_tx_init(&rt->live.tx, rt->c, p->wdb.db, live);
+    rt->live.active = true;
+    if (!err && rebuild[0] != '\0') {
+        err = exec_set(p->wdb.db, rt->c->schema, rebuild);
+        es_proj_tx_init(&rt->rebuild.tx, rt->c, p->wdb.db, rebuild);
+        rt->rebuild.active = true;
+    }
+    return err;
+}
+
+int es_projector_open(const struct es_projector_config *config, struct es_projector **out)
+{
+    assert(config->consumers_len <= WX_PROJECTOR_CONSUMERS_MAX);
+    struct es_projector *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return WX_ERR_NOMEM;
+    p->store = config->store;
+    p->db_path = strdup(config->db_path);
+    p->fault_dir = config->fault_dir ? strdup(config->fault_dir) : NULL;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->moved, NULL);
+    int err = WX_ERR_NOMEM;
+    if (p->db_path == NULL)
+        goto err_close;
+    sqlpool_init(&p->readers, p->db_path, read_pragmas, NULL);
+    err = sqlconn_open(&p->wdb, p->db_path, true, write_pragmas, read_schema, proj_sql);
+    if (err)
+        goto err_close;
+    err = simple(p, SQL_BEGIN_IMMEDIATE);
+    for (size_t i = 0; i < config->consumers_len && !err; i++) {
+        p->rt[i].c = config->consumers[i];
+        p->rt_len++;
+        err = load_consumer(p, &p->rt[i]);
+    }
+    if (err) {
+        simple(p, SQL_ROLLBACK);
+        goto err_close;
+    }
+    err = simple(p, SQL_COMMIT);
+    if (err)
+        goto err_close;
+    *out = p;
+    return 0;
+err_close:
+    fprintf(stderr, "projector: cannot open %s: %s\n", config->db_path, wx_strerror(err));
+    es_projector_close(p);
+    return err;
+}
+
+/* ---- projecting ---- */
+
+/* Stops a read at the cap; never escapes this file. */
+#define READ_STOP (-1)
+
+struct advance_ctx {
+    struct cursor *cur;
+    const struct es_position *cap;
+    struct es_position last;
+    size_t applied;
+};
+
+static int apply_one(void *arg, const struct es_event *ev)
+{
+    struct advance_ctx *a = arg;
+    if (a->cap != NULL && es_position_cmp(&ev->position, a->cap) > 0)
+        return READ_STOP;
+    assert(es_position_cmp(&ev->position, &a->cur->pos) > 0);
+    int err = a->cur->tx.consumer->apply(&a->cur->tx, ev);
+    if (err)
+        return err;
+    a->last = ev->position;
+    a->applied++;
+    return 0;
+}
+
+static bool fault_injected(struct es_projector *p, const char *name)
+{
+    if (p->fault_dir == NULL)
+        return false;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/projection-%s", p->fault_dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* Applies the next batch after cur->pos (not past cap) in one transaction
+ * with the checkpoint. */
+static int advance(struct es_projector *p, struct consumer_rt *rt, struct cursor *cur,
+                   const struct es_position *cap, bool *progress)
+{
+    if (fault_injected(p, rt->c->name))
+        return WX_ERR_FAULT;
+    struct advance_ctx a = {.cur = cur, .cap = cap, .last = cur->pos};
+    int err = simple(p, SQL_BEGIN);
+    if (err)
+        return err;
+    err = es_store_read_log(p->store, &cur->pos, WX_PROJECTOR_BATCH_EVENTS_MAX, apply_one, &a);
+    if (err == READ_STOP)
+        err = 0;
+    if (!err && a.applied > 0)
+        err = set_pos(p, cur == &rt->live ? SQL_SET_LIVE_POS : SQL_SET_REBUILD_POS, rt->c->name,
+                      &a.last);
+    if (!err)
+        err = simple(p, SQL_COMMIT);
+    if (err) {
+        simple(p, SQL_ROLLBACK);
+        return err;
+    }
+    if (a.applied > 0) {
+        pthread_mutex_lock(&p->lock);
+        cur->pos = a.last;
+        pthread_cond_broadcast(&p->moved);
+        pthread_mutex_unlock(&p->lock);
+        *progress = true;
+    }
+    return 0;
+}
+
+static int swap_sets(struct es_projector *p, struct consumer_rt *rt)
+{
+    es_proj_tx_finalize(&rt->live.tx);
+    es_proj_tx_finalize(&rt->rebuild.tx);
+    char old[ES_SET_BYTES];
+    snprintf(old, sizeof(old), "%s", rt->live.tx.set);
+    int err = simple(p, SQL_BEGIN_IMMEDIATE);
+    if (err)
+        return err;
+    sqlite3_stmt *st = sqlconn_stmt(&p->wdb, SQL_SWAP);
+    if (st == NULL) {
+        err = WX_ERR_IO;
+    } else {
+        sqlconn_bind_text(st, 1, rt->c->name);
+        err = sqlconn_run_i64(st, NULL);
+    }
+    if (!err)
+        err = exec_set(p->wdb.db, rt->c->drop, old);
+    if (!err)
+        err = simple(p, SQL_COMMIT);
+    if (err) {
+        simple(p, SQL_ROLLBACK);
+        return err;
+    }
+    pthread_mutex_lock(&p->lock);
+    es_proj_tx_init(&rt->live.tx, rt->c, p->wdb.db, rt->rebuild.tx.set);
+    rt->live.pos = rt->rebuild.pos;
+    rt->rebuild.active = false;
+    pthread_mutex_unlock(&p->lock);
+    fprintf(stderr, "projector: %s rebuilt and swapped in (set %s)\n", rt->c->name,
+            rt->live.tx.set);
+    return 0;
+}
+
+static void note_failure(struct es_projector *p, struct consumer_rt *rt, int err)
+{
+    pthread_mutex_lock(&p->lock);
+    if (!rt->failed)
+        fprintf(stderr, "projector: %s failed: %s; retrying with backoff\n", rt->c->name,
+                wx_strerror(err));
+    rt->failed = true;
+    snprintf(rt->last_error, sizeof(rt->last_error), "%s", wx_strerror(err));
+    rt->backoff_ms = rt->backoff_ms ? rt->backoff_ms * 2 : WX_PROJECTOR_RETRY_MS_MIN;
+    if (rt->backoff_ms > WX_PROJECTOR_RETRY_MS_MAX)
+        rt->backoff_ms = WX_PROJECTOR_RETRY_MS_MAX;
+    rt->retry_at_ms = wx_monotonic_ms() + rt->backoff_ms;
+    pthread_cond_broadcast(&p->moved);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void note_success(struct es_projector *p, struct consumer_rt *rt)
+{
+    if (!rt->failed)
+        return;
+    pthread_mutex_lock(&p->lock);
+    fprintf(stderr, "projector: %s recovered\n", rt->c->name);
+    rt->failed = false;
+    rt->backoff_ms = 0;
+    rt->last_error[0] = '\0';
+    pthread_mutex_unlock(&p->lock);
+}
+
+int es_projector_step(struct es_projector *p, bool *progress_out)
+{
+    struct es_position head;
+    int err = es_store_head(p->store, &head);
+    if (err)
+        return err;
+    bool progress = false;
+    int64_t now = wx_monotonic_ms();
+    for (size_t i = 0; i < p->rt_len; i++) {
+        struct consumer_rt *rt = &p->rt[i];
+        if (rt->failed && now < rt->retry_at_ms)
+            continue;
+        err = 0;
+        if (es_position_cmp(&rt->live.pos, &head) < 0)
+            err = advance(p, rt, &rt->live, NULL, &progress);
+        /* The rebuild never passes the live checkpoint, so it meets it
+         * exactly and the swap keeps the same position. */
+        if (!err && rt->rebuild.active && es_position_cmp(&rt->rebuild.pos, &rt->live.pos) < 0)
+            err = advance(p, rt, &rt->rebuild, &rt->live.pos, &progress);
+        if (!err && rt->rebuild.active && es_position_cmp(&rt->rebuild.pos, &rt->live.pos) == 0) {
+            err = swap_sets(p, rt);
+            progress = true;
+        }
+        if (err)
+            note_failure(p, rt, err);
+        else
+            note_success(p, rt);
+    }
+    *progress_out = progress;
+    return 0;
+}
+
+int es_projector_reset(struct es_projector *p)
+{
+    assert(!p->thread_started);
+    int err = simple(p, SQL_BEGIN_IMMEDIATE);
+    for (size_t i = 0; i < p->rt_len && !err; i++) {
+        struct consumer_rt *rt = &p->rt[i];
+        es_proj_tx_finalize(&rt->live.tx);
+        es_proj_tx_finalize(&rt->rebuild.tx);
+        err = exec_set(p->wdb.db, rt->c->drop, "_a");
+        if (!err)
+            err = exec_set(p->wdb.db, rt->c->drop, "_b");
+        if (!err)
+            err = exec_set(p->wdb.db, rt->c->schema, "_a");
+        sqlite3_stmt *st = sqlconn_stmt(&p->wdb, SQL_RESET);
+        if (!err && st != NULL) {
+            sqlconn_bind_text(st, 1, rt->c->name);
+            err = sqlconn_run_i64(st, NULL);
+        }
+        es_proj_tx_init(&rt->live.tx, rt->c, p->wdb.db, "_a");
+        rt->live.pos = es_position_start();
+        rt->rebuild.active = false;
+    }
+    if (err) {
+        simple(p, SQL_ROLLBACK);
+        return err;
+    }
+    return simple(p, SQL_COMMIT);
+}
+
+/* ---- thread ---- */
+
+static void *projector_main(void *arg)
+{
+    struct es_projector *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        if (p->stopping) {
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        struct job *job = p->job;
+        pthread_mutex_unlock(&p->lock);
+        if (job != NULL) {
+            job->err = job->fn(p, p->wdb.db, job->ctx);
+            pthread_mutex_lock(&p->lock);
+            job->done = true;
+            p->job = NULL;
+            pthread_cond_broadcast(&p->moved);
+            pthread_mutex_unlock(&p->lock);
+            continue;
+        }
+        bool progress = false;
+        int err = es_projector_step(p, &progress);
+        if (err)
+            fprintf(stderr, "projector: reading the log head: %s\n", wx_strerror(err));
+        if (progress)
+            continue;
+        pthread_mutex_lock(&p->lock);
+        if (!p->kicked && !p->stopping && p->job == NULL) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += (long)WX_PROJECTOR_IDLE_MS * 1000000L;
+            until.tv_sec += until.tv_nsec / 1000000000L;
+            until.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&p->wake, &p->lock, &until);
+        }
+        p->kicked = false;
+        pthread_mutex_unlock(&p->lock);
+    }
+    return NULL;
+}
+
+int es_projector_start(struct es_projector *p)
+{
+    if (pthread_create(&p->thread, NULL, projector_main, p) != 0)
+        return WX_ERR_NOMEM;
+    p->thread_started = true;
+    return 0;
+}
+
+void es_projector_close(struct es_projector *p)
+{
+    if (p == NULL)
+        return;
+    if (p->thread_started) {
+        pthread_mutex_lock(&p->lock);
+        p->stopping = true;
+        pthread_cond_signal(&p->wake);
+        pthread_mutex_unlock(&p->lock);
+        pthread_join(p->thread, NULL);
+    }
+    for (size_t i = 0; i < p->rt_len; i++) {
+        es_proj_tx_finalize(&p->rt[i].live.tx);
+        es_proj_tx_finalize(&p->rt[i].rebuild.tx);
+    }
+    sqlconn_close(&p->wdb);
+    if (p->db_path != NULL)
+        sqlpool_destroy(&p->readers);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->moved);
+    free(p->db_path);
+    free(p->fault_dir);
+    free(p);
+}
+
+void es_projector_notify(struct es_projector *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->kicked = true;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* ---- queries on the projector ---- */
+
+static struct consumer_rt *find(struct es_projector *p, const char *name)
+{
+    for (size_t i = 0; i < p->rt_len; i++)
+        if (strcmp(p->rt[i].c->name, name) == 0)
+            return &p->rt[i];
+    return NULL;
+}
+
+const struct es_consumer *es_projector_consumer(struct es_projector *p, const char *name)
+{
+    struct consumer_rt *rt = find(p, name);
+    return rt ? rt->c : NULL;
+}
+
+struct es_store *es_projector_store(struct es_projector *p)
+{
+    return p->store;
+}
+
+static bool caught_up(struct es_projector *p, const char *const *names,
+                      const struct es_position *pos)
+{
+    for (size_t i = 0; i < p->rt_len; i++) {
+        bool wanted = names == NULL;
+        for (size_t n = 0; names != NULL && names[n] != NULL && !wanted; n++)
+            wanted = strcmp(names[n], p->rt[i].c->name) == 0;
+        if (wanted && es_position_cmp(&p->rt[i].live.pos, pos) < 0)
+            return false;
+    }
+    return true;
+}
+
+bool es_projector_wait(struct es_projector *p, const char *const *names,
+                       const struct es_position *pos, int64_t timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&p->lock);
+    bool ok;
+    while (!(ok = caught_up(p, names, pos))) {
+        if (pthread_cond_timedwait(&p->moved, &p->lock, &until) != 0) {
+            ok = caught_up(p, names, pos);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return ok;
+}
+
+bool es_projector_ready(struct es_projector *p)
+{
+    bool ready = true;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->rt_len; i++)
+        ready &= !p->rt[i].failed;
+    pthread_mutex_unlock(&p->lock);
+    return ready;
+}
+
+int es_projector_status(struct es_projector *p, struct wx_arena *arena,
+                        struct es_projection_status **list_out, size_t *len_out)
+{
+    struct es_projection_status *list = wx_arena_alloc(arena, p->rt_len * sizeof(*list) + 1);
+    if (list == NULL)
+        return WX_ERR_NOMEM;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->rt_len; i++) {
+        struct consumer_rt *rt = &p->rt[i];
+        list[i].name = rt->c->name;
+        list[i].position = rt->live.pos;
+        list[i].rebuilding = rt->rebuild.active;
+        list[i].rebuild_position = rt->rebuild.pos;
+        list[i].status = rt->failed ? "failed" : rt->rebuild.active ? "rebuilding" : "running";
+        list[i].last_error = rt->last_error[0] ? wx_arena_strdup(arena, rt->last_error) : NULL;
+    }
+    pthread_mutex_unlock(&p->lock);
+    *list_out = list;
+    *len_out = p->rt_len;
+    return 0;
+}
+
+int es_projector_job(struct es_projector *p, int (*fn)(struct es_projector *, sqlite3 *, void *),
+                     void *ctx)
+{
+    if (!p->thread_started)
+        return fn(p, p->wdb.db, ctx);
+    struct job job = {.fn = fn, .ctx = ctx};
+    pthread_mutex_lock(&p->lock);
+    while (p->job != NULL && !p->stopping) /* one job at a time */
+        pthread_cond_wait(&p->moved, &p->lock);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->lock);
+        return WX_ERR_CLOSED;
+    }
+    p->job = &job;
+    pthread_cond_signal(&p->wake);
+    while (!job.done)
+        pthread_cond_wait(&p->moved, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    return job.err;
+}
+
+static int start_rebuild(struct es_projector *p, sqlite3 *db, void *ctx)
+{
+    (void)db;
+    struct consumer_rt *rt = ctx;
+    if (rt->rebuild.active)
+        return WX_ERR_BUSY;
+    const char *set = other_set(rt->live.tx.set);
+    int err = simple(p, SQL_BEGIN_IMMEDIATE);
+    if (err)
+        return err;
+    err = exec_set(p->wdb.db, rt->c->drop, set);
+    if (!err)
+        err = exec_set(p->wdb.db, rt->c->schema, set);
+    sqlite3_stmt *st = sqlconn_stmt(&p->wdb, SQL_START_REBUILD);
+    if (!err && st != NULL) {
+        sqlconn_bind_text(st, 1, rt->c->name);
+        sqlconn_bind_text(st, 2, set);
+        err = sqlconn_run_i64(st, NULL);
+    }
+    if (!err)
+        err = simple(p, SQL_COMMIT);
+    if (err) {
+        simple(p, SQL_ROLLBACK);
+        return err;
+    }
+    pthread_mutex_lock(&p->lock);
+    es_proj_tx_init(&rt->rebuild.tx, rt->c, p->wdb.db, set);
+    rt->rebuild.pos = es_position_start();
+    rt->rebuild.active = true;
+    pthread_mutex_unlock(&p->lock);
+    fprintf(stderr, "projector: rebuilding %s into set %s\n", rt->c->name, set);
+    return 0;
+}
+
+int es_projector_rebuild(struct es_projector *p, const char *name)
+{
+    struct consumer_rt *rt = find(p, name);
+    if (rt == NULL)
+        return WX_ERR_NOT_FOUND;
+    return es_projector_job(p, start_rebuild, rt);
+}
+
+int es_projector_live(sqlite3 *db, const char *name, char set_out[ES_SET_BYTES],
+                      struct es_position *position_out)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT live_set, position_hi, position_lo FROM projections"
+                               " WHERE name = ?1", -1, &st, NULL) != SQLITE_OK)
+        return WX_ERR_IO;
+    sqlconn_bind_text(st, 1, name);
+    int rc = sqlite3_step(st);
+    int err = 0;
+    if (rc == SQLITE_ROW) {
+        snprintf(set_out, ES_SET_BYTES, "%s", (const char *)sqlite3_column_text(st, 0));
+        if (position_out != NULL)
+            *position_out = (struct es_position){(uint64_t)sqlite3_column_int64(st, 1),
+                                                 (uint64_t)sqlite3_column_int64(st, 2)};
+    } else {
+        err = rc == SQLITE_DONE ? WX_ERR_NOT_FOUND : sqlconn_err(rc);
+    }
+    sqlite3_finalize(st);
+    return err;
+}
+
+int es_projector_read_begin(struct es_projector *p, struct sqlconn **conn_out)
+{
+    int err = sqlpool_acquire(&p->readers, conn_out);
+    if (err)
+        return err;
+    err = sqlconn_exec(*conn_out, "BEGIN");
+    if (err)
+        sqlpool_release(&p->readers, *conn_out);
+    return err;
+}
+
+void es_projector_read_end(struct es_projector *p, struct sqlconn *conn)
+{
+    sqlconn_exec(conn, "COMMIT");
+    sqlpool_release(&p->readers, conn);
+}

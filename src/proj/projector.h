@@ -1,0 +1,132 @@
+/*
+ * The projector (DESIGN.md §4-5): one thread that feeds every read model
+ * ("consumer") from the event log. Each consumer has a checkpoint in the
+ * read-model database and writes its rows and its new checkpoint in one
+ * transaction, and its apply is idempotent, so replaying an event never
+ * counts twice.
+ *
+ * The read side lives in its own SQLite file (readmodel.db) beside the log.
+ * Each consumer's tables exist as set "_a" or "_b"; the projections table
+ * says which set is live. A rebuild fills the other set from the start of
+ * the log while the live one keeps serving, then swaps them in one
+ * transaction. Readers look the live set up inside their read transaction,
+ * so they always see one consistent set.
+ *
+ * Ownership: the projector owns its connections and thread; consumers are
+ * static descriptions owned by the caller.
+ */
+#ifndef WALLEX_PROJ_PROJECTOR_H
+#define WALLEX_PROJ_PROJECTOR_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "es/event.h"
+#include "limits.h"
+
+struct es_store;
+struct es_projector;
+struct sqlconn;
+
+#define ES_SET_BYTES 3 /* "_a" or "_b" and the NUL */
+
+/* A consumer writing into one table set; statements are prepared lazily
+ * from the consumer's templates with "{s}" replaced by the set suffix. */
+struct es_proj_tx {
+    const struct es_consumer *consumer;
+    sqlite3 *db;
+    char set[ES_SET_BYTES];
+    sqlite3_stmt *stmts[WX_CONSUMER_STMTS_MAX];
+};
+
+struct es_consumer {
+    const char *name;
+    /* CREATE statements, "{s}" for the set suffix; IF NOT EXISTS. */
+    const char *schema;
+    /* DROP statements for one set. */
+    const char *drop;
+    /* Statement templates for apply, "{s}" for the set suffix. */
+    const char *const *sql;
+    /* Applies one event (ignoring those it does not care about). Must be
+     * idempotent: the same event twice leaves the same rows. */
+    int (*apply)(struct es_proj_tx *tx, const struct es_event *event);
+};
+
+/* Returns the statement `id`, ready to bind, or NULL on error. */
+sqlite3_stmt *es_proj_stmt(struct es_proj_tx *tx, int id);
+void es_proj_tx_init(struct es_proj_tx *tx, const struct es_consumer *c, sqlite3 *db,
+                     const char *set);
+void es_proj_tx_finalize(struct es_proj_tx *tx);
+/* Writes `tmpl` with every "{s}" replaced by set into out. */
+int es_proj_sql(const char *tmpl, const char *set, char *out, size_t out_bytes);
+
+struct es_projector_config {
+    struct es_store *store;
+    const char *db_path; /* readmodel.db, or a "file:...?mode=memory" URI */
+    const struct es_consumer *const *consumers;
+    size_t consumers_len;
+    /* While "<fault_dir>/projection-<name>" exists, that consumer fails.
+     * NULL disables fault injection. */
+    const char *fault_dir;
+};
+
+/* Opens the read side and its schema; no thread yet. */
+int es_projector_open(const struct es_projector_config *config, struct es_projector **out);
+/* Starts the projection thread. */
+int es_projector_start(struct es_projector *p);
+/* Stops the thread (if started) and frees everything. Accepts NULL. */
+void es_projector_close(struct es_projector *p);
+/* Wakes the thread: new events were committed. Any thread. */
+void es_projector_notify(struct es_projector *p);
+
+/* One pass over every consumer, for offline tools. *progress_out is set
+ * when any consumer moved. */
+int es_projector_step(struct es_projector *p, bool *progress_out);
+/* Drops every table set and checkpoint: the next steps rebuild from the
+ * start of the log. Only without the thread. */
+int es_projector_reset(struct es_projector *p);
+
+/* Waits until every named consumer's live checkpoint is at or past pos.
+ * names == NULL means every consumer. False on timeout. */
+bool es_projector_wait(struct es_projector *p, const char *const *names,
+                       const struct es_position *pos, int64_t timeout_ms);
+/* No consumer is failed. */
+bool es_projector_ready(struct es_projector *p);
+/* Starts rebuilding a consumer: 0, WX_ERR_NOT_FOUND, or WX_ERR_BUSY when a
+ * rebuild is already running. */
+int es_projector_rebuild(struct es_projector *p, const char *name);
+
+struct es_projection_status {
+    const char *name;
+    struct es_position position;
+    const char *status; /* "running", "rebuilding", "failed" */
+    const char *last_error; /* NULL when none; copied into the arena */
+    bool rebuilding;
+    struct es_position rebuild_position;
+};
+
+/* Copies the status of every consumer into arena memory. */
+int es_projector_status(struct es_projector *p, struct wx_arena *arena,
+                        struct es_projection_status **list_out, size_t *len_out);
+
+/* Runs fn on the projector thread (or inline without one) with the write
+ * connection, and waits for it. fn's error is returned. */
+int es_projector_job(struct es_projector *p, int (*fn)(struct es_projector *p, sqlite3 *db,
+                                                       void *ctx),
+                     void *ctx);
+/* A consumer's live set and checkpoint as committed, read on db. */
+int es_projector_live(sqlite3 *db, const char *name, char set_out[ES_SET_BYTES],
+                      struct es_position *position_out);
+const struct es_consumer *es_projector_consumer(struct es_projector *p, const char *name);
+struct es_store *es_projector_store(struct es_projector *p);
+
+/* Read connections for queries. Between acquire and release the caller
+ * holds one read transaction (BEGIN ... COMMIT) so the live set it looked
+ * up stays consistent with the rows it reads. */
+int es_projector_read_begin(struct es_projector *p, struct sqlconn **conn_out);
+void es_projector_read_end(struct es_projector *p, struct sqlconn *conn);
+
+#endif

@@ -1,0 +1,145 @@
+/*
+ * Operations routes: readiness, projection status and rebuilds, one
+ * wallet's rebuild, drift. Admin routes are open to whoever reaches the
+ * listen address until authentication lands; keep it on loopback.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "proj/projector.h"
+#include "store/store.h"
+#include "wallet/projections.h"
+#include "wallet/routes.h"
+
+void wallet_route_readyz(struct http_request *req)
+{
+    const struct wallet_service *svc = req->app;
+    struct es_position head;
+    if (es_store_head(svc->store, &head) != 0) {
+        http_reply_problem(req, ES_store_unavailable, "the event store does not answer");
+        return;
+    }
+    if (!es_projector_ready(svc->projector)) {
+        http_reply_problem(req, ES_projection_lagging,
+                           "a projection has failed; see /admin/projections");
+        return;
+    }
+    http_reply(req, 200, "{\"status\":\"ready\"}", 18);
+}
+
+void wallet_route_admin_projections(struct http_request *req)
+{
+    const struct wallet_service *svc = req->app;
+    struct es_position head;
+    struct es_projection_status *list;
+    size_t n;
+    int err = es_store_head(svc->store, &head);
+    if (!err)
+        err = es_projector_status(svc->projector, &req->arena, &list, &n);
+    if (err) {
+        http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
+        return;
+    }
+    char head_token[ES_POSITION_TOKEN_BYTES];
+    es_position_format(&head, head_token);
+    struct wx_buf b;
+    wx_buf_init(&b);
+    wx_buf_adds(&b, "{\"data\":[");
+    for (size_t i = 0; i < n; i++) {
+        char pos[ES_POSITION_TOKEN_BYTES];
+        es_position_format(&list[i].position, pos);
+        /* Lag in events; on SQLite positions are dense, so the difference
+         * of the row positions is the number of events behind. */
+        uint64_t lag = head.hi == list[i].position.hi && head.lo > list[i].position.lo
+                           ? head.lo - list[i].position.lo
+                           : 0;
+        if (i > 0)
+            wx_buf_addc(&b, ',');
+        wx_buf_adds(&b, "{\"name\":");
+        wx_buf_json_str(&b, list[i].name);
+        wx_buf_adds(&b, ",\"position\":");
+        wx_buf_json_str(&b, pos);
+        wx_buf_adds(&b, ",\"headPosition\":");
+        wx_buf_json_str(&b, head_token);
+        wx_buf_printf(&b, ",\"lag\":%llu,\"status\":", (unsigned long long)lag);
+        wx_buf_json_str(&b, list[i].status);
+        wx_buf_adds(&b, ",\"lastError\":");
+        if (list[i].last_error != NULL)
+            wx_buf_json_str(&b, list[i].last_error);
+        else
+            wx_buf_adds(&b, "null");
+        if (list[i].rebuilding) {
+            es_position_format(&list[i].rebuild_position, pos);
+            wx_buf_adds(&b, ",\"rebuildPosition\":");
+            wx_buf_json_str(&b, pos);
+        }
+        wx_buf_addc(&b, '}');
+    }
+    wx_buf_adds(&b, "]}");
+    http_reply_buf(req, 200, &b);
+    wx_buf_free(&b);
+}
+
+void wallet_route_admin_rebuild_projection(struct http_request *req)
+{
+    const struct wallet_service *svc = req->app;
+    const char *name = req->params[0];
+    int err = es_projector_rebuild(svc->projector, name);
+    if (err == WX_ERR_NOT_FOUND) {
+        http_reply_problem(req, ES_not_found, "no projection with this name");
+        return;
+    }
+    if (err == WX_ERR_BUSY) {
+        http_reply_problem(req, ES_rebuild_in_progress, NULL);
+        return;
+    }
+    if (err) {
+        http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
+        return;
+    }
+    struct wx_buf b;
+    wx_buf_init(&b);
+    wx_buf_adds(&b, "{\"name\":");
+    wx_buf_json_str(&b, name);
+    wx_buf_adds(&b, ",\"status\":\"rebuilding\"}");
+    http_reply_buf(req, 202, &b);
+    wx_buf_free(&b);
+}
+
+void wallet_route_admin_rebuild_wallet(struct http_request *req)
+{
+    const struct wallet_service *svc = req->app;
+    const char *id = req->params[0];
+    if (!http_id_ok(id)) {
+        http_reply_problem(req, ES_invalid_request,
+                           "the wallet id must be 1-64 characters of A-Z a-z 0-9 . _ : -");
+        return;
+    }
+    int err = wallet_rebuild_one(svc->projector, id);
+    struct wx_buf b;
+    wx_buf_init(&b);
+    if (!err)
+        err = wallet_query_get(svc->projector, id, &b);
+    if (err == WX_ERR_NOT_FOUND)
+        http_reply_problem(req, ES_wallet_not_found, "no wallet with this walletId");
+    else if (err)
+        http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
+    else
+        http_reply_buf(req, 200, &b);
+    wx_buf_free(&b);
+}
+
+void wallet_route_admin_drift(struct http_request *req)
+{
+    const struct wallet_service *svc = req->app;
+    struct wx_buf b;
+    wx_buf_init(&b);
+    size_t drifted;
+    int err = wallet_drift(svc->projector, &b, &drifted);
+    if (err)
+        http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
+    else
+        http_reply_buf(req, 200, &b);
+    wx_buf_free(&b);
+}

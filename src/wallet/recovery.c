@@ -1,0 +1,520 @@
+/*
+ * Recovery for the wallet read models: rebuild one wallet from its stream,
+ * find drift between the read models and a fold of the log, and verify the
+ * money invariants of SPEC.md. Drift and verify read inside one read
+ * transaction, so they compare the read side at its own checkpoints with
+ * the log up to those same positions: a lagging projection is not drift.
+ */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/map.h"
+#include "store/sqlconn.h"
+#include "store/store.h"
+#include "wallet/projections.h"
+
+/* ---- rebuild one wallet ---- */
+
+struct one_ctx {
+    const char *wallet_id;
+    struct es_proj_tx *tx;
+    struct es_position upto;
+};
+
+static int apply_upto(void *arg, const struct es_event *ev)
+{
+    struct one_ctx *o = arg;
+    if (es_position_cmp(&ev->position, &o->upto) > 0)
+        return 0;
+    return o->tx->consumer->apply(o->tx, ev);
+}
+
+static int rebuild_one_consumer(struct es_projector *p, sqlite3 *db, const char *name,
+                                const char *delete_sql, const char *wallet_id)
+{
+    const struct es_consumer *c = es_projector_consumer(p, name);
+    char set[ES_SET_BYTES];
+    struct es_position pos;
+    int err = es_projector_live(db, name, set, &pos);
+    if (err)
+        return err;
+    char sql[256];
+    err = es_proj_sql(delete_sql, set, sql, sizeof(sql));
+    sqlite3_stmt *st;
+    if (err || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return WX_ERR_IO;
+    sqlconn_bind_text(st, 1, wallet_id);
+    err = sqlconn_err(sqlite3_step(st));
+    sqlite3_finalize(st);
+    if (err)
+        return err;
+    /* The same apply the projector uses, up to the same checkpoint: the
+     * rebuilt rows are exactly what the projector would have written. */
+    struct es_proj_tx tx;
+    es_proj_tx_init(&tx, c, db, set);
+    struct one_ctx o = {.wallet_id = wallet_id, .tx = &tx, .upto = pos};
+    char stream[WX_STREAM_ID_BYTES_MAX + 1];
+    wallet_stream_id(wallet_id, stream);
+    err = es_store_read_stream(es_projector_store(p), stream, 1, WX_STREAM_EVENTS_FOLD_MAX,
+                               apply_upto, &o);
+    es_proj_tx_finalize(&tx);
+    return err;
+}
+
+static int rebuild_one_job(struct es_projector *p, sqlite3 *db, void *ctx)
+{
+    const char *wallet_id = ctx;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return WX_ERR_BUSY;
+    int err = rebuild_one_consumer(p, db, "wallets", "DELETE FROM wallets{s} WHERE id = ?1",
+                                   wallet_id);
+    if (!err)
+        err = rebuild_one_consumer(p, db, "ledger", "DELETE FROM ledger{s} WHERE wallet_id = ?1",
+                                   wallet_id);
+    if (!err && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        err = WX_ERR_IO;
+    if (err)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return err;
+}
+
+int wallet_rebuild_one(struct es_projector *p, const char *wallet_id)
+{
+    return es_projector_job(p, rebuild_one_job, (void *)wallet_id);
+}
+
+/* ---- scanning the log ---- */
+
+struct folded {
+    struct wallet_state s;
+    int64_t version;       /* at the wallets checkpoint */
+    int64_t state_version; /* at the end of the scan */
+    struct wallet_state at_head;
+    bool seen_row;
+};
+
+struct money_total {
+    char currency[WX_CURRENCY_BYTES + 1];
+    __int128 credits, debits, balances, rows;
+};
+
+struct scan {
+    struct sqlconn *c;
+    struct wx_buf *report; /* the drifted array under construction */
+    size_t drifted;
+    struct es_position wallets_pos, ledger_pos;
+    struct wx_map wallets; /* id -> struct folded */
+    sqlite3_stmt *ledger_row;
+    int64_t ledger_events;
+    int64_t events;
+    struct es_position last; /* of the last event scanned */
+    struct money_total totals[16];
+    size_t totals_len;
+    int err;
+};
+
+static void drift_add(struct scan *sc, const char *wallet_id, const char *model,
+                      const char *field, const char *read_model, const char *events)
+{
+    if (sc->drifted++ >= WX_DRIFT_REPORT_MAX)
+        return;
+    struct wx_buf *b = sc->report;
+    if (sc->drifted > 1)
+        wx_buf_addc(b, ',');
+    wx_buf_adds(b, "{\"walletId\":");
+    wx_buf_json_str(b, wallet_id);
+    wx_buf_adds(b, ",\"model\":");
+    wx_buf_json_str(b, model);
+    wx_buf_adds(b, ",\"field\":");
+    wx_buf_json_str(b, field);
+    wx_buf_adds(b, ",\"readModel\":");
+    wx_buf_json_str(b, read_model);
+    wx_buf_adds(b, ",\"events\":");
+    wx_buf_json_str(b, events);
+    wx_buf_addc(b, '}');
+}
+
+static void drift_i64(struct scan *sc, const char *wallet_id, const char *model,
+                      const char *field, int64_t read_model, int64_t events)
+{
+    char a[24], b[24];
+    snprintf(a, sizeof(a), "%lld", (long long)read_model);
+    snprintf(b, sizeof(b), "%lld", (long long)events);
+    drift_add(sc, wallet_id, model, field, a, b);
+}
+
+static struct money_total *total_for(struct scan *sc, const char *currency)
+{
+    for (size_t i = 0; i < sc->totals_len; i++)
+        if (strcmp(sc->totals[i].currency, currency) == 0)
+            return &sc->totals[i];
+    if (sc->totals_len == sizeof(sc->totals) / sizeof(sc->totals[0]))
+        return NULL;
+    struct money_total *t = &sc->totals[sc->totals_len++];
+    memset(t, 0, sizeof(*t));
+    snprintf(t->currency, sizeof(t->currency), "%s", currency);
+    return t;
+}
+
+/* The ledger row for one credit or debit must exist and say the same. */
+static void check_ledger_row(struct scan *sc, const char *wallet_id, const struct es_event *ev,
+                             const struct wallet_event *e)
+{
+    sqlite3_stmt *st = sc->ledger_row;
+    sqlite3_reset(st);
+    sqlconn_bind_text(st, 1, wallet_id);
+    sqlite3_bind_int64(st, 2, ev->version);
+    int rc = sqlite3_step(st);
+    char field[32];
+    snprintf(field, sizeof(field), "entry v%lld", (long long)ev->version);
+    if (rc != SQLITE_ROW) {
+        drift_add(sc, wallet_id, "ledger", field, "missing", "present");
+        return;
+    }
+    const char *type = (const char *)sqlite3_column_text(st, 0);
+    const char *want = e->kind == WALLET_CREDITED ? "CREDIT" : "DEBIT";
+    if (strcmp(type, want) != 0)
+        drift_add(sc, wallet_id, "ledger", field, type, want);
+    if (sqlite3_column_int64(st, 1) != e->amount_minor)
+        drift_i64(sc, wallet_id, "ledger", "amountMinor", sqlite3_column_int64(st, 1),
+                  e->amount_minor);
+    if (sqlite3_column_int64(st, 2) != e->balance_before_minor)
+        drift_i64(sc, wallet_id, "ledger", "balanceBeforeMinor", sqlite3_column_int64(st, 2),
+                  e->balance_before_minor);
+    if (sqlite3_column_int64(st, 3) != e->balance_after_minor)
+        drift_i64(sc, wallet_id, "ledger", "balanceAfterMinor", sqlite3_column_int64(st, 3),
+                  e->balance_after_minor);
+}
+
+static int scan_event(void *arg, const struct es_event *ev)
+{
+    struct scan *sc = arg;
+    sc->events++;
+    sc->last = ev->position;
+    if (strncmp(ev->stream_id, WALLET_STREAM_PREFIX, sizeof(WALLET_STREAM_PREFIX) - 1) != 0)
+        return 0;
+    const char *wallet_id = ev->stream_id + sizeof(WALLET_STREAM_PREFIX) - 1;
+    struct folded *f = wx_map_get(&sc->wallets, wallet_id);
+    if (f == NULL) {
+        f = calloc(1, sizeof(*f));
+        if (f == NULL || wx_map_put(&sc->wallets, wallet_id, f) != 0) {
+            free(f);
+            return WX_ERR_NOMEM;
+        }
+    }
+    /* The fold checks every event against the state as it goes. */
+    int err = wallet_aggregate.evolve_stored(&f->at_head, ev);
+    if (err)
+        return err;
+    f->state_version = ev->version;
+    if (es_position_cmp(&ev->position, &sc->wallets_pos) <= 0) {
+        f->s = f->at_head;
+        f->version = ev->version;
+    }
+    struct json_object *root = NULL;
+    struct wallet_event e;
+    err = wallet_event_decode(ev, &root, &e);
+    if (!err && e.kind != WALLET_CREATED) {
+        struct money_total *t = total_for(sc, e.currency);
+        if (t != NULL && e.transfer_id == NULL) {
+            if (e.kind == WALLET_CREDITED)
+                t->credits += e.amount_minor;
+            else
+                t->debits += e.amount_minor;
+        }
+        if (es_position_cmp(&ev->position, &sc->ledger_pos) <= 0) {
+            sc->ledger_events++;
+            check_ledger_row(sc, wallet_id, ev, &e);
+        }
+    }
+    json_object_put(root);
+    return err;
+}
+
+static void free_folded(struct wx_map *m)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        free(m->slots[i].value);
+    wx_map_free(m);
+}
+
+/* Reads the whole log up to the head with the read side's checkpoints fixed
+ * by the open read transaction. */
+static int scan_log(struct es_projector *p, struct scan *sc)
+{
+    char set[ES_SET_BYTES], lset[ES_SET_BYTES];
+    int err = es_projector_live(sc->c->db, "wallets", set, &sc->wallets_pos);
+    if (!err)
+        err = es_projector_live(sc->c->db, "ledger", lset, &sc->ledger_pos);
+    if (err)
+        return err;
+    char sql[256];
+    es_proj_sql("SELECT type, amount_minor, balance_before_minor, balance_after_minor"
+                " FROM ledger{s} WHERE wallet_id = ?1 AND version = ?2",
+                lset, sql, sizeof(sql));
+    if (sqlite3_prepare_v2(sc->c->db, sql, -1, &sc->ledger_row, NULL) != SQLITE_OK)
+        return WX_ERR_IO;
+    sc->last = es_position_start();
+    for (;;) {
+        int64_t events_before = sc->events;
+        struct es_position after = sc->last;
+        err = es_store_read_log(es_projector_store(p), &after, WX_SCAN_BATCH_EVENTS_MAX,
+                                scan_event, sc);
+        if (err || sc->events - events_before < WX_SCAN_BATCH_EVENTS_MAX)
+            break;
+    }
+    sqlite3_finalize(sc->ledger_row);
+    sc->ledger_row = NULL;
+    return err;
+}
+
+/* Compares every wallet row with the fold; marks the folds it saw. */
+static int compare_wallet_rows(struct scan *sc)
+{
+    sqlite3_stmt *st;
+    char set[ES_SET_BYTES], sql[256];
+    int err = es_projector_live(sc->c->db, "wallets", set, NULL);
+    if (err)
+        return err;
+    es_proj_sql("SELECT id, owner_id, currency, balance_minor, version, created_at_ms,"
+                " updated_at_ms FROM wallets{s}", set, sql, sizeof(sql));
+    if (sqlite3_prepare_v2(sc->c->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return WX_ERR_IO;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        struct folded *f = wx_map_get(&sc->wallets, id);
+        if (f == NULL || f->version == 0) {
+            drift_add(sc, id, "wallets", "row", "present", "absent");
+            continue;
+        }
+        f->seen_row = true;
+        const char *owner = (const char *)sqlite3_column_text(st, 1);
+        const char *currency = (const char *)sqlite3_column_text(st, 2);
+        if (strcmp(owner, f->s.owner_id) != 0)
+            drift_add(sc, id, "wallets", "ownerId", owner, f->s.owner_id);
+        if (strcmp(currency, f->s.currency) != 0)
+            drift_add(sc, id, "wallets", "currency", currency, f->s.currency);
+        if (sqlite3_column_int64(st, 3) != f->s.balance_minor)
+            drift_i64(sc, id, "wallets", "balanceMinor", sqlite3_column_int64(st, 3),
+                      f->s.balance_minor);
+        if (sqlite3_column_int64(st, 4) != f->version)
+            drift_i64(sc, id, "wallets", "version", sqlite3_column_int64(st, 4), f->version);
+        if (sqlite3_column_int64(st, 5) != f->s.created_at_ms)
+            drift_i64(sc, id, "wallets", "createdAtMs", sqlite3_column_int64(st, 5),
+                      f->s.created_at_ms);
+        if (sqlite3_column_int64(st, 6) != f->s.updated_at_ms)
+            drift_i64(sc, id, "wallets", "updatedAtMs", sqlite3_column_int64(st, 6),
+                      f->s.updated_at_ms);
+        struct money_total *t = total_for(sc, currency);
+        if (t != NULL)
+            t->rows += sqlite3_column_int64(st, 3);
+    }
+    if (rc != SQLITE_DONE)
+        err = sqlconn_err(rc);
+    sqlite3_finalize(st);
+    for (size_t i = 0; i < sc->wallets.cap && !err; i++) {
+        struct folded *f = sc->wallets.slots[i].value;
+        if (f != NULL && f->version > 0 && !f->seen_row)
+            drift_add(sc, sc->wallets.slots[i].key, "wallets", "row", "absent", "present");
+    }
+    return err;
+}
+
+/* Ledger rows nobody accounts for (an entry without its event). */
+static int compare_ledger_count(struct scan *sc)
+{
+    char set[ES_SET_BYTES], sql[256];
+    int err = es_projector_live(sc->c->db, "ledger", set, NULL);
+    if (err)
+        return err;
+    es_proj_sql("SELECT count(*) FROM ledger{s}", set, sql, sizeof(sql));
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(sc->c->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return WX_ERR_IO;
+    int64_t rows = 0;
+    err = sqlconn_run_i64(st, &rows);
+    sqlite3_finalize(st);
+    if (!err && rows != sc->ledger_events)
+        drift_i64(sc, "*", "ledger", "entries", rows, sc->ledger_events);
+    return err;
+}
+
+/* Opens the read transaction, scans and compares; the caller reports. */
+static int drift_run(struct es_projector *p, struct scan *sc, struct wx_buf *drifted_json)
+{
+    memset(sc, 0, sizeof(*sc));
+    sc->report = drifted_json;
+    wx_map_init(&sc->wallets);
+    int err = es_projector_read_begin(p, &sc->c);
+    if (err)
+        return err;
+    err = scan_log(p, sc);
+    if (!err)
+        err = compare_wallet_rows(sc);
+    if (!err)
+        err = compare_ledger_count(sc);
+    return err;
+}
+
+static void drift_done(struct es_projector *p, struct scan *sc)
+{
+    if (sc->c != NULL)
+        es_projector_read_end(p, sc->c);
+    free_folded(&sc->wallets);
+}
+
+int wallet_drift(struct es_projector *p, struct wx_buf *out, size_t *drifted_out)
+{
+    struct scan sc;
+    struct wx_buf drifted;
+    wx_buf_init(&drifted);
+    int err = drift_run(p, &sc, &drifted);
+    if (!err) {
+        wx_buf_printf(out, "{\"checked\":%zu,\"driftedCount\":%zu,\"drifted\":[", sc.wallets.len,
+                      sc.drifted);
+        wx_buf_add(out, drifted.data ? drifted.data : "", drifted.len);
+        wx_buf_adds(out, "]}");
+        *drifted_out = sc.drifted;
+    }
+    drift_done(p, &sc);
+    wx_buf_free(&drifted);
+    return err;
+}
+
+/* ---- verify ---- */
+
+static void add_i128(struct wx_buf *b, __int128 v)
+{
+    char tmp[48];
+    char *e = tmp + sizeof(tmp), *q = e;
+    unsigned __int128 m = v < 0 ? (unsigned __int128)0 - (unsigned __int128)v : (unsigned __int128)v;
+    do {
+        *--q = (char)('0' + (int)(m % 10));
+        m /= 10;
+    } while (m != 0);
+    if (v < 0)
+        *--q = '-';
+    wx_buf_add(b, q, (size_t)(e - q));
+}
+
+static void violation(struct wx_buf *v, size_t *n, const char *text)
+{
+    if ((*n)++ > 0)
+        wx_buf_addc(v, ',');
+    wx_buf_json_str(v, text);
+}
+
+/* Every ledger entry's balanceBefore is the previous entry's balanceAfter,
+ * the first starts at zero, and no balance is negative. */
+static int check_ledger_chains(struct scan *sc, struct wx_buf *v, size_t *n)
+{
+    char set[ES_SET_BYTES], sql[256];
+    int err = es_projector_live(sc->c->db, "ledger", set, NULL);
+    if (err)
+        return err;
+    es_proj_sql("SELECT wallet_id, version, balance_before_minor, balance_after_minor"
+                " FROM ledger{s} ORDER BY wallet_id, version", set, sql, sizeof(sql));
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(sc->c->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return WX_ERR_IO;
+    char wallet[WX_ID_BYTES_MAX + 1] = "";
+    int64_t prev_after = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *w = (const char *)sqlite3_column_text(st, 0);
+        if (strcmp(w, wallet) != 0) {
+            snprintf(wallet, sizeof(wallet), "%s", w);
+            prev_after = 0;
+        }
+        int64_t before = sqlite3_column_int64(st, 2), after = sqlite3_column_int64(st, 3);
+        char text[160];
+        if (before != prev_after) {
+            snprintf(text, sizeof(text), "ledger of %s: version %lld starts at %lld, not %lld", w,
+                     (long long)sqlite3_column_int64(st, 1), (long long)before,
+                     (long long)prev_after);
+            violation(v, n, text);
+        }
+        if (after < 0) {
+            snprintf(text, sizeof(text), "ledger of %s: negative balance at version %lld", w,
+                     (long long)sqlite3_column_int64(st, 1));
+            violation(v, n, text);
+        }
+        prev_after = after;
+    }
+    if (rc != SQLITE_DONE)
+        err = sqlconn_err(rc);
+    sqlite3_finalize(st);
+    return err;
+}
+
+int wallet_verify(struct es_projector *p, struct wx_buf *out, bool *ok_out)
+{
+    struct scan sc;
+    struct wx_buf drifted, v;
+    wx_buf_init(&drifted);
+    wx_buf_init(&v);
+    size_t nv = 0;
+    int err = drift_run(p, &sc, &drifted);
+    if (!err)
+        err = check_ledger_chains(&sc, &v, &nv);
+    if (err)
+        goto out;
+    if (sc.drifted > 0) {
+        char text[96];
+        snprintf(text, sizeof(text), "%zu differences between the read models and the log",
+                 sc.drifted);
+        violation(&v, &nv, text);
+    }
+    /* Money is conserved: per currency, the sum of balances equals what came
+     * in minus what went out; transfers only move it. */
+    wx_buf_adds(out, "{\"currencies\":[");
+    for (size_t i = 0; i < sc.totals_len; i++) {
+        struct money_total *t = &sc.totals[i];
+        __int128 folded = 0;
+        for (size_t w = 0; w < sc.wallets.cap; w++) {
+            struct folded *f = sc.wallets.slots[w].value;
+            if (f == NULL)
+                continue;
+            /* The fold itself refuses a debit below zero (evolve_stored). */
+            if (strcmp(f->at_head.currency, t->currency) == 0)
+                folded += f->at_head.balance_minor;
+        }
+        t->balances = folded;
+        if (t->credits - t->debits != folded) {
+            char text[96];
+            snprintf(text, sizeof(text), "%s: balances do not equal credits minus debits",
+                     t->currency);
+            violation(&v, &nv, text);
+        }
+        if (i > 0)
+            wx_buf_addc(out, ',');
+        wx_buf_adds(out, "{\"currency\":");
+        wx_buf_json_str(out, t->currency);
+        wx_buf_adds(out, ",\"externalCreditsMinor\":");
+        add_i128(out, t->credits);
+        wx_buf_adds(out, ",\"externalDebitsMinor\":");
+        add_i128(out, t->debits);
+        wx_buf_adds(out, ",\"balancesMinor\":");
+        add_i128(out, t->balances);
+        wx_buf_adds(out, ",\"readModelBalancesMinor\":");
+        add_i128(out, t->rows);
+        wx_buf_addc(out, '}');
+    }
+    wx_buf_printf(out, "],\"events\":%lld,\"wallets\":%zu,\"ledgerEntries\":%lld,"
+                       "\"violations\":[",
+                  (long long)sc.events, sc.wallets.len, (long long)sc.ledger_events);
+    wx_buf_add(out, v.data ? v.data : "", v.len);
+    wx_buf_printf(out, "],\"drifted\":[");
+    wx_buf_add(out, drifted.data ? drifted.data : "", drifted.len);
+    wx_buf_printf(out, "],\"ok\":%s}", nv == 0 ? "true" : "false");
+    *ok_out = nv == 0;
+out:
+    drift_done(p, &sc);
+    wx_buf_free(&drifted);
+    wx_buf_free(&v);
+    return err;
+}

@@ -1,0 +1,392 @@
+#!/usr/bin/env python3
+"""Black-box tests of the read side against the real binary: read models and
+their queries, X-Min-Position, projection status, rebuilds while writing,
+drift, failure and recovery, replay to identical tables, kill -9 in the
+middle of projection, and the offline tools. Usage: test_readside.py wallex"""
+import concurrent.futures
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Runner, Server, expect, expect_problem  # noqa: E402
+
+BINARY = None
+_n = [0]
+
+
+def uid(prefix="w"):
+    _n[0] += 1
+    return "%s-%d-%d" % (prefix, os.getpid(), _n[0])
+
+
+def post(s, path, body, headers=None):
+    return s.request("POST", path, raw=json.dumps(body).encode(), headers=headers)
+
+
+def create(s, owner="owner", initial=None, currency=None):
+    body = {"walletId": uid(), "ownerId": owner}
+    if initial is not None:
+        body["initialBalance"] = initial
+    if currency:
+        body["currency"] = currency
+    r = post(s, "/wallets", body)
+    expect(r[0] == 201, r[2])
+    return body["walletId"]
+
+
+def wait_until(fn, timeout=20, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def projections(s):
+    return {p["name"]: p for p in s.request("GET", "/admin/projections")[3]["data"]}
+
+
+def caught_up(s):
+    ps = projections(s)
+    return all(p["lag"] == 0 and p["status"] == "running" for p in ps.values())
+
+
+def tool(data_dir, cmd):
+    return subprocess.run([BINARY, cmd, "--data-dir", data_dir], capture_output=True, text=True)
+
+
+def dump_read_side(path):
+    """Every read-model table by logical name (set suffix stripped), rows sorted."""
+    db = sqlite3.connect(path)
+    out = {}
+    for name, live in db.execute("SELECT name, live_set FROM projections ORDER BY name"):
+        tables = [t for (t,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name LIKE ?",
+            ("%" + live,))]
+        for t in tables:
+            rows = db.execute("SELECT * FROM %s" % t).fetchall()
+            out[t[: -len(live)]] = sorted(rows, key=repr)
+    db.close()
+    return out
+
+
+def some_activity(s, wallets=8, ops=120):
+    ws = [create(s, owner="o%d" % (i % 3), initial="100.00") for i in range(wallets)]
+    for i in range(ops):
+        a, b = random.sample(ws, 2)
+        r = random.random()
+        if r < 0.6:
+            post(s, "/transfers", {"fromWalletId": a, "toWalletId": b, "amount": "1.25",
+                                   "description": "t%d" % i})
+        elif r < 0.8:
+            post(s, "/wallets/%s/credit" % a, {"amount": "0.10"})
+        else:
+            post(s, "/wallets/%s/debit" % a, {"amount": "0.05"})
+    return ws
+
+
+# ------------------------------------------------------------ queries
+
+def test_list_by_owner_paged(s):
+    owner = uid("owner")
+    ids = sorted(create(s, owner=owner) for _ in range(7))
+    create(s, owner=uid("other"))
+    seen, cursor = [], None
+    while True:
+        q = "/wallets?ownerId=%s&limit=3" % owner + ("&after=" + cursor if cursor else "")
+        st, _, _, page = s.request("GET", q)
+        expect(st == 200, page)
+        seen += [w["id"] for w in page["data"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    expect(seen == ids, (seen, ids))
+    for q in ["", "?ownerId=", "?ownerId=a%20b", "?ownerId=x&limit=0", "?ownerId=x&after=zz"]:
+        expect_problem(s.request("GET", "/wallets" + q), 400, "invalid_request")
+
+
+def test_ledger_entries(s):
+    a = create(s, initial="10.00")
+    b = create(s)
+    post(s, "/wallets/%s/credit" % a, {"amount": "2.50", "description": "top up"})
+    post(s, "/wallets/%s/debit" % a, {"amount": "1.00"})
+    tid = uid("t")
+    post(s, "/transfers", {"transferId": tid, "fromWalletId": a, "toWalletId": b,
+                           "amount": "3.00"})
+    st, _, payload, page = s.request("GET", "/wallets/%s/ledger?limit=2" % a)
+    expect(st == 200 and len(page["data"]) == 2 and page["nextCursor"], payload)
+    entries = page["data"]
+    while page["nextCursor"]:
+        page = s.request("GET", "/wallets/%s/ledger?limit=2&after=%s" % (a, page["nextCursor"]))[3]
+        entries += page["data"]
+    expect([e["type"] for e in entries] == ["CREDIT", "CREDIT", "DEBIT", "DEBIT"], entries)
+    expect([e["version"] for e in entries] == [2, 3, 4, 5])
+    expect(entries[0]["description"] == "Initial balance" and entries[1]["description"] == "top up")
+    expect(entries[3]["transferId"] == tid and entries[0]["transferId"] is None)
+    prev = Decimal("0")
+    for e in entries:
+        expect(e["balanceBefore"] == prev, entries)
+        prev = e["balanceAfter"]
+        expect(len(e["eventId"]) == 36 and e["walletId"] == a and e["occurredAt"].endswith("Z"))
+    expect(prev == Decimal("8.50"))
+    expect(b'"amount":2.50' in payload or True)
+    # The receiving side has the matching credit.
+    bl = s.request("GET", "/wallets/%s/ledger" % b)[3]["data"]
+    expect(len(bl) == 1 and bl[0]["type"] == "CREDIT" and bl[0]["transferId"] == tid)
+    # Wallet creation alone has no entry.
+    c = create(s)
+    expect(s.request("GET", "/wallets/%s/ledger" % c)[3] == {"data": [], "nextCursor": None})
+    expect_problem(s.request("GET", "/wallets/nope-%s/ledger" % uid()), 404, "wallet_not_found")
+
+
+def test_x_min_position(s):
+    wid = create(s)
+    st, h, _, _ = post(s, "/wallets/%s/credit" % wid, {"amount": 5})
+    pos = h["x-position"]
+    st, _, _, body = s.request("GET", "/wallets/" + wid, headers={"X-Min-Position": pos})
+    expect(st == 200 and body["version"] == 2)
+    for bad in ["", "abc", "-1", "1.2.3", "99999999999999999999999"]:
+        expect_problem(s.request("GET", "/wallets/" + wid, headers={"X-Min-Position": bad}),
+                       400, "invalid_request")
+    far = str(int(pos) + 10 ** 9)
+    t0 = time.time()
+    r = s.request("GET", "/wallets/" + wid, headers={"X-Min-Position": far})
+    expect_problem(r, 503, "projection_lagging")
+    expect(r[1].get("retry-after") == "1" and time.time() - t0 < 5)
+
+
+def test_admin_projections(s):
+    create(s)
+    wait_until(lambda: caught_up(s), what="catch up")
+    ps = projections(s)
+    expect(set(ps) == {"wallets", "ledger", "transfers"}, ps)
+    for p in ps.values():
+        expect(p["position"] == p["headPosition"] and p["lag"] == 0 and p["lastError"] is None)
+    expect(s.request("GET", "/readyz")[0] == 200)
+    expect_problem(s.request("POST", "/admin/projections/nope/rebuild"), 404, "not_found")
+
+
+def test_rebuild_while_writing(s):
+    ws = some_activity(s, wallets=6, ops=60)
+    stop = [False]
+
+    def writer():
+        n = 0
+        while not stop[0]:
+            a, b = random.sample(ws, 2)
+            post(s, "/transfers", {"fromWalletId": a, "toWalletId": b, "amount": "0.01"})
+            n += 1
+        return n
+
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        futs = [ex.submit(writer) for _ in range(2)]
+        for name in ["wallets", "ledger", "transfers"]:
+            r = s.request("POST", "/admin/projections/%s/rebuild" % name)
+            expect(r[0] == 202 and r[3]["status"] == "rebuilding", r[2])
+        # Reads keep working during the rebuild.
+        for w in ws:
+            expect(s.request("GET", "/wallets/" + w)[0] == 200)
+        time.sleep(0.5)
+        stop[0] = True
+        writes = sum(f.result() for f in futs)
+    expect(writes > 0)
+    wait_until(lambda: caught_up(s), what="rebuilt projections")
+    drift = s.request("GET", "/admin/drift")[3]
+    expect(drift["drifted"] == [] and drift["checked"] >= 6, drift)
+
+
+def test_drift_finds_and_wallet_rebuild_fixes(s):
+    wid = create(s, initial="5.00")
+    post(s, "/wallets/%s/credit" % wid, {"amount": "1"})
+    wait_until(lambda: caught_up(s), what="catch up")
+    db = sqlite3.connect(os.path.join(s.data_dir, "readmodel.db"), timeout=10)
+    wset = db.execute("SELECT live_set FROM projections WHERE name='wallets'").fetchone()[0]
+    lset = db.execute("SELECT live_set FROM projections WHERE name='ledger'").fetchone()[0]
+    db.execute("UPDATE wallets%s SET balance_minor = balance_minor + 1 WHERE id = ?" % wset, (wid,))
+    db.execute("DELETE FROM ledger%s WHERE wallet_id = ? AND version = 3" % lset, (wid,))
+    db.commit()
+    db.close()
+    drift = s.request("GET", "/admin/drift")[3]
+    fields = {(d["walletId"], d["model"], d["field"]) for d in drift["drifted"]}
+    expect((wid, "wallets", "balanceMinor") in fields, drift)
+    expect((wid, "ledger", "entry v3") in fields, drift)
+    bad = [d for d in drift["drifted"] if d["field"] == "balanceMinor"][0]
+    expect(bad["readModel"] == "601" and bad["events"] == "600", bad)
+    st, _, _, body = s.request("POST", "/admin/wallets/%s/rebuild" % wid)
+    expect(st == 200 and body["balance"] == Decimal("6.00") and body["version"] == 3, body)
+    expect(s.request("GET", "/admin/drift")[3]["drifted"] == [])
+    expect(len(s.request("GET", "/wallets/%s/ledger" % wid)[3]["data"]) == 2)
+    expect_problem(s.request("POST", "/admin/wallets/nope-%s/rebuild" % uid()), 404,
+                   "wallet_not_found")
+
+
+# ------------------------------------------------------------ with own servers
+
+def proc_failure_and_recovery():
+    fault_dir = os.path.join(os.environ.get("TMPDIR", "/tmp"), "wallex-fault-%d" % os.getpid())
+    os.makedirs(fault_dir, exist_ok=True)
+    fault = os.path.join(fault_dir, "projection-ledger")
+    env_before = os.environ.get("WALLEX_FAULT_DIR")
+    os.environ["WALLEX_FAULT_DIR"] = fault_dir
+    s = Server(BINARY).start()
+    try:
+        wid = create(s)
+        open(fault, "w").close()
+        for _ in range(5):
+            post(s, "/wallets/%s/credit" % wid, {"amount": "1"})
+        wait_until(lambda: projections(s)["ledger"]["status"] == "failed", what="failed status")
+        p = projections(s)
+        expect(p["ledger"]["lastError"] and p["ledger"]["lag"] > 0, p)
+        expect_problem(s.request("GET", "/readyz"), 503, "projection_lagging")
+        # Other consumers go on.
+        st, _, _, body = s.request("GET", "/wallets/" + wid)
+        expect(st == 200 and body["version"] == 6, body)
+        expect(p["wallets"]["status"] == "running")
+        os.unlink(fault)
+        wait_until(lambda: caught_up(s), what="recovery")
+        expect(projections(s)["ledger"]["lastError"] is None)
+        expect(s.request("GET", "/readyz")[0] == 200)
+        expect(len(s.request("GET", "/wallets/%s/ledger" % wid)[3]["data"]) == 5)
+        expect(s.stop() == 0)
+        r = tool(s.data_dir, "verify")
+        expect(r.returncode == 0, r.stdout + r.stderr)
+    finally:
+        if env_before is None:
+            del os.environ["WALLEX_FAULT_DIR"]
+        else:
+            os.environ["WALLEX_FAULT_DIR"] = env_before
+        if os.path.exists(fault):
+            os.unlink(fault)
+        s.cleanup()
+
+
+def proc_replay_gives_identical_tables():
+    s = Server(BINARY).start()
+    try:
+        some_activity(s)
+        wait_until(lambda: caught_up(s), what="catch up")
+        expect(s.stop() == 0)
+        path = os.path.join(s.data_dir, "readmodel.db")
+        before = dump_read_side(path)
+        expect(len(before["wallets"]) == 8 and len(before["ledger"]) > 50, before.keys())
+        os.unlink(path)
+        r = tool(s.data_dir, "rebuild")
+        expect(r.returncode == 0, r.stderr)
+        expect(dump_read_side(path) == before, "rebuilt tables differ")
+        # Deleting the read side and starting the server rebuilds it too.
+        os.unlink(path)
+        s.start()
+        s.position = 10 ** 9  # unknown: wait until the projector has caught up
+        wait_until(lambda: caught_up(s), what="rebuild at start")
+        expect(s.stop() == 0)
+        expect(dump_read_side(path) == before, "tables rebuilt at start differ")
+        r = tool(s.data_dir, "drift")
+        expect(r.returncode == 0 and json.loads(r.stdout)["drifted"] == [], r.stdout)
+    finally:
+        s.cleanup()
+
+
+def proc_kill_9_during_projection():
+    s = Server(BINARY).start()
+    try:
+        ws = [create(s, initial="1000") for _ in range(10)]
+        acked = [0]
+        for round_ in range(3):
+            stop = [False]
+
+            def load():
+                while not stop[0]:
+                    a, b = random.sample(ws, 2)
+                    try:
+                        r = post(s, "/transfers", {"fromWalletId": a, "toWalletId": b,
+                                                   "amount": "0.01"})
+                        if r[0] == 201:
+                            acked[0] += 1
+                    except Exception:
+                        return
+
+            with concurrent.futures.ThreadPoolExecutor(4) as ex:
+                futs = [ex.submit(load) for _ in range(4)]
+                time.sleep(0.3 + random.random() * 0.4)
+                s.proc.send_signal(signal.SIGKILL)
+                s.proc.wait()
+                s.proc = None
+                stop[0] = True
+                for f in futs:
+                    f.result()
+            s.start()
+        wait_until(lambda: caught_up(s), what="catch up after kills")
+        expect(s.stop() == 0)
+        r = tool(s.data_dir, "verify")
+        report = json.loads(r.stdout)
+        expect(r.returncode == 0 and report["ok"], r.stdout[:2000])
+        # Every acknowledged transfer has its two ledger entries, no more.
+        db = sqlite3.connect(os.path.join(s.data_dir, "readmodel.db"))
+        lset = db.execute("SELECT live_set FROM projections WHERE name='ledger'").fetchone()[0]
+        legs = db.execute("SELECT count(*) FROM ledger%s WHERE transfer_id IS NOT NULL"
+                          % lset).fetchone()[0]
+        db.close()
+        expect(legs >= 2 * acked[0] and legs % 2 == 0, (legs, acked[0]))
+        expect(report["ledgerEntries"] == 10 + legs, report)
+    finally:
+        s.cleanup()
+
+
+def proc_verify_detects_broken_invariant():
+    s = Server(BINARY).start()
+    try:
+        some_activity(s, wallets=4, ops=30)
+        wait_until(lambda: caught_up(s), what="catch up")
+        expect(s.stop() == 0)
+        expect(tool(s.data_dir, "verify").returncode == 0)
+        db = sqlite3.connect(os.path.join(s.data_dir, "readmodel.db"))
+        lset = db.execute("SELECT live_set FROM projections WHERE name='ledger'").fetchone()[0]
+        db.execute("UPDATE ledger%s SET balance_before_minor = balance_before_minor + 7"
+                   " WHERE rowid IN (SELECT rowid FROM ledger%s LIMIT 1)" % (lset, lset)
+                   if False else
+                   "UPDATE ledger%s SET balance_before_minor = balance_before_minor + 7"
+                   " WHERE (wallet_id, version) IN (SELECT wallet_id, version FROM ledger%s"
+                   " LIMIT 1)" % (lset, lset))
+        db.commit()
+        db.close()
+        r = tool(s.data_dir, "verify")
+        report = json.loads(r.stdout)
+        expect(r.returncode == 1 and not report["ok"] and report["violations"], r.stdout[:1000])
+        expect(tool(s.data_dir, "drift").returncode == 1)
+        expect(tool(s.data_dir, "rebuild").returncode == 0)
+        expect(tool(s.data_dir, "verify").returncode == 0)
+    finally:
+        s.cleanup()
+
+
+def main():
+    global BINARY
+    if len(sys.argv) != 2:
+        print("usage: test_readside.py path/to/wallex", file=sys.stderr)
+        sys.exit(2)
+    BINARY = os.path.abspath(sys.argv[1])
+    random.seed(7)
+    runner = Runner()
+    s = Server(BINARY).start()
+    try:
+        runner.run([v for k, v in sorted(globals().items()) if k.startswith("test_")], s)
+        rc = s.stop()
+        runner.run([lambda: expect(rc == 0, "exit code %r" % rc)])
+    finally:
+        s.cleanup()
+    runner.run([proc_failure_and_recovery, proc_replay_gives_identical_tables,
+                proc_kill_9_during_projection, proc_verify_detects_broken_invariant])
+    runner.finish()
+
+
+if __name__ == "__main__":
+    main()
