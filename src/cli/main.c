@@ -215,7 +215,7 @@ static void notify_projector(void *ctx)
 
 /* The read side: readmodel.db beside the log. A memory store starts with an
  * empty log every time, so its read side starts empty too. */
-static int open_projector(const struct options *o, struct es_store *store,
+static int open_projector(const struct options *o, struct es_store *store, bool bulk,
                           struct es_projector **out)
 {
     char path[4096];
@@ -228,6 +228,7 @@ static int open_projector(const struct options *o, struct es_store *store,
         .consumers = wallet_consumers,
         .consumers_len = wallet_consumers_len,
         .fault_dir = env_or("WALLEX_FAULT_DIR", NULL),
+        .bulk = bulk,
     };
     int err = es_projector_open(&cfg, out);
     if (!err && memory)
@@ -265,7 +266,7 @@ static int cmd_serve(int argc, char **argv)
     int err = open_store(&o, &store);
     if (err)
         return 1;
-    err = open_projector(&o, store, &projector);
+    err = open_projector(&o, store, false, &projector);
     if (!err)
         err = es_projector_start(projector);
     if (err)
@@ -439,7 +440,7 @@ static int cmd_offline(const char *cmd, int argc, char **argv)
     }
     struct es_store *store = NULL;
     struct es_projector *p = NULL;
-    if (open_store(&o, &store) || open_projector(&o, store, &p)) {
+    if (open_store(&o, &store) || open_projector(&o, store, true, &p)) {
         es_store_close(store);
         return 1;
     }

@@ -74,10 +74,17 @@ struct cursor {
     struct es_proj_tx tx;
     struct es_position pos;
     bool active;
+    bool behind; /* the last read filled a whole batch */
 };
+
+const int64_t es_lag_bucket_ms[ES_LAG_BUCKETS] = {1, 2, 5, 10, 20, 50, 100, 200, 500,
+                                                  1000, 5000, 30000};
 
 struct consumer_rt {
     const struct es_consumer *c;
+    /* Live events by lag from occurredAt to projected; only the projector
+     * thread writes, readers copy under the lock. */
+    uint64_t lag_counts[ES_LAG_BUCKETS + 1];
     struct cursor live;
     struct cursor rebuild;
     bool failed;
@@ -267,6 +274,8 @@ int es_projector_open(const struct es_projector_config *config, struct es_projec
         goto err_close;
     sqlpool_init(&p->readers, p->db_path, read_pragmas, NULL);
     err = sqlconn_open(&p->wdb, p->db_path, true, write_pragmas, read_schema, proj_sql);
+    if (!err && config->bulk)
+        err = sqlconn_exec(&p->wdb, "PRAGMA synchronous=OFF;");
     if (err)
         goto err_close;
     err = simple(p, SQL_BEGIN_IMMEDIATE);
@@ -296,6 +305,7 @@ err_close:
 #define READ_STOP (-1)
 
 struct advance_ctx {
+    struct consumer_rt *rt; /* lag is counted for the live cursor only */
     struct cursor *cur;
     const struct es_position *cap;
     struct es_position last;
@@ -313,6 +323,13 @@ static int apply_one(void *arg, const struct es_event *ev)
         return err;
     a->last = ev->position;
     a->applied++;
+    if (a->rt != NULL) {
+        int64_t lag = wx_clock_now_ms(&wx_clock_system) - ev->occurred_at_ms;
+        size_t b = 0;
+        while (b < ES_LAG_BUCKETS && lag > es_lag_bucket_ms[b])
+            b++;
+        a->rt->lag_counts[b]++;
+    }
     return 0;
 }
 
@@ -332,13 +349,16 @@ static int advance(struct es_projector *p, struct consumer_rt *rt, struct cursor
 {
     if (fault_injected(p, rt->c->name))
         return WX_ERR_FAULT;
-    struct advance_ctx a = {.cur = cur, .cap = cap, .last = cur->pos};
+    struct advance_ctx a = {.rt = cur == &rt->live ? rt : NULL, .cur = cur, .cap = cap,
+                            .last = cur->pos};
     int err = simple(p, SQL_BEGIN);
     if (err)
         return err;
-    err = es_store_read_log(p->store, &cur->pos, WX_PROJECTOR_BATCH_EVENTS_MAX, apply_one, &a);
+    size_t batch = cur->behind ? WX_PROJECTOR_CATCHUP_EVENTS_MAX : WX_PROJECTOR_BATCH_EVENTS_MAX;
+    err = es_store_read_log(p->store, &cur->pos, batch, apply_one, &a);
     if (err == READ_STOP)
         err = 0;
+    cur->behind = a.applied == batch;
     if (!err && a.applied > 0)
         err = set_pos(p, cur == &rt->live ? SQL_SET_LIVE_POS : SQL_SET_REBUILD_POS, rt->c->name,
                       &a.last);
@@ -646,6 +666,7 @@ int es_projector_status(struct es_projector *p, struct wx_arena *arena,
         list[i].rebuild_position = rt->rebuild.pos;
         list[i].status = rt->failed ? "failed" : rt->rebuild.active ? "rebuilding" : "running";
         list[i].last_error = rt->last_error[0] ? wx_arena_strdup(arena, rt->last_error) : NULL;
+        memcpy(list[i].lag_counts, rt->lag_counts, sizeof(list[i].lag_counts));
     }
     pthread_mutex_unlock(&p->lock);
     *list_out = list;

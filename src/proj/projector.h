@@ -71,6 +71,8 @@ struct es_projector_config {
     /* While "<fault_dir>/projection-<name>" exists, that consumer fails.
      * NULL disables fault injection. */
     const char *fault_dir;
+    /* Offline tools: the read side is rebuilt anyway, so skip fsyncs. */
+    bool bulk;
 };
 
 /* Opens the read side and its schema; no thread yet. */
@@ -99,7 +101,13 @@ bool es_projector_ready(struct es_projector *p);
  * rebuild is already running. */
 int es_projector_rebuild(struct es_projector *p, const char *name);
 
+/* Upper bounds (ms) of the lag histogram buckets; one more bucket holds
+ * everything above the last bound. */
+#define ES_LAG_BUCKETS 12
+extern const int64_t es_lag_bucket_ms[ES_LAG_BUCKETS];
+
 struct es_projection_status {
+    uint64_t lag_counts[ES_LAG_BUCKETS + 1]; /* events by occurredAt-to-projected lag */
     const char *name;
     struct es_position position;
     const char *status; /* "running", "rebuilding", "failed" */

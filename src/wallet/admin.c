@@ -69,6 +69,17 @@ void wallet_route_admin_projections(struct http_request *req)
             wx_buf_json_str(&b, list[i].last_error);
         else
             wx_buf_adds(&b, "null");
+        /* Cumulative counts by upper bound, like a Prometheus histogram. */
+        wx_buf_adds(&b, ",\"lagHistogramMs\":{");
+        uint64_t cumulative = 0;
+        for (size_t k = 0; k <= ES_LAG_BUCKETS; k++) {
+            cumulative += list[i].lag_counts[k];
+            if (k < ES_LAG_BUCKETS)
+                wx_buf_printf(&b, "\"%lld\":%llu,", (long long)es_lag_bucket_ms[k],
+                              (unsigned long long)cumulative);
+            else
+                wx_buf_printf(&b, "\"+Inf\":%llu}", (unsigned long long)cumulative);
+        }
         if (list[i].rebuilding) {
             es_position_format(&list[i].rebuild_position, pos);
             wx_buf_adds(&b, ",\"rebuildPosition\":");

@@ -1,0 +1,182 @@
+/*
+ * Store benchmarks, straight through the store ops (no HTTP, no writer):
+ *
+ *   store_bench ceiling DIR EVENTS BATCH   appends EVENTS wallet credits in
+ *                                          transactions of BATCH events
+ *                                          (synchronous=FULL) and prints events/s
+ *   store_bench genlog DIR WALLETS EVENTS  writes a valid wallet log: creations,
+ *                                          then credits and debits with correct
+ *                                          balances, for rebuild benchmarks
+ *
+ * Events are the same JSON the server writes (wallet_event_encode).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/uuid.h"
+#include "http/http.h"
+#include "store/store.h"
+#include "wallet/wallet.h"
+
+#define BATCH_MAX 10000
+
+static struct es_event events[BATCH_MAX];
+static struct es_stream_append appends[BATCH_MAX];
+static struct es_batch_item items[BATCH_MAX];
+static char streams[BATCH_MAX][WX_STREAM_ID_BYTES_MAX + 1];
+static struct wx_buf datas[BATCH_MAX];
+
+static const char metadata[] = "{\"correlationId\":\"bench\",\"causationId\":\"bench\","
+                               "\"occurredAt\":\"2026-01-01T00:00:00.000Z\"}";
+
+struct wallets {
+    int64_t n;
+    int64_t *versions;
+    int64_t *balances;
+};
+
+static void stage(size_t i, int64_t w, struct wallets *ws, struct wallet_event *e, int64_t now)
+{
+    char id[32];
+    snprintf(id, sizeof(id), "c%" PRId64, w);
+    e->wallet_id = id;
+    e->currency = "USD";
+    e->occurred_at_ms = now;
+    wallet_stream_id(id, streams[i]);
+    wx_buf_reset(&datas[i]);
+    wallet_event_encode(&datas[i], e);
+    struct es_event *ev = &events[i];
+    memset(ev, 0, sizeof(*ev));
+    wx_uuid7(now, ev->event_id);
+    ev->type = wallet_event_type_name(e->kind);
+    ev->data = datas[i].data;
+    ev->data_len = datas[i].len;
+    ev->metadata = metadata;
+    ev->metadata_len = sizeof(metadata) - 1;
+    ev->occurred_at_ms = now;
+    /* The store checks expectations in batch order, so a wallet may appear
+     * several times in one batch. */
+    appends[i] = (struct es_stream_append){streams[i], {ES_EXPECT_EXACT, ws->versions[w]}, ev, 1};
+    items[i] = (struct es_batch_item){&appends[i], 1, NULL};
+    ws->versions[w]++;
+}
+
+static struct es_store *open_dir(const char *dir)
+{
+    struct es_store_config cfg = {.data_dir = dir};
+    struct es_store *s = NULL;
+    int err = es_store_open("sqlite", &cfg, &s);
+    if (err) {
+        fprintf(stderr, "store_bench: open %s: %s\n", dir, wx_strerror(err));
+        exit(1);
+    }
+    return s;
+}
+
+static void commit(struct es_store *s, size_t n)
+{
+    int err = es_store_commit(s, items, n);
+    if (err) {
+        fprintf(stderr, "store_bench: commit: %s\n", wx_strerror(err));
+        exit(1);
+    }
+}
+
+static void create_wallets(struct es_store *s, struct wallets *ws, int64_t batch, int64_t now)
+{
+    for (int64_t w = 0; w < ws->n;) {
+        size_t n = 0;
+        for (; n < (size_t)batch && w < ws->n; n++, w++) {
+            struct wallet_event e = {.kind = WALLET_CREATED, .owner_id = "bench"};
+            stage(n, w, ws, &e, now);
+        }
+        commit(s, n);
+    }
+}
+
+/* Appends `total` events of credits (and debits when `mixed`) over the
+ * wallets, `batch` per transaction; returns microseconds spent. */
+static int64_t append_moves(struct es_store *s, struct wallets *ws, int64_t total, int64_t batch,
+                            bool mixed, int64_t now)
+{
+    uint64_t rnd = 88172645463325252ULL;
+    int64_t start = wx_monotonic_us();
+    for (int64_t done = 0; done < total;) {
+        size_t n = 0;
+        for (; n < (size_t)batch && done < total; n++, done++) {
+            rnd ^= rnd << 13;
+            rnd ^= rnd >> 7;
+            rnd ^= rnd << 17;
+            int64_t w = (int64_t)(rnd % (uint64_t)ws->n);
+            int64_t amount = 1 + (int64_t)(rnd >> 40) % 500;
+            bool debit = mixed && (rnd & 3) == 0 && ws->balances[w] >= amount;
+            int64_t after = ws->balances[w] + (debit ? -amount : amount);
+            struct wallet_event e = {.kind = debit ? WALLET_DEBITED : WALLET_CREDITED,
+                                     .amount_minor = amount,
+                                     .balance_before_minor = ws->balances[w],
+                                     .balance_after_minor = after};
+            stage(n, w, ws, &e, now);
+            ws->balances[w] = after;
+        }
+        commit(s, n);
+    }
+    return wx_monotonic_us() - start;
+}
+
+static bool arg_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    if (!http_parse_i64(s, min, max, out)) {
+        fprintf(stderr, "store_bench: '%s' must be an integer from %" PRId64 " to %" PRId64 "\n",
+                s, min, max);
+        return false;
+    }
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    int64_t a, b;
+    if (argc != 5 || !arg_i64(argv[3], 1, INT64_MAX / 2, &a) ||
+        !arg_i64(argv[4], 1, INT64_MAX / 2, &b)) {
+        fprintf(stderr, "usage: store_bench ceiling DIR EVENTS BATCH\n"
+                        "       store_bench genlog DIR WALLETS EVENTS\n");
+        return 2;
+    }
+    struct es_store *s = open_dir(argv[2]);
+    int64_t now = wx_clock_now_ms(&wx_clock_system);
+    struct wallets ws = {0};
+    if (strcmp(argv[1], "ceiling") == 0) {
+        if (b > BATCH_MAX) {
+            fprintf(stderr, "store_bench: BATCH is at most %d\n", BATCH_MAX);
+            return 2;
+        }
+        ws.n = 1000;
+        ws.versions = calloc((size_t)ws.n, sizeof(int64_t));
+        ws.balances = calloc((size_t)ws.n, sizeof(int64_t));
+        create_wallets(s, &ws, b, now); /* setup, not measured */
+        int64_t us = append_moves(s, &ws, a, b, false, now);
+        printf("store ceiling: %" PRId64 " events, %" PRId64 " per transaction: %" PRId64
+               " events/s\n",
+               a, b, us > 0 ? a * 1000000 / us : 0);
+    } else if (strcmp(argv[1], "genlog") == 0) {
+        ws.n = a;
+        ws.versions = calloc((size_t)ws.n, sizeof(int64_t));
+        ws.balances = calloc((size_t)ws.n, sizeof(int64_t));
+        create_wallets(s, &ws, BATCH_MAX, now);
+        append_moves(s, &ws, b, BATCH_MAX, true, now);
+        printf("genlog: %" PRId64 " wallets, %" PRId64 " events\n", a, a + b);
+    } else {
+        fprintf(stderr, "store_bench: unknown mode '%s'\n", argv[1]);
+        return 2;
+    }
+    free(ws.versions);
+    free(ws.balances);
+    for (size_t i = 0; i < BATCH_MAX; i++)
+        wx_buf_free(&datas[i]);
+    es_store_close(s);
+    return 0;
+}
