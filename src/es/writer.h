@@ -42,7 +42,8 @@ struct es_command {
     /* Set by the submitter. */
     es_command_fn handle;
     void *payload;
-    struct wx_arena *arena; /* results are allocated here */
+    struct wx_arena *arena; /* results are allocated here, on the writer thread:
+                               nobody else may use it until `complete` */
     const char *idem_key;   /* NULL without Idempotency-Key */
     const char *request;    /* method, path and body, for idempotency */
     size_t request_len;

@@ -101,10 +101,17 @@ static void wait_done(size_t n)
     pthread_mutex_unlock(&done_lock);
 }
 
+#define MANY 2000
+
+/* Each command has an arena of its own: the writer allocates its answer
+ * there while the test thread goes on submitting (as each HTTP request has
+ * its own). The fixture arena holds what only the test thread touches. */
 struct fixture {
     struct es_store *store;
     struct es_writer *writer;
     struct wx_arena arena;
+    struct wx_arena cmd_arenas[MANY];
+    size_t cmd_arenas_used;
 };
 
 static int setup(void **state)
@@ -126,6 +133,8 @@ static int teardown(void **state)
     es_writer_stop(f->writer);
     es_store_close(f->store);
     wx_arena_release(&f->arena);
+    for (size_t i = 0; i < f->cmd_arenas_used; i++)
+        wx_arena_release(&f->cmd_arenas[i]);
     free(f);
     return 0;
 }
@@ -138,9 +147,12 @@ static struct es_command *new_cmd(struct fixture *f, const char *stream, int64_t
     a->add = add;
     a->limit = limit;
     struct es_command *c = wx_arena_alloc(&f->arena, sizeof(*c));
+    assert_true(f->cmd_arenas_used < MANY);
+    struct wx_arena *own = &f->cmd_arenas[f->cmd_arenas_used++];
+    wx_arena_init(own);
     c->handle = handle_add;
     c->payload = a;
-    c->arena = &f->arena;
+    c->arena = own;
     c->complete = on_complete;
     c->correlation_id = "test";
     strcpy(c->command_id, "00000000-0000-7000-8000-000000000000");
@@ -160,8 +172,6 @@ static int64_t stream_version(struct fixture *f, const char *stream)
     assert_int_equal(es_store_stream_version(f->store, stream, &v), 0);
     return v;
 }
-
-#define MANY 2000
 
 static void test_many_commands_one_stream(void **state)
 {
