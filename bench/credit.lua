@@ -3,5 +3,5 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"amount":"0.01"}'
 request = function()
-  return wrk.format(nil, "/wallets/b" .. math.random(1, 1000) .. "/credit")
+  return wrk.format(nil, "/wallets/b" .. math.random(1, tonumber(os.getenv("WALLETS") or "1000")) .. "/credit")
 end

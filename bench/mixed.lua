@@ -2,7 +2,7 @@
 -- 60% transfers, 20% credits, 20% debits, small amounts so few are refused.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local wallets = 1000
+local wallets = tonumber(os.getenv("WALLETS") or "1000")
 request = function()
   local r = math.random(1, 100)
   local a = math.random(1, wallets)
