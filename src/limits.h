@@ -114,6 +114,12 @@
 #define WX_PROJECTOR_RETRY_MS_MIN 100
 #define WX_PROJECTOR_RETRY_MS_MAX 10000
 
+/* After a pass that caught up with the log, the projector waits this long
+ * before the next, so steady load is projected in fewer, larger
+ * transactions instead of one per writer batch. It bounds the lag it adds;
+ * measured in docs/architecture.md. */
+#define WX_PROJECTOR_COALESCE_MS 5
+
 /* How long the projector sleeps when the log has nothing new and nobody
  * woke it (the writer wakes it after every commit). */
 #define WX_PROJECTOR_IDLE_MS 200

@@ -227,6 +227,7 @@ static int open_projector(const struct options *o, struct es_store *store, bool 
         .db_path = path,
         .consumers = wallet_consumers,
         .consumers_len = wallet_consumers_len,
+        .codec = &wallet_codec,
         .fault_dir = env_or("WALLEX_FAULT_DIR", NULL),
         .bulk = bulk,
     };

@@ -393,6 +393,8 @@ static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
     if (cmd->idem_key != NULL && idem_precheck(w, cmd, now_ms))
         return EFFECT_NONE;
 
+    if (cmd->idem_key != NULL)
+        atomic_fetch_add_explicit(&w->stats.idem_misses, 1, memory_order_relaxed);
     struct es_decide_ctx *ctx = wx_arena_alloc(&w->batch_arena, sizeof(*ctx));
     if (ctx == NULL) {
         answer_problem(cmd, ES_internal_error, "Out of memory");
@@ -492,8 +494,12 @@ static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
     int err = 0;
     if (batch_broken)
         err = WX_ERR_NOMEM;
-    else if (items_len > 0)
+    else if (items_len > 0) {
+        int64_t commit_started = wx_monotonic_us();
         err = es_store_commit(w->store, items, items_len);
+        wx_hist_observe(&w->stats.commit_us, wx_monotonic_us() - commit_started);
+    }
+    wx_hist_observe(&w->stats.batch_commands, (int64_t)n);
 
     if (err) {
         atomic_fetch_add(&w->stats.commit_failures, 1);
@@ -529,6 +535,8 @@ static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
                     atomic_fetch_add(&w->stats.events, item->appends[a].events_len);
             }
         }
+        if (!cmd->replayed) /* replays are counted as idempotency hits */
+            atomic_fetch_add_explicit(&w->stats.outcomes[cmd->outcome], 1, memory_order_relaxed);
         cmd->complete(cmd);
         cmd = next;
     }
@@ -608,6 +616,8 @@ int es_writer_start(const struct es_writer_config *config, struct es_writer **wr
     w->idem_expired_at_ms = wx_monotonic_ms() - WX_IDEM_EXPIRE_INTERVAL_MS;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
+    wx_hist_init(&w->stats.batch_commands, &wx_hist_size);
+    wx_hist_init(&w->stats.commit_us, &wx_hist_latency_us);
     wx_map_init(&w->cache);
     wx_map_init(&w->overlay);
     wx_map_init(&w->batch_keys);
@@ -669,4 +679,46 @@ int es_writer_submit(struct es_writer *w, struct es_command *cmd)
 const struct es_writer_stats *es_writer_stats(const struct es_writer *w)
 {
     return &w->stats;
+}
+
+static void counter(struct wx_buf *b, const char *name, const char *help, uint64_t v)
+{
+    wx_metric_header(b, name, "counter", help);
+    wx_buf_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+void es_writer_metrics(const struct es_writer *w, struct wx_buf *b)
+{
+    const struct es_writer_stats *st = &w->stats;
+    counter(b, "wallex_writer_batches_total", "Store transactions committed by the writer.",
+            atomic_load(&st->batches));
+    counter(b, "wallex_writer_commit_failures_total", "Batches whose commit failed (503).",
+            atomic_load(&st->commit_failures));
+    counter(b, "wallex_events_appended_total", "Events appended to the log.",
+            atomic_load(&st->events));
+    counter(b, "wallex_idempotency_hits_total",
+            "Commands answered from an Idempotency-Key record.", atomic_load(&st->idem_replays));
+    counter(b, "wallex_idempotency_misses_total",
+            "Commands with an Idempotency-Key that were decided afresh.",
+            atomic_load(&st->idem_misses));
+    counter(b, "wallex_aggregate_cache_hits_total", "Aggregate loads served from memory.",
+            atomic_load(&st->cache_hits));
+    counter(b, "wallex_aggregate_cache_misses_total", "Aggregate loads folded from the store.",
+            atomic_load(&st->cache_misses));
+    wx_metric_header(b, "wallex_writer_queue_depth", "gauge", "Commands waiting for the writer.");
+    wx_buf_printf(b, "wallex_writer_queue_depth %llu\n",
+                  (unsigned long long)atomic_load(&st->queue_depth));
+    wx_metric_header(b, "wallex_commands_total", "counter", "Commands completed, by outcome code.");
+    for (int o = 0; o < ES_OUTCOME_COUNT; o++) {
+        uint64_t v = atomic_load(&st->outcomes[o]);
+        if (v > 0)
+            wx_buf_printf(b, "wallex_commands_total{code=\"%s\"} %llu\n",
+                          es_outcome_code((enum es_outcome)o), (unsigned long long)v);
+    }
+    wx_metric_header(b, "wallex_writer_batch_commands", "histogram",
+                     "Commands decided and committed per writer batch.");
+    wx_hist_render(b, "wallex_writer_batch_commands", "", &st->batch_commands);
+    wx_metric_header(b, "wallex_store_commit_seconds", "histogram",
+                     "Store commit latency (one transaction with its fsync).");
+    wx_hist_render(b, "wallex_store_commit_seconds", "", &st->commit_us);
 }

@@ -30,6 +30,7 @@
 #include "es/aggregate.h"
 #include "es/event.h"
 #include "es/outcome.h"
+#include "obs/metrics.h"
 
 struct es_store;
 struct es_writer;
@@ -87,7 +88,14 @@ struct es_writer_stats {
     atomic_uint_fast64_t cache_hits;
     atomic_uint_fast64_t cache_misses;
     atomic_uint_fast64_t queue_depth;
+    atomic_uint_fast64_t idem_misses; /* keyed commands decided afresh */
+    atomic_uint_fast64_t outcomes[ES_OUTCOME_COUNT];
+    struct wx_hist batch_commands;
+    struct wx_hist commit_us;
 };
+
+/* Appends the writer's metrics in the Prometheus text format. */
+void es_writer_metrics(const struct es_writer *writer, struct wx_buf *b);
 
 int es_writer_start(const struct es_writer_config *config, struct es_writer **writer_out);
 /* Completes everything queued, stops the thread and frees the writer.

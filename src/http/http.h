@@ -58,6 +58,7 @@ struct http_request {
     int state;
     bool body_too_large;
     struct es_command *cmd;
+    int status; /* of the response, once answered */
     atomic_bool writer_done; /* set by the writer thread before it resumes */
     int64_t started_us;
 };
@@ -80,6 +81,9 @@ unsigned http_server_port(const struct http_server *server);
 void http_server_quiesce(struct http_server *server);
 /* Requests that have started and not yet completed. */
 unsigned http_server_active(const struct http_server *server);
+/* Appends request counts and latency histograms per route and status, and
+ * the open connections, in the Prometheus text format. */
+void http_server_metrics(struct http_server *server, struct wx_buf *b);
 /* Stops and frees. Call after the writer has completed every command. */
 void http_server_stop(struct http_server *server);
 

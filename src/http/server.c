@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -22,6 +23,7 @@
 #include "es/writer.h"
 #include "http/http.h"
 #include "limits.h"
+#include "obs/metrics.h"
 
 enum request_state {
     REQ_READING,   /* receiving the body */
@@ -29,10 +31,20 @@ enum request_state {
     REQ_ANSWERED,  /* a response is queued */
 };
 
+/* The statuses we answer with; anything else is counted as "other". */
+static const int metric_statuses[] = {200, 201, 202, 400, 404, 405, 409, 413, 415, 422, 500, 503};
+#define STATUS_SLOTS (sizeof(metric_statuses) / sizeof(metric_statuses[0]) + 1)
+
+struct route_metrics {
+    atomic_uint_fast64_t requests[STATUS_SLOTS];
+    struct wx_hist latency_us[STATUS_SLOTS];
+};
+
 struct http_server {
     struct MHD_Daemon *daemon;
     const struct http_route *routes;
     size_t routes_len;
+    struct route_metrics *metrics; /* one per route, then one for no route */
     void *app;
     struct es_writer *writer;
     unsigned port;
@@ -84,15 +96,20 @@ void http_reply(struct http_request *req, int status, const char *body, size_t b
 {
     assert(req->state != REQ_ANSWERED);
     req->state = REQ_ANSWERED;
+    req->status = status;
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(body_len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (resp == NULL)
         return; /* libmicrohttpd closes the connection */
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            status >= 400 ? "application/problem+json" : "application/json");
-    MHD_add_response_header(resp, "X-Correlation-Id", req->correlation_id);
-    for (size_t i = 0; i < req->headers_len; i++)
+    bool typed = false;
+    for (size_t i = 0; i < req->headers_len; i++) {
         MHD_add_response_header(resp, req->headers[i].name, req->headers[i].value);
+        typed |= strcasecmp(req->headers[i].name, MHD_HTTP_HEADER_CONTENT_TYPE) == 0;
+    }
+    if (!typed)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                status >= 400 ? "application/problem+json" : "application/json");
+    MHD_add_response_header(resp, "X-Correlation-Id", req->correlation_id);
     MHD_queue_response(req->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
 }
@@ -316,6 +333,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
      * end while still marked waiting. */
     assert(req->state != REQ_WAITING || atomic_load(&req->writer_done));
     *con_cls = NULL;
+    if (req->status != 0) {
+        size_t r = req->route ? (size_t)(req->route - srv->routes) : srv->routes_len;
+        size_t slot = 0;
+        while (slot < STATUS_SLOTS - 1 && metric_statuses[slot] != req->status)
+            slot++;
+        atomic_fetch_add_explicit(&srv->metrics[r].requests[slot], 1, memory_order_relaxed);
+        wx_hist_observe(&srv->metrics[r].latency_us[slot], wx_monotonic_us() - req->started_us);
+    }
     wx_arena_release(&req->arena);
     free(req->body);
     free(req);
@@ -406,6 +431,14 @@ int http_server_start(const struct http_server_config *config, struct http_serve
     srv->app = config->app;
     srv->writer = config->writer;
     atomic_init(&srv->active, 0);
+    srv->metrics = calloc(srv->routes_len + 1, sizeof(*srv->metrics));
+    if (srv->metrics == NULL) {
+        free(srv);
+        return WX_ERR_NOMEM;
+    }
+    for (size_t r = 0; r <= srv->routes_len; r++)
+        for (size_t k = 0; k < STATUS_SLOTS; k++)
+            wx_hist_init(&srv->metrics[r].latency_us[k], &wx_hist_latency_us);
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
@@ -420,6 +453,7 @@ int http_server_start(const struct http_server_config *config, struct http_serve
         MHD_OPTION_END);
     if (srv->daemon == NULL) {
         fprintf(stderr, "http: cannot listen on %s\n", config->listen);
+        free(srv->metrics);
         free(srv);
         return WX_ERR_IO;
     }
@@ -451,5 +485,52 @@ void http_server_stop(struct http_server *srv)
     if (srv == NULL)
         return;
     MHD_stop_daemon(srv->daemon);
+    free(srv->metrics);
     free(srv);
+}
+
+void http_server_metrics(struct http_server *srv, struct wx_buf *b)
+{
+    char labels[160];
+    wx_metric_header(b, "wallex_http_requests_total", "counter",
+                     "HTTP requests answered, by route and status.");
+    for (size_t r = 0; r <= srv->routes_len; r++) {
+        for (size_t k = 0; k < STATUS_SLOTS; k++) {
+            uint64_t v = atomic_load(&srv->metrics[r].requests[k]);
+            if (v == 0)
+                continue;
+            wx_buf_printf(b, "wallex_http_requests_total{method=\"%s\",route=\"%s\",status=\"",
+                          r < srv->routes_len ? srv->routes[r].method : "",
+                          r < srv->routes_len ? srv->routes[r].pattern : "unmatched");
+            if (k < STATUS_SLOTS - 1)
+                wx_buf_printf(b, "%d\"} %llu\n", metric_statuses[k], (unsigned long long)v);
+            else
+                wx_buf_printf(b, "other\"} %llu\n", (unsigned long long)v);
+        }
+    }
+    wx_metric_header(b, "wallex_http_request_duration_seconds", "histogram",
+                     "Time from the request's first byte to its completion.");
+    for (size_t r = 0; r <= srv->routes_len; r++) {
+        for (size_t k = 0; k < STATUS_SLOTS; k++) {
+            if (atomic_load(&srv->metrics[r].requests[k]) == 0)
+                continue;
+            char status[8];
+            if (k < STATUS_SLOTS - 1)
+                snprintf(status, sizeof(status), "%d", metric_statuses[k]);
+            else
+                snprintf(status, sizeof(status), "other");
+            snprintf(labels, sizeof(labels), "method=\"%s\",route=\"%s\",status=\"%s\"",
+                     r < srv->routes_len ? srv->routes[r].method : "",
+                     r < srv->routes_len ? srv->routes[r].pattern : "unmatched", status);
+            wx_hist_render(b, "wallex_http_request_duration_seconds", labels,
+                           &srv->metrics[r].latency_us[k]);
+        }
+    }
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    wx_metric_header(b, "wallex_http_open_connections", "gauge", "Open HTTP connections.");
+    wx_buf_printf(b, "wallex_http_open_connections %u\n", info ? info->num_connections : 0);
+    wx_metric_header(b, "wallex_http_requests_in_flight", "gauge",
+                     "Requests started and not yet completed.");
+    wx_buf_printf(b, "wallex_http_requests_in_flight %u\n", http_server_active(srv));
 }

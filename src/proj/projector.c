@@ -102,6 +102,7 @@ struct job {
 
 struct es_projector {
     struct es_store *store;
+    const struct es_event_codec *codec;
     char *db_path;
     char *fault_dir;
     struct sqlconn wdb;
@@ -264,6 +265,7 @@ int es_projector_open(const struct es_projector_config *config, struct es_projec
     if (p == NULL)
         return WX_ERR_NOMEM;
     p->store = config->store;
+    p->codec = config->codec;
     p->db_path = strdup(config->db_path);
     p->fault_dir = config->fault_dir ? strdup(config->fault_dir) : NULL;
     pthread_mutex_init(&p->lock, NULL);
@@ -304,32 +306,46 @@ err_close:
 /* Stops a read at the cap; never escapes this file. */
 #define READ_STOP (-1)
 
+/* One batch applied to one or more cursors that start at the same
+ * position, in one transaction with their checkpoints. */
 struct advance_ctx {
-    struct consumer_rt *rt; /* lag is counted for the live cursor only */
-    struct cursor *cur;
+    struct es_projector *p;
+    struct consumer_rt *rts[WX_PROJECTOR_CONSUMERS_MAX];
+    struct cursor *curs[WX_PROJECTOR_CONSUMERS_MAX];
+    size_t len;
     const struct es_position *cap;
     struct es_position last;
     size_t applied;
 };
+
+static void count_lag(struct consumer_rt *rt, const struct es_event *ev)
+{
+    int64_t lag = wx_clock_now_ms(&wx_clock_system) - ev->occurred_at_ms;
+    size_t b = 0;
+    while (b < ES_LAG_BUCKETS && lag > es_lag_bucket_ms[b])
+        b++;
+    rt->lag_counts[b]++;
+}
 
 static int apply_one(void *arg, const struct es_event *ev)
 {
     struct advance_ctx *a = arg;
     if (a->cap != NULL && es_position_cmp(&ev->position, a->cap) > 0)
         return READ_STOP;
-    assert(es_position_cmp(&ev->position, &a->cur->pos) > 0);
-    int err = a->cur->tx.consumer->apply(&a->cur->tx, ev);
+    void *decoded = NULL;
+    int err = a->p->codec != NULL ? a->p->codec->decode(ev, &decoded) : 0;
+    for (size_t i = 0; i < a->len && !err; i++) {
+        assert(es_position_cmp(&ev->position, &a->curs[i]->pos) > 0);
+        err = a->curs[i]->tx.consumer->apply(&a->curs[i]->tx, ev, decoded);
+        if (!err && a->curs[i] == &a->rts[i]->live)
+            count_lag(a->rts[i], ev);
+    }
+    if (a->p->codec != NULL)
+        a->p->codec->release(decoded);
     if (err)
         return err;
     a->last = ev->position;
     a->applied++;
-    if (a->rt != NULL) {
-        int64_t lag = wx_clock_now_ms(&wx_clock_system) - ev->occurred_at_ms;
-        size_t b = 0;
-        while (b < ES_LAG_BUCKETS && lag > es_lag_bucket_ms[b])
-            b++;
-        a->rt->lag_counts[b]++;
-    }
     return 0;
 }
 
@@ -342,40 +358,51 @@ static bool fault_injected(struct es_projector *p, const char *name)
     return access(path, F_OK) == 0;
 }
 
-/* Applies the next batch after cur->pos (not past cap) in one transaction
- * with the checkpoint. */
-static int advance(struct es_projector *p, struct consumer_rt *rt, struct cursor *cur,
-                   const struct es_position *cap, bool *progress)
+/* Applies the next batch after the cursors' common position (not past cap)
+ * in one transaction with their checkpoints. */
+static int advance_all(struct es_projector *p, struct advance_ctx *a, bool *progress)
 {
-    if (fault_injected(p, rt->c->name))
-        return WX_ERR_FAULT;
-    struct advance_ctx a = {.rt = cur == &rt->live ? rt : NULL, .cur = cur, .cap = cap,
-                            .last = cur->pos};
+    assert(a->len > 0);
+    for (size_t i = 0; i < a->len; i++)
+        if (fault_injected(p, a->rts[i]->c->name))
+            return WX_ERR_FAULT;
+    struct cursor *first = a->curs[0];
+    a->p = p;
+    a->last = first->pos;
+    a->applied = 0;
     int err = simple(p, SQL_BEGIN);
     if (err)
         return err;
-    size_t batch = cur->behind ? WX_PROJECTOR_CATCHUP_EVENTS_MAX : WX_PROJECTOR_BATCH_EVENTS_MAX;
-    err = es_store_read_log(p->store, &cur->pos, batch, apply_one, &a);
+    size_t batch = first->behind ? WX_PROJECTOR_CATCHUP_EVENTS_MAX : WX_PROJECTOR_BATCH_EVENTS_MAX;
+    struct es_position from = first->pos;
+    err = es_store_read_log(p->store, &from, batch, apply_one, a);
     if (err == READ_STOP)
         err = 0;
-    cur->behind = a.applied == batch;
-    if (!err && a.applied > 0)
-        err = set_pos(p, cur == &rt->live ? SQL_SET_LIVE_POS : SQL_SET_REBUILD_POS, rt->c->name,
-                      &a.last);
+    for (size_t i = 0; i < a->len && !err && a->applied > 0; i++)
+        err = set_pos(p, a->curs[i] == &a->rts[i]->live ? SQL_SET_LIVE_POS : SQL_SET_REBUILD_POS,
+                      a->rts[i]->c->name, &a->last);
     if (!err)
         err = simple(p, SQL_COMMIT);
     if (err) {
         simple(p, SQL_ROLLBACK);
         return err;
     }
-    if (a.applied > 0) {
-        pthread_mutex_lock(&p->lock);
-        cur->pos = a.last;
-        pthread_cond_broadcast(&p->moved);
-        pthread_mutex_unlock(&p->lock);
-        *progress = true;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < a->len; i++) {
+        a->curs[i]->behind = a->applied == batch;
+        a->curs[i]->pos = a->last;
     }
+    pthread_cond_broadcast(&p->moved);
+    pthread_mutex_unlock(&p->lock);
+    *progress |= a->applied > 0;
     return 0;
+}
+
+static int advance(struct es_projector *p, struct consumer_rt *rt, struct cursor *cur,
+                   const struct es_position *cap, bool *progress)
+{
+    struct advance_ctx a = {.rts = {rt}, .curs = {cur}, .len = 1, .cap = cap};
+    return advance_all(p, &a, progress);
 }
 
 static int swap_sets(struct es_projector *p, struct consumer_rt *rt)
@@ -448,6 +475,24 @@ int es_projector_step(struct es_projector *p, bool *progress_out)
         return err;
     bool progress = false;
     int64_t now = wx_monotonic_ms();
+    /* The usual case: every healthy live cursor at the same position. One
+     * read and one transaction feed them all; when that fails, the loop
+     * below advances them one by one so a failing consumer holds up only
+     * itself. */
+    struct advance_ctx group = {.len = 0};
+    bool aligned = true;
+    for (size_t i = 0; i < p->rt_len; i++) {
+        struct consumer_rt *rt = &p->rt[i];
+        if (rt->failed)
+            aligned = false;
+        else if (group.len > 0 && es_position_cmp(&rt->live.pos, &group.curs[0]->pos) != 0)
+            aligned = false;
+        group.rts[group.len] = rt;
+        group.curs[group.len++] = &rt->live;
+    }
+    if (aligned && group.len > 1 && es_position_cmp(&group.curs[0]->pos, &head) < 0 &&
+        advance_all(p, &group, &progress) != 0)
+        progress = false; /* retried one by one below */
     for (size_t i = 0; i < p->rt_len; i++) {
         struct consumer_rt *rt = &p->rt[i];
         if (rt->failed && now < rt->retry_at_ms)
@@ -527,8 +572,14 @@ static void *projector_main(void *arg)
         int err = es_projector_step(p, &progress);
         if (err)
             fprintf(stderr, "projector: reading the log head: %s\n", wx_strerror(err));
-        if (progress)
+        if (progress) {
+            bool behind = false;
+            for (size_t i = 0; i < p->rt_len; i++)
+                behind |= p->rt[i].live.behind || p->rt[i].rebuild.active;
+            if (!behind)
+                usleep(WX_PROJECTOR_COALESCE_MS * 1000);
             continue;
+        }
         pthread_mutex_lock(&p->lock);
         if (!p->kicked && !p->stopping && p->job == NULL) {
             struct timespec until;

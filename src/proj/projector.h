@@ -51,8 +51,16 @@ struct es_consumer {
     /* Statement templates for apply, "{s}" for the set suffix. */
     const char *const *sql;
     /* Applies one event (ignoring those it does not care about). Must be
-     * idempotent: the same event twice leaves the same rows. */
-    int (*apply)(struct es_proj_tx *tx, const struct es_event *event);
+     * idempotent: the same event twice leaves the same rows. `decoded` is
+     * what the projector's codec made of the event (NULL without codec). */
+    int (*apply)(struct es_proj_tx *tx, const struct es_event *event, const void *decoded);
+};
+
+/* Decodes each event once for all consumers. decode may set *out to NULL
+ * for events no consumer reads; release accepts NULL. */
+struct es_event_codec {
+    int (*decode)(const struct es_event *event, void **out);
+    void (*release)(void *decoded);
 };
 
 /* Returns the statement `id`, ready to bind, or NULL on error. */
@@ -68,6 +76,7 @@ struct es_projector_config {
     const char *db_path; /* readmodel.db, or a "file:...?mode=memory" URI */
     const struct es_consumer *const *consumers;
     size_t consumers_len;
+    const struct es_event_codec *codec; /* NULL: consumers get decoded == NULL */
     /* While "<fault_dir>/projection-<name>" exists, that consumer fails.
      * NULL disables fault injection. */
     const char *fault_dir;

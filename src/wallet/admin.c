@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "es/writer.h"
+#include "obs/metrics.h"
 #include "proj/projector.h"
 #include "store/store.h"
 #include "wallet/projections.h"
@@ -152,5 +154,72 @@ void wallet_route_admin_drift(struct http_request *req)
         http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
     else
         http_reply_buf(req, 200, &b);
+    wx_buf_free(&b);
+}
+
+/* Lag bucket bounds of the projector (ms) as Prometheus "le" seconds. */
+static const char *const lag_le[ES_LAG_BUCKETS] = {"0.001", "0.002", "0.005", "0.01", "0.02",
+                                                   "0.05",  "0.1",   "0.2",   "0.5",  "1",
+                                                   "5",     "30"};
+
+static void projection_metrics(const struct wallet_service *svc, struct wx_arena *arena,
+                               struct wx_buf *b)
+{
+    struct es_position head;
+    struct es_projection_status *list;
+    size_t n;
+    if (es_store_head(svc->store, &head) != 0 ||
+        es_projector_status(svc->projector, arena, &list, &n) != 0)
+        return;
+    wx_metric_header(b, "wallex_log_head_position", "gauge", "Position of the last event.");
+    wx_buf_printf(b, "wallex_log_head_position %llu\n", (unsigned long long)head.lo);
+    wx_metric_header(b, "wallex_projection_position", "gauge", "Checkpoint of each read model.");
+    for (size_t i = 0; i < n; i++)
+        wx_buf_printf(b, "wallex_projection_position{name=\"%s\"} %llu\n", list[i].name,
+                      (unsigned long long)list[i].position.lo);
+    wx_metric_header(b, "wallex_projection_lag_events", "gauge",
+                     "Events in the log not yet in each read model.");
+    for (size_t i = 0; i < n; i++)
+        wx_buf_printf(b, "wallex_projection_lag_events{name=\"%s\"} %llu\n", list[i].name,
+                      (unsigned long long)(head.lo > list[i].position.lo
+                                               ? head.lo - list[i].position.lo
+                                               : 0));
+    wx_metric_header(b, "wallex_projection_failed", "gauge", "1 while a read model is failing.");
+    for (size_t i = 0; i < n; i++)
+        wx_buf_printf(b, "wallex_projection_failed{name=\"%s\"} %d\n", list[i].name,
+                      list[i].last_error != NULL);
+    wx_metric_header(b, "wallex_projection_delay_seconds", "histogram",
+                     "Time from an event's occurredAt to its projection.");
+    for (size_t i = 0; i < n; i++) {
+        uint64_t cumulative = 0;
+        for (size_t k = 0; k <= ES_LAG_BUCKETS; k++) {
+            cumulative += list[i].lag_counts[k];
+            wx_buf_printf(b, "wallex_projection_delay_seconds_bucket{name=\"%s\",le=\"%s\"} %llu\n",
+                          list[i].name, k < ES_LAG_BUCKETS ? lag_le[k] : "+Inf",
+                          (unsigned long long)cumulative);
+        }
+        wx_buf_printf(b, "wallex_projection_delay_seconds_count{name=\"%s\"} %llu\n",
+                      list[i].name, (unsigned long long)cumulative);
+    }
+}
+
+void wallet_route_metrics(struct http_request *req)
+{
+    const struct wallet_service *svc = req->app;
+    struct wx_buf b;
+    wx_buf_init(&b);
+    http_server_metrics(req->server, &b);
+    es_writer_metrics(svc->writer, &b);
+    projection_metrics(svc, &req->arena, &b);
+    wx_metric_header(&b, "wallex_process_resident_memory_bytes", "gauge",
+                     "Resident memory of the server process.");
+    wx_buf_printf(&b, "wallex_process_resident_memory_bytes %llu\n",
+                  (unsigned long long)wx_process_rss_bytes());
+    if (!wx_buf_ok(&b)) {
+        http_reply_problem(req, ES_internal_error, "out of memory");
+    } else {
+        http_add_header(req, "Content-Type", "text/plain; version=0.0.4");
+        http_reply(req, 200, b.data, b.len);
+    }
     wx_buf_free(&b);
 }

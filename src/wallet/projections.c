@@ -7,12 +7,51 @@
 
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/money.h"
 #include "store/sqlconn.h"
+
+/* ---- decoding each event once for all consumers ---- */
+
+struct decoded {
+    struct json_object *root;
+    struct wallet_event e;
+};
+
+static int codec_decode(const struct es_event *ev, void **out)
+{
+    *out = NULL;
+    if (strncmp(ev->stream_id, WALLET_STREAM_PREFIX, sizeof(WALLET_STREAM_PREFIX) - 1) != 0 &&
+        strncmp(ev->stream_id, TRANSFER_STREAM_PREFIX, sizeof(TRANSFER_STREAM_PREFIX) - 1) != 0)
+        return 0;
+    struct decoded *d = malloc(sizeof(*d));
+    if (d == NULL)
+        return WX_ERR_NOMEM;
+    d->root = NULL;
+    int err = wallet_event_decode(ev, &d->root, &d->e);
+    if (err) {
+        json_object_put(d->root);
+        free(d);
+        return err;
+    }
+    *out = d;
+    return 0;
+}
+
+static void codec_release(void *decoded)
+{
+    struct decoded *d = decoded;
+    if (d == NULL)
+        return;
+    json_object_put(d->root);
+    free(d);
+}
+
+const struct es_event_codec wallet_codec = {.decode = codec_decode, .release = codec_release};
 
 /* ---- wallets ---- */
 
@@ -32,35 +71,27 @@ static bool wallet_stream_event(const struct es_event *ev)
     return strncmp(ev->stream_id, WALLET_STREAM_PREFIX, sizeof(WALLET_STREAM_PREFIX) - 1) == 0;
 }
 
-static int apply_wallets(struct es_proj_tx *tx, const struct es_event *ev)
+static int apply_wallets(struct es_proj_tx *tx, const struct es_event *ev, const void *decoded)
 {
-    if (!wallet_stream_event(ev))
+    const struct decoded *d = decoded;
+    if (d == NULL || !wallet_stream_event(ev))
         return 0;
-    struct json_object *root = NULL;
-    struct wallet_event e;
-    int err = wallet_event_decode(ev, &root, &e);
-    if (err)
-        goto out_put;
-    sqlite3_stmt *st = es_proj_stmt(tx, e.kind == WALLET_CREATED ? W_CREATE : W_MOVE);
-    if (st == NULL) {
-        err = WX_ERR_IO;
-        goto out_put;
-    }
-    sqlconn_bind_text(st, 1, e.wallet_id);
-    if (e.kind == WALLET_CREATED) {
-        sqlconn_bind_text(st, 2, e.owner_id);
-        sqlconn_bind_text(st, 3, e.currency);
+    const struct wallet_event *e = &d->e;
+    sqlite3_stmt *st = es_proj_stmt(tx, e->kind == WALLET_CREATED ? W_CREATE : W_MOVE);
+    if (st == NULL)
+        return WX_ERR_IO;
+    sqlconn_bind_text(st, 1, e->wallet_id);
+    if (e->kind == WALLET_CREATED) {
+        sqlconn_bind_text(st, 2, e->owner_id);
+        sqlconn_bind_text(st, 3, e->currency);
         sqlite3_bind_int64(st, 4, ev->version);
         sqlite3_bind_int64(st, 5, ev->occurred_at_ms);
     } else {
-        sqlite3_bind_int64(st, 2, e.balance_after_minor);
+        sqlite3_bind_int64(st, 2, e->balance_after_minor);
         sqlite3_bind_int64(st, 3, ev->version);
         sqlite3_bind_int64(st, 4, ev->occurred_at_ms);
     }
-    err = sqlconn_run_i64(st, NULL);
-out_put:
-    json_object_put(root);
-    return err;
+    return sqlconn_run_i64(st, NULL);
 }
 
 const struct es_consumer wallet_consumer_wallets = {
@@ -86,20 +117,15 @@ static const char *const ledger_sql[] = {
     NULL,
 };
 
-static int apply_ledger(struct es_proj_tx *tx, const struct es_event *ev)
+static int apply_ledger(struct es_proj_tx *tx, const struct es_event *ev, const void *decoded)
 {
-    if (!wallet_stream_event(ev) || strcmp(ev->type, "WalletCreated") == 0)
+    const struct decoded *d = decoded;
+    if (d == NULL || !wallet_stream_event(ev) || d->e.kind == WALLET_CREATED)
         return 0;
-    struct json_object *root = NULL;
-    struct wallet_event e;
-    int err = wallet_event_decode(ev, &root, &e);
-    if (err)
-        goto out_put;
+    struct wallet_event e = d->e;
     sqlite3_stmt *st = es_proj_stmt(tx, L_PUT);
-    if (st == NULL) {
-        err = WX_ERR_IO;
-        goto out_put;
-    }
+    if (st == NULL)
+        return WX_ERR_IO;
     sqlconn_bind_text(st, 1, e.wallet_id);
     sqlite3_bind_int64(st, 2, ev->version);
     sqlconn_bind_text(st, 3, e.kind == WALLET_CREDITED ? "CREDIT" : "DEBIT");
@@ -115,10 +141,7 @@ static int apply_ledger(struct es_proj_tx *tx, const struct es_event *ev)
     sqlite3_bind_int64(st, 11, (int64_t)ev->position.hi);
     sqlite3_bind_int64(st, 12, (int64_t)ev->position.lo);
     sqlite3_bind_int64(st, 13, ev->occurred_at_ms);
-    err = sqlconn_run_i64(st, NULL);
-out_put:
-    json_object_put(root);
-    return err;
+    return sqlconn_run_i64(st, NULL);
 }
 
 const struct es_consumer wallet_consumer_ledger = {
@@ -146,20 +169,17 @@ static const char *const transfers_sql[] = {
     NULL,
 };
 
-static int apply_transfers(struct es_proj_tx *tx, const struct es_event *ev)
+static int apply_transfers(struct es_proj_tx *tx, const struct es_event *ev,
+                           const void *decoded)
 {
-    if (strcmp(ev->type, "TransferCompleted") != 0)
+    (void)ev;
+    const struct decoded *d = decoded;
+    if (d == NULL || d->e.kind != TRANSFER_COMPLETED)
         return 0;
-    struct json_object *root = NULL;
-    struct wallet_event e;
-    int err = wallet_event_decode(ev, &root, &e);
-    if (err)
-        goto out_put;
+    struct wallet_event e = d->e;
     sqlite3_stmt *st = es_proj_stmt(tx, T_PUT);
-    if (st == NULL) {
-        err = WX_ERR_IO;
-        goto out_put;
-    }
+    if (st == NULL)
+        return WX_ERR_IO;
     sqlconn_bind_text(st, 1, e.transfer_id);
     sqlconn_bind_text(st, 2, e.from_wallet_id);
     sqlconn_bind_text(st, 3, e.to_wallet_id);
@@ -170,10 +190,7 @@ static int apply_transfers(struct es_proj_tx *tx, const struct es_event *ev)
     sqlite3_bind_int64(st, 7, e.from_version);
     sqlite3_bind_int64(st, 8, e.to_version);
     sqlite3_bind_int64(st, 9, ev->occurred_at_ms);
-    err = sqlconn_run_i64(st, NULL);
-out_put:
-    json_object_put(root);
-    return err;
+    return sqlconn_run_i64(st, NULL);
 }
 
 const struct es_consumer wallet_consumer_transfers = {

@@ -17,6 +17,8 @@
 extern const struct es_consumer wallet_consumer_wallets;
 extern const struct es_consumer wallet_consumer_ledger;
 extern const struct es_consumer wallet_consumer_transfers;
+/* Decodes every wallet and transfer event once for all three. */
+extern const struct es_event_codec wallet_codec;
 /* All three, for es_projector_config. */
 extern const struct es_consumer *const wallet_consumers[];
 extern const size_t wallet_consumers_len;

@@ -29,7 +29,12 @@ static int apply_upto(void *arg, const struct es_event *ev)
     struct one_ctx *o = arg;
     if (es_position_cmp(&ev->position, &o->upto) > 0)
         return 0;
-    return o->tx->consumer->apply(o->tx, ev);
+    void *decoded = NULL;
+    int err = wallet_codec.decode(ev, &decoded);
+    if (!err)
+        err = o->tx->consumer->apply(o->tx, ev, decoded);
+    wallet_codec.release(decoded);
+    return err;
 }
 
 static int rebuild_one_consumer(struct es_projector *p, sqlite3 *db, const char *name,

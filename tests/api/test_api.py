@@ -423,6 +423,36 @@ def test_http_errors(s):
     expect(len(exactly) == 64 * 1024 and raw_post(s, "/wallets", exactly)[0] == 201)
 
 
+# ---------------------------------------------------------------- metrics
+
+def test_metrics(s):
+    import re
+    wid = create(s, initial="1")[3]["id"]
+    raw_post(s, "/wallets/%s/debit" % wid, '{"amount":5}')  # insufficient_funds
+    key = {"Idempotency-Key": uid("mk")}
+    raw_post(s, "/wallets/%s/credit" % wid, '{"amount":1}', key)
+    raw_post(s, "/wallets/%s/credit" % wid, '{"amount":1}', key)
+    st, h, payload, _ = s.request("GET", "/metrics")
+    text = payload.decode()
+    expect(st == 200 and h["content-type"].startswith("text/plain"), h)
+    for name in ["wallex_http_requests_total", "wallex_http_request_duration_seconds_bucket",
+                 "wallex_commands_total", "wallex_writer_batch_commands_bucket",
+                 "wallex_store_commit_seconds_bucket", "wallex_events_appended_total",
+                 "wallex_projection_lag_events", "wallex_projection_delay_seconds_bucket",
+                 "wallex_idempotency_hits_total", "wallex_idempotency_misses_total",
+                 "wallex_writer_queue_depth", "wallex_process_resident_memory_bytes",
+                 "wallex_http_open_connections"]:
+        expect(re.search(r"^%s[{ ]" % name, text, re.M), "missing " + name)
+    expect(re.search(r'^wallex_commands_total\{code="insufficient_funds"\} [1-9]', text, re.M))
+    expect(re.search(r'^wallex_idempotency_hits_total [1-9]', text, re.M))
+    expect(re.search(r'^wallex_http_requests_total\{method="POST",route="/wallets",'
+                     r'status="201"\} [1-9]', text, re.M))
+    # Every sample line is "name{labels} value" or "name value"; histograms end in +Inf.
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            expect(re.match(r'^[a-z_]+(\{([a-z_]+="[^"]*",?)+\})? [0-9.]+$', line), line)
+
+
 # ---------------------------------------------------------------- bad input
 
 def test_bad_input_changes_nothing(s):
