@@ -18,6 +18,7 @@
 #include "es/writer.h"
 #include "http/http.h"
 #include "limits.h"
+#include "obs/log.h"
 #include "proj/projector.h"
 #include "store/store.h"
 #include "wallet/projections.h"
@@ -33,6 +34,7 @@ struct options {
     const char *store;
     const char *pg_url;
     const char *currency;
+    const char *log_level;
     int64_t threads;
     int64_t idem_ttl_s;
     int64_t min_position_wait_ms;
@@ -53,6 +55,7 @@ static void options_defaults(struct options *o)
     o->store = env_or("WALLEX_STORE", "sqlite");
     o->pg_url = env_or("WALLEX_PG_URL", NULL);
     o->currency = env_or("WALLEX_DEFAULT_CURRENCY", "USD");
+    o->log_level = env_or("WALLEX_LOG_LEVEL", "info");
     o->threads = WX_HTTP_THREADS_DEFAULT;
     o->idem_ttl_s = WX_IDEM_TTL_MS_DEFAULT / 1000;
     o->min_position_wait_ms = WX_MIN_POSITION_WAIT_MS_DEFAULT;
@@ -98,6 +101,9 @@ static const char usage_serve[] =
     "  --http-threads N       HTTP threads               WALLEX_HTTP_THREADS (2)\n"
     "  --idempotency-ttl S    Idempotency-Key lifetime   WALLEX_IDEMPOTENCY_TTL_S (86400)\n"
     "  --min-position-wait-ms N  longest X-Min-Position wait  WALLEX_MIN_POSITION_WAIT_MS (2000)\n"
+    "  --log-level LEVEL      debug|info|warn|error      WALLEX_LOG_LEVEL  (info)\n"
+    "\n"
+    "Logs are JSON lines on stderr, one per request at info.\n"
     "\n"
     "SIGTERM or SIGINT stops accepting connections, finishes the requests in\n"
     "flight and exits 0.\n";
@@ -124,7 +130,7 @@ static const char usage_events[] =
     "  --limit N        print at most N events        (all)\n";
 
 enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_CURRENCY, OPT_THREADS,
-       OPT_IDEM_TTL, OPT_MIN_POS_WAIT, OPT_FROM, OPT_LIMIT, OPT_HELP };
+       OPT_IDEM_TTL, OPT_MIN_POS_WAIT, OPT_LOG_LEVEL, OPT_FROM, OPT_LIMIT, OPT_HELP };
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -135,6 +141,7 @@ static const struct option long_options[] = {
     {"http-threads", required_argument, NULL, OPT_THREADS},
     {"idempotency-ttl", required_argument, NULL, OPT_IDEM_TTL},
     {"min-position-wait-ms", required_argument, NULL, OPT_MIN_POS_WAIT},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"from", required_argument, NULL, OPT_FROM},
     {"limit", required_argument, NULL, OPT_LIMIT},
     {"help", no_argument, NULL, OPT_HELP},
@@ -160,6 +167,7 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         case OPT_THREADS: threads = optarg; break;
         case OPT_IDEM_TTL: ttl = optarg; break;
         case OPT_MIN_POS_WAIT: min_wait = optarg; break;
+        case OPT_LOG_LEVEL: o->log_level = optarg; break;
         case OPT_FROM: from = optarg; break;
         case OPT_LIMIT: limit = optarg; break;
         case OPT_HELP: fputs(usage, stdout); return 1;
@@ -177,6 +185,12 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         !int_opt("--from", from, 0, INT64_MAX, &o->from) ||
         !int_opt("--limit", limit, 1, INT64_MAX, &o->limit))
         return 2;
+    enum wx_log_level level;
+    if (!wx_log_parse_level(o->log_level, &level)) {
+        fprintf(stderr, "wallex: --log-level must be debug, info, warn or error\n");
+        return 2;
+    }
+    wx_log_set_level(level);
     if (wx_currency_exponent(o->currency) < 0) {
         fprintf(stderr, "wallex: --currency %s is not an ISO 4217 code\n", o->currency);
         return 2;
@@ -302,12 +316,12 @@ static int cmd_serve(int argc, char **argv)
     err = http_server_start(&hcfg, &http);
     if (err)
         goto out_writer;
-    fprintf(stderr, "wallex %s: serving http://%s (port %u), %s store in %s\n", WALLEX_VERSION,
+    wx_logf(WX_LOG_INFO, "wallex %s: serving http://%s (port %u), %s store in %s", WALLEX_VERSION,
             o.listen, http_server_port(http), o.store, o.data_dir);
 
     int sig = 0;
     sigwait(&sigs, &sig);
-    fprintf(stderr, "wallex: %s: finishing requests in flight\n", strsignal(sig));
+    wx_logf(WX_LOG_INFO, "%s: finishing requests in flight", strsignal(sig));
     http_server_quiesce(http);
     int64_t deadline = wx_monotonic_ms() + WX_SHUTDOWN_GRACE_MS;
     while (http_server_active(http) > 0 && wx_monotonic_ms() < deadline)
@@ -322,7 +336,7 @@ out_store:
     es_projector_close(projector);
     es_store_close(store);
     if (!err)
-        fprintf(stderr, "wallex: stopped\n");
+        wx_logf(WX_LOG_INFO, "stopped");
     return err ? 1 : 0;
 }
 

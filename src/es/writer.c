@@ -9,6 +9,7 @@
  * succeeds, so a rejected command leaves no trace.
  */
 #include "es/writer.h"
+#include "obs/log.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -408,7 +409,7 @@ static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
     if (ctx->err == 0 && !ctx->answered)
         ctx->err = WX_ERR_INVALID; /* a handler bug; fail the command, not the server */
     if (ctx->err) {
-        fprintf(stderr, "writer: command failed: %s\n", wx_strerror(ctx->err));
+        wx_logf(WX_LOG_ERROR, "writer: command failed: %s", wx_strerror(ctx->err));
         bool store = ctx->err == WX_ERR_IO || ctx->err == WX_ERR_BUSY || ctx->err == WX_ERR_FAULT;
         answer_problem(cmd, store ? ES_store_unavailable : ES_internal_error,
                        wx_strerror(ctx->err));
@@ -503,7 +504,7 @@ static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
 
     if (err) {
         atomic_fetch_add(&w->stats.commit_failures, 1);
-        fprintf(stderr, "writer: batch of %zu commands failed: %s\n", n, wx_strerror(err));
+        wx_logf(WX_LOG_ERROR, "writer: batch of %zu commands failed: %s", n, wx_strerror(err));
     } else {
         /* Committed: the overlay becomes the cache. */
         for (size_t i = 0; i < w->overlay.cap; i++) {
@@ -556,7 +557,7 @@ static void expire_idempotency(struct es_writer *w)
     int64_t before = wx_clock_now_ms(w->clock) - w->idem_ttl_ms;
     int err = es_store_idem_expire(w->store, before, WX_IDEM_EXPIRE_BATCH_MAX, &deleted);
     if (err)
-        fprintf(stderr, "writer: expiring idempotency records: %s\n", wx_strerror(err));
+        wx_logf(WX_LOG_ERROR, "writer: expiring idempotency records: %s", wx_strerror(err));
 }
 
 static void *writer_main(void *arg)

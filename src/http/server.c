@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "obs/log.h"
 #include "base/err.h"
 #include "base/uuid.h"
 #include "es/writer.h"
@@ -339,7 +340,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         while (slot < STATUS_SLOTS - 1 && metric_statuses[slot] != req->status)
             slot++;
         atomic_fetch_add_explicit(&srv->metrics[r].requests[slot], 1, memory_order_relaxed);
-        wx_hist_observe(&srv->metrics[r].latency_us[slot], wx_monotonic_us() - req->started_us);
+        int64_t latency_us = wx_monotonic_us() - req->started_us;
+        wx_hist_observe(&srv->metrics[r].latency_us[slot], latency_us);
+        wx_log_request(req->correlation_id, req->method,
+                       req->route ? req->route->pattern : "unmatched", req->path, req->status,
+                       latency_us);
     }
     wx_arena_release(&req->arena);
     free(req->body);
@@ -420,7 +425,7 @@ int http_server_start(const struct http_server_config *config, struct http_serve
     struct sockaddr_storage addr;
     bool v6;
     if (!parse_listen(config->listen, &addr, &v6)) {
-        fprintf(stderr, "http: cannot parse listen address '%s'\n", config->listen);
+        wx_logf(WX_LOG_ERROR, "http: cannot parse listen address '%s'", config->listen);
         return WX_ERR_INVALID;
     }
     struct http_server *srv = calloc(1, sizeof(*srv));
@@ -452,7 +457,7 @@ int http_server_start(const struct http_server_config *config, struct http_serve
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_END);
     if (srv->daemon == NULL) {
-        fprintf(stderr, "http: cannot listen on %s\n", config->listen);
+        wx_logf(WX_LOG_ERROR, "http: cannot listen on %s", config->listen);
         free(srv->metrics);
         free(srv);
         return WX_ERR_IO;

@@ -7,6 +7,7 @@
  * lost with them (rows and checkpoint always commit together).
  */
 #include "proj/projector.h"
+#include "obs/log.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -168,7 +169,7 @@ sqlite3_stmt *es_proj_stmt(struct es_proj_tx *tx, int id)
             return NULL;
         if (sqlite3_prepare_v3(tx->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &tx->stmts[id],
                                NULL) != SQLITE_OK) {
-            fprintf(stderr, "projector: prepare: %s\n", sqlite3_errmsg(tx->db));
+            wx_logf(WX_LOG_ERROR, "projector: prepare: %s", sqlite3_errmsg(tx->db));
             return NULL;
         }
     } else {
@@ -187,7 +188,7 @@ static int exec_set(sqlite3 *db, const char *tmpl, const char *set)
     char *msg = NULL;
     int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK)
-        fprintf(stderr, "projector: %s\n", msg ? msg : sqlite3_errstr(rc));
+        wx_logf(WX_LOG_ERROR, "projector: %s", msg ? msg : sqlite3_errstr(rc));
     sqlite3_free(msg);
     return sqlconn_err(rc);
 }
@@ -296,7 +297,7 @@ int es_projector_open(const struct es_projector_config *config, struct es_projec
     *out = p;
     return 0;
 err_close:
-    fprintf(stderr, "projector: cannot open %s: %s\n", config->db_path, wx_strerror(err));
+    wx_logf(WX_LOG_ERROR, "projector: cannot open %s: %s", config->db_path, wx_strerror(err));
     es_projector_close(p);
     return err;
 }
@@ -434,7 +435,7 @@ static int swap_sets(struct es_projector *p, struct consumer_rt *rt)
     rt->live.pos = rt->rebuild.pos;
     rt->rebuild.active = false;
     pthread_mutex_unlock(&p->lock);
-    fprintf(stderr, "projector: %s rebuilt and swapped in (set %s)\n", rt->c->name,
+    wx_logf(WX_LOG_INFO, "projector: %s rebuilt and swapped in (set %s)", rt->c->name,
             rt->live.tx.set);
     return 0;
 }
@@ -443,7 +444,7 @@ static void note_failure(struct es_projector *p, struct consumer_rt *rt, int err
 {
     pthread_mutex_lock(&p->lock);
     if (!rt->failed)
-        fprintf(stderr, "projector: %s failed: %s; retrying with backoff\n", rt->c->name,
+        wx_logf(WX_LOG_ERROR, "projector: %s failed: %s; retrying with backoff", rt->c->name,
                 wx_strerror(err));
     rt->failed = true;
     snprintf(rt->last_error, sizeof(rt->last_error), "%s", wx_strerror(err));
@@ -460,7 +461,7 @@ static void note_success(struct es_projector *p, struct consumer_rt *rt)
     if (!rt->failed)
         return;
     pthread_mutex_lock(&p->lock);
-    fprintf(stderr, "projector: %s recovered\n", rt->c->name);
+    wx_logf(WX_LOG_INFO, "projector: %s recovered", rt->c->name);
     rt->failed = false;
     rt->backoff_ms = 0;
     rt->last_error[0] = '\0';
@@ -571,7 +572,7 @@ static void *projector_main(void *arg)
         bool progress = false;
         int err = es_projector_step(p, &progress);
         if (err)
-            fprintf(stderr, "projector: reading the log head: %s\n", wx_strerror(err));
+            wx_logf(WX_LOG_ERROR, "projector: reading the log head: %s", wx_strerror(err));
         if (progress) {
             bool behind = false;
             for (size_t i = 0; i < p->rt_len; i++)
@@ -776,7 +777,7 @@ static int start_rebuild(struct es_projector *p, sqlite3 *db, void *ctx)
     rt->rebuild.pos = es_position_start();
     rt->rebuild.active = true;
     pthread_mutex_unlock(&p->lock);
-    fprintf(stderr, "projector: rebuilding %s into set %s\n", rt->c->name, set);
+    wx_logf(WX_LOG_INFO, "projector: rebuilding %s into set %s", rt->c->name, set);
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /* SQLite connections, statements and pools; see sqlconn.h. */
 #include "store/sqlconn.h"
+#include "obs/log.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -46,7 +47,7 @@ int sqlconn_exec(struct sqlconn *c, const char *sql)
     char *msg = NULL;
     int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK)
-        fprintf(stderr, "sqlite: %.200s: %s\n", sql, msg ? msg : sqlite3_errstr(rc));
+        wx_logf(WX_LOG_ERROR, "sqlite: %.200s: %s", sql, msg ? msg : sqlite3_errstr(rc));
     sqlite3_free(msg);
     return sqlconn_err(rc);
 }
@@ -60,7 +61,7 @@ int sqlconn_open(struct sqlconn *c, const char *path, bool writer, const char *p
                 (writer ? SQLITE_OPEN_CREATE : 0);
     int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
     if (rc != SQLITE_OK) {
-        fprintf(stderr, "sqlite: open %s: %s\n", path, sqlite3_errstr(rc));
+        wx_logf(WX_LOG_ERROR, "sqlite: open %s: %s", path, sqlite3_errstr(rc));
         sqlconn_close(c);
         return sqlconn_err(rc) ? sqlconn_err(rc) : WX_ERR_IO;
     }
@@ -84,7 +85,7 @@ sqlite3_stmt *sqlconn_stmt(struct sqlconn *c, int id)
         int rc = sqlite3_prepare_v3(c->db, c->sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                                     &c->stmts[id], NULL);
         if (rc != SQLITE_OK) {
-            fprintf(stderr, "sqlite: prepare: %s\n", sqlite3_errmsg(c->db));
+            wx_logf(WX_LOG_ERROR, "sqlite: prepare: %s", sqlite3_errmsg(c->db));
             return NULL;
         }
     }

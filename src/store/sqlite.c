@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "base/err.h"
+#include "obs/log.h"
 #include "limits.h"
 #include "store/sqlconn.h"
 #include "store/store.h"
@@ -109,7 +110,7 @@ static int sqlite_open(const struct es_store_config *config, struct es_store **s
     if (config->data_dir == NULL)
         return WX_ERR_INVALID;
     if (mkdir(config->data_dir, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "sqlite: mkdir %s: %s\n", config->data_dir, strerror(errno));
+        wx_logf(WX_LOG_ERROR, "sqlite: mkdir %s: %s", config->data_dir, strerror(errno));
         return WX_ERR_IO;
     }
     struct sqlite_store *s = calloc(1, sizeof(*s));

@@ -4,6 +4,7 @@
  * (wallet, version; transfer id) and a wallet row only moves forward.
  */
 #include "wallet/projections.h"
+#include "obs/log.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -228,7 +229,7 @@ static int prepare_live(struct sqlconn *c, const char *name, const char *tmpl,
     if (err)
         return err;
     if (sqlite3_prepare_v2(c->db, sql, -1, st_out, NULL) != SQLITE_OK) {
-        fprintf(stderr, "query: %s\n", sqlite3_errmsg(c->db));
+        wx_logf(WX_LOG_ERROR, "query: %s", sqlite3_errmsg(c->db));
         return WX_ERR_IO;
     }
     return 0;
