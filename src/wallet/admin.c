@@ -223,3 +223,13 @@ void wallet_route_metrics(struct http_request *req)
     }
     wx_buf_free(&b);
 }
+
+/* docs/openapi.yaml, embedded at build time (cmake/embed.cmake). */
+extern const unsigned char wallex_openapi_yaml[];
+extern const size_t wallex_openapi_yaml_len;
+
+void wallet_route_openapi(struct http_request *req)
+{
+    http_add_header(req, "Content-Type", "application/yaml");
+    http_reply(req, 200, (const char *)wallex_openapi_yaml, wallex_openapi_yaml_len);
+}

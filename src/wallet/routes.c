@@ -605,6 +605,7 @@ const struct http_route wallet_routes[] = {
     {"GET", "/healthz", wallet_route_healthz, 0},
     {"GET", "/readyz", wallet_route_readyz, 0},
     {"GET", "/metrics", wallet_route_metrics, 0},
+    {"GET", "/openapi.yaml", wallet_route_openapi, 0},
     {"POST", "/wallets", wallet_route_create, WX_BODY_BYTES_MAX},
     {"GET", "/wallets", wallet_route_list, 0},
     {"GET", "/wallets/{id}", wallet_route_get, 0},

@@ -44,6 +44,7 @@ void wallet_route_admin_rebuild_projection(struct http_request *req);
 void wallet_route_admin_rebuild_wallet(struct http_request *req);
 void wallet_route_admin_drift(struct http_request *req);
 void wallet_route_metrics(struct http_request *req);
+void wallet_route_openapi(struct http_request *req);
 
 extern const struct http_route wallet_routes[];
 extern const size_t wallet_routes_len;
