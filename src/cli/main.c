@@ -3,13 +3,16 @@
  * environment variable (WALLEX_LISTEN, WALLEX_DATA_DIR, ...), flags win.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -35,6 +38,7 @@ struct options {
     const char *pg_url;
     const char *currency;
     const char *log_level;
+    const char *to;
     int64_t threads;
     int64_t idem_ttl_s;
     int64_t min_position_wait_ms;
@@ -56,6 +60,7 @@ static void options_defaults(struct options *o)
     o->pg_url = env_or("WALLEX_PG_URL", NULL);
     o->currency = env_or("WALLEX_DEFAULT_CURRENCY", "USD");
     o->log_level = env_or("WALLEX_LOG_LEVEL", "info");
+    o->to = NULL;
     o->threads = WX_HTTP_THREADS_DEFAULT;
     o->idem_ttl_s = WX_IDEM_TTL_MS_DEFAULT / 1000;
     o->min_position_wait_ms = WX_MIN_POSITION_WAIT_MS_DEFAULT;
@@ -86,6 +91,7 @@ static const char usage_main[] =
     "  rebuild   rebuild every read model of a data directory from its log\n"
     "  drift     compare the read models with a fold of the log\n"
     "  verify    check the money invariants (exit 1 when one is broken)\n"
+    "  backup    copy the event log of a running or stopped server (--to DIR)\n"
     "\n"
     "  wallex <command> --help   options of one command\n"
     "  wallex --version          the version\n";
@@ -120,6 +126,14 @@ static const char usage_offline[] =
     "           credit and debit has exactly one ledger entry and that every\n"
     "           entry starts where the previous one ended (exit 1 if not)\n";
 
+static const char usage_backup[] =
+    "usage: wallex backup --to DIR [--data-dir DIR]\n"
+    "\n"
+    "Copies the event log (events.db) into DIR/events.db as of one commit,\n"
+    "while the server keeps serving. The read models are not copied: they are\n"
+    "rebuilt from the log when the server starts on the restored directory.\n"
+    "Restore: stop the server, put the copy in an empty data directory, start.\n";
+
 static const char usage_events[] =
     "usage: wallex events [options]\n"
     "\n"
@@ -130,7 +144,7 @@ static const char usage_events[] =
     "  --limit N        print at most N events        (all)\n";
 
 enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_CURRENCY, OPT_THREADS,
-       OPT_IDEM_TTL, OPT_MIN_POS_WAIT, OPT_LOG_LEVEL, OPT_FROM, OPT_LIMIT, OPT_HELP };
+       OPT_IDEM_TTL, OPT_MIN_POS_WAIT, OPT_LOG_LEVEL, OPT_TO, OPT_FROM, OPT_LIMIT, OPT_HELP };
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -142,6 +156,7 @@ static const struct option long_options[] = {
     {"idempotency-ttl", required_argument, NULL, OPT_IDEM_TTL},
     {"min-position-wait-ms", required_argument, NULL, OPT_MIN_POS_WAIT},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"to", required_argument, NULL, OPT_TO},
     {"from", required_argument, NULL, OPT_FROM},
     {"limit", required_argument, NULL, OPT_LIMIT},
     {"help", no_argument, NULL, OPT_HELP},
@@ -168,6 +183,7 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         case OPT_IDEM_TTL: ttl = optarg; break;
         case OPT_MIN_POS_WAIT: min_wait = optarg; break;
         case OPT_LOG_LEVEL: o->log_level = optarg; break;
+        case OPT_TO: o->to = optarg; break;
         case OPT_FROM: from = optarg; break;
         case OPT_LIMIT: limit = optarg; break;
         case OPT_HELP: fputs(usage, stdout); return 1;
@@ -196,6 +212,27 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         return 2;
     }
     return 0;
+}
+
+/* One writer per data directory: a server, or an offline tool that writes
+ * the read side. The lock is released when the process ends, however. */
+static int lock_data_dir(const char *data_dir, const char *what)
+{
+    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "wallex: cannot create %s: %s\n", data_dir, strerror(errno));
+        return -1;
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/LOCK", data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "wallex %s: %s is in use by another wallex (serve, rebuild or verify)\n",
+                what, data_dir);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd; /* kept open for the life of the process */
 }
 
 /* Thousands of connections need thousands of descriptors. */
@@ -278,6 +315,8 @@ static int cmd_serve(int argc, char **argv)
     struct es_writer *writer = NULL;
     struct es_projector *projector = NULL;
     struct http_server *http = NULL;
+    if (strcmp(o.store, "sqlite") == 0 && lock_data_dir(o.data_dir, "serve") < 0)
+        return 1;
     int err = open_store(&o, &store);
     if (err)
         return 1;
@@ -455,6 +494,9 @@ static int cmd_offline(const char *cmd, int argc, char **argv)
     }
     struct es_store *store = NULL;
     struct es_projector *p = NULL;
+    /* drift only reads; rebuild and verify write the read side. */
+    if (strcmp(cmd, "drift") != 0 && lock_data_dir(o.data_dir, cmd) < 0)
+        return 1;
     if (open_store(&o, &store) || open_projector(&o, store, true, &p)) {
         es_store_close(store);
         return 1;
@@ -486,6 +528,40 @@ static int cmd_offline(const char *cmd, int argc, char **argv)
     return err ? 1 : ok ? 0 : 1;
 }
 
+static int cmd_backup(int argc, char **argv)
+{
+    struct options o;
+    options_defaults(&o);
+    int rc = parse_options(argc, argv, usage_backup, &o);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if (o.to == NULL) {
+        fputs(usage_backup, stderr);
+        return 2;
+    }
+    if (access(o.data_dir, F_OK) != 0) {
+        fprintf(stderr, "wallex: no data directory at %s\n", o.data_dir);
+        return 1;
+    }
+    struct es_store *store;
+    if (open_store(&o, &store))
+        return 1;
+    struct es_position head;
+    int err = es_store_head(store, &head);
+    int64_t started = wx_monotonic_ms();
+    if (!err)
+        err = es_store_backup(store, o.to);
+    es_store_close(store);
+    if (err == WX_ERR_CONFLICT)
+        fprintf(stderr, "wallex backup: %s/events.db exists; choose an empty directory\n", o.to);
+    else if (err)
+        fprintf(stderr, "wallex backup: %s\n", wx_strerror(err));
+    else
+        fprintf(stderr, "backup: %s/events.db, at least up to position %llu, in %lld ms\n", o.to,
+                (unsigned long long)head.lo, (long long)(wx_monotonic_ms() - started));
+    return err ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -505,6 +581,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "events") == 0)
         return cmd_events(argc - 1, argv + 1);
+    if (strcmp(cmd, "backup") == 0)
+        return cmd_backup(argc - 1, argv + 1);
     if (strcmp(cmd, "rebuild") == 0 || strcmp(cmd, "drift") == 0 || strcmp(cmd, "verify") == 0)
         return cmd_offline(cmd, argc - 1, argv + 1);
     fprintf(stderr, "wallex: unknown command '%s'\n\n%s", cmd, usage_main);

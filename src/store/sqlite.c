@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/err.h"
 #include "obs/log.h"
@@ -425,6 +426,41 @@ static int sqlite_idem_expire(struct es_store *store, int64_t before_ms, size_t 
     return err;
 }
 
+/* SQLite's online backup from a read connection: one read transaction, so
+ * the copy is the log as of one commit, and in WAL mode the writer is never
+ * blocked. The copy is a plain database file, fsync'd when done. */
+static int sqlite_backup(struct es_store *store, const char *dest_dir)
+{
+    struct sqlite_store *s = (struct sqlite_store *)store;
+    if (mkdir(dest_dir, 0700) != 0 && errno != EEXIST)
+        return WX_ERR_IO;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/events.db", dest_dir);
+    if (access(path, F_OK) == 0)
+        return WX_ERR_CONFLICT; /* never overwrite a backup */
+    struct sqlconn *src;
+    int err = sqlpool_acquire(&s->readers, &src);
+    if (err)
+        return err;
+    sqlite3 *dest = NULL;
+    int rc = sqlite3_open_v2(path, &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_backup *b = sqlite3_backup_init(dest, "main", src->db, "main");
+        if (b == NULL) {
+            rc = sqlite3_errcode(dest);
+        } else {
+            rc = sqlite3_backup_step(b, -1);
+            sqlite3_backup_finish(b);
+            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        }
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(dest, "PRAGMA journal_mode=WAL;", NULL, NULL, NULL);
+    sqlite3_close(dest);
+    sqlpool_release(&s->readers, src);
+    return sqlconn_err(rc) ? sqlconn_err(rc) : (rc == SQLITE_OK ? 0 : WX_ERR_IO);
+}
+
 const struct es_store_ops es_store_sqlite_ops = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -436,4 +472,5 @@ const struct es_store_ops es_store_sqlite_ops = {
     .head = sqlite_head,
     .idem_get = sqlite_idem_get,
     .idem_expire = sqlite_idem_expire,
+    .backup = sqlite_backup,
 };

@@ -131,6 +131,14 @@ int es_store_idem_expire(struct es_store *store, int64_t before_ms, size_t max_r
     return store->ops->idem_expire(store, before_ms, max_records, deleted_out);
 }
 
+int es_store_backup(struct es_store *store, const char *dest_dir)
+{
+    assert(dest_dir != NULL);
+    if (store->ops->backup == NULL)
+        return WX_ERR_INVALID;
+    return store->ops->backup(store, dest_dir);
+}
+
 bool es_expect_ok(const struct es_expect *expect, int64_t current)
 {
     switch (expect->kind) {

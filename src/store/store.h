@@ -98,6 +98,9 @@ struct es_store_ops {
     /* Deletes at most max_records records created before before_ms. */
     int (*idem_expire)(struct es_store *store, int64_t before_ms, size_t max_records,
                        size_t *deleted_out);
+    /* A consistent copy of the whole store into dest_dir while it keeps
+     * serving; NULL when the backend cannot. */
+    int (*backup)(struct es_store *store, const char *dest_dir);
 };
 
 /* Faults a test can ask the wrappers to inject (SQLite's os.c style). */
@@ -128,6 +131,9 @@ int es_store_idem_get(struct es_store *store, const char *key, struct wx_arena *
                       struct es_idem_record *record_out);
 int es_store_idem_expire(struct es_store *store, int64_t before_ms, size_t max_records,
                          size_t *deleted_out);
+
+/* WX_ERR_INVALID when the backend has no backup. */
+int es_store_backup(struct es_store *store, const char *dest_dir);
 
 /* After `after_commits` more successful commits, fail the next `count`
  * commits with WX_ERR_FAULT without storing anything. */
