@@ -15,7 +15,6 @@
 #include "base/money.h"
 #include "base/uuid.h"
 #include "es/writer.h"
-#include "http/json.h"
 #include "limits.h"
 #include "proj/projector.h"
 #include "store/store.h"
@@ -156,28 +155,6 @@ static void bad_request(struct http_request *req, const char *detail)
     http_reply_problem(req, ES_invalid_request, detail);
 }
 
-/* Parses the body into obj and checks its keys; answers and returns false
- * when it cannot. */
-static bool body_object(struct http_request *req, const char *const *allowed,
-                        struct json_object **obj)
-{
-    const char *detail = NULL;
-    if (!http_json_parse_object(req->body, req->body_len, obj, &detail)) {
-        bad_request(req, detail);
-        return false;
-    }
-    const char *bad_key;
-    if (!http_json_only_keys(*obj, allowed, &bad_key)) {
-        char *msg = wx_arena_alloc(&req->arena, 128);
-        if (msg != NULL)
-            snprintf(msg, 128, "unknown field '%.64s'", bad_key);
-        bad_request(req, msg ? msg : "unknown field");
-        json_object_put(*obj);
-        return false;
-    }
-    return true;
-}
-
 static void submit(struct http_request *req, struct wallet_command *c)
 {
     struct es_command *cmd = wx_arena_alloc(&req->arena, sizeof(*cmd));
@@ -190,130 +167,48 @@ static void submit(struct http_request *req, struct wallet_command *c)
     http_submit(req, cmd);
 }
 
-void wallet_route_create(struct http_request *req)
+/* Parses the body into a command and submits it, or answers why not. */
+static void command_route(struct http_request *req, enum wallet_command_kind kind)
 {
-    static const char *const keys[] = {"walletId", "ownerId", "initialBalance", "currency", NULL};
     const struct wallet_service *svc = req->app;
-    struct json_object *obj;
-    if (!body_object(req, keys, &obj))
+    struct wallet_command *c;
+    enum es_outcome outcome;
+    const char *detail;
+    if (!wallet_command_parse(kind, req->params_len > 0 ? req->params[0] : NULL, req->body,
+                              req->body_len, svc->default_currency, &req->arena, &c, &outcome,
+                              &detail)) {
+        http_reply_problem(req, outcome, detail);
         return;
-    struct wallet_command *c = wx_arena_alloc(&req->arena, sizeof(*c));
-    const char *detail = NULL;
-    if (c == NULL) {
-        detail = "out of memory";
-        goto out_put;
     }
-    c->kind = WALLET_CMD_CREATE;
-    c->expected_version = -1;
-    if (!http_json_id(obj, "walletId", HTTP_FIELD_REQUIRED, &req->arena, &c->wallet_id))
-        detail = "walletId is required: 1-64 characters of A-Z a-z 0-9 . _ : -";
-    else if (!http_json_id(obj, "ownerId", HTTP_FIELD_REQUIRED, &req->arena, &c->owner_id))
-        detail = "ownerId is required: 1-64 characters of A-Z a-z 0-9 . _ : -";
-    else if (!http_json_string(obj, "currency", HTTP_FIELD_OPTIONAL, WX_CURRENCY_BYTES,
-                               &req->arena, &c->currency) ||
-             (c->currency != NULL && wx_currency_exponent(c->currency) < 0))
-        detail = "currency must be an ISO 4217 code such as USD";
-    else if (!http_json_amount(obj, "initialBalance", HTTP_FIELD_OPTIONAL, &req->arena,
-                               &c->amount))
-        detail = "initialBalance must be a non-negative decimal amount";
-    if (detail == NULL && c->currency == NULL)
-        c->currency = svc->default_currency;
-out_put:
-    json_object_put(obj);
-    if (detail != NULL)
-        bad_request(req, detail);
-    else
-        submit(req, c);
+    if (kind == WALLET_CMD_TRANSFER && c->transfer_id == NULL) {
+        char *id = wx_arena_alloc(&req->arena, WX_UUID_STR_BYTES);
+        if (id == NULL || wx_uuid7(wx_clock_now_ms(&wx_clock_system), id) != 0) {
+            http_reply_problem(req, ES_internal_error, "no id could be generated");
+            return;
+        }
+        c->transfer_id = id;
+    }
+    submit(req, c);
 }
 
-static void amount_route(struct http_request *req, enum wallet_command_kind kind)
+void wallet_route_create(struct http_request *req)
 {
-    static const char *const keys[] = {"amount", "description", "expectedVersion", NULL};
-    if (!http_id_ok(req->params[0])) {
-        bad_request(req, "the wallet id must be 1-64 characters of A-Z a-z 0-9 . _ : -");
-        return;
-    }
-    struct json_object *obj;
-    if (!body_object(req, keys, &obj))
-        return;
-    struct wallet_command *c = wx_arena_alloc(&req->arena, sizeof(*c));
-    const char *detail = NULL;
-    if (c == NULL) {
-        detail = "out of memory";
-        goto out_put;
-    }
-    c->kind = kind;
-    c->wallet_id = req->params[0];
-    if (!http_json_amount(obj, "amount", HTTP_FIELD_REQUIRED, &req->arena, &c->amount))
-        detail = "amount is required: a positive decimal such as 10.50";
-    else if (!http_json_string(obj, "description", HTTP_FIELD_OPTIONAL,
-                               WX_DESCRIPTION_BYTES_MAX, &req->arena, &c->description))
-        detail = "description must be a string of at most 1024 bytes";
-    else if (!http_json_version(obj, "expectedVersion", &c->expected_version))
-        detail = "expectedVersion must be a non-negative integer";
-out_put:
-    json_object_put(obj);
-    if (detail != NULL)
-        bad_request(req, detail);
-    else
-        submit(req, c);
+    command_route(req, WALLET_CMD_CREATE);
 }
 
 void wallet_route_credit(struct http_request *req)
 {
-    amount_route(req, WALLET_CMD_CREDIT);
+    command_route(req, WALLET_CMD_CREDIT);
 }
 
 void wallet_route_debit(struct http_request *req)
 {
-    amount_route(req, WALLET_CMD_DEBIT);
+    command_route(req, WALLET_CMD_DEBIT);
 }
 
 void wallet_route_transfer(struct http_request *req)
 {
-    static const char *const keys[] = {"transferId", "fromWalletId", "toWalletId", "amount",
-                                       "description", NULL};
-    struct json_object *obj;
-    if (!body_object(req, keys, &obj))
-        return;
-    struct wallet_command *c = wx_arena_alloc(&req->arena, sizeof(*c));
-    const char *detail = NULL;
-    enum es_outcome outcome = ES_invalid_request;
-    if (c == NULL) {
-        detail = "out of memory";
-        goto out_put;
-    }
-    c->kind = WALLET_CMD_TRANSFER;
-    c->expected_version = -1;
-    if (!http_json_id(obj, "transferId", HTTP_FIELD_OPTIONAL, &req->arena, &c->transfer_id))
-        detail = "transferId must be 1-64 characters of A-Z a-z 0-9 . _ : -";
-    else if (!http_json_id(obj, "fromWalletId", HTTP_FIELD_REQUIRED, &req->arena,
-                           &c->from_wallet_id))
-        detail = "fromWalletId is required: 1-64 characters of A-Z a-z 0-9 . _ : -";
-    else if (!http_json_id(obj, "toWalletId", HTTP_FIELD_REQUIRED, &req->arena,
-                           &c->to_wallet_id))
-        detail = "toWalletId is required: 1-64 characters of A-Z a-z 0-9 . _ : -";
-    else if (!http_json_amount(obj, "amount", HTTP_FIELD_REQUIRED, &req->arena, &c->amount))
-        detail = "amount is required: a positive decimal such as 10.50";
-    else if (!http_json_string(obj, "description", HTTP_FIELD_OPTIONAL,
-                               WX_DESCRIPTION_BYTES_MAX, &req->arena, &c->description))
-        detail = "description must be a string of at most 1024 bytes";
-    else if (strcmp(c->from_wallet_id, c->to_wallet_id) == 0) {
-        outcome = ES_same_wallet;
-        detail = "fromWalletId and toWalletId must differ";
-    }
-    if (detail == NULL && c->transfer_id == NULL) {
-        char *id = wx_arena_alloc(&req->arena, WX_UUID_STR_BYTES);
-        if (id == NULL || wx_uuid7(wx_clock_now_ms(&wx_clock_system), id) != 0)
-            detail = "no id could be generated";
-        c->transfer_id = id;
-    }
-out_put:
-    json_object_put(obj);
-    if (detail != NULL)
-        http_reply_problem(req, outcome, detail);
-    else
-        submit(req, c);
+    command_route(req, WALLET_CMD_TRANSFER);
 }
 
 /* ---- queries ---- */

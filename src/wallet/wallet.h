@@ -121,6 +121,17 @@ void wallet_decide_transfer(const struct wallet_state *from, int64_t from_versio
                             const struct transfer_state *t, const struct wallet_command *c,
                             int64_t now_ms, struct wallet_decision *out);
 
+/* ---- parse.c: request bodies ---- */
+
+struct wx_arena;
+/* Parses a request body into a command (strings copied into the arena).
+ * wallet_id is the path parameter of credit and debit. On failure *outcome
+ * is invalid_request (or same_wallet) and *detail says why. */
+bool wallet_command_parse(enum wallet_command_kind kind, const char *wallet_id, const char *body,
+                          size_t len, const char *default_currency, struct wx_arena *arena,
+                          struct wallet_command **cmd_out, enum es_outcome *outcome,
+                          const char **detail);
+
 /* ---- codec.c: events as stored JSON, resources as response JSON ---- */
 
 const char *wallet_event_type_name(enum wallet_event_kind kind);
