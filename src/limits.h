@@ -88,6 +88,10 @@
 #define WX_HTTP_CONNECTIONS_MAX 32768
 #define WX_HTTP_CONNECTION_TIMEOUT_S 30
 
+/* Connections accepted past the limit only to be told 503 overloaded and
+ * closed; beyond these, new connections wait in the kernel's backlog. */
+#define WX_HTTP_CONNECTIONS_SPARE 256
+
 /* SIGTERM: how long in-flight requests get to finish before we exit. */
 #define WX_SHUTDOWN_GRACE_MS 10000
 

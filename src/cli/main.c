@@ -17,6 +17,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/fault.h"
 #include "base/money.h"
 #include "es/writer.h"
 #include "http/http.h"
@@ -42,6 +43,8 @@ struct options {
     int64_t threads;
     int64_t idem_ttl_s;
     int64_t min_position_wait_ms;
+    int64_t connections_max;
+    int64_t connection_timeout_s;
     int64_t from;
     int64_t limit;
 };
@@ -64,6 +67,8 @@ static void options_defaults(struct options *o)
     o->threads = WX_HTTP_THREADS_DEFAULT;
     o->idem_ttl_s = WX_IDEM_TTL_MS_DEFAULT / 1000;
     o->min_position_wait_ms = WX_MIN_POSITION_WAIT_MS_DEFAULT;
+    o->connections_max = WX_HTTP_CONNECTIONS_MAX;
+    o->connection_timeout_s = WX_HTTP_CONNECTION_TIMEOUT_S;
     o->from = 0;
     o->limit = INT64_MAX;
 }
@@ -108,6 +113,8 @@ static const char usage_serve[] =
     "  --idempotency-ttl S    Idempotency-Key lifetime   WALLEX_IDEMPOTENCY_TTL_S (86400)\n"
     "  --min-position-wait-ms N  longest X-Min-Position wait  WALLEX_MIN_POSITION_WAIT_MS (2000)\n"
     "  --log-level LEVEL      debug|info|warn|error      WALLEX_LOG_LEVEL  (info)\n"
+    "  --connections-max N    open connections at most   WALLEX_CONNECTIONS_MAX (32768)\n"
+    "  --connection-timeout-s N  idle or slow connection closes after  WALLEX_CONNECTION_TIMEOUT_S (30)\n"
     "\n"
     "Logs are JSON lines on stderr, one per request at info.\n"
     "\n"
@@ -144,7 +151,8 @@ static const char usage_events[] =
     "  --limit N        print at most N events        (all)\n";
 
 enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_CURRENCY, OPT_THREADS,
-       OPT_IDEM_TTL, OPT_MIN_POS_WAIT, OPT_LOG_LEVEL, OPT_TO, OPT_FROM, OPT_LIMIT, OPT_HELP };
+       OPT_IDEM_TTL, OPT_MIN_POS_WAIT, OPT_LOG_LEVEL, OPT_TO, OPT_CONNS, OPT_CONN_TIMEOUT,
+       OPT_FROM, OPT_LIMIT, OPT_HELP };
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -157,6 +165,8 @@ static const struct option long_options[] = {
     {"min-position-wait-ms", required_argument, NULL, OPT_MIN_POS_WAIT},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"to", required_argument, NULL, OPT_TO},
+    {"connections-max", required_argument, NULL, OPT_CONNS},
+    {"connection-timeout-s", required_argument, NULL, OPT_CONN_TIMEOUT},
     {"from", required_argument, NULL, OPT_FROM},
     {"limit", required_argument, NULL, OPT_LIMIT},
     {"help", no_argument, NULL, OPT_HELP},
@@ -170,6 +180,8 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
     const char *ttl = env_or("WALLEX_IDEMPOTENCY_TTL_S", NULL);
     const char *from = NULL, *limit = NULL;
     const char *min_wait = env_or("WALLEX_MIN_POSITION_WAIT_MS", NULL);
+    const char *conns = env_or("WALLEX_CONNECTIONS_MAX", NULL);
+    const char *conn_timeout = env_or("WALLEX_CONNECTION_TIMEOUT_S", NULL);
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
@@ -184,6 +196,8 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         case OPT_MIN_POS_WAIT: min_wait = optarg; break;
         case OPT_LOG_LEVEL: o->log_level = optarg; break;
         case OPT_TO: o->to = optarg; break;
+        case OPT_CONNS: conns = optarg; break;
+        case OPT_CONN_TIMEOUT: conn_timeout = optarg; break;
         case OPT_FROM: from = optarg; break;
         case OPT_LIMIT: limit = optarg; break;
         case OPT_HELP: fputs(usage, stdout); return 1;
@@ -198,6 +212,8 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         !int_opt("--idempotency-ttl", ttl, 1, INT64_MAX / 1000, &o->idem_ttl_s) ||
         !int_opt("--min-position-wait-ms", min_wait, 0, WX_MIN_POSITION_WAIT_MS_MAX,
                  &o->min_position_wait_ms) ||
+        !int_opt("--connections-max", conns, 1, WX_HTTP_CONNECTIONS_MAX, &o->connections_max) ||
+        !int_opt("--connection-timeout-s", conn_timeout, 1, 3600, &o->connection_timeout_s) ||
         !int_opt("--from", from, 0, INT64_MAX, &o->from) ||
         !int_opt("--limit", limit, 1, INT64_MAX, &o->limit))
         return 2;
@@ -279,7 +295,6 @@ static int open_projector(const struct options *o, struct es_store *store, bool 
         .consumers = wallet_consumers,
         .consumers_len = wallet_consumers_len,
         .codec = &wallet_codec,
-        .fault_dir = env_or("WALLEX_FAULT_DIR", NULL),
         .bulk = bulk,
     };
     int err = es_projector_open(&cfg, out);
@@ -347,6 +362,8 @@ static int cmd_serve(int argc, char **argv)
     struct http_server_config hcfg = {
         .listen = o.listen,
         .threads = (unsigned)o.threads,
+        .connections_max = (unsigned)o.connections_max,
+        .connection_timeout_s = (unsigned)o.connection_timeout_s,
         .routes = wallet_routes,
         .routes_len = wallet_routes_len,
         .app = &svc,
@@ -564,6 +581,7 @@ static int cmd_backup(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    wx_fault_init(env_or("WALLEX_FAULT_DIR", NULL));
     if (argc < 2) {
         fputs(usage_main, stderr);
         return 2;

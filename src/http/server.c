@@ -20,6 +20,7 @@
 #include "base/clock.h"
 #include "obs/log.h"
 #include "base/err.h"
+#include "base/fault.h"
 #include "base/uuid.h"
 #include "es/writer.h"
 #include "http/http.h"
@@ -49,7 +50,9 @@ struct http_server {
     void *app;
     struct es_writer *writer;
     unsigned port;
+    unsigned connections_max;
     atomic_uint active;
+    atomic_uint connections;
 };
 
 static bool parse_listen(const char *listen, struct sockaddr_storage *ss, bool *v6)
@@ -369,6 +372,18 @@ static bool body_append(struct http_request *req, const char *data, size_t len)
     return true;
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)conn;
+    (void)socket_context;
+    struct http_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&srv->connections, 1);
+    else
+        atomic_fetch_sub(&srv->connections, 1);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_data_size,
@@ -382,6 +397,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (req == NULL)
             return MHD_NO;
         *con_cls = req;
+        /* Over the connection limit: a clear answer and a closed connection
+         * rather than a silent wait in the backlog. */
+        if (atomic_load(&srv->connections) > srv->connections_max) {
+            http_add_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
+            http_reply_problem(req, ES_overloaded, "too many open connections");
+            return MHD_YES;
+        }
         /* A declared body over the limit is refused before it is read; the
          * connection then closes, which is what an oversized upload deserves. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -396,6 +418,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (req->state == REQ_WAITING) {
         req->state = REQ_READING; /* the answer comes now */
+        if (req->cmd->has_position && !req->cmd->replayed && wx_fault_active("ack-drop"))
+            return MHD_NO; /* fault injection: committed, but the answer is lost */
         send_command_result(req);
         return MHD_YES;
     }
@@ -436,6 +460,9 @@ int http_server_start(const struct http_server_config *config, struct http_serve
     srv->app = config->app;
     srv->writer = config->writer;
     atomic_init(&srv->active, 0);
+    atomic_init(&srv->connections, 0);
+    srv->connections_max = config->connections_max ? config->connections_max
+                                                   : WX_HTTP_CONNECTIONS_MAX;
     srv->metrics = calloc(srv->routes_len + 1, sizeof(*srv->metrics));
     if (srv->metrics == NULL) {
         free(srv);
@@ -451,7 +478,8 @@ int http_server_start(const struct http_server_config *config, struct http_serve
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0, MHD_OPTION_CONNECTION_LIMIT,
-        config->connections_max ? config->connections_max : WX_HTTP_CONNECTIONS_MAX,
+        srv->connections_max + WX_HTTP_CONNECTIONS_SPARE, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, srv,
         MHD_OPTION_CONNECTION_TIMEOUT,
         config->connection_timeout_s ? config->connection_timeout_s : WX_HTTP_CONNECTION_TIMEOUT_S,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,

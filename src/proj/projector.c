@@ -19,6 +19,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/fault.h"
 #include "store/sqlconn.h"
 #include "store/store.h"
 
@@ -105,7 +106,6 @@ struct es_projector {
     struct es_store *store;
     const struct es_event_codec *codec;
     char *db_path;
-    char *fault_dir;
     struct sqlconn wdb;
     struct sqlpool readers;
     struct consumer_rt rt[WX_PROJECTOR_CONSUMERS_MAX];
@@ -268,7 +268,6 @@ int es_projector_open(const struct es_projector_config *config, struct es_projec
     p->store = config->store;
     p->codec = config->codec;
     p->db_path = strdup(config->db_path);
-    p->fault_dir = config->fault_dir ? strdup(config->fault_dir) : NULL;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->moved, NULL);
@@ -350,13 +349,11 @@ static int apply_one(void *arg, const struct es_event *ev)
     return 0;
 }
 
-static bool fault_injected(struct es_projector *p, const char *name)
+static bool fault_injected(const char *name)
 {
-    if (p->fault_dir == NULL)
-        return false;
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/projection-%s", p->fault_dir, name);
-    return access(path, F_OK) == 0;
+    char fault[64];
+    snprintf(fault, sizeof(fault), "projection-%s", name);
+    return wx_fault_active(fault);
 }
 
 /* Applies the next batch after the cursors' common position (not past cap)
@@ -365,7 +362,7 @@ static int advance_all(struct es_projector *p, struct advance_ctx *a, bool *prog
 {
     assert(a->len > 0);
     for (size_t i = 0; i < a->len; i++)
-        if (fault_injected(p, a->rts[i]->c->name))
+        if (fault_injected(a->rts[i]->c->name))
             return WX_ERR_FAULT;
     struct cursor *first = a->curs[0];
     a->p = p;
@@ -626,7 +623,6 @@ void es_projector_close(struct es_projector *p)
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->moved);
     free(p->db_path);
-    free(p->fault_dir);
     free(p);
 }
 

@@ -77,9 +77,6 @@ struct es_projector_config {
     const struct es_consumer *const *consumers;
     size_t consumers_len;
     const struct es_event_codec *codec; /* NULL: consumers get decoded == NULL */
-    /* While "<fault_dir>/projection-<name>" exists, that consumer fails.
-     * NULL disables fault injection. */
-    const char *fault_dir;
     /* Offline tools: the read side is rebuilt anyway, so skip fsyncs. */
     bool bulk;
 };

@@ -6,8 +6,10 @@
 
 #include <assert.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/err.h"
+#include "base/fault.h"
 
 static const struct es_store_ops *const backends[] = {
     &es_store_sqlite_ops,
@@ -76,8 +78,11 @@ int es_store_commit(struct es_store *store, struct es_batch_item *items, size_t 
             assert(items[i].appends[a].events_len > 0);
         }
     }
-    if (fault_commit_due(store))
+    if (fault_commit_due(store) || wx_fault_active("store-commit-fail"))
         return WX_ERR_FAULT;
+    int64_t delay_ms = wx_fault_value("store-commit-delay-ms");
+    if (delay_ms > 0)
+        usleep((useconds_t)(delay_ms > 10000 ? 10000 : delay_ms) * 1000);
     int err = store->ops->commit(store, items, items_len);
     if (err == 0) {
         /* Postcondition: versions are dense and positions increase. */
