@@ -372,7 +372,7 @@ static int cmd_serve(int argc, char **argv)
     err = http_server_start(&hcfg, &http);
     if (err)
         goto out_writer;
-    wx_logf(WX_LOG_INFO, "wallex %s: serving http://%s (port %u), %s store in %s", WALLEX_VERSION,
+    wx_log_always("wallex %s: serving http://%s (port %u), %s store in %s", WALLEX_VERSION,
             o.listen, http_server_port(http), o.store, o.data_dir);
 
     int sig = 0;
@@ -392,7 +392,7 @@ out_store:
     es_projector_close(projector);
     es_store_close(store);
     if (!err)
-        wx_logf(WX_LOG_INFO, "stopped");
+        wx_log_always("stopped");
     return err ? 1 : 0;
 }
 

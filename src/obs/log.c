@@ -53,19 +53,32 @@ static void line_end(struct wx_buf *b)
     wx_buf_free(b);
 }
 
-void wx_logf(enum wx_log_level level, const char *fmt, ...)
+static void log_v(enum wx_log_level level, const char *fmt, va_list ap)
 {
-    if (!wx_log_enabled(level))
-        return;
     char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     struct wx_buf b;
     wx_buf_init(&b);
     line_start(&b, level, msg);
     line_end(&b);
+}
+
+void wx_logf(enum wx_log_level level, const char *fmt, ...)
+{
+    if (!wx_log_enabled(level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(level, fmt, ap);
+    va_end(ap);
+}
+
+void wx_log_always(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(WX_LOG_INFO, fmt, ap);
+    va_end(ap);
 }
 
 void wx_log_request(const char *correlation_id, const char *method, const char *route,

@@ -26,6 +26,10 @@ bool wx_log_enabled(enum wx_log_level level);
 /* A message line; msg is printf-formatted and escaped as a JSON string. */
 void wx_logf(enum wx_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* An info line written whatever the level: where the server listens, and
+ * that it stopped. */
+void wx_log_always(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* The per-request line. */
 void wx_log_request(const char *correlation_id, const char *method, const char *route,
                     const char *path, int status, int64_t latency_us);

@@ -32,10 +32,15 @@ class Server:
     def start(self):
         log = open(self.log_path, "ab")
         offset = log.tell()  # a restart appends; only its own lines count
+        self.log_offset = offset
+        # Sanitizer builds: leaks are checked when the server exits (SIGTERM),
+        # and stop() fails on any sanitizer report.
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+                   UBSAN_OPTIONS="print_stacktrace=1")
         self.proc = subprocess.Popen(
             [self.binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir]
             + self.extra_args,
-            stdout=log, stderr=log)
+            stdout=log, stderr=log, env=env)
         deadline = time.time() + 20
         while time.time() < deadline:
             with open(self.log_path, "rb") as f:
@@ -59,6 +64,13 @@ class Server:
         self.proc.send_signal(sig)
         rc = self.proc.wait(timeout=timeout)
         self.proc = None
+        with open(self.log_path, "rb") as f:
+            f.seek(self.log_offset)
+            text = f.read().decode("utf-8", "replace")
+        for marker in ("LeakSanitizer", "AddressSanitizer", "runtime error:"):
+            if marker in text:
+                raise AssertionError("sanitizer report from the server:\n" +
+                                     text[text.index(marker) - 200:][:4000])
         return rc
 
     def alive(self):
