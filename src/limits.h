@@ -88,6 +88,11 @@
 #define WX_HTTP_CONNECTIONS_MAX 32768
 #define WX_HTTP_CONNECTION_TIMEOUT_S 30
 
+/* Memory libmicrohttpd gives one connection for its request line and
+ * headers (and read buffer); a request whose headers do not fit is refused
+ * by libmicrohttpd itself. Our headers are short; 32 KiB is generous. */
+#define WX_HTTP_CONNECTION_MEMORY_BYTES (32 * 1024)
+
 /* Connections accepted past the limit only to be told 503 overloaded and
  * closed; beyond these, new connections wait in the kernel's backlog. */
 #define WX_HTTP_CONNECTIONS_SPARE 256

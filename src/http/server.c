@@ -482,6 +482,7 @@ int http_server_start(const struct http_server_config *config, struct http_serve
         on_connection, srv,
         MHD_OPTION_CONNECTION_TIMEOUT,
         config->connection_timeout_s ? config->connection_timeout_s : WX_HTTP_CONNECTION_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WX_HTTP_CONNECTION_MEMORY_BYTES,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_END);
     if (srv->daemon == NULL) {

@@ -33,7 +33,8 @@ static const char read_schema[] =
     " rebuild_hi INTEGER,"
     " rebuild_lo INTEGER) WITHOUT ROWID;";
 
-static const char write_pragmas[] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+static const char write_pragmas[] = "PRAGMA journal_mode=WAL;"
+                                    " PRAGMA synchronous=NORMAL;"
                                     " PRAGMA cache_size=-65536;";
 static const char read_pragmas[] = "PRAGMA cache_size=-16384;";
 
