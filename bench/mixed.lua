@@ -3,17 +3,23 @@
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local wallets = tonumber(os.getenv("WALLETS") or "1000")
+-- Wallet ids are PREFIX .. N for N in FIRST .. FIRST + WALLETS - 1 (b1..b1000
+-- by default; wallex bench uses <prefix>-0 ..).
+local prefix = os.getenv("WALLET_PREFIX") or "b"
+local first = tonumber(os.getenv("WALLET_FIRST") or "1")
 request = function()
   local r = math.random(1, 100)
-  local a = math.random(1, wallets)
+  local a = math.random(0, wallets - 1)
   if r <= 60 then
-    local b = math.random(1, wallets - 1)
+    local b = math.random(0, wallets - 2)
     if b >= a then b = b + 1 end
-    return wrk.format(nil, "/transfers",
-      nil, '{"fromWalletId":"b' .. a .. '","toWalletId":"b' .. b .. '","amount":"0.01"}')
+    return wrk.format(nil, "/transfers", nil, '{"fromWalletId":"' .. prefix .. (first + a) ..
+      '","toWalletId":"' .. prefix .. (first + b) .. '","amount":"0.01"}')
   elseif r <= 80 then
-    return wrk.format(nil, "/wallets/b" .. a .. "/credit", nil, '{"amount":"0.01"}')
+    return wrk.format(nil, "/wallets/" .. prefix .. (first + a) .. "/credit", nil,
+      '{"amount":"0.01"}')
   else
-    return wrk.format(nil, "/wallets/b" .. a .. "/debit", nil, '{"amount":"0.01"}')
+    return wrk.format(nil, "/wallets/" .. prefix .. (first + a) .. "/debit", nil,
+      '{"amount":"0.01"}')
   end
 end

@@ -19,6 +19,7 @@
 #include "base/err.h"
 #include "base/fault.h"
 #include "base/money.h"
+#include "cli/bench.h"
 #include "es/writer.h"
 #include "http/http.h"
 #include "limits.h"
@@ -40,6 +41,12 @@ struct options {
     const char *currency;
     const char *log_level;
     const char *to;
+    const char *url;
+    const char *mix;
+    int64_t wallets;
+    int64_t ops;
+    int64_t connections;
+    int64_t seed;
     int64_t threads;
     int64_t idem_ttl_s;
     int64_t min_position_wait_ms;
@@ -64,6 +71,12 @@ static void options_defaults(struct options *o)
     o->currency = env_or("WALLEX_DEFAULT_CURRENCY", "USD");
     o->log_level = env_or("WALLEX_LOG_LEVEL", "info");
     o->to = NULL;
+    o->url = env_or("WALLEX_URL", "http://127.0.0.1:8080");
+    o->mix = env_or("WALLEX_BENCH_MIX", "60,20,20");
+    o->wallets = 1000;
+    o->ops = 100000;
+    o->connections = 64;
+    o->seed = 0;
     o->threads = WX_HTTP_THREADS_DEFAULT;
     o->idem_ttl_s = WX_IDEM_TTL_MS_DEFAULT / 1000;
     o->min_position_wait_ms = WX_MIN_POSITION_WAIT_MS_DEFAULT;
@@ -97,6 +110,7 @@ static const char usage_main[] =
     "  drift     compare the read models with a fold of the log\n"
     "  verify    check the money invariants (exit 1 when one is broken)\n"
     "  backup    copy the event log of a running or stopped server (--to DIR)\n"
+    "  bench     load generator: wallets, a mix of operations, then verification\n"
     "\n"
     "  wallex <command> --help   options of one command\n"
     "  wallex --version          the version\n";
@@ -141,6 +155,20 @@ static const char usage_backup[] =
     "rebuilt from the log when the server starts on the restored directory.\n"
     "Restore: stop the server, put the copy in an empty data directory, start.\n";
 
+static const char usage_bench[] =
+    "usage: wallex bench [options]\n"
+    "\n"
+    "Creates wallets, runs a mix of transfers, credits and debits over keep-alive\n"
+    "connections, prints ops/s and latency percentiles per operation, then verifies\n"
+    "that balances, ledger and events agree (exit 1 when they do not).\n"
+    "\n"
+    "  --url URL          server                  WALLEX_URL (http://127.0.0.1:8080)\n"
+    "  --wallets N        wallets to create       WALLEX_BENCH_WALLETS (1000)\n"
+    "  --ops N            operations to run       WALLEX_BENCH_OPS (100000)\n"
+    "  --connections N    keep-alive connections  WALLEX_BENCH_CONNECTIONS (64)\n"
+    "  --mix T,C,D        percent transfers, credits, debits  WALLEX_BENCH_MIX (60,20,20)\n"
+    "  --seed N           random seed (0: from the clock)\n";
+
 static const char usage_events[] =
     "usage: wallex events [options]\n"
     "\n"
@@ -152,7 +180,8 @@ static const char usage_events[] =
 
 enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_CURRENCY, OPT_THREADS,
        OPT_IDEM_TTL, OPT_MIN_POS_WAIT, OPT_LOG_LEVEL, OPT_TO, OPT_CONNS, OPT_CONN_TIMEOUT,
-       OPT_FROM, OPT_LIMIT, OPT_HELP };
+       OPT_URL, OPT_WALLETS, OPT_OPS, OPT_CONNECTIONS, OPT_MIX, OPT_SEED, OPT_FROM, OPT_LIMIT,
+       OPT_HELP };
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -167,6 +196,12 @@ static const struct option long_options[] = {
     {"to", required_argument, NULL, OPT_TO},
     {"connections-max", required_argument, NULL, OPT_CONNS},
     {"connection-timeout-s", required_argument, NULL, OPT_CONN_TIMEOUT},
+    {"url", required_argument, NULL, OPT_URL},
+    {"wallets", required_argument, NULL, OPT_WALLETS},
+    {"ops", required_argument, NULL, OPT_OPS},
+    {"connections", required_argument, NULL, OPT_CONNECTIONS},
+    {"mix", required_argument, NULL, OPT_MIX},
+    {"seed", required_argument, NULL, OPT_SEED},
     {"from", required_argument, NULL, OPT_FROM},
     {"limit", required_argument, NULL, OPT_LIMIT},
     {"help", no_argument, NULL, OPT_HELP},
@@ -181,6 +216,10 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
     const char *from = NULL, *limit = NULL;
     const char *min_wait = env_or("WALLEX_MIN_POSITION_WAIT_MS", NULL);
     const char *conns = env_or("WALLEX_CONNECTIONS_MAX", NULL);
+    const char *wallets = env_or("WALLEX_BENCH_WALLETS", NULL);
+    const char *ops = env_or("WALLEX_BENCH_OPS", NULL);
+    const char *connections = env_or("WALLEX_BENCH_CONNECTIONS", NULL);
+    const char *seed = NULL;
     const char *conn_timeout = env_or("WALLEX_CONNECTION_TIMEOUT_S", NULL);
     int c;
     optind = 1;
@@ -198,6 +237,12 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         case OPT_TO: o->to = optarg; break;
         case OPT_CONNS: conns = optarg; break;
         case OPT_CONN_TIMEOUT: conn_timeout = optarg; break;
+        case OPT_URL: o->url = optarg; break;
+        case OPT_WALLETS: wallets = optarg; break;
+        case OPT_OPS: ops = optarg; break;
+        case OPT_CONNECTIONS: connections = optarg; break;
+        case OPT_MIX: o->mix = optarg; break;
+        case OPT_SEED: seed = optarg; break;
         case OPT_FROM: from = optarg; break;
         case OPT_LIMIT: limit = optarg; break;
         case OPT_HELP: fputs(usage, stdout); return 1;
@@ -214,6 +259,10 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
                  &o->min_position_wait_ms) ||
         !int_opt("--connections-max", conns, 1, WX_HTTP_CONNECTIONS_MAX, &o->connections_max) ||
         !int_opt("--connection-timeout-s", conn_timeout, 1, 3600, &o->connection_timeout_s) ||
+        !int_opt("--wallets", wallets, 2, 10000000, &o->wallets) ||
+        !int_opt("--ops", ops, 1, INT64_MAX / 2, &o->ops) ||
+        !int_opt("--connections", connections, 1, 4096, &o->connections) ||
+        !int_opt("--seed", seed, 0, INT64_MAX, &o->seed) ||
         !int_opt("--from", from, 0, INT64_MAX, &o->from) ||
         !int_opt("--limit", limit, 1, INT64_MAX, &o->limit))
         return 2;
@@ -579,6 +628,40 @@ static int cmd_backup(int argc, char **argv)
     return err ? 1 : 0;
 }
 
+static int cmd_bench(int argc, char **argv)
+{
+    struct options o;
+    options_defaults(&o);
+    int rc = parse_options(argc, argv, usage_bench, &o);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    struct bench_options b = {
+        .wallets = o.wallets,
+        .ops = o.ops,
+        .connections = o.connections,
+        .seed = (uint64_t)o.seed,
+    };
+    /* http://IPv4:port only: the bench talks to a server of ours. */
+    char host[64];
+    unsigned port = 0, t = 0, c = 0, d = 0;
+    int n = 0;
+    if (sscanf(o.url, "http://%63[0-9.]:%u%n", host, &port, &n) != 2 || o.url[n] != '\0' ||
+        port == 0 || port > 65535) {
+        fprintf(stderr, "wallex bench: --url must look like http://127.0.0.1:8080\n");
+        return 2;
+    }
+    if (sscanf(o.mix, "%u,%u,%u%n", &t, &c, &d, &n) != 3 || o.mix[n] != '\0' ||
+        t + c + d != 100) {
+        fprintf(stderr, "wallex bench: --mix must be three percentages adding up to 100\n");
+        return 2;
+    }
+    b.host = host;
+    b.port = (uint16_t)port;
+    b.mix_transfer = t;
+    b.mix_credit = c;
+    return wallex_bench(&b);
+}
+
 int main(int argc, char **argv)
 {
     wx_fault_init(env_or("WALLEX_FAULT_DIR", NULL));
@@ -601,6 +684,8 @@ int main(int argc, char **argv)
         return cmd_events(argc - 1, argv + 1);
     if (strcmp(cmd, "backup") == 0)
         return cmd_backup(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0)
+        return cmd_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "rebuild") == 0 || strcmp(cmd, "drift") == 0 || strcmp(cmd, "verify") == 0)
         return cmd_offline(cmd, argc - 1, argv + 1);
     fprintf(stderr, "wallex: unknown command '%s'\n\n%s", cmd, usage_main);

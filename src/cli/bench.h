@@ -1,0 +1,21 @@
+/* wallex bench: see bench.c. */
+#ifndef WALLEX_CLI_BENCH_H
+#define WALLEX_CLI_BENCH_H
+
+#include <stdint.h>
+
+struct bench_options {
+    const char *host; /* IPv4 address */
+    uint16_t port;
+    int64_t wallets;
+    int64_t ops;
+    int64_t connections;
+    unsigned mix_transfer; /* percent */
+    unsigned mix_credit;   /* percent; debits are the rest */
+    uint64_t seed;         /* 0: from the clock */
+};
+
+/* 0 when the run completed and verified, 1 otherwise. */
+int wallex_bench(const struct bench_options *options);
+
+#endif
