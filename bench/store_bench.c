@@ -7,6 +7,9 @@
  *   store_bench genlog DIR WALLETS EVENTS  writes a valid wallet log: creations,
  *                                          then credits and debits with correct
  *                                          balances, for rebuild benchmarks
+ *   store_bench coldload DIR EVENTS EVERY  one wallet with EVENTS credits and a
+ *                                          snapshot every EVERY events (1: none);
+ *                                          times loading it into a fresh store
  *
  * Events are the same JSON the server writes (wallet_event_encode).
  */
@@ -18,6 +21,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/uuid.h"
+#include "es/aggregate.h"
 #include "http/http.h"
 #include "store/store.h"
 #include "wallet/wallet.h"
@@ -61,7 +65,7 @@ static void stage(size_t i, int64_t w, struct wallets *ws, struct wallet_event *
     /* The store checks expectations in batch order, so a wallet may appear
      * several times in one batch. */
     appends[i] = (struct es_stream_append){streams[i], {ES_EXPECT_EXACT, ws->versions[w]}, ev, 1};
-    items[i] = (struct es_batch_item){&appends[i], 1, NULL};
+    items[i] = (struct es_batch_item){.appends = &appends[i], .appends_len = 1};
     ws->versions[w]++;
 }
 
@@ -137,14 +141,88 @@ static bool arg_i64(const char *s, int64_t min, int64_t max, int64_t *out)
     return true;
 }
 
+static struct es_snapshot snaps[BATCH_MAX];
+static struct wx_buf snap_data[BATCH_MAX];
+
+/* One wallet, `total` credits, a snapshot every `every` events (none when
+ * every == 1), then the median time of five loads in fresh store handles. */
+static int coldload(const char *dir, int64_t total, int64_t every)
+{
+    struct es_store *s = open_dir(dir);
+    struct wallets ws = {.n = 1};
+    ws.versions = calloc(1, sizeof(int64_t));
+    ws.balances = calloc(1, sizeof(int64_t));
+    int64_t now = wx_clock_now_ms(&wx_clock_system);
+    struct wallet_state st;
+    wallet_state_init(&st);
+    for (int64_t done = 0; done <= total;) {
+        size_t n = 0;
+        for (; n < BATCH_MAX && done <= total; n++, done++) {
+            struct wallet_event e = {.kind = done == 0 ? WALLET_CREATED : WALLET_CREDITED,
+                                     .owner_id = "bench", .amount_minor = 1,
+                                     .balance_before_minor = ws.balances[0],
+                                     .balance_after_minor = ws.balances[0] + (done ? 1 : 0)};
+            stage(n, 0, &ws, &e, now);
+            e.wallet_id = "c0";
+            wallet_evolve(&st, &e);
+            ws.balances[0] = e.balance_after_minor;
+            if (every > 1 && ws.versions[0] % every == 0) {
+                wx_buf_reset(&snap_data[n]);
+                wallet_aggregate.encode(&st, &snap_data[n]);
+                snaps[n] = (struct es_snapshot){streams[n], ws.versions[0], now,
+                                                snap_data[n].data, snap_data[n].len};
+                items[n].snapshots = &snaps[n];
+                items[n].snapshots_len = 1;
+            }
+        }
+        commit(s, n);
+    }
+    es_store_close(s);
+    int64_t times[5];
+    for (int r = 0; r < 5; r++) {
+        s = open_dir(dir);
+        struct wallet_state loaded;
+        int64_t version = 0;
+        int64_t t0 = wx_monotonic_us();
+        int err = es_fold(s, &wallet_aggregate, "wallet:c0", NULL, &loaded, &version);
+        times[r] = wx_monotonic_us() - t0;
+        es_store_close(s);
+        if (err || version != total + 1 || loaded.balance_minor != total) {
+            fprintf(stderr, "store_bench: bad load (%s, version %" PRId64 ")\n", wx_strerror(err),
+                    version);
+            return 1;
+        }
+    }
+    for (int i = 1; i < 5; i++)
+        for (int j = i; j > 0 && times[j] < times[j - 1]; j--) {
+            int64_t t = times[j];
+            times[j] = times[j - 1];
+            times[j - 1] = t;
+        }
+    printf("cold load: %" PRId64 " events, %s: median %" PRId64 ".%03" PRId64 " ms\n",
+           total + 1, every > 1 ? "snapshots" : "no snapshots", times[2] / 1000, times[2] % 1000);
+    free(ws.versions);
+    free(ws.balances);
+    for (size_t i = 0; i < BATCH_MAX; i++)
+        wx_buf_free(&snap_data[i]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int64_t a, b;
     if (argc != 5 || !arg_i64(argv[3], 1, INT64_MAX / 2, &a) ||
         !arg_i64(argv[4], 1, INT64_MAX / 2, &b)) {
         fprintf(stderr, "usage: store_bench ceiling DIR EVENTS BATCH\n"
-                        "       store_bench genlog DIR WALLETS EVENTS\n");
+                        "       store_bench genlog DIR WALLETS EVENTS\n"
+                        "       store_bench coldload DIR EVENTS EVERY\n");
         return 2;
+    }
+    if (strcmp(argv[1], "coldload") == 0) {
+        int rc = coldload(argv[2], a, b);
+        for (size_t i = 0; i < BATCH_MAX; i++)
+            wx_buf_free(&datas[i]);
+        return rc;
     }
     struct es_store *s = open_dir(argv[2]);
     int64_t now = wx_clock_now_ms(&wx_clock_system);

@@ -66,6 +66,14 @@
 /* Aggregate states kept in the writer's memory cache (LRU beyond this). */
 #define WX_CACHE_STREAMS_MAX (256 * 1024)
 
+/* A snapshot of an aggregate is stored every this many events of its
+ * stream (configurable), in the same transaction as the events, so a cold
+ * load folds at most this many events after the snapshot. */
+#define WX_SNAPSHOT_EVERY_DEFAULT 1000
+
+/* Bytes of one encoded aggregate snapshot. */
+#define WX_SNAPSHOT_BYTES_MAX 4096
+
 /* Events folded for one aggregate load; a stream longer than this needs a
  * snapshot, and a load past it is an error rather than an endless read. */
 #define WX_STREAM_EVENTS_FOLD_MAX (10 * 1000 * 1000)

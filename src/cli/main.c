@@ -52,6 +52,7 @@ struct options {
     int64_t min_position_wait_ms;
     int64_t connections_max;
     int64_t connection_timeout_s;
+    int64_t snapshot_every;
     int64_t from;
     int64_t limit;
 };
@@ -81,6 +82,7 @@ static void options_defaults(struct options *o)
     o->idem_ttl_s = WX_IDEM_TTL_MS_DEFAULT / 1000;
     o->min_position_wait_ms = WX_MIN_POSITION_WAIT_MS_DEFAULT;
     o->connections_max = WX_HTTP_CONNECTIONS_MAX;
+    o->snapshot_every = WX_SNAPSHOT_EVERY_DEFAULT;
     o->connection_timeout_s = WX_HTTP_CONNECTION_TIMEOUT_S;
     o->from = 0;
     o->limit = INT64_MAX;
@@ -129,6 +131,7 @@ static const char usage_serve[] =
     "  --log-level LEVEL      debug|info|warn|error      WALLEX_LOG_LEVEL  (info)\n"
     "  --connections-max N    open connections at most   WALLEX_CONNECTIONS_MAX (32768)\n"
     "  --connection-timeout-s N  idle or slow connection closes after  WALLEX_CONNECTION_TIMEOUT_S (30)\n"
+    "  --snapshot-every N     events between snapshots   WALLEX_SNAPSHOT_EVERY (1000)\n"
     "\n"
     "Logs are JSON lines on stderr, one per request at info.\n"
     "\n"
@@ -180,7 +183,7 @@ static const char usage_events[] =
 
 enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_CURRENCY, OPT_THREADS,
        OPT_IDEM_TTL, OPT_MIN_POS_WAIT, OPT_LOG_LEVEL, OPT_TO, OPT_CONNS, OPT_CONN_TIMEOUT,
-       OPT_URL, OPT_WALLETS, OPT_OPS, OPT_CONNECTIONS, OPT_MIX, OPT_SEED, OPT_FROM, OPT_LIMIT,
+       OPT_SNAPSHOT_EVERY, OPT_URL, OPT_WALLETS, OPT_OPS, OPT_CONNECTIONS, OPT_MIX, OPT_SEED, OPT_FROM, OPT_LIMIT,
        OPT_HELP };
 
 static const struct option long_options[] = {
@@ -196,6 +199,7 @@ static const struct option long_options[] = {
     {"to", required_argument, NULL, OPT_TO},
     {"connections-max", required_argument, NULL, OPT_CONNS},
     {"connection-timeout-s", required_argument, NULL, OPT_CONN_TIMEOUT},
+    {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
     {"url", required_argument, NULL, OPT_URL},
     {"wallets", required_argument, NULL, OPT_WALLETS},
     {"ops", required_argument, NULL, OPT_OPS},
@@ -220,6 +224,7 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
     const char *ops = env_or("WALLEX_BENCH_OPS", NULL);
     const char *connections = env_or("WALLEX_BENCH_CONNECTIONS", NULL);
     const char *seed = NULL;
+    const char *snapshot_every = env_or("WALLEX_SNAPSHOT_EVERY", NULL);
     const char *conn_timeout = env_or("WALLEX_CONNECTION_TIMEOUT_S", NULL);
     int c;
     optind = 1;
@@ -237,6 +242,7 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         case OPT_TO: o->to = optarg; break;
         case OPT_CONNS: conns = optarg; break;
         case OPT_CONN_TIMEOUT: conn_timeout = optarg; break;
+        case OPT_SNAPSHOT_EVERY: snapshot_every = optarg; break;
         case OPT_URL: o->url = optarg; break;
         case OPT_WALLETS: wallets = optarg; break;
         case OPT_OPS: ops = optarg; break;
@@ -259,6 +265,7 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
                  &o->min_position_wait_ms) ||
         !int_opt("--connections-max", conns, 1, WX_HTTP_CONNECTIONS_MAX, &o->connections_max) ||
         !int_opt("--connection-timeout-s", conn_timeout, 1, 3600, &o->connection_timeout_s) ||
+        !int_opt("--snapshot-every", snapshot_every, 2, 1000000000, &o->snapshot_every) ||
         !int_opt("--wallets", wallets, 2, 10000000, &o->wallets) ||
         !int_opt("--ops", ops, 1, INT64_MAX / 2, &o->ops) ||
         !int_opt("--connections", connections, 1, 4096, &o->connections) ||
@@ -393,6 +400,7 @@ static int cmd_serve(int argc, char **argv)
         .store = store,
         .clock = &wx_clock_system,
         .idem_ttl_ms = o.idem_ttl_s * 1000,
+        .snapshot_every = o.snapshot_every,
         .on_commit = notify_projector,
         .on_commit_ctx = projector,
     };

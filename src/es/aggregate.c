@@ -3,6 +3,7 @@
 
 #include <assert.h>
 
+#include "base/arena.h"
 #include "base/err.h"
 #include "limits.h"
 #include "store/store.h"
@@ -37,12 +38,41 @@ static int fold_one(void *arg, const struct es_event *ev)
     return 0;
 }
 
+/* Loads the latest usable snapshot into state; the version it is at, or 0. */
+static int from_snapshot(struct es_store *store, const struct es_aggregate_type *type,
+                         const char *stream_id, const struct es_fold_until *until, void *state,
+                         int64_t *version_out)
+{
+    *version_out = 0;
+    if (type->decode == NULL)
+        return 0;
+    struct wx_arena arena;
+    wx_arena_init(&arena);
+    struct es_snapshot snap;
+    int err = es_store_snapshot_get(store, stream_id, until ? until->version_max : 0, &arena,
+                                    &snap);
+    if (err == WX_ERR_NOT_FOUND) {
+        err = 0;
+    } else if (!err && (until == NULL || until->occurred_max_ms == 0 ||
+                        snap.occurred_at_ms <= until->occurred_max_ms)) {
+        err = type->decode(snap.data, snap.data_len, state);
+        if (!err)
+            *version_out = snap.version;
+    }
+    wx_arena_release(&arena);
+    return err;
+}
+
 int es_fold(struct es_store *store, const struct es_aggregate_type *type, const char *stream_id,
             const struct es_fold_until *until, void *state, int64_t *version_out)
 {
     struct fold_ctx f = {.type = type, .until = until, .state = state, .version = 0};
     type->init(state);
-    int err = es_store_read_stream(store, stream_id, 1, WX_STREAM_EVENTS_FOLD_MAX, fold_one, &f);
+    int err = from_snapshot(store, type, stream_id, until, state, &f.version);
+    if (err)
+        return err;
+    err = es_store_read_stream(store, stream_id, f.version + 1, WX_STREAM_EVENTS_FOLD_MAX,
+                               fold_one, &f);
     if (err == FOLD_STOP)
         err = 0;
     if (err)

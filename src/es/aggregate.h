@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "es/event.h"
 
 struct es_store;
@@ -21,6 +22,10 @@ struct es_aggregate_type {
     void (*init)(void *state);
     /* WX_ERR_CORRUPT when the event cannot be read or breaks an invariant. */
     int (*evolve_stored)(void *state, const struct es_event *event);
+    /* Snapshots; NULL when the type is never snapshotted. decode returns
+     * WX_ERR_CORRUPT for data it cannot read. */
+    void (*encode)(const void *state, struct wx_buf *out);
+    int (*decode)(const char *data, size_t len, void *state);
 };
 
 /* Stop conditions for a fold; zero values mean "no limit". */
@@ -30,7 +35,8 @@ struct es_fold_until {
 };
 
 /* Folds the stream into *state (which the caller sized by type->state_bytes)
- * and returns the version reached; 0 when the stream is empty. */
+ * and returns the version reached; 0 when the stream is empty. Starts from
+ * the latest snapshot within the bounds, when the type has snapshots. */
 int es_fold(struct es_store *store, const struct es_aggregate_type *type, const char *stream_id,
             const struct es_fold_until *until, void *state, int64_t *version_out);
 

@@ -64,6 +64,7 @@ struct es_writer {
     const struct wx_clock *clock;
     int64_t idem_ttl_ms;
     size_t cache_streams_max;
+    int64_t snapshot_every;
     void (*on_commit)(void *ctx);
     void *on_commit_ctx;
     pthread_t thread;
@@ -385,6 +386,38 @@ static bool idem_precheck(struct es_writer *w, struct es_command *cmd, int64_t n
     return true;
 }
 
+/* A snapshot rides along when the stream crossed a multiple of N. */
+static int stage_snapshot(struct es_writer *w, const struct cmd_stream *cs,
+                          struct es_batch_item *item)
+{
+    if (cs->type->encode == NULL ||
+        cs->version_before / w->snapshot_every == cs->version / w->snapshot_every)
+        return 0;
+    if (item->snapshots == NULL) {
+        item->snapshots =
+            wx_arena_alloc(&w->batch_arena, WX_COMMAND_STREAMS_MAX * sizeof(*item->snapshots));
+        if (item->snapshots == NULL)
+            return WX_ERR_NOMEM;
+    }
+    struct wx_buf b;
+    wx_buf_init(&b);
+    cs->type->encode(cs->state, &b);
+    char *data = wx_buf_ok(&b) ? wx_arena_strndup(&w->batch_arena, b.data, b.len) : NULL;
+    size_t len = b.len;
+    wx_buf_free(&b);
+    if (data == NULL)
+        return WX_ERR_NOMEM;
+    assert(item->snapshots_len < WX_COMMAND_STREAMS_MAX);
+    item->snapshots[item->snapshots_len++] = (struct es_snapshot){
+        .stream_id = cs->stream_id,
+        .version = cs->version,
+        .occurred_at_ms = cs->events[cs->events_len - 1].occurred_at_ms,
+        .data = data,
+        .data_len = len,
+    };
+    return 0;
+}
+
 static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
                                    struct es_batch_item *item, int64_t now_ms)
 {
@@ -442,6 +475,8 @@ static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
             ap->expect = (struct es_expect){ES_EXPECT_EXACT, cs->version_before};
             ap->events = cs->events;
             ap->events_len = cs->events_len;
+            if (stage_snapshot(w, cs, item) != 0)
+                goto err_nomem;
         }
     }
     if (cmd->idem_key != NULL) {
@@ -612,6 +647,8 @@ int es_writer_start(const struct es_writer_config *config, struct es_writer **wr
     w->idem_ttl_ms = config->idem_ttl_ms > 0 ? config->idem_ttl_ms : WX_IDEM_TTL_MS_DEFAULT;
     w->cache_streams_max =
         config->cache_streams_max > 0 ? config->cache_streams_max : WX_CACHE_STREAMS_MAX;
+    w->snapshot_every =
+        config->snapshot_every > 0 ? config->snapshot_every : WX_SNAPSHOT_EVERY_DEFAULT;
     w->on_commit = config->on_commit;
     w->on_commit_ctx = config->on_commit_ctx;
     w->idem_expired_at_ms = wx_monotonic_ms() - WX_IDEM_EXPIRE_INTERVAL_MS;

@@ -72,6 +72,7 @@ struct es_writer_config {
     const struct wx_clock *clock;
     int64_t idem_ttl_ms;
     size_t cache_streams_max;
+    int64_t snapshot_every; /* events per stream between snapshots; 0: default */
     /* Called on the writer thread after every successful commit, before the
      * commands complete (the projector's wake-up). May be NULL. */
     void (*on_commit)(void *ctx);

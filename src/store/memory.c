@@ -20,10 +20,19 @@ struct mem_event {
     char *metadata;
 };
 
+struct mem_snapshot {
+    int64_t version;
+    int64_t occurred_at_ms;
+    char *data;
+    size_t data_len;
+};
+
 struct mem_stream {
     size_t *indexes; /* into the log, oldest first */
     size_t len;
     size_t cap;
+    struct mem_snapshot snaps[2]; /* the two latest, newest first (as SQLite keeps) */
+    size_t snaps_len;
 };
 
 struct mem_idem {
@@ -75,6 +84,8 @@ static void mem_close(struct es_store *store)
         struct wx_map_slot *sl = &s->streams.slots[i];
         if (sl->value != NULL) {
             struct mem_stream *st = sl->value;
+            for (size_t k = 0; k < st->snaps_len; k++)
+                free(st->snaps[k].data);
             free(st->indexes);
             free(st);
         }
@@ -207,6 +218,27 @@ static int put_idem(struct mem_store *s, const struct es_idem_record *r)
     return 0;
 }
 
+static int put_snapshot(struct mem_store *s, const struct es_snapshot *snap)
+{
+    struct mem_stream *st = wx_map_get(&s->streams, snap->stream_id);
+    if (st == NULL)
+        return WX_ERR_INVALID; /* snapshots follow their stream's events */
+    char *data = dup_n(snap->data, snap->data_len);
+    if (data == NULL)
+        return WX_ERR_NOMEM;
+    if (st->snaps_len > 0 && st->snaps[0].version == snap->version) {
+        free(st->snaps[0].data);
+    } else {
+        if (st->snaps_len == 2)
+            free(st->snaps[1].data);
+        st->snaps[1] = st->snaps[0];
+        st->snaps_len = st->snaps_len < 2 ? st->snaps_len + 1 : 2;
+    }
+    st->snaps[0] = (struct mem_snapshot){snap->version, snap->occurred_at_ms, data,
+                                         snap->data_len};
+    return 0;
+}
+
 static int mem_commit(struct es_store *store, struct es_batch_item *items, size_t items_len)
 {
     struct mem_store *s = (struct mem_store *)store;
@@ -221,6 +253,8 @@ static int mem_commit(struct es_store *store, struct es_batch_item *items, size_
                 last = ap->events[e].position;
             }
         }
+        for (size_t k = 0; k < items[i].snapshots_len && !err; k++)
+            err = put_snapshot(s, &items[i].snapshots[k]);
         if (!err && items[i].idem != NULL) {
             items[i].idem->has_position = items[i].appends_len > 0;
             items[i].idem->position = last;
@@ -229,7 +263,7 @@ static int mem_commit(struct es_store *store, struct es_batch_item *items, size_
     }
     /* Only allocation can fail past check_batch; a memory store that ran
      * out of memory is not worth undoing half a batch for. */
-    assert(err == 0 || err == WX_ERR_CONFLICT || err == WX_ERR_NOMEM);
+    assert(err == 0 || err == WX_ERR_CONFLICT || err == WX_ERR_NOMEM || err == WX_ERR_INVALID);
     pthread_mutex_unlock(&s->lock);
     return err;
 }
@@ -328,6 +362,29 @@ static int mem_idem_expire(struct es_store *store, int64_t before_ms, size_t max
     return 0;
 }
 
+static int mem_snapshot_get(struct es_store *store, const char *stream_id, int64_t version_max,
+                            struct wx_arena *arena, struct es_snapshot *snapshot_out)
+{
+    struct mem_store *s = (struct mem_store *)store;
+    int err = WX_ERR_NOT_FOUND;
+    pthread_mutex_lock(&s->lock);
+    struct mem_stream *st = wx_map_get(&s->streams, stream_id);
+    for (size_t k = 0; st != NULL && k < st->snaps_len; k++) {
+        const struct mem_snapshot *m = &st->snaps[k];
+        if (version_max > 0 && m->version > version_max)
+            continue;
+        struct es_snapshot snap = {wx_arena_strdup(arena, stream_id), m->version,
+                                   m->occurred_at_ms, wx_arena_strndup(arena, m->data, m->data_len),
+                                   m->data_len};
+        err = snap.stream_id && snap.data ? 0 : WX_ERR_NOMEM;
+        if (!err)
+            *snapshot_out = snap;
+        break;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return err;
+}
+
 const struct es_store_ops es_store_memory_ops = {
     .name = "memory",
     .open = mem_open,
@@ -339,4 +396,5 @@ const struct es_store_ops es_store_memory_ops = {
     .head = mem_head,
     .idem_get = mem_idem_get,
     .idem_expire = mem_idem_expire,
+    .snapshot_get = mem_snapshot_get,
 };

@@ -42,7 +42,13 @@ static const char schema_sql[] =
     " position_hi INTEGER,"
     " position_lo INTEGER,"
     " created_at_ms INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency(created_at_ms);";
+    "CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency(created_at_ms);"
+    "CREATE TABLE IF NOT EXISTS snapshots("
+    " stream_id TEXT NOT NULL,"
+    " version INTEGER NOT NULL,"
+    " occurred_at_ms INTEGER NOT NULL,"
+    " data BLOB NOT NULL,"
+    " PRIMARY KEY(stream_id, version)) WITHOUT ROWID;";
 
 #define EVENT_COLUMNS "position, event_id, stream_id, version, type, data, metadata, occurred_at_ms"
 
@@ -58,6 +64,9 @@ enum stmt_id {
     STMT_HEAD,
     STMT_IDEM_GET,
     STMT_IDEM_EXPIRE,
+    STMT_INSERT_SNAPSHOT,
+    STMT_DELETE_OLD_SNAPSHOTS,
+    STMT_GET_SNAPSHOT,
     STMT_COUNT
 };
 _Static_assert(STMT_COUNT <= SQLCONN_STMTS_MAX, "statement table too small");
@@ -81,6 +90,15 @@ static const char *const stmt_sql[SQLCONN_STMTS_MAX] = {
                       " created_at_ms FROM idempotency WHERE key = ?1",
     [STMT_IDEM_EXPIRE] = "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency"
                          " WHERE created_at_ms < ?1 LIMIT ?2)",
+    [STMT_INSERT_SNAPSHOT] = "INSERT OR REPLACE INTO snapshots(stream_id, version, occurred_at_ms,"
+                             " data) VALUES (?1, ?2, ?3, ?4)",
+    /* Keep the two latest per stream: time travel to an older version folds
+     * from an older snapshot or from the start. */
+    [STMT_DELETE_OLD_SNAPSHOTS] = "DELETE FROM snapshots WHERE stream_id = ?1 AND version <"
+                                  " (SELECT min(version) FROM (SELECT version FROM snapshots"
+                                  " WHERE stream_id = ?1 ORDER BY version DESC LIMIT 2))",
+    [STMT_GET_SNAPSHOT] = "SELECT version, occurred_at_ms, data FROM snapshots"
+                          " WHERE stream_id = ?1 AND version <= ?2 ORDER BY version DESC LIMIT 1",
 };
 
 struct sqlite_store {
@@ -203,6 +221,23 @@ static int insert_idem(struct sqlconn *c, const struct es_idem_record *r)
     return sqlconn_run_i64(st, NULL);
 }
 
+static int insert_snapshot(struct sqlconn *c, const struct es_snapshot *snap)
+{
+    sqlite3_stmt *st = sqlconn_stmt(c, STMT_INSERT_SNAPSHOT);
+    sqlite3_stmt *del = sqlconn_stmt(c, STMT_DELETE_OLD_SNAPSHOTS);
+    if (st == NULL || del == NULL)
+        return WX_ERR_IO;
+    bind_text(st, 1, snap->stream_id, strlen(snap->stream_id));
+    sqlite3_bind_int64(st, 2, snap->version);
+    sqlite3_bind_int64(st, 3, snap->occurred_at_ms);
+    sqlite3_bind_blob64(st, 4, snap->data, snap->data_len, SQLITE_STATIC);
+    int err = sqlconn_run_i64(st, NULL);
+    if (err)
+        return err;
+    bind_text(del, 1, snap->stream_id, strlen(snap->stream_id));
+    return sqlconn_run_i64(del, NULL);
+}
+
 static int sqlite_commit(struct es_store *store, struct es_batch_item *items, size_t items_len)
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
@@ -220,6 +255,11 @@ static int sqlite_commit(struct es_store *store, struct es_batch_item *items, si
             if (err)
                 goto err_rollback;
             appended = true;
+        }
+        for (size_t k = 0; k < item->snapshots_len; k++) {
+            err = insert_snapshot(c, &item->snapshots[k]);
+            if (err)
+                goto err_rollback;
         }
         if (item->idem != NULL) {
             item->idem->has_position = appended;
@@ -429,6 +469,45 @@ static int sqlite_idem_expire(struct es_store *store, int64_t before_ms, size_t 
     return err;
 }
 
+static int sqlite_snapshot_get(struct es_store *store, const char *stream_id, int64_t version_max,
+                               struct wx_arena *arena, struct es_snapshot *snapshot_out)
+{
+    struct sqlite_store *s = (struct sqlite_store *)store;
+    struct sqlconn *c;
+    int err = sqlpool_acquire(&s->readers, &c);
+    if (err)
+        return err;
+    sqlite3_stmt *st = sqlconn_stmt(c, STMT_GET_SNAPSHOT);
+    if (st == NULL) {
+        err = WX_ERR_IO;
+        goto out_release;
+    }
+    bind_text(st, 1, stream_id, strlen(stream_id));
+    sqlite3_bind_int64(st, 2, version_max > 0 ? version_max : INT64_MAX);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        struct es_snapshot snap = {
+            .stream_id = wx_arena_strdup(arena, stream_id),
+            .version = sqlite3_column_int64(st, 0),
+            .occurred_at_ms = sqlite3_column_int64(st, 1),
+            .data_len = (size_t)sqlite3_column_bytes(st, 2),
+        };
+        const void *data = sqlite3_column_blob(st, 2);
+        snap.data = wx_arena_strndup(arena, data ? data : "", snap.data_len);
+        if (snap.stream_id == NULL || snap.data == NULL)
+            err = WX_ERR_NOMEM;
+        else
+            *snapshot_out = snap;
+    } else {
+        err = rc == SQLITE_DONE ? WX_ERR_NOT_FOUND : sqlconn_err(rc);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+out_release:
+    sqlpool_release(&s->readers, c);
+    return err;
+}
+
 /* SQLite's online backup from a read connection: one read transaction, so
  * the copy is the log as of one commit, and in WAL mode the writer is never
  * blocked. The copy is a plain database file, fsync'd when done. */
@@ -476,4 +555,5 @@ const struct es_store_ops es_store_sqlite_ops = {
     .idem_get = sqlite_idem_get,
     .idem_expire = sqlite_idem_expire,
     .backup = sqlite_backup,
+    .snapshot_get = sqlite_snapshot_get,
 };

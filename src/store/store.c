@@ -136,6 +136,13 @@ int es_store_idem_expire(struct es_store *store, int64_t before_ms, size_t max_r
     return store->ops->idem_expire(store, before_ms, max_records, deleted_out);
 }
 
+int es_store_snapshot_get(struct es_store *store, const char *stream_id, int64_t version_max,
+                          struct wx_arena *arena, struct es_snapshot *snapshot_out)
+{
+    assert(stream_id != NULL && arena != NULL);
+    return store->ops->snapshot_get(store, stream_id, version_max, arena, snapshot_out);
+}
+
 int es_store_backup(struct es_store *store, const char *dest_dir)
 {
     assert(dest_dir != NULL);

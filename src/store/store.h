@@ -58,6 +58,16 @@ struct es_idem_record {
     int64_t created_at_ms;
 };
 
+/* An aggregate's state at a version, written with the events that led to
+ * it. Loads start from the latest snapshot instead of the first event. */
+struct es_snapshot {
+    const char *stream_id;
+    int64_t version;
+    int64_t occurred_at_ms; /* of the event at `version` */
+    const char *data;       /* the aggregate type's encoding */
+    size_t data_len;
+};
+
 /* Everything one command writes. The idempotency record, if any, is written
  * after the item's events, and its position is that of the item's last
  * event, so a replay can answer X-Position too. */
@@ -65,6 +75,8 @@ struct es_batch_item {
     struct es_stream_append *appends;
     size_t appends_len;
     struct es_idem_record *idem; /* NULL when the request had no key */
+    struct es_snapshot *snapshots; /* written with the events; may be NULL */
+    size_t snapshots_len;
 };
 
 struct es_store_config {
@@ -101,6 +113,10 @@ struct es_store_ops {
     /* A consistent copy of the whole store into dest_dir while it keeps
      * serving; NULL when the backend cannot. */
     int (*backup)(struct es_store *store, const char *dest_dir);
+    /* The latest snapshot of a stream with version <= version_max (0: no
+     * bound); WX_ERR_NOT_FOUND when there is none. Strings into arena. */
+    int (*snapshot_get)(struct es_store *store, const char *stream_id, int64_t version_max,
+                        struct wx_arena *arena, struct es_snapshot *snapshot_out);
 };
 
 /* Faults a test can ask the wrappers to inject (SQLite's os.c style). */
@@ -131,6 +147,9 @@ int es_store_idem_get(struct es_store *store, const char *key, struct wx_arena *
                       struct es_idem_record *record_out);
 int es_store_idem_expire(struct es_store *store, int64_t before_ms, size_t max_records,
                          size_t *deleted_out);
+
+int es_store_snapshot_get(struct es_store *store, const char *stream_id, int64_t version_max,
+                          struct wx_arena *arena, struct es_snapshot *snapshot_out);
 
 /* WX_ERR_INVALID when the backend has no backup. */
 int es_store_backup(struct es_store *store, const char *dest_dir);

@@ -417,6 +417,38 @@ def proc_backup_while_writing_and_restore():
         s.cleanup()
 
 
+def proc_snapshots_cold_loads_and_time_travel():
+    s = Server(BINARY, extra_args=["--snapshot-every", "3"]).start()
+    try:
+        wid = create(s, initial="1.00")  # versions 1, 2
+        stamps = {}
+        for v in range(3, 12):
+            r = post(s, "/wallets/%s/credit" % wid, {"amount": "1"})
+            expect(r[0] == 200 and r[3]["version"] == v, r[2])
+            stamps[v] = r[3]["updatedAt"]
+        db = sqlite3.connect(os.path.join(s.data_dir, "events.db"))
+        snaps = [v for (v,) in db.execute("SELECT version FROM snapshots WHERE stream_id = ?"
+                                          " ORDER BY version", ("wallet:" + wid,))]
+        db.close()
+        expect(snaps == [6, 9], snaps)  # the two latest, every 3 events
+        # A restart empties the cache: the next command loads snapshot + tail.
+        expect(s.stop() == 0)
+        s.start()
+        r = post(s, "/wallets/%s/debit" % wid, {"amount": "0.50", "expectedVersion": 11})
+        expect(r[0] == 200 and r[3]["version"] == 12 and r[3]["balance"] == Decimal("9.50"),
+               r[2])
+        for v, want in ((2, "1.00"), (5, "4.00"), (9, "8.00"), (11, "10.00"), (12, "9.50")):
+            b = s.request("GET", "/wallets/%s?atVersion=%d" % (wid, v))[3]
+            expect(b["version"] == v and b["balance"] == Decimal(want), (v, b))
+        b = s.request("GET", "/wallets/%s?asOf=%s" % (wid, stamps[10]))[3]
+        expect(b["version"] >= 10 and b["version"] <= 11, b)
+        expect(s.stop() == 0)
+        r = tool(s.data_dir, "verify")
+        expect(r.returncode == 0, r.stdout[:500])
+    finally:
+        s.cleanup()
+
+
 def main():
     global BINARY
     if len(sys.argv) != 2:
@@ -434,7 +466,8 @@ def main():
         s.cleanup()
     runner.run([proc_failure_and_recovery, proc_replay_gives_identical_tables,
                 proc_kill_9_during_projection, proc_verify_detects_broken_invariant,
-                proc_backup_while_writing_and_restore])
+                proc_backup_while_writing_and_restore,
+                proc_snapshots_cold_loads_and_time_travel])
     runner.finish()
 
 

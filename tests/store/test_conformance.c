@@ -60,7 +60,7 @@ static int append(struct es_store *s, const char *stream, enum es_expect_kind ki
     for (size_t i = 0; i < n; i++)
         events[i] = ev("T", "{\"n\":1}");
     struct es_stream_append ap = {stream, {kind, version}, events, n};
-    struct es_batch_item item = {&ap, 1, NULL};
+    struct es_batch_item item = {.appends = &ap, .appends_len = 1};
     return es_store_commit(s, &item, 1);
 }
 
@@ -127,7 +127,8 @@ static void test_multi_stream_atomicity(void **state)
     struct es_stream_append item2[1] = {{"x", {ES_EXPECT_EXACT, 1}, e2, 1}}; /* stale */
     struct es_idem_record rec = {.key = "k", .request = "r", .request_len = 1, .status = 200,
                                  .body = "{}", .body_len = 2, .created_at_ms = 1};
-    struct es_batch_item items[2] = {{item1, 2, &rec}, {item2, 1, NULL}};
+    struct es_batch_item items[2] = {{.appends = item1, .appends_len = 2, .idem = &rec},
+                                     {.appends = item2, .appends_len = 1}};
     assert_int_equal(es_store_commit(s, items, 2), WX_ERR_CONFLICT);
     assert_int_equal(version_of(s, "x"), 1);
     assert_int_equal(version_of(s, "y"), 0);
@@ -141,7 +142,8 @@ static void test_multi_stream_atomicity(void **state)
 
     /* Later items see earlier ones of the same batch. */
     struct es_stream_append item3[1] = {{"x", {ES_EXPECT_EXACT, 2}, e3, 1}};
-    struct es_batch_item ok_items[2] = {{item1, 2, &rec}, {item3, 1, NULL}};
+    struct es_batch_item ok_items[2] = {{.appends = item1, .appends_len = 2, .idem = &rec},
+                                        {.appends = item3, .appends_len = 1}};
     assert_int_equal(es_store_commit(s, ok_items, 2), 0);
     assert_int_equal(version_of(s, "x"), 3);
     assert_int_equal(version_of(s, "y"), 1);
@@ -205,7 +207,7 @@ static void test_idempotency_expiry(void **state)
     struct es_idem_record young = old;
     young.key = "young";
     young.created_at_ms = 200;
-    struct es_batch_item items[2] = {{NULL, 0, &old}, {NULL, 0, &young}};
+    struct es_batch_item items[2] = {{.idem = &old}, {.idem = &young}};
     assert_int_equal(es_store_commit(s, items, 2), 0);
     assert_false(old.has_position);
     size_t deleted = 0;
@@ -249,6 +251,47 @@ static void test_reopen(void **state)
     es_store_close(s);
 }
 
+static void test_snapshots(void **state)
+{
+    (void)state;
+    struct es_store *s = open_store(true);
+    struct wx_arena arena;
+    wx_arena_init(&arena);
+    struct es_snapshot got;
+    assert_int_equal(es_store_snapshot_get(s, "s", 0, &arena, &got), WX_ERR_NOT_FOUND);
+    /* Snapshots commit with their events, and the latest <= a bound wins. */
+    for (int64_t v = 1; v <= 3; v++) {
+        struct es_event e[2] = {ev("T", "{\"n\":1}"), ev("T", "{\"n\":1}")};
+        struct es_stream_append ap = {"s", {ES_EXPECT_EXACT, (v - 1) * 2}, e, 2};
+        char data[16];
+        snprintf(data, sizeof(data), "state-%lld", (long long)v * 2);
+        struct es_snapshot snap = {"s", v * 2, 1000 + v, data, strlen(data)};
+        struct es_batch_item item = {.appends = &ap, .appends_len = 1, .snapshots = &snap,
+                                     .snapshots_len = 1};
+        assert_int_equal(es_store_commit(s, &item, 1), 0);
+    }
+    assert_int_equal(es_store_snapshot_get(s, "s", 0, &arena, &got), 0);
+    assert_int_equal(got.version, 6);
+    assert_int_equal(got.occurred_at_ms, 1003);
+    assert_int_equal(got.data_len, 7);
+    assert_memory_equal(got.data, "state-6", 7);
+    assert_int_equal(es_store_snapshot_get(s, "s", 5, &arena, &got), 0);
+    assert_int_equal(got.version, 4);
+    /* Only the two latest are kept. */
+    assert_int_equal(es_store_snapshot_get(s, "s", 3, &arena, &got), WX_ERR_NOT_FOUND);
+    /* A batch that fails takes its snapshot with it. */
+    struct es_event e[1] = {ev("T", "{\"n\":1}")};
+    struct es_stream_append stale = {"s", {ES_EXPECT_EXACT, 1}, e, 1};
+    struct es_snapshot snap = {"s", 7, 2000, "bad", 3};
+    struct es_batch_item item = {.appends = &stale, .appends_len = 1, .snapshots = &snap,
+                                 .snapshots_len = 1};
+    assert_int_equal(es_store_commit(s, &item, 1), WX_ERR_CONFLICT);
+    assert_int_equal(es_store_snapshot_get(s, "s", 0, &arena, &got), 0);
+    assert_int_equal(got.version, 6);
+    wx_arena_release(&arena);
+    es_store_close(s);
+}
+
 static void test_fault_injection(void **state)
 {
     (void)state;
@@ -276,6 +319,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_log_order_and_paging),
         cmocka_unit_test(test_idempotency_expiry),
         cmocka_unit_test(test_reopen),
+        cmocka_unit_test(test_snapshots),
         cmocka_unit_test(test_fault_injection),
     };
     return cmocka_run_group_tests_name(backend, tests, NULL, NULL);
