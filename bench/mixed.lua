@@ -7,15 +7,18 @@ local wallets = tonumber(os.getenv("WALLETS") or "1000")
 -- by default; wallex bench uses <prefix>-0 ..).
 local prefix = os.getenv("WALLET_PREFIX") or "b"
 local first = tonumber(os.getenv("WALLET_FIRST") or "1")
+-- Percent transfers and credits; debits are the rest (60/20/20 by default).
+local mix_transfer = tonumber(os.getenv("MIX_TRANSFER") or "60")
+local mix_credit = tonumber(os.getenv("MIX_CREDIT") or "20")
 request = function()
   local r = math.random(1, 100)
   local a = math.random(0, wallets - 1)
-  if r <= 60 then
+  if r <= mix_transfer then
     local b = math.random(0, wallets - 2)
     if b >= a then b = b + 1 end
     return wrk.format(nil, "/transfers", nil, '{"fromWalletId":"' .. prefix .. (first + a) ..
       '","toWalletId":"' .. prefix .. (first + b) .. '","amount":"0.01"}')
-  elseif r <= 80 then
+  elseif r <= mix_transfer + mix_credit then
     return wrk.format(nil, "/wallets/" .. prefix .. (first + a) .. "/credit", nil,
       '{"amount":"0.01"}')
   else
