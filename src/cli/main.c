@@ -307,14 +307,25 @@ static int lock_data_dir(const char *data_dir, const char *what)
     return fd; /* kept open for the life of the process */
 }
 
-/* Thousands of connections need thousands of descriptors. */
-static void raise_fd_limit(void)
+/* Thousands of connections need thousands of descriptors: the connection
+ * limit plus room for the databases. Root may raise the hard limit too;
+ * anyone may raise the soft one up to the hard one. */
+static void raise_fd_limit(int64_t connections_max)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)connections_max + WX_HTTP_CONNECTIONS_SPARE + 1024;
+    if (rl.rlim_max < want) {
+        struct rlimit raised = {want, want};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            return;
     }
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_max < want)
+        wx_logf(WX_LOG_WARN, "open files are limited to %llu; fewer than %lld connections fit",
+                (unsigned long long)rl.rlim_max, (long long)connections_max);
 }
 
 static int open_store(const struct options *o, struct es_store **store)
@@ -380,7 +391,7 @@ static int cmd_serve(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit();
+    raise_fd_limit(o.connections_max);
 
     struct es_store *store = NULL;
     struct es_writer *writer = NULL;
