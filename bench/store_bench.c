@@ -41,6 +41,7 @@ struct wallets {
     int64_t n;
     int64_t *versions;
     int64_t *balances;
+    struct wallet_state *states; /* genlog: kept to write snapshots like the writer */
 };
 
 static void stage(size_t i, int64_t w, struct wallets *ws, struct wallet_event *e, int64_t now)
@@ -67,6 +68,30 @@ static void stage(size_t i, int64_t w, struct wallets *ws, struct wallet_event *
     appends[i] = (struct es_stream_append){streams[i], {ES_EXPECT_EXACT, ws->versions[w]}, ev, 1};
     items[i] = (struct es_batch_item){.appends = &appends[i], .appends_len = 1};
     ws->versions[w]++;
+}
+
+static struct es_snapshot snaps[BATCH_MAX];
+static struct wx_buf snap_data[BATCH_MAX];
+
+/* As the writer does: when a wallet reaches a multiple of the default
+ * snapshot interval, its state rides along in the same transaction. */
+static void maybe_snapshot(size_t i, int64_t w, struct wallets *ws, const struct wallet_event *e)
+{
+    if (ws->states == NULL)
+        return;
+    struct wallet_event copy = *e;
+    char id[32];
+    snprintf(id, sizeof(id), "c%" PRId64, w);
+    copy.wallet_id = id;
+    wallet_evolve(&ws->states[w], &copy);
+    if (ws->versions[w] % WX_SNAPSHOT_EVERY_DEFAULT != 0)
+        return;
+    wx_buf_reset(&snap_data[i]);
+    wallet_aggregate.encode(&ws->states[w], &snap_data[i]);
+    snaps[i] = (struct es_snapshot){streams[i], ws->versions[w], e->occurred_at_ms,
+                                    snap_data[i].data, snap_data[i].len};
+    items[i].snapshots = &snaps[i];
+    items[i].snapshots_len = 1;
 }
 
 static struct es_store *open_dir(const char *dir)
@@ -97,6 +122,7 @@ static void create_wallets(struct es_store *s, struct wallets *ws, int64_t batch
         for (; n < (size_t)batch && w < ws->n; n++, w++) {
             struct wallet_event e = {.kind = WALLET_CREATED, .owner_id = "bench"};
             stage(n, w, ws, &e, now);
+            maybe_snapshot(n, w, ws, &e);
         }
         commit(s, n);
     }
@@ -124,6 +150,7 @@ static int64_t append_moves(struct es_store *s, struct wallets *ws, int64_t tota
                                      .balance_before_minor = ws->balances[w],
                                      .balance_after_minor = after};
             stage(n, w, ws, &e, now);
+            maybe_snapshot(n, w, ws, &e);
             ws->balances[w] = after;
         }
         commit(s, n);
@@ -140,9 +167,6 @@ static bool arg_i64(const char *s, int64_t min, int64_t max, int64_t *out)
     }
     return true;
 }
-
-static struct es_snapshot snaps[BATCH_MAX];
-static struct wx_buf snap_data[BATCH_MAX];
 
 /* One wallet, `total` credits, a snapshot every `every` events (none when
  * every == 1), then the median time of five loads in fresh store handles. */
@@ -244,6 +268,7 @@ int main(int argc, char **argv)
         ws.n = a;
         ws.versions = calloc((size_t)ws.n, sizeof(int64_t));
         ws.balances = calloc((size_t)ws.n, sizeof(int64_t));
+        ws.states = calloc((size_t)ws.n, sizeof(struct wallet_state));
         create_wallets(s, &ws, BATCH_MAX, now);
         append_moves(s, &ws, b, BATCH_MAX, true, now);
         printf("genlog: %" PRId64 " wallets, %" PRId64 " events\n", a, a + b);
@@ -253,8 +278,11 @@ int main(int argc, char **argv)
     }
     free(ws.versions);
     free(ws.balances);
-    for (size_t i = 0; i < BATCH_MAX; i++)
+    free(ws.states);
+    for (size_t i = 0; i < BATCH_MAX; i++) {
         wx_buf_free(&datas[i]);
+        wx_buf_free(&snap_data[i]);
+    }
     es_store_close(s);
     return 0;
 }

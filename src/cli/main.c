@@ -342,6 +342,22 @@ static int open_store(const struct options *o, struct es_store **store)
     return err;
 }
 
+/* Every command starts alike: defaults, environment, flags, and for the
+ * offline tools an existing data directory. -1 to go on, else the exit code. */
+static int command_start(int argc, char **argv, const char *usage, struct options *o,
+                         bool need_data_dir)
+{
+    options_defaults(o);
+    int rc = parse_options(argc, argv, usage, o);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if (need_data_dir && access(o->data_dir, F_OK) != 0) {
+        fprintf(stderr, "wallex: no data directory at %s\n", o->data_dir);
+        return 1;
+    }
+    return -1;
+}
+
 static void notify_projector(void *ctx)
 {
     es_projector_notify(ctx);
@@ -378,10 +394,9 @@ static int open_projector(const struct options *o, struct es_store *store, bool 
 static int cmd_serve(int argc, char **argv)
 {
     struct options o;
-    options_defaults(&o);
-    int rc = parse_options(argc, argv, usage_serve, &o);
-    if (rc)
-        return rc == 1 ? 0 : 2;
+    int rc = command_start(argc, argv, usage_serve, &o, false);
+    if (rc >= 0)
+        return rc;
 
     /* Signals are taken synchronously by this thread with sigwait; every
      * thread started from here on inherits the mask. */
@@ -467,27 +482,10 @@ out_store:
 static int print_event(void *ctx, const struct es_event *ev)
 {
     struct es_position *last = ctx;
-    char pos[ES_POSITION_TOKEN_BYTES];
-    es_position_format(&ev->position, pos);
     struct wx_buf b;
     wx_buf_init(&b);
-    bool first = true;
-    wx_buf_addc(&b, '{');
-    wx_buf_json_key(&b, "position", &first);
-    wx_buf_json_str(&b, pos);
-    wx_buf_json_key(&b, "eventId", &first);
-    wx_buf_json_str(&b, ev->event_id);
-    wx_buf_json_key(&b, "streamId", &first);
-    wx_buf_json_str(&b, ev->stream_id);
-    wx_buf_json_key(&b, "version", &first);
-    wx_buf_add_i64(&b, ev->version);
-    wx_buf_json_key(&b, "type", &first);
-    wx_buf_json_str(&b, ev->type);
-    wx_buf_json_key(&b, "data", &first);
-    wx_buf_add(&b, ev->data, ev->data_len);
-    wx_buf_json_key(&b, "metadata", &first);
-    wx_buf_add(&b, ev->metadata, ev->metadata_len);
-    wx_buf_adds(&b, "}\n");
+    es_event_json(&b, ev);
+    wx_buf_addc(&b, '\n');
     int err = wx_buf_ok(&b) && fwrite(b.data, 1, b.len, stdout) == b.len ? 0 : WX_ERR_IO;
     wx_buf_free(&b);
     *last = ev->position;
@@ -497,14 +495,9 @@ static int print_event(void *ctx, const struct es_event *ev)
 static int cmd_events(int argc, char **argv)
 {
     struct options o;
-    options_defaults(&o);
-    int rc = parse_options(argc, argv, usage_events, &o);
-    if (rc)
-        return rc == 1 ? 0 : 2;
-    if (access(o.data_dir, F_OK) != 0) {
-        fprintf(stderr, "wallex: no data directory at %s\n", o.data_dir);
-        return 1;
-    }
+    int rc = command_start(argc, argv, usage_events, &o, true);
+    if (rc >= 0)
+        return rc;
     struct es_store *store;
     if (open_store(&o, &store))
         return 1;
@@ -569,14 +562,9 @@ static int catch_up(struct es_store *store, struct es_projector *p, const char *
 static int cmd_offline(const char *cmd, int argc, char **argv)
 {
     struct options o;
-    options_defaults(&o);
-    int rc = parse_options(argc, argv, usage_offline, &o);
-    if (rc)
-        return rc == 1 ? 0 : 2;
-    if (access(o.data_dir, F_OK) != 0) {
-        fprintf(stderr, "wallex: no data directory at %s\n", o.data_dir);
-        return 1;
-    }
+    int rc = command_start(argc, argv, usage_offline, &o, true);
+    if (rc >= 0)
+        return rc;
     struct es_store *store = NULL;
     struct es_projector *p = NULL;
     /* drift only reads; rebuild and verify write the read side. */
@@ -616,10 +604,9 @@ static int cmd_offline(const char *cmd, int argc, char **argv)
 static int cmd_backup(int argc, char **argv)
 {
     struct options o;
-    options_defaults(&o);
-    int rc = parse_options(argc, argv, usage_backup, &o);
-    if (rc)
-        return rc == 1 ? 0 : 2;
+    int rc = command_start(argc, argv, usage_backup, &o, false);
+    if (rc >= 0)
+        return rc;
     if (o.to == NULL) {
         fputs(usage_backup, stderr);
         return 2;
@@ -650,10 +637,9 @@ static int cmd_backup(int argc, char **argv)
 static int cmd_bench(int argc, char **argv)
 {
     struct options o;
-    options_defaults(&o);
-    int rc = parse_options(argc, argv, usage_bench, &o);
-    if (rc)
-        return rc == 1 ? 0 : 2;
+    int rc = command_start(argc, argv, usage_bench, &o, false);
+    if (rc >= 0)
+        return rc;
     struct bench_options b = {
         .wallets = o.wallets,
         .ops = o.ops,

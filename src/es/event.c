@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/buf.h"
+
 int es_position_cmp(const struct es_position *a, const struct es_position *b)
 {
     if (a->hi != b->hi)
@@ -51,4 +53,28 @@ bool es_position_parse(const char *token, struct es_position *out)
     }
     *out = p;
     return true;
+}
+
+void es_event_json(struct wx_buf *b, const struct es_event *ev)
+{
+    char pos[ES_POSITION_TOKEN_BYTES];
+    es_position_format(&ev->position, pos);
+    bool first = true;
+    wx_buf_addc(b, '{');
+    wx_buf_json_key(b, "eventId", &first);
+    wx_buf_json_str(b, ev->event_id);
+    wx_buf_json_key(b, "streamId", &first);
+    wx_buf_json_str(b, ev->stream_id);
+    wx_buf_json_key(b, "version", &first);
+    wx_buf_add_i64(b, ev->version);
+    wx_buf_json_key(b, "position", &first);
+    wx_buf_json_str(b, pos);
+    wx_buf_json_key(b, "type", &first);
+    wx_buf_json_str(b, ev->type);
+    /* Stored data and metadata are JSON objects the writer produced. */
+    wx_buf_json_key(b, "data", &first);
+    wx_buf_add(b, ev->data, ev->data_len);
+    wx_buf_json_key(b, "metadata", &first);
+    wx_buf_add(b, ev->metadata, ev->metadata_len);
+    wx_buf_addc(b, '}');
 }

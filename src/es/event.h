@@ -44,6 +44,11 @@ struct es_event {
     int64_t occurred_at_ms;
 };
 
+struct wx_buf;
+/* The Event resource of API.md: eventId, streamId, version, position, type,
+ * data and metadata (the stored JSON objects, verbatim). */
+void es_event_json(struct wx_buf *b, const struct es_event *event);
+
 /* Called once per event while a store reads; the event is valid only during
  * the call. Return 0 to go on; anything else stops the read and is returned. */
 typedef int (*es_event_fn)(void *ctx, const struct es_event *event);

@@ -211,6 +211,17 @@ static int set_pos(struct es_projector *p, int id, const char *name, const struc
     return sqlconn_run_i64(st, NULL);
 }
 
+/* Ends the transaction: commit when all went well, else roll back (SQLite
+ * may have rolled back already; either way nothing of it remains). */
+static int tx_end(struct es_projector *p, int err)
+{
+    if (!err)
+        err = simple(p, SQL_COMMIT);
+    if (err)
+        simple(p, SQL_ROLLBACK);
+    return err;
+}
+
 static const char *other_set(const char *set)
 {
     return strcmp(set, "_a") == 0 ? "_b" : "_a";
@@ -287,11 +298,7 @@ int es_projector_open(const struct es_projector_config *config, struct es_projec
         p->rt_len++;
         err = load_consumer(p, &p->rt[i]);
     }
-    if (err) {
-        simple(p, SQL_ROLLBACK);
-        goto err_close;
-    }
-    err = simple(p, SQL_COMMIT);
+    err = tx_end(p, err);
     if (err)
         goto err_close;
     *out = p;
@@ -380,12 +387,9 @@ static int advance_all(struct es_projector *p, struct advance_ctx *a, bool *prog
     for (size_t i = 0; i < a->len && !err && a->applied > 0; i++)
         err = set_pos(p, a->curs[i] == &a->rts[i]->live ? SQL_SET_LIVE_POS : SQL_SET_REBUILD_POS,
                       a->rts[i]->c->name, &a->last);
-    if (!err)
-        err = simple(p, SQL_COMMIT);
-    if (err) {
-        simple(p, SQL_ROLLBACK);
+    err = tx_end(p, err);
+    if (err)
         return err;
-    }
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < a->len; i++) {
         a->curs[i]->behind = a->applied == batch;
@@ -422,12 +426,9 @@ static int swap_sets(struct es_projector *p, struct consumer_rt *rt)
     }
     if (!err)
         err = exec_set(p->wdb.db, rt->c->drop, old);
-    if (!err)
-        err = simple(p, SQL_COMMIT);
-    if (err) {
-        simple(p, SQL_ROLLBACK);
+    err = tx_end(p, err);
+    if (err)
         return err;
-    }
     pthread_mutex_lock(&p->lock);
     es_proj_tx_init(&rt->live.tx, rt->c, p->wdb.db, rt->rebuild.tx.set);
     rt->live.pos = rt->rebuild.pos;
@@ -538,11 +539,7 @@ int es_projector_reset(struct es_projector *p)
         rt->live.pos = es_position_start();
         rt->rebuild.active = false;
     }
-    if (err) {
-        simple(p, SQL_ROLLBACK);
-        return err;
-    }
-    return simple(p, SQL_COMMIT);
+    return tx_end(p, err);
 }
 
 /* ---- thread ---- */
@@ -763,12 +760,9 @@ static int start_rebuild(struct es_projector *p, sqlite3 *db, void *ctx)
         sqlconn_bind_text(st, 2, set);
         err = sqlconn_run_i64(st, NULL);
     }
-    if (!err)
-        err = simple(p, SQL_COMMIT);
-    if (err) {
-        simple(p, SQL_ROLLBACK);
+    err = tx_end(p, err);
+    if (err)
         return err;
-    }
     pthread_mutex_lock(&p->lock);
     es_proj_tx_init(&rt->rebuild.tx, rt->c, p->wdb.db, set);
     rt->rebuild.pos = es_position_start();

@@ -332,29 +332,9 @@ static int page_event(void *arg, const struct es_event *ev)
         p->more = true; /* we asked for one more than the page to know this */
         return 0;
     }
-    struct wx_buf *b = p->b;
-    char pos[ES_POSITION_TOKEN_BYTES];
-    es_position_format(&ev->position, pos);
-    bool first = true;
     if (p->count > 0)
-        wx_buf_addc(b, ',');
-    wx_buf_addc(b, '{');
-    wx_buf_json_key(b, "eventId", &first);
-    wx_buf_json_str(b, ev->event_id);
-    wx_buf_json_key(b, "streamId", &first);
-    wx_buf_json_str(b, ev->stream_id);
-    wx_buf_json_key(b, "version", &first);
-    wx_buf_add_i64(b, ev->version);
-    wx_buf_json_key(b, "position", &first);
-    wx_buf_json_str(b, pos);
-    wx_buf_json_key(b, "type", &first);
-    wx_buf_json_str(b, ev->type);
-    /* Stored data and metadata are JSON objects we wrote ourselves. */
-    wx_buf_json_key(b, "data", &first);
-    wx_buf_add(b, ev->data, ev->data_len);
-    wx_buf_json_key(b, "metadata", &first);
-    wx_buf_add(b, ev->metadata, ev->metadata_len);
-    wx_buf_addc(b, '}');
+        wx_buf_addc(p->b, ',');
+    es_event_json(p->b, ev);
     p->count++;
     p->last_version = ev->version;
     return 0;

@@ -179,3 +179,20 @@ def expect_problem(resp, status, code):
     expect(body is not None and body.get("code") == code, "code %r, want %s" % (body, code))
     expect(body.get("status") == status and "title" in body and "type" in body,
            "problem fields: %r" % body)
+
+
+def run_suite(binary, module_globals, procs, extra_args=()):
+    """The usual shape of a test file: every test_* function against one
+    server (which must then exit 0 on SIGTERM), then the proc_* functions
+    that start servers of their own; prints the closing line and exits."""
+    runner = Runner()
+    s = Server(binary, extra_args=extra_args).start()
+    try:
+        runner.run([v for k, v in sorted(module_globals.items())
+                    if k.startswith("test_") and callable(v)], s)
+        rc = s.stop()
+        runner.run([lambda: expect(rc == 0, "SIGTERM exit code %r" % rc)])
+    finally:
+        s.cleanup()
+    runner.run(procs)
+    runner.finish()

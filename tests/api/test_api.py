@@ -11,7 +11,7 @@ import threading
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Runner, Server, expect, expect_problem  # noqa: E402
+from harness import Server, expect, expect_problem, run_suite  # noqa: E402
 
 _seq = [0]
 _seq_lock = threading.Lock()
@@ -520,18 +520,14 @@ def test_long_url_and_header(s):
 
 
 def run_all(binary):
-    runner = Runner()
-    s = Server(binary).start()
-    try:
-        runner.run([v for k, v in sorted(globals().items())
-                    if k.startswith("test_") and callable(v)], s)
-        rc = s.stop()
-        runner.run([lambda: expect(rc == 0, "SIGTERM exit code %r" % rc)])
-    finally:
-        s.cleanup()
-    runner.run([proc_kill_9_keeps_acknowledged_writes, proc_idempotency_keys_expire,
-                proc_sigterm_finishes_in_flight], binary)
-    runner.finish()
+    procs = [proc_kill_9_keeps_acknowledged_writes, proc_idempotency_keys_expire,
+             proc_sigterm_finishes_in_flight]
+    def bound(proc):
+        def run():
+            proc(binary)
+        run.__name__ = proc.__name__
+        return run
+    run_suite(binary, globals(), [bound(p) for p in procs])
 
 
 def proc_kill_9_keeps_acknowledged_writes(binary):

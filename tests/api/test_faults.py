@@ -15,7 +15,7 @@ import time
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Runner, Server, expect, expect_problem  # noqa: E402
+from harness import Server, expect, expect_problem, run_suite  # noqa: E402
 
 BINARY = None
 FAULTS = tempfile.mkdtemp(prefix="wallex-faults-")
@@ -183,16 +183,7 @@ def main():
     global BINARY
     BINARY = os.path.abspath(sys.argv[1])
     os.environ["WALLEX_FAULT_DIR"] = FAULTS
-    runner = Runner()
-    s = Server(BINARY).start()
-    try:
-        runner.run([v for k, v in sorted(globals().items()) if k.startswith("test_")], s)
-        rc = s.stop()
-        runner.run([lambda: expect(rc == 0, "exit code %r" % rc)])
-    finally:
-        s.cleanup()
-    runner.run([proc_connection_limit_and_timeout])
-    runner.finish()
+    run_suite(BINARY, globals(), [proc_connection_limit_and_timeout])
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import time
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Runner, Server, expect, expect_problem  # noqa: E402
+from harness import Server, expect, expect_problem, run_suite  # noqa: E402
 
 BINARY = None
 _n = [0]
@@ -456,19 +456,10 @@ def main():
         sys.exit(2)
     BINARY = os.path.abspath(sys.argv[1])
     random.seed(7)
-    runner = Runner()
-    s = Server(BINARY).start()
-    try:
-        runner.run([v for k, v in sorted(globals().items()) if k.startswith("test_")], s)
-        rc = s.stop()
-        runner.run([lambda: expect(rc == 0, "exit code %r" % rc)])
-    finally:
-        s.cleanup()
-    runner.run([proc_failure_and_recovery, proc_replay_gives_identical_tables,
+    run_suite(BINARY, globals(), [proc_failure_and_recovery, proc_replay_gives_identical_tables,
                 proc_kill_9_during_projection, proc_verify_detects_broken_invariant,
                 proc_backup_while_writing_and_restore,
                 proc_snapshots_cold_loads_and_time_travel])
-    runner.finish()
 
 
 if __name__ == "__main__":
