@@ -60,7 +60,19 @@ def as_postgres(cmd, **kw):
 
 
 def run(duration_s, clients=32, wallets=1000, port=55432):
-    """Returns (tps, latency_avg_ms, note) or (None, None, note)."""
+    """Returns (tps, latency_avg_ms, note) or (None, None, note). A cluster
+    that fails to start (a port still in use, a shared-memory segment not
+    yet released) is tried again on another port."""
+    note = None
+    for attempt in range(3):
+        tps, lat, note = run_once(duration_s, clients, wallets, port + attempt)
+        if tps is not None or not (note or "").startswith("PostgreSQL did not start"):
+            return tps, lat, note
+        time.sleep(1)
+    return None, None, note
+
+
+def run_once(duration_s, clients, wallets, port):
     note = ensure_installed()
     if note:
         return None, None, note
@@ -72,9 +84,13 @@ def run(duration_s, clients=32, wallets=1000, port=55432):
     try:
         as_postgres([os.path.join(bindir, "initdb"), "-D", data, "-A", "trust", "-U", "postgres"])
         opts = ("-p %d -k %s -c listen_addresses=127.0.0.1 -c synchronous_commit=on -c fsync=on"
-                " -c max_connections=100 -c shared_buffers=256MB" % (port, work))
-        as_postgres([os.path.join(bindir, "pg_ctl"), "-D", data, "-o", opts, "-w", "-l",
-                     os.path.join(work, "pg.log"), "start"])
+                " -c max_connections=100 -c shared_buffers=128MB" % (port, work))
+        try:
+            as_postgres([os.path.join(bindir, "pg_ctl"), "-D", data, "-o", opts, "-w", "-l",
+                         os.path.join(work, "pg.log"), "start"])
+        except subprocess.CalledProcessError:
+            with open(os.path.join(work, "pg.log")) as f:
+                return None, None, "PostgreSQL did not start: " + f.read()[-600:]
         started = True
         psql = [os.path.join(bindir, "psql"), "-h", "127.0.0.1", "-p", str(port), "-U",
                 "postgres", "-q", "-v", "ON_ERROR_STOP=1"]
