@@ -1,7 +1,7 @@
 /*
  * Money as exact integers (DESIGN.md §7). Amounts are int64 minor units; the
  * text form is a decimal in major units with at most the currency's minor
- * digits. Nothing here ever touches a binary float.
+ * digits. Everything here is integer arithmetic on exact decimal text.
  */
 #ifndef WALLEX_BASE_MONEY_H
 #define WALLEX_BASE_MONEY_H

@@ -9,7 +9,6 @@
  * succeeds, so a rejected command leaves no trace.
  */
 #include "es/writer.h"
-#include "obs/log.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -22,6 +21,7 @@
 #include "base/err.h"
 #include "base/map.h"
 #include "limits.h"
+#include "obs/log.h"
 #include "store/store.h"
 
 struct cache_entry {

@@ -10,7 +10,7 @@
 #include "limits.h"
 
 /* json-c's strict mode still takes 'single-quoted' strings, which are not
- * JSON; a quote outside a double-quoted string means such a string. */
+ * JSON; a ' outside a "..." string means such a string. */
 static bool has_single_quoted_string(const char *body, size_t len)
 {
     bool in_string = false;

@@ -4,8 +4,8 @@
  * only rendering (a scrape) walks everything.
  *
  * Histograms have fixed bucket bounds given in integer units (microseconds
- * for latencies, counts for sizes) with their "le" label text, so no float
- * is ever needed.
+ * for latencies, counts for sizes) with their "le" label text, so every
+ * figure stays an integer.
  */
 #ifndef WALLEX_OBS_METRICS_H
 #define WALLEX_OBS_METRICS_H

@@ -7,7 +7,6 @@
  * lost with them (rows and checkpoint always commit together).
  */
 #include "proj/projector.h"
-#include "obs/log.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -20,6 +19,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/fault.h"
+#include "obs/log.h"
 #include "store/sqlconn.h"
 #include "store/store.h"
 

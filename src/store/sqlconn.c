@@ -1,12 +1,12 @@
 /* SQLite connections, statements and pools; see sqlconn.h. */
 #include "store/sqlconn.h"
-#include "obs/log.h"
 
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/err.h"
+#include "obs/log.h"
 
 int sqlconn_err(int rc)
 {

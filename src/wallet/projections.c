@@ -4,7 +4,6 @@
  * (wallet, version; transfer id) and a wallet row only moves forward.
  */
 #include "wallet/projections.h"
-#include "obs/log.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/money.h"
+#include "obs/log.h"
 #include "store/sqlconn.h"
 
 /* ---- decoding each event once for all consumers ---- */
