@@ -182,6 +182,39 @@ static struct cmd_stream *ctx_stream(struct es_decide_ctx *ctx, const char *stre
     return NULL;
 }
 
+/* A new entry for this command's streams, state zeroed. */
+static int ctx_stream_add(struct es_decide_ctx *ctx, const struct es_aggregate_type *type,
+                          const char *stream_id, struct cmd_stream **cs_out)
+{
+    struct es_writer *w = ctx->w;
+    if (ctx->streams_len == WX_COMMAND_STREAMS_MAX)
+        return WX_ERR_TOO_LARGE;
+    struct cmd_stream *cs = &ctx->streams[ctx->streams_len];
+    memset(cs, 0, sizeof(*cs));
+    cs->type = type;
+    cs->stream_id = wx_arena_strdup(&w->batch_arena, stream_id);
+    cs->state = wx_arena_alloc(&w->batch_arena, type->state_bytes);
+    if (cs->stream_id == NULL || cs->state == NULL)
+        return WX_ERR_NOMEM;
+    *cs_out = cs;
+    return 0;
+}
+
+int es_decide_load_new(struct es_decide_ctx *ctx, const struct es_aggregate_type *type,
+                       const char *stream_id, const void **state_out)
+{
+    assert(ctx_stream(ctx, stream_id) == NULL);
+    assert(wx_map_get(&ctx->w->overlay, stream_id) == NULL);
+    struct cmd_stream *cs;
+    int err = ctx_stream_add(ctx, type, stream_id, &cs);
+    if (err)
+        return err;
+    type->init(cs->state);
+    ctx->streams_len++;
+    *state_out = cs->state;
+    return 0;
+}
+
 int es_decide_load(struct es_decide_ctx *ctx, const struct es_aggregate_type *type,
                    const char *stream_id, const void **state_out, int64_t *version_out)
 {
@@ -191,15 +224,9 @@ int es_decide_load(struct es_decide_ctx *ctx, const struct es_aggregate_type *ty
         assert(cs->type == type);
         goto out;
     }
-    if (ctx->streams_len == WX_COMMAND_STREAMS_MAX)
-        return WX_ERR_TOO_LARGE;
-    cs = &ctx->streams[ctx->streams_len];
-    memset(cs, 0, sizeof(*cs));
-    cs->type = type;
-    cs->stream_id = wx_arena_strdup(&w->batch_arena, stream_id);
-    cs->state = wx_arena_alloc(&w->batch_arena, type->state_bytes);
-    if (cs->stream_id == NULL || cs->state == NULL)
-        return WX_ERR_NOMEM;
+    int err = ctx_stream_add(ctx, type, stream_id, &cs);
+    if (err)
+        return err;
 
     struct staged_stream *st = wx_map_get(&w->overlay, stream_id);
     struct cache_entry *ce;
@@ -213,7 +240,7 @@ int es_decide_load(struct es_decide_ctx *ctx, const struct es_aggregate_type *ty
         cs->version = ce->version;
         atomic_fetch_add(&w->stats.cache_hits, 1);
     } else {
-        int err = es_fold(w->store, type, stream_id, NULL, cs->state, &cs->version);
+        err = es_fold(w->store, type, stream_id, NULL, cs->state, &cs->version);
         if (err)
             return err;
         atomic_fetch_add(&w->stats.cache_misses, 1);

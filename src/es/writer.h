@@ -114,6 +114,12 @@ const struct es_writer_stats *es_writer_stats(const struct es_writer *writer);
  * is 0 for a stream that does not exist. */
 int es_decide_load(struct es_decide_ctx *ctx, const struct es_aggregate_type *type,
                    const char *stream_id, const void **state_out, int64_t *version_out);
+/* Like es_decide_load for a stream the handler knows cannot exist yet (its
+ * id was just generated): a fresh state, no store reads. The append still
+ * expects version 0, so were the stream there after all, the commit would
+ * refuse it rather than overwrite anything. */
+int es_decide_load_new(struct es_decide_ctx *ctx, const struct es_aggregate_type *type,
+                       const char *stream_id, const void **state_out);
 /* Stages one event on a stream this command loaded, with the stream's state
  * after it. The event type and data are copied. */
 int es_decide_emit(struct es_decide_ctx *ctx, const char *stream_id, const char *event_type,

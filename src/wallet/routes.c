@@ -112,8 +112,17 @@ static int run_transfer(struct es_decide_ctx *ctx, const struct wallet_command *
     int err = load(ctx, &wallet_aggregate, c->from_wallet_id, &from);
     if (!err)
         err = load(ctx, &wallet_aggregate, c->to_wallet_id, &to);
-    if (!err)
+    if (!err && c->transfer_id_generated) {
+        /* A fresh UUIDv7: no need to read the store to know it is new. */
+        const void *state;
+        transfer_stream_id(c->transfer_id, t.stream_id);
+        t.version = 0;
+        err = es_decide_load_new(ctx, &transfer_aggregate, t.stream_id, &state);
+        if (!err)
+            memcpy(&t.s, state, transfer_aggregate.state_bytes);
+    } else if (!err) {
         err = load(ctx, &transfer_aggregate, c->transfer_id, &t);
+    }
     if (err)
         return err;
     struct wallet_decision d;
@@ -187,6 +196,7 @@ static void command_route(struct http_request *req, enum wallet_command_kind kin
             return;
         }
         c->transfer_id = id;
+        c->transfer_id_generated = true;
     }
     submit(req, c);
 }

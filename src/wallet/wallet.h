@@ -88,6 +88,7 @@ struct wallet_command {
     const char *description;    /* may be NULL */
     int64_t expected_version;   /* credit, debit; -1 when absent */
     const char *transfer_id;    /* transfer */
+    bool transfer_id_generated; /* by the server: its stream cannot exist yet */
     const char *from_wallet_id; /* transfer */
     const char *to_wallet_id;   /* transfer */
 };
