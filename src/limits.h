@@ -81,6 +81,15 @@
 /* Read connections the SQLite backend opens for HTTP threads. */
 #define WX_SQLITE_READERS_MAX 8
 
+/* WAL frames (pages) after which the background checkpointer copies them
+ * into events.db; SQLite's own default for its inline checkpoints. */
+#define WX_SQLITE_CHECKPOINT_FRAMES 1000
+
+/* The WAL file is cut back to this size when it restarts after a spike
+ * (under sustained load it stays around 40 MB with background checkpoints).
+ * A plain integer: it is pasted into a PRAGMA. */
+#define WX_SQLITE_WAL_BYTES_MAX 67108864
+
 /* How long a SQLite connection waits on a lock before failing. */
 #define WX_SQLITE_BUSY_TIMEOUT_MS 5000
 
