@@ -50,8 +50,13 @@ class Server:
                 self.port = int(m[-1])
                 return self
             if self.proc.poll() is not None:
+                self.proc = None
                 raise RuntimeError("server exited: " + self.log())
             time.sleep(0.02)
+        # Never leave a server behind: whoever called start() gets no handle.
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
         raise RuntimeError("server did not start: " + self.log())
 
     def log(self):
