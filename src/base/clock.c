@@ -16,17 +16,6 @@ static int64_t system_now_ms(const struct wx_clock *clock)
 
 const struct wx_clock wx_clock_system = {.now_ms = system_now_ms};
 
-static int64_t frozen_now_ms(const struct wx_clock *clock)
-{
-    return clock->frozen_ms;
-}
-
-void wx_clock_freeze(struct wx_clock *clock, int64_t unix_ms)
-{
-    clock->now_ms = frozen_now_ms;
-    clock->frozen_ms = unix_ms;
-}
-
 int64_t wx_monotonic_us(void)
 {
     struct timespec ts;

@@ -11,7 +11,6 @@
 
 struct wx_clock {
     int64_t (*now_ms)(const struct wx_clock *clock);
-    int64_t frozen_ms; /* used by the frozen clock only */
 };
 
 extern const struct wx_clock wx_clock_system;
@@ -20,9 +19,6 @@ static inline int64_t wx_clock_now_ms(const struct wx_clock *clock)
 {
     return clock->now_ms(clock);
 }
-
-/* A clock that always answers frozen_ms. */
-void wx_clock_freeze(struct wx_clock *clock, int64_t unix_ms);
 
 /* Monotonic milliseconds, for timeouts and latencies only. */
 int64_t wx_monotonic_ms(void);

@@ -479,16 +479,22 @@ out_store:
     return err ? 1 : 0;
 }
 
-static int print_event(void *ctx, const struct es_event *ev)
+struct print_ctx {
+    struct es_position last;
+    int64_t printed;
+};
+
+static int print_event(void *arg, const struct es_event *ev)
 {
-    struct es_position *last = ctx;
+    struct print_ctx *ctx = arg;
     struct wx_buf b;
     wx_buf_init(&b);
     es_event_json(&b, ev);
     wx_buf_addc(&b, '\n');
     int err = wx_buf_ok(&b) && fwrite(b.data, 1, b.len, stdout) == b.len ? 0 : WX_ERR_IO;
     wx_buf_free(&b);
-    *last = ev->position;
+    ctx->last = ev->position;
+    ctx->printed++;
     return err;
 }
 
@@ -501,16 +507,19 @@ static int cmd_events(int argc, char **argv)
     struct es_store *store;
     if (open_store(&o, &store))
         return 1;
-    struct es_position pos = {0, (uint64_t)o.from};
-    int64_t left = o.limit;
+    /* --from is a position token's number; pages follow the last position
+     * read, and the count is of events printed, not of positions. */
+    struct print_ctx ctx = {.last = {0, (uint64_t)o.from}};
     int err = 0;
-    while (left > 0 && !err) {
-        struct es_position before = pos;
-        size_t page = left > 10000 ? 10000 : (size_t)left;
-        err = es_store_read_log(store, &pos, page, print_event, &pos);
-        if (es_position_cmp(&before, &pos) == 0)
+    while (ctx.printed < o.limit && !err) {
+        int64_t before = ctx.printed, left = o.limit - ctx.printed;
+        struct es_position after = ctx.last;
+        err = es_store_read_log(store, &after, left > WX_SCAN_BATCH_EVENTS_MAX
+                                                   ? WX_SCAN_BATCH_EVENTS_MAX
+                                                   : (size_t)left,
+                                print_event, &ctx);
+        if (ctx.printed == before)
             break;
-        left -= (int64_t)(pos.lo - before.lo);
     }
     es_store_close(store);
     if (err)

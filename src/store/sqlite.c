@@ -396,24 +396,35 @@ static int each_event(sqlite3_stmt *st, es_event_fn fn, void *ctx)
     return err;
 }
 
+/* A pooled read connection with statement `id` ready to bind. The caller
+ * gives the connection back with sqlpool_release; on error there is none. */
+static int reader_stmt(struct sqlite_store *s, enum stmt_id id, struct sqlconn **conn_out,
+                       sqlite3_stmt **st_out)
+{
+    int err = sqlpool_acquire(&s->readers, conn_out);
+    if (err)
+        return err;
+    *st_out = sqlconn_stmt(*conn_out, id);
+    if (*st_out == NULL) {
+        sqlpool_release(&s->readers, *conn_out);
+        return WX_ERR_IO;
+    }
+    return 0;
+}
+
 static int sqlite_read_stream(struct es_store *store, const char *stream_id, int64_t from_version,
                               size_t max_events, es_event_fn fn, void *ctx)
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
     struct sqlconn *c;
-    int err = sqlpool_acquire(&s->readers, &c);
+    sqlite3_stmt *st;
+    int err = reader_stmt(s, STMT_READ_STREAM, &c, &st);
     if (err)
         return err;
-    sqlite3_stmt *st = sqlconn_stmt(c, STMT_READ_STREAM);
-    if (st == NULL) {
-        err = WX_ERR_IO;
-        goto out_release;
-    }
     bind_text(st, 1, stream_id, strlen(stream_id));
     sqlite3_bind_int64(st, 2, from_version);
     sqlite3_bind_int64(st, 3, max_events > INT64_MAX ? INT64_MAX : (int64_t)max_events);
     err = each_event(st, fn, ctx);
-out_release:
     sqlpool_release(&s->readers, c);
     return err;
 }
@@ -425,18 +436,13 @@ static int sqlite_read_log(struct es_store *store, const struct es_position *aft
     if (after->hi != 0)
         return WX_ERR_INVALID;
     struct sqlconn *c;
-    int err = sqlpool_acquire(&s->readers, &c);
+    sqlite3_stmt *st;
+    int err = reader_stmt(s, STMT_READ_LOG, &c, &st);
     if (err)
         return err;
-    sqlite3_stmt *st = sqlconn_stmt(c, STMT_READ_LOG);
-    if (st == NULL) {
-        err = WX_ERR_IO;
-        goto out_release;
-    }
     sqlite3_bind_int64(st, 1, after->lo > INT64_MAX ? INT64_MAX : (int64_t)after->lo);
     sqlite3_bind_int64(st, 2, max_events > INT64_MAX ? INT64_MAX : (int64_t)max_events);
     err = each_event(st, fn, ctx);
-out_release:
     sqlpool_release(&s->readers, c);
     return err;
 }
@@ -446,16 +452,12 @@ static int sqlite_stream_version(struct es_store *store, const char *stream_id,
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
     struct sqlconn *c;
-    int err = sqlpool_acquire(&s->readers, &c);
+    sqlite3_stmt *st;
+    int err = reader_stmt(s, STMT_STREAM_VERSION, &c, &st);
     if (err)
         return err;
-    sqlite3_stmt *st = sqlconn_stmt(c, STMT_STREAM_VERSION);
-    if (st == NULL) {
-        err = WX_ERR_IO;
-    } else {
-        bind_text(st, 1, stream_id, strlen(stream_id));
-        err = sqlconn_run_i64(st, version_out);
-    }
+    bind_text(st, 1, stream_id, strlen(stream_id));
+    err = sqlconn_run_i64(st, version_out);
     sqlpool_release(&s->readers, c);
     return err;
 }
@@ -464,12 +466,12 @@ static int sqlite_head(struct es_store *store, struct es_position *head_out)
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
     struct sqlconn *c;
-    int err = sqlpool_acquire(&s->readers, &c);
+    sqlite3_stmt *st;
+    int err = reader_stmt(s, STMT_HEAD, &c, &st);
     if (err)
         return err;
-    sqlite3_stmt *st = sqlconn_stmt(c, STMT_HEAD);
     int64_t lo = 0;
-    err = st == NULL ? WX_ERR_IO : sqlconn_run_i64(st, &lo);
+    err = sqlconn_run_i64(st, &lo);
     if (!err)
         *head_out = (struct es_position){0, (uint64_t)lo};
     sqlpool_release(&s->readers, c);
@@ -481,14 +483,10 @@ static int sqlite_idem_get(struct es_store *store, const char *key, struct wx_ar
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
     struct sqlconn *c;
-    int err = sqlpool_acquire(&s->readers, &c);
+    sqlite3_stmt *st;
+    int err = reader_stmt(s, STMT_IDEM_GET, &c, &st);
     if (err)
         return err;
-    sqlite3_stmt *st = sqlconn_stmt(c, STMT_IDEM_GET);
-    if (st == NULL) {
-        err = WX_ERR_IO;
-        goto out_release;
-    }
     bind_text(st, 1, key, strlen(key));
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
@@ -519,7 +517,6 @@ static int sqlite_idem_get(struct es_store *store, const char *key, struct wx_ar
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-out_release:
     sqlpool_release(&s->readers, c);
     return err;
 }
@@ -547,14 +544,10 @@ static int sqlite_snapshot_get(struct es_store *store, const char *stream_id, in
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
     struct sqlconn *c;
-    int err = sqlpool_acquire(&s->readers, &c);
+    sqlite3_stmt *st;
+    int err = reader_stmt(s, STMT_GET_SNAPSHOT, &c, &st);
     if (err)
         return err;
-    sqlite3_stmt *st = sqlconn_stmt(c, STMT_GET_SNAPSHOT);
-    if (st == NULL) {
-        err = WX_ERR_IO;
-        goto out_release;
-    }
     bind_text(st, 1, stream_id, strlen(stream_id));
     sqlite3_bind_int64(st, 2, version_max > 0 ? version_max : INT64_MAX);
     int rc = sqlite3_step(st);
@@ -576,7 +569,6 @@ static int sqlite_snapshot_get(struct es_store *store, const char *stream_id, in
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-out_release:
     sqlpool_release(&s->readers, c);
     return err;
 }

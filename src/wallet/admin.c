@@ -14,6 +14,14 @@
 #include "wallet/projections.h"
 #include "wallet/routes.h"
 
+/* Events in the log a read model has not applied. On SQLite positions are
+ * dense rowids, so the difference of the row positions is that count; for
+ * positions of another epoch (hi) it is unknown and reported as 0. */
+static uint64_t lag_events(const struct es_position *head, const struct es_position *pos)
+{
+    return head->hi == pos->hi && head->lo > pos->lo ? head->lo - pos->lo : 0;
+}
+
 void wallet_route_readyz(struct http_request *req)
 {
     const struct wallet_service *svc = req->app;
@@ -51,11 +59,7 @@ void wallet_route_admin_projections(struct http_request *req)
     for (size_t i = 0; i < n; i++) {
         char pos[ES_POSITION_TOKEN_BYTES];
         es_position_format(&list[i].position, pos);
-        /* Lag in events; on SQLite positions are dense, so the difference
-         * of the row positions is the number of events behind. */
-        uint64_t lag = head.hi == list[i].position.hi && head.lo > list[i].position.lo
-                           ? head.lo - list[i].position.lo
-                           : 0;
+        uint64_t lag = lag_events(&head, &list[i].position);
         if (i > 0)
             wx_buf_addc(&b, ',');
         wx_buf_adds(&b, "{\"name\":");
@@ -181,9 +185,7 @@ static void projection_metrics(const struct wallet_service *svc, struct wx_arena
                      "Events in the log not yet in each read model.");
     for (size_t i = 0; i < n; i++)
         wx_buf_printf(b, "wallex_projection_lag_events{name=\"%s\"} %llu\n", list[i].name,
-                      (unsigned long long)(head.lo > list[i].position.lo
-                                               ? head.lo - list[i].position.lo
-                                               : 0));
+                      (unsigned long long)lag_events(&head, &list[i].position));
     wx_metric_header(b, "wallex_projection_failed", "gauge", "1 while a read model is failing.");
     for (size_t i = 0; i < n; i++)
         wx_buf_printf(b, "wallex_projection_failed{name=\"%s\"} %d\n", list[i].name,

@@ -19,7 +19,6 @@
 /* ---- rebuild one wallet ---- */
 
 struct one_ctx {
-    const char *wallet_id;
     struct es_proj_tx *tx;
     struct es_position upto;
 };
@@ -60,7 +59,7 @@ static int rebuild_one_consumer(struct es_projector *p, sqlite3 *db, const char 
      * rebuilt rows are exactly what the projector would have written. */
     struct es_proj_tx tx;
     es_proj_tx_init(&tx, c, db, set);
-    struct one_ctx o = {.wallet_id = wallet_id, .tx = &tx, .upto = pos};
+    struct one_ctx o = {.tx = &tx, .upto = pos};
     char stream[WX_STREAM_ID_BYTES_MAX + 1];
     wallet_stream_id(wallet_id, stream);
     err = es_store_read_stream(es_projector_store(p), stream, 1, WX_STREAM_EVENTS_FOLD_MAX,

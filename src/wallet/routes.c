@@ -350,9 +350,8 @@ static int page_event(void *arg, const struct es_event *ev)
     return 0;
 }
 
-/* Page parameters shared by list routes: ?limit= and ?after=. The cursor of
- * a stream page is the last version seen, as an opaque "v<N>" token. */
-static bool page_params(struct http_request *req, size_t *limit, int64_t *after_version)
+/* ?limit= of every list route (API.md: 1-1000, default 50). */
+static bool page_limit(struct http_request *req, size_t *limit)
 {
     const char *l = http_query(req, "limit");
     int64_t v = WX_PAGE_LIMIT_DEFAULT;
@@ -361,6 +360,15 @@ static bool page_params(struct http_request *req, size_t *limit, int64_t *after_
         return false;
     }
     *limit = (size_t)v;
+    return true;
+}
+
+/* Page parameters of the per-wallet lists: ?limit= and ?after=. The cursor
+ * is the last version seen, as an opaque "v<N>" token. */
+static bool page_params(struct http_request *req, size_t *limit, int64_t *after_version)
+{
+    if (!page_limit(req, limit))
+        return false;
     *after_version = 0;
     const char *a = http_query(req, "after");
     if (a != NULL && (a[0] != 'v' || !http_parse_i64(a + 1, 0, INT64_MAX - 1, after_version))) {
@@ -439,12 +447,9 @@ void wallet_route_list(struct http_request *req)
         bad_request(req, "ownerId is required: 1-64 characters of A-Z a-z 0-9 . _ : -");
         return;
     }
-    const char *l = http_query(req, "limit");
-    int64_t limit = WX_PAGE_LIMIT_DEFAULT;
-    if (l != NULL && !http_parse_i64(l, 1, WX_PAGE_LIMIT_MAX, &limit)) {
-        bad_request(req, "limit must be an integer from 1 to 1000");
+    size_t limit;
+    if (!page_limit(req, &limit))
         return;
-    }
     const char *after = http_query(req, "after");
     if (after != NULL && (after[0] != 'i' || !http_id_ok(after + 1))) {
         bad_request(req, "after must be a cursor from a previous page");
@@ -454,8 +459,7 @@ void wallet_route_list(struct http_request *req)
         return;
     struct wx_buf b;
     wx_buf_init(&b);
-    int err = wallet_query_by_owner(svc->projector, owner, after ? after + 1 : NULL,
-                                    (size_t)limit, &b);
+    int err = wallet_query_by_owner(svc->projector, owner, after ? after + 1 : NULL, limit, &b);
     if (err)
         query_failed(req, err, ES_not_found, NULL);
     else
