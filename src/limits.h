@@ -99,7 +99,8 @@
 /* HTTP server threads. DESIGN.md found one thread best for a hello-world;
  * here queries read SQLite on these threads, and the mixed workload at 64
  * connections measured 12.2-13.6k ops/s with two against 11.6-12.3k with
- * one (three alternating runs each, same p99). */
+ * one (bench/ab t1=build/wallex,--http-threads,1 t2=build/wallex, three
+ * alternating runs, same p99). */
 #define WX_HTTP_THREADS_DEFAULT 2
 #define WX_HTTP_THREADS_MAX 64
 
