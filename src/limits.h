@@ -90,6 +90,23 @@
  * A plain integer: it is pasted into a PRAGMA. */
 #define WX_SQLITE_WAL_BYTES_MAX 67108864
 
+/* The SQLite store's stream index (store/streamindex.h) is flushed every
+ * FLUSH_MS, or sooner once the unindexed tail reaches FLUSH_EVENTS_MIN:
+ * readers scan the tail, so it stays short, and a hot stream's index page
+ * is written once per flush instead of once per commit (at 50 ms, about
+ * 1,500 events under the mixed load). One flush transaction indexes at
+ * most FLUSH_EVENTS_MAX events and one wake-up at most ROUNDS_MAX of them;
+ * catching up at open goes CATCH_UP_EVENTS at a time. Past TAIL_MAX
+ * unindexed events (the index is failing) commits are refused rather than
+ * letting every read slow down. */
+#define WX_STREAM_INDEX_FLUSH_MS 200
+#define WX_STREAM_INDEX_FLUSH_EVENTS_MIN 16384
+#define WX_STREAM_INDEX_FLUSH_EVENTS_MAX 65536
+#define WX_STREAM_INDEX_ROUNDS_MAX 64
+#define WX_STREAM_INDEX_CATCH_UP_EVENTS 200000
+#define WX_STREAM_INDEX_TAIL_MAX 1000000
+#define WX_STREAM_INDEX_BACKOFF_MS_MAX 5000
+
 /* How long a SQLite connection waits on a lock before failing. */
 #define WX_SQLITE_BUSY_TIMEOUT_MS 5000
 

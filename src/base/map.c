@@ -203,3 +203,17 @@ void *wx_map_remove(struct wx_map *m, const char *key)
     m->len--;
     return v;
 }
+
+bool wx_map_next(const struct wx_map *m, size_t *cursor, const char **key_out, void **value_out)
+{
+    for (; *cursor < m->cap; (*cursor)++) {
+        struct wx_map_slot *s = &m->slots[*cursor];
+        if (s->key != NULL && s->key != TOMB) {
+            *key_out = s->key;
+            *value_out = s->value;
+            (*cursor)++;
+            return true;
+        }
+    }
+    return false;
+}

@@ -9,6 +9,7 @@
 #ifndef WALLEX_BASE_MAP_H
 #define WALLEX_BASE_MAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,11 @@ int wx_map_put(struct wx_map *m, const char *key, void *value);
 void *wx_map_get(const struct wx_map *m, const char *key);
 /* Removes the key and returns its value, or NULL when absent. */
 void *wx_map_remove(struct wx_map *m, const char *key);
+
+/* Iteration: start with *cursor = 0; returns false past the last entry.
+ * Removing the entry just returned is allowed (removal leaves a tombstone
+ * and moves nothing); inserting while iterating is not. */
+bool wx_map_next(const struct wx_map *m, size_t *cursor, const char **key_out, void **value_out);
 
 uint64_t wx_hash(const void *data, size_t len);
 

@@ -625,6 +625,7 @@ static void expire_idempotency(struct es_writer *w)
 static void *writer_main(void *arg)
 {
     struct es_writer *w = arg;
+    pthread_setname_np(pthread_self(), "wx-writer"); /* for top -H and perf */
     for (;;) {
         pthread_mutex_lock(&w->lock);
         while (w->queue_head == NULL && !w->stopping) {

@@ -547,6 +547,7 @@ int es_projector_reset(struct es_projector *p)
 static void *projector_main(void *arg)
 {
     struct es_projector *p = arg;
+    pthread_setname_np(pthread_self(), "wx-projector"); /* for top -H and perf */
     for (;;) {
         pthread_mutex_lock(&p->lock);
         if (p->stopping) {

@@ -5,11 +5,19 @@
  * connections for everyone else; WAL lets them read while the writer
  * writes. The log is ordered by rowid: with one writer, rowid order is
  * commit order (DESIGN.md §6).
+ *
+ * A commit appends rows in position order and touches no per-stream
+ * B-tree: which positions belong to a stream is kept in index.db by
+ * store/streamindex.c, flushed in batches. Reads union the index with the
+ * unindexed tail; the writer knows the tail's stream versions from memory
+ * (struct tail_stream), and (stream, version) stays unique because only
+ * the writer assigns versions, checked against index and tail.
  */
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +25,12 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/map.h"
 #include "obs/log.h"
 #include "limits.h"
 #include "store/sqlconn.h"
 #include "store/store.h"
+#include "store/streamindex.h"
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS events("
@@ -32,7 +42,8 @@ static const char schema_sql[] =
     " data TEXT NOT NULL,"
     " metadata TEXT NOT NULL,"
     " occurred_at_ms INTEGER NOT NULL);"
-    "CREATE UNIQUE INDEX IF NOT EXISTS events_stream_version ON events(stream_id, version);"
+    /* Data directories from before index.db had the stream index here. */
+    "DROP INDEX IF EXISTS events_stream_version;"
     "CREATE TABLE IF NOT EXISTS idempotency("
     " key TEXT PRIMARY KEY,"
     " request BLOB NOT NULL,"
@@ -51,6 +62,11 @@ static const char schema_sql[] =
     " PRIMARY KEY(stream_id, version)) WITHOUT ROWID;";
 
 #define EVENT_COLUMNS "position, event_id, stream_id, version, type, data, metadata, occurred_at_ms"
+#define EVENT_COLUMNS_E                                                                       \
+    "e.position, e.event_id, e.stream_id, e.version, e.type, e.data, e.metadata,"          \
+    " e.occurred_at_ms"
+/* The unindexed tail, on a connection with index.db attached as idx. */
+#define TAIL_WHERE "position > " STREAM_INDEX_INDEXED_SQL
 
 enum stmt_id {
     STMT_BEGIN,
@@ -67,6 +83,8 @@ enum stmt_id {
     STMT_INSERT_SNAPSHOT,
     STMT_DELETE_OLD_SNAPSHOTS,
     STMT_GET_SNAPSHOT,
+    STMT_READ_STREAM_INDEXED,
+    STMT_READ_POSITION,
     STMT_COUNT
 };
 _Static_assert(STMT_COUNT <= SQLCONN_STMTS_MAX, "statement table too small");
@@ -75,16 +93,32 @@ static const char *const stmt_sql[SQLCONN_STMTS_MAX] = {
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
-    [STMT_STREAM_VERSION] = "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?1",
+    /* ?2: this process's last committed position. The writer's memory
+     * knows the tail up to there, so only what is beyond it is scanned;
+     * another process (wallex drift) passes 0 and scans the whole tail. */
+    [STMT_STREAM_VERSION] = "SELECT max(coalesce((SELECT max(version) FROM idx.stream_index"
+                            " WHERE stream_id = ?1), 0), coalesce((SELECT max(version) FROM events"
+                            " WHERE position > max(" STREAM_INDEX_INDEXED_SQL ", ?2)"
+                            " AND stream_id = ?1), 0))",
     [STMT_INSERT_EVENT] = "INSERT INTO events(event_id, stream_id, version, type, data, metadata,"
                           " occurred_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [STMT_INSERT_IDEM] = "INSERT OR REPLACE INTO idempotency(key, request, status, body, location,"
                          " position_hi, position_lo, created_at_ms)"
                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    [STMT_READ_STREAM] = "SELECT " EVENT_COLUMNS " FROM events WHERE stream_id = ?1"
-                         " AND version >= ?2 ORDER BY version LIMIT ?3",
+    [STMT_READ_STREAM] = "SELECT * FROM (SELECT " EVENT_COLUMNS_E " FROM idx.stream_index i"
+                         " JOIN events e ON e.position = i.position WHERE i.stream_id = ?1"
+                         " AND i.version >= ?2 ORDER BY i.version LIMIT ?3)"
+                         " UNION ALL SELECT * FROM (SELECT " EVENT_COLUMNS " FROM events"
+                         " WHERE " TAIL_WHERE " AND stream_id = ?1 AND version >= ?2"
+                         " ORDER BY position LIMIT ?3) ORDER BY 4 LIMIT ?3",
     [STMT_READ_LOG] = "SELECT " EVENT_COLUMNS " FROM events WHERE position > ?1"
                       " ORDER BY position LIMIT ?2",
+    /* The writing process knows its tail (versions ?4 and up) from memory. */
+    [STMT_READ_STREAM_INDEXED] = "SELECT " EVENT_COLUMNS_E " FROM idx.stream_index i"
+                                 " JOIN events e ON e.position = i.position"
+                                 " WHERE i.stream_id = ?1 AND i.version >= ?2 AND i.version < ?4"
+                                 " ORDER BY i.version LIMIT ?3",
+    [STMT_READ_POSITION] = "SELECT " EVENT_COLUMNS " FROM events WHERE position = ?1",
     [STMT_HEAD] = "SELECT coalesce(max(position), 0) FROM events",
     [STMT_IDEM_GET] = "SELECT request, status, body, location, position_hi, position_lo,"
                       " created_at_ms FROM idempotency WHERE key = ?1",
@@ -101,9 +135,51 @@ static const char *const stmt_sql[SQLCONN_STMTS_MAX] = {
                           " WHERE stream_id = ?1 AND version <= ?2 ORDER BY version DESC LIMIT 1",
 };
 
+/* The writer's own reads of index.db: a separate connection, because
+ * index.db attached to the write connection would be write-locked by every
+ * BEGIN IMMEDIATE and stall the index's flushes. */
+enum { IXR_VERSION, IXR_COUNT };
+static const char *const index_reader_sql[SQLCONN_STMTS_MAX] = {
+    [IXR_VERSION] = "SELECT coalesce(max(version), 0) FROM stream_index WHERE stream_id = ?1",
+};
+
+/* A stream's events in the unindexed tail: versions first_version,
+ * first_version + 1, ... at these positions. Events leave as the index
+ * reaches them, and the entry goes with its last one. */
+struct tail_stream {
+    int64_t first_version;
+    int64_t *positions;
+    size_t len, cap;
+};
+
+static int64_t tail_version(const struct tail_stream *t)
+{
+    return t->first_version + (int64_t)t->len - 1;
+}
+
+static void tail_stream_free(struct tail_stream *t)
+{
+    if (t != NULL)
+        free(t->positions);
+    free(t);
+}
+
 struct sqlite_store {
     struct es_store base; /* must be first */
     char *path;
+    char *reader_pragmas; /* reader_pragmas plus the ATTACH of index.db */
+    struct stream_index *index;
+    struct sqlconn index_reader; /* writer thread only */
+    /* Every stream with events in (tail_floor, committed_head], written by
+     * the writer thread (under tail_lock), read by any thread. */
+    pthread_mutex_t tail_lock;
+    struct wx_map tail;
+    int64_t tail_floor;
+    _Atomic int64_t committed_head;
+    bool broken; /* the tail could not be recorded: no more commits */
+    /* The commit in progress: stream id -> its version + 1 so far. Its
+     * events join `tail` when it commits. */
+    struct wx_map pending;
     pthread_mutex_t write_lock; /* commits come from one writer; this makes it certain */
     struct sqlconn writer;
     struct sqlpool readers;
@@ -147,6 +223,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 static void *checkpointer_main(void *arg)
 {
     struct sqlite_store *s = arg;
+    pthread_setname_np(pthread_self(), "wx-checkpoint"); /* for top -H and perf */
     struct sqlconn c;
     /* synchronous=FULL: the checkpoint fsyncs events.db before the WAL may
      * be reused, so what was durable in the WAL stays durable. */
@@ -184,9 +261,20 @@ static void sqlite_close(struct es_store *store)
     }
     pthread_mutex_destroy(&s->ckpt_lock);
     pthread_cond_destroy(&s->ckpt_cond);
+    stream_index_close(s->index);
     sqlpool_destroy(&s->readers);
+    sqlconn_close(&s->index_reader);
     sqlconn_close(&s->writer);
+    size_t cursor = 0;
+    const char *key;
+    void *value;
+    while (wx_map_next(&s->tail, &cursor, &key, &value))
+        tail_stream_free(value);
+    wx_map_free(&s->tail);
+    wx_map_free(&s->pending);
+    pthread_mutex_destroy(&s->tail_lock);
     pthread_mutex_destroy(&s->write_lock);
+    sqlite3_free(s->reader_pragmas);
     free(s->path);
     free(s);
 }
@@ -204,6 +292,9 @@ static int sqlite_open(const struct es_store_config *config, struct es_store **s
         return WX_ERR_NOMEM;
     s->base.ops = &es_store_sqlite_ops;
     pthread_mutex_init(&s->write_lock, NULL);
+    pthread_mutex_init(&s->tail_lock, NULL);
+    wx_map_init(&s->tail);
+    wx_map_init(&s->pending);
     pthread_mutex_init(&s->ckpt_lock, NULL);
     pthread_cond_init(&s->ckpt_cond, NULL);
     size_t len = strlen(config->data_dir) + sizeof("/events.db");
@@ -212,10 +303,22 @@ static int sqlite_open(const struct es_store_config *config, struct es_store **s
     if (s->path == NULL)
         goto err_free;
     snprintf(s->path, len, "%s/events.db", config->data_dir);
-    sqlpool_init(&s->readers, s->path, reader_pragmas, stmt_sql);
+    char index_path[4096];
+    snprintf(index_path, sizeof(index_path), "%s/index.db", config->data_dir);
+    s->reader_pragmas = sqlite3_mprintf("%s ATTACH DATABASE %Q AS idx;", reader_pragmas,
+                                        index_path);
+    if (s->reader_pragmas == NULL)
+        goto err_free;
+    sqlpool_init(&s->readers, s->path, s->reader_pragmas, stmt_sql);
     err = sqlconn_open(&s->writer, s->path, true, writer_pragmas, schema_sql, stmt_sql);
+    if (!err)
+        err = stream_index_open(s->path, index_path, &s->index);
+    if (!err)
+        err = sqlconn_open(&s->index_reader, index_path, false, reader_pragmas, NULL,
+                           index_reader_sql);
     if (err)
         goto err_free;
+    s->tail_floor = stream_index_indexed(s->index);
     /* No checkpoints inside commits: the hook hands them to the thread. */
     sqlite3_wal_autocheckpoint(s->writer.db, 0);
     sqlite3_wal_hook(s->writer.db, wal_hook, s);
@@ -241,15 +344,40 @@ static int bind_text(sqlite3_stmt *st, int col, const char *s, size_t len)
     return sqlite3_bind_text64(st, col, s, len, SQLITE_STATIC, SQLITE_UTF8);
 }
 
-static int append_one(struct sqlconn *c, struct es_stream_append *ap, struct es_position *last)
+/* The stream's version as the commit in progress sees it: its own earlier
+ * appends, then the tail in memory, then index.db (a stream missing from
+ * the tail has all its events indexed). Writer thread only. */
+static int writer_version(struct sqlite_store *s, const char *stream_id, int64_t *version_out)
 {
-    sqlite3_stmt *sv = sqlconn_stmt(c, STMT_STREAM_VERSION);
-    sqlite3_stmt *ins = sqlconn_stmt(c, STMT_INSERT_EVENT);
-    if (sv == NULL || ins == NULL)
+    uintptr_t pending = (uintptr_t)wx_map_get(&s->pending, stream_id);
+    if (pending != 0) {
+        *version_out = (int64_t)(pending - 1);
+        return 0;
+    }
+    pthread_mutex_lock(&s->tail_lock);
+    struct tail_stream *t = wx_map_get(&s->tail, stream_id);
+    int64_t version = t != NULL ? tail_version(t) : -1;
+    pthread_mutex_unlock(&s->tail_lock);
+    if (version >= 0) {
+        *version_out = version;
+        return 0;
+    }
+    sqlite3_stmt *st = sqlconn_stmt(&s->index_reader, IXR_VERSION);
+    if (st == NULL)
         return WX_ERR_IO;
-    bind_text(sv, 1, ap->stream_id, strlen(ap->stream_id));
+    bind_text(st, 1, stream_id, strlen(stream_id));
+    return sqlconn_run_i64(st, version_out);
+}
+
+static int append_one(struct sqlite_store *s, struct es_stream_append *ap,
+                      struct es_position *last)
+{
+    struct sqlconn *c = &s->writer;
+    sqlite3_stmt *ins = sqlconn_stmt(c, STMT_INSERT_EVENT);
+    if (ins == NULL)
+        return WX_ERR_IO;
     int64_t current = 0;
-    int err = sqlconn_run_i64(sv, &current);
+    int err = writer_version(s, ap->stream_id, &current);
     if (err)
         return err;
     if (!es_expect_ok(&ap->expect, current))
@@ -272,7 +400,78 @@ static int append_one(struct sqlconn *c, struct es_stream_append *ap, struct es_
         ev->position = (struct es_position){0, (uint64_t)sqlite3_last_insert_rowid(c->db)};
         *last = ev->position;
     }
+    if (ap->events_len == 0)
+        return 0;
+    uintptr_t version = (uintptr_t)(current + (int64_t)ap->events_len);
+    return wx_map_put(&s->pending, ap->stream_id, (void *)(version + 1));
+}
+
+static int tail_push(struct sqlite_store *s, const struct es_event *ev)
+{
+    struct tail_stream *t = wx_map_get(&s->tail, ev->stream_id);
+    if (t == NULL) {
+        t = calloc(1, sizeof(*t));
+        if (t == NULL || wx_map_put(&s->tail, ev->stream_id, t) != 0) {
+            free(t);
+            return WX_ERR_NOMEM;
+        }
+    }
+    if (t->len == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 4;
+        int64_t *p = realloc(t->positions, cap * sizeof(*p));
+        if (p == NULL)
+            return WX_ERR_NOMEM;
+        t->positions = p;
+        t->cap = cap;
+    }
+    if (t->len == 0)
+        t->first_version = ev->version;
+    assert(ev->version == t->first_version + (int64_t)t->len);
+    t->positions[t->len++] = (int64_t)ev->position.lo;
     return 0;
+}
+
+/* Drops what the index now holds: a prefix of each stream's positions. */
+static void tail_trim(struct sqlite_store *s, int64_t indexed)
+{
+    size_t cursor = 0;
+    const char *key;
+    void *value;
+    while (wx_map_next(&s->tail, &cursor, &key, &value)) {
+        struct tail_stream *t = value;
+        size_t k = 0;
+        while (k < t->len && t->positions[k] <= indexed)
+            k++;
+        if (k == t->len) {
+            wx_map_remove(&s->tail, key);
+            tail_stream_free(t);
+        } else if (k > 0) {
+            memmove(t->positions, t->positions + k, (t->len - k) * sizeof(*t->positions));
+            t->len -= k;
+            t->first_version += (int64_t)k;
+        }
+    }
+    s->tail_floor = indexed;
+}
+
+/* After COMMIT: the batch's events join the tail, and what the index has
+ * caught up with leaves it. */
+static int tail_publish(struct sqlite_store *s, const struct es_batch_item *items,
+                        size_t items_len, int64_t head)
+{
+    int err = 0;
+    int64_t indexed = stream_index_indexed(s->index);
+    pthread_mutex_lock(&s->tail_lock);
+    for (size_t i = 0; i < items_len && !err; i++)
+        for (size_t a = 0; a < items[i].appends_len && !err; a++)
+            for (size_t e = 0; e < items[i].appends[a].events_len && !err; e++)
+                err = tail_push(s, &items[i].appends[a].events[e]);
+    if (indexed > s->tail_floor)
+        tail_trim(s, indexed);
+    if (head > 0)
+        atomic_store(&s->committed_head, head);
+    pthread_mutex_unlock(&s->tail_lock);
+    return err;
 }
 
 static int insert_idem(struct sqlconn *c, const struct es_idem_record *r)
@@ -316,7 +515,20 @@ static int sqlite_commit(struct es_store *store, struct es_batch_item *items, si
     struct sqlite_store *s = (struct sqlite_store *)store;
     struct sqlconn *c = &s->writer;
     pthread_mutex_lock(&s->write_lock);
-    int err = conn_step_simple(c, STMT_BEGIN);
+    wx_map_clear(&s->pending);
+    int64_t head = atomic_load(&s->committed_head);
+    int err = 0;
+    if (s->broken) {
+        err = WX_ERR_BUSY;
+        goto out_unlock;
+    }
+    if (head - stream_index_indexed(s->index) > WX_STREAM_INDEX_TAIL_MAX) {
+        wx_logf(WX_LOG_ERROR, "sqlite: stream index is %lld events behind; refusing commits",
+                (long long)(head - stream_index_indexed(s->index)));
+        err = WX_ERR_BUSY;
+        goto out_unlock;
+    }
+    err = conn_step_simple(c, STMT_BEGIN);
     if (err)
         goto out_unlock;
     for (size_t i = 0; i < items_len; i++) {
@@ -324,7 +536,7 @@ static int sqlite_commit(struct es_store *store, struct es_batch_item *items, si
         struct es_position last = {0, 0};
         bool appended = false;
         for (size_t a = 0; a < item->appends_len; a++) {
-            err = append_one(c, &item->appends[a], &last);
+            err = append_one(s, &item->appends[a], &last);
             if (err)
                 goto err_rollback;
             appended = true;
@@ -341,10 +553,21 @@ static int sqlite_commit(struct es_store *store, struct es_batch_item *items, si
             if (err)
                 goto err_rollback;
         }
+        if (appended)
+            head = (int64_t)last.lo;
     }
     err = conn_step_simple(c, STMT_COMMIT);
     if (err)
         goto err_rollback;
+    /* Committed, so the batch succeeded whatever follows. But a tail we
+     * failed to remember could let a later commit miss a version: then
+     * this process takes no more commits, until a restart rebuilds the
+     * tail from the log. */
+    if (tail_publish(s, items, items_len, head) != 0) {
+        wx_logf(WX_LOG_ERROR, "sqlite: out of memory recording the tail; refusing commits");
+        s->broken = true;
+    }
+    stream_index_committed(s->index, head);
     goto out_unlock;
 err_rollback:
     /* ROLLBACK may fail when SQLite already rolled back on its own; either
@@ -412,6 +635,77 @@ static int reader_stmt(struct sqlite_store *s, enum stmt_id id, struct sqlconn *
     return 0;
 }
 
+/* Counts what it passes on, so the index part and the tail part of a
+ * stream read share one limit. */
+struct counted {
+    es_event_fn fn;
+    void *ctx;
+    size_t n;
+};
+
+static int count_event(void *arg, const struct es_event *ev)
+{
+    struct counted *c = arg;
+    c->n++;
+    return c->fn(c->ctx, ev);
+}
+
+static int64_t limit_i64(size_t n)
+{
+    return n > INT64_MAX ? INT64_MAX : (int64_t)n;
+}
+
+/* In the writing process: the index below the stream's first tail version,
+ * then the tail's positions, copied from memory, read one by one. */
+static int read_stream_known_tail(struct sqlite_store *s, struct sqlconn *c,
+                                  const char *stream_id, int64_t from_version, size_t max_events,
+                                  es_event_fn fn, void *ctx)
+{
+    int64_t tail_first = INT64_MAX, *positions = NULL;
+    size_t positions_len = 0;
+    pthread_mutex_lock(&s->tail_lock);
+    struct tail_stream *t = wx_map_get(&s->tail, stream_id);
+    if (t != NULL) {
+        tail_first = t->first_version;
+        size_t skip = from_version > tail_first ? (size_t)(from_version - tail_first) : 0;
+        if (skip < t->len) {
+            positions_len = t->len - skip < max_events ? t->len - skip : max_events;
+            positions = malloc(positions_len * sizeof(*positions));
+            if (positions != NULL)
+                memcpy(positions, t->positions + skip, positions_len * sizeof(*positions));
+        }
+    }
+    pthread_mutex_unlock(&s->tail_lock);
+    if (positions_len > 0 && positions == NULL)
+        return WX_ERR_NOMEM;
+    struct counted cn = {fn, ctx, 0};
+    int err = 0;
+    if (from_version < tail_first) {
+        sqlite3_stmt *st = sqlconn_stmt(c, STMT_READ_STREAM_INDEXED);
+        if (st == NULL) {
+            err = WX_ERR_IO;
+        } else {
+            bind_text(st, 1, stream_id, strlen(stream_id));
+            sqlite3_bind_int64(st, 2, from_version);
+            sqlite3_bind_int64(st, 3, limit_i64(max_events));
+            sqlite3_bind_int64(st, 4, tail_first);
+            err = each_event(st, count_event, &cn);
+        }
+    }
+    sqlite3_stmt *pos = sqlconn_stmt(c, STMT_READ_POSITION);
+    if (pos == NULL && !err)
+        err = WX_ERR_IO;
+    for (size_t i = 0; i < positions_len && !err && cn.n < max_events; i++) {
+        size_t before = cn.n;
+        sqlite3_bind_int64(pos, 1, positions[i]);
+        err = each_event(pos, count_event, &cn);
+        if (!err && cn.n == before)
+            err = WX_ERR_CORRUPT; /* a committed position must be there */
+    }
+    free(positions);
+    return err;
+}
+
 static int sqlite_read_stream(struct es_store *store, const char *stream_id, int64_t from_version,
                               size_t max_events, es_event_fn fn, void *ctx)
 {
@@ -421,10 +715,16 @@ static int sqlite_read_stream(struct es_store *store, const char *stream_id, int
     int err = reader_stmt(s, STMT_READ_STREAM, &c, &st);
     if (err)
         return err;
-    bind_text(st, 1, stream_id, strlen(stream_id));
-    sqlite3_bind_int64(st, 2, from_version);
-    sqlite3_bind_int64(st, 3, max_events > INT64_MAX ? INT64_MAX : (int64_t)max_events);
-    err = each_event(st, fn, ctx);
+    if (atomic_load(&s->committed_head) > 0) {
+        err = read_stream_known_tail(s, c, stream_id, from_version, max_events, fn, ctx);
+    } else {
+        /* Not the writing process (or nothing written yet): the tail is
+         * whatever index.db does not hold, scanned. */
+        bind_text(st, 1, stream_id, strlen(stream_id));
+        sqlite3_bind_int64(st, 2, from_version);
+        sqlite3_bind_int64(st, 3, limit_i64(max_events));
+        err = each_event(st, fn, ctx);
+    }
     sqlpool_release(&s->readers, c);
     return err;
 }
@@ -453,10 +753,22 @@ static int sqlite_stream_version(struct es_store *store, const char *stream_id,
     struct sqlite_store *s = (struct sqlite_store *)store;
     struct sqlconn *c;
     sqlite3_stmt *st;
+    /* The head first: a stream missing from the tail below has no events
+     * up to this head beyond the index. */
+    int64_t head = atomic_load(&s->committed_head);
+    pthread_mutex_lock(&s->tail_lock);
+    struct tail_stream *t = wx_map_get(&s->tail, stream_id);
+    int64_t version = t != NULL ? tail_version(t) : -1;
+    pthread_mutex_unlock(&s->tail_lock);
+    if (version >= 0) {
+        *version_out = version;
+        return 0;
+    }
     int err = reader_stmt(s, STMT_STREAM_VERSION, &c, &st);
     if (err)
         return err;
     bind_text(st, 1, stream_id, strlen(stream_id));
+    sqlite3_bind_int64(st, 2, head);
     err = sqlconn_run_i64(st, version_out);
     sqlpool_release(&s->readers, c);
     return err;
