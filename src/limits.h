@@ -97,8 +97,8 @@
  * 1,500 events under the mixed load). One flush transaction indexes at
  * most FLUSH_EVENTS_MAX events and one wake-up at most ROUNDS_MAX of them;
  * catching up at open goes CATCH_UP_EVENTS at a time. Past TAIL_MAX
- * unindexed events (the index is failing) commits are refused rather than
- * letting every read slow down. */
+ * unindexed events commits wait for the index, and after STALL_MS_MAX
+ * without it catching up (it is failing) they are refused. */
 #define WX_STREAM_INDEX_FLUSH_MS 200
 #define WX_STREAM_INDEX_FLUSH_EVENTS_MIN 16384
 #define WX_STREAM_INDEX_FLUSH_EVENTS_MAX 65536
@@ -106,6 +106,7 @@
 #define WX_STREAM_INDEX_CATCH_UP_EVENTS 200000
 #define WX_STREAM_INDEX_TAIL_MAX 1000000
 #define WX_STREAM_INDEX_BACKOFF_MS_MAX 5000
+#define WX_STREAM_INDEX_STALL_MS_MAX 5000
 
 /* How long a SQLite connection waits on a lock before failing. */
 #define WX_SQLITE_BUSY_TIMEOUT_MS 5000

@@ -522,11 +522,18 @@ static int sqlite_commit(struct es_store *store, struct es_batch_item *items, si
         err = WX_ERR_BUSY;
         goto out_unlock;
     }
-    if (head - stream_index_indexed(s->index) > WX_STREAM_INDEX_TAIL_MAX) {
-        wx_logf(WX_LOG_ERROR, "sqlite: stream index is %lld events behind; refusing commits",
-                (long long)(head - stream_index_indexed(s->index)));
-        err = WX_ERR_BUSY;
-        goto out_unlock;
+    /* Backpressure: a writer far ahead of the index waits for it (a bulk
+     * load outrunning it), and gives up when it does not move (failing). */
+    for (int64_t waited_ms = 0; head - stream_index_indexed(s->index) > WX_STREAM_INDEX_TAIL_MAX;
+         waited_ms++) {
+        if (waited_ms == WX_STREAM_INDEX_STALL_MS_MAX) {
+            wx_logf(WX_LOG_ERROR, "sqlite: stream index is %lld events behind; refusing commits",
+                    (long long)(head - stream_index_indexed(s->index)));
+            err = WX_ERR_BUSY;
+            goto out_unlock;
+        }
+        stream_index_committed(s->index, head);
+        usleep(1000);
     }
     err = conn_step_simple(c, STMT_BEGIN);
     if (err)
