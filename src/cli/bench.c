@@ -31,6 +31,10 @@
 
 #define BENCH_CONNECTIONS_MAX 4096
 #define BENCH_RESPONSE_BYTES_MAX (1024 * 1024)
+/* How long one answer may take: an operation under load, and a check
+ * after it (/admin/drift folds the whole log, minutes on a large one). */
+#define BENCH_ANSWER_MS_MAX 10000
+#define BENCH_CHECK_MS_MAX 600000
 #define LAT_BUCKETS 2048 /* log-linear: 16 sub-buckets per power of two of us */
 
 enum op { OP_CREATE, OP_TRANSFER, OP_CREDIT, OP_DEBIT, OP_COUNT };
@@ -166,14 +170,15 @@ static bool response_done(struct conn *c, int *status, const char **body, size_t
 }
 
 /* Waits for one response on any connection; returns it, or NULL on error. */
-static struct conn *wait_response(struct bench *b, int *status, const char **body,
-                                  size_t *body_len)
+static struct conn *wait_response(struct bench *b, int timeout_ms, int *status,
+                                  const char **body, size_t *body_len)
 {
     for (;;) {
         struct epoll_event evs[64];
-        int n = epoll_wait(b->ep, evs, 64, 10000);
+        int n = epoll_wait(b->ep, evs, 64, timeout_ms);
         if (n <= 0) {
-            fprintf(stderr, "wallex bench: no answer from the server for 10 s\n");
+            fprintf(stderr, "wallex bench: no answer from the server for %d s\n",
+                    timeout_ms / 1000);
             return NULL;
         }
         for (int i = 0; i < n; i++) {
@@ -300,7 +305,7 @@ static int run_phase(struct bench *b, uint64_t total, int op, const char *what)
         size_t len;
         struct conn *c = buffered_response(b, &status, &body, &len);
         if (c == NULL)
-            c = wait_response(b, &status, &body, &len);
+            c = wait_response(b, BENCH_ANSWER_MS_MAX, &status, &body, &len);
         if (c == NULL)
             return -1;
         int64_t us = wx_monotonic_us() - c->sent_us;
@@ -343,7 +348,7 @@ static struct json_object *get_json(struct bench *b, const char *path)
     int status;
     const char *body;
     size_t len;
-    struct conn *r = wait_response(b, &status, &body, &len);
+    struct conn *r = wait_response(b, BENCH_CHECK_MS_MAX, &status, &body, &len);
     if (r == NULL || status != 200)
         return NULL;
     return json_tokener_parse(body);
