@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/grow.h"
 #include "base/map.h"
 #include "store/store.h"
 
@@ -154,22 +155,14 @@ static int append_event(struct mem_store *s, const char *stream_id, struct es_ev
             return WX_ERR_NOMEM;
         }
     }
-    if (s->log_len == s->log_cap) {
-        size_t cap = s->log_cap ? s->log_cap * 2 : 1024;
-        struct mem_event *log = realloc(s->log, cap * sizeof(*log));
-        if (log == NULL)
-            return WX_ERR_NOMEM;
-        s->log = log;
-        s->log_cap = cap;
-    }
-    if (st->len == st->cap) {
-        size_t cap = st->cap ? st->cap * 2 : 8;
-        size_t *ix = realloc(st->indexes, cap * sizeof(*ix));
-        if (ix == NULL)
-            return WX_ERR_NOMEM;
-        st->indexes = ix;
-        st->cap = cap;
-    }
+    struct mem_event *log = wx_grow(s->log, &s->log_cap, s->log_len, sizeof(*log), 1024);
+    if (log == NULL)
+        return WX_ERR_NOMEM;
+    s->log = log;
+    size_t *ix = wx_grow(st->indexes, &st->cap, st->len, sizeof(*ix), 8);
+    if (ix == NULL)
+        return WX_ERR_NOMEM;
+    st->indexes = ix;
     struct mem_event *me = &s->log[s->log_len];
     memset(me, 0, sizeof(*me));
     me->stream_id = dup_n(stream_id, strlen(stream_id));

@@ -8,10 +8,11 @@
  *
  * A commit appends rows in position order and touches no per-stream
  * B-tree: which positions belong to a stream is kept in index.db by
- * store/streamindex.c, flushed in batches. Reads union the index with the
- * unindexed tail; the writer knows the tail's stream versions from memory
- * (struct tail_stream), and (stream, version) stays unique because only
- * the writer assigns versions, checked against index and tail.
+ * store/streamindex.c, flushed in batches. The writer records the unindexed
+ * tail's positions per stream in memory (struct tail_stream); versions are
+ * checked and streams read against index plus tail, and (stream, version)
+ * stays unique because only the writer assigns versions. Another process
+ * on the same files scans the tail instead.
  */
 #include <assert.h>
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/grow.h"
 #include "base/map.h"
 #include "obs/log.h"
 #include "limits.h"
@@ -344,6 +346,17 @@ static int bind_text(sqlite3_stmt *st, int col, const char *s, size_t len)
     return sqlite3_bind_text64(st, col, s, len, SQLITE_STATIC, SQLITE_UTF8);
 }
 
+/* The stream's version from the in-memory tail, or -1 when it has no
+ * events there (then index.db holds them all). Any thread. */
+static int64_t tail_lookup_version(struct sqlite_store *s, const char *stream_id)
+{
+    pthread_mutex_lock(&s->tail_lock);
+    struct tail_stream *t = wx_map_get(&s->tail, stream_id);
+    int64_t version = t != NULL ? tail_version(t) : -1;
+    pthread_mutex_unlock(&s->tail_lock);
+    return version;
+}
+
 /* The stream's version as the commit in progress sees it: its own earlier
  * appends, then the tail in memory, then index.db (a stream missing from
  * the tail has all its events indexed). Writer thread only. */
@@ -354,10 +367,7 @@ static int writer_version(struct sqlite_store *s, const char *stream_id, int64_t
         *version_out = (int64_t)(pending - 1);
         return 0;
     }
-    pthread_mutex_lock(&s->tail_lock);
-    struct tail_stream *t = wx_map_get(&s->tail, stream_id);
-    int64_t version = t != NULL ? tail_version(t) : -1;
-    pthread_mutex_unlock(&s->tail_lock);
+    int64_t version = tail_lookup_version(s, stream_id);
     if (version >= 0) {
         *version_out = version;
         return 0;
@@ -416,14 +426,10 @@ static int tail_push(struct sqlite_store *s, const struct es_event *ev)
             return WX_ERR_NOMEM;
         }
     }
-    if (t->len == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 4;
-        int64_t *p = realloc(t->positions, cap * sizeof(*p));
-        if (p == NULL)
-            return WX_ERR_NOMEM;
-        t->positions = p;
-        t->cap = cap;
-    }
+    int64_t *p = wx_grow(t->positions, &t->cap, t->len, sizeof(*p), 4);
+    if (p == NULL)
+        return WX_ERR_NOMEM;
+    t->positions = p;
     if (t->len == 0)
         t->first_version = ev->version;
     assert(ev->version == t->first_version + (int64_t)t->len);
@@ -718,12 +724,14 @@ static int sqlite_read_stream(struct es_store *store, const char *stream_id, int
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
     struct sqlconn *c;
-    sqlite3_stmt *st;
-    int err = reader_stmt(s, STMT_READ_STREAM, &c, &st);
+    int err = sqlpool_acquire(&s->readers, &c);
     if (err)
         return err;
+    sqlite3_stmt *st;
     if (atomic_load(&s->committed_head) > 0) {
         err = read_stream_known_tail(s, c, stream_id, from_version, max_events, fn, ctx);
+    } else if ((st = sqlconn_stmt(c, STMT_READ_STREAM)) == NULL) {
+        err = WX_ERR_IO;
     } else {
         /* Not the writing process (or nothing written yet): the tail is
          * whatever index.db does not hold, scanned. */
@@ -763,10 +771,7 @@ static int sqlite_stream_version(struct es_store *store, const char *stream_id,
     /* The head first: a stream missing from the tail below has no events
      * up to this head beyond the index. */
     int64_t head = atomic_load(&s->committed_head);
-    pthread_mutex_lock(&s->tail_lock);
-    struct tail_stream *t = wx_map_get(&s->tail, stream_id);
-    int64_t version = t != NULL ? tail_version(t) : -1;
-    pthread_mutex_unlock(&s->tail_lock);
+    int64_t version = tail_lookup_version(s, stream_id);
     if (version >= 0) {
         *version_out = version;
         return 0;

@@ -91,14 +91,18 @@ static int step(struct stream_index *ix, int id, int64_t *value_out)
     return st == NULL ? WX_ERR_IO : sqlconn_run_i64(st, value_out);
 }
 
-static int step2(struct stream_index *ix, int id, int64_t a, int64_t b)
+/* Binds a to ?1 and b to ?2, as far as the statement has parameters. */
+static int step_with(struct stream_index *ix, int id, int64_t a, int64_t b, int64_t *value_out)
 {
     sqlite3_stmt *st = sqlconn_stmt(&ix->conn, id);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlite3_bind_int64(st, 1, a);
-    sqlite3_bind_int64(st, 2, b);
-    return sqlconn_run_i64(st, NULL);
+    int params = sqlite3_bind_parameter_count(st);
+    if (params >= 1)
+        sqlite3_bind_int64(st, 1, a);
+    if (params >= 2)
+        sqlite3_bind_int64(st, 2, b);
+    return sqlconn_run_i64(st, value_out);
 }
 
 /* Indexes at most `batch` events after the indexed position, in one
@@ -117,9 +121,9 @@ static int flush_once(struct stream_index *ix, int64_t batch, bool *more_out)
         err = step(ix, IX_HEAD, &head);
     int64_t target = head - indexed > batch ? indexed + batch : head;
     if (!err && target > indexed) {
-        err = step2(ix, IX_INSERT, indexed, target);
+        err = step_with(ix, IX_INSERT, indexed, target, NULL);
         if (!err)
-            err = step2(ix, IX_SET, target, 0);
+            err = step_with(ix, IX_SET, target, 0, NULL);
     }
     if (!err)
         err = step(ix, IX_COMMIT, NULL);
@@ -139,13 +143,8 @@ static int catch_up(struct stream_index *ix)
 {
     int64_t head = 0, same = 0, indexed = 0;
     int err = step(ix, IX_HEAD, &head);
-    if (!err) {
-        sqlite3_stmt *st = sqlconn_stmt(&ix->conn, IX_SAME_LOG);
-        if (st == NULL)
-            return WX_ERR_IO;
-        sqlite3_bind_int64(st, 1, head);
-        err = sqlconn_run_i64(st, &same);
-    }
+    if (!err)
+        err = step_with(ix, IX_SAME_LOG, head, 0, &same);
     if (!err && !same) {
         wx_logf(WX_LOG_WARN, "stream index: built from another log; rebuilding it");
         err = step(ix, IX_BEGIN, NULL);

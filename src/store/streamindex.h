@@ -5,14 +5,15 @@
  *
  * Why: a B-tree keyed by stream puts each stream's next entry on that
  * stream's own page, so a commit touching 100 wallets rewrote about 100
- * index pages into the WAL, and again at checkpoint. Taking that index out
- * of the commit raised mixed ops at 64 connections from 14k to 22k/s
- * (bench/ab). Flushed in batches, a hot stream's page is written once per
- * flush instead of once per commit.
+ * index pages into the WAL, and again at checkpoint. Flushed in batches
+ * here, a hot stream's page is written once per flush instead of once per
+ * commit: mixed ops at 64 connections went from 13.6-13.9k to 18.5-19.9k/s
+ * (bench/ab, docs/architecture.md).
  *
- * Events after `indexed` are "the tail". Readers union the index with a
- * scan of the tail, which the flushes keep short; the writer keeps the
- * tail's stream versions in memory (sqlite.c). index.db is derived data
+ * Events after `indexed` are "the tail". The writing process keeps each
+ * stream's tail positions in memory (sqlite.c) and reads the index below
+ * them; another process on the same files scans the tail. index.db is
+ * derived data
  * (synchronous=NORMAL): when it is missing, behind, or was built from
  * another log, opening it catches up or rebuilds it from events.db.
  */
