@@ -180,6 +180,20 @@ sqlite3_stmt *es_proj_stmt(struct es_proj_tx *tx, int id)
     return tx->stmts[id];
 }
 
+int es_proj_prepare(sqlite3 *db, const char *tmpl, const char *set, sqlite3_stmt **st_out)
+{
+    *st_out = NULL;
+    char sql[4096];
+    int err = es_proj_sql(tmpl, set, sql, sizeof(sql));
+    if (err)
+        return err;
+    if (sqlite3_prepare_v2(db, sql, -1, st_out, NULL) != SQLITE_OK) {
+        wx_logf(WX_LOG_ERROR, "projector: prepare: %s", sqlite3_errmsg(db));
+        return WX_ERR_IO;
+    }
+    return 0;
+}
+
 static int exec_set(sqlite3 *db, const char *tmpl, const char *set)
 {
     char sql[4096];
@@ -357,20 +371,36 @@ static int apply_one(void *arg, const struct es_event *ev)
     return 0;
 }
 
-static bool fault_injected(const char *name)
+/* "projection-NAME" parks a consumer (it fails); "fold-NAME" only holds
+ * its staged rows where they are, so tests can read both places. */
+static bool fault_injected(const char *what, const char *name)
 {
     char fault[64];
-    snprintf(fault, sizeof(fault), "projection-%s", name);
+    snprintf(fault, sizeof(fault), "%s-%s", what, name);
     return wx_fault_active(fault);
 }
 
+static bool fold_due(const struct es_proj_tx *tx, int64_t now_ms)
+{
+    return tx->consumer->fold != NULL && tx->staged > 0 &&
+           (tx->staged >= WX_PROJECTOR_FOLD_ROWS ||
+            now_ms - tx->folded_at_ms >= WX_PROJECTOR_FOLD_MS) &&
+           !fault_injected("fold", tx->consumer->name);
+}
+
+static void fold_done(struct es_proj_tx *tx, int64_t now_ms)
+{
+    tx->staged = 0;
+    tx->folded_at_ms = now_ms;
+}
+
 /* Applies the next batch after the cursors' common position (not past cap)
- * in one transaction with their checkpoints. */
+ * in one transaction with their checkpoints, and folds what is due. */
 static int advance_all(struct es_projector *p, struct advance_ctx *a, bool *progress)
 {
     assert(a->len > 0);
     for (size_t i = 0; i < a->len; i++)
-        if (fault_injected(a->rts[i]->c->name))
+        if (fault_injected("projection", a->rts[i]->c->name))
             return WX_ERR_FAULT;
     struct cursor *first = a->curs[0];
     a->p = p;
@@ -384,12 +414,24 @@ static int advance_all(struct es_projector *p, struct advance_ctx *a, bool *prog
     err = es_store_read_log(p->store, &from, batch, apply_one, a);
     if (err == READ_STOP)
         err = 0;
+    int64_t now_ms = wx_monotonic_ms();
+    bool folded[WX_PROJECTOR_CONSUMERS_MAX] = {false};
+    for (size_t i = 0; i < a->len && !err; i++) {
+        struct es_proj_tx *tx = &a->curs[i]->tx;
+        if (fold_due(tx, now_ms)) {
+            err = tx->consumer->fold(tx);
+            folded[i] = true;
+        }
+    }
     for (size_t i = 0; i < a->len && !err && a->applied > 0; i++)
         err = set_pos(p, a->curs[i] == &a->rts[i]->live ? SQL_SET_LIVE_POS : SQL_SET_REBUILD_POS,
                       a->rts[i]->c->name, &a->last);
     err = tx_end(p, err);
     if (err)
         return err;
+    for (size_t i = 0; i < a->len; i++)
+        if (folded[i])
+            fold_done(&a->curs[i]->tx, now_ms);
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < a->len; i++) {
         a->curs[i]->behind = a->applied == batch;
@@ -412,6 +454,7 @@ static int swap_sets(struct es_projector *p, struct consumer_rt *rt)
 {
     es_proj_tx_finalize(&rt->live.tx);
     es_proj_tx_finalize(&rt->rebuild.tx);
+    int64_t staged = rt->rebuild.tx.staged; /* carried over to the live handle */
     char old[ES_SET_BYTES];
     snprintf(old, sizeof(old), "%s", rt->live.tx.set);
     int err = simple(p, SQL_BEGIN_IMMEDIATE);
@@ -431,6 +474,7 @@ static int swap_sets(struct es_projector *p, struct consumer_rt *rt)
         return err;
     pthread_mutex_lock(&p->lock);
     es_proj_tx_init(&rt->live.tx, rt->c, p->wdb.db, rt->rebuild.tx.set);
+    rt->live.tx.staged = staged;
     rt->live.pos = rt->rebuild.pos;
     rt->rebuild.active = false;
     pthread_mutex_unlock(&p->lock);
@@ -542,6 +586,34 @@ int es_projector_reset(struct es_projector *p)
     return tx_end(p, err);
 }
 
+/* Folds staged rows outside a batch: those due when the log is quiet, or
+ * all of them at close. Each in its own transaction; a failure is logged
+ * and left staged for the next try (reads are right either way). */
+static void fold_pending(struct es_projector *p, bool all)
+{
+    int64_t now_ms = wx_monotonic_ms();
+    for (size_t i = 0; i < p->rt_len; i++) {
+        struct consumer_rt *rt = &p->rt[i];
+        struct cursor *curs[] = {&rt->live, &rt->rebuild};
+        for (size_t k = 0; k < 2; k++) {
+            struct es_proj_tx *tx = &curs[k]->tx;
+            if (!curs[k]->active || rt->failed || fault_injected("projection", rt->c->name))
+                continue;
+            /* At close even rows staged a moment ago are folded. */
+            int64_t at_ms = all ? INT64_MAX : now_ms;
+            if (!fold_due(tx, at_ms))
+                continue;
+            int err = simple(p, SQL_BEGIN);
+            if (!err)
+                err = tx_end(p, tx->consumer->fold(tx));
+            if (err)
+                wx_logf(WX_LOG_WARN, "projector: folding %s: %s", rt->c->name, wx_strerror(err));
+            else
+                fold_done(tx, now_ms);
+        }
+    }
+}
+
 /* ---- thread ---- */
 
 static void *projector_main(void *arg)
@@ -577,6 +649,7 @@ static void *projector_main(void *arg)
                 usleep(WX_PROJECTOR_COALESCE_MS * 1000);
             continue;
         }
+        fold_pending(p, false);
         pthread_mutex_lock(&p->lock);
         if (!p->kicked && !p->stopping && p->job == NULL) {
             struct timespec until;
@@ -611,6 +684,8 @@ void es_projector_close(struct es_projector *p)
         pthread_mutex_unlock(&p->lock);
         pthread_join(p->thread, NULL);
     }
+    if (p->wdb.db != NULL)
+        fold_pending(p, true); /* a restart then starts with nothing staged */
     for (size_t i = 0; i < p->rt_len; i++) {
         es_proj_tx_finalize(&p->rt[i].live.tx);
         es_proj_tx_finalize(&p->rt[i].rebuild.tx);

@@ -40,6 +40,11 @@ struct es_proj_tx {
     sqlite3 *db;
     char set[ES_SET_BYTES];
     sqlite3_stmt *stmts[WX_CONSUMER_STMTS_MAX];
+    /* Rows apply staged since the last fold (see es_consumer.fold). A
+     * fresh handle has never folded, so its first staged rows fold at once,
+     * with whatever an earlier run left staged. */
+    int64_t staged;
+    int64_t folded_at_ms; /* monotonic */
 };
 
 struct es_consumer {
@@ -54,6 +59,14 @@ struct es_consumer {
      * idempotent: the same event twice leaves the same rows. `decoded` is
      * what the projector's codec made of the event (NULL without codec). */
     int (*apply)(struct es_proj_tx *tx, const struct es_event *event, const void *decoded);
+    /* Optional. A consumer may stage rows where they are cheap to write
+     * (appended, in a small table) and count them in tx->staged; fold moves
+     * them to their final place. The projector calls it inside a batch's
+     * transaction once WX_PROJECTOR_FOLD_ROWS are staged or
+     * WX_PROJECTOR_FOLD_MS have passed, when idle, and at close. Queries
+     * must read staged rows too: folding changes where rows are, never
+     * what the read model says. */
+    int (*fold)(struct es_proj_tx *tx);
 };
 
 /* Decodes each event once for all consumers. decode may set *out to NULL
@@ -70,6 +83,8 @@ void es_proj_tx_init(struct es_proj_tx *tx, const struct es_consumer *c, sqlite3
 void es_proj_tx_finalize(struct es_proj_tx *tx);
 /* Writes `tmpl` with every "{s}" replaced by set into out. */
 int es_proj_sql(const char *tmpl, const char *set, char *out, size_t out_bytes);
+/* Prepares `tmpl` for set on db (not cached: for queries and tools). */
+int es_proj_prepare(sqlite3 *db, const char *tmpl, const char *set, sqlite3_stmt **st_out);
 
 struct es_projector_config {
     struct es_store *store;

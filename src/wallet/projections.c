@@ -108,13 +108,32 @@ const struct es_consumer wallet_consumer_wallets = {
 
 /* ---- ledger ---- */
 
-enum { L_PUT };
+/* Entries are appended to the tail, so a projector commit writes a few new
+ * pages there instead of one page per wallet it touched (measured in
+ * docs/architecture.md); the fold moves them in (wallet, version) order,
+ * which writes each hot wallet's page once per fold. */
+enum { L_PUT, L_FOLD_MOVE, L_FOLD_CLEAR };
+
+#define LEDGER_COLUMNS                                                                             \
+    "wallet_id, version, type, amount_minor, balance_before_minor, balance_after_minor,"          \
+    " currency, description, transfer_id, event_id, position_hi, position_lo, occurred_at_ms"
+
+#define LEDGER_COLUMN_TYPES                                                                        \
+    "wallet_id TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,"                     \
+    " amount_minor INTEGER NOT NULL, balance_before_minor INTEGER NOT NULL,"                      \
+    " balance_after_minor INTEGER NOT NULL, currency TEXT NOT NULL, description TEXT,"            \
+    " transfer_id TEXT, event_id TEXT NOT NULL, position_hi INTEGER NOT NULL,"                    \
+    " position_lo INTEGER NOT NULL, occurred_at_ms INTEGER NOT NULL"
 
 static const char *const ledger_sql[] = {
-    [L_PUT] = "INSERT OR REPLACE INTO ledger{s}(wallet_id, version, type, amount_minor,"
-              " balance_before_minor, balance_after_minor, currency, description, transfer_id,"
-              " event_id, position_hi, position_lo, occurred_at_ms)"
+    /* OR REPLACE on the tail's (wallet, version) keeps a replayed event at
+     * one entry; an entry already folded is never replayed, because the
+     * fold commits with the checkpoint that covers it. */
+    [L_PUT] = "INSERT OR REPLACE INTO ledger_tail{s}(" LEDGER_COLUMNS ")"
               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    [L_FOLD_MOVE] = "INSERT OR REPLACE INTO ledger{s}(" LEDGER_COLUMNS ") SELECT " LEDGER_COLUMNS
+                    " FROM ledger_tail{s} ORDER BY wallet_id, version",
+    [L_FOLD_CLEAR] = "DELETE FROM ledger_tail{s}",
     NULL,
 };
 
@@ -142,21 +161,35 @@ static int apply_ledger(struct es_proj_tx *tx, const struct es_event *ev, const 
     sqlite3_bind_int64(st, 11, (int64_t)ev->position.hi);
     sqlite3_bind_int64(st, 12, (int64_t)ev->position.lo);
     sqlite3_bind_int64(st, 13, ev->occurred_at_ms);
-    return sqlconn_run_i64(st, NULL);
+    int err = sqlconn_run_i64(st, NULL);
+    if (!err)
+        tx->staged++;
+    return err;
+}
+
+static int fold_ledger(struct es_proj_tx *tx)
+{
+    sqlite3_stmt *st = es_proj_stmt(tx, L_FOLD_MOVE);
+    int err = st == NULL ? WX_ERR_IO : sqlconn_run_i64(st, NULL);
+    if (!err) {
+        st = es_proj_stmt(tx, L_FOLD_CLEAR);
+        err = st == NULL ? WX_ERR_IO : sqlconn_run_i64(st, NULL);
+    }
+    return err;
 }
 
 const struct es_consumer wallet_consumer_ledger = {
     .name = "ledger",
-    .schema = "CREATE TABLE IF NOT EXISTS ledger{s}(wallet_id TEXT NOT NULL,"
-              " version INTEGER NOT NULL, type TEXT NOT NULL, amount_minor INTEGER NOT NULL,"
-              " balance_before_minor INTEGER NOT NULL, balance_after_minor INTEGER NOT NULL,"
-              " currency TEXT NOT NULL, description TEXT, transfer_id TEXT,"
-              " event_id TEXT NOT NULL, position_hi INTEGER NOT NULL,"
-              " position_lo INTEGER NOT NULL, occurred_at_ms INTEGER NOT NULL,"
-              " PRIMARY KEY(wallet_id, version)) WITHOUT ROWID;",
-    .drop = "DROP TABLE IF EXISTS ledger{s};",
+    .schema = "CREATE TABLE IF NOT EXISTS ledger{s}(" LEDGER_COLUMN_TYPES
+              ", PRIMARY KEY(wallet_id, version)) WITHOUT ROWID;"
+              "CREATE TABLE IF NOT EXISTS ledger_tail{s}(seq INTEGER PRIMARY KEY, "
+              LEDGER_COLUMN_TYPES ");"
+              "CREATE UNIQUE INDEX IF NOT EXISTS ledger_tail{s}_entry"
+              " ON ledger_tail{s}(wallet_id, version);",
+    .drop = "DROP TABLE IF EXISTS ledger{s}; DROP TABLE IF EXISTS ledger_tail{s};",
     .sql = ledger_sql,
     .apply = apply_ledger,
+    .fold = fold_ledger,
 };
 
 /* ---- transfers ---- */
@@ -215,24 +248,21 @@ const size_t wallet_consumers_len = sizeof(wallet_consumers) / sizeof(wallet_con
 
 /* ---- queries ---- */
 
-/* Prepares `tmpl` against the live set of consumer `name` on a read
- * connection that is inside its read transaction. */
+int wallet_prepare_live(struct sqlconn *c, const char *name, const char *tmpl,
+                        sqlite3_stmt **st_out, struct es_position *position_out)
+{
+    *st_out = NULL;
+    char set[ES_SET_BYTES];
+    int err = es_projector_live(c->db, name, set, position_out);
+    if (err)
+        return err == WX_ERR_NOT_FOUND ? WX_ERR_IO : err;
+    return es_proj_prepare(c->db, tmpl, set, st_out);
+}
+
 static int prepare_live(struct sqlconn *c, const char *name, const char *tmpl,
                         sqlite3_stmt **st_out)
 {
-    char set[ES_SET_BYTES];
-    int err = es_projector_live(c->db, name, set, NULL);
-    if (err)
-        return err == WX_ERR_NOT_FOUND ? WX_ERR_IO : err;
-    char sql[2048];
-    err = es_proj_sql(tmpl, set, sql, sizeof(sql));
-    if (err)
-        return err;
-    if (sqlite3_prepare_v2(c->db, sql, -1, st_out, NULL) != SQLITE_OK) {
-        wx_logf(WX_LOG_ERROR, "query: %s", sqlite3_errmsg(c->db));
-        return WX_ERR_IO;
-    }
-    return 0;
+    return wallet_prepare_live(c, name, tmpl, st_out, NULL);
 }
 
 #define WALLET_COLUMNS "id, owner_id, currency, balance_minor, version, created_at_ms, updated_at_ms"
@@ -346,9 +376,10 @@ int wallet_query_ledger(struct es_projector *p, const char *wallet_id, int64_t a
     err = read_wallet(c, wallet_id, &s, &wversion);
     if (!err)
         err = prepare_live(c, "ledger",
-                           "SELECT version, type, amount_minor, balance_before_minor,"
-                           " balance_after_minor, currency, description, transfer_id, event_id,"
-                           " occurred_at_ms FROM ledger{s} WHERE wallet_id = ?1 AND version > ?2"
+                           LEDGER_BOTH("version, type, amount_minor, balance_before_minor,"
+                                       " balance_after_minor, currency, description,"
+                                       " transfer_id, event_id, occurred_at_ms",
+                                       "WHERE wallet_id = ?1 AND version > ?2")
                            " ORDER BY version LIMIT ?3",
                            &st);
     if (err)
@@ -428,8 +459,8 @@ static int wallet_at(struct sqlconn *c, const char *id, int64_t version, struct 
         return err == WX_ERR_NOT_FOUND ? WX_ERR_CORRUPT : err;
     sqlite3_stmt *st;
     err = prepare_live(c, "ledger",
-                       "SELECT balance_after_minor, occurred_at_ms FROM ledger{s}"
-                       " WHERE wallet_id = ?1 AND version = ?2",
+                       LEDGER_BOTH("balance_after_minor, occurred_at_ms",
+                                   "WHERE wallet_id = ?1 AND version = ?2"),
                        &st);
     if (err)
         return err;

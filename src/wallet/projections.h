@@ -23,6 +23,21 @@ extern const struct es_event_codec wallet_codec;
 extern const struct es_consumer *const wallet_consumers[];
 extern const size_t wallet_consumers_len;
 
+/* The ledger lives in two tables per set: ledger{s}, clustered by (wallet,
+ * version), and ledger_tail{s}, where the projector appends new entries
+ * until it folds them into ledger{s} (see es_consumer.fold). A wallet's
+ * entries in the tail are all newer than its entries in ledger{s}. Every
+ * query reads both: LEDGER_BOTH(columns, where-clause) is the union. */
+#define LEDGER_BOTH(cols, where)                                                                  \
+    "SELECT " cols " FROM ledger{s} " where " UNION ALL SELECT " cols " FROM ledger_tail{s} " where
+
+struct sqlconn;
+/* Prepares `tmpl` against the live set of consumer `name` on a read
+ * connection inside its read transaction; position_out (may be NULL) gets
+ * that consumer's checkpoint as the same transaction sees it. */
+int wallet_prepare_live(struct sqlconn *c, const char *name, const char *tmpl,
+                        sqlite3_stmt **st_out, struct es_position *position_out);
+
 /* GET /wallets/{id} from the read model: appends the Wallet JSON, or
  * returns WX_ERR_NOT_FOUND. */
 int wallet_query_get(struct es_projector *p, const char *wallet_id, struct wx_buf *out);

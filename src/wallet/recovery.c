@@ -36,23 +36,23 @@ static int apply_upto(void *arg, const struct es_event *ev)
     return err;
 }
 
+/* delete_sql: NULL-terminated statements that forget the wallet's rows. */
 static int rebuild_one_consumer(struct es_projector *p, sqlite3 *db, const char *name,
-                                const char *delete_sql, const char *wallet_id)
+                                const char *const *delete_sql, const char *wallet_id)
 {
     const struct es_consumer *c = es_projector_consumer(p, name);
     char set[ES_SET_BYTES];
     struct es_position pos;
     int err = es_projector_live(db, name, set, &pos);
-    if (err)
-        return err;
-    char sql[256];
-    err = es_proj_sql(delete_sql, set, sql, sizeof(sql));
-    sqlite3_stmt *st;
-    if (err || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, wallet_id);
-    err = sqlconn_err(sqlite3_step(st));
-    sqlite3_finalize(st);
+    for (size_t i = 0; !err && delete_sql[i] != NULL; i++) {
+        sqlite3_stmt *st;
+        err = es_proj_prepare(db, delete_sql[i], set, &st);
+        if (err)
+            return err;
+        sqlconn_bind_text(st, 1, wallet_id);
+        err = sqlconn_err(sqlite3_step(st));
+        sqlite3_finalize(st);
+    }
     if (err)
         return err;
     /* The same apply the projector uses, up to the same checkpoint: the
@@ -73,11 +73,15 @@ static int rebuild_one_job(struct es_projector *p, sqlite3 *db, void *ctx)
     const char *wallet_id = ctx;
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return WX_ERR_BUSY;
-    int err = rebuild_one_consumer(p, db, "wallets", "DELETE FROM wallets{s} WHERE id = ?1",
-                                   wallet_id);
+    static const char *const forget_wallet[] = {"DELETE FROM wallets{s} WHERE id = ?1", NULL};
+    static const char *const forget_ledger[] = {
+        "DELETE FROM ledger{s} WHERE wallet_id = ?1",
+        "DELETE FROM ledger_tail{s} WHERE wallet_id = ?1",
+        NULL,
+    };
+    int err = rebuild_one_consumer(p, db, "wallets", forget_wallet, wallet_id);
     if (!err)
-        err = rebuild_one_consumer(p, db, "ledger", "DELETE FROM ledger{s} WHERE wallet_id = ?1",
-                                   wallet_id);
+        err = rebuild_one_consumer(p, db, "ledger", forget_ledger, wallet_id);
     if (!err && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         err = WX_ERR_IO;
     if (err)
@@ -249,18 +253,16 @@ static void free_folded(struct wx_map *m)
  * by the open read transaction. */
 static int scan_log(struct es_projector *p, struct scan *sc)
 {
-    char set[ES_SET_BYTES], lset[ES_SET_BYTES];
+    char set[ES_SET_BYTES];
     int err = es_projector_live(sc->c->db, "wallets", set, &sc->wallets_pos);
     if (!err)
-        err = es_projector_live(sc->c->db, "ledger", lset, &sc->ledger_pos);
+        err = wallet_prepare_live(sc->c, "ledger",
+                                  LEDGER_BOTH("type, amount_minor, balance_before_minor,"
+                                              " balance_after_minor",
+                                              "WHERE wallet_id = ?1 AND version = ?2"),
+                                  &sc->ledger_row, &sc->ledger_pos);
     if (err)
         return err;
-    char sql[256];
-    es_proj_sql("SELECT type, amount_minor, balance_before_minor, balance_after_minor"
-                " FROM ledger{s} WHERE wallet_id = ?1 AND version = ?2",
-                lset, sql, sizeof(sql));
-    if (sqlite3_prepare_v2(sc->c->db, sql, -1, &sc->ledger_row, NULL) != SQLITE_OK)
-        return WX_ERR_IO;
     sc->last = es_position_start();
     for (;;) {
         int64_t events_before = sc->events;
@@ -279,14 +281,12 @@ static int scan_log(struct es_projector *p, struct scan *sc)
 static int compare_wallet_rows(struct scan *sc)
 {
     sqlite3_stmt *st;
-    char set[ES_SET_BYTES], sql[256];
-    int err = es_projector_live(sc->c->db, "wallets", set, NULL);
+    int err = wallet_prepare_live(sc->c, "wallets",
+                                  "SELECT id, owner_id, currency, balance_minor, version,"
+                                  " created_at_ms, updated_at_ms FROM wallets{s}",
+                                  &st, NULL);
     if (err)
         return err;
-    es_proj_sql("SELECT id, owner_id, currency, balance_minor, version, created_at_ms,"
-                " updated_at_ms FROM wallets{s}", set, sql, sizeof(sql));
-    if (sqlite3_prepare_v2(sc->c->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return WX_ERR_IO;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *id = (const char *)sqlite3_column_text(st, 0);
@@ -331,14 +331,13 @@ static int compare_wallet_rows(struct scan *sc)
 /* Ledger rows nobody accounts for (an entry without its event). */
 static int compare_ledger_count(struct scan *sc)
 {
-    char set[ES_SET_BYTES], sql[256];
-    int err = es_projector_live(sc->c->db, "ledger", set, NULL);
+    sqlite3_stmt *st;
+    int err = wallet_prepare_live(
+        sc->c, "ledger",
+        "SELECT (SELECT count(*) FROM ledger{s}) + (SELECT count(*) FROM ledger_tail{s})", &st,
+        NULL);
     if (err)
         return err;
-    es_proj_sql("SELECT count(*) FROM ledger{s}", set, sql, sizeof(sql));
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(sc->c->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return WX_ERR_IO;
     int64_t rows = 0;
     err = sqlconn_run_i64(st, &rows);
     sqlite3_finalize(st);
@@ -416,15 +415,16 @@ static void violation(struct wx_buf *v, size_t *n, const char *text)
  * the first starts at zero, and no balance is negative. */
 static int check_ledger_chains(struct scan *sc, struct wx_buf *v, size_t *n)
 {
-    char set[ES_SET_BYTES], sql[256];
-    int err = es_projector_live(sc->c->db, "ledger", set, NULL);
+    /* Both parts come in (wallet, version) order from their keys, so the
+     * union is a merge, not a sort of the whole ledger. */
+    sqlite3_stmt *st;
+    int err = wallet_prepare_live(
+        sc->c, "ledger",
+        LEDGER_BOTH("wallet_id, version, balance_before_minor, balance_after_minor", "")
+        " ORDER BY wallet_id, version",
+        &st, NULL);
     if (err)
         return err;
-    es_proj_sql("SELECT wallet_id, version, balance_before_minor, balance_after_minor"
-                " FROM ledger{s} ORDER BY wallet_id, version", set, sql, sizeof(sql));
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(sc->c->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return WX_ERR_IO;
     char wallet[WX_ID_BYTES_MAX + 1] = "";
     int64_t prev_after = 0;
     int rc;

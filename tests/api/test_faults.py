@@ -8,6 +8,7 @@ import concurrent.futures
 import http.client
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -183,7 +184,10 @@ def main():
     global BINARY
     BINARY = os.path.abspath(sys.argv[1])
     os.environ["WALLEX_FAULT_DIR"] = FAULTS
-    run_suite(BINARY, globals(), [proc_connection_limit_and_timeout])
+    try:
+        run_suite(BINARY, globals(), [proc_connection_limit_and_timeout])
+    finally:  # run_suite exits; the fault files go with it
+        shutil.rmtree(FAULTS, ignore_errors=True)
 
 
 if __name__ == "__main__":
