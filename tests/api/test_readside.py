@@ -4,6 +4,7 @@ their queries, X-Min-Position, projection status, rebuilds while writing,
 drift, failure and recovery, replay to identical tables, kill -9 in the
 middle of projection, and the offline tools. Usage: test_readside.py wallex"""
 import concurrent.futures
+import contextlib
 import json
 import os
 import random
@@ -256,17 +257,32 @@ def whole_ledger(s, wid):
         after = "&after=" + page["nextCursor"]
 
 
+@contextlib.contextmanager
+def server_with_faults():
+    """A server of its own whose WALLEX_FAULT_DIR is a fresh directory (see
+    src/base/fault.h); yields (server, that directory), removes both after."""
+    fault_dir = tempfile.mkdtemp(prefix="wallex-fault-")
+    env_before = os.environ.get("WALLEX_FAULT_DIR")
+    os.environ["WALLEX_FAULT_DIR"] = fault_dir
+    s = Server(BINARY)
+    try:
+        yield s.start(), fault_dir
+    finally:
+        if env_before is None:
+            del os.environ["WALLEX_FAULT_DIR"]
+        else:
+            os.environ["WALLEX_FAULT_DIR"] = env_before
+        shutil.rmtree(fault_dir, ignore_errors=True)
+        s.cleanup()
+
+
 def proc_ledger_staged_then_folded():
     """New ledger entries are staged in ledger_tail and folded into ledger in
     batches (src/wallet/projections.c). Pages, transfers, drift, a wallet
     rebuild and a restart must read the same entries wherever they are; the
     fault file fold-ledger holds them in the tail."""
-    fault_dir = tempfile.mkdtemp(prefix="wallex-fold-")
-    hold = os.path.join(fault_dir, "fold-ledger")
-    env_before = os.environ.get("WALLEX_FAULT_DIR")
-    os.environ["WALLEX_FAULT_DIR"] = fault_dir
-    s = Server(BINARY).start()
-    try:
+    with server_with_faults() as (s, fault_dir):
+        hold = os.path.join(fault_dir, "fold-ledger")
         a, b = create(s, initial="10.00"), create(s)
         post(s, "/wallets/%s/credit" % a, {"amount": "1.00"})
         # Quiet: the projector folds by itself.
@@ -307,22 +323,11 @@ def proc_ledger_staged_then_folded():
         expect(s.stop() == 0)
         r = tool(s.data_dir, "verify")
         expect(r.returncode == 0 and json.loads(r.stdout)["ledgerEntries"] == 7, r.stdout)
-    finally:
-        if env_before is None:
-            del os.environ["WALLEX_FAULT_DIR"]
-        else:
-            os.environ["WALLEX_FAULT_DIR"] = env_before
-        shutil.rmtree(fault_dir, ignore_errors=True)
-        s.cleanup()
 
 
 def proc_failure_and_recovery():
-    fault_dir = tempfile.mkdtemp(prefix="wallex-fault-")
-    fault = os.path.join(fault_dir, "projection-ledger")
-    env_before = os.environ.get("WALLEX_FAULT_DIR")
-    os.environ["WALLEX_FAULT_DIR"] = fault_dir
-    s = Server(BINARY).start()
-    try:
+    with server_with_faults() as (s, fault_dir):
+        fault = os.path.join(fault_dir, "projection-ledger")
         wid = create(s)
         open(fault, "w").close()
         for _ in range(5):
@@ -343,13 +348,6 @@ def proc_failure_and_recovery():
         expect(s.stop() == 0)
         r = tool(s.data_dir, "verify")
         expect(r.returncode == 0, r.stdout + r.stderr)
-    finally:
-        if env_before is None:
-            del os.environ["WALLEX_FAULT_DIR"]
-        else:
-            os.environ["WALLEX_FAULT_DIR"] = env_before
-        shutil.rmtree(fault_dir, ignore_errors=True)
-        s.cleanup()
 
 
 def proc_replay_gives_identical_tables():
