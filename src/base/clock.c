@@ -23,6 +23,15 @@ int64_t wx_monotonic_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+void wx_deadline_after_ms(int64_t after_ms, struct timespec *out)
+{
+    clock_gettime(CLOCK_REALTIME, out);
+    out->tv_sec += (time_t)(after_ms / 1000);
+    out->tv_nsec += (long)(after_ms % 1000) * 1000000L;
+    out->tv_sec += out->tv_nsec / 1000000000L;
+    out->tv_nsec %= 1000000000L;
+}
+
 int64_t wx_monotonic_ms(void)
 {
     return wx_monotonic_us() / 1000;

@@ -24,6 +24,11 @@ static inline int64_t wx_clock_now_ms(const struct wx_clock *clock)
 int64_t wx_monotonic_ms(void);
 int64_t wx_monotonic_us(void);
 
+struct timespec;
+/* The CLOCK_REALTIME instant after_ms from now, as pthread_cond_timedwait
+ * wants its deadline. */
+void wx_deadline_after_ms(int64_t after_ms, struct timespec *out);
+
 #define WX_RFC3339_BYTES 25 /* 2026-11-22T04:03:11.123Z and the NUL */
 
 /* RFC 3339 UTC with milliseconds. */

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/map.h"
 #include "limits.h"
@@ -630,8 +631,7 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&w->lock);
         while (w->queue_head == NULL && !w->stopping) {
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += WX_IDEM_EXPIRE_INTERVAL_MS / 1000;
+            wx_deadline_after_ms(WX_IDEM_EXPIRE_INTERVAL_MS, &until);
             pthread_cond_timedwait(&w->cond, &w->lock, &until);
             if (w->queue_head == NULL && !w->stopping) {
                 pthread_mutex_unlock(&w->lock);

@@ -653,10 +653,7 @@ static void *projector_main(void *arg)
         pthread_mutex_lock(&p->lock);
         if (!p->kicked && !p->stopping && p->job == NULL) {
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += (long)WX_PROJECTOR_IDLE_MS * 1000000L;
-            until.tv_sec += until.tv_nsec / 1000000000L;
-            until.tv_nsec %= 1000000000L;
+            wx_deadline_after_ms(WX_PROJECTOR_IDLE_MS, &until);
             pthread_cond_timedwait(&p->wake, &p->lock, &until);
         }
         p->kicked = false;
@@ -746,11 +743,7 @@ bool es_projector_wait(struct es_projector *p, const char *const *names,
                        const struct es_position *pos, int64_t timeout_ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
+    wx_deadline_after_ms(timeout_ms, &until);
     pthread_mutex_lock(&p->lock);
     bool ok;
     while (!(ok = caught_up(p, names, pos))) {

@@ -181,14 +181,7 @@ static void *index_main(void *arg)
     while (!ix->stop) {
         if (!ix->kicked) {
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            int64_t wait_ms = backoff_ms > 0 ? backoff_ms : WX_STREAM_INDEX_FLUSH_MS;
-            until.tv_sec += wait_ms / 1000;
-            until.tv_nsec += (wait_ms % 1000) * 1000000;
-            if (until.tv_nsec >= 1000000000) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000;
-            }
+            wx_deadline_after_ms(backoff_ms > 0 ? backoff_ms : WX_STREAM_INDEX_FLUSH_MS, &until);
             pthread_cond_timedwait(&ix->wake, &ix->lock, &until);
         }
         ix->kicked = false;
