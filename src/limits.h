@@ -109,6 +109,14 @@
 #define WX_STREAM_INDEX_BACKOFF_MS_MAX 5000
 #define WX_STREAM_INDEX_STALL_MS_MAX 5000
 
+/* The writer remembers the version of the streams it has appended to or
+ * looked up, so an append to a known stream reads nothing: without it each
+ * one was a read transaction on index.db (two fcntl locks and a B-tree
+ * probe) inside the serial commit. Two generations of at most this many
+ * streams each: when the young one fills, the old one is dropped, so a
+ * stream used in the last generation stays known. About 64 bytes each. */
+#define WX_STORE_VERSIONS_MAX (128 * 1024)
+
 /* How long a SQLite connection waits on a lock before failing. */
 #define WX_SQLITE_BUSY_TIMEOUT_MS 5000
 

@@ -139,10 +139,14 @@ static const char *const stmt_sql[SQLCONN_STMTS_MAX] = {
 
 /* The writer's own reads of index.db: a separate connection, because
  * index.db attached to the write connection would be write-locked by every
- * BEGIN IMMEDIATE and stall the index's flushes. */
-enum { IXR_VERSION, IXR_COUNT };
+ * BEGIN IMMEDIATE and stall the index's flushes. A commit's lookups share
+ * one read transaction (IXR_BEGIN at the first, IXR_END with the commit):
+ * each on its own took and dropped the WAL read lock, two fcntl calls. */
+enum { IXR_VERSION, IXR_BEGIN, IXR_END, IXR_COUNT };
 static const char *const index_reader_sql[SQLCONN_STMTS_MAX] = {
     [IXR_VERSION] = "SELECT coalesce(max(version), 0) FROM stream_index WHERE stream_id = ?1",
+    [IXR_BEGIN] = "BEGIN",
+    [IXR_END] = "COMMIT",
 };
 
 /* A stream's events in the unindexed tail: versions first_version,
@@ -172,6 +176,7 @@ struct sqlite_store {
     char *reader_pragmas; /* reader_pragmas plus the ATTACH of index.db */
     struct stream_index *index;
     struct sqlconn index_reader; /* writer thread only */
+    bool index_read_open;        /* index_reader is inside IXR_BEGIN */
     /* Every stream with events in (tail_floor, committed_head], written by
      * the writer thread (under tail_lock), read by any thread. */
     pthread_mutex_t tail_lock;
@@ -182,6 +187,10 @@ struct sqlite_store {
     /* The commit in progress: stream id -> its version + 1 so far. Its
      * events join `tail` when it commits. */
     struct wx_map pending;
+    /* Versions the writer knows as committed: stream id -> version + 1;
+     * [0] the young generation, [1] the old (WX_STORE_VERSIONS_MAX). The
+     * writer is the only one appending, so what it knows stays true. */
+    struct wx_map versions[2];
     pthread_mutex_t write_lock; /* commits come from one writer; this makes it certain */
     struct sqlconn writer;
     struct sqlpool readers;
@@ -274,6 +283,8 @@ static void sqlite_close(struct es_store *store)
         tail_stream_free(value);
     wx_map_free(&s->tail);
     wx_map_free(&s->pending);
+    wx_map_free(&s->versions[0]);
+    wx_map_free(&s->versions[1]);
     pthread_mutex_destroy(&s->tail_lock);
     pthread_mutex_destroy(&s->write_lock);
     sqlite3_free(s->reader_pragmas);
@@ -297,6 +308,8 @@ static int sqlite_open(const struct es_store_config *config, struct es_store **s
     pthread_mutex_init(&s->tail_lock, NULL);
     wx_map_init(&s->tail);
     wx_map_init(&s->pending);
+    wx_map_init(&s->versions[0]);
+    wx_map_init(&s->versions[1]);
     pthread_mutex_init(&s->ckpt_lock, NULL);
     pthread_cond_init(&s->ckpt_cond, NULL);
     size_t len = strlen(config->data_dir) + sizeof("/events.db");
@@ -357,9 +370,42 @@ static int64_t tail_lookup_version(struct sqlite_store *s, const char *stream_id
     return version;
 }
 
+/* Remembers a committed version. When the young generation is full it
+ * becomes the old one and the old one is dropped. Writer thread only. */
+static void versions_put(struct sqlite_store *s, const char *stream_id, int64_t version)
+{
+    struct wx_map *young = &s->versions[0];
+    if (young->len >= WX_STORE_VERSIONS_MAX && wx_map_get(young, stream_id) == NULL) {
+        wx_map_free(&s->versions[1]);
+        s->versions[1] = *young;
+        wx_map_init(young);
+    }
+    /* Out of memory only costs a read of index.db later, as long as no
+     * older version of the stream is left to be found. */
+    if (wx_map_put(young, stream_id, (void *)(uintptr_t)(version + 1)) != 0) {
+        wx_map_remove(young, stream_id);
+        wx_map_remove(&s->versions[1], stream_id);
+    }
+}
+
+/* A remembered version, or -1. A hit in the old generation moves the
+ * stream to the young one, so streams in use stay. */
+static int64_t versions_get(struct sqlite_store *s, const char *stream_id)
+{
+    uintptr_t v = (uintptr_t)wx_map_get(&s->versions[0], stream_id);
+    if (v != 0)
+        return (int64_t)(v - 1);
+    v = (uintptr_t)wx_map_get(&s->versions[1], stream_id);
+    if (v == 0)
+        return -1;
+    versions_put(s, stream_id, (int64_t)(v - 1));
+    return (int64_t)(v - 1);
+}
+
 /* The stream's version as the commit in progress sees it: its own earlier
- * appends, then the tail in memory, then index.db (a stream missing from
- * the tail has all its events indexed). Writer thread only. */
+ * appends, then what the writer remembers, then the tail in memory, then
+ * index.db (a stream missing from the tail has all its events indexed).
+ * Writer thread only. */
 static int writer_version(struct sqlite_store *s, const char *stream_id, int64_t *version_out)
 {
     uintptr_t pending = (uintptr_t)wx_map_get(&s->pending, stream_id);
@@ -367,16 +413,29 @@ static int writer_version(struct sqlite_store *s, const char *stream_id, int64_t
         *version_out = (int64_t)(pending - 1);
         return 0;
     }
-    int64_t version = tail_lookup_version(s, stream_id);
+    int64_t version = versions_get(s, stream_id);
+    if (version < 0)
+        version = tail_lookup_version(s, stream_id);
     if (version >= 0) {
         *version_out = version;
         return 0;
+    }
+    /* The snapshot starts after the last commit trimmed the tail, so it
+     * holds every event the tail has let go of. */
+    if (!s->index_read_open) {
+        sqlite3_stmt *begin = sqlconn_stmt(&s->index_reader, IXR_BEGIN);
+        if (begin == NULL || sqlconn_run_i64(begin, NULL) != 0)
+            return WX_ERR_IO;
+        s->index_read_open = true;
     }
     sqlite3_stmt *st = sqlconn_stmt(&s->index_reader, IXR_VERSION);
     if (st == NULL)
         return WX_ERR_IO;
     bind_text(st, 1, stream_id, strlen(stream_id));
-    return sqlconn_run_i64(st, version_out);
+    int err = sqlconn_run_i64(st, version_out);
+    if (!err)
+        versions_put(s, stream_id, *version_out);
+    return err;
 }
 
 static int append_one(struct sqlite_store *s, struct es_stream_append *ap,
@@ -516,6 +575,30 @@ static int insert_snapshot(struct sqlconn *c, const struct es_snapshot *snap)
     return sqlconn_run_i64(del, NULL);
 }
 
+/* After COMMIT, every stream appended to is remembered at its new version,
+ * or forgotten: streams this batch created are not kept, since most are
+ * written once (a transfer's own stream) and would only push out the
+ * wallets. Either way no remembered version is left behind. */
+static void remember_versions(struct sqlite_store *s, const struct es_batch_item *items,
+                              size_t items_len)
+{
+    for (size_t i = 0; i < items_len; i++) {
+        for (size_t a = 0; a < items[i].appends_len; a++) {
+            const struct es_stream_append *ap = &items[i].appends[a];
+            uintptr_t v = (uintptr_t)wx_map_get(&s->pending, ap->stream_id);
+            if (v == 0)
+                continue; /* no events */
+            if (ap->expect.kind == ES_EXPECT_NO_STREAM ||
+                (ap->expect.kind == ES_EXPECT_EXACT && ap->expect.version == 0)) {
+                wx_map_remove(&s->versions[0], ap->stream_id);
+                wx_map_remove(&s->versions[1], ap->stream_id);
+            } else {
+                versions_put(s, ap->stream_id, (int64_t)(v - 1));
+            }
+        }
+    }
+}
+
 static int sqlite_commit(struct es_store *store, struct es_batch_item *items, size_t items_len)
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
@@ -580,6 +663,7 @@ static int sqlite_commit(struct es_store *store, struct es_batch_item *items, si
         wx_logf(WX_LOG_ERROR, "sqlite: out of memory recording the tail; refusing commits");
         s->broken = true;
     }
+    remember_versions(s, items, items_len);
     stream_index_committed(s->index, head);
     goto out_unlock;
 err_rollback:
@@ -587,6 +671,15 @@ err_rollback:
      * way the transaction is gone and nothing of the batch is stored. */
     (void)conn_step_simple(c, STMT_ROLLBACK);
 out_unlock:
+    if (s->index_read_open) {
+        /* Ending a read transaction loses nothing; if it fails, roll it
+         * back so the next commit's BEGIN finds the connection idle. */
+        sqlite3_stmt *end = sqlconn_stmt(&s->index_reader, IXR_END);
+        if ((end == NULL || sqlconn_run_i64(end, NULL) != 0) &&
+            !sqlite3_get_autocommit(s->index_reader.db))
+            (void)sqlite3_exec(s->index_reader.db, "ROLLBACK", NULL, NULL, NULL);
+        s->index_read_open = false;
+    }
     pthread_mutex_unlock(&s->write_lock);
     return err;
 }

@@ -19,6 +19,7 @@
 
 #include "base/err.h"
 #include "base/fault.h"
+#include "limits.h"
 #include "store/store.h"
 
 static char base[4096];
@@ -46,9 +47,11 @@ static struct es_store *open_dir(const char *dir)
 }
 
 /* Appends n events to stream; event data records the stream and version
- * so reads can be checked against what was written. */
-static void append(struct es_store *s, const char *stream, int64_t expect_version, size_t n)
+ * so reads can be checked against what was written. Returns the commit's
+ * error. */
+static int try_append(struct es_store *s, const char *stream, struct es_expect expect, size_t n)
 {
+    int64_t expect_version = expect.kind == ES_EXPECT_EXACT ? expect.version : 0;
     struct es_event events[8];
     char data[8][64];
     assert_true(n <= 8);
@@ -65,9 +68,15 @@ static void append(struct es_store *s, const char *stream, int64_t expect_versio
         events[i].metadata_len = 2;
         events[i].occurred_at_ms = 1700000000000LL;
     }
-    struct es_stream_append ap = {stream, {ES_EXPECT_EXACT, expect_version}, events, n};
+    struct es_stream_append ap = {stream, expect, events, n};
     struct es_batch_item item = {.appends = &ap, .appends_len = 1};
-    assert_int_equal(es_store_commit(s, &item, 1), 0);
+    return es_store_commit(s, &item, 1);
+}
+
+static void append(struct es_store *s, const char *stream, int64_t expect_version, size_t n)
+{
+    assert_int_equal(try_append(s, stream, (struct es_expect){ES_EXPECT_EXACT, expect_version}, n),
+                     0);
 }
 
 struct check {
@@ -191,6 +200,70 @@ static void test_index_rebuilt(void **state)
     es_store_close(s);
 }
 
+/* The writer remembers versions instead of reading index.db for each
+ * append (WX_STORE_VERSIONS_MAX): what it remembers must never be stale,
+ * whether learned from index.db, from its own commits, or before a
+ * stream existed, and across generations. */
+static void test_versions_remembered(void **state)
+{
+    (void)state;
+    char dir[4300];
+    snprintf(dir, sizeof(dir), "%s/versions", base);
+    struct es_store *s = open_dir(dir);
+    const struct es_expect none = {ES_EXPECT_NO_STREAM, 0};
+
+    /* Looked up before it exists (the expectation fails), then created,
+     * then only in index.db: appends must see the created version. */
+    assert_int_equal(try_append(s, "y", (struct es_expect){ES_EXPECT_EXACT, 5}, 1),
+                     WX_ERR_CONFLICT);
+    assert_int_equal(try_append(s, "y", none, 2), 0);
+    assert_int_equal(try_append(s, "y", none, 1), WX_ERR_CONFLICT);
+    wait_indexed();
+    assert_int_equal(try_append(s, "y", (struct es_expect){ES_EXPECT_EXACT, 1}, 1),
+                     WX_ERR_CONFLICT);
+    append(s, "y", 2, 1);
+    assert_int_equal(try_append(s, "y", (struct es_expect){ES_EXPECT_EXACT, 2}, 1),
+                     WX_ERR_CONFLICT);
+    append(s, "y", 3, 2);
+    check_stream(s, "y", 5);
+
+    /* More streams than two generations hold, each appended to twice so
+     * the writer remembers them: the first ones are forgotten and read
+     * from index.db again, right. */
+    enum { STREAMS = 2 * WX_STORE_VERSIONS_MAX + 1000, BATCH = 4096 };
+    static char names[BATCH][16];
+    static struct es_event events[BATCH];
+    static struct es_stream_append aps[BATCH];
+    for (int64_t version = 0; version < 2; version++) {
+        for (int first = 0; first < STREAMS; first += BATCH) {
+            int n = STREAMS - first < BATCH ? STREAMS - first : BATCH;
+            for (int i = 0; i < n; i++) {
+                snprintf(names[i], sizeof(names[i]), "r%d", first + i);
+                memset(&events[i], 0, sizeof(events[i]));
+                snprintf(events[i].event_id, sizeof(events[i].event_id),
+                         "00000000-0000-7000-8000-%012d", rand() % 1000000);
+                events[i].type = "T";
+                events[i].data = "{}";
+                events[i].data_len = 2;
+                events[i].metadata = "{}";
+                events[i].metadata_len = 2;
+                aps[i] = (struct es_stream_append){names[i], {ES_EXPECT_EXACT, version},
+                                                   &events[i], 1};
+            }
+            struct es_batch_item item = {.appends = aps, .appends_len = (size_t)n};
+            assert_int_equal(es_store_commit(s, &item, 1), 0);
+        }
+    }
+    const char *probe[] = {"r0", "r1", "r131072", "y"};
+    int64_t at[] = {2, 2, 2, 5};
+    for (size_t i = 0; i < sizeof(probe) / sizeof(probe[0]); i++) {
+        struct es_expect stale = {ES_EXPECT_EXACT, at[i] - 1};
+        assert_int_equal(try_append(s, probe[i], stale, 1), WX_ERR_CONFLICT);
+        append(s, probe[i], at[i], 1);
+    }
+    es_store_close(s);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -204,6 +277,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tail_and_index_agree),
         cmocka_unit_test(test_index_rebuilt),
+        cmocka_unit_test(test_versions_remembered),
     };
     return cmocka_run_group_tests_name("sqlite stream index", tests, NULL, NULL);
 }
