@@ -131,7 +131,7 @@ static const char usage_serve[] =
     "  --log-level LEVEL      debug|info|warn|error      WALLEX_LOG_LEVEL  (info)\n"
     "  --connections-max N    open connections at most   WALLEX_CONNECTIONS_MAX (32768)\n"
     "  --connection-timeout-s N  idle or slow connection closes after  WALLEX_CONNECTION_TIMEOUT_S (30)\n"
-    "  --snapshot-every N     events between snapshots   WALLEX_SNAPSHOT_EVERY (1000)\n"
+    "  --snapshot-every N     events between snapshots   WALLEX_SNAPSHOT_EVERY (100)\n"
     "\n"
     "Logs are JSON lines on stderr, one per request at info.\n"
     "\n"
