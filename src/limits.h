@@ -41,6 +41,15 @@
 /* Free-text description on credits, debits and transfers. */
 #define WX_DESCRIPTION_BYTES_MAX 1024
 
+/* Fields of one flat JSON object read by base/jflat (a stored event has
+ * at most 9). */
+#define WX_JFLAT_FIELDS_MAX 16
+
+/* A stored event's data. The largest the codec writes is about 8.5 KiB (a
+ * description of control characters, each escaped to six bytes, and ids);
+ * decoding unescapes into a buffer this big, and longer data is corrupt. */
+#define WX_EVENT_DATA_BYTES_MAX (16 * 1024)
+
 /* Request URL length (path and query) before it is a 414-style 400. */
 #define WX_URL_BYTES_MAX 2048
 

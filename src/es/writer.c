@@ -435,6 +435,7 @@ static int stage_snapshot(struct es_writer *w, const struct cmd_stream *cs,
     wx_buf_free(&b);
     if (data == NULL)
         return WX_ERR_NOMEM;
+    assert(len <= WX_SNAPSHOT_BYTES_MAX); /* what the aggregate's decode reads */
     assert(item->snapshots_len < WX_COMMAND_STREAMS_MAX);
     item->snapshots[item->snapshots_len++] = (struct es_snapshot){
         .stream_id = cs->stream_id,

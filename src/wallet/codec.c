@@ -4,12 +4,12 @@
  * currency's minor digits). Decoding a stored event checks it against the
  * state before folding it: a damaged log is an error, never a crash.
  */
-#include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/jflat.h"
 #include "base/money.h"
 #include "wallet/wallet.h"
 
@@ -76,22 +76,17 @@ void wallet_event_encode(struct wx_buf *b, const struct wallet_event *e)
 
 /* ---- decoding stored events ---- */
 
-static const char *get_str(struct json_object *o, const char *key, size_t max_bytes)
+static const char *get_str(const struct wx_jflat *o, const char *key, size_t max_bytes)
 {
-    struct json_object *v;
-    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    const char *s = json_object_get_string(v);
-    size_t len = (size_t)json_object_get_string_len(v);
-    return strlen(s) == len && len <= max_bytes ? s : NULL;
+    return wx_jflat_str(o, key, max_bytes);
 }
 
 /* NULL both for absent and for JSON null; *bad is set for a wrong type. */
-static const char *get_opt_str(struct json_object *o, const char *key, size_t max_bytes,
+static const char *get_opt_str(const struct wx_jflat *o, const char *key, size_t max_bytes,
                                bool *bad)
 {
-    struct json_object *v;
-    if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+    const struct wx_jflat_field *f = wx_jflat_get(o, key);
+    if (f == NULL || f->type == WX_JFLAT_NULL)
         return NULL;
     const char *s = get_str(o, key, max_bytes);
     if (s == NULL)
@@ -99,13 +94,9 @@ static const char *get_opt_str(struct json_object *o, const char *key, size_t ma
     return s;
 }
 
-static bool get_i64(struct json_object *o, const char *key, int64_t *out)
+static bool get_i64(const struct wx_jflat *o, const char *key, int64_t *out)
 {
-    struct json_object *v;
-    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-        return false;
-    *out = json_object_get_int64(v);
-    return true;
+    return wx_jflat_i64(o, key, out);
 }
 
 static int kind_of(const char *type, enum wallet_event_kind *out)
@@ -119,15 +110,16 @@ static int kind_of(const char *type, enum wallet_event_kind *out)
     return WX_ERR_CORRUPT;
 }
 
-int wallet_event_decode(const struct es_event *ev, struct json_object **root,
+int wallet_event_decode(const struct es_event *ev, char *text, size_t text_bytes,
                         struct wallet_event *e)
 {
     memset(e, 0, sizeof(*e));
     if (kind_of(ev->type, &e->kind) != 0)
         return WX_ERR_CORRUPT;
-    *root = json_tokener_parse(ev->data);
-    struct json_object *o = *root;
-    if (o == NULL || !json_object_is_type(o, json_type_object))
+    struct wx_jflat fields;
+    const struct wx_jflat *o = &fields;
+    if (ev->data_len >= text_bytes ||
+        wx_jflat_parse(ev->data, ev->data_len, text, text_bytes, &fields) != 0)
         return WX_ERR_CORRUPT;
     e->occurred_at_ms = ev->occurred_at_ms;
     bool bad = false;
@@ -166,11 +158,11 @@ int wallet_event_decode(const struct es_event *ev, struct json_object **root,
 static int wallet_evolve_stored(void *state, const struct es_event *ev)
 {
     struct wallet_state *s = state;
-    struct json_object *root = NULL;
+    char text[WX_EVENT_DATA_BYTES_MAX];
     struct wallet_event e;
-    int err = wallet_event_decode(ev, &root, &e);
+    int err = wallet_event_decode(ev, text, sizeof(text), &e);
     if (err)
-        goto out_put;
+        return err;
     /* The same facts the deciders guarantee, checked on the way back in. */
     int64_t after = 0;
     switch (e.kind) {
@@ -196,22 +188,19 @@ static int wallet_evolve_stored(void *state, const struct es_event *ev)
     }
     if (!err)
         wallet_evolve(s, &e);
-out_put:
-    json_object_put(root);
     return err;
 }
 
 static int transfer_evolve_stored(void *state, const struct es_event *ev)
 {
     struct transfer_state *s = state;
-    struct json_object *root = NULL;
+    char text[WX_EVENT_DATA_BYTES_MAX];
     struct wallet_event e;
-    int err = wallet_event_decode(ev, &root, &e);
+    int err = wallet_event_decode(ev, text, sizeof(text), &e);
     if (!err && (e.kind != TRANSFER_COMPLETED || s->exists))
         err = WX_ERR_CORRUPT;
     if (!err)
         transfer_evolve(s, &e);
-    json_object_put(root);
     return err;
 }
 
@@ -234,9 +223,11 @@ static void wallet_encode(const void *state, struct wx_buf *b)
 static int wallet_decode(const char *data, size_t len, void *state)
 {
     struct wallet_state *s = state;
-    struct json_tokener *tok = json_tokener_new();
-    struct json_object *o = tok ? json_tokener_parse_ex(tok, data, (int)len) : NULL;
-    json_tokener_free(tok);
+    char text[WX_SNAPSHOT_BYTES_MAX + 1];
+    struct wx_jflat fields;
+    const struct wx_jflat *o = NULL;
+    if (len < sizeof(text) && wx_jflat_parse(data, len, text, sizeof(text), &fields) == 0)
+        o = &fields;
     int64_t schema = 0;
     const char *owner = o ? get_str(o, "ownerId", WX_ID_BYTES_MAX) : NULL;
     const char *currency = o ? get_str(o, "currency", WX_CURRENCY_BYTES) : NULL;
@@ -251,7 +242,6 @@ static int wallet_decode(const char *data, size_t len, void *state)
         snprintf(s->currency, sizeof(s->currency), "%s", currency);
         err = 0;
     }
-    json_object_put(o);
     return err;
 }
 

@@ -5,7 +5,6 @@
  */
 #include "wallet/projections.h"
 
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +18,8 @@
 /* ---- decoding each event once for all consumers ---- */
 
 struct decoded {
-    struct json_object *root;
     struct wallet_event e;
+    char text[]; /* e's strings; the event's data_len + 1 bytes */
 };
 
 static int codec_decode(const struct es_event *ev, void **out)
@@ -29,13 +28,13 @@ static int codec_decode(const struct es_event *ev, void **out)
     if (strncmp(ev->stream_id, WALLET_STREAM_PREFIX, sizeof(WALLET_STREAM_PREFIX) - 1) != 0 &&
         strncmp(ev->stream_id, TRANSFER_STREAM_PREFIX, sizeof(TRANSFER_STREAM_PREFIX) - 1) != 0)
         return 0;
-    struct decoded *d = malloc(sizeof(*d));
+    if (ev->data_len >= WX_EVENT_DATA_BYTES_MAX)
+        return WX_ERR_CORRUPT;
+    struct decoded *d = malloc(sizeof(*d) + ev->data_len + 1);
     if (d == NULL)
         return WX_ERR_NOMEM;
-    d->root = NULL;
-    int err = wallet_event_decode(ev, &d->root, &d->e);
+    int err = wallet_event_decode(ev, d->text, ev->data_len + 1, &d->e);
     if (err) {
-        json_object_put(d->root);
         free(d);
         return err;
     }
@@ -45,11 +44,7 @@ static int codec_decode(const struct es_event *ev, void **out)
 
 static void codec_release(void *decoded)
 {
-    struct decoded *d = decoded;
-    if (d == NULL)
-        return;
-    json_object_put(d->root);
-    free(d);
+    free(decoded);
 }
 
 const struct es_event_codec wallet_codec = {.decode = codec_decode, .release = codec_release};

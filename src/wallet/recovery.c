@@ -5,7 +5,6 @@
  * transaction, so they compare the read side at its own checkpoints with
  * the log up to those same positions: a lagging projection is not drift.
  */
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,9 +221,9 @@ static int scan_event(void *arg, const struct es_event *ev)
         f->s = f->at_head;
         f->version = ev->version;
     }
-    struct json_object *root = NULL;
+    char text[WX_EVENT_DATA_BYTES_MAX];
     struct wallet_event e;
-    err = wallet_event_decode(ev, &root, &e);
+    err = wallet_event_decode(ev, text, sizeof(text), &e);
     if (!err && e.kind != WALLET_CREATED) {
         struct money_total *t = total_for(sc, e.currency);
         if (t != NULL && e.transfer_id == NULL) {
@@ -238,7 +237,6 @@ static int scan_event(void *arg, const struct es_event *ev)
             check_ledger_row(sc, wallet_id, ev, &e);
         }
     }
-    json_object_put(root);
     return err;
 }
 

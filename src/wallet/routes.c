@@ -6,6 +6,7 @@
  */
 #include "wallet/routes.h"
 
+#include <assert.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,6 +58,8 @@ static int stage(struct es_decide_ctx *ctx, struct loaded *l, const struct walle
     struct wx_buf b;
     wx_buf_init(&b);
     wallet_event_encode(&b, e);
+    /* Ids and descriptions are bounded, so this holds; decoding relies on it. */
+    assert(!wx_buf_ok(&b) || b.len < WX_EVENT_DATA_BYTES_MAX);
     int err = wx_buf_ok(&b) ? es_decide_emit(ctx, l->stream_id, wallet_event_type_name(e->kind),
                                              b.data, b.len, &l->s)
                             : WX_ERR_NOMEM;

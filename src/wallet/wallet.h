@@ -138,11 +138,11 @@ bool wallet_command_parse(enum wallet_command_kind kind, const char *wallet_id, 
 const char *wallet_event_type_name(enum wallet_event_kind kind);
 void wallet_event_encode(struct wx_buf *b, const struct wallet_event *e);
 
-struct json_object;
 struct es_event;
-/* Decodes a stored event into *e, with strings borrowed from *root (the
- * caller puts root, also on error). WX_ERR_CORRUPT when it does not read. */
-int wallet_event_decode(const struct es_event *ev, struct json_object **root,
+/* Decodes a stored event into *e, its strings unescaped into text, which
+ * holds ev->data_len + 1 bytes at least (WX_EVENT_DATA_BYTES_MAX always
+ * does). WX_ERR_CORRUPT when it does not read. */
+int wallet_event_decode(const struct es_event *ev, char *text, size_t text_bytes,
                         struct wallet_event *e);
 
 extern const struct es_aggregate_type wallet_aggregate;

@@ -1,0 +1,62 @@
+/* libFuzzer: the flat JSON reader against json-c. Whatever base/jflat
+ * accepts, json-c must read as the same object: the same keys, and each
+ * value of the same type and content. (jflat may refuse more.) */
+#include <assert.h>
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/jflat.h"
+
+static void same_value(const struct wx_jflat_field *f, struct json_object *v)
+{
+    switch (f->type) {
+    case WX_JFLAT_NULL: assert(v == NULL); break;
+    case WX_JFLAT_BOOL:
+        assert(json_object_is_type(v, json_type_boolean));
+        assert((bool)json_object_get_boolean(v) == f->b);
+        break;
+    case WX_JFLAT_INT:
+        assert(json_object_is_type(v, json_type_int));
+        assert(json_object_get_int64(v) == f->i64);
+        break;
+    case WX_JFLAT_STRING:
+        assert(json_object_is_type(v, json_type_string));
+        assert((size_t)json_object_get_string_len(v) == f->str_len);
+        assert(memcmp(json_object_get_string(v), f->str, f->str_len) == 0);
+        break;
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *buf = malloc(size + 1);
+    assert(buf != NULL);
+    struct wx_jflat j;
+    if (wx_jflat_parse((const char *)data, size, buf, size + 1, &j) != 0) {
+        free(buf);
+        return 0;
+    }
+    struct json_tokener *tok = json_tokener_new();
+    assert(tok != NULL);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    struct json_object *o = json_tokener_parse_ex(tok, (const char *)data, (int)size);
+    assert(o != NULL && json_object_is_type(o, json_type_object));
+    size_t distinct = 0;
+    for (size_t i = 0; i < j.len; i++) {
+        const struct wx_jflat_field *f = &j.fields[i];
+        if (wx_jflat_get(&j, f->key) != f)
+            continue; /* a later field of the same name wins, as in json-c */
+        distinct++;
+        struct json_object *v = NULL;
+        assert(json_object_object_get_ex(o, f->key, &v));
+        same_value(f, v);
+    }
+    assert((size_t)json_object_object_length(o) == distinct);
+    json_object_put(o);
+    json_tokener_free(tok);
+    free(buf);
+    return 0;
+}
