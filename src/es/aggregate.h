@@ -8,6 +8,7 @@
 #ifndef WALLEX_ES_AGGREGATE_H
 #define WALLEX_ES_AGGREGATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,10 @@ struct es_aggregate_type {
      * WX_ERR_CORRUPT for data it cannot read. */
     void (*encode)(const void *state, struct wx_buf *out);
     int (*decode)(const char *data, size_t len, void *state);
+    /* Write-once streams (a transfer) stay out of the writer's cache: they
+     * are not loaded again in the usual course, and caching one per
+     * command filled the cache and made every lookup in it slower. */
+    bool uncached;
 };
 
 /* Stop conditions for a fold; zero values mean "no limit". */

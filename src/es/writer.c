@@ -245,7 +245,7 @@ int es_decide_load(struct es_decide_ctx *ctx, const struct es_aggregate_type *ty
         if (err)
             return err;
         atomic_fetch_add(&w->stats.cache_misses, 1);
-        if (cs->version > 0)
+        if (cs->version > 0 && !type->uncached)
             cache_put(w, stream_id, type, cs->version, cs->state);
     }
     cs->version_before = cs->version;
@@ -574,7 +574,7 @@ static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
         for (size_t i = 0; i < w->overlay.cap; i++) {
             struct wx_map_slot *sl = &w->overlay.slots[i];
             struct staged_stream *st = sl->value;
-            if (st != NULL)
+            if (st != NULL && !st->type->uncached)
                 cache_put(w, sl->key, st->type, st->version, st->state);
         }
         atomic_fetch_add(&w->stats.batches, 1);

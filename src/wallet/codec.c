@@ -259,6 +259,7 @@ const struct es_aggregate_type transfer_aggregate = {
     .state_bytes = sizeof(struct transfer_state),
     .init = transfer_state_init,
     .evolve_stored = transfer_evolve_stored,
+    .uncached = true,
 };
 
 /* ---- response resources ---- */

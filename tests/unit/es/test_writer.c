@@ -44,7 +44,17 @@ static const struct es_aggregate_type counter_type = {
     .evolve_stored = counter_evolve_stored,
 };
 
+/* The same, write-once as far as the cache knows (es_aggregate_type.uncached). */
+static const struct es_aggregate_type tally_type = {
+    .name = "tally",
+    .state_bytes = sizeof(struct counter),
+    .init = counter_init,
+    .evolve_stored = counter_evolve_stored,
+    .uncached = true,
+};
+
 struct add_cmd {
+    const struct es_aggregate_type *type;
     const char *stream;
     int64_t add;
     int64_t limit; /* reject when the value would pass it */
@@ -55,7 +65,7 @@ static void handle_add(struct es_decide_ctx *ctx, struct es_command *cmd)
     const struct add_cmd *a = cmd->payload;
     const void *st;
     int64_t version;
-    int err = es_decide_load(ctx, &counter_type, a->stream, &st, &version);
+    int err = es_decide_load(ctx, a->type, a->stream, &st, &version);
     if (err) {
         es_decide_fail(ctx, err);
         return;
@@ -143,6 +153,7 @@ static struct es_command *new_cmd(struct fixture *f, const char *stream, int64_t
                                   int64_t limit, const char *key)
 {
     struct add_cmd *a = wx_arena_alloc(&f->arena, sizeof(*a));
+    a->type = strncmp(stream, "tally:", 6) == 0 ? &tally_type : &counter_type;
     a->stream = stream;
     a->add = add;
     a->limit = limit;
@@ -279,6 +290,30 @@ static void test_same_key_in_one_batch(void **state)
     assert_int_equal(stream_version(f, "counter:d"), 1);
 }
 
+/* Streams of an uncached type are folded from the store at every load,
+ * and still come out right; cached ones are folded once. */
+static void test_uncached_type(void **state)
+{
+    struct fixture *f = *state;
+    const struct es_writer_stats *st = es_writer_stats(f->writer);
+    const char *streams[] = {"counter:e", "tally:e"};
+    for (size_t s = 0; s < 2; s++) {
+        uint64_t misses = atomic_load(&st->cache_misses);
+        uint64_t hits = atomic_load(&st->cache_hits);
+        for (int i = 1; i <= 3; i++) {
+            struct es_command *c = new_cmd(f, streams[s], 2, INT64_MAX, NULL);
+            assert_int_equal(es_writer_submit(f->writer, c), 0);
+            wait_done(s * 3 + (size_t)i);
+            char want[64];
+            snprintf(want, sizeof(want), "{\"value\":%d,\"version\":%d}", 2 * i, i);
+            assert_string_equal(c->body, want);
+        }
+        /* The first load of each finds an empty stream in the store. */
+        assert_int_equal(atomic_load(&st->cache_misses) - misses, s == 0 ? 1 : 3);
+        assert_int_equal(atomic_load(&st->cache_hits) - hits, s == 0 ? 2 : 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +321,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_commit_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_key_in_one_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uncached_type, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
