@@ -79,11 +79,20 @@ void wx_buf_addc(struct wx_buf *b, char c)
     wx_buf_add(b, &c, 1);
 }
 
+/* By hand, not snprintf: events and responses are mostly integers. */
 void wx_buf_add_i64(struct wx_buf *b, int64_t v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
-    wx_buf_add(b, tmp, (size_t)n);
+    char *p = tmp + sizeof(tmp);
+    /* The magnitude as unsigned, so INT64_MIN needs no special case. */
+    uint64_t m = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + m % 10);
+        m /= 10;
+    } while (m != 0);
+    if (v < 0)
+        *--p = '-';
+    wx_buf_add(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 void wx_buf_printf(struct wx_buf *b, const char *fmt, ...)
