@@ -433,7 +433,9 @@ static int writer_version(struct sqlite_store *s, const char *stream_id, int64_t
         return WX_ERR_IO;
     bind_text(st, 1, stream_id, strlen(stream_id));
     int err = sqlconn_run_i64(st, version_out);
-    if (!err)
+    /* A stream not there yet is not remembered: most are about to be
+     * created once (a transfer's own stream) and never appended to again. */
+    if (!err && *version_out > 0)
         versions_put(s, stream_id, *version_out);
     return err;
 }
