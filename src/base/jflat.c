@@ -101,14 +101,30 @@ static bool string(struct reader *r, const char **s_out, size_t *len_out)
         switch (c) {
         case '"':
         case '\\':
-        case '/': ok = put(r, c); break;
-        case 'b': ok = put(r, '\b'); break;
-        case 'f': ok = put(r, '\f'); break;
-        case 'n': ok = put(r, '\n'); break;
-        case 'r': ok = put(r, '\r'); break;
-        case 't': ok = put(r, '\t'); break;
-        case 'u': ok = unicode_escape(r); break;
-        default: ok = false; break;
+        case '/':
+            ok = put(r, c);
+            break;
+        case 'b':
+            ok = put(r, '\b');
+            break;
+        case 'f':
+            ok = put(r, '\f');
+            break;
+        case 'n':
+            ok = put(r, '\n');
+            break;
+        case 'r':
+            ok = put(r, '\r');
+            break;
+        case 't':
+            ok = put(r, '\t');
+            break;
+        case 'u':
+            ok = unicode_escape(r);
+            break;
+        default:
+            ok = false;
+            break;
         }
         if (!ok)
             return false;
@@ -136,8 +152,8 @@ static bool integer(struct reader *r, int64_t *v)
             x = x * 10 + d;
         }
     }
-    if (r->p < r->end && (*r->p == '.' || *r->p == 'e' || *r->p == 'E' ||
-                          (*r->p >= '0' && *r->p <= '9')))
+    if (r->p < r->end &&
+        (*r->p == '.' || *r->p == 'e' || *r->p == 'E' || (*r->p >= '0' && *r->p <= '9')))
         return false;
     *v = neg ? (int64_t)(0 - x) : (int64_t)x;
     return true;
@@ -177,8 +193,7 @@ static bool value(struct reader *r, struct wx_jflat_field *f)
     }
 }
 
-int wx_jflat_parse(const char *text, size_t len, char *buf, size_t buf_bytes,
-                   struct wx_jflat *out)
+int wx_jflat_parse(const char *text, size_t len, char *buf, size_t buf_bytes, struct wx_jflat *out)
 {
     struct reader r = {text, text + len, buf, buf + buf_bytes};
     out->len = 0;

@@ -33,8 +33,8 @@ struct wx_jflat_field {
     enum wx_jflat_type type;
     const char *str; /* WX_JFLAT_STRING: NUL-terminated, in the buffer */
     size_t str_len;
-    int64_t i64;     /* WX_JFLAT_INT */
-    bool b;          /* WX_JFLAT_BOOL */
+    int64_t i64; /* WX_JFLAT_INT */
+    bool b;      /* WX_JFLAT_BOOL */
 };
 
 struct wx_jflat {
@@ -45,8 +45,7 @@ struct wx_jflat {
 /* Parses text[0..len) into out. buf must hold len + 1 bytes (unescaping
  * never grows a string). 0, or WX_ERR_CORRUPT for anything else, including
  * more than WX_JFLAT_FIELDS_MAX fields. */
-int wx_jflat_parse(const char *text, size_t len, char *buf, size_t buf_bytes,
-                   struct wx_jflat *out);
+int wx_jflat_parse(const char *text, size_t len, char *buf, size_t buf_bytes, struct wx_jflat *out);
 
 /* The field named key (the last one, as json-c keeps it), or NULL. */
 const struct wx_jflat_field *wx_jflat_get(const struct wx_jflat *j, const char *key);

@@ -76,11 +76,6 @@ void wallet_event_encode(struct wx_buf *b, const struct wallet_event *e)
 
 /* ---- decoding stored events ---- */
 
-static const char *get_str(const struct wx_jflat *o, const char *key, size_t max_bytes)
-{
-    return wx_jflat_str(o, key, max_bytes);
-}
-
 /* NULL both for absent and for JSON null; *bad is set for a wrong type. */
 static const char *get_opt_str(const struct wx_jflat *o, const char *key, size_t max_bytes,
                                bool *bad)
@@ -88,15 +83,10 @@ static const char *get_opt_str(const struct wx_jflat *o, const char *key, size_t
     const struct wx_jflat_field *f = wx_jflat_get(o, key);
     if (f == NULL || f->type == WX_JFLAT_NULL)
         return NULL;
-    const char *s = get_str(o, key, max_bytes);
+    const char *s = wx_jflat_str(o, key, max_bytes);
     if (s == NULL)
         *bad = true;
     return s;
-}
-
-static bool get_i64(const struct wx_jflat *o, const char *key, int64_t *out)
-{
-    return wx_jflat_i64(o, key, out);
 }
 
 static int kind_of(const char *type, enum wallet_event_kind *out)
@@ -123,32 +113,32 @@ int wallet_event_decode(const struct es_event *ev, char *text, size_t text_bytes
         return WX_ERR_CORRUPT;
     e->occurred_at_ms = ev->occurred_at_ms;
     bool bad = false;
-    e->currency = get_str(o, "currency", WX_CURRENCY_BYTES);
+    e->currency = wx_jflat_str(o, "currency", WX_CURRENCY_BYTES);
     bad |= e->currency == NULL || wx_currency_exponent(e->currency) < 0;
     switch (e->kind) {
     case WALLET_CREATED:
-        e->wallet_id = get_str(o, "walletId", WX_ID_BYTES_MAX);
-        e->owner_id = get_str(o, "ownerId", WX_ID_BYTES_MAX);
+        e->wallet_id = wx_jflat_str(o, "walletId", WX_ID_BYTES_MAX);
+        e->owner_id = wx_jflat_str(o, "ownerId", WX_ID_BYTES_MAX);
         bad |= e->wallet_id == NULL || e->owner_id == NULL;
         break;
     case WALLET_CREDITED:
     case WALLET_DEBITED:
-        e->wallet_id = get_str(o, "walletId", WX_ID_BYTES_MAX);
+        e->wallet_id = wx_jflat_str(o, "walletId", WX_ID_BYTES_MAX);
         bad |= e->wallet_id == NULL;
-        bad |= !get_i64(o, "amountMinor", &e->amount_minor);
-        bad |= !get_i64(o, "balanceBeforeMinor", &e->balance_before_minor);
-        bad |= !get_i64(o, "balanceAfterMinor", &e->balance_after_minor);
+        bad |= !wx_jflat_i64(o, "amountMinor", &e->amount_minor);
+        bad |= !wx_jflat_i64(o, "balanceBeforeMinor", &e->balance_before_minor);
+        bad |= !wx_jflat_i64(o, "balanceAfterMinor", &e->balance_after_minor);
         e->description = get_opt_str(o, "description", WX_DESCRIPTION_BYTES_MAX, &bad);
         e->transfer_id = get_opt_str(o, "transferId", WX_ID_BYTES_MAX, &bad);
         break;
     case TRANSFER_COMPLETED:
-        e->transfer_id = get_str(o, "transferId", WX_ID_BYTES_MAX);
-        e->from_wallet_id = get_str(o, "fromWalletId", WX_ID_BYTES_MAX);
-        e->to_wallet_id = get_str(o, "toWalletId", WX_ID_BYTES_MAX);
+        e->transfer_id = wx_jflat_str(o, "transferId", WX_ID_BYTES_MAX);
+        e->from_wallet_id = wx_jflat_str(o, "fromWalletId", WX_ID_BYTES_MAX);
+        e->to_wallet_id = wx_jflat_str(o, "toWalletId", WX_ID_BYTES_MAX);
         bad |= !e->transfer_id || !e->from_wallet_id || !e->to_wallet_id;
-        bad |= !get_i64(o, "amountMinor", &e->amount_minor);
-        bad |= !get_i64(o, "fromVersion", &e->from_version);
-        bad |= !get_i64(o, "toVersion", &e->to_version);
+        bad |= !wx_jflat_i64(o, "amountMinor", &e->amount_minor);
+        bad |= !wx_jflat_i64(o, "fromVersion", &e->from_version);
+        bad |= !wx_jflat_i64(o, "toVersion", &e->to_version);
         e->description = get_opt_str(o, "description", WX_DESCRIPTION_BYTES_MAX, &bad);
         break;
     }
@@ -229,14 +219,14 @@ static int wallet_decode(const char *data, size_t len, void *state)
     if (len < sizeof(text) && wx_jflat_parse(data, len, text, sizeof(text), &fields) == 0)
         o = &fields;
     int64_t schema = 0;
-    const char *owner = o ? get_str(o, "ownerId", WX_ID_BYTES_MAX) : NULL;
-    const char *currency = o ? get_str(o, "currency", WX_CURRENCY_BYTES) : NULL;
+    const char *owner = o ? wx_jflat_str(o, "ownerId", WX_ID_BYTES_MAX) : NULL;
+    const char *currency = o ? wx_jflat_str(o, "currency", WX_CURRENCY_BYTES) : NULL;
     int err = WX_ERR_CORRUPT;
     wallet_state_init(s);
-    if (o != NULL && get_i64(o, "schema", &schema) && schema == 1 && owner && currency &&
-        wx_currency_exponent(currency) >= 0 && get_i64(o, "balanceMinor", &s->balance_minor) &&
-        s->balance_minor >= 0 && get_i64(o, "createdAtMs", &s->created_at_ms) &&
-        get_i64(o, "updatedAtMs", &s->updated_at_ms)) {
+    if (o != NULL && wx_jflat_i64(o, "schema", &schema) && schema == 1 && owner && currency &&
+        wx_currency_exponent(currency) >= 0 && wx_jflat_i64(o, "balanceMinor", &s->balance_minor) &&
+        s->balance_minor >= 0 && wx_jflat_i64(o, "createdAtMs", &s->created_at_ms) &&
+        wx_jflat_i64(o, "updatedAtMs", &s->updated_at_ms)) {
         s->exists = true;
         snprintf(s->owner_id, sizeof(s->owner_id), "%s", owner);
         snprintf(s->currency, sizeof(s->currency), "%s", currency);

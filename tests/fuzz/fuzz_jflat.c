@@ -13,7 +13,9 @@
 static void same_value(const struct wx_jflat_field *f, struct json_object *v)
 {
     switch (f->type) {
-    case WX_JFLAT_NULL: assert(v == NULL); break;
+    case WX_JFLAT_NULL:
+        assert(v == NULL);
+        break;
     case WX_JFLAT_BOOL:
         assert(json_object_is_type(v, json_type_boolean));
         assert((bool)json_object_get_boolean(v) == f->b);

@@ -23,12 +23,13 @@ static void test_reads_an_event(void **state)
 {
     (void)state;
     struct wx_jflat j;
-    assert_int_equal(parse(" {\"walletId\":\"w-1\", \"amountMinor\" : 1250,\n"
-                           "\"description\":\"caf\\u00e9 \\\"x\\\"\\n\\ud83d\\ude00\","
-                           "\"transferId\":null,\"ok\":true,\"no\":false,\"min\":-9223372036854775808,"
-                           "\"max\":9223372036854775807,\"zero\":-0} ",
-                           &j),
-                     0);
+    assert_int_equal(
+        parse(" {\"walletId\":\"w-1\", \"amountMinor\" : 1250,\n"
+              "\"description\":\"caf\\u00e9 \\\"x\\\"\\n\\ud83d\\ude00\","
+              "\"transferId\":null,\"ok\":true,\"no\":false,\"min\":-9223372036854775808,"
+              "\"max\":9223372036854775807,\"zero\":-0} ",
+              &j),
+        0);
     assert_int_equal(j.len, 9);
     assert_string_equal(wx_jflat_str(&j, "walletId", 64), "w-1");
     assert_null(wx_jflat_str(&j, "walletId", 2)); /* longer than allowed */
@@ -64,15 +65,48 @@ static void test_refuses(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "", " ", "[]", "1", "\"s\"", "{", "}", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{,}",
-        "{\"a\":1}x", "{\"a\":1}{}", "{a:1}", "{'a':1}", "{\"a\":'x'}",
-        "{\"a\":{}}", "{\"a\":[]}", "{\"a\":1.0}", "{\"a\":1e3}", "{\"a\":1E3}", "{\"a\":01}",
-        "{\"a\":-}", "{\"a\":+1}", "{\"a\":9223372036854775808}",
-        "{\"a\":-9223372036854775809}", "{\"a\":99999999999999999999}", "{\"a\":tru}",
-        "{\"a\":nul}", "{\"a\":True}", "{\"a\":\"x}", "{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}",
-        "{\"a\":\"\\u12g4\"}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}",
-        "{\"a\":\"\\ud800\\u0041\"}", "{\"a\":\"tab\there\"}", "{\"a\":\"nl\nhere\"}",
-        "{\"a\\u0000b\":1}", "{\"a\":1\v}", "{\"a\":1,\"b\"}",
+        "",
+        " ",
+        "[]",
+        "1",
+        "\"s\"",
+        "{",
+        "}",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{\"a\":1,}",
+        "{,}",
+        "{\"a\":1}x",
+        "{\"a\":1}{}",
+        "{a:1}",
+        "{'a':1}",
+        "{\"a\":'x'}",
+        "{\"a\":{}}",
+        "{\"a\":[]}",
+        "{\"a\":1.0}",
+        "{\"a\":1e3}",
+        "{\"a\":1E3}",
+        "{\"a\":01}",
+        "{\"a\":-}",
+        "{\"a\":+1}",
+        "{\"a\":9223372036854775808}",
+        "{\"a\":-9223372036854775809}",
+        "{\"a\":99999999999999999999}",
+        "{\"a\":tru}",
+        "{\"a\":nul}",
+        "{\"a\":True}",
+        "{\"a\":\"x}",
+        "{\"a\":\"\\x\"}",
+        "{\"a\":\"\\u12\"}",
+        "{\"a\":\"\\u12g4\"}",
+        "{\"a\":\"\\ud800\"}",
+        "{\"a\":\"\\udc00\"}",
+        "{\"a\":\"\\ud800\\u0041\"}",
+        "{\"a\":\"tab\there\"}",
+        "{\"a\":\"nl\nhere\"}",
+        "{\"a\\u0000b\":1}",
+        "{\"a\":1\v}",
+        "{\"a\":1,\"b\"}",
     };
     struct wx_jflat j;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -94,8 +128,7 @@ static void test_refuses(void **state)
         assert_int_equal(wx_jflat_parse(text, strlen(text), buf, bytes, &j), WX_ERR_CORRUPT);
     assert_int_equal(wx_jflat_parse(text, strlen(text), buf, 6, &j), 0);
     /* Only len bytes are read: a NUL-free prefix of a valid text is not valid. */
-    assert_int_equal(wx_jflat_parse(text, strlen(text) - 1, buf, sizeof(buf), &j),
-                     WX_ERR_CORRUPT);
+    assert_int_equal(wx_jflat_parse(text, strlen(text) - 1, buf, sizeof(buf), &j), WX_ERR_CORRUPT);
 }
 
 int main(void)
