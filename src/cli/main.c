@@ -366,7 +366,7 @@ static void notify_projector(void *ctx)
 /* The read side: readmodel.db beside the log. A memory store starts with an
  * empty log every time, so its read side starts empty too. */
 static int open_projector(const struct options *o, struct es_store *store, bool bulk,
-                          struct es_projector **out)
+                          bool shared, struct es_projector **out)
 {
     char path[4096];
     bool memory = strcmp(o->store, "memory") == 0;
@@ -379,6 +379,7 @@ static int open_projector(const struct options *o, struct es_store *store, bool 
         .consumers_len = wallet_consumers_len,
         .codec = &wallet_codec,
         .bulk = bulk,
+        .shared = shared,
     };
     int err = es_projector_open(&cfg, out);
     if (!err && memory)
@@ -417,7 +418,7 @@ static int cmd_serve(int argc, char **argv)
     int err = open_store(&o, &store);
     if (err)
         return 1;
-    err = open_projector(&o, store, false, &projector);
+    err = open_projector(&o, store, false, false, &projector);
     if (!err)
         err = es_projector_start(projector);
     if (err)
@@ -579,7 +580,7 @@ static int cmd_offline(const char *cmd, int argc, char **argv)
     /* drift only reads; rebuild and verify write the read side. */
     if (strcmp(cmd, "drift") != 0 && lock_data_dir(o.data_dir, cmd) < 0)
         return 1;
-    if (open_store(&o, &store) || open_projector(&o, store, true, &p)) {
+    if (open_store(&o, &store) || open_projector(&o, store, true, strcmp(cmd, "drift") == 0, &p)) {
         es_store_close(store);
         return 1;
     }

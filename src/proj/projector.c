@@ -20,6 +20,7 @@
 #include "base/err.h"
 #include "base/fault.h"
 #include "obs/log.h"
+#include "proj/bootguard.h"
 #include "store/sqlconn.h"
 #include "store/store.h"
 
@@ -107,6 +108,7 @@ struct es_projector {
     struct es_store *store;
     const struct es_event_codec *codec;
     char *db_path;
+    bool unsynced; /* synchronous=OFF under the boot marker (proj/bootguard.h) */
     struct sqlconn wdb;
     struct sqlpool readers;
     struct consumer_rt rt[WX_PROJECTOR_CONSUMERS_MAX];
@@ -301,8 +303,10 @@ int es_projector_open(const struct es_projector_config *config, struct es_projec
     if (p->db_path == NULL)
         goto err_close;
     sqlpool_init(&p->readers, p->db_path, read_pragmas, NULL);
-    err = sqlconn_open(&p->wdb, p->db_path, true, write_pragmas, read_schema, proj_sql);
-    if (!err && config->bulk)
+    err = config->shared ? 0 : boot_guard_open(p->db_path, &p->unsynced);
+    if (!err)
+        err = sqlconn_open(&p->wdb, p->db_path, true, write_pragmas, read_schema, proj_sql);
+    if (!err && (config->bulk || p->unsynced))
         err = sqlconn_exec(&p->wdb, "PRAGMA synchronous=OFF;");
     if (err)
         goto err_close;
@@ -670,6 +674,20 @@ int es_projector_start(struct es_projector *p)
     return 0;
 }
 
+/* Everything on disk with fsync, the WAL emptied, then the boot marker
+ * says clean. Left unmarked when that fails: the next boot rebuilds. */
+static void close_synced(struct es_projector *p)
+{
+    int log_frames = 0, done_frames = 0;
+    int rc = sqlconn_exec(&p->wdb, "PRAGMA synchronous=FULL;") == 0
+                 ? sqlite3_wal_checkpoint_v2(p->wdb.db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+                                             &log_frames, &done_frames)
+                 : SQLITE_ERROR;
+    if (rc != SQLITE_OK || boot_guard_clean(p->db_path) != 0)
+        wx_logf(WX_LOG_WARN, "projector: %s not closed cleanly; a reboot would rebuild it",
+                p->db_path);
+}
+
 void es_projector_close(struct es_projector *p)
 {
     if (p == NULL)
@@ -683,6 +701,8 @@ void es_projector_close(struct es_projector *p)
     }
     if (p->wdb.db != NULL)
         fold_pending(p, true); /* a restart then starts with nothing staged */
+    if (p->wdb.db != NULL && p->unsynced)
+        close_synced(p);
     for (size_t i = 0; i < p->rt_len; i++) {
         es_proj_tx_finalize(&p->rt[i].live.tx);
         es_proj_tx_finalize(&p->rt[i].rebuild.tx);

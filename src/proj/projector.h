@@ -94,6 +94,9 @@ struct es_projector_config {
     const struct es_event_codec *codec; /* NULL: consumers get decoded == NULL */
     /* Offline tools: the read side is rebuilt anyway, so skip fsyncs. */
     bool bulk;
+    /* Another process may have the read model open (drift beside a
+     * server): its boot marker (proj/bootguard.h) is left alone. */
+    bool shared;
 };
 
 /* Opens the read side and its schema; no thread yet. */

@@ -325,6 +325,56 @@ def proc_ledger_staged_then_folded():
         expect(r.returncode == 0 and json.loads(r.stdout)["ledgerEntries"] == 7, r.stdout)
 
 
+def proc_read_model_after_a_reboot():
+    """The read model runs without fsync under a boot marker
+    (src/proj/bootguard.h): left open by another boot, it is rebuilt from
+    the log; left open by this boot (a process crash) or closed cleanly, it
+    is kept."""
+    s = Server(BINARY).start()
+    marker = os.path.join(s.data_dir, "readmodel.db.boot")
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        expect(open(marker).read().split() == [boot, "open"], open(marker).read())
+        wid = create(s, initial="10.00")
+        post(s, "/wallets/%s/credit" % wid, {"amount": "5"})
+        wait_until(lambda: caught_up(s), what="catch up")
+        expect(s.stop() == 0)
+        expect(open(marker).read().split() == [boot, "clean"], open(marker).read())
+
+        def plant(marker_text):
+            """A wrong balance in the read model, and the marker given."""
+            db = sqlite3.connect(os.path.join(s.data_dir, "readmodel.db"), timeout=10)
+            wset = db.execute("SELECT live_set FROM projections WHERE name='wallets'").fetchone()[0]
+            db.execute("UPDATE wallets%s SET balance_minor = 99900 WHERE id = ?" % wset, (wid,))
+            db.commit()
+            db.close()
+            with open(marker, "w") as f:
+                f.write(marker_text)
+
+        def balance_after_restart():
+            s.start()
+            wait_until(lambda: caught_up(s), what="catch up")
+            b = s.request("GET", "/wallets/%s" % wid)[3]["balance"]
+            expect(s.stop() == 0)
+            return b
+
+        other = "00000000-0000-4000-8000-000000000000"
+        rebuilding = "was open when the machine stopped"
+        plant("%s open\n" % boot)  # a crash of the process: the OS kept every write
+        expect(balance_after_restart() == Decimal("999.00"))
+        plant("%s clean\n" % other)  # closed cleanly, then a reboot
+        expect(balance_after_restart() == Decimal("999.00"))
+        expect(rebuilding not in s.log(), "rebuilt without cause")
+        plant("%s open\n" % other)  # open when the machine stopped
+        expect(balance_after_restart() == Decimal("15.00"))
+        expect(rebuilding in s.log(), "no rebuild logged")
+        plant("garbage")  # a marker that does not read counts as torn too
+        expect(balance_after_restart() == Decimal("15.00"))
+    finally:
+        s.cleanup()
+
+
 def proc_failure_and_recovery():
     with server_with_faults() as (s, fault_dir):
         fault = os.path.join(fault_dir, "projection-ledger")
@@ -535,7 +585,8 @@ def main():
         sys.exit(2)
     BINARY = os.path.abspath(sys.argv[1])
     random.seed(7)
-    run_suite(BINARY, globals(), [proc_ledger_staged_then_folded, proc_failure_and_recovery, proc_replay_gives_identical_tables,
+    run_suite(BINARY, globals(), [proc_ledger_staged_then_folded, proc_read_model_after_a_reboot,
+                                  proc_failure_and_recovery, proc_replay_gives_identical_tables,
                 proc_kill_9_during_projection, proc_verify_detects_broken_invariant,
                 proc_backup_while_writing_and_restore,
                 proc_snapshots_cold_loads_and_time_travel])
