@@ -82,7 +82,8 @@ int boot_guard_open(const char *db_path, bool *unsynced_out)
         return 0; /* no way to tell a reboot: keep fsync */
     char was_boot[BOOT_ID_BYTES] = "", was_state[8] = "";
     FILE *f = fopen(path, "r");
-    if (f != NULL) {
+    bool had_marker = f != NULL;
+    if (had_marker) {
         if (fscanf(f, "%36s %7s", was_boot, was_state) != 2)
             was_state[0] = '\0';
         fclose(f);
@@ -91,7 +92,7 @@ int boot_guard_open(const char *db_path, bool *unsynced_out)
      * and the file may be torn. A marker that cannot be read counts as
      * that too. No marker at all is a read model from before the marker,
      * written with fsync. */
-    bool torn = f != NULL && (strcmp(was_state, "clean") != 0 && strcmp(was_boot, boot_id) != 0);
+    bool torn = had_marker && strcmp(was_state, "clean") != 0 && strcmp(was_boot, boot_id) != 0;
     if (torn) {
         wx_logf(WX_LOG_WARN,
                 "projector: %s was open when the machine stopped; rebuilding it from the log",

@@ -163,18 +163,29 @@ void es_proj_tx_finalize(struct es_proj_tx *tx)
     }
 }
 
+/* `tmpl` for set, prepared on db with SQLite's prepare flags. */
+static int prepare_set(sqlite3 *db, const char *tmpl, const char *set, unsigned flags,
+                       sqlite3_stmt **st_out)
+{
+    *st_out = NULL;
+    char sql[4096];
+    int err = es_proj_sql(tmpl, set, sql, sizeof(sql));
+    if (err)
+        return err;
+    if (sqlite3_prepare_v3(db, sql, -1, flags, st_out, NULL) != SQLITE_OK) {
+        wx_logf(WX_LOG_ERROR, "projector: prepare: %s", sqlite3_errmsg(db));
+        return WX_ERR_IO;
+    }
+    return 0;
+}
+
 sqlite3_stmt *es_proj_stmt(struct es_proj_tx *tx, int id)
 {
     assert(id >= 0 && id < WX_CONSUMER_STMTS_MAX && tx->consumer->sql[id] != NULL);
     if (tx->stmts[id] == NULL) {
-        char sql[2048];
-        if (es_proj_sql(tx->consumer->sql[id], tx->set, sql, sizeof(sql)) != 0)
+        if (prepare_set(tx->db, tx->consumer->sql[id], tx->set, SQLITE_PREPARE_PERSISTENT,
+                        &tx->stmts[id]) != 0)
             return NULL;
-        if (sqlite3_prepare_v3(tx->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &tx->stmts[id],
-                               NULL) != SQLITE_OK) {
-            wx_logf(WX_LOG_ERROR, "projector: prepare: %s", sqlite3_errmsg(tx->db));
-            return NULL;
-        }
     } else {
         sqlite3_reset(tx->stmts[id]);
         sqlite3_clear_bindings(tx->stmts[id]);
@@ -184,16 +195,7 @@ sqlite3_stmt *es_proj_stmt(struct es_proj_tx *tx, int id)
 
 int es_proj_prepare(sqlite3 *db, const char *tmpl, const char *set, sqlite3_stmt **st_out)
 {
-    *st_out = NULL;
-    char sql[4096];
-    int err = es_proj_sql(tmpl, set, sql, sizeof(sql));
-    if (err)
-        return err;
-    if (sqlite3_prepare_v2(db, sql, -1, st_out, NULL) != SQLITE_OK) {
-        wx_logf(WX_LOG_ERROR, "projector: prepare: %s", sqlite3_errmsg(db));
-        return WX_ERR_IO;
-    }
-    return 0;
+    return prepare_set(db, tmpl, set, 0, st_out);
 }
 
 static int exec_set(sqlite3 *db, const char *tmpl, const char *set)

@@ -578,9 +578,9 @@ static int insert_snapshot(struct sqlconn *c, const struct es_snapshot *snap)
 }
 
 /* After COMMIT, every stream appended to is remembered at its new version,
- * or forgotten: streams this batch created are not kept, since most are
- * written once (a transfer's own stream) and would only push out the
- * wallets. Either way no remembered version is left behind. */
+ * except streams this batch created: most are written once (a transfer's
+ * own stream) and would only push out the wallets. Nothing is remembered
+ * of them yet either, since only versions above 0 ever are. */
 static void remember_versions(struct sqlite_store *s, const struct es_batch_item *items,
                               size_t items_len)
 {
@@ -588,15 +588,10 @@ static void remember_versions(struct sqlite_store *s, const struct es_batch_item
         for (size_t a = 0; a < items[i].appends_len; a++) {
             const struct es_stream_append *ap = &items[i].appends[a];
             uintptr_t v = (uintptr_t)wx_map_get(&s->pending, ap->stream_id);
-            if (v == 0)
-                continue; /* no events */
-            if (ap->expect.kind == ES_EXPECT_NO_STREAM ||
-                (ap->expect.kind == ES_EXPECT_EXACT && ap->expect.version == 0)) {
-                wx_map_remove(&s->versions[0], ap->stream_id);
-                wx_map_remove(&s->versions[1], ap->stream_id);
-            } else {
+            bool created = ap->expect.kind == ES_EXPECT_NO_STREAM ||
+                           (ap->expect.kind == ES_EXPECT_EXACT && ap->expect.version == 0);
+            if (v != 0 && !created) /* v == 0: no events */
                 versions_put(s, ap->stream_id, (int64_t)(v - 1));
-            }
         }
     }
 }
@@ -758,7 +753,8 @@ static int count_event(void *arg, const struct es_event *ev)
     return c->fn(c->ctx, ev);
 }
 
-static int64_t limit_i64(size_t n)
+/* A count or position for an SQLite int64 parameter, clamped. */
+static int64_t limit_i64(uint64_t n)
 {
     return n > INT64_MAX ? INT64_MAX : (int64_t)n;
 }
@@ -850,8 +846,8 @@ static int sqlite_read_log(struct es_store *store, const struct es_position *aft
     int err = reader_stmt(s, STMT_READ_LOG, &c, &st);
     if (err)
         return err;
-    sqlite3_bind_int64(st, 1, after->lo > INT64_MAX ? INT64_MAX : (int64_t)after->lo);
-    sqlite3_bind_int64(st, 2, max_events > INT64_MAX ? INT64_MAX : (int64_t)max_events);
+    sqlite3_bind_int64(st, 1, limit_i64(after->lo));
+    sqlite3_bind_int64(st, 2, limit_i64(max_events));
     err = each_event(st, fn, ctx);
     sqlpool_release(&s->readers, c);
     return err;

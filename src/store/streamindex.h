@@ -13,9 +13,9 @@
  * Events after `indexed` are "the tail". The writing process keeps each
  * stream's tail positions in memory (sqlite.c) and reads the index below
  * them; another process on the same files scans the tail. index.db is
- * derived data
- * (synchronous=NORMAL): when it is missing, behind, or was built from
- * another log, opening it catches up or rebuilds it from events.db.
+ * derived data (synchronous=NORMAL): when it is missing, behind, or was
+ * built from another log, opening it catches up or rebuilds it from
+ * events.db.
  */
 #ifndef WALLEX_STORE_STREAMINDEX_H
 #define WALLEX_STORE_STREAMINDEX_H
