@@ -76,7 +76,10 @@ void wx_buf_adds(struct wx_buf *b, const char *s)
 
 void wx_buf_addc(struct wx_buf *b, char c)
 {
-    wx_buf_add(b, &c, 1);
+    if (!buf_reserve(b, 1))
+        return;
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
 }
 
 /* By hand, not snprintf: events and responses are mostly integers. */
@@ -113,44 +116,43 @@ void wx_buf_printf(struct wx_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+/* Bytes JSON can carry as they are: not a quote, a backslash or a control
+ * character (DEL is escaped too, to keep logs and terminals clean). */
+static bool json_plain(unsigned char c)
+{
+    return c >= 0x20 && c != '"' && c != '\\' && c != 0x7f;
+}
+
 void wx_buf_json_strn(struct wx_buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     wx_buf_addc(b, '"');
-    size_t run = 0; /* bytes copied verbatim in one go */
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        const char *esc = NULL;
-        char u[7];
-        if (c == '"')
-            esc = "\\\"";
-        else if (c == '\\')
-            esc = "\\\\";
-        else if (c == '\n')
-            esc = "\\n";
+    size_t i = 0;
+    for (;;) {
+        /* Plain runs are copied in one go; most strings are one run. */
+        size_t run = i;
+        while (i < len && json_plain((unsigned char)s[i]))
+            i++;
+        wx_buf_add(b, s + run, i - run);
+        if (i == len)
+            break;
+        unsigned char c = (unsigned char)s[i++];
+        char u[7] = {'\\', (char)c}; /* zero-filled: a string either way */
+        if (c == '\n')
+            u[1] = 'n';
         else if (c == '\r')
-            esc = "\\r";
+            u[1] = 'r';
         else if (c == '\t')
-            esc = "\\t";
-        else if (c < 0x20 || c == 0x7f) {
-            u[0] = '\\';
+            u[1] = 't';
+        else if (c != '"' && c != '\\') {
             u[1] = 'u';
             u[2] = '0';
             u[3] = '0';
             u[4] = hex[c >> 4];
             u[5] = hex[c & 15];
-            u[6] = '\0';
-            esc = u;
         }
-        if (esc == NULL) {
-            run++;
-            continue;
-        }
-        wx_buf_add(b, s + i - run, run);
-        run = 0;
-        wx_buf_adds(b, esc);
+        wx_buf_adds(b, u);
     }
-    wx_buf_add(b, s + len - run, run);
     wx_buf_addc(b, '"');
 }
 

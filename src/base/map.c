@@ -127,7 +127,7 @@ static int grow(struct wx_map *m)
 {
     size_t cap = m->cap ? m->cap * 2 : 16;
     /* Many tombstones and few live keys: rehash at the same size. */
-    if (m->cap && m->len * 2 < m->cap)
+    if (m->cap && m->len * 4 < m->cap)
         cap = m->cap;
     struct wx_map_slot *slots = calloc(cap, sizeof(*slots));
     if (slots == NULL)
@@ -153,7 +153,9 @@ static int grow(struct wx_map *m)
 
 int wx_map_put(struct wx_map *m, const char *key, void *value)
 {
-    if ((m->used + 1) * 4 > m->cap * 3) {
+    /* At most half full: linear probing's misses stay short (the writer
+     * looks up streams that are not there on every batch). */
+    if ((m->used + 1) * 2 > m->cap) {
         int err = grow(m);
         if (err)
             return err;
