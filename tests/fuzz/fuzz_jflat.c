@@ -1,6 +1,8 @@
 /* libFuzzer: the flat JSON reader against json-c. Whatever base/jflat
  * accepts, json-c must read as the same object: the same keys, and each
- * value of the same type and content. (jflat may refuse more.) */
+ * value of the same type and content. (jflat may refuse more.) Each string
+ * it reads must also come back byte for byte through the encoder
+ * (wx_buf_json_strn) and jflat again. */
 #include <assert.h>
 #include <json-c/json.h>
 #include <stddef.h>
@@ -8,7 +10,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/jflat.h"
+
+static void string_round_trip(const struct wx_jflat_field *f)
+{
+    struct wx_buf b;
+    wx_buf_init(&b);
+    wx_buf_adds(&b, "{\"k\":");
+    wx_buf_json_strn(&b, f->str, f->str_len);
+    wx_buf_addc(&b, '}');
+    assert(wx_buf_ok(&b));
+    char *out = malloc(b.len + 1);
+    assert(out != NULL);
+    struct wx_jflat j;
+    assert(wx_jflat_parse(b.data, b.len, out, b.len + 1, &j) == 0);
+    assert(j.len == 1 && j.fields[0].type == WX_JFLAT_STRING);
+    assert(j.fields[0].str_len == f->str_len);
+    assert(memcmp(j.fields[0].str, f->str, f->str_len) == 0);
+    free(out);
+    wx_buf_free(&b);
+}
 
 static void same_value(const struct wx_jflat_field *f, struct json_object *v)
 {
@@ -28,6 +50,7 @@ static void same_value(const struct wx_jflat_field *f, struct json_object *v)
         assert(json_object_is_type(v, json_type_string));
         assert((size_t)json_object_get_string_len(v) == f->str_len);
         assert(memcmp(json_object_get_string(v), f->str, f->str_len) == 0);
+        string_round_trip(f);
         break;
     }
 }
