@@ -100,7 +100,7 @@ void wx_log_request(const char *correlation_id, const char *method, const char *
      * the line stays valid JSON whatever was sent. */
     char clean[257];
     size_t n = 0;
-    for (; path[n] != '\0' && n < sizeof(clean) - 1; n++)
+    for (; n < sizeof(clean) - 1 && path[n] != '\0'; n++)
         clean[n] = (unsigned char)path[n] < 0x80 ? path[n] : '?';
     clean[n] = '\0';
     wx_buf_adds(&b, ",\"path\":");

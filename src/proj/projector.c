@@ -629,6 +629,14 @@ static void *projector_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&p->lock);
         if (p->stopping) {
+            /* A job posted just before the stop would otherwise leave its
+             * caller waiting on a pointer to its own stack forever. */
+            if (p->job != NULL) {
+                p->job->err = WX_ERR_CLOSED;
+                p->job->done = true;
+                p->job = NULL;
+                pthread_cond_broadcast(&p->moved);
+            }
             pthread_mutex_unlock(&p->lock);
             break;
         }
@@ -824,6 +832,8 @@ int es_projector_job(struct es_projector *p, int (*fn)(struct es_projector *, sq
         pthread_mutex_unlock(&p->lock);
         return WX_ERR_CLOSED;
     }
+    /* job lives on this stack: the projector thread clears p->job under the
+     * lock before it sets done, whether it ran the job or is stopping. */
     p->job = &job;
     pthread_cond_signal(&p->wake);
     while (!job.done)
