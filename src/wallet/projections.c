@@ -286,8 +286,10 @@ static int read_wallet(struct sqlconn *c, const char *id, struct wallet_state *s
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         wallet_from_row(st, s, version);
-    else
-        err = rc == SQLITE_DONE ? WX_ERR_NOT_FOUND : sqlconn_err(rc);
+    else if (rc == SQLITE_DONE)
+        err = WX_ERR_NOT_FOUND;
+    else if ((err = sqlconn_err(rc)) == 0)
+        err = WX_ERR_IO; /* sqlconn_err maps SQLITE_OK to 0; no row is no success */
     sqlite3_finalize(st);
     return err;
 }
