@@ -145,7 +145,9 @@ int es_projector_status(struct es_projector *p, struct wx_arena *arena,
                         struct es_projection_status **list_out, size_t *len_out);
 
 /* Runs fn on the projector thread (or inline without one) with the write
- * connection, and waits for it. fn's error is returned. */
+ * connection, and waits for it. fn's error is returned; WX_ERR_CLOSED once
+ * the thread is stopping. Callers are done before es_projector_close (the
+ * server stops HTTP first), which frees p. */
 int es_projector_job(struct es_projector *p, int (*fn)(struct es_projector *p, sqlite3 *db,
                                                        void *ctx),
                      void *ctx);
