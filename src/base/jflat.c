@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/unicode.h"
 
 struct reader {
     const char *p, *end;
@@ -26,22 +27,9 @@ static bool put(struct reader *r, unsigned char c)
 
 static bool hex4(struct reader *r, uint32_t *v)
 {
-    if (r->end - r->p < 4)
+    if (!wx_hex4(r->p, r->end, v))
         return false;
-    uint32_t x = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = *r->p++;
-        x <<= 4;
-        if (c >= '0' && c <= '9')
-            x |= (uint32_t)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            x |= (uint32_t)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            x |= (uint32_t)(c - 'A' + 10);
-        else
-            return false;
-    }
-    *v = x;
+    r->p += 4;
     return true;
 }
 
@@ -49,30 +37,23 @@ static bool hex4(struct reader *r, uint32_t *v)
 static bool unicode_escape(struct reader *r)
 {
     uint32_t cp;
-    if (!hex4(r, &cp) || (cp >= 0xDC00 && cp <= 0xDFFF))
+    if (!hex4(r, &cp) || wx_is_low_surrogate(cp))
         return false;
-    if (cp >= 0xD800 && cp <= 0xDBFF) {
+    if (wx_is_high_surrogate(cp)) {
         uint32_t lo;
         if (r->end - r->p < 2 || r->p[0] != '\\' || r->p[1] != 'u')
             return false;
         r->p += 2;
-        if (!hex4(r, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+        if (!hex4(r, &lo) || !wx_is_low_surrogate(lo))
             return false;
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        cp = wx_surrogate_pair(cp, lo);
     }
-    if (cp < 0x80)
-        return put(r, (unsigned char)cp);
-    if (cp < 0x800)
-        return put(r, (unsigned char)(0xC0 | (cp >> 6))) &&
-               put(r, (unsigned char)(0x80 | (cp & 0x3F)));
-    if (cp < 0x10000)
-        return put(r, (unsigned char)(0xE0 | (cp >> 12))) &&
-               put(r, (unsigned char)(0x80 | ((cp >> 6) & 0x3F))) &&
-               put(r, (unsigned char)(0x80 | (cp & 0x3F)));
-    return put(r, (unsigned char)(0xF0 | (cp >> 18))) &&
-           put(r, (unsigned char)(0x80 | ((cp >> 12) & 0x3F))) &&
-           put(r, (unsigned char)(0x80 | ((cp >> 6) & 0x3F))) &&
-           put(r, (unsigned char)(0x80 | (cp & 0x3F)));
+    unsigned char utf8[4];
+    size_t n = wx_utf8_encode(cp, utf8);
+    for (size_t i = 0; i < n; i++)
+        if (!put(r, utf8[i]))
+            return false;
+    return true;
 }
 
 /* At the opening quote: the unescaped string, NUL-terminated, in out. */
