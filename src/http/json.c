@@ -2,32 +2,107 @@
 #include "http/json.h"
 
 #include <json-c/json.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
 #include "base/money.h"
+#include "base/unicode.h"
 #include "http/http.h"
 #include "limits.h"
 
-/* json-c's strict mode still takes 'single-quoted' strings, which are not
- * JSON; a ' outside a "..." string means such a string. */
-static bool has_single_quoted_string(const char *body, size_t len)
+/* At p, just after a high surrogate's "\uXXXX": its low half, if there is one. */
+static bool low_half(const char *p, const char *end, uint32_t *lo)
 {
+    return end - p >= 6 && p[0] == '\\' && p[1] == 'u' && wx_hex4(p + 2, end, lo) &&
+           wx_is_low_surrogate(*lo);
+}
+
+enum scan {
+    SCAN_OK,
+    SCAN_PAIRS,        /* valid, with escaped surrogate pairs to decode */
+    SCAN_SINGLE_QUOTE, /* a 'single-quoted' string */
+    SCAN_LONE_SURROGATE,
+};
+
+/* What json-c would get wrong, found before it reads the body:
+ * - its strict mode still takes 'single-quoted' strings, which are not JSON
+ *   (a ' outside a "..." string means such a string);
+ * - it turns a lone surrogate escape into U+FFFD, changing what the client
+ *   sent without a word; we refuse it instead;
+ * - json-c 0.16 also turns valid pairs for U+1D800-U+1DFFF, U+2D800-... (any
+ *   code point whose low 16 bits look like a surrogate) into U+FFFD
+ *   (json-c/json-c pull request 893). So pairs are decoded here first. */
+static enum scan scan_strings(const char *body, size_t len)
+{
+    const char *p = body, *end = body + len;
+    bool in_string = false, pairs = false;
+    while (p < end) {
+        char c = *p++;
+        if (!in_string) {
+            if (c == '"')
+                in_string = true;
+            else if (c == '\'')
+                return SCAN_SINGLE_QUOTE;
+            continue;
+        }
+        if (c == '"') {
+            in_string = false;
+            continue;
+        }
+        if (c != '\\' || p == end)
+            continue;
+        c = *p++;
+        uint32_t u, lo;
+        if (c != 'u' || !wx_hex4(p, end, &u))
+            continue; /* json-c refuses a bad escape itself */
+        p += 4;
+        if (wx_is_low_surrogate(u))
+            return SCAN_LONE_SURROGATE;
+        if (!wx_is_high_surrogate(u))
+            continue;
+        if (!low_half(p, end, &lo))
+            return SCAN_LONE_SURROGATE;
+        p += 6;
+        pairs = true;
+    }
+    return pairs ? SCAN_PAIRS : SCAN_OK;
+}
+
+/* The body with each escaped surrogate pair written as its four UTF-8
+ * bytes, which json-c passes through; NUL-terminated, at most len bytes
+ * before the NUL. scan_strings found the body free of lone surrogates. */
+static char *decode_pairs(const char *body, size_t len, size_t *len_out)
+{
+    char *out = malloc(len + 1);
+    if (out == NULL)
+        return NULL;
+    const char *p = body, *end = body + len;
+    char *o = out;
     bool in_string = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = body[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '\'') {
-            return true;
+    while (p < end) {
+        char c = *p++;
+        *o++ = c;
+        if (c == '"') {
+            in_string = !in_string;
+            continue;
+        }
+        if (!in_string || c != '\\' || p == end)
+            continue;
+        uint32_t hi, lo;
+        if (*p == 'u' && wx_hex4(p + 1, end, &hi) && wx_is_high_surrogate(hi) &&
+            low_half(p + 5, end, &lo)) {
+            o--; /* the backslash */
+            o += wx_utf8_encode(wx_surrogate_pair(hi, lo), (unsigned char *)o);
+            p += 11;
+        } else {
+            *o++ = *p++; /* the escaped character, whatever it is */
         }
     }
-    return false;
+    *o = '\0';
+    *len_out = (size_t)(o - out);
+    return out;
 }
 
 bool http_json_parse_object(const char *body, size_t len, struct json_object **obj_out,
@@ -41,41 +116,60 @@ bool http_json_parse_object(const char *body, size_t len, struct json_object **o
         *detail = "the request body contains a NUL byte";
         return false;
     }
-    if (has_single_quoted_string(body, len)) {
+    char *decoded = NULL;
+    switch (scan_strings(body, len)) {
+    case SCAN_OK:
+        break;
+    case SCAN_PAIRS:
+        decoded = decode_pairs(body, len, &len);
+        if (decoded == NULL) {
+            *detail = "out of memory";
+            return false;
+        }
+        body = decoded;
+        break;
+    case SCAN_SINGLE_QUOTE:
         *detail = "the request body is not valid JSON";
         return false;
+    case SCAN_LONE_SURROGATE:
+        *detail = "a string has a lone UTF-16 surrogate escape (\\uD800-\\uDFFF)";
+        return false;
     }
+    bool ok = false;
+    struct json_object *obj = NULL;
     struct json_tokener *tok = json_tokener_new_ex(WX_JSON_DEPTH_MAX);
     if (tok == NULL) {
         *detail = "out of memory";
-        return false;
+        goto out;
     }
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    struct json_object *obj = json_tokener_parse_ex(tok, body, (int)len);
+    obj = json_tokener_parse_ex(tok, body, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);
     json_tokener_free(tok);
     if (obj == NULL || jerr != json_tokener_success) {
-        json_object_put(obj);
         *detail = jerr == json_tokener_error_depth ? "the JSON is nested too deeply"
                                                    : "the request body is not valid JSON";
-        return false;
+        goto out;
     }
     for (; end < len; end++) {
         char c = body[end];
         if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
-            json_object_put(obj);
             *detail = "there is data after the JSON value";
-            return false;
+            goto out;
         }
     }
     if (!json_object_is_type(obj, json_type_object)) {
-        json_object_put(obj);
         *detail = "the request body must be a JSON object";
-        return false;
+        goto out;
     }
     *obj_out = obj;
-    return true;
+    obj = NULL;
+    ok = true;
+out:
+    json_object_put(obj);
+    free(decoded);
+    return ok;
 }
 
 bool http_json_only_keys(struct json_object *obj, const char *const *allowed,

@@ -151,6 +151,26 @@ def test_ledger_entries(s):
     expect_problem(s.request("GET", "/wallets/nope-%s/ledger" % uid()), 404, "wallet_not_found")
 
 
+def test_descriptions_keep_every_character(s):
+    # json.dumps escapes every non-ASCII character, so each of these arrives
+    # as \\u escapes, those above U+FFFF as surrogate pairs. U+1DA0B and
+    # U+2D800 are ones json-c 0.16 alone would turn into U+FFFD.
+    wid = create(s)
+    texts = ["caf\u00e9 \U0001DA0B", "\U0001F600\U0002D800\U0001DC00", "\U0010FFFF"]
+    for t in texts:
+        st, h, payload, _ = post(s, "/wallets/%s/credit" % wid, {"amount": 1, "description": t})
+        expect(st == 200, payload)
+    entries = s.request("GET", "/wallets/%s/ledger" % wid,
+                        headers={"X-Min-Position": h["x-position"]})[3]
+    expect([e["description"] for e in entries["data"]] == texts, entries)
+    # A lone half of a pair is no character: refused, not replaced.
+    for lone in ["\\ud836", "\\ude0b", "x\\ud836\\u0041"]:
+        body = '{"amount":1,"description":"%s"}' % lone
+        r = s.request("POST", "/wallets/%s/credit" % wid, raw=body.encode())
+        expect_problem(r, 400, "invalid_request")
+    expect(s.request("GET", "/wallets/" + wid)[3]["version"] == 1 + len(texts))
+
+
 def test_x_min_position(s):
     wid = create(s)
     st, h, _, _ = post(s, "/wallets/%s/credit" % wid, {"amount": 5})

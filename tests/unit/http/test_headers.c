@@ -142,6 +142,58 @@ static void test_json_bodies(void **state)
     wx_arena_release(&arena);
 }
 
+/* Surrogate escapes: a lone half is refused, and every pair comes out as
+ * its own code point, including those json-c 0.16 alone turns into U+FFFD
+ * (U+1D800-U+1DFFF and the like). */
+static void test_json_surrogates(void **state)
+{
+    (void)state;
+    static const char *const lone[] = {
+        "{\"s\":\"\\ud800\"}",        "{\"s\":\"\\udc00\"}",
+        "{\"s\":\"x\\ud800\\u0041\"}", "{\"s\":\"\\ud800\\ud800\"}",
+        "{\"\\udfff\":1}",             "{\"s\":\"\\ude0b\\ud836\"}",
+    };
+    for (size_t i = 0; i < sizeof(lone) / sizeof(lone[0]); i++) {
+        struct json_object *o = NULL;
+        const char *detail = NULL;
+        if (http_json_parse_object(lone[i], strlen(lone[i]), &o, &detail))
+            fail_msg("accepted a lone surrogate: %s", lone[i]);
+        assert_non_null(strstr(detail, "surrogate"));
+    }
+    static const struct {
+        const char *body, *want;
+    } good[] = {
+        {"{\"s\":\"\\ud836\\ude0b\"}", "\xf0\x9d\xa8\x8b"}, /* U+1DA0B */
+        {"{\"s\":\"\\uD837\\uDC00\"}", "\xf0\x9d\xb0\x80"}, /* U+1DC00 */
+        {"{\"s\":\"a\\ud83d\\ude00b\\\"\\ud876\\udc00\"}",
+         "a\xf0\x9f\x98\x80" "b\"\xf0\xad\xa0\x80"},
+        {"{\"s\":\"\\udbff\\udfff\"}", "\xf4\x8f\xbf\xbf"},
+        /* An escaped backslash, then plain text: no escape at all. */
+        {"{\"s\":\"\\\\ud800\", \"t\":\"\\ud836\\ude0b\"}", "\\ud800"},
+    };
+    struct wx_arena arena;
+    wx_arena_init(&arena);
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        struct json_object *o = NULL;
+        const char *detail = NULL, *text = NULL;
+        if (!http_json_parse_object(good[i].body, strlen(good[i].body), &o, &detail))
+            fail_msg("refused %s: %s", good[i].body, detail);
+        assert_true(http_json_string(o, "s", HTTP_FIELD_REQUIRED, 100, &arena, &text));
+        assert_string_equal(text, good[i].want);
+        json_object_put(o);
+    }
+    /* A key with a pair, and the pair's text ending the body early. */
+    struct json_object *o = NULL;
+    const char *detail = NULL, *text = NULL;
+    const char key_body[] = "{\"\\ud836\\ude0b\":\"v\"}";
+    assert_true(http_json_parse_object(key_body, strlen(key_body), &o, &detail));
+    assert_true(http_json_string(o, "\xf0\x9d\xa8\x8b", HTTP_FIELD_REQUIRED, 100, &arena, &text));
+    json_object_put(o);
+    const char cut[] = "{\"s\":\"\\ud836\\ude0";
+    assert_false(http_json_parse_object(cut, strlen(cut), &o, &detail));
+    wx_arena_release(&arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -149,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_headers),
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_json_bodies),
+        cmocka_unit_test(test_json_surrogates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
