@@ -1,8 +1,9 @@
-/* libFuzzer: the flat JSON reader against json-c. Whatever base/jflat
- * accepts, json-c must read as the same object: the same keys, and each
- * value of the same type and content. (jflat may refuse more.) Each string
- * it reads must also come back byte for byte through the encoder
- * (wx_buf_json_strn) and jflat again. */
+/* libFuzzer: the flat JSON reader against the request body reader. Whatever
+ * base/jflat accepts, http_json_parse_object (json-c underneath) must read
+ * as the same object: the same keys, and each value of the same type and
+ * content. (jflat may refuse more.) Each string it reads must also come
+ * back byte for byte through the encoder (wx_buf_json_strn) and jflat
+ * again. */
 #include <assert.h>
 #include <json-c/json.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 
 #include "base/buf.h"
 #include "base/jflat.h"
+#include "http/json.h"
 
 static void string_round_trip(const struct wx_jflat_field *f)
 {
@@ -64,10 +66,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(buf);
         return 0;
     }
-    struct json_tokener *tok = json_tokener_new();
-    assert(tok != NULL);
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    struct json_object *o = json_tokener_parse_ex(tok, (const char *)data, (int)size);
+    struct json_object *o = NULL;
+    const char *detail;
+    if (!http_json_parse_object((const char *)data, size, &o, &detail)) {
+        /* The body reader refuses bytes that are not UTF-8, which jflat
+         * reads (events are UTF-8 by construction). Plain json-c stands in
+         * for it then, unless a \u escape could meet json-c 0.16's bug with
+         * surrogate pairs, which http_json_parse_object works around. */
+        if (memmem(data, size, "\\u", 2) != NULL) {
+            for (size_t i = 0; i < j.len; i++)
+                if (j.fields[i].type == WX_JFLAT_STRING)
+                    string_round_trip(&j.fields[i]);
+            free(buf);
+            return 0;
+        }
+        struct json_tokener *tok = json_tokener_new();
+        assert(tok != NULL);
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+        o = json_tokener_parse_ex(tok, (const char *)data, (int)size);
+        json_tokener_free(tok);
+    }
     assert(o != NULL && json_object_is_type(o, json_type_object));
     size_t distinct = 0;
     for (size_t i = 0; i < j.len; i++) {
@@ -81,7 +99,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     assert((size_t)json_object_object_length(o) == distinct);
     json_object_put(o);
-    json_tokener_free(tok);
     free(buf);
     return 0;
 }
