@@ -105,6 +105,50 @@ static char *decode_pairs(const char *body, size_t len, size_t *len_out)
     return out;
 }
 
+/* How many keys the text names. In JSON that json-c has accepted, a string
+ * is a key exactly when a ':' follows it. */
+static size_t keys_in_text(const char *p, const char *end)
+{
+    size_t n = 0;
+    bool in_string = false;
+    while (p < end) {
+        char c = *p++;
+        if (!in_string) {
+            in_string = c == '"';
+            continue;
+        }
+        if (c == '\\' && p < end) {
+            p++;
+        } else if (c == '"') {
+            in_string = false;
+            const char *q = p;
+            while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
+                q++;
+            n += q < end && *q == ':';
+        }
+    }
+    return n;
+}
+
+/* How many keys json-c kept. Recursion is bounded by WX_JSON_DEPTH_MAX,
+ * which the tokener enforced. */
+static size_t keys_in_tree(struct json_object *v)
+{
+    size_t n = 0;
+    if (json_object_is_type(v, json_type_object)) {
+        json_object_object_foreach(v, key, child)
+        {
+            (void)key;
+            n += 1 + keys_in_tree(child);
+        }
+    } else if (json_object_is_type(v, json_type_array)) {
+        size_t len = json_object_array_length(v);
+        for (size_t i = 0; i < len; i++)
+            n += keys_in_tree(json_object_array_get_idx(v, i));
+    }
+    return n;
+}
+
 bool http_json_parse_object(const char *body, size_t len, struct json_object **obj_out,
                             const char **detail)
 {
@@ -161,6 +205,13 @@ bool http_json_parse_object(const char *body, size_t len, struct json_object **o
     }
     if (!json_object_is_type(obj, json_type_object)) {
         *detail = "the request body must be a JSON object";
+        goto out;
+    }
+    /* json-c keeps the last of two equal keys; a proxy or an audit log may
+     * keep the first. {"amount":"1.00","amount":"1000.00"} must not mean
+     * one thing to them and another to us (RFC 7493 section 2.3). */
+    if (keys_in_text(body, body + len) != keys_in_tree(obj)) {
+        *detail = "a key appears more than once in one object";
         goto out;
     }
     *obj_out = obj;

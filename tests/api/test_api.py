@@ -152,8 +152,13 @@ def test_credit_validation(s):
               '{"amount":null}', '{"amount":[1]}', '{"amount":1,"extra":1}',
               '{"amount":1,"expectedVersion":-1}', '{"amount":1,"expectedVersion":"1"}',
               '{"amount":1,"expectedVersion":1.5}', '{"amount":1,"description":5}',
-              '{"amount":1,"description":"%s"}' % ("d" * 1025)]:
+              '{"amount":1,"description":"%s"}' % ("d" * 1025),
+              # One key twice: json-c would keep the last, a proxy the first.
+              '{"amount":"1.00","amount":"1000.00"}', '{"amount":1,"\\u0061mount":2}',
+              '{"amount":1,"description":"a","description":"b"}']:
         expect_problem(raw_post(s, "/wallets/%s/credit" % wid, c), 400, "invalid_request")
+    st, _, payload, body = s.request("GET", "/wallets/" + wid)
+    expect(st == 200 and body["version"] == 1 and b'"balance":0.00' in payload, payload)
     expect_problem(raw_post(s, "/wallets/nope-%s/credit" % uid(), '{"amount":1}'), 404,
                    "wallet_not_found")
     expect_problem(raw_post(s, "/wallets/nope-%s/debit" % uid(), '{"amount":1}'), 404,

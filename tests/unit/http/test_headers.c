@@ -97,6 +97,21 @@ static void test_routes(void **state)
     wx_arena_release(&arena);
 }
 
+/* Each body is refused, with a detail that contains want (any detail when
+ * want is NULL). */
+static void refuse_all(const char *const *bodies, size_t n, const char *want)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *o = NULL;
+        const char *detail = NULL;
+        if (http_json_parse_object(bodies[i], strlen(bodies[i]), &o, &detail))
+            fail_msg("accepted %s", bodies[i]);
+        assert_non_null(detail);
+        if (want != NULL && strstr(detail, want) == NULL)
+            fail_msg("%s: detail \"%s\" lacks \"%s\"", bodies[i], detail, want);
+    }
+}
+
 static void test_json_bodies(void **state)
 {
     (void)state;
@@ -104,13 +119,7 @@ static void test_json_bodies(void **state)
         "", "{", "[1]", "\"x\"", "{} x", "{\"a\":1,}", "{'a':1}", "{\"a\":\xff}",
         "{\"a\":\"\xc3\x28\"}", "{\"a\":[[[[[[[[[[[[1]]]]]]]]]]]]}", "null",
     };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        struct json_object *o = NULL;
-        const char *detail = NULL;
-        if (http_json_parse_object(bad[i], strlen(bad[i]), &o, &detail))
-            fail_msg("accepted bad body %zu", i);
-        assert_non_null(detail);
-    }
+    refuse_all(bad, sizeof(bad) / sizeof(bad[0]), NULL);
     const char nul_body[] = "{\"a\":1}\0";
     struct json_object *o = NULL;
     const char *detail;
@@ -153,13 +162,7 @@ static void test_json_surrogates(void **state)
         "{\"s\":\"x\\ud800\\u0041\"}", "{\"s\":\"\\ud800\\ud800\"}",
         "{\"\\udfff\":1}",             "{\"s\":\"\\ude0b\\ud836\"}",
     };
-    for (size_t i = 0; i < sizeof(lone) / sizeof(lone[0]); i++) {
-        struct json_object *o = NULL;
-        const char *detail = NULL;
-        if (http_json_parse_object(lone[i], strlen(lone[i]), &o, &detail))
-            fail_msg("accepted a lone surrogate: %s", lone[i]);
-        assert_non_null(strstr(detail, "surrogate"));
-    }
+    refuse_all(lone, sizeof(lone) / sizeof(lone[0]), "surrogate");
     static const struct {
         const char *body, *want;
     } good[] = {
@@ -194,6 +197,34 @@ static void test_json_surrogates(void **state)
     wx_arena_release(&arena);
 }
 
+/* One key twice in one object is refused, however it is spelled; the same
+ * key in different objects is not a repeat. */
+static void test_json_duplicate_keys(void **state)
+{
+    (void)state;
+    static const char *const twice[] = {
+        "{\"a\":1,\"a\":2}",
+        "{\"a\":1 , \"b\":2,\"a\" :1}",
+        "{\"amount\":\"1.00\",\"\\u0061mount\":\"1000.00\"}",
+        "{\"o\":{\"k\":1,\"k\":1}}",
+        "{\"l\":[{\"k\":1},{\"k\":1,\"k\":2}]}",
+        "{\"\\ud836\\ude0b\":1,\"\xf0\x9d\xa8\x8b\":2}",
+    };
+    refuse_all(twice, sizeof(twice) / sizeof(twice[0]), "more than once");
+    static const char *const once[] = {
+        "{\"a\":{\"a\":1},\"b\":[{\"a\":1},{\"a\":2}],\"c\":{}}",
+        "{\"a\":\"x\\\":y\",\"b\":\"a:\",\"c\":[\"a\",\"a\"]}",
+        "{\"A\":1,\"a\":2,\"a \":3}",
+    };
+    for (size_t i = 0; i < sizeof(once) / sizeof(once[0]); i++) {
+        struct json_object *o = NULL;
+        const char *detail = NULL;
+        if (!http_json_parse_object(once[i], strlen(once[i]), &o, &detail))
+            fail_msg("refused %s: %s", once[i], detail);
+        json_object_put(o);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +233,7 @@ int main(void)
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_json_bodies),
         cmocka_unit_test(test_json_surrogates),
+        cmocka_unit_test(test_json_duplicate_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
