@@ -12,6 +12,11 @@
 #include "http/http.h"
 #include "limits.h"
 
+static bool json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 /* At p, just after a high surrogate's "\uXXXX": its low half, if there is one. */
 static bool low_half(const char *p, const char *end, uint32_t *lo)
 {
@@ -33,11 +38,15 @@ enum scan {
  *   sent without a word; we refuse it instead;
  * - json-c 0.16 also turns valid pairs for U+1D800-U+1DFFF, U+2D800-... (any
  *   code point whose low 16 bits look like a surrogate) into U+FFFD
- *   (json-c/json-c pull request 893). So pairs are decoded here first. */
-static enum scan scan_strings(const char *body, size_t len)
+ *   (json-c/json-c pull request 893). So pairs are decoded here first.
+ * Also counts the keys the text names into *keys_out, for the repeated-key
+ * check after json-c: in JSON that json-c accepts, a string is a key exactly
+ * when a ':' follows it, and decoding pairs moves no quote or colon. */
+static enum scan scan_strings(const char *body, size_t len, size_t *keys_out)
 {
     const char *p = body, *end = body + len;
     bool in_string = false, pairs = false;
+    size_t keys = 0;
     while (p < end) {
         char c = *p++;
         if (!in_string) {
@@ -49,6 +58,10 @@ static enum scan scan_strings(const char *body, size_t len)
         }
         if (c == '"') {
             in_string = false;
+            const char *q = p;
+            while (q < end && json_space(*q))
+                q++;
+            keys += q < end && *q == ':';
             continue;
         }
         if (c != '\\' || p == end)
@@ -67,6 +80,7 @@ static enum scan scan_strings(const char *body, size_t len)
         p += 6;
         pairs = true;
     }
+    *keys_out = keys;
     return pairs ? SCAN_PAIRS : SCAN_OK;
 }
 
@@ -105,31 +119,6 @@ static char *decode_pairs(const char *body, size_t len, size_t *len_out)
     return out;
 }
 
-/* How many keys the text names. In JSON that json-c has accepted, a string
- * is a key exactly when a ':' follows it. */
-static size_t keys_in_text(const char *p, const char *end)
-{
-    size_t n = 0;
-    bool in_string = false;
-    while (p < end) {
-        char c = *p++;
-        if (!in_string) {
-            in_string = c == '"';
-            continue;
-        }
-        if (c == '\\' && p < end) {
-            p++;
-        } else if (c == '"') {
-            in_string = false;
-            const char *q = p;
-            while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
-                q++;
-            n += q < end && *q == ':';
-        }
-    }
-    return n;
-}
-
 /* How many keys json-c kept. Recursion is bounded by WX_JSON_DEPTH_MAX,
  * which the tokener enforced. */
 static size_t keys_in_tree(struct json_object *v)
@@ -161,7 +150,8 @@ bool http_json_parse_object(const char *body, size_t len, struct json_object **o
         return false;
     }
     char *decoded = NULL;
-    switch (scan_strings(body, len)) {
+    size_t keys = 0;
+    switch (scan_strings(body, len, &keys)) {
     case SCAN_OK:
         break;
     case SCAN_PAIRS:
@@ -197,8 +187,7 @@ bool http_json_parse_object(const char *body, size_t len, struct json_object **o
         goto out;
     }
     for (; end < len; end++) {
-        char c = body[end];
-        if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+        if (!json_space(body[end])) {
             *detail = "there is data after the JSON value";
             goto out;
         }
@@ -210,7 +199,7 @@ bool http_json_parse_object(const char *body, size_t len, struct json_object **o
     /* json-c keeps the last of two equal keys; a proxy or an audit log may
      * keep the first. {"amount":"1.00","amount":"1000.00"} must not mean
      * one thing to them and another to us (RFC 7493 section 2.3). */
-    if (keys_in_text(body, body + len) != keys_in_tree(obj)) {
+    if (keys != keys_in_tree(obj)) {
         *detail = "a key appears more than once in one object";
         goto out;
     }

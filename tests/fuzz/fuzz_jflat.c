@@ -71,9 +71,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!http_json_parse_object((const char *)data, size, &o, &detail)) {
         /* The body reader refuses bytes that are not UTF-8 and keys given
          * twice, which jflat reads (events are UTF-8 and written by us, each
-         * key once, by construction). Plain json-c stands in
-         * for it then, unless a \u escape could meet json-c 0.16's bug with
-         * surrogate pairs, which http_json_parse_object works around. */
+         * key once, by construction). Plain json-c stands in for it then,
+         * unless a \u escape could meet json-c 0.16's bug with surrogate
+         * pairs, which http_json_parse_object works around. */
         if (memmem(data, size, "\\u", 2) != NULL) {
             for (size_t i = 0; i < j.len; i++)
                 if (j.fields[i].type == WX_JFLAT_STRING)
