@@ -147,16 +147,44 @@
 #define WX_HTTP_CONNECTIONS_MAX 32768
 #define WX_HTTP_CONNECTION_TIMEOUT_S 30
 
-/* Memory libmicrohttpd gives one connection for its request line and
- * headers (and read buffer); a request whose headers do not fit is refused
- * by libmicrohttpd itself. It is allocated per open connection, so it sets
- * the memory of many idle ones: 32 KiB measured 579 MiB RSS at 18k
- * connections (bench/connections.py); our headers are short, 16 KiB fits
- * them with room. */
-#define WX_HTTP_CONNECTION_MEMORY_BYTES (16 * 1024)
+/* A request's line and headers, through the blank line. A connection
+ * holds a read buffer only while a request is arriving or pipelined bytes
+ * wait, so idle keep-alive connections cost no read buffer at all
+ * (libmicrohttpd, before, kept one per open connection: 32 KiB of it
+ * measured 579 MiB RSS at 18k connections). Our clients' heads are a few
+ * hundred bytes. */
+#define WX_HTTP_HEAD_BYTES_MAX (16 * 1024)
+/* Header lines in one request; more is a 413. */
+#define WX_HTTP_HEADERS_MAX 64
+/* The longest method token we read before calling the line malformed. */
+#define WX_HTTP_METHOD_BYTES_MAX 16
+/* A chunk size's hex digits (8: up to 4 GiB, far past any body we take) and
+ * the length of a chunk-size line with its extensions. */
+#define WX_HTTP_CHUNK_SIZE_DIGITS_MAX 8
+#define WX_HTTP_CHUNK_LINE_BYTES_MAX 256
+/* Read buffers (WX_HTTP_HEAD_BYTES_MAX + WX_BODY_BYTES_MAX each) an HTTP
+ * thread keeps for its next requests instead of freeing them. */
+#define WX_HTTP_SPARE_BUFFERS 16
+/* An idle connection keeps its answer buffer up to this size. */
+#define WX_HTTP_KEPT_OUT_BYTES 2048
+/* Connections one wakeup accepts before serving the others. */
+#define WX_HTTP_ACCEPTS_PER_WAKE 64
+/* The listening socket's backlog (the kernel caps it at somaxconn). */
+#define WX_HTTP_LISTEN_BACKLOG 4096
+/* Events one epoll_wait hands an HTTP thread. */
+#define WX_HTTP_EVENTS_BATCH 256
+/* How often an HTTP thread looks for idle connections to close. */
+#define WX_HTTP_TICK_MS 250
+/* After an answer that closes the connection, what the client still sends
+ * is read and dropped this long, so a close with unread bytes does not
+ * reset the connection before the client has read the answer. */
+#define WX_HTTP_LINGER_MS 2000
+/* With no file descriptors left, accepting pauses this long. */
+#define WX_HTTP_ACCEPT_PAUSE_MS 100
 
 /* Connections accepted past the limit only to be told 503 overloaded and
- * closed; beyond these, new connections wait in the kernel's backlog. */
+ * closed; beyond these, accepting pauses and new connections wait in the
+ * kernel's backlog. */
 #define WX_HTTP_CONNECTIONS_SPARE 256
 
 /* SIGTERM: how long in-flight requests get to finish before we exit. */

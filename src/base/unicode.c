@@ -2,22 +2,27 @@
 
 #include <assert.h>
 
+int wx_hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 bool wx_hex4(const char *p, const char *end, uint32_t *v)
 {
     if (end - p < 4)
         return false;
     uint32_t x = 0;
     for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        x <<= 4;
-        if (c >= '0' && c <= '9')
-            x |= (uint32_t)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            x |= (uint32_t)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            x |= (uint32_t)(c - 'A' + 10);
-        else
+        int d = wx_hex_digit((unsigned char)p[i]);
+        if (d < 0)
             return false;
+        x = x << 4 | (uint32_t)d;
     }
     *v = x;
     return true;

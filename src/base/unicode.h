@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The value of one hex digit (either case), or -1. */
+int wx_hex_digit(unsigned char c);
 /* Four hex digits at p (end bounds the text) into *v; false if there are not. */
 bool wx_hex4(const char *p, const char *end, uint32_t *v);
 

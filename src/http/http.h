@@ -1,7 +1,7 @@
 /*
- * The thin HTTP layer (DESIGN.md §9) on libmicrohttpd: a static route table,
- * problem+json for every error, and commands that suspend their connection
- * until the writer completes them. Handlers get a request with its own
+ * The thin HTTP layer (DESIGN.md §9): a static route table, problem+json
+ * for every error, and commands that park their connection until the
+ * writer completes them. Handlers get a request with its own
  * arena (freed when the request ends) and answer exactly once, either with
  * http_reply* right away or with http_submit.
  */
@@ -16,6 +16,7 @@
 #include "base/arena.h"
 #include "base/buf.h"
 #include "es/outcome.h"
+#include "http/wire.h"
 
 struct http_request;
 struct http_server;
@@ -54,10 +55,13 @@ struct http_request {
     struct http_header headers[HTTP_EXTRA_HEADERS_MAX]; /* for the response */
     size_t headers_len;
     /* private to server.c */
-    struct MHD_Connection *conn;
+    struct http_conn *conn;
+    struct http_wire_head wire; /* names and values point into conn's buffer */
+    size_t next_request;        /* where the connection's next request starts */
+    bool close;                 /* the connection closes after this answer */
     int state;
-    bool body_too_large;
     struct es_command *cmd;
+    struct http_request *done_next; /* in its thread's list of completed commands */
     int status; /* of the response, once answered */
     atomic_bool writer_done; /* set by the writer thread before it resumes */
     int64_t started_us;

@@ -5,9 +5,12 @@ durability across kill -9. Usage: test_api.py path/to/wallex"""
 import concurrent.futures
 import json
 import os
+import re
 import signal
+import socket
 import sys
 import threading
+import time
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -486,10 +489,11 @@ def test_bad_input_changes_nothing(s):
                  b"BREW /coffee HTCPCP/1.0\r\n\r\n",
                  b"POST /wallets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                  b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"]:
+        # Every one is answered with problem+json, never dropped silently.
         out = s.raw(junk)
-        if out:
-            code = int(out.split(b" ")[1])
-            expect(400 <= code < 500, (junk[:40], out[:80]))
+        head, _, payload = out.partition(b"\r\n\r\n")
+        expect(out.startswith(b"HTTP/1.1 4"), (junk[:40], out[:120]))
+        expect(b"application/problem+json" in head and b'"code":' in payload, out[:300])
     st, _, payload, _ = s.request("GET", "/wallets/" + wid)
     expect(st == 200 and b'"balance":1.00' in payload and s.alive())
     expect(s.count_events() == before, (s.count_events(), before))
@@ -522,6 +526,120 @@ def test_long_url_and_header(s):
     st = s.request("GET", "/healthz", headers={"X-Junk": "j" * 20000})[0]
     expect(st in (200, 400, 413, 431), st)
     expect(s.request("GET", "/healthz")[0] == 200)
+
+
+def read_answers(c, n):
+    """Reads n HTTP answers (with Content-Length) off socket c, in order."""
+    data, answers = b"", []
+    while len(answers) < n:
+        while b"\r\n\r\n" not in data:
+            chunk = c.recv(65536)
+            if not chunk:
+                return answers, data
+            data += chunk
+        head, _, data = data.partition(b"\r\n\r\n")
+        m = re.search(rb"content-length: *(\d+)", head, re.I)
+        size = int(m.group(1)) if m else 0
+        while len(data) < size:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        answers.append((head, data[:size]))
+        data = data[size:]
+    return answers, data
+
+
+def test_pipelined_requests_answer_in_order(s):
+    wid = create(s)[3]["id"]
+    body = b'{"amount":"1.00"}'
+    credit = (b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+              b"\r\nContent-Length: %d\r\n\r\n%s" % (wid.encode(), len(body), body))
+    health = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    try:
+        c.sendall(credit + health + credit + credit + health)
+        answers, rest = read_answers(c, 5)
+    finally:
+        c.close()
+    expect(len(answers) == 5 and rest == b"", (len(answers), rest))
+    seen = [json.loads(a[1]).get("version", json.loads(a[1]).get("status")) for a in answers]
+    expect(seen == [2, "ok", 3, 4, "ok"], seen)
+    expect(all(a[0].startswith(b"HTTP/1.1 200") for a in answers), [a[0][:20] for a in answers])
+
+
+def test_expect_continue_and_chunked_bodies(s):
+    wid = create(s)[3]["id"]
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    try:
+        body = b'{"amount":"2.50"}'
+        c.sendall(b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                  b"application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n"
+                  % (wid.encode(), len(body)))
+        first = c.recv(4096)
+        expect(first == b"HTTP/1.1 100 Continue\r\n\r\n", first)
+        c.sendall(body)
+        answers, _ = read_answers(c, 1)
+        expect(answers and b'"balance":2.50' in answers[0][1], answers)
+        # Chunked, with an extension and a trailer, in pieces.
+        c.sendall(b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                  b"application/json\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\n{\"amo"
+                  % wid.encode())
+        time.sleep(0.05)
+        c.sendall(b'\r\nc\r\nunt":"0.50"}\r\n0\r\nX-Trailer: t\r\n\r\n')
+        answers, _ = read_answers(c, 1)
+        expect(answers and b'"balance":3.00' in answers[0][1], answers)
+    finally:
+        c.close()
+
+
+def test_framing_that_could_smuggle_is_refused(s):
+    wid = create(s)[3]["id"]
+    before = s.count_events()
+    inner = b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\n" % wid.encode()
+    body = b'{"amount":"1.00"}'
+    cases = [
+        inner + b"Content-Type: application/json\r\nContent-Length: 17\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + body,
+        inner + b"Content-Type: application/json\r\nContent-Length: 17\r\n"
+        b"Content-Length: 18\r\n\r\n" + body + b" ",
+        inner + b"Content-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        inner + b"Content-Type: application/json\r\nContent-Length : 17\r\n\r\n" + body,
+        inner + b"Content-Type: application/json\r\n Content-Length: 17\r\n\r\n" + body,
+        inner + b"Content-Type: application/json\nContent-Length: 17\r\n\r\n" + body,
+        b"POST /wallets/%s/credit HTTP/1.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 17\r\n\r\n%s" % (wid.encode(), body),  # no Host
+    ]
+    for raw in cases:
+        out = s.raw(raw + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        expect(out.startswith(b"HTTP/1.1 400") and b'"code":"invalid_request"' in out, out[:300])
+        # The connection closes after the refusal: nothing behind it is run.
+        expect(len(re.findall(rb"(?:^|\r\n)HTTP/1\.1 \d{3} ", out)) == 1, out[:400])
+    expect(s.count_events() == before, (s.count_events(), before))
+
+
+def test_http10_head_and_escapes(s):
+    wid = create(s, initial="1.00")[3]["id"]
+    out = s.raw(b"GET /healthz HTTP/1.0\r\n\r\n")
+    expect(out.startswith(b"HTTP/1.1 200") and b"Connection: close" in out, out[:300])
+    # HEAD: the answer's head without its body.
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    try:
+        c.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)
+        data = c.recv(65536)
+    finally:
+        c.close()
+    first, _, rest = data.partition(b"\r\n\r\n")
+    expect(first.startswith(b"HTTP/1.1 405") and rest.startswith(b"HTTP/1.1 200"), data[:400])
+    # Percent-escapes in the path and the query are decoded.
+    escaped = "".join("%%%02X" % ord(ch) for ch in wid)
+    st, _, payload, body = s.request("GET", "/wallets/" + escaped)
+    expect(st == 200 and body["id"] == wid, payload)
+    st, _, payload, body = s.request("GET", "/wallets/%s/ledger?limit=%%31" % wid)
+    expect(st == 200 and len(body["data"]) == 1, payload)
+    expect_problem(s.request("GET", "/wallets/a%00b"), 400, "invalid_request")
 
 
 def run_all(binary):

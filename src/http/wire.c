@@ -1,0 +1,399 @@
+/*
+ * HTTP/1.1 request heads and chunked bodies (RFC 9112), parsed in place.
+ * Every byte comes from a client, so nothing here asserts on content and
+ * every loop is bounded by the length given.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "base/unicode.h"
+#include "http/wire.h"
+
+/* RFC 9110 §5.6.2 token characters. */
+static bool tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* A field value's bytes: visible, space, tab and obs-text; no CTL. */
+static bool value_char(unsigned char c)
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+enum http_wire_result http_wire_head_end(const char *buf, size_t len, size_t *scanned)
+{
+    size_t from = *scanned > 3 ? *scanned - 3 : 0;
+    for (size_t i = from; i + 3 < len; i++) {
+        if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' && buf[i + 3] == '\n') {
+            *scanned = i + 4;
+            return i + 4 <= WX_HTTP_HEAD_BYTES_MAX ? HTTP_WIRE_OK : HTTP_WIRE_TOO_LARGE;
+        }
+    }
+    *scanned = len;
+    return len >= WX_HTTP_HEAD_BYTES_MAX ? HTTP_WIRE_TOO_LARGE : HTTP_WIRE_INCOMPLETE;
+}
+
+/* The next line of buf[*pos..end), NUL-terminated in place over its CR. A
+ * lone CR or LF inside it makes the head bad. */
+static char *next_line(char *buf, size_t end, size_t *pos, size_t *line_len)
+{
+    size_t start = *pos;
+    for (size_t i = start; i + 1 < end; i++) {
+        if (buf[i] == '\r' && buf[i + 1] == '\n') {
+            buf[i] = '\0';
+            *pos = i + 2;
+            *line_len = i - start;
+            return buf + start;
+        }
+        if (buf[i] == '\r' || buf[i] == '\n' || buf[i] == '\0')
+            return NULL;
+    }
+    return NULL;
+}
+
+static bool parse_request_line(char *line, size_t len, struct http_wire_head *h, const char **why)
+{
+    size_t i = 0;
+    while (i < len && i < WX_HTTP_METHOD_BYTES_MAX && tchar((unsigned char)line[i]))
+        i++;
+    if (i == 0 || i >= len || line[i] != ' ') {
+        *why = "the request line is not METHOD SP target SP HTTP/1.x";
+        return false;
+    }
+    line[i++] = '\0';
+    h->method = line;
+    size_t t = i;
+    /* origin-form only: absolute-form and '*' are for proxies and OPTIONS */
+    if (i >= len || line[i] != '/') {
+        *why = "the request target must start with /";
+        return false;
+    }
+    while (i < len && line[i] > 0x20 && line[i] < 0x7f)
+        i++;
+    if (i >= len || line[i] != ' ') {
+        *why = "the request target has a character URLs cannot have";
+        return false;
+    }
+    line[i++] = '\0';
+    h->target = line + t;
+    char *q = strchr(h->target, '?');
+    if (q != NULL) {
+        *q = '\0';
+        h->query = q + 1;
+    } else {
+        h->query = "";
+    }
+    if (len - i != 8 || memcmp(line + i, "HTTP/1.", 7) != 0 ||
+        (line[i + 7] != '0' && line[i + 7] != '1')) {
+        *why = "only HTTP/1.0 and HTTP/1.1 are spoken here";
+        return false;
+    }
+    h->minor = line[i + 7] - '0';
+    return true;
+}
+
+/* Does the comma-separated list hold this token (any case)? */
+static bool list_has(const char *list, const char *token)
+{
+    size_t tl = strlen(token);
+    const char *p = list;
+    while (*p != '\0') {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e != '\0' && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if ((size_t)(t - p) == tl && strncasecmp(p, token, tl) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+/* Content-Length: digits only, at most 18 of them (so it fits an int64). */
+static enum http_wire_result parse_length(const char *v, int64_t *out, const char **why)
+{
+    int64_t n = 0;
+    size_t i = 0;
+    for (; v[i] >= '0' && v[i] <= '9'; i++) {
+        if (i == 18) {
+            *why = "the request body is too large";
+            return HTTP_WIRE_TOO_LARGE;
+        }
+        n = n * 10 + (v[i] - '0');
+    }
+    if (i == 0 || v[i] != '\0') {
+        *why = "Content-Length must be a decimal number";
+        return HTTP_WIRE_BAD;
+    }
+    *out = n;
+    return HTTP_WIRE_OK;
+}
+
+static enum http_wire_result header_meaning(struct http_wire_head *h, const char *name,
+                                            const char *value, int *hosts, bool *te_seen,
+                                            bool *close, bool *keep, const char **why)
+{
+    if (strcasecmp(name, "Content-Length") == 0) {
+        int64_t n;
+        enum http_wire_result r = parse_length(value, &n, why);
+        if (r != HTTP_WIRE_OK)
+            return r;
+        if (h->content_length >= 0 && h->content_length != n) {
+            *why = "two different Content-Length headers";
+            return HTTP_WIRE_BAD;
+        }
+        h->content_length = n;
+    } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+        /* Only plain chunked: another coding would have to be undone before
+         * the body is JSON, and we undo none. */
+        if (*te_seen || strcasecmp(value, "chunked") != 0) {
+            *why = "Transfer-Encoding must be chunked alone";
+            return HTTP_WIRE_BAD;
+        }
+        *te_seen = true;
+        h->chunked = true;
+    } else if (strcasecmp(name, "Host") == 0) {
+        (*hosts)++;
+    } else if (strcasecmp(name, "Connection") == 0) {
+        *close |= list_has(value, "close");
+        *keep |= list_has(value, "keep-alive");
+    } else if (strcasecmp(name, "Expect") == 0) {
+        h->expect_continue |= strcasecmp(value, "100-continue") == 0;
+    }
+    return HTTP_WIRE_OK;
+}
+
+enum http_wire_result http_wire_parse_head(char *buf, size_t len, struct http_wire_head *h,
+                                           const char **why)
+{
+    memset(h, 0, sizeof(*h));
+    h->content_length = -1;
+    size_t end = len, pos = 0, line_len;
+    char *line = next_line(buf, end, &pos, &line_len);
+    if (line == NULL) {
+        *why = "the request line has a bare CR, LF or NUL";
+        return HTTP_WIRE_BAD;
+    }
+    if (!parse_request_line(line, line_len, h, why))
+        return HTTP_WIRE_BAD;
+    int hosts = 0;
+    bool te_seen = false, close = false, keep = false;
+    for (;;) {
+        line = next_line(buf, end, &pos, &line_len);
+        if (line == NULL) {
+            *why = "a header line has a bare CR, LF or NUL";
+            return HTTP_WIRE_BAD;
+        }
+        if (line_len == 0)
+            break;
+        if (line[0] == ' ' || line[0] == '\t') {
+            *why = "folded header lines are not accepted";
+            return HTTP_WIRE_BAD;
+        }
+        size_t i = 0;
+        while (i < line_len && tchar((unsigned char)line[i]))
+            i++;
+        if (i == 0 || i >= line_len || line[i] != ':') {
+            *why = "a header line is not name: value";
+            return HTTP_WIRE_BAD;
+        }
+        line[i++] = '\0';
+        while (i < line_len && (line[i] == ' ' || line[i] == '\t'))
+            i++;
+        size_t v = i, ve = line_len;
+        for (; i < line_len; i++) {
+            if (!value_char((unsigned char)line[i])) {
+                *why = "a header value has a control character";
+                return HTTP_WIRE_BAD;
+            }
+        }
+        while (ve > v && (line[ve - 1] == ' ' || line[ve - 1] == '\t'))
+            ve--;
+        line[ve] = '\0';
+        if (h->headers_len == WX_HTTP_HEADERS_MAX) {
+            *why = "too many request headers";
+            return HTTP_WIRE_BAD;
+        }
+        h->headers[h->headers_len++] = (struct http_wire_header){line, line + v};
+        enum http_wire_result r =
+            header_meaning(h, line, line + v, &hosts, &te_seen, &close, &keep, why);
+        if (r != HTTP_WIRE_OK)
+            return r;
+    }
+    if (h->minor == 1 && hosts != 1) {
+        *why = "an HTTP/1.1 request needs exactly one Host header";
+        return HTTP_WIRE_BAD;
+    }
+    if (h->chunked && (h->content_length >= 0 || h->minor == 0)) {
+        *why = "Transfer-Encoding with Content-Length, or in HTTP/1.0";
+        return HTTP_WIRE_BAD;
+    }
+    h->keep_alive = h->minor == 1 ? !close : keep && !close;
+    h->head_bytes = pos;
+    return HTTP_WIRE_OK;
+}
+
+enum {
+    CH_SIZE,
+    CH_EXT,
+    CH_SIZE_LF,
+    CH_DATA,
+    CH_DATA_CR,
+    CH_DATA_LF,
+    CH_TRAILER_START,
+    CH_TRAILER,
+    CH_TRAILER_LF,
+    CH_END_LF,
+    CH_DONE,
+};
+
+void http_wire_chunks_init(struct http_wire_chunks *c, size_t body_start)
+{
+    memset(c, 0, sizeof(*c));
+    c->state = CH_SIZE;
+    c->in_pos = body_start;
+    c->out_pos = body_start;
+}
+
+enum http_wire_result http_wire_chunks_feed(struct http_wire_chunks *c, char *buf, size_t len,
+                                            size_t body_bytes_max, const char **why)
+{
+    while (c->in_pos < len && c->state != CH_DONE) {
+        unsigned char ch = (unsigned char)buf[c->in_pos];
+        switch (c->state) {
+        case CH_SIZE: {
+            int d = wx_hex_digit(ch);
+            if (d >= 0) {
+                if (c->digits == WX_HTTP_CHUNK_SIZE_DIGITS_MAX) {
+                    *why = "the request body is too large";
+                    return HTTP_WIRE_TOO_LARGE;
+                }
+                c->chunk_left = c->chunk_left * 16 + (uint64_t)d;
+                c->digits++;
+            } else if (c->digits > 0 && (ch == ';' || ch == ' ' || ch == '\t')) {
+                c->state = CH_EXT;
+            } else if (c->digits > 0 && ch == '\r') {
+                c->state = CH_SIZE_LF;
+            } else {
+                *why = "a chunk size is not hexadecimal";
+                return HTTP_WIRE_BAD;
+            }
+            c->in_pos++;
+            break;
+        }
+        case CH_EXT:
+            /* Extensions are allowed and ignored; their line is bounded. */
+            if (++c->line_bytes > WX_HTTP_CHUNK_LINE_BYTES_MAX || ch == '\n' ||
+                (ch != '\r' && !value_char(ch))) {
+                *why = "a chunk extension is malformed or too long";
+                return HTTP_WIRE_BAD;
+            }
+            if (ch == '\r')
+                c->state = CH_SIZE_LF;
+            c->in_pos++;
+            break;
+        case CH_SIZE_LF:
+            if (ch != '\n') {
+                *why = "a chunk size line does not end in CRLF";
+                return HTTP_WIRE_BAD;
+            }
+            c->in_pos++;
+            c->line_bytes = 0;
+            c->digits = 0;
+            if (c->chunk_left == 0) {
+                c->state = CH_TRAILER_START;
+            } else if (c->chunk_left > body_bytes_max - c->out_len) {
+                *why = "the request body is too large";
+                return HTTP_WIRE_TOO_LARGE;
+            } else {
+                c->state = CH_DATA;
+            }
+            break;
+        case CH_DATA: {
+            size_t n = len - c->in_pos;
+            if (n > c->chunk_left)
+                n = (size_t)c->chunk_left;
+            /* The decoded body never overtakes the raw bytes: each chunk's
+             * size line is at least three bytes. */
+            memmove(buf + c->out_pos + c->out_len, buf + c->in_pos, n);
+            c->in_pos += n;
+            c->out_len += n;
+            c->chunk_left -= n;
+            if (c->chunk_left == 0)
+                c->state = CH_DATA_CR;
+            break;
+        }
+        case CH_DATA_CR:
+        case CH_DATA_LF:
+            if (ch != (c->state == CH_DATA_CR ? '\r' : '\n')) {
+                *why = "a chunk's data is not followed by CRLF";
+                return HTTP_WIRE_BAD;
+            }
+            c->state = c->state == CH_DATA_CR ? CH_DATA_LF : CH_SIZE;
+            c->in_pos++;
+            break;
+        case CH_TRAILER_START:
+            c->state = ch == '\r' ? CH_END_LF : CH_TRAILER;
+            if (ch == '\r')
+                c->in_pos++;
+            break;
+        case CH_TRAILER:
+            /* Trailer fields are read past and dropped, within the head's
+             * limit. */
+            if (++c->line_bytes > WX_HTTP_HEAD_BYTES_MAX || ch == '\n' ||
+                (ch != '\r' && !value_char(ch))) {
+                *why = "the chunked trailer is malformed or too long";
+                return HTTP_WIRE_BAD;
+            }
+            if (ch == '\r')
+                c->state = CH_TRAILER_LF;
+            c->in_pos++;
+            break;
+        case CH_TRAILER_LF:
+        case CH_END_LF:
+            if (ch != '\n') {
+                *why = "the chunked trailer does not end in CRLF";
+                return HTTP_WIRE_BAD;
+            }
+            c->state = c->state == CH_END_LF ? CH_DONE : CH_TRAILER_START;
+            c->in_pos++;
+            break;
+        }
+    }
+    return c->state == CH_DONE ? HTTP_WIRE_OK : HTTP_WIRE_INCOMPLETE;
+}
+
+bool http_wire_unescape(char *s, bool plus_is_space)
+{
+    char *w = s;
+    for (const char *r = s; *r != '\0'; r++) {
+        int hi, lo;
+        if (*r == '%' && (hi = wx_hex_digit((unsigned char)r[1])) >= 0 &&
+            (lo = wx_hex_digit((unsigned char)r[2])) >= 0) {
+            char c = (char)(hi * 16 + lo);
+            if (c == '\0')
+                return false;
+            *w++ = c;
+            r += 2;
+        } else {
+            *w++ = plus_is_space && *r == '+' ? ' ' : *r;
+        }
+    }
+    *w = '\0';
+    return true;
+}
+
+const char *http_wire_header(const struct http_wire_head *h, const char *name)
+{
+    for (size_t i = 0; i < h->headers_len; i++)
+        if (strcasecmp(h->headers[i].name, name) == 0)
+            return h->headers[i].value;
+    return NULL;
+}
