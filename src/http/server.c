@@ -1,135 +1,36 @@
 /*
- * The HTTP/1.1 server: a few threads, each with its own epoll set, its own
- * connections and a queue of commands the writer has completed.
- *
- * A connection reads with edge-triggered events: one recv per request when
- * the request fits (a short read means the socket was drained), and no
- * epoll_ctl per request. A command parks its connection (nothing is read
- * or parsed while the writer holds it); the writer hands the completed
- * command back to the connection's thread, which answers and goes on with
- * any pipelined request. One eventfd write wakes a thread for a whole
- * batch of completions.
- *
- * Requests are parsed by http/wire.c. A connection holds a read buffer only
- * while a request is arriving or pipelined bytes wait, so idle keep-alive
- * connections cost a small struct each. Every malformed request is
- * answered with problem+json and the connection closed.
+ * HTTP requests: what handlers see of one (path parameters, query, headers,
+ * body), the answers they give, routing and the checks every request goes
+ * through, and the metrics. Sockets and threads are conn.c's.
  */
 #include <arpa/inet.h>
 #include <assert.h>
-#include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "base/clock.h"
 #include "base/err.h"
-#include "base/fault.h"
 #include "base/uuid.h"
 #include "es/writer.h"
 #include "http/http.h"
+#include "http/internal.h"
 #include "limits.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
-
-enum request_state {
-    REQ_READING,  /* the head is in; the body may still be arriving */
-    REQ_WAITING,  /* the command is with the writer */
-    REQ_ANSWERED, /* the answer is in the connection's output */
-};
 
 /* The statuses we answer with; anything else is counted as "other". */
 static const int metric_statuses[] = {200, 201, 202, 400, 404, 405, 409, 413, 415, 422, 500, 503};
 #define STATUS_SLOTS (sizeof(metric_statuses) / sizeof(metric_statuses[0]) + 1)
 
-/* A read buffer holds a head, the largest body, and one more read's worth
- * of a chunked body's framing. */
-#define CONN_IN_BYTES (WX_HTTP_HEAD_BYTES_MAX + WX_BODY_BYTES_MAX + 4096)
-
 struct route_metrics {
     atomic_uint_fast64_t requests[STATUS_SLOTS];
     struct wx_hist latency_us[STATUS_SLOTS];
 };
-
-struct http_thread;
-
-struct http_list {
-    struct http_conn *head, *tail;
-};
-
-struct http_conn {
-    int fd;
-    struct http_thread *thread;
-    char *in; /* CONN_IN_BYTES, or NULL while idle */
-    size_t in_len;
-    size_t scanned; /* how far the head's end was looked for */
-    bool chunked_body;
-    struct http_wire_chunks chunks;
-    bool sent_continue;
-    struct wx_buf out;
-    size_t out_sent;
-    struct http_request *req; /* the request being read or answered */
-    bool readable, writable;
-    bool close_after_out; /* the last answer closes the connection */
-    bool lingering;       /* write side shut; reading what is left */
-    bool orphan;          /* closed while its command was with the writer */
-    /* Exactly one of the thread's timer lists holds a connection that is
-     * not waiting on the writer; the deadline is its timeout. */
-    struct http_list *timer;
-    int64_t deadline_ms;
-    struct http_conn *prev, *next;
-    struct http_conn *all_prev, *all_next;
-};
-
-struct http_thread {
-    struct http_server *srv;
-    pthread_t tid;
-    int epfd;
-    int wakefd;
-    bool listening;
-    int64_t accept_resume_ms; /* accepting paused until then, when > 0 */
-    struct http_list idle;    /* timeout: the server's idle timeout */
-    struct http_list linger;  /* timeout: WX_HTTP_LINGER_MS */
-    struct http_conn *all;
-    pthread_mutex_t done_lock;
-    struct http_request *done;          /* completed by the writer, newest first */
-    char *spare[WX_HTTP_SPARE_BUFFERS]; /* read buffers to reuse */
-    size_t spare_len;
-    int64_t now_ms; /* read once per wakeup */
-    int64_t date_s;
-    char date[40];
-};
-
-struct http_server {
-    const struct http_route *routes;
-    size_t routes_len;
-    struct route_metrics *metrics; /* one per route, then one for no route */
-    void *app;
-    struct es_writer *writer;
-    unsigned port;
-    unsigned connections_max;
-    int64_t idle_timeout_ms;
-    atomic_uint active;
-    atomic_uint connections;
-    atomic_bool stopping;
-    pthread_mutex_t listen_lock; /* the listening socket against quiesce */
-    int listen_fd;
-    struct http_thread *threads;
-    unsigned threads_len;
-};
-
-/* Tags for the epoll entries that are not connections. */
-static char tag_listen, tag_wake;
 
 static bool parse_listen(const char *listen, struct sockaddr_storage *ss, bool *v6)
 {
@@ -159,39 +60,6 @@ static bool parse_listen(const char *listen, struct sockaddr_storage *ss, bool *
     if (strcmp(host, "localhost") == 0)
         snprintf(host, sizeof(host), "127.0.0.1");
     return inet_pton(AF_INET, host, &a->sin_addr) == 1;
-}
-
-/* ---- timer lists: appended with a fixed timeout, so sorted by deadline ---- */
-
-static void list_unlink(struct http_conn *c)
-{
-    struct http_list *l = c->timer;
-    if (l == NULL)
-        return;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        l->head = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    else
-        l->tail = c->prev;
-    c->prev = c->next = NULL;
-    c->timer = NULL;
-}
-
-static void list_append(struct http_list *l, struct http_conn *c, int64_t deadline_ms)
-{
-    list_unlink(c);
-    c->timer = l;
-    c->deadline_ms = deadline_ms;
-    c->prev = l->tail;
-    c->next = NULL;
-    if (l->tail != NULL)
-        l->tail->next = c;
-    else
-        l->head = c;
-    l->tail = c;
 }
 
 /* ---- what handlers see ---- */
@@ -338,26 +206,7 @@ void http_reply_problem(struct http_request *req, enum es_outcome outcome, const
     wx_buf_free(&b);
 }
 
-/* Writer thread: the command is answered; hand it to its connection's
- * thread. Only the first completion of a batch pays for the wakeup. */
-static void on_command_complete(struct es_command *cmd)
-{
-    struct http_request *req = cmd->complete_ctx;
-    struct http_thread *t = req->conn->thread;
-    atomic_store(&req->writer_done, true);
-    pthread_mutex_lock(&t->done_lock);
-    bool wake = t->done == NULL;
-    req->done_next = t->done;
-    t->done = req;
-    pthread_mutex_unlock(&t->done_lock);
-    if (wake) {
-        uint64_t one = 1;
-        ssize_t n = write(t->wakefd, &one, sizeof(one));
-        (void)n; /* an eventfd write fails only when its counter is full */
-    }
-}
-
-static void send_command_result(struct http_request *req)
+void http_send_command_result(struct http_request *req)
 {
     struct es_command *cmd = req->cmd;
     char *token = NULL;
@@ -384,7 +233,7 @@ void http_submit(struct http_request *req, struct es_command *cmd)
     cmd->idem_key = req->idem_key;
     cmd->correlation_id = req->correlation_id;
     cmd->traceparent = req->traceparent;
-    cmd->complete = on_command_complete;
+    cmd->complete = http_command_complete;
     cmd->complete_ctx = req;
     if (wx_uuid7(wx_clock_now_ms(&wx_clock_system), cmd->command_id) != 0) {
         http_reply_problem(req, ES_internal_error, "no randomness for an id");
@@ -422,7 +271,7 @@ void http_submit(struct http_request *req, struct es_command *cmd)
         wx_buf_free(&b);
         atomic_store(&req->writer_done, true);
         req->state = REQ_READING;
-        send_command_result(req);
+        http_send_command_result(req);
     }
 }
 
@@ -456,7 +305,7 @@ static bool read_common_headers(struct http_request *req)
     return true;
 }
 
-static void dispatch(struct http_request *req)
+void http_dispatch(struct http_request *req)
 {
     struct http_server *srv = req->server;
     char allow[128];
@@ -498,7 +347,7 @@ static void dispatch(struct http_request *req)
         http_reply_problem(req, ES_internal_error, "the handler did not answer");
 }
 
-static struct http_request *request_new(struct http_conn *c)
+struct http_request *http_request_new(struct http_conn *c)
 {
     struct http_server *srv = c->thread->srv;
     struct http_request *req = calloc(1, sizeof(*req));
@@ -524,8 +373,7 @@ static struct http_request *request_new(struct http_conn *c)
     return req;
 }
 
-/* Counts, logs and frees a request, answered or not. */
-static void request_end(struct http_request *req)
+void http_request_end(struct http_request *req)
 {
     struct http_server *srv = req->server;
     assert(req->state != REQ_WAITING || atomic_load(&req->writer_done));
@@ -545,562 +393,6 @@ static void request_end(struct http_request *req)
     free(req);
     atomic_fetch_sub(&srv->active, 1);
 }
-
-/* ---- connections ---- */
-
-enum step {
-    STEP_AGAIN,     /* something happened; look again */
-    STEP_NEED_DATA, /* the request is not all in */
-    STEP_CLOSED,    /* the connection is gone */
-};
-
-static char *buffer_get(struct http_thread *t)
-{
-    if (t->spare_len > 0)
-        return t->spare[--t->spare_len];
-    return malloc(CONN_IN_BYTES);
-}
-
-/* Read buffers go back to a small per-thread stack rather than to malloc,
- * which would hand a freed top chunk back to the kernel and fault it in
- * again on the next request. */
-static void buffer_put(struct http_thread *t, char *b)
-{
-    if (b == NULL)
-        return;
-    if (t->spare_len < WX_HTTP_SPARE_BUFFERS)
-        t->spare[t->spare_len++] = b;
-    else
-        free(b);
-}
-
-static void conn_free(struct http_conn *c)
-{
-    struct http_thread *t = c->thread;
-    list_unlink(c);
-    if (c->all_prev != NULL)
-        c->all_prev->all_next = c->all_next;
-    else
-        t->all = c->all_next;
-    if (c->all_next != NULL)
-        c->all_next->all_prev = c->all_prev;
-    if (c->req != NULL)
-        request_end(c->req);
-    buffer_put(t, c->in);
-    wx_buf_free(&c->out);
-    atomic_fetch_sub(&t->srv->connections, 1);
-    free(c);
-}
-
-/* Closes the socket. A connection whose command is with the writer stays
- * allocated, as an orphan, until the writer hands the command back. */
-static void conn_close(struct http_conn *c)
-{
-    if (c->fd >= 0) {
-        close(c->fd);
-        c->fd = -1;
-    }
-    if (c->req != NULL && c->req->state == REQ_WAITING) {
-        c->orphan = true;
-        list_unlink(c);
-        return;
-    }
-    conn_free(c);
-}
-
-static void conn_touch(struct http_conn *c)
-{
-    struct http_thread *t = c->thread;
-    if (!c->lingering)
-        list_append(&t->idle, c, t->now_ms + t->srv->idle_timeout_ms);
-}
-
-/* Drops the first n bytes of the read buffer (an answered request). */
-static void conn_consume(struct http_conn *c, size_t n)
-{
-    assert(n <= c->in_len);
-    if (n < c->in_len)
-        memmove(c->in, c->in + n, c->in_len - n);
-    c->in_len -= n;
-    c->scanned = 0;
-}
-
-/* 1 read something, 0 nothing to read now, -1 end of stream or error. */
-static int conn_read(struct http_conn *c)
-{
-    if (c->in == NULL && (c->in = buffer_get(c->thread)) == NULL)
-        return -1;
-    size_t room = CONN_IN_BYTES - c->in_len;
-    if (room == 0)
-        return -1; /* cannot happen: wire.c refuses what does not fit */
-    ssize_t n = recv(c->fd, c->in + c->in_len, room, 0);
-    if (n > 0) {
-        c->in_len += (size_t)n;
-        /* A short read drained the socket; the next byte brings an edge. */
-        if ((size_t)n < room)
-            c->readable = false;
-        conn_touch(c);
-        return 1;
-    }
-    if (n < 0 && errno == EINTR)
-        return 1;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        c->readable = false;
-        return 0;
-    }
-    return -1;
-}
-
-/* Sends what is queued. -1 on a dead connection. */
-static int conn_flush(struct http_conn *c)
-{
-    if (!wx_buf_ok(&c->out))
-        return -1;
-    while (c->out_sent < c->out.len) {
-        if (!c->writable)
-            return 0;
-        ssize_t n = send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent, MSG_NOSIGNAL);
-        if (n > 0) {
-            c->out_sent += (size_t)n;
-            conn_touch(c);
-        } else if (n < 0 && errno == EAGAIN) {
-            c->writable = false;
-        } else if (!(n < 0 && errno == EINTR)) {
-            return -1;
-        }
-    }
-    c->out.len = 0;
-    c->out_sent = 0;
-    return 0;
-}
-
-/* An answer the client asked for with Expect: 100-continue, before it
- * sends a body it was not sure we would take. */
-static void maybe_continue(struct http_conn *c)
-{
-    struct http_request *req = c->req;
-    if (req->wire.expect_continue && req->wire.minor == 1 && !c->sent_continue) {
-        wx_buf_adds(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
-        c->sent_continue = true;
-    }
-}
-
-/* A request we will not read further: answer and close. */
-static enum step protocol_error(struct http_conn *c, enum es_outcome o, const char *why)
-{
-    c->req->close = true;
-    c->req->next_request = c->in_len;
-    http_reply_problem(c->req, o, why);
-    return STEP_AGAIN;
-}
-
-static enum step conn_start_request(struct http_conn *c)
-{
-    struct http_server *srv = c->thread->srv;
-    /* RFC 9112 §2.2: empty lines before a request line are ignored. */
-    size_t skip = 0;
-    while (skip + 1 < c->in_len && c->in[skip] == '\r' && c->in[skip + 1] == '\n')
-        skip += 2;
-    if (skip > 0)
-        conn_consume(c, skip);
-    if (c->in_len == 0) {
-        /* Idle: a keep-alive connection gives its read buffer back, and
-         * keeps an answer buffer only if it is small. */
-        buffer_put(c->thread, c->in);
-        c->in = NULL;
-        if (c->out.cap > WX_HTTP_KEPT_OUT_BYTES) {
-            wx_buf_free(&c->out);
-            wx_buf_init(&c->out);
-        }
-        return STEP_NEED_DATA;
-    }
-    enum http_wire_result r = http_wire_head_end(c->in, c->in_len, &c->scanned);
-    if (r == HTTP_WIRE_INCOMPLETE)
-        return STEP_NEED_DATA;
-    if ((c->req = request_new(c)) == NULL) {
-        conn_close(c);
-        return STEP_CLOSED;
-    }
-    struct http_request *req = c->req;
-    if (r == HTTP_WIRE_TOO_LARGE)
-        return protocol_error(c, ES_invalid_request, "the request line and headers are too large");
-    const char *why = NULL;
-    r = http_wire_parse_head(c->in, c->scanned, &req->wire, &why);
-    if (r != HTTP_WIRE_OK)
-        return protocol_error(
-            c, r == HTTP_WIRE_TOO_LARGE ? ES_payload_too_large : ES_invalid_request, why);
-    req->method = req->wire.method;
-    if (!http_wire_unescape(req->wire.target, false))
-        return protocol_error(c, ES_invalid_request, "the path has an escaped NUL");
-    req->path = req->wire.target;
-    /* Over the connection limit: a clear answer and a closed connection
-     * rather than a silent wait. */
-    if (atomic_load(&srv->connections) > srv->connections_max) {
-        req->close = true;
-        req->next_request = c->in_len;
-        http_reply_problem(req, ES_overloaded, "too many open connections");
-        return STEP_AGAIN;
-    }
-    /* A declared body over the limit is refused before it is read. */
-    if (req->wire.content_length > WX_BODY_BYTES_MAX)
-        return protocol_error(c, ES_payload_too_large, "the request body is too large");
-    c->chunked_body = req->wire.chunked;
-    if (c->chunked_body)
-        http_wire_chunks_init(&c->chunks, req->wire.head_bytes);
-    c->sent_continue = false;
-    return STEP_AGAIN;
-}
-
-/* Reads the body of the request whose head is in, and dispatches it. */
-static enum step conn_body(struct http_conn *c)
-{
-    struct http_request *req = c->req;
-    size_t body_at, body_len, next;
-    if (c->chunked_body) {
-        const char *why = NULL;
-        enum http_wire_result r =
-            http_wire_chunks_feed(&c->chunks, c->in, c->in_len, WX_BODY_BYTES_MAX, &why);
-        if (r == HTTP_WIRE_BAD || r == HTTP_WIRE_TOO_LARGE)
-            return protocol_error(c, r == HTTP_WIRE_BAD ? ES_invalid_request : ES_payload_too_large,
-                                  why);
-        if (r == HTTP_WIRE_INCOMPLETE) {
-            /* Every raw byte is decoded: the buffer keeps the body only. */
-            c->in_len = c->chunks.out_pos + c->chunks.out_len;
-            c->chunks.in_pos = c->in_len;
-            maybe_continue(c);
-            return STEP_NEED_DATA;
-        }
-        body_at = c->chunks.out_pos;
-        body_len = c->chunks.out_len;
-        next = c->chunks.in_pos;
-    } else {
-        size_t want = req->wire.content_length > 0 ? (size_t)req->wire.content_length : 0;
-        if (c->in_len - req->wire.head_bytes < want) {
-            maybe_continue(c);
-            return STEP_NEED_DATA;
-        }
-        body_at = req->wire.head_bytes;
-        body_len = want;
-        next = body_at + want;
-    }
-    req->next_request = next;
-    /* The body is copied out so it can end in a NUL without touching a
-     * pipelined request behind it. */
-    req->body = wx_arena_strndup(&req->arena, c->in + body_at, body_len);
-    if (req->body == NULL) {
-        req->close = true;
-        http_reply_problem(req, ES_internal_error, "out of memory");
-        return STEP_AGAIN;
-    }
-    req->body_len = body_len;
-    dispatch(req);
-    return STEP_AGAIN;
-}
-
-/* Runs a connection as far as it can go without waiting. */
-static void conn_run(struct http_conn *c)
-{
-    struct http_thread *t = c->thread;
-    for (;;) {
-        if (c->lingering) {
-            char sink[4096];
-            for (;;) {
-                ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
-                if (n > 0)
-                    continue;
-                if (n < 0 && errno == EINTR)
-                    continue;
-                if (n < 0 && errno == EAGAIN) {
-                    c->readable = false;
-                    return;
-                }
-                conn_close(c);
-                return;
-            }
-        }
-        struct http_request *req = c->req;
-        if (req != NULL && req->state == REQ_WAITING) {
-            list_unlink(c); /* no timeout while the writer has it */
-            return;
-        }
-        if (req != NULL && req->state == REQ_ANSWERED) {
-            c->close_after_out |= req->close;
-            size_t next = req->next_request;
-            c->req = NULL;
-            request_end(req);
-            if (!c->close_after_out)
-                conn_consume(c, next);
-            continue;
-        }
-        if (conn_flush(c) < 0) {
-            conn_close(c);
-            return;
-        }
-        if (c->out.len > 0)
-            return; /* EPOLLOUT brings us back */
-        if (c->close_after_out) {
-            shutdown(c->fd, SHUT_WR);
-            c->lingering = true;
-            buffer_put(t, c->in);
-            c->in = NULL;
-            list_append(&t->linger, c, t->now_ms + WX_HTTP_LINGER_MS);
-            continue;
-        }
-        enum step s = req == NULL ? conn_start_request(c) : conn_body(c);
-        if (s == STEP_CLOSED)
-            return;
-        if (s == STEP_NEED_DATA) {
-            if (!c->readable) {
-                if (conn_flush(c) < 0)
-                    conn_close(c);
-                return;
-            }
-            if (conn_read(c) < 0) {
-                conn_close(c);
-                return;
-            }
-        }
-    }
-}
-
-/* ---- threads ---- */
-
-static void accept_pause(struct http_thread *t)
-{
-    struct http_server *srv = t->srv;
-    if (t->listening) {
-        epoll_ctl(t->epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
-        t->listening = false;
-    }
-    t->accept_resume_ms = t->now_ms + WX_HTTP_ACCEPT_PAUSE_MS;
-}
-
-static int listen_watch(struct http_thread *t)
-{
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &tag_listen};
-    if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->srv->listen_fd, &ev) != 0)
-        return WX_ERR_IO;
-    t->listening = true;
-    return 0;
-}
-
-static void conn_new(struct http_thread *t, int fd)
-{
-    struct http_server *srv = t->srv;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct http_conn *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        close(fd);
-        return;
-    }
-    c->fd = fd;
-    c->thread = t;
-    c->writable = true;
-    wx_buf_init(&c->out);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
-    if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        close(fd);
-        free(c);
-        return;
-    }
-    atomic_fetch_add(&srv->connections, 1);
-    c->all_next = t->all;
-    if (t->all != NULL)
-        t->all->all_prev = c;
-    t->all = c;
-    conn_touch(c);
-}
-
-static void accept_some(struct http_thread *t)
-{
-    struct http_server *srv = t->srv;
-    pthread_mutex_lock(&srv->listen_lock);
-    for (int i = 0; i < WX_HTTP_ACCEPTS_PER_WAKE && srv->listen_fd >= 0; i++) {
-        /* Past the spare connections, new ones wait in the backlog. */
-        if (atomic_load(&srv->connections) >= srv->connections_max + WX_HTTP_CONNECTIONS_SPARE) {
-            accept_pause(t);
-            break;
-        }
-        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
-            conn_new(t, fd);
-            continue;
-        }
-        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-            continue;
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            wx_logf(WX_LOG_WARN, "http: cannot accept (%s); pausing %d ms", strerror(errno),
-                    WX_HTTP_ACCEPT_PAUSE_MS);
-            accept_pause(t);
-        }
-        break;
-    }
-    pthread_mutex_unlock(&srv->listen_lock);
-}
-
-static void accept_resume(struct http_thread *t)
-{
-    struct http_server *srv = t->srv;
-    pthread_mutex_lock(&srv->listen_lock);
-    t->accept_resume_ms = 0;
-    if (srv->listen_fd >= 0 && !t->listening)
-        listen_watch(t);
-    pthread_mutex_unlock(&srv->listen_lock);
-}
-
-/* Answers the commands the writer has handed back. */
-static void drain_done(struct http_thread *t)
-{
-    uint64_t v;
-    ssize_t n = read(t->wakefd, &v, sizeof(v));
-    (void)n;
-    pthread_mutex_lock(&t->done_lock);
-    struct http_request *list = t->done;
-    t->done = NULL;
-    pthread_mutex_unlock(&t->done_lock);
-    struct http_request *fifo = NULL;
-    while (list != NULL) {
-        struct http_request *next = list->done_next;
-        list->done_next = fifo;
-        fifo = list;
-        list = next;
-    }
-    while (fifo != NULL) {
-        struct http_request *req = fifo;
-        fifo = req->done_next;
-        struct http_conn *c = req->conn;
-        req->state = REQ_READING; /* the answer comes now */
-        if (c->orphan) {
-            conn_free(c);
-            continue;
-        }
-        if (req->cmd->has_position && !req->cmd->replayed && wx_fault_active("ack-drop")) {
-            conn_close(c); /* fault injection: committed, but the answer is lost */
-            continue;
-        }
-        send_command_result(req);
-        conn_touch(c);
-        conn_run(c);
-    }
-}
-
-static void expire(struct http_list *l, int64_t now_ms)
-{
-    while (l->head != NULL && l->head->deadline_ms <= now_ms)
-        conn_close(l->head);
-}
-
-static void *thread_main(void *arg)
-{
-    struct http_thread *t = arg;
-    struct http_server *srv = t->srv;
-    struct epoll_event ev[WX_HTTP_EVENTS_BATCH];
-    while (!atomic_load(&srv->stopping)) {
-        int n = epoll_wait(t->epfd, ev, WX_HTTP_EVENTS_BATCH, WX_HTTP_TICK_MS);
-        t->now_ms = wx_monotonic_ms();
-        bool woken = false;
-        for (int i = 0; i < n; i++) {
-            void *p = ev[i].data.ptr;
-            if (p == &tag_listen) {
-                accept_some(t);
-            } else if (p == &tag_wake) {
-                woken = true;
-            } else {
-                struct http_conn *c = p;
-                uint32_t e = ev[i].events;
-                if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                    c->readable = true;
-                if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-                    c->writable = true;
-                conn_run(c);
-            }
-        }
-        /* After the events: answering may close a connection that is
-         * further down this batch's events. */
-        if (woken)
-            drain_done(t);
-        expire(&t->idle, t->now_ms);
-        expire(&t->linger, t->now_ms);
-        if (t->accept_resume_ms > 0 && t->now_ms >= t->accept_resume_ms)
-            accept_resume(t);
-    }
-    return NULL;
-}
-
-/* ---- the server ---- */
-
-static int listen_socket(const struct sockaddr_storage *addr, bool v6, unsigned *port_out)
-{
-    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    struct sockaddr_storage bound;
-    socklen_t blen = sizeof(bound);
-    if (bind(fd, (const struct sockaddr *)addr, len) != 0 ||
-        listen(fd, WX_HTTP_LISTEN_BACKLOG) != 0 ||
-        getsockname(fd, (struct sockaddr *)&bound, &blen) != 0) {
-        close(fd);
-        return -1;
-    }
-    *port_out = ntohs(v6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                         : ((struct sockaddr_in *)&bound)->sin_port);
-    return fd;
-}
-
-static void thread_free(struct http_thread *t)
-{
-    /* Commands handed back and not yet answered: their requests end here. */
-    while (t->done != NULL) {
-        struct http_request *req = t->done;
-        t->done = req->done_next;
-        req->state = REQ_READING;
-        if (req->conn->orphan)
-            conn_free(req->conn);
-    }
-    while (t->all != NULL) {
-        struct http_conn *c = t->all;
-        if (c->req != NULL && c->req->state == REQ_WAITING) {
-            /* The writer still holds it (http_server_stop's contract says
-             * it cannot); leaking beats freeing what it will touch. */
-            wx_logf(WX_LOG_ERROR, "http: stopped with a command still with the writer");
-            t->all = c->all_next;
-            continue;
-        }
-        conn_close(c);
-    }
-    for (size_t i = 0; i < t->spare_len; i++)
-        free(t->spare[i]);
-    if (t->epfd >= 0)
-        close(t->epfd);
-    if (t->wakefd >= 0)
-        close(t->wakefd);
-    pthread_mutex_destroy(&t->done_lock);
-}
-
-static void server_free(struct http_server *srv, unsigned started)
-{
-    atomic_store(&srv->stopping, true);
-    for (unsigned i = 0; i < started; i++) {
-        uint64_t one = 1;
-        ssize_t n = write(srv->threads[i].wakefd, &one, sizeof(one));
-        (void)n;
-    }
-    for (unsigned i = 0; i < started; i++)
-        pthread_join(srv->threads[i].tid, NULL);
-    for (unsigned i = 0; i < srv->threads_len; i++)
-        thread_free(&srv->threads[i]);
-    if (srv->listen_fd >= 0)
-        close(srv->listen_fd);
-    pthread_mutex_destroy(&srv->listen_lock);
-    free(srv->threads);
-    free(srv->metrics);
-    free(srv);
-}
-
 int http_server_start(const struct http_server_config *config, struct http_server **server_out)
 {
     struct sockaddr_storage addr;
@@ -1116,11 +408,7 @@ int http_server_start(const struct http_server_config *config, struct http_serve
     srv->routes_len = config->routes_len;
     srv->app = config->app;
     srv->writer = config->writer;
-    srv->listen_fd = -1;
-    pthread_mutex_init(&srv->listen_lock, NULL);
     atomic_init(&srv->active, 0);
-    atomic_init(&srv->connections, 0);
-    atomic_init(&srv->stopping, false);
     srv->connections_max =
         config->connections_max ? config->connections_max : WX_HTTP_CONNECTIONS_MAX;
     srv->idle_timeout_ms =
@@ -1128,45 +416,16 @@ int http_server_start(const struct http_server_config *config, struct http_serve
                                                       : WX_HTTP_CONNECTION_TIMEOUT_S);
     srv->threads_len = config->threads ? config->threads : WX_HTTP_THREADS_DEFAULT;
     srv->metrics = calloc(srv->routes_len + 1, sizeof(*srv->metrics));
-    srv->threads = calloc(srv->threads_len, sizeof(*srv->threads));
-    if (srv->metrics == NULL || srv->threads == NULL) {
-        server_free(srv, 0);
-        return WX_ERR_NOMEM;
+    int err = srv->metrics == NULL ? WX_ERR_NOMEM : 0;
+    if (!err) {
+        for (size_t r = 0; r <= srv->routes_len; r++)
+            for (size_t k = 0; k < STATUS_SLOTS; k++)
+                wx_hist_init(&srv->metrics[r].latency_us[k], &wx_hist_latency_us);
+        err = http_conns_start(srv, &addr, v6, config->listen);
     }
-    for (size_t r = 0; r <= srv->routes_len; r++)
-        for (size_t k = 0; k < STATUS_SLOTS; k++)
-            wx_hist_init(&srv->metrics[r].latency_us[k], &wx_hist_latency_us);
-    for (unsigned i = 0; i < srv->threads_len; i++) {
-        struct http_thread *t = &srv->threads[i];
-        t->srv = srv;
-        t->epfd = t->wakefd = -1;
-        pthread_mutex_init(&t->done_lock, NULL);
-    }
-    srv->listen_fd = listen_socket(&addr, v6, &srv->port);
-    if (srv->listen_fd < 0) {
-        wx_logf(WX_LOG_ERROR, "http: cannot listen on %s: %s", config->listen, strerror(errno));
-        server_free(srv, 0);
-        return WX_ERR_IO;
-    }
-    for (unsigned i = 0; i < srv->threads_len; i++) {
-        struct http_thread *t = &srv->threads[i];
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tag_wake};
-        t->epfd = epoll_create1(EPOLL_CLOEXEC);
-        t->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (t->epfd < 0 || t->wakefd < 0 ||
-            epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->wakefd, &ev) != 0 || listen_watch(t) != 0) {
-            wx_logf(WX_LOG_ERROR, "http: cannot set up a thread: %s", strerror(errno));
-            server_free(srv, 0);
-            return WX_ERR_IO;
-        }
-    }
-    for (unsigned i = 0; i < srv->threads_len; i++) {
-        if (pthread_create(&srv->threads[i].tid, NULL, thread_main, &srv->threads[i]) != 0) {
-            wx_logf(WX_LOG_ERROR, "http: cannot start a thread");
-            server_free(srv, i);
-            return WX_ERR_IO;
-        }
-        pthread_setname_np(srv->threads[i].tid, "wx-http");
+    if (err) {
+        http_server_stop(srv);
+        return err;
     }
     *server_out = srv;
     return 0;
@@ -1175,21 +434,6 @@ int http_server_start(const struct http_server_config *config, struct http_serve
 unsigned http_server_port(const struct http_server *srv)
 {
     return srv->port;
-}
-
-void http_server_quiesce(struct http_server *srv)
-{
-    pthread_mutex_lock(&srv->listen_lock);
-    if (srv->listen_fd >= 0) {
-        for (unsigned i = 0; i < srv->threads_len; i++) {
-            if (srv->threads[i].listening)
-                epoll_ctl(srv->threads[i].epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
-            srv->threads[i].listening = false;
-        }
-        close(srv->listen_fd);
-        srv->listen_fd = -1;
-    }
-    pthread_mutex_unlock(&srv->listen_lock);
 }
 
 unsigned http_server_active(const struct http_server *srv)
@@ -1201,7 +445,9 @@ void http_server_stop(struct http_server *srv)
 {
     if (srv == NULL)
         return;
-    server_free(srv, srv->threads_len);
+    http_conns_stop(srv);
+    free(srv->metrics);
+    free(srv);
 }
 
 void http_server_metrics(struct http_server *srv, struct wx_buf *b)

@@ -1,0 +1,115 @@
+/*
+ * Private to http/: the server, its threads and their connections, shared
+ * by server.c (requests: parsing what handlers see, answers, dispatch,
+ * metrics) and conn.c (sockets, epoll, reading, writing, timeouts).
+ */
+#ifndef WALLEX_HTTP_INTERNAL_H
+#define WALLEX_HTTP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "base/buf.h"
+#include "http/http.h"
+#include "http/wire.h"
+#include "limits.h"
+
+enum request_state {
+    REQ_READING,  /* the head is in; the body may still be arriving */
+    REQ_WAITING,  /* the command is with the writer */
+    REQ_ANSWERED, /* the answer is in the connection's output */
+};
+
+struct http_thread;
+struct route_metrics;
+
+struct http_list {
+    struct http_conn *head, *tail;
+};
+
+struct http_conn {
+    int fd;
+    struct http_thread *thread;
+    char *in; /* CONN_IN_BYTES, or NULL while idle */
+    size_t in_len;
+    size_t scanned; /* how far the head's end was looked for */
+    bool chunked_body;
+    struct http_wire_chunks chunks;
+    bool sent_continue;
+    struct wx_buf out;
+    size_t out_sent;
+    struct http_request *req; /* the request being read or answered */
+    bool readable, writable;
+    bool close_after_out; /* the last answer closes the connection */
+    bool lingering;       /* write side shut; reading what is left */
+    bool orphan;          /* closed while its command was with the writer */
+    /* Exactly one of the thread's timer lists holds a connection that is
+     * not waiting on the writer; the deadline is its timeout. */
+    struct http_list *timer;
+    int64_t deadline_ms;
+    struct http_conn *prev, *next;
+    struct http_conn *all_prev, *all_next;
+};
+
+struct http_thread {
+    struct http_server *srv;
+    pthread_t tid;
+    int epfd;
+    int wakefd;
+    bool listening;
+    int64_t accept_resume_ms; /* accepting paused until then, when > 0 */
+    struct http_list idle;    /* timeout: the server's idle timeout */
+    struct http_list linger;  /* timeout: WX_HTTP_LINGER_MS */
+    struct http_conn *all;
+    pthread_mutex_t done_lock;
+    struct http_request *done;          /* completed by the writer, newest first */
+    char *spare[WX_HTTP_SPARE_BUFFERS]; /* read buffers to reuse */
+    size_t spare_len;
+    int64_t now_ms; /* read once per wakeup */
+    int64_t date_s;
+    char date[40];
+};
+
+struct http_server {
+    const struct http_route *routes;
+    size_t routes_len;
+    struct route_metrics *metrics; /* one per route, then one for no route */
+    void *app;
+    struct es_writer *writer;
+    unsigned port;
+    unsigned connections_max;
+    int64_t idle_timeout_ms;
+    atomic_uint active;
+    atomic_uint connections;
+    atomic_bool stopping;
+    pthread_mutex_t listen_lock; /* the listening socket against quiesce */
+    int listen_fd;
+    struct http_thread *threads;
+    unsigned threads_len;
+    unsigned threads_started;
+};
+
+/* ---- server.c, for conn.c ---- */
+
+/* A request on connection c, once its head is in; NULL without memory. */
+struct http_request *http_request_new(struct http_conn *c);
+/* Counts, logs and frees a request, answered or not. */
+void http_request_end(struct http_request *req);
+/* Routes a request whose body is in; it is answered or with the writer. */
+void http_dispatch(struct http_request *req);
+/* Answers a command the writer has completed. */
+void http_send_command_result(struct http_request *req);
+
+/* ---- conn.c, for server.c ---- */
+
+/* Listens and starts the threads; http_conns_stop undoes what was done. */
+int http_conns_start(struct http_server *srv, const struct sockaddr_storage *addr, bool v6,
+                     const char *listen);
+void http_conns_stop(struct http_server *srv);
+/* The writer's completion callback for every command. */
+void http_command_complete(struct es_command *cmd);
+
+#endif
