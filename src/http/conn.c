@@ -76,6 +76,13 @@ static void list_append(struct http_list *l, struct http_conn *c, int64_t deadli
     l->tail = c;
 }
 
+static void wake(struct http_thread *t)
+{
+    uint64_t one = 1;
+    ssize_t n = write(t->wakefd, &one, sizeof(one));
+    (void)n; /* an eventfd write fails only when its counter is full */
+}
+
 /* Writer thread: the command is answered; hand it to its connection's
  * thread. Only the first completion of a batch pays for the wakeup. */
 void http_command_complete(struct es_command *cmd)
@@ -84,15 +91,12 @@ void http_command_complete(struct es_command *cmd)
     struct http_thread *t = req->conn->thread;
     atomic_store(&req->writer_done, true);
     pthread_mutex_lock(&t->done_lock);
-    bool wake = t->done == NULL;
+    bool first = t->done == NULL;
     req->done_next = t->done;
     t->done = req;
     pthread_mutex_unlock(&t->done_lock);
-    if (wake) {
-        uint64_t one = 1;
-        ssize_t n = write(t->wakefd, &one, sizeof(one));
-        (void)n; /* an eventfd write fails only when its counter is full */
-    }
+    if (first)
+        wake(t);
 }
 
 /* ---- connections ---- */
@@ -433,6 +437,7 @@ static int listen_watch(struct http_thread *t)
     return 0;
 }
 
+/* A connection accepted (and counted) for thread t, on t. */
 static void conn_new(struct http_thread *t, int fd)
 {
     struct http_server *srv = t->srv;
@@ -441,6 +446,7 @@ static void conn_new(struct http_thread *t, int fd)
     struct http_conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         close(fd);
+        atomic_fetch_sub(&srv->connections, 1);
         return;
     }
     c->fd = fd;
@@ -451,14 +457,40 @@ static void conn_new(struct http_thread *t, int fd)
     if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         close(fd);
         free(c);
+        atomic_fetch_sub(&srv->connections, 1);
         return;
     }
-    atomic_fetch_add(&srv->connections, 1);
     c->all_next = t->all;
     if (t->all != NULL)
         t->all->all_prev = c;
     t->all = c;
     conn_touch(c);
+}
+
+/* Gives an accepted connection to thread to, which sets it up. */
+static void hand_over(struct http_thread *to, int fd)
+{
+    pthread_mutex_lock(&to->done_lock);
+    bool ok = true;
+    if (to->incoming_len == to->incoming_cap) {
+        size_t cap = to->incoming_cap ? 2 * to->incoming_cap : 16;
+        int *p = realloc(to->incoming, cap * sizeof(*p));
+        if (p == NULL) {
+            ok = false;
+        } else {
+            to->incoming = p;
+            to->incoming_cap = cap;
+        }
+    }
+    if (ok)
+        to->incoming[to->incoming_len++] = fd;
+    pthread_mutex_unlock(&to->done_lock);
+    if (!ok) {
+        close(fd);
+        atomic_fetch_sub(&to->srv->connections, 1);
+        return;
+    }
+    wake(to);
 }
 
 static void accept_some(struct http_thread *t)
@@ -473,7 +505,15 @@ static void accept_some(struct http_thread *t)
         }
         int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            conn_new(t, fd);
+            /* Round robin: whichever thread epoll woke, the connections
+             * spread over all of them (one thread woken for a burst of
+             * connects would otherwise take the whole burst). */
+            atomic_fetch_add(&srv->connections, 1);
+            struct http_thread *to = &srv->threads[srv->next_thread++ % srv->threads_len];
+            if (to == t)
+                conn_new(t, fd);
+            else
+                hand_over(to, fd);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
@@ -498,7 +538,8 @@ static void accept_resume(struct http_thread *t)
     pthread_mutex_unlock(&srv->listen_lock);
 }
 
-/* Answers the commands the writer has handed back. */
+/* Sets up the connections other threads accepted for this one, then
+ * answers the commands the writer has handed back. */
 static void drain_done(struct http_thread *t)
 {
     uint64_t v;
@@ -507,7 +548,14 @@ static void drain_done(struct http_thread *t)
     pthread_mutex_lock(&t->done_lock);
     struct http_request *list = t->done;
     t->done = NULL;
+    int *incoming = t->incoming;
+    size_t incoming_len = t->incoming_len;
+    t->incoming = NULL;
+    t->incoming_len = t->incoming_cap = 0;
     pthread_mutex_unlock(&t->done_lock);
+    for (size_t i = 0; i < incoming_len; i++)
+        conn_new(t, incoming[i]);
+    free(incoming);
     struct http_request *fifo = NULL;
     while (list != NULL) {
         struct http_request *next = list->done_next;
@@ -620,6 +668,11 @@ static void thread_free(struct http_thread *t)
         }
         conn_close(c);
     }
+    for (size_t i = 0; i < t->incoming_len; i++) {
+        close(t->incoming[i]);
+        atomic_fetch_sub(&t->srv->connections, 1);
+    }
+    free(t->incoming);
     for (size_t i = 0; i < t->spare_len; i++)
         free(t->spare[i]);
     if (t->epfd >= 0)

@@ -65,7 +65,9 @@ struct http_thread {
     struct http_list linger;  /* timeout: WX_HTTP_LINGER_MS */
     struct http_conn *all;
     pthread_mutex_t done_lock;
-    struct http_request *done;          /* completed by the writer, newest first */
+    struct http_request *done; /* completed by the writer, newest first */
+    int *incoming;             /* accepted by another thread for this one (under done_lock) */
+    size_t incoming_len, incoming_cap;
     char *spare[WX_HTTP_SPARE_BUFFERS]; /* read buffers to reuse */
     size_t spare_len;
     int64_t now_ms; /* read once per wakeup */
@@ -90,6 +92,7 @@ struct http_server {
     struct http_thread *threads;
     unsigned threads_len;
     unsigned threads_started;
+    unsigned next_thread; /* the next accepted connection's (under listen_lock) */
 };
 
 /* ---- server.c, for conn.c ---- */
