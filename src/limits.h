@@ -171,6 +171,11 @@
 #define WX_HTTP_ACCEPTS_PER_WAKE 64
 /* The listening socket's backlog (the kernel caps it at somaxconn). */
 #define WX_HTTP_LISTEN_BACKLOG 4096
+/* A connection's turn on its thread: steps of reading, parsing and
+ * answering (a request takes two or three), and bytes drained from a
+ * lingering close. Past it, the connection waits for the others. */
+#define WX_HTTP_TURN_STEPS 64
+#define WX_HTTP_TURN_BYTES (64 * 1024)
 /* Events one epoll_wait hands an HTTP thread. */
 #define WX_HTTP_EVENTS_BATCH 256
 /* How often an HTTP thread looks for idle connections to close. */

@@ -115,8 +115,8 @@ static char *buffer_get(struct http_thread *t)
 }
 
 /* Read buffers go back to a small per-thread stack rather than to malloc,
- * which would hand a freed top chunk back to the kernel and fault it in
- * again on the next request. */
+ * which may give a freed top chunk back to the kernel (glibc trims above
+ * 128 KiB) and fault it in again on the next request. */
 static void buffer_put(struct http_thread *t, char *b)
 {
     if (b == NULL)
@@ -131,6 +131,12 @@ static void conn_free(struct http_conn *c)
 {
     struct http_thread *t = c->thread;
     list_unlink(c);
+    for (struct http_conn **p = &t->pending; c->pending && *p != NULL; p = &(*p)->pending_next) {
+        if (*p == c) {
+            *p = c->pending_next;
+            break;
+        }
+    }
     if (c->all_prev != NULL)
         c->all_prev->all_next = c->all_next;
     else
@@ -350,17 +356,40 @@ static enum step conn_body(struct http_conn *c)
     return STEP_AGAIN;
 }
 
-/* Runs a connection as far as it can go without waiting. */
+/* A connection that used up its turn runs again after the others have had
+ * theirs: one client pipelining requests (or pouring bytes into a
+ * lingering close) cannot keep its thread from everyone else. */
+static void conn_defer(struct http_conn *c)
+{
+    struct http_thread *t = c->thread;
+    if (!c->pending) {
+        c->pending = true;
+        c->pending_next = t->pending;
+        t->pending = c;
+    }
+}
+
+/* Runs a connection as far as it can go without waiting, within a turn. */
 static void conn_run(struct http_conn *c)
 {
     struct http_thread *t = c->thread;
-    for (;;) {
+    for (int steps = 0;; steps++) {
+        if (steps == WX_HTTP_TURN_STEPS) {
+            conn_defer(c);
+            return;
+        }
         if (c->lingering) {
             char sink[4096];
-            for (;;) {
+            for (size_t got = 0;;) {
+                if (got >= WX_HTTP_TURN_BYTES) {
+                    conn_defer(c);
+                    return;
+                }
                 ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
-                if (n > 0)
+                if (n > 0) {
+                    got += (size_t)n;
                     continue;
+                }
                 if (n < 0 && errno == EINTR)
                     continue;
                 if (n < 0 && errno == EAGAIN) {
@@ -594,7 +623,8 @@ static void *thread_main(void *arg)
     struct http_server *srv = t->srv;
     struct epoll_event ev[WX_HTTP_EVENTS_BATCH];
     while (!atomic_load(&srv->stopping)) {
-        int n = epoll_wait(t->epfd, ev, WX_HTTP_EVENTS_BATCH, WX_HTTP_TICK_MS);
+        int n =
+            epoll_wait(t->epfd, ev, WX_HTTP_EVENTS_BATCH, t->pending != NULL ? 0 : WX_HTTP_TICK_MS);
         t->now_ms = wx_monotonic_ms();
         bool woken = false;
         for (int i = 0; i < n; i++) {
@@ -621,6 +651,15 @@ static void *thread_main(void *arg)
         expire(&t->linger, t->now_ms);
         if (t->accept_resume_ms > 0 && t->now_ms >= t->accept_resume_ms)
             accept_resume(t);
+        /* Connections whose turn ran out go on; new events come first. */
+        struct http_conn *pending = t->pending;
+        t->pending = NULL;
+        while (pending != NULL) {
+            struct http_conn *c = pending;
+            pending = c->pending_next;
+            c->pending = false;
+            conn_run(c);
+        }
     }
     return NULL;
 }

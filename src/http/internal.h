@@ -45,7 +45,9 @@ struct http_conn {
     bool readable, writable;
     bool close_after_out; /* the last answer closes the connection */
     bool lingering;       /* write side shut; reading what is left */
-    bool orphan;          /* closed while its command was with the writer */
+    bool pending;         /* used up its turn with work left: on t->pending */
+    struct http_conn *pending_next;
+    bool orphan; /* closed while its command was with the writer */
     /* Exactly one of the thread's timer lists holds a connection that is
      * not waiting on the writer; the deadline is its timeout. */
     struct http_list *timer;
@@ -64,6 +66,7 @@ struct http_thread {
     struct http_list idle;    /* timeout: the server's idle timeout */
     struct http_list linger;  /* timeout: WX_HTTP_LINGER_MS */
     struct http_conn *all;
+    struct http_conn *pending; /* to run again before the next wait */
     pthread_mutex_t done_lock;
     struct http_request *done; /* completed by the writer, newest first */
     int *incoming;             /* accepted by another thread for this one (under done_lock) */

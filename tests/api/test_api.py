@@ -565,6 +565,16 @@ def test_pipelined_requests_answer_in_order(s):
     expect(len(answers) == 5 and rest == b"", (len(answers), rest))
     seen = [json.loads(a[1]).get("version", json.loads(a[1]).get("status")) for a in answers]
     expect(seen == [2, "ok", 3, 4, "ok"], seen)
+    # Many at once: a connection's turn on its thread runs out and comes
+    # back; every answer still arrives, in order.
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    try:
+        c.sendall(health * 500 + credit)
+        answers, rest = read_answers(c, 501)
+    finally:
+        c.close()
+    expect(len(answers) == 501 and rest == b"", (len(answers), rest[:100]))
+    expect(json.loads(answers[-1][1])["version"] == 5, answers[-1])
     expect(all(a[0].startswith(b"HTTP/1.1 200") for a in answers), [a[0][:20] for a in answers])
 
 
