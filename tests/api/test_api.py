@@ -578,6 +578,30 @@ def test_pipelined_requests_answer_in_order(s):
     expect(all(a[0].startswith(b"HTTP/1.1 200") for a in answers), [a[0][:20] for a in answers])
 
 
+def test_client_that_does_not_read_blocks_nobody(s):
+    # A client pipelining far more than the socket buffers hold, without
+    # reading: its connection waits on its own unread answers, everyone
+    # else is served, and the server's memory does not grow with it.
+    rss_before = s.rss_kib()
+    hog = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    try:
+        hog.setblocking(False)
+        req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        sent = 0
+        try:
+            for _ in range(2000):
+                sent += hog.send(req * 100)
+        except BlockingIOError:
+            pass
+        time.sleep(0.3)
+        t0 = time.time()
+        expect(s.request("GET", "/healthz")[0] == 200 and time.time() - t0 < 1.0)
+        expect(s.rss_kib() - rss_before < 64 * 1024, (rss_before, s.rss_kib(), sent))
+    finally:
+        hog.close()
+    expect(s.alive() and s.request("GET", "/healthz")[0] == 200)
+
+
 def test_expect_continue_and_chunked_bodies(s):
     wid = create(s)[3]["id"]
     c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
