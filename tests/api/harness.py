@@ -78,14 +78,6 @@ class Server:
                                      text[text.index(marker) - 200:][:4000])
         return rc
 
-    def rss_kib(self):
-        """The server's resident memory, from /proc."""
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
