@@ -286,6 +286,14 @@ static int load_consumer(struct es_projector *p, struct consumer_rt *rt)
         es_proj_tx_init(&rt->rebuild.tx, rt->c, p->wdb.db, rebuild);
         rt->rebuild.active = true;
     }
+    /* A process that ended without a clean stop may have left rows staged
+     * (kill -9 between folds). Counting one makes the first quiet moment,
+     * or the next clean stop, fold them even if no event comes; folding an
+     * empty stage costs one small transaction. */
+    if (rt->c->fold != NULL) {
+        rt->live.tx.staged = 1;
+        rt->rebuild.tx.staged = rt->rebuild.active ? 1 : 0;
+    }
     return err;
 }
 
