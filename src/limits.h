@@ -136,10 +136,12 @@
 #define WX_ARENA_CHUNK_BYTES 4096
 
 /* HTTP server threads. DESIGN.md found one thread best for a hello-world;
- * here queries read SQLite on these threads, and the mixed workload at 64
- * connections measured 12.2-13.6k ops/s with two against 11.6-12.3k with
- * one (bench/ab t1=build/wallex,--http-threads,1 t2=build/wallex, three
- * alternating runs, same p99). */
+ * here queries read SQLite on these threads. On our own HTTP layer the mixed
+ * workload at 64 connections is the same with one or two (32.3-33.0k ops/s
+ * either way: bench/ab --runs 3 t1=build/wallex,--http-threads,1
+ * t2=build/wallex), but /healthz runs 156-168k req/s with two against 110k
+ * with one (wrk -t2 -c64), and a slow query on one thread does not hold up
+ * every other connection. */
 #define WX_HTTP_THREADS_DEFAULT 2
 #define WX_HTTP_THREADS_MAX 64
 
