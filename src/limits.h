@@ -156,7 +156,7 @@
  * measured 579 MiB RSS at 18k connections). Our clients' heads are a few
  * hundred bytes. */
 #define WX_HTTP_HEAD_BYTES_MAX (16 * 1024)
-/* Header lines in one request; more is a 413. */
+/* Header lines in one request; more is a 400. */
 #define WX_HTTP_HEADERS_MAX 64
 /* The longest method token we read before calling the line malformed. */
 #define WX_HTTP_METHOD_BYTES_MAX 16

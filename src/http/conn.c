@@ -244,8 +244,9 @@ static void maybe_continue(struct http_conn *c)
     }
 }
 
-/* A request we will not read further: answer and close. */
-static enum step protocol_error(struct http_conn *c, enum es_outcome o, const char *why)
+/* A request we will not read further: answer and close (what follows it
+ * on the connection is never read). */
+static enum step answer_and_close(struct http_conn *c, enum es_outcome o, const char *why)
 {
     c->req->close = true;
     c->req->next_request = c->in_len;
@@ -282,29 +283,25 @@ static enum step conn_start_request(struct http_conn *c)
     }
     struct http_request *req = c->req;
     if (r == HTTP_WIRE_TOO_LARGE)
-        return protocol_error(c, ES_invalid_request, "the request line and headers are too large");
+        return answer_and_close(c, ES_invalid_request,
+                                "the request line and headers are too large");
     const char *why = NULL;
     r = http_wire_parse_head(c->in, c->scanned, &req->wire, &why);
     if (r != HTTP_WIRE_OK)
-        return protocol_error(
+        return answer_and_close(
             c, r == HTTP_WIRE_TOO_LARGE ? ES_payload_too_large : ES_invalid_request, why);
     req->method = req->wire.method;
     if (!http_wire_unescape(req->wire.target, false))
-        return protocol_error(c, ES_invalid_request, "the path has an escaped NUL");
+        return answer_and_close(c, ES_invalid_request, "the path has an escaped NUL");
     req->path = req->wire.target;
     /* Over the connection limit: a clear answer and a closed connection
      * rather than a silent wait. */
-    if (atomic_load(&srv->connections) > srv->connections_max) {
-        req->close = true;
-        req->next_request = c->in_len;
-        http_reply_problem(req, ES_overloaded, "too many open connections");
-        return STEP_AGAIN;
-    }
+    if (atomic_load(&srv->connections) > srv->connections_max)
+        return answer_and_close(c, ES_overloaded, "too many open connections");
     /* A declared body over the limit is refused before it is read. */
     if (req->wire.content_length > WX_BODY_BYTES_MAX)
-        return protocol_error(c, ES_payload_too_large, "the request body is too large");
-    c->chunked_body = req->wire.chunked;
-    if (c->chunked_body)
+        return answer_and_close(c, ES_payload_too_large, "the request body is too large");
+    if (req->wire.chunked)
         http_wire_chunks_init(&c->chunks, req->wire.head_bytes);
     c->sent_continue = false;
     return STEP_AGAIN;
@@ -315,17 +312,14 @@ static enum step conn_body(struct http_conn *c)
 {
     struct http_request *req = c->req;
     size_t body_at, body_len, next;
-    if (c->chunked_body) {
+    if (req->wire.chunked) {
         const char *why = NULL;
         enum http_wire_result r =
-            http_wire_chunks_feed(&c->chunks, c->in, c->in_len, WX_BODY_BYTES_MAX, &why);
+            http_wire_chunks_feed(&c->chunks, c->in, &c->in_len, WX_BODY_BYTES_MAX, &why);
         if (r == HTTP_WIRE_BAD || r == HTTP_WIRE_TOO_LARGE)
-            return protocol_error(c, r == HTTP_WIRE_BAD ? ES_invalid_request : ES_payload_too_large,
-                                  why);
+            return answer_and_close(
+                c, r == HTTP_WIRE_BAD ? ES_invalid_request : ES_payload_too_large, why);
         if (r == HTTP_WIRE_INCOMPLETE) {
-            /* Every raw byte is decoded: the buffer keeps the body only. */
-            c->in_len = c->chunks.out_pos + c->chunks.out_len;
-            c->chunks.in_pos = c->in_len;
             maybe_continue(c);
             return STEP_NEED_DATA;
         }
@@ -346,11 +340,8 @@ static enum step conn_body(struct http_conn *c)
     /* The body is copied out so it can end in a NUL without touching a
      * pipelined request behind it. */
     req->body = wx_arena_strndup(&req->arena, c->in + body_at, body_len);
-    if (req->body == NULL) {
-        req->close = true;
-        http_reply_problem(req, ES_internal_error, "out of memory");
-        return STEP_AGAIN;
-    }
+    if (req->body == NULL)
+        return answer_and_close(c, ES_internal_error, "out of memory");
     req->body_len = body_len;
     http_dispatch(req);
     return STEP_AGAIN;
@@ -369,6 +360,29 @@ static void conn_defer(struct http_conn *c)
     }
 }
 
+/* A lingering close: reads and drops what the client still sends, up to a
+ * turn's bytes, until the client closes too. */
+static void conn_linger(struct http_conn *c)
+{
+    char sink[4096];
+    for (size_t got = 0;;) {
+        if (got >= WX_HTTP_TURN_BYTES) {
+            conn_defer(c);
+            return;
+        }
+        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+        if (n > 0) {
+            got += (size_t)n;
+        } else if (n < 0 && errno == EAGAIN) {
+            c->readable = false;
+            return;
+        } else if (!(n < 0 && errno == EINTR)) {
+            conn_close(c);
+            return;
+        }
+    }
+}
+
 /* Runs a connection as far as it can go without waiting, within a turn. */
 static void conn_run(struct http_conn *c)
 {
@@ -379,26 +393,8 @@ static void conn_run(struct http_conn *c)
             return;
         }
         if (c->lingering) {
-            char sink[4096];
-            for (size_t got = 0;;) {
-                if (got >= WX_HTTP_TURN_BYTES) {
-                    conn_defer(c);
-                    return;
-                }
-                ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
-                if (n > 0) {
-                    got += (size_t)n;
-                    continue;
-                }
-                if (n < 0 && errno == EINTR)
-                    continue;
-                if (n < 0 && errno == EAGAIN) {
-                    c->readable = false;
-                    return;
-                }
-                conn_close(c);
-                return;
-            }
+            conn_linger(c);
+            return;
         }
         struct http_request *req = c->req;
         if (req != NULL && req->state == REQ_WAITING) {
@@ -767,11 +763,8 @@ int http_conns_start(struct http_server *srv, const struct sockaddr_storage *add
 void http_conns_stop(struct http_server *srv)
 {
     atomic_store(&srv->stopping, true);
-    for (unsigned i = 0; i < srv->threads_started; i++) {
-        uint64_t one = 1;
-        ssize_t n = write(srv->threads[i].wakefd, &one, sizeof(one));
-        (void)n;
-    }
+    for (unsigned i = 0; i < srv->threads_started; i++)
+        wake(&srv->threads[i]);
     for (unsigned i = 0; i < srv->threads_started; i++)
         pthread_join(srv->threads[i].tid, NULL);
     for (unsigned i = 0; srv->threads != NULL && i < srv->threads_len; i++)

@@ -35,9 +35,8 @@ struct http_conn {
     struct http_thread *thread;
     char *in; /* CONN_IN_BYTES, or NULL while idle */
     size_t in_len;
-    size_t scanned; /* how far the head's end was looked for */
-    bool chunked_body;
-    struct http_wire_chunks chunks;
+    size_t scanned;                 /* how far the head's end was looked for */
+    struct http_wire_chunks chunks; /* when the request's body is chunked */
     bool sent_continue;
     struct wx_buf out;
     size_t out_sent;

@@ -175,8 +175,8 @@ enum http_wire_result http_wire_parse_head(char *buf, size_t len, struct http_wi
 {
     memset(h, 0, sizeof(*h));
     h->content_length = -1;
-    size_t end = len, pos = 0, line_len;
-    char *line = next_line(buf, end, &pos, &line_len);
+    size_t pos = 0, line_len;
+    char *line = next_line(buf, len, &pos, &line_len);
     if (line == NULL) {
         *why = "the request line has a bare CR, LF or NUL";
         return HTTP_WIRE_BAD;
@@ -186,7 +186,7 @@ enum http_wire_result http_wire_parse_head(char *buf, size_t len, struct http_wi
     int hosts = 0;
     bool te_seen = false, close = false, keep = false;
     for (;;) {
-        line = next_line(buf, end, &pos, &line_len);
+        line = next_line(buf, len, &pos, &line_len);
         if (line == NULL) {
             *why = "a header line has a bare CR, LF or NUL";
             return HTTP_WIRE_BAD;
@@ -254,6 +254,20 @@ enum {
     CH_DONE,
 };
 
+/* One byte of a line that is read past and dropped (a chunk extension, a
+ * trailer field): visible bytes only, at most bytes_max of them, ended by
+ * CR, after which the state is cr_state. False when the line is bad. */
+static bool skip_line_byte(struct http_wire_chunks *c, unsigned char ch, size_t bytes_max,
+                           int cr_state)
+{
+    if (++c->line_bytes > bytes_max || ch == '\n' || (ch != '\r' && !value_char(ch)))
+        return false;
+    if (ch == '\r')
+        c->state = cr_state;
+    c->in_pos++;
+    return true;
+}
+
 void http_wire_chunks_init(struct http_wire_chunks *c, size_t body_start)
 {
     memset(c, 0, sizeof(*c));
@@ -262,10 +276,10 @@ void http_wire_chunks_init(struct http_wire_chunks *c, size_t body_start)
     c->out_pos = body_start;
 }
 
-enum http_wire_result http_wire_chunks_feed(struct http_wire_chunks *c, char *buf, size_t len,
+enum http_wire_result http_wire_chunks_feed(struct http_wire_chunks *c, char *buf, size_t *len,
                                             size_t body_bytes_max, const char **why)
 {
-    while (c->in_pos < len && c->state != CH_DONE) {
+    while (c->in_pos < *len && c->state != CH_DONE) {
         unsigned char ch = (unsigned char)buf[c->in_pos];
         switch (c->state) {
         case CH_SIZE: {
@@ -290,14 +304,10 @@ enum http_wire_result http_wire_chunks_feed(struct http_wire_chunks *c, char *bu
         }
         case CH_EXT:
             /* Extensions are allowed and ignored; their line is bounded. */
-            if (++c->line_bytes > WX_HTTP_CHUNK_LINE_BYTES_MAX || ch == '\n' ||
-                (ch != '\r' && !value_char(ch))) {
+            if (!skip_line_byte(c, ch, WX_HTTP_CHUNK_LINE_BYTES_MAX, CH_SIZE_LF)) {
                 *why = "a chunk extension is malformed or too long";
                 return HTTP_WIRE_BAD;
             }
-            if (ch == '\r')
-                c->state = CH_SIZE_LF;
-            c->in_pos++;
             break;
         case CH_SIZE_LF:
             if (ch != '\n') {
@@ -317,7 +327,7 @@ enum http_wire_result http_wire_chunks_feed(struct http_wire_chunks *c, char *bu
             }
             break;
         case CH_DATA: {
-            size_t n = len - c->in_pos;
+            size_t n = *len - c->in_pos;
             if (n > c->chunk_left)
                 n = (size_t)c->chunk_left;
             /* The decoded body never overtakes the raw bytes: each chunk's
@@ -347,14 +357,10 @@ enum http_wire_result http_wire_chunks_feed(struct http_wire_chunks *c, char *bu
         case CH_TRAILER:
             /* Trailer fields are read past and dropped, within the head's
              * limit. */
-            if (++c->line_bytes > WX_HTTP_HEAD_BYTES_MAX || ch == '\n' ||
-                (ch != '\r' && !value_char(ch))) {
+            if (!skip_line_byte(c, ch, WX_HTTP_HEAD_BYTES_MAX, CH_TRAILER_LF)) {
                 *why = "the chunked trailer is malformed or too long";
                 return HTTP_WIRE_BAD;
             }
-            if (ch == '\r')
-                c->state = CH_TRAILER_LF;
-            c->in_pos++;
             break;
         case CH_TRAILER_LF:
         case CH_END_LF:
@@ -367,7 +373,12 @@ enum http_wire_result http_wire_chunks_feed(struct http_wire_chunks *c, char *bu
             break;
         }
     }
-    return c->state == CH_DONE ? HTTP_WIRE_OK : HTTP_WIRE_INCOMPLETE;
+    if (c->state == CH_DONE)
+        return HTTP_WIRE_OK;
+    /* Every raw byte is decoded: the buffer keeps the body only, and the
+     * next bytes go right after it. */
+    *len = c->in_pos = c->out_pos + c->out_len;
+    return HTTP_WIRE_INCOMPLETE;
 }
 
 bool http_wire_unescape(char *s, bool plus_is_space)

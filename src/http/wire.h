@@ -57,8 +57,10 @@ enum http_wire_result http_wire_parse_head(char *buf, size_t len, struct http_wi
 
 /* Decodes a chunked body in place, as it arrives. The decoded bytes are
  * written from buf[out_pos] on (never past what was read, so the same
- * buffer serves), raw bytes are read from buf[in_pos..len). OK once the
- * last chunk and its trailers are in; in_pos then points past them. */
+ * buffer serves), raw bytes are read from buf[in_pos..*len). OK once the
+ * last chunk and its trailers are in; in_pos then points past them.
+ * INCOMPLETE has decoded every raw byte and cut *len back to the end of
+ * the decoded body, where the next bytes read go. */
 struct http_wire_chunks {
     int state;
     size_t in_pos;       /* next raw byte to read */
@@ -70,7 +72,7 @@ struct http_wire_chunks {
 };
 
 void http_wire_chunks_init(struct http_wire_chunks *c, size_t body_start);
-enum http_wire_result http_wire_chunks_feed(struct http_wire_chunks *c, char *buf, size_t len,
+enum http_wire_result http_wire_chunks_feed(struct http_wire_chunks *c, char *buf, size_t *len,
                                             size_t body_bytes_max, const char **why);
 
 /* Decodes %XX in place (and '+' as a space when plus_is_space). False for a

@@ -44,15 +44,12 @@ static enum http_wire_result decode(const uint8_t *raw, size_t len, size_t step,
         have += n;
         at += n;
         const char *why = NULL;
-        r = http_wire_chunks_feed(&c, buf, have, BODY_MAX, &why);
+        r = http_wire_chunks_feed(&c, buf, &have, BODY_MAX, &why);
         assert(c.out_pos + c.out_len <= c.in_pos && c.in_pos <= have);
         assert(c.out_len <= BODY_MAX);
-        if (r == HTTP_WIRE_INCOMPLETE) {
-            have = c.out_pos + c.out_len;
-            c.in_pos = have;
-        } else if (r != HTTP_WIRE_OK) {
+        assert(r != HTTP_WIRE_INCOMPLETE || have == c.out_pos + c.out_len);
+        if (r != HTTP_WIRE_OK && r != HTTP_WIRE_INCOMPLETE)
             assert(why != NULL);
-        }
     }
     *body_len = c.out_len;
     /* Raw bytes the body took: what was fed, less what is still unread. */
