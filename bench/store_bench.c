@@ -57,7 +57,8 @@ static void stage(size_t i, int64_t w, struct wallets *ws, struct wallet_event *
     struct es_event *ev = &events[i];
     memset(ev, 0, sizeof(*ev));
     wx_uuid7(now, ev->event_id);
-    ev->type = wallet_event_type_name(e->kind);
+    ev->type = wallet_event_type(e->kind)->name;
+    ev->schema_version = wallet_event_type(e->kind)->schema_version;
     ev->data = datas[i].data;
     ev->data_len = datas[i].len;
     ev->metadata = metadata;

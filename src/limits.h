@@ -7,11 +7,24 @@
 #ifndef WALLEX_LIMITS_H
 #define WALLEX_LIMITS_H
 
-/* Ids (walletId, ownerId, transferId) per API.md: 1-64 chars. */
+/*
+ * The core's bounds and those every domain shares live here. A domain's own
+ * bounds (items per order, depth of a folder tree) live at the top of its
+ * own header, so that adding a domain edits no core file.
+ */
+
+/* Ids (walletId, orderId, productId, ...) per API.md: 1-64 chars. */
 #define WX_ID_BYTES_MAX 64
 
-/* Stream ids are "<type>:<id>"; the longest prefix is "transfer:". */
-#define WX_STREAM_ID_BYTES_MAX (16 + WX_ID_BYTES_MAX)
+/* Stream categories ("wallet", "order"): the part of a stream id before
+ * its ':'. */
+#define WX_CATEGORY_BYTES_MAX 15
+
+/* Stream ids are "<category>:<id>". */
+#define WX_STREAM_ID_BYTES_MAX (WX_CATEGORY_BYTES_MAX + 1 + WX_ID_BYTES_MAX)
+
+/* Domains one process composes (wallets, orders, files, and room). */
+#define WX_DOMAINS_MAX 8
 
 /* Idempotency-Key per API.md: 1-255 visible ASCII characters. */
 #define WX_IDEM_KEY_BYTES_MAX 255
@@ -57,6 +70,11 @@
 #define WX_PAGE_LIMIT_MAX 1000
 #define WX_PAGE_LIMIT_DEFAULT 50
 
+/* A page's bytes: a page that reaches this ends early, with a nextCursor.
+ * 1000 events of 6.5 KiB made one 6.5 MB answer; 300 slow readers of it
+ * held 2 GB. 1 MiB is over a hundred typical events or ledger entries. */
+#define WX_PAGE_BYTES_MAX (1024 * 1024)
+
 /* Commands waiting for the writer. Past this, new commands get 503 with
  * Retry-After instead of growing memory without bound. */
 #define WX_WRITER_QUEUE_MAX 65536
@@ -66,11 +84,14 @@
  * past ~1000 the gain is small and the latency of the batch grows. */
 #define WX_WRITER_BATCH_COMMANDS_MAX 1024
 
-/* Events one command may emit (a transfer emits three). */
-#define WX_COMMAND_EVENTS_MAX 4
+/* Events one command may emit, over all its streams (a transfer emits
+ * three, paying an order two). A command that would emit more fails with
+ * 500 rather than commit part of itself. */
+#define WX_COMMAND_EVENTS_MAX 16
 
-/* Streams one command may touch (a transfer touches three). */
-#define WX_COMMAND_STREAMS_MAX 4
+/* Streams one command may touch (a transfer touches three, paying an
+ * order two). */
+#define WX_COMMAND_STREAMS_MAX 8
 
 /* Aggregate states kept in the writer's memory cache (LRU beyond this). */
 #define WX_CACHE_STREAMS_MAX (256 * 1024)
@@ -82,9 +103,6 @@
  * 10 s on a 10M-event log (1000 wallets, all cold) ran at 11.7k ops/s,
  * with 100 at 15.1k; on a fresh log the two are within noise (bench/ab). */
 #define WX_SNAPSHOT_EVERY_DEFAULT 100
-
-/* Bytes of one encoded aggregate snapshot. */
-#define WX_SNAPSHOT_BYTES_MAX 4096
 
 /* Events folded for one aggregate load; a stream longer than this needs a
  * snapshot, and a load past it is an error rather than an endless read. */
@@ -210,8 +228,8 @@
  * transactions; see docs/architecture.md for the figure with this bound). */
 #define WX_PROJECTOR_CATCHUP_EVENTS_MAX 50000
 
-/* Read models (consumers) one projector runs. */
-#define WX_PROJECTOR_CONSUMERS_MAX 8
+/* Read models (consumers) one projector runs, over every domain. */
+#define WX_PROJECTOR_CONSUMERS_MAX 32
 
 /* Prepared statements one consumer may use. */
 #define WX_CONSUMER_STMTS_MAX 8

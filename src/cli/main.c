@@ -15,19 +15,27 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "app/app.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/fault.h"
 #include "base/money.h"
 #include "cli/bench.h"
+#include "es/domain.h"
 #include "es/writer.h"
 #include "http/http.h"
 #include "limits.h"
 #include "obs/log.h"
+#include "ops/ops.h"
 #include "proj/projector.h"
 #include "store/store.h"
-#include "wallet/projections.h"
-#include "wallet/routes.h"
+#include "wallet/wallet.h"
+
+/* The domains this binary serves: adding one is a line here and its own
+ * folder under src/ (docs/architecture.md, "Adding a domain"). */
+static const struct es_domain *const domains[] = {
+    &wallet_domain,
+};
 
 #ifndef WALLEX_VERSION
 #define WALLEX_VERSION "dev"
@@ -372,16 +380,23 @@ static int open_projector(const struct options *o, struct es_store *store, bool 
     bool memory = strcmp(o->store, "memory") == 0;
     snprintf(path, sizeof(path), "%s/%s", o->data_dir,
              memory ? "readmodel-memory.db" : "readmodel.db");
+    const struct es_consumer **consumers = NULL;
+    size_t consumers_len = 0;
+    int err = wx_app_consumers(&consumers, &consumers_len);
+    if (err) {
+        fprintf(stderr, "wallex: the domains have too many read models: %s\n", wx_strerror(err));
+        return err;
+    }
     struct es_projector_config cfg = {
         .store = store,
         .db_path = path,
-        .consumers = wallet_consumers,
-        .consumers_len = wallet_consumers_len,
-        .codec = &wallet_codec,
+        .consumers = consumers,
+        .consumers_len = consumers_len,
         .bulk = bulk,
         .shared = shared,
     };
-    int err = es_projector_open(&cfg, out);
+    err = es_projector_open(&cfg, out);
+    free(consumers); /* the projector keeps the consumers, not the list */
     if (!err && memory)
         err = es_projector_reset(*out);
     if (err) {
@@ -413,6 +428,8 @@ static int cmd_serve(int argc, char **argv)
     struct es_writer *writer = NULL;
     struct es_projector *projector = NULL;
     struct http_server *http = NULL;
+    struct http_route *routes = NULL;
+    size_t routes_len = 0;
     if (strcmp(o.store, "sqlite") == 0 && lock_data_dir(o.data_dir, "serve") < 0)
         return 1;
     int err = open_store(&o, &store);
@@ -436,21 +453,24 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "wallex: cannot start the writer: %s\n", wx_strerror(err));
         goto out_store;
     }
-    struct wallet_service svc = {
+    struct wx_app app = {
         .store = store,
         .writer = writer,
         .projector = projector,
         .min_position_wait_ms = o.min_position_wait_ms,
     };
-    snprintf(svc.default_currency, sizeof(svc.default_currency), "%s", o.currency);
+    snprintf(app.default_currency, sizeof(app.default_currency), "%s", o.currency);
+    err = wx_app_routes(ops_routes, ops_routes_len, &routes, &routes_len);
+    if (err)
+        goto out_writer;
     struct http_server_config hcfg = {
         .listen = o.listen,
         .threads = (unsigned)o.threads,
         .connections_max = (unsigned)o.connections_max,
         .connection_timeout_s = (unsigned)o.connection_timeout_s,
-        .routes = wallet_routes,
-        .routes_len = wallet_routes_len,
-        .app = &svc,
+        .routes = routes,
+        .routes_len = routes_len,
+        .app = &app,
         .writer = writer,
     };
     err = http_server_start(&hcfg, &http);
@@ -472,6 +492,7 @@ out_writer:
      * connection stays suspended when the HTTP server stops. */
     es_writer_stop(writer);
     http_server_stop(http);
+    free(routes);
 out_store:
     es_projector_close(projector);
     es_store_close(store);
@@ -594,12 +615,12 @@ static int cmd_offline(const char *cmd, int argc, char **argv)
             err = catch_up(store, p, "rebuild");
     } else if (strcmp(cmd, "drift") == 0) {
         size_t drifted = 0;
-        err = wallet_drift(p, &b, &drifted);
+        err = wx_app_drift(p, &b, &drifted);
         ok = drifted == 0;
     } else {
         err = catch_up(store, p, "catch up");
         if (!err)
-            err = wallet_verify(p, &b, &ok);
+            err = wx_app_verify(p, &b, &ok);
     }
     if (!err && b.len > 0)
         printf("%s\n", b.data);
@@ -680,6 +701,11 @@ static int cmd_bench(int argc, char **argv)
 int main(int argc, char **argv)
 {
     wx_fault_init(env_or("WALLEX_FAULT_DIR", NULL));
+    int err = es_domains_register(domains, sizeof(domains) / sizeof(domains[0]));
+    if (err) {
+        fprintf(stderr, "wallex: the domains do not fit together: %s\n", wx_strerror(err));
+        return 1;
+    }
     if (argc < 2) {
         fputs(usage_main, stderr);
         return 2;

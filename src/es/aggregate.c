@@ -5,6 +5,7 @@
 
 #include "base/arena.h"
 #include "base/err.h"
+#include "es/domain.h"
 #include "limits.h"
 #include "store/store.h"
 
@@ -13,7 +14,7 @@ struct fold_ctx {
     const struct es_fold_until *until;
     void *state;
     int64_t version;
-    bool stopped;
+    struct wx_buf scratch; /* upcast data */
 };
 
 /* Returned by the callback to stop early; never escapes es_fold. */
@@ -25,13 +26,16 @@ static int fold_one(void *arg, const struct es_event *ev)
     if (f->until != NULL) {
         if (f->until->version_max > 0 && ev->version > f->until->version_max)
             return FOLD_STOP;
-        if (f->until->occurred_max_ms > 0 && ev->occurred_at_ms > f->until->occurred_max_ms)
+        if (f->until->by_time && ev->occurred_at_ms > f->until->occurred_max_ms)
             return FOLD_STOP;
     }
     /* Versions are dense from 1: a gap means the log is damaged. */
     if (ev->version != f->version + 1)
         return WX_ERR_CORRUPT;
-    int err = f->type->evolve_stored(f->state, ev);
+    struct es_event current;
+    int err = es_upcast(ev, &current, &f->scratch);
+    if (!err)
+        err = f->type->evolve_stored(f->state, &current);
     if (err)
         return err;
     f->version = ev->version;
@@ -53,7 +57,7 @@ static int from_snapshot(struct es_store *store, const struct es_aggregate_type 
                                     &snap);
     if (err == WX_ERR_NOT_FOUND) {
         err = 0;
-    } else if (!err && (until == NULL || until->occurred_max_ms == 0 ||
+    } else if (!err && (until == NULL || !until->by_time ||
                         snap.occurred_at_ms <= until->occurred_max_ms)) {
         err = type->decode(snap.data, snap.data_len, state);
         if (!err)
@@ -71,8 +75,10 @@ int es_fold(struct es_store *store, const struct es_aggregate_type *type, const 
     int err = from_snapshot(store, type, stream_id, until, state, &f.version);
     if (err)
         return err;
+    wx_buf_init(&f.scratch);
     err = es_store_read_stream(store, stream_id, f.version + 1, WX_STREAM_EVENTS_FOLD_MAX,
                                fold_one, &f);
+    wx_buf_free(&f.scratch);
     if (err == FOLD_STOP)
         err = 0;
     if (err)

@@ -71,6 +71,8 @@ void es_event_json(struct wx_buf *b, const struct es_event *ev)
     wx_buf_json_str(b, pos);
     wx_buf_json_key(b, "type", &first);
     wx_buf_json_str(b, ev->type);
+    wx_buf_json_key(b, "schemaVersion", &first);
+    wx_buf_add_i64(b, ev->schema_version);
     /* Stored data and metadata are JSON objects the writer produced. */
     wx_buf_json_key(b, "data", &first);
     wx_buf_add(b, ev->data, ev->data_len);

@@ -37,6 +37,9 @@ struct es_event {
     int64_t version; /* 1-based, assigned by the store on append */
     struct es_position position;
     const char *type;
+    /* The shape of `data`: the event type's schema version when it was
+     * written. Readers see current data through es_upcast (es/domain.h). */
+    int schema_version;
     const char *data; /* JSON object text */
     size_t data_len;
     const char *metadata; /* JSON object text */
@@ -46,7 +49,7 @@ struct es_event {
 
 struct wx_buf;
 /* The Event resource of API.md: eventId, streamId, version, position, type,
- * data and metadata (the stored JSON objects, verbatim). */
+ * schemaVersion, data and metadata (the JSON objects, verbatim). */
 void es_event_json(struct wx_buf *b, const struct es_event *event);
 
 /* Called once per event while a store reads; the event is valid only during

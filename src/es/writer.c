@@ -21,6 +21,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/map.h"
+#include "es/domain.h"
 #include "limits.h"
 #include "obs/log.h"
 #include "store/store.h"
@@ -31,6 +32,7 @@ struct cache_entry {
     const struct es_aggregate_type *type;
     int64_t version;
     char *stream_id;
+    size_t state_bytes; /* in use, and allocated: the cache keeps no more */
     alignas(max_align_t) unsigned char state[];
 };
 
@@ -45,9 +47,9 @@ struct cmd_stream {
     const struct es_aggregate_type *type;
     int64_t version_before;
     int64_t version;
-    void *state; /* batch arena, the command's private copy */
-    struct es_event events[WX_COMMAND_EVENTS_MAX];
-    size_t events_len;
+    void *state; /* batch arena, state_bytes_max: the command's private copy */
+    struct es_event *events; /* batch arena, grown by doubling */
+    size_t events_len, events_cap;
 };
 
 struct es_decide_ctx {
@@ -56,6 +58,7 @@ struct es_decide_ctx {
     int64_t now_ms;
     struct cmd_stream streams[WX_COMMAND_STREAMS_MAX];
     size_t streams_len;
+    size_t events_len; /* over all streams */
     bool answered;
     int err; /* a system error inside the handler: the command fails */
 };
@@ -127,18 +130,31 @@ static struct cache_entry *cache_get(struct es_writer *w, const char *stream_id)
 
 /* Caching is an optimisation: when memory runs out the entry is simply not
  * cached and the next load reads the store again. */
+static void cache_drop(struct es_writer *w, struct cache_entry *e)
+{
+    lru_unlink(w, e);
+    wx_map_remove(&w->cache, e->stream_id);
+    free(e->stream_id);
+    free(e);
+}
+
 static void cache_put(struct es_writer *w, const char *stream_id,
                       const struct es_aggregate_type *type, int64_t version, const void *state)
 {
+    size_t bytes = es_state_bytes(type, state);
+    assert(bytes <= type->state_bytes_max);
     struct cache_entry *e = cache_get(w, stream_id);
     if (e != NULL) {
         assert(e->type == type);
         assert(version >= e->version);
-        e->version = version;
-        memcpy(e->state, state, type->state_bytes);
-        return;
+        if (e->state_bytes == bytes) {
+            e->version = version;
+            memcpy(e->state, state, bytes);
+            return;
+        }
+        cache_drop(w, e); /* its size changed: allocate it again */
     }
-    e = malloc(sizeof(*e) + type->state_bytes);
+    e = malloc(sizeof(*e) + bytes);
     if (e == NULL)
         return;
     e->stream_id = strdup(stream_id);
@@ -149,15 +165,11 @@ static void cache_put(struct es_writer *w, const char *stream_id,
     }
     e->type = type;
     e->version = version;
-    memcpy(e->state, state, type->state_bytes);
+    e->state_bytes = bytes;
+    memcpy(e->state, state, bytes);
     lru_push_front(w, e);
-    while (w->cache.len > w->cache_streams_max) {
-        struct cache_entry *old = w->lru_tail;
-        lru_unlink(w, old);
-        wx_map_remove(&w->cache, old->stream_id);
-        free(old->stream_id);
-        free(old);
-    }
+    while (w->cache.len > w->cache_streams_max)
+        cache_drop(w, w->lru_tail);
 }
 
 static void cache_free(struct es_writer *w)
@@ -194,7 +206,7 @@ static int ctx_stream_add(struct es_decide_ctx *ctx, const struct es_aggregate_t
     memset(cs, 0, sizeof(*cs));
     cs->type = type;
     cs->stream_id = wx_arena_strdup(&w->batch_arena, stream_id);
-    cs->state = wx_arena_alloc(&w->batch_arena, type->state_bytes);
+    cs->state = wx_arena_alloc(&w->batch_arena, type->state_bytes_max);
     if (cs->stream_id == NULL || cs->state == NULL)
         return WX_ERR_NOMEM;
     *cs_out = cs;
@@ -233,11 +245,11 @@ int es_decide_load(struct es_decide_ctx *ctx, const struct es_aggregate_type *ty
     struct cache_entry *ce;
     if (st != NULL) {
         assert(st->type == type);
-        memcpy(cs->state, st->state, type->state_bytes);
+        memcpy(cs->state, st->state, es_state_bytes(type, st->state));
         cs->version = st->version;
     } else if ((ce = cache_get(w, stream_id)) != NULL) {
         assert(ce->type == type);
-        memcpy(cs->state, ce->state, type->state_bytes);
+        memcpy(cs->state, ce->state, ce->state_bytes);
         cs->version = ce->version;
         atomic_fetch_add(&w->stats.cache_hits, 1);
     } else {
@@ -285,35 +297,56 @@ static char *event_metadata(struct es_decide_ctx *ctx, size_t *len_out)
     return out;
 }
 
-int es_decide_emit(struct es_decide_ctx *ctx, const char *stream_id, const char *event_type,
-                   const char *data, size_t data_len, const void *state_after)
+/* Room for one more event on the stream. */
+static int stream_room(struct es_writer *w, struct cmd_stream *cs)
+{
+    if (cs->events_len < cs->events_cap)
+        return 0;
+    size_t cap = cs->events_cap ? 2 * cs->events_cap : 4;
+    struct es_event *events = wx_arena_alloc(&w->batch_arena, cap * sizeof(*events));
+    if (events == NULL)
+        return WX_ERR_NOMEM;
+    if (cs->events_len > 0)
+        memcpy(events, cs->events, cs->events_len * sizeof(*events));
+    cs->events = events;
+    cs->events_cap = cap;
+    return 0;
+}
+
+int es_decide_emit(struct es_decide_ctx *ctx, const char *stream_id,
+                   const struct es_event_type *type, const char *data, size_t data_len,
+                   const void *state_after)
 {
     struct es_writer *w = ctx->w;
     struct cmd_stream *cs = ctx_stream(ctx, stream_id);
     assert(cs != NULL); /* handlers emit only on streams they loaded */
-    size_t total = 0;
-    for (size_t i = 0; i < ctx->streams_len; i++)
-        total += ctx->streams[i].events_len;
-    if (total == WX_COMMAND_EVENTS_MAX)
+    assert(type->schema_version >= 1);
+    if (ctx->events_len == WX_COMMAND_EVENTS_MAX || data_len > WX_EVENT_DATA_BYTES_MAX)
         return WX_ERR_TOO_LARGE;
+    int err = stream_room(w, cs);
+    if (err)
+        return err;
 
     struct es_event *ev = &cs->events[cs->events_len];
     memset(ev, 0, sizeof(*ev));
-    int err = wx_uuid7(ctx->now_ms, ev->event_id);
+    err = wx_uuid7(ctx->now_ms, ev->event_id);
     if (err)
         return err;
     ev->stream_id = cs->stream_id;
     ev->version = cs->version + 1;
-    ev->type = wx_arena_strdup(&w->batch_arena, event_type);
+    ev->type = type->name; /* static: event types live as long as the process */
+    ev->schema_version = type->schema_version;
     ev->data = wx_arena_strndup(&w->batch_arena, data, data_len);
     ev->data_len = data_len;
     ev->metadata = event_metadata(ctx, &ev->metadata_len);
     ev->occurred_at_ms = ctx->now_ms;
     if (ev->type == NULL || ev->data == NULL || ev->metadata == NULL)
         return WX_ERR_NOMEM;
-    memcpy(cs->state, state_after, cs->type->state_bytes);
+    if (state_after != cs->state)
+        memcpy(cs->state, state_after, es_state_bytes(cs->type, state_after));
     cs->version++;
     cs->events_len++;
+    ctx->events_len++;
     return 0;
 }
 
@@ -322,8 +355,8 @@ int64_t es_decide_now_ms(const struct es_decide_ctx *ctx)
     return ctx->now_ms;
 }
 
-static void answer(struct es_command *cmd, int status, enum es_outcome outcome, const char *body,
-                   size_t body_len, const char *location)
+static void answer(struct es_command *cmd, int status, const struct es_outcome *outcome,
+                   const char *body, size_t body_len, const char *location)
 {
     cmd->status = status;
     cmd->outcome = outcome;
@@ -343,14 +376,21 @@ void es_decide_reply(struct es_decide_ctx *ctx, int status, const char *body, si
 }
 
 /* A problem answer with nothing staged, from the handler or the writer. */
-static void answer_problem(struct es_command *cmd, enum es_outcome outcome, const char *detail)
+static void answer_problem_ext(struct es_command *cmd, const struct es_outcome *outcome,
+                               const char *detail, const char *extra)
 {
     struct wx_buf b;
     wx_buf_init(&b);
-    es_problem_json(&b, outcome, detail);
-    answer(cmd, es_outcome_status(outcome), outcome, wx_buf_ok(&b) ? b.data : "{}",
+    es_problem_json_ext(&b, outcome, detail, extra);
+    answer(cmd, outcome->status, outcome, wx_buf_ok(&b) ? b.data : "{}",
            wx_buf_ok(&b) ? b.len : 2, NULL);
     wx_buf_free(&b);
+}
+
+static void answer_problem(struct es_command *cmd, const struct es_outcome *outcome,
+                           const char *detail)
+{
+    answer_problem_ext(cmd, outcome, detail, NULL);
 }
 
 void es_decide_fail(struct es_decide_ctx *ctx, int err)
@@ -359,7 +399,8 @@ void es_decide_fail(struct es_decide_ctx *ctx, int err)
     ctx->err = err;
 }
 
-void es_decide_reject(struct es_decide_ctx *ctx, enum es_outcome outcome, const char *detail)
+void es_decide_reject_ext(struct es_decide_ctx *ctx, const struct es_outcome *outcome,
+                          const char *detail, const char *extra)
 {
     assert(!ctx->answered);
     assert(outcome != ES_OK);
@@ -367,7 +408,14 @@ void es_decide_reject(struct es_decide_ctx *ctx, enum es_outcome outcome, const 
     /* A rejection stages nothing, whatever the handler emitted before. */
     for (size_t i = 0; i < ctx->streams_len; i++)
         ctx->streams[i].events_len = 0;
-    answer_problem(ctx->cmd, outcome, detail);
+    ctx->events_len = 0;
+    answer_problem_ext(ctx->cmd, outcome, detail, extra);
+}
+
+void es_decide_reject(struct es_decide_ctx *ctx, const struct es_outcome *outcome,
+                      const char *detail)
+{
+    es_decide_reject_ext(ctx, outcome, detail, NULL);
 }
 
 /* ---- batches ---- */
@@ -403,7 +451,7 @@ static bool idem_precheck(struct es_writer *w, struct es_command *cmd, int64_t n
         return true;
     }
     cmd->status = rec.status;
-    cmd->outcome = rec.status < 400 ? ES_OK : ES_invalid_request;
+    cmd->outcome = NULL; /* replays are counted as idempotency hits, not by outcome */
     cmd->body = rec.body;
     cmd->body_len = rec.body_len;
     cmd->location = rec.location;
@@ -435,7 +483,13 @@ static int stage_snapshot(struct es_writer *w, const struct cmd_stream *cs,
     wx_buf_free(&b);
     if (data == NULL)
         return WX_ERR_NOMEM;
-    assert(len <= WX_SNAPSHOT_BYTES_MAX); /* what the aggregate's decode reads */
+    if (len > cs->type->snapshot_bytes_max) {
+        /* A snapshot is only a shortcut: without it the stream folds from
+         * the one before, or from its start. Never worth failing a command. */
+        wx_logf(WX_LOG_ERROR, "writer: a %s snapshot of %zu bytes is over its bound of %zu",
+                cs->type->name, len, cs->type->snapshot_bytes_max);
+        return 0;
+    }
     assert(item->snapshots_len < WX_COMMAND_STREAMS_MAX);
     item->snapshots[item->snapshots_len++] = (struct es_snapshot){
         .stream_id = cs->stream_id,
@@ -508,7 +562,10 @@ static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
                 goto err_nomem;
         }
     }
-    if (cmd->idem_key != NULL) {
+    /* API.md: validation failures (400) are never remembered, whether the
+     * HTTP layer or the decider found them ("1e3" and "1.001" alike), so a
+     * corrected retry with the same key is decided afresh. */
+    if (cmd->idem_key != NULL && cmd->status != 400) {
         struct es_idem_record *r = wx_arena_alloc(&w->batch_arena, sizeof(*r));
         if (r == NULL || wx_map_put(&w->batch_keys, cmd->idem_key, r) != 0)
             goto err_nomem;
@@ -600,8 +657,11 @@ static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
                     atomic_fetch_add(&w->stats.events, item->appends[a].events_len);
             }
         }
-        if (!cmd->replayed) /* replays are counted as idempotency hits */
-            atomic_fetch_add_explicit(&w->stats.outcomes[cmd->outcome], 1, memory_order_relaxed);
+        if (!cmd->replayed) { /* replays are counted as idempotency hits */
+            size_t slot = es_outcome_slot(cmd->outcome);
+            assert(slot < w->stats.outcomes_len);
+            atomic_fetch_add_explicit(&w->stats.outcomes[slot], 1, memory_order_relaxed);
+        }
         cmd->complete(cmd);
         cmd = next;
     }
@@ -681,6 +741,12 @@ int es_writer_start(const struct es_writer_config *config, struct es_writer **wr
     w->on_commit = config->on_commit;
     w->on_commit_ctx = config->on_commit_ctx;
     w->idem_expired_at_ms = wx_monotonic_ms() - WX_IDEM_EXPIRE_INTERVAL_MS;
+    w->stats.outcomes_len = es_outcome_slots();
+    w->stats.outcomes = calloc(w->stats.outcomes_len, sizeof(*w->stats.outcomes));
+    if (w->stats.outcomes == NULL) {
+        free(w);
+        return WX_ERR_NOMEM;
+    }
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     wx_hist_init(&w->stats.batch_commands, &wx_hist_size);
@@ -692,6 +758,7 @@ int es_writer_start(const struct es_writer_config *config, struct es_writer **wr
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->cond);
+        free(w->stats.outcomes);
         free(w);
         return WX_ERR_NOMEM;
     }
@@ -715,6 +782,7 @@ void es_writer_stop(struct es_writer *w)
     wx_arena_release(&w->batch_arena);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->cond);
+    free(w->stats.outcomes);
     free(w);
 }
 
@@ -776,11 +844,11 @@ void es_writer_metrics(const struct es_writer *w, struct wx_buf *b)
     wx_buf_printf(b, "wallex_writer_queue_depth %llu\n",
                   (unsigned long long)atomic_load(&st->queue_depth));
     wx_metric_header(b, "wallex_commands_total", "counter", "Commands completed, by outcome code.");
-    for (int o = 0; o < ES_OUTCOME_COUNT; o++) {
+    for (size_t o = 0; o < st->outcomes_len; o++) {
         uint64_t v = atomic_load(&st->outcomes[o]);
         if (v > 0)
-            wx_buf_printf(b, "wallex_commands_total{code=\"%s\"} %llu\n",
-                          es_outcome_code((enum es_outcome)o), (unsigned long long)v);
+            wx_buf_printf(b, "wallex_commands_total{code=\"%s\"} %llu\n", es_outcome_at(o)->code,
+                          (unsigned long long)v);
     }
     wx_metric_header(b, "wallex_writer_batch_commands", "histogram",
                      "Commands decided and committed per writer batch.");

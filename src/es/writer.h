@@ -56,7 +56,7 @@ struct es_command {
 
     /* Set by the writer before `complete`. */
     int status;
-    enum es_outcome outcome;
+    const struct es_outcome *outcome;
     const char *body;
     size_t body_len;
     const char *location; /* NULL when none */
@@ -90,7 +90,10 @@ struct es_writer_stats {
     atomic_uint_fast64_t cache_misses;
     atomic_uint_fast64_t queue_depth;
     atomic_uint_fast64_t idem_misses; /* keyed commands decided afresh */
-    atomic_uint_fast64_t outcomes[ES_OUTCOME_COUNT];
+    /* Commands by outcome, indexed by es_outcome_slot (every registered
+     * table's rows: the writer starts after the domains registered). */
+    atomic_uint_fast64_t *outcomes;
+    size_t outcomes_len;
     struct wx_hist batch_commands;
     struct wx_hist commit_us;
 };
@@ -110,8 +113,8 @@ const struct es_writer_stats *es_writer_stats(const struct es_writer *writer);
 /* ---- for command handlers, on the writer thread only ---- */
 
 /* The aggregate's current state, including what earlier commands of this
- * batch staged. The pointer is valid until the handler returns; `version`
- * is 0 for a stream that does not exist. */
+ * batch staged. The pointer (to state_bytes_max bytes) is valid until the
+ * handler returns; `version` is 0 for a stream that does not exist. */
 int es_decide_load(struct es_decide_ctx *ctx, const struct es_aggregate_type *type,
                    const char *stream_id, const void **state_out, int64_t *version_out);
 /* Like es_decide_load for a stream the handler knows cannot exist yet (its
@@ -121,9 +124,14 @@ int es_decide_load(struct es_decide_ctx *ctx, const struct es_aggregate_type *ty
 int es_decide_load_new(struct es_decide_ctx *ctx, const struct es_aggregate_type *type,
                        const char *stream_id, const void **state_out);
 /* Stages one event on a stream this command loaded, with the stream's state
- * after it. The event type and data are copied. */
-int es_decide_emit(struct es_decide_ctx *ctx, const char *stream_id, const char *event_type,
-                   const char *data, size_t data_len, const void *state_after);
+ * after it (state_bytes_max big, of which its type's state_bytes are
+ * copied). The event is written with the type's current schema version;
+ * data is copied. WX_ERR_TOO_LARGE past WX_COMMAND_EVENTS_MAX events or
+ * WX_EVENT_DATA_BYTES_MAX bytes of data. */
+struct es_event_type;
+int es_decide_emit(struct es_decide_ctx *ctx, const char *stream_id,
+                   const struct es_event_type *type, const char *data, size_t data_len,
+                   const void *state_after);
 /* Time of this command's events. */
 int64_t es_decide_now_ms(const struct es_decide_ctx *ctx);
 /* The success answer; body is copied into the command's arena. */
@@ -133,7 +141,13 @@ void es_decide_reply(struct es_decide_ctx *ctx, int status, const char *body, si
  * memory): the command fails with 503 or 500, stages nothing and is not
  * remembered under its Idempotency-Key, so a retry can succeed. */
 void es_decide_fail(struct es_decide_ctx *ctx, int err);
-/* A business rejection: stages nothing, answers problem JSON. */
-void es_decide_reject(struct es_decide_ctx *ctx, enum es_outcome outcome, const char *detail);
+/* A business rejection: stages nothing, answers problem JSON. Remembered
+ * under the command's Idempotency-Key like a success, unless its status is
+ * 400 (API.md: validation failures are never remembered). */
+void es_decide_reject(struct es_decide_ctx *ctx, const struct es_outcome *outcome,
+                      const char *detail);
+/* The same with more members in the problem JSON (es_problem_json_ext). */
+void es_decide_reject_ext(struct es_decide_ctx *ctx, const struct es_outcome *outcome,
+                          const char *detail, const char *extra);
 
 #endif

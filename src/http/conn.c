@@ -246,7 +246,7 @@ static void maybe_continue(struct http_conn *c)
 
 /* A request we will not read further: answer and close (what follows it
  * on the connection is never read). */
-static enum step answer_and_close(struct http_conn *c, enum es_outcome o, const char *why)
+static enum step answer_and_close(struct http_conn *c, const struct es_outcome *o, const char *why)
 {
     c->req->close = true;
     c->req->next_request = c->in_len;

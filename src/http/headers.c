@@ -9,21 +9,6 @@
 #include "http/http.h"
 #include "limits.h"
 
-bool http_id_ok(const char *s)
-{
-    size_t n = 0;
-    for (; s[n] != '\0'; n++) {
-        unsigned char c = (unsigned char)s[n];
-        if (n == WX_ID_BYTES_MAX)
-            return false;
-        if (!isalnum(c) && c != '.' && c != '_' && c != ':' && c != '-')
-            return false;
-        if (c >= 0x80)
-            return false;
-    }
-    return n > 0;
-}
-
 static bool visible_ascii(const char *s, size_t max_bytes)
 {
     size_t n = 0;

@@ -28,7 +28,7 @@ struct es_writer;
 
 struct http_route {
     const char *method;
-    const char *pattern; /* "/wallets/{id}/credit": {name} matches one segment */
+    const char *pattern; /* "/things/{id}/parts": {name} matches one segment */
     void (*handler)(struct http_request *req);
     size_t body_bytes_max; /* 0 for routes without a body */
 };
@@ -102,15 +102,13 @@ void http_add_header(struct http_request *req, const char *name, const char *val
  * status >= 400). */
 void http_reply(struct http_request *req, int status, const char *body, size_t body_len);
 void http_reply_buf(struct http_request *req, int status, struct wx_buf *b);
-void http_reply_problem(struct http_request *req, enum es_outcome outcome, const char *detail);
+void http_reply_problem(struct http_request *req, const struct es_outcome *outcome, const char *detail);
 /* Queues a command to the writer and answers when it completes. The
  * command must live in the request's arena. */
 void http_submit(struct http_request *req, struct es_command *cmd);
 
 /* ---- headers.c: validation of what clients send (never asserts) ---- */
 
-/* API.md ids: 1-64 characters of [A-Za-z0-9._:-]. */
-bool http_id_ok(const char *s);
 /* 1-255 visible ASCII characters. */
 bool http_idem_key_ok(const char *s);
 /* 1-128 visible ASCII characters. */

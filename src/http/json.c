@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/id.h"
 #include "base/money.h"
 #include "base/unicode.h"
 #include "http/http.h"
@@ -261,10 +262,10 @@ bool http_json_id(struct json_object *obj, const char *key, enum http_field need
 {
     if (!http_json_string(obj, key, need, WX_ID_BYTES_MAX, arena, out))
         return false;
-    return *out == NULL ? need == HTTP_FIELD_OPTIONAL : http_id_ok(*out);
+    return *out == NULL ? need == HTTP_FIELD_OPTIONAL : wx_id_ok(*out);
 }
 
-bool http_json_amount(struct json_object *obj, const char *key, enum http_field need,
+bool http_json_decimal(struct json_object *obj, const char *key, enum http_field need,
                       struct wx_arena *arena, const char **out)
 {
     struct json_object *v = field(obj, key);
@@ -282,7 +283,7 @@ bool http_json_amount(struct json_object *obj, const char *key, enum http_field 
     if (len == 0 || len > 64 || strlen(text) != len)
         return false;
     /* Only the grammar is checked here; whether the value fits in int64
-     * minor units depends on the wallet's currency, which the decider knows. */
+     * minor units depends on the currency, which the decider knows. */
     int64_t minor;
     int err = wx_money_parse(text, len, 4, &minor);
     if (err != 0 && err != WX_ERR_OVERFLOW)

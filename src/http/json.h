@@ -31,13 +31,14 @@ enum http_field {
  * NULL when optional. */
 bool http_json_string(struct json_object *obj, const char *key, enum http_field need,
                       size_t max_bytes, struct wx_arena *arena, const char **out);
-/* An id field (API.md id rules). */
+/* An id field (API.md id rules, base/id.h). */
 bool http_json_id(struct json_object *obj, const char *key, enum http_field need,
                   struct wx_arena *arena, const char **out);
-/* An amount as decimal text: a JSON number or a string holding a decimal,
- * non-negative, no exponent, at most four fraction digits (the most any
- * currency has). The decider applies the currency's own digits. */
-bool http_json_amount(struct json_object *obj, const char *key, enum http_field need,
+/* A money amount as decimal text: a JSON number or a string holding a
+ * decimal, non-negative, no exponent, at most four fraction digits (the
+ * most any currency has; base/money.h). The decider applies the currency's
+ * own digits. */
+bool http_json_decimal(struct json_object *obj, const char *key, enum http_field need,
                       struct wx_arena *arena, const char **out);
 /* A non-negative integer field; -1 when absent and optional. */
 bool http_json_version(struct json_object *obj, const char *key, int64_t *out);

@@ -192,15 +192,15 @@ void http_reply_buf(struct http_request *req, int status, struct wx_buf *b)
     http_reply(req, status, b->data ? b->data : "", b->len);
 }
 
-void http_reply_problem(struct http_request *req, enum es_outcome outcome, const char *detail)
+void http_reply_problem(struct http_request *req, const struct es_outcome *outcome, const char *detail)
 {
     struct wx_buf b;
     wx_buf_init(&b);
     es_problem_json(&b, outcome, detail);
-    if (es_outcome_status(outcome) == 503)
+    if (outcome->status == 503)
         http_add_header(req, "Retry-After", "1");
     if (wx_buf_ok(&b))
-        http_reply(req, es_outcome_status(outcome), b.data, b.len);
+        http_reply(req, outcome->status, b.data, b.len);
     else
         http_reply(req, 500, "{}", 2);
     wx_buf_free(&b);
@@ -261,11 +261,11 @@ void http_submit(struct http_request *req, struct es_command *cmd)
     req->state = REQ_WAITING;
     int err = es_writer_submit(srv->writer, cmd);
     if (err) {
-        enum es_outcome o = err == WX_ERR_FULL ? ES_overloaded : ES_shutting_down;
+        const struct es_outcome *o = err == WX_ERR_FULL ? ES_overloaded : ES_shutting_down;
         struct wx_buf b;
         wx_buf_init(&b);
         es_problem_json(&b, o, NULL);
-        cmd->status = es_outcome_status(o);
+        cmd->status = o->status;
         cmd->body = wx_buf_ok(&b) ? wx_arena_strndup(&req->arena, b.data, b.len) : NULL;
         cmd->body_len = cmd->body ? b.len : 0;
         wx_buf_free(&b);
@@ -305,12 +305,24 @@ static bool read_common_headers(struct http_request *req)
     return true;
 }
 
+/* Every parameter of the query decodes: one with an escaped NUL is refused
+ * whole rather than read as absent (?atVersion=1%00 is not "no atVersion"). */
+static bool query_ok(struct http_request *req)
+{
+    char *copy = wx_arena_strdup(&req->arena, req->wire.query);
+    return copy != NULL && http_wire_unescape(copy, true);
+}
+
 void http_dispatch(struct http_request *req)
 {
     struct http_server *srv = req->server;
     char allow[128];
     if (strlen(req->path) > WX_URL_BYTES_MAX) {
         http_reply_problem(req, ES_invalid_request, "the URL is too long");
+        return;
+    }
+    if (!query_ok(req)) {
+        http_reply_problem(req, ES_invalid_request, "the query string has an escaped NUL");
         return;
     }
     enum http_match m =

@@ -19,6 +19,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/fault.h"
+#include "es/domain.h"
 #include "obs/log.h"
 #include "proj/bootguard.h"
 #include "store/sqlconn.h"
@@ -106,7 +107,6 @@ struct job {
 
 struct es_projector {
     struct es_store *store;
-    const struct es_event_codec *codec;
     char *db_path;
     bool unsynced; /* synchronous=OFF under the boot marker (proj/bootguard.h) */
     struct sqlconn wdb;
@@ -304,7 +304,6 @@ int es_projector_open(const struct es_projector_config *config, struct es_projec
     if (p == NULL)
         return WX_ERR_NOMEM;
     p->store = config->store;
-    p->codec = config->codec;
     p->db_path = strdup(config->db_path);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
@@ -352,6 +351,7 @@ struct advance_ctx {
     const struct es_position *cap;
     struct es_position last;
     size_t applied;
+    struct wx_buf scratch; /* upcast event data */
 };
 
 static void count_lag(struct consumer_rt *rt, const struct es_event *ev)
@@ -363,24 +363,68 @@ static void count_lag(struct consumer_rt *rt, const struct es_event *ev)
     rt->lag_counts[b]++;
 }
 
-static int apply_one(void *arg, const struct es_event *ev)
+/* Does the consumer read events of this stream? */
+static bool takes(const struct es_consumer *c, const char *stream_id)
+{
+    if (c->categories == NULL)
+        return true;
+    for (const char *const *cat = c->categories; *cat != NULL; cat++)
+        if (es_stream_in_category(stream_id, *cat))
+            return true;
+    return false;
+}
+
+/* Each codec decodes an event once for all the consumers that share it. */
+struct decoded_slot {
+    const struct es_event_codec *codec;
+    void *decoded;
+};
+
+static int decoded_for(const struct es_consumer *c, const struct es_event *ev,
+                       struct decoded_slot *slots, size_t *slots_len, void **out)
+{
+    *out = NULL;
+    if (c->codec == NULL)
+        return 0;
+    for (size_t i = 0; i < *slots_len; i++) {
+        if (slots[i].codec == c->codec) {
+            *out = slots[i].decoded;
+            return 0;
+        }
+    }
+    assert(*slots_len < WX_PROJECTOR_CONSUMERS_MAX);
+    int err = c->codec->decode(ev, out);
+    if (!err)
+        slots[(*slots_len)++] = (struct decoded_slot){c->codec, *out};
+    return err;
+}
+
+static int apply_one(void *arg, const struct es_event *stored)
 {
     struct advance_ctx *a = arg;
-    if (a->cap != NULL && es_position_cmp(&ev->position, a->cap) > 0)
+    if (a->cap != NULL && es_position_cmp(&stored->position, a->cap) > 0)
         return READ_STOP;
-    void *decoded = NULL;
-    int err = a->p->codec != NULL ? a->p->codec->decode(ev, &decoded) : 0;
+    struct es_event ev;
+    int err = es_upcast(stored, &ev, &a->scratch);
+    struct decoded_slot slots[WX_PROJECTOR_CONSUMERS_MAX];
+    size_t slots_len = 0;
     for (size_t i = 0; i < a->len && !err; i++) {
-        assert(es_position_cmp(&ev->position, &a->curs[i]->pos) > 0);
-        err = a->curs[i]->tx.consumer->apply(&a->curs[i]->tx, ev, decoded);
+        const struct es_consumer *c = a->curs[i]->tx.consumer;
+        assert(es_position_cmp(&ev.position, &a->curs[i]->pos) > 0);
+        if (takes(c, ev.stream_id)) {
+            void *decoded;
+            err = decoded_for(c, &ev, slots, &slots_len, &decoded);
+            if (!err)
+                err = c->apply(&a->curs[i]->tx, &ev, decoded);
+        }
         if (!err && a->curs[i] == &a->rts[i]->live)
-            count_lag(a->rts[i], ev);
+            count_lag(a->rts[i], &ev);
     }
-    if (a->p->codec != NULL)
-        a->p->codec->release(decoded);
+    for (size_t i = 0; i < slots_len; i++)
+        slots[i].codec->release(slots[i].decoded);
     if (err)
         return err;
-    a->last = ev->position;
+    a->last = ev.position;
     a->applied++;
     return 0;
 }
@@ -425,7 +469,9 @@ static int advance_all(struct es_projector *p, struct advance_ctx *a, bool *prog
         return err;
     size_t batch = first->behind ? WX_PROJECTOR_CATCHUP_EVENTS_MAX : WX_PROJECTOR_BATCH_EVENTS_MAX;
     struct es_position from = first->pos;
+    wx_buf_init(&a->scratch);
     err = es_store_read_log(p->store, &from, batch, apply_one, a);
+    wx_buf_free(&a->scratch);
     if (err == READ_STOP)
         err = 0;
     int64_t now_ms = wx_monotonic_ms();
@@ -926,4 +972,15 @@ void es_projector_read_end(struct es_projector *p, struct sqlconn *conn)
 {
     sqlconn_exec(conn, "COMMIT");
     sqlpool_release(&p->readers, conn);
+}
+
+int es_projector_prepare_live(struct sqlconn *c, const char *name, const char *tmpl,
+                              sqlite3_stmt **st_out, struct es_position *position_out)
+{
+    *st_out = NULL;
+    char set[ES_SET_BYTES];
+    int err = es_projector_live(c->db, name, set, position_out);
+    if (err)
+        return err == WX_ERR_NOT_FOUND ? WX_ERR_IO : err;
+    return es_proj_prepare(c->db, tmpl, set, st_out);
 }

@@ -49,15 +49,22 @@ struct es_proj_tx {
 
 struct es_consumer {
     const char *name;
+    /* The stream categories it reads ("cat", "dog"), NULL-terminated;
+     * NULL for every event. apply sees only those. */
+    const char *const *categories;
+    /* Decodes its events; consumers sharing a codec share one decode of
+     * each event. NULL: apply gets decoded == NULL. */
+    const struct es_event_codec *codec;
     /* CREATE statements, "{s}" for the set suffix; IF NOT EXISTS. */
     const char *schema;
     /* DROP statements for one set. */
     const char *drop;
     /* Statement templates for apply, "{s}" for the set suffix. */
     const char *const *sql;
-    /* Applies one event (ignoring those it does not care about). Must be
-     * idempotent: the same event twice leaves the same rows. `decoded` is
-     * what the projector's codec made of the event (NULL without codec). */
+    /* Applies one event of its categories, in its type's current schema
+     * (es_upcast ran first). Must be idempotent: the same event twice
+     * leaves the same rows. `decoded` is what the consumer's codec made of
+     * the event (NULL without codec). */
     int (*apply)(struct es_proj_tx *tx, const struct es_event *event, const void *decoded);
     /* Optional. A consumer may stage rows where they are cheap to write
      * (appended, in a small table) and count them in tx->staged; fold moves
@@ -69,8 +76,9 @@ struct es_consumer {
     int (*fold)(struct es_proj_tx *tx);
 };
 
-/* Decodes each event once for all consumers. decode may set *out to NULL
- * for events no consumer reads; release accepts NULL. */
+/* Decodes an event once for all the consumers that share the codec.
+ * decode may set *out to NULL for events none of them reads; release
+ * accepts NULL. */
 struct es_event_codec {
     int (*decode)(const struct es_event *event, void **out);
     void (*release)(void *decoded);
@@ -91,7 +99,6 @@ struct es_projector_config {
     const char *db_path; /* readmodel.db, or a "file:...?mode=memory" URI */
     const struct es_consumer *const *consumers;
     size_t consumers_len;
-    const struct es_event_codec *codec; /* NULL: consumers get decoded == NULL */
     /* Offline tools: the read side is rebuilt anyway, so skip fsyncs. */
     bool bulk;
     /* Another process may have the read model open (drift beside a
@@ -156,6 +163,13 @@ int es_projector_live(sqlite3 *db, const char *name, char set_out[ES_SET_BYTES],
                       struct es_position *position_out);
 const struct es_consumer *es_projector_consumer(struct es_projector *p, const char *name);
 struct es_store *es_projector_store(struct es_projector *p);
+
+/* Prepares `tmpl` against the live set of consumer `name` on a read
+ * connection inside its read transaction (es_projector_read_begin);
+ * position_out (may be NULL) gets that consumer's checkpoint as the same
+ * transaction sees it. */
+int es_projector_prepare_live(struct sqlconn *c, const char *name, const char *tmpl,
+                              sqlite3_stmt **st_out, struct es_position *position_out);
 
 /* Read connections for queries. Between acquire and release the caller
  * holds one read transaction (BEGIN ... COMMIT) so the live set it looked

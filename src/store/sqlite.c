@@ -43,7 +43,8 @@ static const char schema_sql[] =
     " type TEXT NOT NULL,"
     " data TEXT NOT NULL,"
     " metadata TEXT NOT NULL,"
-    " occurred_at_ms INTEGER NOT NULL);"
+    " occurred_at_ms INTEGER NOT NULL,"
+    " schema_version INTEGER NOT NULL DEFAULT 1);"
     /* Data directories from before index.db had the stream index here. */
     "DROP INDEX IF EXISTS events_stream_version;"
     "CREATE TABLE IF NOT EXISTS idempotency("
@@ -63,10 +64,12 @@ static const char schema_sql[] =
     " data BLOB NOT NULL,"
     " PRIMARY KEY(stream_id, version)) WITHOUT ROWID;";
 
-#define EVENT_COLUMNS "position, event_id, stream_id, version, type, data, metadata, occurred_at_ms"
+#define EVENT_COLUMNS                                                                         \
+    "position, event_id, stream_id, version, type, data, metadata, occurred_at_ms,"          \
+    " schema_version"
 #define EVENT_COLUMNS_E                                                                       \
     "e.position, e.event_id, e.stream_id, e.version, e.type, e.data, e.metadata,"          \
-    " e.occurred_at_ms"
+    " e.occurred_at_ms, e.schema_version"
 /* The unindexed tail, on a connection with index.db attached as idx. */
 #define TAIL_WHERE "position > " STREAM_INDEX_INDEXED_SQL
 
@@ -103,7 +106,8 @@ static const char *const stmt_sql[SQLCONN_STMTS_MAX] = {
                             " WHERE position > max(" STREAM_INDEX_INDEXED_SQL ", ?2)"
                             " AND stream_id = ?1), 0))",
     [STMT_INSERT_EVENT] = "INSERT INTO events(event_id, stream_id, version, type, data, metadata,"
-                          " occurred_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                          " occurred_at_ms, schema_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+                          " ?8)",
     [STMT_INSERT_IDEM] = "INSERT OR REPLACE INTO idempotency(key, request, status, body, location,"
                          " position_hi, position_lo, created_at_ms)"
                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -292,6 +296,46 @@ static void sqlite_close(struct es_store *store)
     free(s);
 }
 
+/* The layout of events.db, in PRAGMA user_version: 0 (a new file) and 1
+ * are the first; 2 added events.schema_version. A file from a newer build
+ * is refused rather than misread. */
+#define SCHEMA_LAYOUT 2
+#define SCHEMA_LAYOUT_SQL "PRAGMA user_version = 2;"
+
+static int upgrade_schema(struct sqlconn *c, const char *path)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return WX_ERR_IO;
+    int layout = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (layout < 0)
+        return WX_ERR_IO;
+    if (layout > SCHEMA_LAYOUT) {
+        wx_logf(WX_LOG_ERROR, "sqlite: %s has layout %d, newer than this build's %d", path, layout,
+                SCHEMA_LAYOUT);
+        return WX_ERR_INVALID;
+    }
+    if (layout == SCHEMA_LAYOUT)
+        return 0;
+    /* A file made before the column existed has the table without it (the
+     * CREATE above did nothing); a new file has it already. */
+    bool has_column = false;
+    if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info('events')"
+                                  " WHERE name = 'schema_version'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return WX_ERR_IO;
+    has_column = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    int err = 0;
+    if (!has_column)
+        err = sqlconn_exec(c, "ALTER TABLE events ADD COLUMN schema_version INTEGER NOT NULL"
+                              " DEFAULT 1;");
+    if (!err)
+        err = sqlconn_exec(c, SCHEMA_LAYOUT_SQL);
+    return err;
+}
+
 static int sqlite_open(const struct es_store_config *config, struct es_store **store_out)
 {
     if (config->data_dir == NULL)
@@ -326,6 +370,8 @@ static int sqlite_open(const struct es_store_config *config, struct es_store **s
         goto err_free;
     sqlpool_init(&s->readers, s->path, s->reader_pragmas, stmt_sql);
     err = sqlconn_open(&s->writer, s->path, true, writer_pragmas, schema_sql, stmt_sql);
+    if (!err)
+        err = upgrade_schema(&s->writer, s->path);
     if (!err)
         err = stream_index_open(s->path, index_path, &s->index);
     if (!err)
@@ -434,7 +480,7 @@ static int writer_version(struct sqlite_store *s, const char *stream_id, int64_t
     bind_text(st, 1, stream_id, strlen(stream_id));
     int err = sqlconn_run_i64(st, version_out);
     /* A stream not there yet is not remembered: most are about to be
-     * created once (a transfer's own stream) and never appended to again. */
+     * created once (written by one command) and never appended to again. */
     if (!err && *version_out > 0)
         versions_put(s, stream_id, *version_out);
     return err;
@@ -465,6 +511,7 @@ static int append_one(struct sqlite_store *s, struct es_stream_append *ap,
         bind_text(ins, 5, ev->data, ev->data_len);
         bind_text(ins, 6, ev->metadata, ev->metadata_len);
         sqlite3_bind_int64(ins, 7, ev->occurred_at_ms);
+        sqlite3_bind_int(ins, 8, ev->schema_version);
         err = sqlconn_run_i64(ins, NULL);
         if (err)
             return err;
@@ -578,8 +625,8 @@ static int insert_snapshot(struct sqlconn *c, const struct es_snapshot *snap)
 }
 
 /* After COMMIT, every stream appended to is remembered at its new version,
- * except streams this batch created: most are written once (a transfer's
- * own stream) and would only push out the wallets. Nothing is remembered
+ * except streams this batch created: most are written once (by one
+ * command) and would only push out the long-lived ones. Nothing is remembered
  * of them yet either, since only versions above 0 ever are. */
 static void remember_versions(struct sqlite_store *s, const struct es_batch_item *items,
                               size_t items_len)
@@ -694,6 +741,7 @@ static void event_from_row(sqlite3_stmt *st, struct es_event *ev)
     ev->metadata = (const char *)sqlite3_column_text(st, 6);
     ev->metadata_len = (size_t)sqlite3_column_bytes(st, 6);
     ev->occurred_at_ms = sqlite3_column_int64(st, 7);
+    ev->schema_version = sqlite3_column_int(st, 8);
 }
 
 static int each_event(sqlite3_stmt *st, es_event_fn fn, void *ctx)

@@ -4,7 +4,7 @@
  * own thread a few thousand events at a time, not inside every commit.
  *
  * Why: a B-tree keyed by stream puts each stream's next entry on that
- * stream's own page, so a commit touching 100 wallets rewrote about 100
+ * stream's own page, so a commit touching 100 streams rewrote about 100
  * index pages into the WAL, and again at checkpoint. Flushed in batches
  * here, a hot stream's page is written once per flush instead of once per
  * commit: mixed ops at 64 connections went from 13.6-13.9k to 18.5-19.9k/s

@@ -13,16 +13,26 @@
 #include "base/money.h"
 #include "wallet/wallet.h"
 
-static const char *const type_names[] = {
-    [WALLET_CREATED] = "WalletCreated",
-    [WALLET_CREDITED] = "WalletCredited",
-    [WALLET_DEBITED] = "WalletDebited",
-    [TRANSFER_COMPLETED] = "TransferCompleted",
+/* Every wallet event type is at its first schema. */
+static const struct es_event_type type_created = {"WalletCreated", 1, NULL};
+static const struct es_event_type type_credited = {"WalletCredited", 1, NULL};
+static const struct es_event_type type_debited = {"WalletDebited", 1, NULL};
+static const struct es_event_type type_transfer = {"TransferCompleted", 1, NULL};
+
+static const struct es_event_type *const types_by_kind[] = {
+    [WALLET_CREATED] = &type_created,
+    [WALLET_CREDITED] = &type_credited,
+    [WALLET_DEBITED] = &type_debited,
+    [TRANSFER_COMPLETED] = &type_transfer,
 };
 
-const char *wallet_event_type_name(enum wallet_event_kind kind)
+const struct es_event_type *const wallet_event_types[] = {
+    &type_created, &type_credited, &type_debited, &type_transfer, NULL,
+};
+
+const struct es_event_type *wallet_event_type(enum wallet_event_kind kind)
 {
-    return type_names[kind];
+    return types_by_kind[kind];
 }
 
 static void key_str(struct wx_buf *b, const char *key, const char *v, bool *first)
@@ -59,6 +69,10 @@ void wallet_event_encode(struct wx_buf *b, const struct wallet_event *e)
         key_i64(b, "balanceAfterMinor", e->balance_after_minor, &first);
         key_str(b, "description", e->description, &first);
         key_str(b, "transferId", e->transfer_id, &first);
+        /* Only when there is one: events without it stay byte for byte
+         * what they were before the field existed. */
+        if (e->reference != NULL)
+            key_str(b, "reference", e->reference, &first);
         break;
     case TRANSFER_COMPLETED:
         key_str(b, "transferId", e->transfer_id, &first);
@@ -91,8 +105,8 @@ static const char *get_opt_str(const struct wx_jflat *o, const char *key, size_t
 
 static int kind_of(const char *type, enum wallet_event_kind *out)
 {
-    for (size_t i = 0; i < sizeof(type_names) / sizeof(type_names[0]); i++) {
-        if (strcmp(type, type_names[i]) == 0) {
+    for (size_t i = 0; i < sizeof(types_by_kind) / sizeof(types_by_kind[0]); i++) {
+        if (strcmp(type, types_by_kind[i]->name) == 0) {
             *out = (enum wallet_event_kind)i;
             return 0;
         }
@@ -130,6 +144,7 @@ int wallet_event_decode(const struct es_event *ev, char *text, size_t text_bytes
         bad |= !wx_jflat_i64(o, "balanceAfterMinor", &e->balance_after_minor);
         e->description = get_opt_str(o, "description", WX_DESCRIPTION_BYTES_MAX, &bad);
         e->transfer_id = get_opt_str(o, "transferId", WX_ID_BYTES_MAX, &bad);
+        e->reference = get_opt_str(o, "reference", WALLET_REFERENCE_BYTES_MAX, &bad);
         break;
     case TRANSFER_COMPLETED:
         e->transfer_id = wx_jflat_str(o, "transferId", WX_ID_BYTES_MAX);
@@ -148,7 +163,7 @@ int wallet_event_decode(const struct es_event *ev, char *text, size_t text_bytes
 static int wallet_evolve_stored(void *state, const struct es_event *ev)
 {
     struct wallet_state *s = state;
-    char text[WX_EVENT_DATA_BYTES_MAX];
+    char text[WALLET_EVENT_DATA_BYTES_MAX];
     struct wallet_event e;
     int err = wallet_event_decode(ev, text, sizeof(text), &e);
     if (err)
@@ -184,7 +199,7 @@ static int wallet_evolve_stored(void *state, const struct es_event *ev)
 static int transfer_evolve_stored(void *state, const struct es_event *ev)
 {
     struct transfer_state *s = state;
-    char text[WX_EVENT_DATA_BYTES_MAX];
+    char text[WALLET_EVENT_DATA_BYTES_MAX];
     struct wallet_event e;
     int err = wallet_event_decode(ev, text, sizeof(text), &e);
     if (!err && (e.kind != TRANSFER_COMPLETED || s->exists))
@@ -213,7 +228,7 @@ static void wallet_encode(const void *state, struct wx_buf *b)
 static int wallet_decode(const char *data, size_t len, void *state)
 {
     struct wallet_state *s = state;
-    char text[WX_SNAPSHOT_BYTES_MAX + 1];
+    char text[WALLET_SNAPSHOT_BYTES_MAX + 1];
     struct wx_jflat fields;
     const struct wx_jflat *o = NULL;
     if (len < sizeof(text) && wx_jflat_parse(data, len, text, sizeof(text), &fields) == 0)
@@ -237,16 +252,19 @@ static int wallet_decode(const char *data, size_t len, void *state)
 
 const struct es_aggregate_type wallet_aggregate = {
     .name = "wallet",
-    .state_bytes = sizeof(struct wallet_state),
+    .category = WALLET_CATEGORY,
+    .state_bytes_max = sizeof(struct wallet_state),
     .init = wallet_state_init,
     .evolve_stored = wallet_evolve_stored,
     .encode = wallet_encode,
     .decode = wallet_decode,
+    .snapshot_bytes_max = WALLET_SNAPSHOT_BYTES_MAX,
 };
 
 const struct es_aggregate_type transfer_aggregate = {
     .name = "transfer",
-    .state_bytes = sizeof(struct transfer_state),
+    .category = TRANSFER_CATEGORY,
+    .state_bytes_max = sizeof(struct transfer_state),
     .init = transfer_state_init,
     .evolve_stored = transfer_evolve_stored,
     .uncached = true,

@@ -68,7 +68,7 @@ void transfer_evolve(struct transfer_state *s, const struct wallet_event *e)
     s->created_at_ms = e->occurred_at_ms;
 }
 
-static void reject(struct wallet_decision *out, enum es_outcome o, const char *detail)
+static void reject(struct wallet_decision *out, const struct es_outcome *o, const char *detail)
 {
     out->outcome = o;
     out->detail = detail;
@@ -104,7 +104,7 @@ void wallet_decide_create(const struct wallet_state *s, const struct wallet_comm
     assert(c->kind == WALLET_CMD_CREATE);
     memset(out, 0, sizeof(*out));
     if (s->exists) {
-        reject(out, ES_wallet_already_exists, "a wallet with this walletId already exists");
+        reject(out, WALLET_wallet_already_exists, "a wallet with this walletId already exists");
         return;
     }
     int64_t initial = 0;
@@ -142,7 +142,7 @@ void wallet_decide_amount(const struct wallet_state *s, int64_t version,
     assert(c->kind == WALLET_CMD_CREDIT || c->kind == WALLET_CMD_DEBIT);
     memset(out, 0, sizeof(*out));
     if (!s->exists) {
-        reject(out, ES_wallet_not_found, "no wallet with this walletId");
+        reject(out, WALLET_wallet_not_found, "no wallet with this walletId");
         return;
     }
     if (c->expected_version >= 0 && c->expected_version != version) {
@@ -155,12 +155,12 @@ void wallet_decide_amount(const struct wallet_state *s, int64_t version,
     int64_t after;
     if (c->kind == WALLET_CMD_CREDIT) {
         if (__builtin_add_overflow(s->balance_minor, amount, &after)) {
-            reject(out, ES_balance_overflow, "the balance would overflow");
+            reject(out, WALLET_balance_overflow, "the balance would overflow");
             return;
         }
     } else {
         if (amount > s->balance_minor) {
-            reject(out, ES_insufficient_funds, "the balance is lower than the amount");
+            reject(out, WALLET_insufficient_funds, "the balance is lower than the amount");
             return;
         }
         after = s->balance_minor - amount;
@@ -188,31 +188,31 @@ void wallet_decide_transfer(const struct wallet_state *from, int64_t from_versio
     assert(strcmp(c->from_wallet_id, c->to_wallet_id) != 0); /* checked when parsed */
     memset(out, 0, sizeof(*out));
     if (!from->exists) {
-        reject(out, ES_wallet_not_found, "the source wallet does not exist");
+        reject(out, WALLET_wallet_not_found, "the source wallet does not exist");
         return;
     }
     if (!to->exists) {
-        reject(out, ES_wallet_not_found, "the destination wallet does not exist");
+        reject(out, WALLET_wallet_not_found, "the destination wallet does not exist");
         return;
     }
     if (t->exists) {
-        reject(out, ES_transfer_already_exists, "a transfer with this transferId already exists");
+        reject(out, WALLET_transfer_already_exists, "a transfer with this transferId already exists");
         return;
     }
     if (strcmp(from->currency, to->currency) != 0) {
-        reject(out, ES_currency_mismatch, "the wallets hold different currencies");
+        reject(out, WALLET_currency_mismatch, "the wallets hold different currencies");
         return;
     }
     int64_t amount;
     if (!amount_minor(c->amount, from->currency, false, &amount, out))
         return;
     if (amount > from->balance_minor) {
-        reject(out, ES_insufficient_funds, "the source balance is lower than the amount");
+        reject(out, WALLET_insufficient_funds, "the source balance is lower than the amount");
         return;
     }
     int64_t to_after;
     if (__builtin_add_overflow(to->balance_minor, amount, &to_after)) {
-        reject(out, ES_balance_overflow, "the destination balance would overflow");
+        reject(out, WALLET_balance_overflow, "the destination balance would overflow");
         return;
     }
     out->outcome = ES_OK;
@@ -251,4 +251,46 @@ void wallet_decide_transfer(const struct wallet_state *from, int64_t from_versio
         .occurred_at_ms = now_ms,
     };
     out->events_len = 3;
+}
+
+void wallet_decide_movement(const struct wallet_state *s, const struct wallet_movement *m,
+                            int64_t now_ms, struct wallet_decision *out)
+{
+    assert(m->kind == WALLET_CREDITED || m->kind == WALLET_DEBITED);
+    assert(m->amount_minor > 0);
+    memset(out, 0, sizeof(*out));
+    if (!s->exists) {
+        reject(out, WALLET_wallet_not_found, "no wallet with this walletId");
+        return;
+    }
+    if (strcmp(s->currency, m->currency) != 0) {
+        reject(out, WALLET_currency_mismatch, "the wallet holds another currency");
+        return;
+    }
+    int64_t after;
+    if (m->kind == WALLET_CREDITED) {
+        if (__builtin_add_overflow(s->balance_minor, m->amount_minor, &after)) {
+            reject(out, WALLET_balance_overflow, "the balance would overflow");
+            return;
+        }
+    } else {
+        if (m->amount_minor > s->balance_minor) {
+            reject(out, WALLET_insufficient_funds, "the balance is lower than the amount");
+            return;
+        }
+        after = s->balance_minor - m->amount_minor;
+    }
+    out->outcome = ES_OK;
+    out->events[0] = (struct wallet_event){
+        .kind = m->kind,
+        .wallet_id = m->wallet_id,
+        .currency = s->currency,
+        .amount_minor = m->amount_minor,
+        .balance_before_minor = s->balance_minor,
+        .balance_after_minor = after,
+        .description = m->description,
+        .reference = m->reference,
+        .occurred_at_ms = now_ms,
+    };
+    out->events_len = 1;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/id.h"
 #include "base/money.h"
 #include "http/http.h"
 #include "http/json.h"
@@ -42,7 +43,7 @@ static const char *parse_create(struct json_object *obj, struct wx_arena *arena,
                           &c->currency) ||
         (c->currency != NULL && wx_currency_exponent(c->currency) < 0))
         return "currency must be an ISO 4217 code such as USD";
-    if (!http_json_amount(obj, "initialBalance", HTTP_FIELD_OPTIONAL, arena, &c->amount))
+    if (!http_json_decimal(obj, "initialBalance", HTTP_FIELD_OPTIONAL, arena, &c->amount))
         return "initialBalance must be a non-negative decimal amount";
     if (c->currency == NULL)
         c->currency = default_currency;
@@ -52,7 +53,7 @@ static const char *parse_create(struct json_object *obj, struct wx_arena *arena,
 static const char *parse_amount(struct json_object *obj, struct wx_arena *arena,
                                 struct wallet_command *c)
 {
-    if (!http_json_amount(obj, "amount", HTTP_FIELD_REQUIRED, arena, &c->amount))
+    if (!http_json_decimal(obj, "amount", HTTP_FIELD_REQUIRED, arena, &c->amount))
         return "amount is required: a positive decimal such as 10.50";
     if (!http_json_string(obj, "description", HTTP_FIELD_OPTIONAL, WX_DESCRIPTION_BYTES_MAX,
                           arena, &c->description))
@@ -63,7 +64,7 @@ static const char *parse_amount(struct json_object *obj, struct wx_arena *arena,
 }
 
 static const char *parse_transfer(struct json_object *obj, struct wx_arena *arena,
-                                  struct wallet_command *c, enum es_outcome *outcome)
+                                  struct wallet_command *c, const struct es_outcome **outcome)
 {
     c->expected_version = -1;
     if (!http_json_id(obj, "transferId", HTTP_FIELD_OPTIONAL, arena, &c->transfer_id))
@@ -72,13 +73,13 @@ static const char *parse_transfer(struct json_object *obj, struct wx_arena *aren
         return "fromWalletId is required: 1-64 characters of A-Z a-z 0-9 . _ : -";
     if (!http_json_id(obj, "toWalletId", HTTP_FIELD_REQUIRED, arena, &c->to_wallet_id))
         return "toWalletId is required: 1-64 characters of A-Z a-z 0-9 . _ : -";
-    if (!http_json_amount(obj, "amount", HTTP_FIELD_REQUIRED, arena, &c->amount))
+    if (!http_json_decimal(obj, "amount", HTTP_FIELD_REQUIRED, arena, &c->amount))
         return "amount is required: a positive decimal such as 10.50";
     if (!http_json_string(obj, "description", HTTP_FIELD_OPTIONAL, WX_DESCRIPTION_BYTES_MAX,
                           arena, &c->description))
         return "description must be a string of at most 1024 bytes";
     if (strcmp(c->from_wallet_id, c->to_wallet_id) == 0) {
-        *outcome = ES_same_wallet;
+        *outcome = WALLET_same_wallet;
         return "fromWalletId and toWalletId must differ";
     }
     return NULL;
@@ -86,7 +87,7 @@ static const char *parse_transfer(struct json_object *obj, struct wx_arena *aren
 
 bool wallet_command_parse(enum wallet_command_kind kind, const char *wallet_id, const char *body,
                           size_t len, const char *default_currency, struct wx_arena *arena,
-                          struct wallet_command **cmd_out, enum es_outcome *outcome,
+                          struct wallet_command **cmd_out, const struct es_outcome **outcome,
                           const char **detail)
 {
     static const char *const create_keys[] = {"walletId", "ownerId", "initialBalance",
@@ -95,7 +96,7 @@ bool wallet_command_parse(enum wallet_command_kind kind, const char *wallet_id, 
     static const char *const transfer_keys[] = {"transferId", "fromWalletId", "toWalletId",
                                                 "amount", "description", NULL};
     *outcome = ES_invalid_request;
-    if ((kind == WALLET_CMD_CREDIT || kind == WALLET_CMD_DEBIT) && !http_id_ok(wallet_id)) {
+    if ((kind == WALLET_CMD_CREDIT || kind == WALLET_CMD_DEBIT) && !wx_id_ok(wallet_id)) {
         *detail = "the wallet id must be 1-64 characters of A-Z a-z 0-9 . _ : -";
         return false;
     }

@@ -25,10 +25,7 @@ struct decoded {
 static int codec_decode(const struct es_event *ev, void **out)
 {
     *out = NULL;
-    if (strncmp(ev->stream_id, WALLET_STREAM_PREFIX, sizeof(WALLET_STREAM_PREFIX) - 1) != 0 &&
-        strncmp(ev->stream_id, TRANSFER_STREAM_PREFIX, sizeof(TRANSFER_STREAM_PREFIX) - 1) != 0)
-        return 0;
-    if (ev->data_len >= WX_EVENT_DATA_BYTES_MAX)
+    if (ev->data_len >= WALLET_EVENT_DATA_BYTES_MAX)
         return WX_ERR_CORRUPT;
     struct decoded *d = malloc(sizeof(*d) + ev->data_len + 1);
     if (d == NULL)
@@ -61,11 +58,14 @@ static const char *const wallets_sql[] = {
     NULL,
 };
 
-/* Decodes wallet events of wallet streams; other events are skipped. */
+/* The three consumers read both categories (one decode of each event for
+ * all of them); wallets and ledger care only about wallet streams. */
 static bool wallet_stream_event(const struct es_event *ev)
 {
-    return strncmp(ev->stream_id, WALLET_STREAM_PREFIX, sizeof(WALLET_STREAM_PREFIX) - 1) == 0;
+    return es_stream_in_category(ev->stream_id, WALLET_CATEGORY);
 }
+
+static const char *const categories[] = {WALLET_CATEGORY, TRANSFER_CATEGORY, NULL};
 
 static int apply_wallets(struct es_proj_tx *tx, const struct es_event *ev, const void *decoded)
 {
@@ -92,6 +92,8 @@ static int apply_wallets(struct es_proj_tx *tx, const struct es_event *ev, const
 
 const struct es_consumer wallet_consumer_wallets = {
     .name = "wallets",
+    .categories = categories,
+    .codec = &wallet_codec,
     .schema = "CREATE TABLE IF NOT EXISTS wallets{s}(id TEXT PRIMARY KEY, owner_id TEXT NOT NULL,"
               " currency TEXT NOT NULL, balance_minor INTEGER NOT NULL, version INTEGER NOT NULL,"
               " created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL) WITHOUT ROWID;"
@@ -175,6 +177,8 @@ static int fold_ledger(struct es_proj_tx *tx)
 
 const struct es_consumer wallet_consumer_ledger = {
     .name = "ledger",
+    .categories = categories,
+    .codec = &wallet_codec,
     .schema = "CREATE TABLE IF NOT EXISTS ledger{s}(" LEDGER_COLUMN_TYPES
               ", PRIMARY KEY(wallet_id, version)) WITHOUT ROWID;"
               "CREATE TABLE IF NOT EXISTS ledger_tail{s}(seq INTEGER PRIMARY KEY, "
@@ -224,6 +228,8 @@ static int apply_transfers(struct es_proj_tx *tx, const struct es_event *ev,
 
 const struct es_consumer wallet_consumer_transfers = {
     .name = "transfers",
+    .categories = categories,
+    .codec = &wallet_codec,
     .schema = "CREATE TABLE IF NOT EXISTS transfers{s}(transfer_id TEXT PRIMARY KEY,"
               " from_wallet_id TEXT NOT NULL, to_wallet_id TEXT NOT NULL,"
               " amount_minor INTEGER NOT NULL, currency TEXT NOT NULL, description TEXT,"
@@ -238,26 +244,15 @@ const struct es_consumer *const wallet_consumers[] = {
     &wallet_consumer_wallets,
     &wallet_consumer_ledger,
     &wallet_consumer_transfers,
+    NULL,
 };
-const size_t wallet_consumers_len = sizeof(wallet_consumers) / sizeof(wallet_consumers[0]);
 
 /* ---- queries ---- */
-
-int wallet_prepare_live(struct sqlconn *c, const char *name, const char *tmpl,
-                        sqlite3_stmt **st_out, struct es_position *position_out)
-{
-    *st_out = NULL;
-    char set[ES_SET_BYTES];
-    int err = es_projector_live(c->db, name, set, position_out);
-    if (err)
-        return err == WX_ERR_NOT_FOUND ? WX_ERR_IO : err;
-    return es_proj_prepare(c->db, tmpl, set, st_out);
-}
 
 static int prepare_live(struct sqlconn *c, const char *name, const char *tmpl,
                         sqlite3_stmt **st_out)
 {
-    return wallet_prepare_live(c, name, tmpl, st_out, NULL);
+    return es_projector_prepare_live(c, name, tmpl, st_out, NULL);
 }
 
 #define WALLET_COLUMNS "id, owner_id, currency, balance_minor, version, created_at_ms, updated_at_ms"

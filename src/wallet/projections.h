@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "es/domain.h"
 #include "proj/projector.h"
 #include "wallet/wallet.h"
 
@@ -19,9 +20,8 @@ extern const struct es_consumer wallet_consumer_ledger;
 extern const struct es_consumer wallet_consumer_transfers;
 /* Decodes every wallet and transfer event once for all three. */
 extern const struct es_event_codec wallet_codec;
-/* All three, for es_projector_config. */
+/* All three, NULL-terminated, for the domain. */
 extern const struct es_consumer *const wallet_consumers[];
-extern const size_t wallet_consumers_len;
 
 /* The ledger lives in two tables per set: ledger{s}, clustered by (wallet,
  * version), and ledger_tail{s}, where the projector appends new entries
@@ -30,13 +30,6 @@ extern const size_t wallet_consumers_len;
  * query reads both: LEDGER_BOTH(columns, where-clause) is the union. */
 #define LEDGER_BOTH(cols, where)                                                                  \
     "SELECT " cols " FROM ledger{s} " where " UNION ALL SELECT " cols " FROM ledger_tail{s} " where
-
-struct sqlconn;
-/* Prepares `tmpl` against the live set of consumer `name` on a read
- * connection inside its read transaction; position_out (may be NULL) gets
- * that consumer's checkpoint as the same transaction sees it. */
-int wallet_prepare_live(struct sqlconn *c, const char *name, const char *tmpl,
-                        sqlite3_stmt **st_out, struct es_position *position_out);
 
 /* GET /wallets/{id} from the read model: appends the Wallet JSON, or
  * returns WX_ERR_NOT_FOUND. */
@@ -54,10 +47,12 @@ int wallet_query_transfer(struct es_projector *p, const char *transfer_id, struc
 int wallet_rebuild_one(struct es_projector *p, const char *wallet_id);
 
 /* Compares the wallets and ledger read models with a fold of the log at
- * their checkpoints; appends {"checked": N, "drifted": [...]} to out. */
-int wallet_drift(struct es_projector *p, struct wx_buf *out, size_t *drifted_out);
+ * their checkpoints (es_domain.drift). */
+int wallet_drift(struct es_projector *p, struct es_drift_report *report);
 
-/* Checks the money invariants; appends a JSON report to out and sets *ok. */
-int wallet_verify(struct es_projector *p, struct wx_buf *out, bool *ok_out);
+/* Checks the money invariants (es_domain.verify): appends the wallet part
+ * of the report to out, its violations to v, counted in *violations_len. */
+int wallet_verify(struct es_projector *p, struct wx_buf *out, struct wx_buf *v,
+                  size_t *violations_len);
 
 #endif

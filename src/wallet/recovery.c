@@ -20,6 +20,7 @@
 struct one_ctx {
     struct es_proj_tx *tx;
     struct es_position upto;
+    struct wx_buf scratch; /* upcast data */
 };
 
 static int apply_upto(void *arg, const struct es_event *ev)
@@ -27,11 +28,16 @@ static int apply_upto(void *arg, const struct es_event *ev)
     struct one_ctx *o = arg;
     if (es_position_cmp(&ev->position, &o->upto) > 0)
         return 0;
+    const struct es_consumer *c = o->tx->consumer;
+    struct es_event current;
     void *decoded = NULL;
-    int err = wallet_codec.decode(ev, &decoded);
+    int err = es_upcast(ev, &current, &o->scratch);
+    if (!err && c->codec != NULL)
+        err = c->codec->decode(&current, &decoded);
     if (!err)
-        err = o->tx->consumer->apply(o->tx, ev, decoded);
-    wallet_codec.release(decoded);
+        err = c->apply(o->tx, &current, decoded);
+    if (c->codec != NULL)
+        c->codec->release(decoded);
     return err;
 }
 
@@ -59,10 +65,12 @@ static int rebuild_one_consumer(struct es_projector *p, sqlite3 *db, const char 
     struct es_proj_tx tx;
     es_proj_tx_init(&tx, c, db, set);
     struct one_ctx o = {.tx = &tx, .upto = pos};
+    wx_buf_init(&o.scratch);
     char stream[WX_STREAM_ID_BYTES_MAX + 1];
     wallet_stream_id(wallet_id, stream);
     err = es_store_read_stream(es_projector_store(p), stream, 1, WX_STREAM_EVENTS_FOLD_MAX,
                                apply_upto, &o);
+    wx_buf_free(&o.scratch);
     es_proj_tx_finalize(&tx);
     return err;
 }
@@ -110,8 +118,8 @@ struct money_total {
 
 struct scan {
     struct sqlconn *c;
-    struct wx_buf *report; /* the drifted array under construction */
-    size_t drifted;
+    struct es_drift_report *report;
+    struct wx_buf scratch; /* upcast data */
     struct es_position wallets_pos, ledger_pos;
     struct wx_map wallets; /* id -> struct folded */
     sqlite3_stmt *ledger_row;
@@ -126,22 +134,24 @@ struct scan {
 static void drift_add(struct scan *sc, const char *wallet_id, const char *model,
                       const char *field, const char *read_model, const char *events)
 {
-    if (sc->drifted++ >= WX_DRIFT_REPORT_MAX)
-        return;
-    struct wx_buf *b = sc->report;
-    if (sc->drifted > 1)
-        wx_buf_addc(b, ',');
-    wx_buf_adds(b, "{\"walletId\":");
-    wx_buf_json_str(b, wallet_id);
-    wx_buf_adds(b, ",\"model\":");
-    wx_buf_json_str(b, model);
-    wx_buf_adds(b, ",\"field\":");
-    wx_buf_json_str(b, field);
-    wx_buf_adds(b, ",\"readModel\":");
-    wx_buf_json_str(b, read_model);
-    wx_buf_adds(b, ",\"events\":");
-    wx_buf_json_str(b, events);
-    wx_buf_addc(b, '}');
+    struct wx_buf b;
+    wx_buf_init(&b);
+    wx_buf_adds(&b, "{\"walletId\":");
+    wx_buf_json_str(&b, wallet_id);
+    wx_buf_adds(&b, ",\"model\":");
+    wx_buf_json_str(&b, model);
+    wx_buf_adds(&b, ",\"field\":");
+    wx_buf_json_str(&b, field);
+    wx_buf_adds(&b, ",\"readModel\":");
+    wx_buf_json_str(&b, read_model);
+    wx_buf_adds(&b, ",\"events\":");
+    wx_buf_json_str(&b, events);
+    wx_buf_addc(&b, '}');
+    if (wx_buf_ok(&b))
+        es_drift_report_add(sc->report, b.data, b.len);
+    else
+        sc->err = WX_ERR_NOMEM;
+    wx_buf_free(&b);
 }
 
 static void drift_i64(struct scan *sc, const char *wallet_id, const char *model,
@@ -196,13 +206,18 @@ static void check_ledger_row(struct scan *sc, const char *wallet_id, const struc
                   e->balance_after_minor);
 }
 
-static int scan_event(void *arg, const struct es_event *ev)
+static int scan_event(void *arg, const struct es_event *stored)
 {
     struct scan *sc = arg;
     sc->events++;
-    sc->last = ev->position;
-    if (strncmp(ev->stream_id, WALLET_STREAM_PREFIX, sizeof(WALLET_STREAM_PREFIX) - 1) != 0)
+    sc->last = stored->position;
+    if (!es_stream_in_category(stored->stream_id, WALLET_CATEGORY))
         return 0;
+    struct es_event current;
+    const struct es_event *ev = &current;
+    int err = es_upcast(stored, &current, &sc->scratch);
+    if (err)
+        return err;
     const char *wallet_id = ev->stream_id + sizeof(WALLET_STREAM_PREFIX) - 1;
     struct folded *f = wx_map_get(&sc->wallets, wallet_id);
     if (f == NULL) {
@@ -213,7 +228,7 @@ static int scan_event(void *arg, const struct es_event *ev)
         }
     }
     /* The fold checks every event against the state as it goes. */
-    int err = wallet_aggregate.evolve_stored(&f->at_head, ev);
+    err = wallet_aggregate.evolve_stored(&f->at_head, ev);
     if (err)
         return err;
     f->state_version = ev->version;
@@ -221,7 +236,7 @@ static int scan_event(void *arg, const struct es_event *ev)
         f->s = f->at_head;
         f->version = ev->version;
     }
-    char text[WX_EVENT_DATA_BYTES_MAX];
+    char text[WALLET_EVENT_DATA_BYTES_MAX];
     struct wallet_event e;
     err = wallet_event_decode(ev, text, sizeof(text), &e);
     if (!err && e.kind != WALLET_CREATED) {
@@ -254,7 +269,7 @@ static int scan_log(struct es_projector *p, struct scan *sc)
     char set[ES_SET_BYTES];
     int err = es_projector_live(sc->c->db, "wallets", set, &sc->wallets_pos);
     if (!err)
-        err = wallet_prepare_live(sc->c, "ledger",
+        err = es_projector_prepare_live(sc->c, "ledger",
                                   LEDGER_BOTH("type, amount_minor, balance_before_minor,"
                                               " balance_after_minor",
                                               "WHERE wallet_id = ?1 AND version = ?2"),
@@ -262,6 +277,7 @@ static int scan_log(struct es_projector *p, struct scan *sc)
     if (err)
         return err;
     sc->last = es_position_start();
+    wx_buf_init(&sc->scratch);
     for (;;) {
         int64_t events_before = sc->events;
         struct es_position after = sc->last;
@@ -270,16 +286,17 @@ static int scan_log(struct es_projector *p, struct scan *sc)
         if (err || sc->events - events_before < WX_SCAN_BATCH_EVENTS_MAX)
             break;
     }
+    wx_buf_free(&sc->scratch);
     sqlite3_finalize(sc->ledger_row);
     sc->ledger_row = NULL;
-    return err;
+    return err ? err : sc->err;
 }
 
 /* Compares every wallet row with the fold; marks the folds it saw. */
 static int compare_wallet_rows(struct scan *sc)
 {
     sqlite3_stmt *st;
-    int err = wallet_prepare_live(sc->c, "wallets",
+    int err = es_projector_prepare_live(sc->c, "wallets",
                                   "SELECT id, owner_id, currency, balance_minor, version,"
                                   " created_at_ms, updated_at_ms FROM wallets{s}",
                                   &st, NULL);
@@ -330,7 +347,7 @@ static int compare_wallet_rows(struct scan *sc)
 static int compare_ledger_count(struct scan *sc)
 {
     sqlite3_stmt *st;
-    int err = wallet_prepare_live(
+    int err = es_projector_prepare_live(
         sc->c, "ledger",
         "SELECT (SELECT count(*) FROM ledger{s}) + (SELECT count(*) FROM ledger_tail{s})", &st,
         NULL);
@@ -345,10 +362,10 @@ static int compare_ledger_count(struct scan *sc)
 }
 
 /* Opens the read transaction, scans and compares; the caller reports. */
-static int drift_run(struct es_projector *p, struct scan *sc, struct wx_buf *drifted_json)
+static int drift_run(struct es_projector *p, struct scan *sc, struct es_drift_report *report)
 {
     memset(sc, 0, sizeof(*sc));
-    sc->report = drifted_json;
+    sc->report = report;
     wx_map_init(&sc->wallets);
     int err = es_projector_read_begin(p, &sc->c);
     if (err)
@@ -358,7 +375,9 @@ static int drift_run(struct es_projector *p, struct scan *sc, struct wx_buf *dri
         err = compare_wallet_rows(sc);
     if (!err)
         err = compare_ledger_count(sc);
-    return err;
+    if (!err)
+        report->checked += sc->wallets.len;
+    return err ? err : sc->err;
 }
 
 static void drift_done(struct es_projector *p, struct scan *sc)
@@ -368,21 +387,11 @@ static void drift_done(struct es_projector *p, struct scan *sc)
     free_folded(&sc->wallets);
 }
 
-int wallet_drift(struct es_projector *p, struct wx_buf *out, size_t *drifted_out)
+int wallet_drift(struct es_projector *p, struct es_drift_report *report)
 {
     struct scan sc;
-    struct wx_buf drifted;
-    wx_buf_init(&drifted);
-    int err = drift_run(p, &sc, &drifted);
-    if (!err) {
-        wx_buf_printf(out, "{\"checked\":%zu,\"driftedCount\":%zu,\"drifted\":[", sc.wallets.len,
-                      sc.drifted);
-        wx_buf_add(out, drifted.data ? drifted.data : "", drifted.len);
-        wx_buf_adds(out, "]}");
-        *drifted_out = sc.drifted;
-    }
+    int err = drift_run(p, &sc, report);
     drift_done(p, &sc);
-    wx_buf_free(&drifted);
     return err;
 }
 
@@ -416,7 +425,7 @@ static int check_ledger_chains(struct scan *sc, struct wx_buf *v, size_t *n)
     /* Both parts come in (wallet, version) order from their keys, so the
      * union is a merge, not a sort of the whole ledger. */
     sqlite3_stmt *st;
-    int err = wallet_prepare_live(
+    int err = es_projector_prepare_live(
         sc->c, "ledger",
         LEDGER_BOTH("wallet_id, version, balance_before_minor, balance_after_minor", "")
         " ORDER BY wallet_id, version",
@@ -453,23 +462,23 @@ static int check_ledger_chains(struct scan *sc, struct wx_buf *v, size_t *n)
     return err;
 }
 
-int wallet_verify(struct es_projector *p, struct wx_buf *out, bool *ok_out)
+int wallet_verify(struct es_projector *p, struct wx_buf *out, struct wx_buf *v, size_t *nv_out)
 {
     struct scan sc;
-    struct wx_buf drifted, v;
+    struct wx_buf drifted;
     wx_buf_init(&drifted);
-    wx_buf_init(&v);
-    size_t nv = 0;
-    int err = drift_run(p, &sc, &drifted);
+    struct es_drift_report report = {.items = &drifted};
+    size_t nv = *nv_out;
+    int err = drift_run(p, &sc, &report);
     if (!err)
-        err = check_ledger_chains(&sc, &v, &nv);
+        err = check_ledger_chains(&sc, v, &nv);
     if (err)
         goto out;
-    if (sc.drifted > 0) {
+    if (report.drifted > 0) {
         char text[96];
-        snprintf(text, sizeof(text), "%zu differences between the read models and the log",
-                 sc.drifted);
-        violation(&v, &nv, text);
+        snprintf(text, sizeof(text), "%zu differences between the wallet read models and the log",
+                 report.drifted);
+        violation(v, &nv, text);
     }
     /* Money is conserved: per currency, the sum of balances equals what came
      * in minus what went out; transfers only move it. */
@@ -490,7 +499,7 @@ int wallet_verify(struct es_projector *p, struct wx_buf *out, bool *ok_out)
             char text[96];
             snprintf(text, sizeof(text), "%s: balances do not equal credits minus debits",
                      t->currency);
-            violation(&v, &nv, text);
+            violation(v, &nv, text);
         }
         if (i > 0)
             wx_buf_addc(out, ',');
@@ -507,16 +516,13 @@ int wallet_verify(struct es_projector *p, struct wx_buf *out, bool *ok_out)
         wx_buf_addc(out, '}');
     }
     wx_buf_printf(out, "],\"events\":%lld,\"wallets\":%zu,\"ledgerEntries\":%lld,"
-                       "\"violations\":[",
+                       "\"drifted\":[",
                   (long long)sc.events, sc.wallets.len, (long long)sc.ledger_events);
-    wx_buf_add(out, v.data ? v.data : "", v.len);
-    wx_buf_printf(out, "],\"drifted\":[");
     wx_buf_add(out, drifted.data ? drifted.data : "", drifted.len);
-    wx_buf_printf(out, "],\"ok\":%s}", nv == 0 ? "true" : "false");
-    *ok_out = nv == 0;
+    wx_buf_adds(out, "]}");
+    *nv_out = nv;
 out:
     drift_done(p, &sc);
     wx_buf_free(&drifted);
-    wx_buf_free(&v);
     return err;
 }

@@ -1,32 +1,17 @@
 /*
- * The wallet HTTP routes of API.md: handlers that validate requests into
- * wallet commands for the writer, and queries that fold the event log.
+ * The wallet HTTP routes of API.md and the writer-thread handler they
+ * submit (wallet/commands.c). Handlers get a struct wx_app as req->app.
  */
 #ifndef WALLEX_WALLET_ROUTES_H
 #define WALLEX_WALLET_ROUTES_H
 
-#include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
+#include "es/writer.h"
 #include "http/http.h"
 
-struct es_store;
-struct es_writer;
-struct es_projector;
-
-/* The application context every wallet handler gets as req->app. */
-struct wallet_service {
-    struct es_store *store;
-    struct es_writer *writer;
-    struct es_projector *projector;
-    int64_t min_position_wait_ms;
-    char default_currency[4];
-};
-
-/* X-Min-Position: waits until the named read models reached the position.
- * False when it answered instead (400 for a bad token, 503 when lagging). */
-bool wallet_read_side_ready(struct http_request *req, const char *const *models);
+/* On the writer thread: runs a struct wallet_command (the payload). */
+void wallet_run_command(struct es_decide_ctx *ctx, struct es_command *cmd);
 
 void wallet_route_create(struct http_request *req);
 void wallet_route_credit(struct http_request *req);
@@ -37,16 +22,9 @@ void wallet_route_events(struct http_request *req);
 void wallet_route_get_transfer(struct http_request *req);
 void wallet_route_list(struct http_request *req);
 void wallet_route_ledger(struct http_request *req);
-void wallet_route_healthz(struct http_request *req);
-void wallet_route_readyz(struct http_request *req);
-void wallet_route_admin_projections(struct http_request *req);
-void wallet_route_admin_rebuild_projection(struct http_request *req);
-void wallet_route_admin_rebuild_wallet(struct http_request *req);
-void wallet_route_admin_drift(struct http_request *req);
-void wallet_route_metrics(struct http_request *req);
-void wallet_route_openapi(struct http_request *req);
+void wallet_route_admin_rebuild(struct http_request *req);
 
+/* Ends with a {NULL} entry (es_domain.routes). */
 extern const struct http_route wallet_routes[];
-extern const size_t wallet_routes_len;
 
 #endif

@@ -17,11 +17,54 @@
 
 #include "base/buf.h"
 #include "es/aggregate.h"
+#include "es/domain.h"
 #include "es/outcome.h"
 #include "limits.h"
 
-#define WALLET_STREAM_PREFIX "wallet:"
-#define TRANSFER_STREAM_PREFIX "transfer:"
+/* Stream categories: "wallet:<walletId>", "transfer:<transferId>". */
+#define WALLET_CATEGORY "wallet"
+#define TRANSFER_CATEGORY "transfer"
+#define WALLET_STREAM_PREFIX WALLET_CATEGORY ":"
+#define TRANSFER_STREAM_PREFIX TRANSFER_CATEGORY ":"
+
+/* ---- the wallet domain's bounds ---- */
+
+/* A stored wallet event's data. The largest the codec writes is about 8.5
+ * KiB (a description of control characters, each escaped to six bytes, and
+ * ids); decoding unescapes into a buffer this big, and longer data is
+ * corrupt. */
+#define WALLET_EVENT_DATA_BYTES_MAX (16 * 1024)
+/* An encoded wallet snapshot (six short fields). */
+#define WALLET_SNAPSHOT_BYTES_MAX 4096
+/* A cross-domain reference on a credit or debit ("order:<orderId>"). */
+#define WALLET_REFERENCE_BYTES_MAX WX_STREAM_ID_BYTES_MAX
+
+/* ---- outcomes (es/outcome.h), append only ---- */
+
+#define WALLET_OUTCOME_MAP(XX, P)                                                                 \
+    XX(P, same_wallet, 400, "A transfer needs two different wallets")                             \
+    XX(P, wallet_not_found, 404, "Wallet not found")                                              \
+    XX(P, transfer_not_found, 404, "Transfer not found")                                          \
+    XX(P, wallet_already_exists, 409, "Wallet already exists")                                    \
+    XX(P, transfer_already_exists, 409, "Transfer already exists")                                \
+    XX(P, insufficient_funds, 422, "Insufficient funds")                                          \
+    XX(P, balance_overflow, 422, "The balance would exceed the largest representable amount")     \
+    XX(P, currency_mismatch, 422, "The wallets hold different currencies")
+
+enum wallet_outcome_id { WALLET_OUTCOME_MAP(ES_OUTCOME_ID, WALLET) WALLET_OUTCOMES_LEN };
+extern const struct es_outcome wallet_outcomes[];
+
+#define WALLET_same_wallet (&wallet_outcomes[WALLET_ID_same_wallet])
+#define WALLET_wallet_not_found (&wallet_outcomes[WALLET_ID_wallet_not_found])
+#define WALLET_transfer_not_found (&wallet_outcomes[WALLET_ID_transfer_not_found])
+#define WALLET_wallet_already_exists (&wallet_outcomes[WALLET_ID_wallet_already_exists])
+#define WALLET_transfer_already_exists (&wallet_outcomes[WALLET_ID_transfer_already_exists])
+#define WALLET_insufficient_funds (&wallet_outcomes[WALLET_ID_insufficient_funds])
+#define WALLET_balance_overflow (&wallet_outcomes[WALLET_ID_balance_overflow])
+#define WALLET_currency_mismatch (&wallet_outcomes[WALLET_ID_currency_mismatch])
+
+/* The domain, for main's list (wallet/domain.c). */
+extern const struct es_domain wallet_domain;
 
 struct wallet_state {
     bool exists;
@@ -63,6 +106,10 @@ struct wallet_event {
     int64_t balance_after_minor;
     const char *description; /* may be NULL */
     const char *transfer_id; /* NULL unless part of a transfer */
+    /* Credits and debits another domain's command made (paying an order):
+     * "<category>:<id>" of what caused it, or NULL. The wallet domain keeps
+     * it without reading it; the other domain's verify checks both sides. */
+    const char *reference;
     const char *from_wallet_id; /* TransferCompleted */
     const char *to_wallet_id;
     int64_t from_version;
@@ -95,7 +142,7 @@ struct wallet_command {
 
 /* What a decider returns: events for each stream, or a rejection. */
 struct wallet_decision {
-    enum es_outcome outcome; /* ES_OK or the rule that was broken */
+    const struct es_outcome *outcome; /* ES_OK or the rule that was broken */
     const char *detail;      /* static text for a rejection */
     struct wallet_event events[3];
     size_t events_len;
@@ -122,6 +169,22 @@ void wallet_decide_transfer(const struct wallet_state *from, int64_t from_versio
                             const struct transfer_state *t, const struct wallet_command *c,
                             int64_t now_ms, struct wallet_decision *out);
 
+/* A credit or debit another domain's command makes (paying an order and
+ * refunding it), decided by the same rules as the wallet's own: the wallet
+ * must exist (wallet_not_found) and hold the currency (currency_mismatch),
+ * a debit needs the funds (insufficient_funds), a credit must not overflow
+ * (balance_overflow). events[0] is the one event on the wallet's stream. */
+struct wallet_movement {
+    enum wallet_event_kind kind; /* WALLET_CREDITED or WALLET_DEBITED */
+    const char *wallet_id;
+    const char *currency;
+    int64_t amount_minor; /* > 0 */
+    const char *description;
+    const char *reference; /* "<category>:<id>" of what caused it */
+};
+void wallet_decide_movement(const struct wallet_state *s, const struct wallet_movement *m,
+                            int64_t now_ms, struct wallet_decision *out);
+
 /* ---- parse.c: request bodies ---- */
 
 struct wx_arena;
@@ -130,23 +193,25 @@ struct wx_arena;
  * is invalid_request (or same_wallet) and *detail says why. */
 bool wallet_command_parse(enum wallet_command_kind kind, const char *wallet_id, const char *body,
                           size_t len, const char *default_currency, struct wx_arena *arena,
-                          struct wallet_command **cmd_out, enum es_outcome *outcome,
+                          struct wallet_command **cmd_out, const struct es_outcome **outcome,
                           const char **detail);
 
 /* ---- codec.c: events as stored JSON, resources as response JSON ---- */
 
-const char *wallet_event_type_name(enum wallet_event_kind kind);
+/* The registered event type of each kind (es/domain.h). */
+const struct es_event_type *wallet_event_type(enum wallet_event_kind kind);
 void wallet_event_encode(struct wx_buf *b, const struct wallet_event *e);
 
 struct es_event;
 /* Decodes a stored event into *e, its strings unescaped into text, which
- * holds ev->data_len + 1 bytes at least (WX_EVENT_DATA_BYTES_MAX always
- * does). WX_ERR_CORRUPT when it does not read. */
+ * holds ev->data_len + 1 bytes at least (WALLET_EVENT_DATA_BYTES_MAX
+ * always does). WX_ERR_CORRUPT when it does not read. */
 int wallet_event_decode(const struct es_event *ev, char *text, size_t text_bytes,
                         struct wallet_event *e);
 
 extern const struct es_aggregate_type wallet_aggregate;
 extern const struct es_aggregate_type transfer_aggregate;
+extern const struct es_event_type *const wallet_event_types[];
 
 /* The Wallet resource of API.md. */
 void wallet_json(struct wx_buf *b, const char *wallet_id, const struct wallet_state *s,

@@ -347,7 +347,7 @@ def proc_ledger_staged_then_folded():
         expect(s.request("GET", "/admin/drift")[3]["drifted"] == [])
         expect(s.stop() == 0)
         r = tool(s.data_dir, "verify")
-        expect(r.returncode == 0 and json.loads(r.stdout)["ledgerEntries"] == 7, r.stdout)
+        expect(r.returncode == 0 and json.loads(r.stdout)["wallet"]["ledgerEntries"] == 7, r.stdout)
 
 
 def proc_read_model_after_a_reboot():
@@ -492,7 +492,7 @@ def proc_kill_9_during_projection():
                           % lset).fetchone()[0]
         db.close()
         expect(legs >= 2 * acked[0] and legs % 2 == 0, (legs, acked[0]))
-        expect(report["ledgerEntries"] == 10 + legs, report)
+        expect(report["wallet"]["ledgerEntries"] == 10 + legs, report)
     finally:
         s.cleanup()
 

@@ -185,8 +185,8 @@ def main():
             failures += 1
             print("verify FAILED: %s %s" % (r.stdout[:2000], r.stderr[-2000:]))
         else:
-            print("verify: ok, %d events, %d ledger entries" % (report["events"],
-                                                              report["ledgerEntries"]))
+            print("verify: ok, %d events, %d ledger entries" % (
+                report["wallet"]["events"], report["wallet"]["ledgerEntries"]))
         print("acknowledgements verified by replay: %d" % journal.replays_checked)
     finally:
         s.cleanup()

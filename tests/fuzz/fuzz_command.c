@@ -8,6 +8,7 @@
 
 #include "base/arena.h"
 #include "base/money.h"
+#include "base/id.h"
 #include "http/http.h"
 #include "wallet/wallet.h"
 
@@ -19,18 +20,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct wx_arena arena;
     wx_arena_init(&arena);
     struct wallet_command *c = NULL;
-    enum es_outcome outcome;
+    const struct es_outcome *outcome;
     const char *detail = NULL;
     bool ok = wallet_command_parse(kind, "w-1", (const char *)data + 1, size - 1, "USD", &arena,
                                    &c, &outcome, &detail);
     if (!ok) {
         assert(detail != NULL);
-        assert(outcome == ES_invalid_request || outcome == ES_same_wallet ||
+        assert(outcome == ES_invalid_request || outcome == WALLET_same_wallet ||
                outcome == ES_internal_error);
     } else {
         assert(c->kind == kind);
         if (kind == WALLET_CMD_CREATE) {
-            assert(http_id_ok(c->wallet_id) && http_id_ok(c->owner_id));
+            assert(wx_id_ok(c->wallet_id) && wx_id_ok(c->owner_id));
             assert(wx_currency_exponent(c->currency) >= 0);
         } else {
             assert(c->amount != NULL);

@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "es/event.h"
+#include "base/id.h"
 #include "http/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -21,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)http_content_type_json(s);
     if (http_traceparent_ok(s))
         assert(strlen(s) == 55);
-    if (http_id_ok(s))
+    if (wx_id_ok(s))
         assert(strlen(s) >= 1 && strlen(s) <= 64);
     int64_t v;
     if (http_parse_i64(s, INT64_MIN + 1, INT64_MAX, &v))

@@ -21,7 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *params[HTTP_PATH_PARAMS_MAX];
     size_t n = 0;
     char allow[128];
-    enum http_match m = http_route_match(wallet_routes, wallet_routes_len, method, text, &arena,
+    size_t routes_len = 0;
+    while (wallet_routes[routes_len].method != NULL)
+        routes_len++;
+    enum http_match m = http_route_match(wallet_routes, routes_len, method, text, &arena,
                                          &route, params, &n, allow, sizeof(allow));
     if (m == HTTP_MATCH_OK) {
         assert(route != NULL && strcmp(route->method, method) == 0);

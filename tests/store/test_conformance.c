@@ -49,6 +49,7 @@ static struct es_event ev(const char *type, const char *data)
     e.metadata = "{}";
     e.metadata_len = 2;
     e.occurred_at_ms = 1700000000000LL;
+    e.schema_version = 1;
     return e;
 }
 
@@ -292,6 +293,53 @@ static void test_snapshots(void **state)
     es_store_close(s);
 }
 
+/* Each event keeps the schema version it was written with, through a
+ * reopen, in stream reads and log reads alike (es/domain.h upcasts on
+ * read, so the store must give back exactly what was written). */
+struct schema_seen {
+    int versions[4];
+    size_t len;
+};
+
+static int note_schema(void *arg, const struct es_event *e)
+{
+    struct schema_seen *seen = arg;
+    if (seen->len < 4)
+        seen->versions[seen->len++] = e->schema_version;
+    return 0;
+}
+
+static void test_schema_versions(void **state)
+{
+    (void)state;
+    struct es_store *s = open_store(true);
+    struct es_event events[3] = {ev("Old", "{\"v\":1}"), ev("New", "{\"v\":2}"),
+                                 ev("Newer", "{\"v\":7}")};
+    events[0].schema_version = 1;
+    events[1].schema_version = 2;
+    events[2].schema_version = 7;
+    struct es_stream_append ap = {"s", {ES_EXPECT_NO_STREAM, 0}, events, 3};
+    struct es_batch_item item = {.appends = &ap, .appends_len = 1};
+    assert_int_equal(es_store_commit(s, &item, 1), 0);
+    for (int round = 0; round < 2; round++) {
+        struct schema_seen by_stream = {{0}, 0}, by_log = {{0}, 0};
+        assert_int_equal(es_store_read_stream(s, "s", 1, 10, note_schema, &by_stream), 0);
+        struct es_position start = es_position_start();
+        assert_int_equal(es_store_read_log(s, &start, 10, note_schema, &by_log), 0);
+        assert_int_equal(by_stream.len, 3);
+        assert_int_equal(by_log.len, 3);
+        for (size_t i = 0; i < 3; i++) {
+            assert_int_equal(by_stream.versions[i], events[i].schema_version);
+            assert_int_equal(by_log.versions[i], events[i].schema_version);
+        }
+        if (strcmp(backend, "memory") == 0)
+            break; /* nothing survives a reopen there */
+        es_store_close(s);
+        s = open_store(false);
+    }
+    es_store_close(s);
+}
+
 static void test_fault_injection(void **state)
 {
     (void)state;
@@ -320,6 +368,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_idempotency_expiry),
         cmocka_unit_test(test_reopen),
         cmocka_unit_test(test_snapshots),
+        cmocka_unit_test(test_schema_versions),
         cmocka_unit_test(test_fault_injection),
     };
     return cmocka_run_group_tests_name(backend, tests, NULL, NULL);

@@ -15,6 +15,7 @@
 #include <pthread.h>
 
 #include "base/err.h"
+#include "es/domain.h"
 #include "es/writer.h"
 #include "store/store.h"
 
@@ -39,7 +40,8 @@ static int counter_evolve_stored(void *state, const struct es_event *ev)
 
 static const struct es_aggregate_type counter_type = {
     .name = "counter",
-    .state_bytes = sizeof(struct counter),
+    .category = "counter",
+    .state_bytes_max = sizeof(struct counter),
     .init = counter_init,
     .evolve_stored = counter_evolve_stored,
 };
@@ -47,11 +49,16 @@ static const struct es_aggregate_type counter_type = {
 /* The same, write-once as far as the cache knows (es_aggregate_type.uncached). */
 static const struct es_aggregate_type tally_type = {
     .name = "tally",
-    .state_bytes = sizeof(struct counter),
+    .category = "tally",
+    .state_bytes_max = sizeof(struct counter),
     .init = counter_init,
     .evolve_stored = counter_evolve_stored,
     .uncached = true,
 };
+
+/* The toy domain's one rule and one event type. */
+static const struct es_outcome toy_outcomes[] = {{"over_limit", 422, "Over the limit"}};
+static const struct es_event_type added = {"Added", 1, NULL};
 
 struct add_cmd {
     const struct es_aggregate_type *type;
@@ -72,13 +79,13 @@ static void handle_add(struct es_decide_ctx *ctx, struct es_command *cmd)
     }
     struct counter next = *(const struct counter *)st;
     if (next.value + a->add > a->limit) {
-        es_decide_reject(ctx, ES_insufficient_funds, "over the limit");
+        es_decide_reject(ctx, &toy_outcomes[0], "over the limit");
         return;
     }
     next.value += a->add;
     char data[64];
     int n = snprintf(data, sizeof(data), "{\"add\":%lld}", (long long)a->add);
-    err = es_decide_emit(ctx, a->stream, "Added", data, (size_t)n, &next);
+    err = es_decide_emit(ctx, a->stream, &added, data, (size_t)n, &next);
     if (err) {
         es_decide_fail(ctx, err);
         return;
@@ -316,6 +323,9 @@ static void test_uncached_type(void **state)
 
 int main(void)
 {
+    /* The writer counts outcomes by registered table (es/outcome.h). */
+    if (es_outcomes_register("toy", toy_outcomes, 1) != 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_many_commands_one_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_commit_leaves_nothing, setup, teardown),

@@ -1,18 +1,26 @@
 /*
- * Operations routes: readiness, projection status and rebuilds, one
- * wallet's rebuild, drift. Admin routes are open to whoever reaches the
- * listen address until authentication lands; keep it on loopback.
+ * Operations routes, the same whatever domains the server composes:
+ * health, readiness, metrics, the OpenAPI document, projection status and
+ * rebuilds, and drift over every domain. Admin routes are open to whoever
+ * reaches the listen address until authentication lands; keep it on
+ * loopback.
  */
+#include "ops/ops.h"
+
 #include <stdio.h>
 #include <string.h>
 
+#include "app/app.h"
 #include "base/err.h"
 #include "es/writer.h"
 #include "obs/metrics.h"
 #include "proj/projector.h"
 #include "store/store.h"
-#include "wallet/projections.h"
-#include "wallet/routes.h"
+
+void ops_route_healthz(struct http_request *req)
+{
+    http_reply(req, 200, "{\"status\":\"ok\"}", 15);
+}
 
 /* Events in the log a read model has not applied. On SQLite positions are
  * dense rowids, so the difference of the row positions is that count; for
@@ -22,15 +30,15 @@ static uint64_t lag_events(const struct es_position *head, const struct es_posit
     return head->hi == pos->hi && head->lo > pos->lo ? head->lo - pos->lo : 0;
 }
 
-void wallet_route_readyz(struct http_request *req)
+void ops_route_readyz(struct http_request *req)
 {
-    const struct wallet_service *svc = req->app;
+    const struct wx_app *app = req->app;
     struct es_position head;
-    if (es_store_head(svc->store, &head) != 0) {
+    if (es_store_head(app->store, &head) != 0) {
         http_reply_problem(req, ES_store_unavailable, "the event store does not answer");
         return;
     }
-    if (!es_projector_ready(svc->projector)) {
+    if (!es_projector_ready(app->projector)) {
         http_reply_problem(req, ES_projection_lagging,
                            "a projection has failed; see /admin/projections");
         return;
@@ -38,15 +46,15 @@ void wallet_route_readyz(struct http_request *req)
     http_reply(req, 200, "{\"status\":\"ready\"}", 18);
 }
 
-void wallet_route_admin_projections(struct http_request *req)
+void ops_route_admin_projections(struct http_request *req)
 {
-    const struct wallet_service *svc = req->app;
+    const struct wx_app *app = req->app;
     struct es_position head;
     struct es_projection_status *list;
     size_t n;
-    int err = es_store_head(svc->store, &head);
+    int err = es_store_head(app->store, &head);
     if (!err)
-        err = es_projector_status(svc->projector, &req->arena, &list, &n);
+        err = es_projector_status(app->projector, &req->arena, &list, &n);
     if (err) {
         http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
         return;
@@ -98,11 +106,11 @@ void wallet_route_admin_projections(struct http_request *req)
     wx_buf_free(&b);
 }
 
-void wallet_route_admin_rebuild_projection(struct http_request *req)
+void ops_route_admin_rebuild_projection(struct http_request *req)
 {
-    const struct wallet_service *svc = req->app;
+    const struct wx_app *app = req->app;
     const char *name = req->params[0];
-    int err = es_projector_rebuild(svc->projector, name);
+    int err = es_projector_rebuild(app->projector, name);
     if (err == WX_ERR_NOT_FOUND) {
         http_reply_problem(req, ES_not_found, "no projection with this name");
         return;
@@ -124,36 +132,13 @@ void wallet_route_admin_rebuild_projection(struct http_request *req)
     wx_buf_free(&b);
 }
 
-void wallet_route_admin_rebuild_wallet(struct http_request *req)
+void ops_route_admin_drift(struct http_request *req)
 {
-    const struct wallet_service *svc = req->app;
-    const char *id = req->params[0];
-    if (!http_id_ok(id)) {
-        http_reply_problem(req, ES_invalid_request,
-                           "the wallet id must be 1-64 characters of A-Z a-z 0-9 . _ : -");
-        return;
-    }
-    int err = wallet_rebuild_one(svc->projector, id);
-    struct wx_buf b;
-    wx_buf_init(&b);
-    if (!err)
-        err = wallet_query_get(svc->projector, id, &b);
-    if (err == WX_ERR_NOT_FOUND)
-        http_reply_problem(req, ES_wallet_not_found, "no wallet with this walletId");
-    else if (err)
-        http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
-    else
-        http_reply_buf(req, 200, &b);
-    wx_buf_free(&b);
-}
-
-void wallet_route_admin_drift(struct http_request *req)
-{
-    const struct wallet_service *svc = req->app;
+    const struct wx_app *app = req->app;
     struct wx_buf b;
     wx_buf_init(&b);
     size_t drifted;
-    int err = wallet_drift(svc->projector, &b, &drifted);
+    int err = wx_app_drift(app->projector, &b, &drifted);
     if (err)
         http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
     else
@@ -166,14 +151,14 @@ static const char *const lag_le[ES_LAG_BUCKETS] = {"0.001", "0.002", "0.005", "0
                                                    "0.05",  "0.1",   "0.2",   "0.5",  "1",
                                                    "5",     "30"};
 
-static void projection_metrics(const struct wallet_service *svc, struct wx_arena *arena,
+static void projection_metrics(const struct wx_app *app, struct wx_arena *arena,
                                struct wx_buf *b)
 {
     struct es_position head;
     struct es_projection_status *list;
     size_t n;
-    if (es_store_head(svc->store, &head) != 0 ||
-        es_projector_status(svc->projector, arena, &list, &n) != 0)
+    if (es_store_head(app->store, &head) != 0 ||
+        es_projector_status(app->projector, arena, &list, &n) != 0)
         return;
     wx_metric_header(b, "wallex_log_head_position", "gauge", "Position of the last event.");
     wx_buf_printf(b, "wallex_log_head_position %llu\n", (unsigned long long)head.lo);
@@ -205,14 +190,14 @@ static void projection_metrics(const struct wallet_service *svc, struct wx_arena
     }
 }
 
-void wallet_route_metrics(struct http_request *req)
+void ops_route_metrics(struct http_request *req)
 {
-    const struct wallet_service *svc = req->app;
+    const struct wx_app *app = req->app;
     struct wx_buf b;
     wx_buf_init(&b);
     http_server_metrics(req->server, &b);
-    es_writer_metrics(svc->writer, &b);
-    projection_metrics(svc, &req->arena, &b);
+    es_writer_metrics(app->writer, &b);
+    projection_metrics(app, &req->arena, &b);
     wx_metric_header(&b, "wallex_process_resident_memory_bytes", "gauge",
                      "Resident memory of the server process.");
     wx_buf_printf(&b, "wallex_process_resident_memory_bytes %llu\n",
@@ -230,8 +215,19 @@ void wallet_route_metrics(struct http_request *req)
 extern const unsigned char wallex_openapi_yaml[];
 extern const size_t wallex_openapi_yaml_len;
 
-void wallet_route_openapi(struct http_request *req)
+void ops_route_openapi(struct http_request *req)
 {
     http_add_header(req, "Content-Type", "application/yaml");
     http_reply(req, 200, (const char *)wallex_openapi_yaml, wallex_openapi_yaml_len);
 }
+
+const struct http_route ops_routes[] = {
+    {"GET", "/healthz", ops_route_healthz, 0},
+    {"GET", "/readyz", ops_route_readyz, 0},
+    {"GET", "/metrics", ops_route_metrics, 0},
+    {"GET", "/openapi.yaml", ops_route_openapi, 0},
+    {"GET", "/admin/projections", ops_route_admin_projections, 0},
+    {"POST", "/admin/projections/{name}/rebuild", ops_route_admin_rebuild_projection, 0},
+    {"GET", "/admin/drift", ops_route_admin_drift, 0},
+};
+const size_t ops_routes_len = sizeof(ops_routes) / sizeof(ops_routes[0]);

@@ -1,0 +1,97 @@
+/*
+ * The composition every route handler sees as req->app: the store, the
+ * writer, the projector and the settings shared by every domain, plus the
+ * helpers that every domain's routes use the same way (submitting a
+ * command, paging, X-Min-Position, time travel, a stream's events page).
+ * Nothing here names a domain: `main` hands in the list (es/domain.h).
+ *
+ * Ownership: the app borrows everything it points to; main owns them and
+ * frees them after the HTTP server has stopped.
+ */
+#ifndef WALLEX_APP_APP_H
+#define WALLEX_APP_APP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "es/aggregate.h"
+#include "es/domain.h"
+#include "es/writer.h"
+#include "http/http.h"
+#include "limits.h"
+
+struct es_store;
+struct es_projector;
+
+struct wx_app {
+    struct es_store *store;
+    struct es_writer *writer;
+    struct es_projector *projector;
+    int64_t min_position_wait_ms;
+    char default_currency[WX_CURRENCY_BYTES + 1];
+};
+
+/* ---- composition (main) ---- */
+
+/* The server's route table: `first` (operations) then every registered
+ * domain's routes, in a malloc'd array the caller frees. */
+int wx_app_routes(const struct http_route *first, size_t first_len, struct http_route **out,
+                  size_t *len_out);
+/* Every registered domain's consumers, in a malloc'd array the caller
+ * frees. WX_ERR_FULL past WX_PROJECTOR_CONSUMERS_MAX. */
+int wx_app_consumers(const struct es_consumer ***out, size_t *len_out);
+
+/* ---- recovery over every domain (HTTP and the offline tools) ---- */
+
+/* {"checked": N, "driftedCount": M, "drifted": [...]} over every domain. */
+int wx_app_drift(struct es_projector *p, struct wx_buf *out, size_t *drifted_out);
+/* {"ok": bool, "violations": [...], "<domain>": {...}, ...}. */
+int wx_app_verify(struct es_projector *p, struct wx_buf *out, bool *ok_out);
+
+/* ---- for route handlers ---- */
+
+/* Queues a command for the writer: `handle` runs on the writer thread with
+ * `payload` (in the request's arena). Answers 500 when out of memory. */
+void wx_submit(struct http_request *req, es_command_fn handle, void *payload);
+
+/* A 400 invalid_request. */
+void wx_bad_request(struct http_request *req, const char *detail);
+/* Path parameter i must be an id; answers 400 naming `what` when not. */
+bool wx_id_param(struct http_request *req, size_t i, const char *what);
+/* Answers a query's store or read-model error: `not_found` for
+ * WX_ERR_NOT_FOUND, 503 for the rest. */
+void wx_query_failed(struct http_request *req, int err, const struct es_outcome *not_found,
+                     const char *detail);
+
+/* X-Min-Position: waits until the named read models reached the position.
+ * False when it answered instead (400 for a bad token, 503 when lagging). */
+bool wx_read_side_ready(struct http_request *req, const char *const *models);
+
+/* ?limit= (API.md: 1-1000, default 50). False when it answered 400. */
+bool wx_page_limit(struct http_request *req, size_t *limit);
+/* ?limit= and ?after= of per-stream lists, whose cursor is the last
+ * version seen, as an opaque "v<N>" token (0 from the start). */
+bool wx_page_versions(struct http_request *req, size_t *limit, int64_t *after_version);
+
+/* ?atVersion= / ?asOf= of time travel: false when neither is given (a
+ * read-model query then) or when it answered 400. */
+bool wx_time_travel(struct http_request *req, struct es_fold_until *until, bool *asked);
+/* Folds the stream as it was (state: type->state_bytes_max bytes). False
+ * when it answered: `not_found` when the aggregate did not exist then (or
+ * not yet at atVersion), 503 when the store failed. */
+bool wx_fold_as_of(struct http_request *req, const struct es_aggregate_type *type,
+                   const char *stream_id, const struct es_fold_until *until, void *state,
+                   int64_t *version_out, const struct es_outcome *not_found);
+
+/* GET /<things>/{id}/events: a page of the stream's events (?fromVersion=,
+ * ?limit=, ?after=), upcast to their current schema, bounded in bytes by
+ * WX_PAGE_BYTES_MAX (a `nextCursor` then says where the next page starts).
+ * `not_found` when the stream is empty. */
+void wx_route_stream_events(struct http_request *req, const char *stream_id,
+                            const struct es_outcome *not_found, const char *detail);
+
+/* "<category>:<id>" into out. */
+void wx_stream_id(const char *category, const char *id, char out[WX_STREAM_ID_BYTES_MAX + 1]);
+
+#endif
