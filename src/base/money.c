@@ -102,23 +102,63 @@ int wx_money_parse(const char *text, size_t len, int exponent, int64_t *minor_ou
 
 void wx_money_format(struct wx_buf *b, int64_t minor, int exponent)
 {
+    wx_money_format_wide(b, minor, exponent);
+}
+
+void wx_money_format_wide(struct wx_buf *b, __int128 minor, int exponent)
+{
     assert(exponent >= 0 && exponent <= 4);
-    char tmp[32];
+    char tmp[48];
     char *end = tmp + sizeof(tmp);
     char *p = end;
-    /* Work on the magnitude as unsigned so INT64_MIN formats too. */
-    uint64_t mag = minor < 0 ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor;
+    /* Work on the magnitude as unsigned so the most negative value formats too. */
+    unsigned __int128 mag =
+        minor < 0 ? (unsigned __int128)0 - (unsigned __int128)minor : (unsigned __int128)minor;
     for (int d = 0; d < exponent; d++) {
-        *--p = (char)('0' + mag % 10);
+        *--p = (char)('0' + (int)(mag % 10));
         mag /= 10;
     }
     if (exponent > 0)
         *--p = '.';
     do {
-        *--p = (char)('0' + mag % 10);
+        *--p = (char)('0' + (int)(mag % 10));
         mag /= 10;
     } while (mag != 0);
     if (minor < 0)
         *--p = '-';
     wx_buf_add(b, p, (size_t)(end - p));
+}
+
+void wx_wide_format(struct wx_buf *b, __int128 v)
+{
+    wx_money_format_wide(b, v, 0);
+}
+
+bool wx_wide_parse(const char *text, __int128 *out)
+{
+    bool neg = *text == '-';
+    const char *p = text + neg;
+    if (*p == '\0' || strlen(p) > 39)
+        return false;
+    unsigned __int128 v = 0;
+    const unsigned __int128 max = ((unsigned __int128)1 << 127) - 1;
+    for (; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        unsigned __int128 next = v * 10 + (unsigned)(*p - '0');
+        if (next / 10 != v || next > max)
+            return false;
+        v = next;
+    }
+    *out = neg ? -(__int128)v : (__int128)v;
+    return true;
+}
+
+__int128 wx_div_half_even(__int128 n, __int128 d)
+{
+    assert(d > 0 && n >= 0);
+    __int128 q = n / d, r = n % d;
+    if (2 * r > d || (2 * r == d && (q & 1)))
+        q++;
+    return q;
 }

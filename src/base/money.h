@@ -28,5 +28,17 @@ int wx_money_parse(const char *text, size_t len, int exponent, int64_t *minor_ou
 /* Appends minor units as a decimal with exactly `exponent` fraction digits
  * ("100.00", "0.30", "5", "-1.50"). */
 void wx_money_format(struct wx_buf *b, int64_t minor, int exponent);
+/* The same for sums past int64 (totals over many amounts). */
+void wx_money_format_wide(struct wx_buf *b, __int128 minor, int exponent);
+
+/* A sum past int64 as decimal text and back, for storing totals exactly
+ * (SQLite's integers are int64 and would turn an overflow into a float).
+ * wx_wide_parse is false for anything that is not such text. */
+void wx_wide_format(struct wx_buf *b, __int128 v);
+bool wx_wide_parse(const char *text, __int128 *out);
+
+/* n / d rounded half to even (banker's rounding), d > 0, n >= 0: an
+ * average in minor units with no bias over many averages. */
+__int128 wx_div_half_even(__int128 n, __int128 d);
 
 #endif

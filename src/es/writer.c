@@ -350,6 +350,29 @@ int es_decide_emit(struct es_decide_ctx *ctx, const char *stream_id,
     return 0;
 }
 
+int es_decide_fold_at(struct es_decide_ctx *ctx, const struct es_aggregate_type *type,
+                      const char *stream_id, int64_t version, const void **state_out)
+{
+    assert(version >= 1);
+    void *state = wx_arena_alloc(&ctx->w->batch_arena, type->state_bytes_max);
+    if (state == NULL)
+        return WX_ERR_NOMEM;
+    struct es_fold_until until = {.version_max = version};
+    int64_t reached;
+    int err = es_fold(ctx->w->store, type, stream_id, &until, state, &reached);
+    if (err)
+        return err;
+    if (reached != version)
+        return WX_ERR_BUSY;
+    *state_out = state;
+    return 0;
+}
+
+void *es_decide_alloc(struct es_decide_ctx *ctx, size_t bytes)
+{
+    return wx_arena_alloc(&ctx->w->batch_arena, bytes);
+}
+
 int64_t es_decide_now_ms(const struct es_decide_ctx *ctx)
 {
     return ctx->now_ms;

@@ -132,6 +132,16 @@ struct es_event_type;
 int es_decide_emit(struct es_decide_ctx *ctx, const char *stream_id,
                    const struct es_event_type *type, const char *data, size_t data_len,
                    const void *state_after);
+/* The aggregate as it was at `version` (1..its current version), folded
+ * from the store, for handlers that decide on history (a rollback).
+ * WX_ERR_BUSY when that version is not committed yet (an earlier command
+ * of this batch wrote it): the command then answers 503 and a retry after
+ * the commit succeeds. The state lives until the handler returns. */
+int es_decide_fold_at(struct es_decide_ctx *ctx, const struct es_aggregate_type *type,
+                      const char *stream_id, int64_t version, const void **state_out);
+/* Memory that lives until the handler returns (the batch's arena), zeroed,
+ * aligned for any type; NULL when out of memory. */
+void *es_decide_alloc(struct es_decide_ctx *ctx, size_t bytes);
 /* Time of this command's events. */
 int64_t es_decide_now_ms(const struct es_decide_ctx *ctx);
 /* The success answer; body is copied into the command's arena. */

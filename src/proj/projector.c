@@ -984,3 +984,68 @@ int es_projector_prepare_live(struct sqlconn *c, const char *name, const char *t
         return err == WX_ERR_NOT_FOUND ? WX_ERR_IO : err;
     return es_proj_prepare(c->db, tmpl, set, st_out);
 }
+
+struct replay_ctx {
+    struct es_proj_tx *tx;
+    struct es_position upto;
+    struct wx_buf scratch; /* upcast data */
+};
+
+static int replay_one(void *arg, const struct es_event *stored)
+{
+    struct replay_ctx *r = arg;
+    if (es_position_cmp(&stored->position, &r->upto) > 0)
+        return 0;
+    const struct es_consumer *c = r->tx->consumer;
+    struct es_event ev;
+    void *decoded = NULL;
+    int err = es_upcast(stored, &ev, &r->scratch);
+    if (!err && c->codec != NULL)
+        err = c->codec->decode(&ev, &decoded);
+    if (!err)
+        err = c->apply(r->tx, &ev, decoded);
+    if (c->codec != NULL)
+        c->codec->release(decoded);
+    return err;
+}
+
+int es_projector_replay_stream(struct es_projector *p, sqlite3 *db, const char *consumer,
+                               const char *stream_id,
+                               int (*forget)(struct es_proj_tx *tx, void *ctx), void *ctx)
+{
+    const struct es_consumer *c = es_projector_consumer(p, consumer);
+    if (c == NULL)
+        return WX_ERR_NOT_FOUND;
+    char set[ES_SET_BYTES];
+    struct replay_ctx r;
+    int err = es_projector_live(db, consumer, set, &r.upto);
+    if (err)
+        return err;
+    struct es_proj_tx tx;
+    es_proj_tx_init(&tx, c, db, set);
+    r.tx = &tx;
+    wx_buf_init(&r.scratch);
+    err = forget(&tx, ctx);
+    if (!err)
+        err = es_store_read_stream(p->store, stream_id, 1, WX_STREAM_EVENTS_FOLD_MAX, replay_one,
+                                   &r);
+    wx_buf_free(&r.scratch);
+    es_proj_tx_finalize(&tx);
+    return err;
+}
+
+int es_projector_forget_sql(struct es_proj_tx *tx, void *forget_sql)
+{
+    const struct es_forget_sql *f = forget_sql;
+    int err = 0;
+    for (size_t i = 0; !err && f->sql[i] != NULL; i++) {
+        sqlite3_stmt *st;
+        err = es_proj_prepare(tx->db, f->sql[i], tx->set, &st);
+        if (err)
+            return err;
+        sqlconn_bind_text(st, 1, f->arg);
+        err = sqlconn_err(sqlite3_step(st));
+        sqlite3_finalize(st);
+    }
+    return err;
+}

@@ -158,6 +158,25 @@ int es_projector_status(struct es_projector *p, struct wx_arena *arena,
 int es_projector_job(struct es_projector *p, int (*fn)(struct es_projector *p, sqlite3 *db,
                                                        void *ctx),
                      void *ctx);
+/* For es_projector_job functions that rebuild one aggregate's rows: in
+ * the job's open transaction, `forget` deletes what the consumer has of
+ * the stream (its rows, its part of totals), then the stream's events up
+ * to the consumer's live checkpoint are applied again through the
+ * consumer's own apply, so the rows come back exactly as the projector
+ * would have written them. `forget` gets the consumer's live-set handle
+ * and ctx. */
+int es_projector_replay_stream(struct es_projector *p, sqlite3 *db, const char *consumer,
+                               const char *stream_id,
+                               int (*forget)(struct es_proj_tx *tx, void *ctx), void *ctx);
+/* A forget for es_projector_replay_stream: runs each statement of a
+ * NULL-terminated list (`{s}` for the set) with ?1 bound to the text in
+ * `arg`. */
+struct es_forget_sql {
+    const char *const *sql;
+    const char *arg;
+};
+int es_projector_forget_sql(struct es_proj_tx *tx, void *forget_sql);
+
 /* A consumer's live set and checkpoint as committed, read on db. */
 int es_projector_live(sqlite3 *db, const char *name, char set_out[ES_SET_BYTES],
                       struct es_position *position_out);

@@ -57,6 +57,32 @@ static int stage(struct es_decide_ctx *ctx, struct loaded *l, const struct walle
     return err;
 }
 
+int wallet_load_state(struct es_decide_ctx *ctx, const char *wallet_id, struct wallet_state *out,
+                      int64_t *version_out)
+{
+    struct loaded l;
+    int err = load(ctx, &wallet_aggregate, wallet_id, &l);
+    if (!err) {
+        *out = l.s.wallet;
+        *version_out = l.version;
+    }
+    return err;
+}
+
+int wallet_stage_movement(struct es_decide_ctx *ctx, const char *wallet_id,
+                          struct wallet_state *state, const struct wallet_event *e)
+{
+    assert(e->kind == WALLET_CREDITED || e->kind == WALLET_DEBITED);
+    struct loaded l;
+    wallet_stream_id(wallet_id, l.stream_id);
+    l.s.wallet = *state;
+    l.version = 0; /* only stage() counts it here; the writer keeps the real one */
+    int err = stage(ctx, &l, e);
+    if (!err)
+        *state = l.s.wallet;
+    return err;
+}
+
 static void reply_resource(struct es_decide_ctx *ctx, int status, struct wx_buf *b,
                            const char *location)
 {

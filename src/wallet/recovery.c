@@ -17,62 +17,14 @@
 
 /* ---- rebuild one wallet ---- */
 
-struct one_ctx {
-    struct es_proj_tx *tx;
-    struct es_position upto;
-    struct wx_buf scratch; /* upcast data */
-};
-
-static int apply_upto(void *arg, const struct es_event *ev)
-{
-    struct one_ctx *o = arg;
-    if (es_position_cmp(&ev->position, &o->upto) > 0)
-        return 0;
-    const struct es_consumer *c = o->tx->consumer;
-    struct es_event current;
-    void *decoded = NULL;
-    int err = es_upcast(ev, &current, &o->scratch);
-    if (!err && c->codec != NULL)
-        err = c->codec->decode(&current, &decoded);
-    if (!err)
-        err = c->apply(o->tx, &current, decoded);
-    if (c->codec != NULL)
-        c->codec->release(decoded);
-    return err;
-}
-
 /* delete_sql: NULL-terminated statements that forget the wallet's rows. */
 static int rebuild_one_consumer(struct es_projector *p, sqlite3 *db, const char *name,
                                 const char *const *delete_sql, const char *wallet_id)
 {
-    const struct es_consumer *c = es_projector_consumer(p, name);
-    char set[ES_SET_BYTES];
-    struct es_position pos;
-    int err = es_projector_live(db, name, set, &pos);
-    for (size_t i = 0; !err && delete_sql[i] != NULL; i++) {
-        sqlite3_stmt *st;
-        err = es_proj_prepare(db, delete_sql[i], set, &st);
-        if (err)
-            return err;
-        sqlconn_bind_text(st, 1, wallet_id);
-        err = sqlconn_err(sqlite3_step(st));
-        sqlite3_finalize(st);
-    }
-    if (err)
-        return err;
-    /* The same apply the projector uses, up to the same checkpoint: the
-     * rebuilt rows are exactly what the projector would have written. */
-    struct es_proj_tx tx;
-    es_proj_tx_init(&tx, c, db, set);
-    struct one_ctx o = {.tx = &tx, .upto = pos};
-    wx_buf_init(&o.scratch);
     char stream[WX_STREAM_ID_BYTES_MAX + 1];
     wallet_stream_id(wallet_id, stream);
-    err = es_store_read_stream(es_projector_store(p), stream, 1, WX_STREAM_EVENTS_FOLD_MAX,
-                               apply_upto, &o);
-    wx_buf_free(&o.scratch);
-    es_proj_tx_finalize(&tx);
-    return err;
+    struct es_forget_sql forget = {delete_sql, wallet_id};
+    return es_projector_replay_stream(p, db, name, stream, es_projector_forget_sql, &forget);
 }
 
 static int rebuild_one_job(struct es_projector *p, sqlite3 *db, void *ctx)

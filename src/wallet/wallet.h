@@ -185,6 +185,18 @@ struct wallet_movement {
 void wallet_decide_movement(const struct wallet_state *s, const struct wallet_movement *m,
                             int64_t now_ms, struct wallet_decision *out);
 
+/* ---- commands.c, for other domains' commands on the writer thread ---- */
+
+struct es_decide_ctx;
+/* Loads a wallet into *out (its state) and *version_out (0: none). */
+int wallet_load_state(struct es_decide_ctx *ctx, const char *wallet_id, struct wallet_state *out,
+                      int64_t *version_out);
+/* Evolves *state by e (a movement wallet_decide_movement decided) and
+ * stages e on the wallet's stream, in the same command as the caller's
+ * own events. */
+int wallet_stage_movement(struct es_decide_ctx *ctx, const char *wallet_id,
+                          struct wallet_state *state, const struct wallet_event *e);
+
 /* ---- parse.c: request bodies ---- */
 
 struct wx_arena;
