@@ -29,12 +29,14 @@
 #include "ops/ops.h"
 #include "proj/projector.h"
 #include "store/store.h"
+#include "order/order.h"
 #include "wallet/wallet.h"
 
 /* The domains this binary serves: adding one is a line here and its own
  * folder under src/ (docs/architecture.md, "Adding a domain"). */
 static const struct es_domain *const domains[] = {
     &wallet_domain,
+    &order_domain,
 };
 
 #ifndef WALLEX_VERSION

@@ -9,6 +9,7 @@
 
 #include "base/id.h"
 #include "base/money.h"
+#include "http/http.h"
 #include "http/json.h"
 #include "order/order.h"
 

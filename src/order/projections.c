@@ -274,9 +274,16 @@ struct stats_row {
     bool exists;
     enum order_status status;
     char currency[WX_CURRENCY_BYTES + 1];
-    int64_t revenue_minor; /* what it adds to its currency's revenue */
+    int64_t revenue_minor; /* what it paid: its part of the revenue while counted */
     int64_t version;
 };
+
+/* Revenue counts paid, shipped and delivered orders (API.md), free ones
+ * included in the number of orders the average divides by. */
+static bool in_revenue(enum order_status s)
+{
+    return s == ORDER_PAID || s == ORDER_SHIPPED || s == ORDER_DELIVERED;
+}
 
 static int stats_row_get(struct es_proj_tx *tx, const char *order_id, struct stats_row *r)
 {
@@ -369,15 +376,13 @@ static int apply_stats(struct es_proj_tx *tx, const struct es_event *ev, const v
     next.status = status_after(e, r.status);
     if (e->kind == ORDER_PAID_EV)
         next.revenue_minor = e->amount_minor;
-    else if (next.status == ORDER_CANCELLED)
-        next.revenue_minor = 0;
     if (!r.exists)
         err = count_add(tx, next.status, 1);
     else if (next.status != r.status && (err = count_add(tx, r.status, -1)) == 0)
         err = count_add(tx, next.status, 1);
     /* An order counts in revenue from its payment until a cancel. */
-    bool was_revenue = r.exists && r.revenue_minor > 0;
-    bool is_revenue = next.revenue_minor > 0;
+    bool was_revenue = r.exists && in_revenue(r.status);
+    bool is_revenue = in_revenue(next.status);
     if (!err && is_revenue && !was_revenue)
         err = revenue_add(tx, next.currency, next.revenue_minor, 1);
     else if (!err && was_revenue && !is_revenue)
@@ -402,7 +407,7 @@ int order_stats_forget(struct es_proj_tx *tx, void *order_id)
     if (err || !r.exists)
         return err;
     err = count_add(tx, r.status, -1);
-    if (!err && r.revenue_minor > 0)
+    if (!err && in_revenue(r.status))
         err = revenue_add(tx, r.currency, -r.revenue_minor, -1);
     sqlite3_stmt *st = NULL;
     if (!err)
