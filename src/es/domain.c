@@ -35,7 +35,8 @@ void es_domains_reset(void)
 
 static int register_one(const struct es_domain *d)
 {
-    int err = es_outcomes_register(d->name, d->outcomes, d->outcomes_len);
+    int err = d->outcomes_len > 0 ? es_outcomes_register(d->name, d->outcomes, d->outcomes_len)
+                                  : 0;
     if (err) {
         wx_logf(WX_LOG_ERROR, "domain %s: an outcome code is taken by another domain", d->name);
         return err;
