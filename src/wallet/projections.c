@@ -327,7 +327,7 @@ int wallet_query_by_owner(struct es_projector *p, const char *owner_id, const ch
     bool more = false;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == limit) {
+        if (n == limit || (n > 0 && out->len >= WX_PAGE_BYTES_MAX)) { /* a full page */
             more = true;
             break;
         }
@@ -385,7 +385,7 @@ int wallet_query_ledger(struct es_projector *p, const char *wallet_id, int64_t a
     bool more = false;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == limit) {
+        if (n == limit || (n > 0 && out->len >= WX_PAGE_BYTES_MAX)) { /* a full page */
             more = true;
             break;
         }
