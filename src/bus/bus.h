@@ -46,6 +46,9 @@
  * reconnects with backoff; only the relay's own thread ever waits. */
 #define BUS_REDIS_CONNECT_TIMEOUT_MS 2000
 #define BUS_REDIS_COMMAND_TIMEOUT_MS 5000
+/* An idle relay PINGs Redis this often, so a dead Redis shows in
+ * /admin/relays (and /readyz with --redis-required) before an event does. */
+#define BUS_REDIS_PING_MS 1000
 /* Reconnect backoff: first wait, doubling up to the maximum. */
 #define BUS_RETRY_MS_MIN 100
 #define BUS_RETRY_MS_MAX 5000

@@ -100,7 +100,7 @@ static const char *take_types(struct json_object *o, struct text_out *t, bool *b
         *bad = true;
         return NULL;
     }
-    const char *s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+    const char *s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     size_t len = strlen(s);
     if (len > BUS_EVENT_TYPES_JSON_BYTES_MAX || len + 1 > t->left) {
         *bad = true;
@@ -241,7 +241,7 @@ static int strip_secret(const struct es_event *ev, struct wx_buf *out)
         return WX_ERR_CORRUPT;
     }
     json_object_object_del(o, "secret");
-    wx_buf_adds(out, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    wx_buf_adds(out, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
     return wx_buf_ok(out) ? 0 : WX_ERR_NOMEM;
 }

@@ -61,7 +61,8 @@ struct bus_relay {
     size_t pending_len;
     struct wx_buf scratch;
     int64_t backoff_ms;
-    bool lost; /* a round found a stream gone */
+    int64_t pinged_ms; /* monotonic: the last sign of life from Redis */
+    bool lost;         /* a round found a stream gone */
 
     pthread_t thread;
     bool started;
@@ -446,8 +447,20 @@ static int publish_round(struct bus_relay *r, bool *full_out)
         set_status(r, "failing", why);
         return err ? err : WX_ERR_IO;
     }
-    if (r->pending_len > 0)
+    if (r->pending_len > 0) {
+        r->pinged_ms = wx_monotonic_ms();
         set_status(r, "running", NULL);
+        return 0;
+    }
+    /* Idle: make sure Redis is still there. */
+    if (wx_monotonic_ms() - r->pinged_ms >= BUS_REDIS_PING_MS) {
+        const char *ping[] = {"PING"};
+        if (!setup(r, why, sizeof(why), 1, ping)) {
+            set_status(r, "failing", why);
+            return WX_ERR_IO;
+        }
+        r->pinged_ms = wx_monotonic_ms();
+    }
     return 0;
 }
 

@@ -347,7 +347,7 @@ static struct curl_slist *headers_for(const char *msg_id, int64_t ts, const char
 {
     char line[128];
     struct curl_slist *h = NULL, *next;
-    const char *fixed[] = {"Content-Type: application/json", "User-Agent: wallex/" WALLEX_VERSION,
+    const char *fixed[] = {"Content-Type: application/json", ("User-Agent: wallex/" WALLEX_VERSION),
                            "Expect:"};
     for (size_t i = 0; i < 3; i++)
         if ((next = curl_slist_append(h, fixed[i])) != NULL)
