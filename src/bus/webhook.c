@@ -85,7 +85,7 @@ struct bus_webhook {
     size_t inflight;
     struct es_position horizon;
     bool catalog_full_warned;
-    bool more; /* a scan stopped at its bound: go on at once */
+    bool more; /* a scan stopped at its bound, or a request ended: go on at once */
     struct wx_buf scratch;
 
     pthread_t thread;
@@ -608,6 +608,7 @@ static void finish_requests(struct bus_webhook *w)
     while ((m = curl_multi_info_read(w->multi, &left)) != NULL) {
         if (m->msg != CURLMSG_DONE)
             continue;
+        w->more = true; /* its subscription may start its next request at once */
         struct sub *s = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
         assert(s != NULL && s->easy == m->easy_handle);
