@@ -79,6 +79,20 @@
 /* Events one subscription's scan reads past before it stops for this
  * round (events of other types it does not want). */
 #define BUS_WEBHOOK_SCAN_EVENTS_MAX 2000
+/* Events one subscription holds read ahead of its deliveries (one log
+ * read serves that many), and their bytes: past either it reads no more
+ * until they are delivered. */
+#define BUS_WEBHOOK_PREFETCH_EVENTS 16
+#define BUS_WEBHOOK_PREFETCH_BYTES (64 * 1024)
+/* A successful delivery's checkpoint is saved within this; after a crash
+ * at most this much of deliveries is sent again (at least once). Saving
+ * each one cost a delivery.db commit per request. Failures and dead
+ * letters are saved at once. */
+#define BUS_WEBHOOK_CHECKPOINT_MS 100
+/* Subscriptions are read from the read model at most this often, however
+ * often commits wake the thread; it bounds the delay a new subscription
+ * or a pause adds, not the deliveries. */
+#define BUS_WEBHOOK_CATALOG_MS 20
 /* Retry schedule entries (API.md: 5s,5m,30m,2h,5h,10h,10h is seven). */
 #define BUS_RETRY_SCHEDULE_MAX 16
 /* The longest a receiver gets to answer, whatever is configured. */

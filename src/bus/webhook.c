@@ -26,13 +26,17 @@
 #define WALLEX_VERSION "dev"
 #endif
 
-/* A checkpoint moved over events a subscription does not want is saved at
- * most this often (after a crash those few are only scanned again). */
-#define CURSOR_SAVE_MS 1000
 /* A SubscriptionDisabled not in the read model this long after it was
  * submitted is taken as lost (the writer refused it): the subscription
  * delivers again and its next failure asks once more. */
 #define DISABLE_SETTLE_MS 10000
+
+/* An event read ahead, waiting for its delivery. */
+struct ahead {
+    struct es_position pos;
+    char id[WX_UUID_STR_BYTES];
+    struct wx_buf body;
+};
 
 struct sub {
     char id[WX_ID_BYTES_MAX + 1];
@@ -44,16 +48,18 @@ struct sub {
     enum subscription_status status;
     bool seen; /* in the last catalog read */
     struct bus_delivery_state st;
-    int64_t cursor_saved_ms; /* 0: the cursor in st is saved */
+    int64_t dirty_mono; /* 0: st is saved; else when it first changed unsaved */
     bool replay_check;       /* dead letters of it may wait for a replay */
     bool disable_sent;
     int64_t disable_sent_mono;
 
-    /* The next event to deliver (after st.cursor). */
-    bool has_current;
-    struct es_position cur_pos;
-    char cur_id[WX_UUID_STR_BYTES];
-    struct wx_buf cur_body;
+    /* Events it wants after st.cursor, read ahead: q[q_head] is the one
+     * being delivered. Every event up to `scanned` was looked at. */
+    struct ahead q[BUS_WEBHOOK_PREFETCH_EVENTS];
+    size_t q_head;
+    size_t q_len;
+    size_t q_bytes;
+    struct es_position scanned;
 
     /* The request in flight, if any. */
     CURL *easy;
@@ -122,7 +128,37 @@ static void save_state(struct bus_webhook *w, struct sub *s)
     if (err)
         wx_logf(WX_LOG_ERROR, "webhooks: saving %s: %s", s->id, wx_strerror(err));
     else
-        s->cursor_saved_ms = 0;
+        s->dirty_mono = 0;
+}
+
+static void mark_dirty(struct sub *s)
+{
+    if (s->dirty_mono == 0)
+        s->dirty_mono = wx_monotonic_ms();
+}
+
+static struct ahead *current(struct sub *s)
+{
+    return s->q_len > 0 ? &s->q[s->q_head] : NULL;
+}
+
+/* Done with the current event (delivered or dead-lettered). Once nothing
+ * is read ahead, the checkpoint passes the unwanted events scanned too. */
+static void pop_current(struct sub *s)
+{
+    assert(s->q_len > 0);
+    s->q_bytes -= s->q[s->q_head].body.len;
+    s->q_head = (s->q_head + 1) % BUS_WEBHOOK_PREFETCH_EVENTS;
+    s->q_len--;
+    if (s->q_len == 0 && es_position_cmp(&s->scanned, &s->st.cursor) > 0)
+        s->st.cursor = s->scanned;
+}
+
+/* Forgets what was read ahead: the log is read again from the checkpoint. */
+static void drop_ahead(struct sub *s)
+{
+    s->q_head = s->q_len = s->q_bytes = 0;
+    s->scanned = s->st.cursor;
 }
 
 static void end_request(struct bus_webhook *w, struct sub *s)
@@ -142,7 +178,8 @@ static void end_request(struct bus_webhook *w, struct sub *s)
 static void free_sub(struct bus_webhook *w, struct sub *s)
 {
     end_request(w, s);
-    wx_buf_free(&s->cur_body);
+    for (size_t i = 0; i < BUS_WEBHOOK_PREFETCH_EVENTS; i++)
+        wx_buf_free(&s->q[i].body);
     wx_buf_free(&s->replay_body);
     free(s);
 }
@@ -165,7 +202,8 @@ static int add_sub(struct bus_webhook *w, const struct subscription_row *row, st
     snprintf(s->url, sizeof(s->url), "%s", row->url);
     snprintf(s->types, sizeof(s->types), "%s", row->event_types);
     s->all_types = strstr(s->types, "\"*\"") != NULL;
-    wx_buf_init(&s->cur_body);
+    for (size_t i = 0; i < BUS_WEBHOOK_PREFETCH_EVENTS; i++)
+        wx_buf_init(&s->q[i].body);
     wx_buf_init(&s->replay_body);
     s->replay_check = true; /* replays asked for before a restart */
     if (!bus_secret_key(row->secret, s->key, &s->key_len))
@@ -188,6 +226,7 @@ static int add_sub(struct bus_webhook *w, const struct subscription_row *row, st
         free_sub(w, s);
         return err;
     }
+    s->scanned = s->st.cursor;
     w->subs[w->subs_len++] = s;
     *out = s;
     return 0;
@@ -257,9 +296,7 @@ static void refresh_catalog(struct bus_webhook *w)
 struct scan {
     struct bus_webhook *w;
     struct sub *s;
-    struct es_position last;
     size_t read;
-    bool found;
     int err;
 };
 
@@ -275,29 +312,32 @@ static bool wants(const struct sub *s, const char *type)
 static int scan_event(void *arg, const struct es_event *ev)
 {
     struct scan *sc = arg;
-    if (es_position_cmp(&ev->position, &sc->w->horizon) > 0)
-        return SCAN_STOP;
-    sc->last = ev->position;
-    sc->read++;
-    if (!wants(sc->s, ev->type))
-        return 0;
     struct sub *s = sc->s;
-    wx_buf_reset(&s->cur_body);
-    wx_buf_reset(&sc->w->scratch);
-    sc->err = bus_event_public_json(ev, &sc->w->scratch, &s->cur_body);
-    if (sc->err)
-        return SCAN_STOP;
-    s->cur_pos = ev->position;
-    memcpy(s->cur_id, ev->event_id, sizeof(s->cur_id));
-    sc->found = true;
-    return SCAN_STOP;
+    if (es_position_cmp(&ev->position, &sc->w->horizon) > 0 ||
+        s->q_len == BUS_WEBHOOK_PREFETCH_EVENTS || s->q_bytes >= BUS_WEBHOOK_PREFETCH_BYTES)
+        return SCAN_STOP; /* this event is read again next time */
+    sc->read++;
+    if (wants(s, ev->type)) {
+        struct ahead *a = &s->q[(s->q_head + s->q_len) % BUS_WEBHOOK_PREFETCH_EVENTS];
+        wx_buf_reset(&a->body);
+        wx_buf_reset(&sc->w->scratch);
+        sc->err = bus_event_public_json(ev, &sc->w->scratch, &a->body);
+        if (sc->err)
+            return SCAN_STOP;
+        a->pos = ev->position;
+        memcpy(a->id, ev->event_id, sizeof(a->id));
+        s->q_len++;
+        s->q_bytes += a->body.len;
+    }
+    s->scanned = ev->position;
+    return 0;
 }
 
-/* Looks for the subscription's next event up to the horizon. */
-static void scan(struct bus_webhook *w, struct sub *s, int64_t now_mono)
+/* Reads the subscription's next events up to the horizon, ahead. */
+static void scan(struct bus_webhook *w, struct sub *s)
 {
-    struct scan sc = {.w = w, .s = s, .last = s->st.cursor};
-    struct es_position from = s->st.cursor;
+    struct scan sc = {.w = w, .s = s};
+    struct es_position from = s->scanned;
     int err = es_store_read_log(w->cfg.store, &from, BUS_WEBHOOK_SCAN_EVENTS_MAX, scan_event, &sc);
     if (err == SCAN_STOP)
         err = sc.err;
@@ -305,15 +345,10 @@ static void scan(struct bus_webhook *w, struct sub *s, int64_t now_mono)
         wx_logf(WX_LOG_ERROR, "webhooks: reading the log for %s: %s", s->id, wx_strerror(err));
         return;
     }
-    if (sc.found) {
-        s->has_current = true;
-        return;
-    }
     w->more |= sc.read == BUS_WEBHOOK_SCAN_EVENTS_MAX;
-    if (es_position_cmp(&sc.last, &s->st.cursor) > 0) {
-        s->st.cursor = sc.last;
-        if (s->cursor_saved_ms == 0)
-            s->cursor_saved_ms = now_mono;
+    if (s->q_len == 0 && es_position_cmp(&s->scanned, &s->st.cursor) > 0) {
+        s->st.cursor = s->scanned; /* nothing it wants: move on */
+        mark_dirty(s);
     }
 }
 
@@ -439,20 +474,22 @@ static void start_due(struct bus_webhook *w, int64_t now_ms, int64_t now_mono)
             continue;
         if (s->replay_check && start_replay(w, s))
             continue;
-        if (!s->has_current && es_position_cmp(&s->st.cursor, &w->horizon) < 0)
-            scan(w, s, now_mono);
-        if (s->has_current && now_ms >= s->st.next_attempt_ms) {
+        if (s->q_len == 0 && es_position_cmp(&s->scanned, &w->horizon) < 0)
+            scan(w, s);
+        struct ahead *a = current(s);
+        if (a != NULL && now_ms >= s->st.next_attempt_ms) {
             if (s->st.first_attempt_ms == 0)
                 s->st.first_attempt_ms = now_ms;
             s->replaying = false;
-            int err = start_request(w, s, s->cur_id, &s->cur_body);
+            int err = start_request(w, s, a->id, &a->body);
             if (err)
                 wx_logf(WX_LOG_ERROR, "webhooks: request for %s: %s", s->id, wx_strerror(err));
         }
-        if (s->cursor_saved_ms != 0 && now_mono - s->cursor_saved_ms >= CURSOR_SAVE_MS &&
-            s->easy == NULL)
-            save_state(w, s);
     }
+    for (size_t i = 0; i < w->subs_len; i++)
+        if (w->subs[i]->dirty_mono != 0 &&
+            now_mono - w->subs[i]->dirty_mono >= BUS_WEBHOOK_CHECKPOINT_MS)
+            save_state(w, w->subs[i]);
     atomic_store(&w->inflight_now, w->inflight);
 }
 
@@ -510,15 +547,15 @@ static void disable(struct bus_webhook *w, struct sub *s, const char *reason)
 
 static void delivered(struct bus_webhook *w, struct sub *s)
 {
-    s->st.cursor = s->cur_pos;
+    s->st.cursor = current(s)->pos;
+    pop_current(s);
     s->st.attempts = 0;
     s->st.next_attempt_ms = 0;
     s->st.first_attempt_ms = 0;
     s->st.failing_since_ms = 0;
     s->st.delivered++;
     s->st.last_error[0] = '\0';
-    s->has_current = false;
-    save_state(w, s);
+    mark_dirty(s); /* saved within BUS_WEBHOOK_CHECKPOINT_MS */
     atomic_fetch_add(&w->delivered, 1);
 }
 
@@ -533,19 +570,20 @@ static bool dead_letter(struct bus_webhook *w, struct sub *s, int64_t now_ms)
             disable(w, s, "its dead-letter queue is full");
         return false;
     }
+    struct ahead *a = current(s);
     struct bus_dead_letter dl = {
         .subscription_id = s->id,
-        .event_id = s->cur_id,
-        .position = s->cur_pos,
+        .event_id = a->id,
+        .position = a->pos,
         .attempts = s->st.attempts,
         .last_error = s->st.last_error,
         .first_attempt_ms = s->st.first_attempt_ms ? s->st.first_attempt_ms : now_ms,
         .last_attempt_ms = now_ms,
-        .body = s->cur_body.data,
-        .body_len = s->cur_body.len,
+        .body = a->body.data,
+        .body_len = a->body.len,
     };
     struct bus_delivery_state next = s->st;
-    next.cursor = s->cur_pos;
+    next.cursor = a->pos;
     next.attempts = 0;
     next.next_attempt_ms = 0;
     next.first_attempt_ms = 0;
@@ -556,7 +594,8 @@ static bool dead_letter(struct bus_webhook *w, struct sub *s, int64_t now_ms)
         return false;
     }
     s->st = next;
-    s->has_current = false;
+    pop_current(s);
+    mark_dirty(s); /* when the checkpoint also passed unwanted events */
     atomic_fetch_add(&w->dead_lettered, 1);
     return true;
 }
@@ -690,8 +729,8 @@ static void run_control(struct bus_webhook *w, const struct control *c)
         return;
     if (!s->replaying)
         end_request(w, s); /* its event is delivered again with the rest */
-    s->has_current = false;
     s->st.cursor = before(&c->from);
+    drop_ahead(s);
     s->st.attempts = 0;
     s->st.next_attempt_ms = 0;
     s->st.first_attempt_ms = 0;
@@ -712,18 +751,23 @@ static void run_controls(struct bus_webhook *w)
 
 /* ---- the thread ---- */
 
-/* How long the thread may sleep: until the next retry is due, at most the
- * idle interval. */
+/* How long the thread may sleep: until the next retry or checkpoint save
+ * is due, at most the idle interval. */
 static int64_t sleep_ms(struct bus_webhook *w, int64_t now_ms)
 {
     int64_t ms = w->more ? 0 : BUS_IDLE_MS;
     uint64_t waiting = 0;
     bool room = w->inflight < BUS_WEBHOOK_INFLIGHT_MAX;
+    int64_t now_mono = wx_monotonic_ms();
     for (size_t i = 0; i < w->subs_len; i++) {
         struct sub *s = w->subs[i];
-        if (s->has_current && s->st.attempts > 0)
+        if (s->dirty_mono != 0) {
+            int64_t save_in = BUS_WEBHOOK_CHECKPOINT_MS - (now_mono - s->dirty_mono);
+            ms = save_in < ms ? (save_in > 0 ? save_in : 0) : ms;
+        }
+        if (s->q_len > 0 && s->st.attempts > 0)
             waiting++;
-        if (room && s->has_current && s->easy == NULL && s->status == SUBSCRIPTION_ACTIVE &&
+        if (room && s->q_len > 0 && s->easy == NULL && s->status == SUBSCRIPTION_ACTIVE &&
             s->key_len > 0) {
             int64_t due = s->st.next_attempt_ms - now_ms;
             ms = due < ms ? (due > 0 ? due : 0) : ms;
@@ -738,23 +782,29 @@ static void *webhook_main(void *arg)
     struct bus_webhook *w = arg;
     pthread_setname_np(pthread_self(), "wx-webhooks");
     int64_t catalog_at = 0;
+    bool catalog_due = true; /* a commit woke us since the last read */
     while (!atomic_load(&w->stopping)) {
         int64_t now_mono = wx_monotonic_ms();
-        bool kicked = atomic_exchange(&w->kicked, false);
-        if (kicked || now_mono - catalog_at >= BUS_IDLE_MS) {
+        catalog_due |= atomic_exchange(&w->kicked, false);
+        int64_t since = now_mono - catalog_at;
+        if ((catalog_due && since >= BUS_WEBHOOK_CATALOG_MS) || since >= BUS_IDLE_MS) {
             refresh_catalog(w);
             catalog_at = now_mono;
+            catalog_due = false;
         }
         run_controls(w);
         w->more = false;
         int running = 0;
         curl_multi_perform(w->multi, &running);
         finish_requests(w);
-        int64_t now_ms = wx_clock_now_ms(&wx_clock_system);
-        start_due(w, now_ms, now_mono);
+        start_due(w, wx_clock_now_ms(&wx_clock_system), now_mono);
         curl_multi_perform(w->multi, &running);
         finish_requests(w);
         int64_t wait = sleep_ms(w, wx_clock_now_ms(&wx_clock_system));
+        if (catalog_due) {
+            int64_t left = BUS_WEBHOOK_CATALOG_MS - (wx_monotonic_ms() - catalog_at);
+            wait = left < wait ? (left > 0 ? left : 0) : wait;
+        }
         if (!atomic_load(&w->kicked))
             curl_multi_poll(w->multi, NULL, 0, (int)wait, NULL);
     }
@@ -796,9 +846,9 @@ void bus_webhook_stop(struct bus_webhook *w)
     curl_multi_wakeup(w->multi);
     pthread_join(w->thread, NULL);
     w->started = false;
-    /* Cursors moved over unwanted events are kept for the next start. */
+    /* Checkpoints not saved yet are kept for the next start. */
     for (size_t i = 0; i < w->subs_len; i++)
-        if (w->subs[i]->cursor_saved_ms != 0)
+        if (w->subs[i]->dirty_mono != 0)
             save_state(w, w->subs[i]);
 }
 
