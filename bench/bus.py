@@ -7,8 +7,9 @@
                    during the mixed load, p50 and p99
   webhooks         deliveries/s to a local receiver (bench/receiver.py), one
                    subscription and eight (one request in flight each)
-  on vs off        mixed throughput with the relay and one webhook
-                   subscription against without, alternating runs, medians
+  on vs off        mixed throughput without the bus, with the relay, and
+                   with the relay and one webhook subscription to every
+                   event; alternating runs, medians, and CPU per request
 
 Everything on loopback; Redis is Debian's redis-server on a free port."""
 import json
@@ -132,15 +133,23 @@ def percentiles(before, after):
 
 
 def relay_catch_up(events):
+    """A generated log; its read models caught up first (a server without
+    --redis), so the relay's figure is its own: then a server with --redis,
+    timed until the stream holds every event."""
     d = tempfile.mkdtemp(prefix="wallex-bench-relay-")
     subprocess.run([os.path.join(BUILD, "store_bench"), "genlog", d, "1000", str(events)],
                    check=True, capture_output=True)
+    s = Server(data_dir=d)
+    while any(p["lag"] for p in json.loads(s.get("/admin/projections"))["data"]):
+        time.sleep(0.1)
+    s.proc.terminate()
+    s.proc.wait(timeout=60)
     redis = Redis()
     try:
         t0 = time.time()
         s = Server(["--redis", redis.url], data_dir=d)
         while s.relay()["lag"] > 0 or s.relay()["position"] == "0":
-            time.sleep(0.05)
+            time.sleep(0.02)
         elapsed = time.time() - t0
         published = s.relay()["published"]
         s.stop()
@@ -176,21 +185,39 @@ def deliveries(recv_url, subs, seconds):
         s.stop()
 
 
-def on_off(recv_url, seconds, runs):
-    res = {"off": [], "on": []}
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+CONFIGS = ("off", "relay", "relay+webhook")
+
+
+def on_off(recv, seconds, runs):
+    """Alternating runs of the mixed load in each configuration: ops/s, and
+    CPU ms per 1000 requests of wallex and of Redis + the receiver."""
+    res = {c: [] for c in CONFIGS}
     for _ in range(runs):
-        for label in ("off", "on"):
-            redis = Redis() if label == "on" else None
+        for label in CONFIGS:
+            redis = Redis() if label != "off" else None
             s = Server(["--redis", redis.url] if redis else [])
             try:
                 wallets(s)
-                if label == "on":
-                    s.post("/subscriptions", {"url": recv_url + "/onoff", "eventTypes": ["*"]})
+                if label == "relay+webhook":
+                    s.post("/subscriptions", {"url": recv["url"] + "/onoff", "eventTypes": ["*"]})
                 before = delay_buckets(s) if redis else {}
-                res[label].append(wrk(s.url, seconds))
+                others = [p for p in (redis.proc.pid if redis else None, recv["pid"]) if p]
+                c0, o0 = cpu_s(s.proc.pid), sum(cpu_s(p) for p in others)
+                rps = wrk(s.url, seconds)
+                c1, o1 = cpu_s(s.proc.pid), sum(cpu_s(p) for p in others)
+                n = rps * seconds / 1000
+                lag = None
                 if redis:
                     time.sleep(0.5)
-                    res.setdefault("lag", []).append(percentiles(before, delay_buckets(s)))
+                    lag = percentiles(before, delay_buckets(s))[0]
+                res[label].append((rps, (c1 - c0) * 1000 / n,
+                                   (o1 - o0) * 1000 / n if label != "off" else 0, lag))
             finally:
                 s.stop()
                 if redis:
@@ -201,29 +228,34 @@ def on_off(recv_url, seconds, runs):
 def run(small):
     """Rows (what, throughput, p50, p99), ratios and notes for bench/run."""
     rows, ratios, notes = [], [], []
-    recv = subprocess.Popen([sys.executable, os.path.join(HERE, "receiver.py"), "0"],
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "receiver.py"), "0"],
                             stdout=subprocess.PIPE, text=True)
-    recv_url = recv.stdout.readline().strip()
+    recv = {"url": proc.stdout.readline().strip(), "pid": proc.pid}
     try:
         n, rate = relay_catch_up(20000 if small else 300000)
-        rows.append(("relay catch-up into a local Redis, %d events (read models rebuilding"
-                     " beside it)" % n, "%.0f events/s" % rate, "", ""))
+        rows.append(("relay catch-up into a local Redis, %d events (from server start)" % n,
+                     "%.0f events/s" % rate, "", ""))
         for subs in (1, 8):
-            done, rate = deliveries(recv_url, subs, 1 if small else 5)
+            done, rate = deliveries(recv["url"], subs, 1 if small else 5)
             rows.append(("webhook deliveries to a local receiver, %d subscription%s (%d delivered)"
                          % (subs, "s" if subs > 1 else "", done), "%.0f deliveries/s" % rate, "", ""))
-        res = on_off(recv_url, 1 if small else 8, 1 if small else 3)
-        off, on = statistics.median(res["off"]), statistics.median(res["on"])
-        lag = res["lag"][-1][0]
-        rows.append(("mixed, 64 connections, bus off (median of %d)" % len(res["off"]),
-                     "%.0f ops/s" % off, "", ""))
-        rows.append(("mixed, 64 connections, relay + one webhook subscription on (median of %d);"
-                     " relay publish delay" % len(res["on"]), "%.0f ops/s" % on, lag[50], lag[99]))
-        ratios.append(("mixed with relay and one webhook subscription / without (goal >= 0.9)",
-                       "%.2f" % (on / off if off else 0)))
+        res = on_off(recv, 1 if small else 8, 1 if small else 3)
+        med = {c: statistics.median(r[0] for r in res[c]) for c in CONFIGS}
+        for c in CONFIGS:
+            cpu = statistics.median(r[1] for r in res[c])
+            other = statistics.median(r[2] for r in res[c])
+            what = "mixed, 64 connections, bus %s (median of %d; CPU ms per 1000 requests:" \
+                   " wallex %.0f" % (c, len(res[c]), cpu)
+            what += ", Redis + receiver %.0f)" % other if c != "off" else ")"
+            lag = res[c][-1][3]
+            rows.append((what + ("; relay publish delay" if lag else ""), "%.0f ops/s" % med[c],
+                         lag[50] if lag else "", lag[99] if lag else ""))
+        for c in CONFIGS[1:]:
+            ratios.append(("mixed with %s / without (goal >= 0.9)" % c,
+                           "%.2f" % (med[c] / med["off"] if med["off"] else 0)))
     finally:
-        recv.terminate()
-        recv.wait()
+        proc.terminate()
+        proc.wait()
     return rows, ratios, notes
 
 

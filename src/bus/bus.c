@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "base/err.h"
 #include "bus/delivery.h"
@@ -18,6 +20,13 @@ struct bus {
     struct bus_webhook *webhook;
     bool redis_required;
 };
+
+void bus_thread_background(void)
+{
+    /* On Linux a nice value belongs to a thread, named by its tid. */
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), BUS_THREAD_NICE) != 0)
+        wx_logf(WX_LOG_DEBUG, "bus: could not lower a thread's priority");
+}
 
 static int start_relay(const struct bus_config *c, struct bus *bus)
 {

@@ -115,6 +115,14 @@
 /* Svix disables an endpoint after five days of failures. */
 #define BUS_DISABLE_AFTER_DEFAULT "5d"
 
+/* The relay and delivery threads run at this nice value (Linux: per
+ * thread): they catch up with whatever CPU commands leave, and on a
+ * machine short of cores the writer and the HTTP threads come first. */
+#define BUS_THREAD_NICE 10
+
+/* Lowers the calling thread's priority to BUS_THREAD_NICE (best effort). */
+void bus_thread_background(void);
+
 /* ---- durations and the retry schedule (schedule.c) ---- */
 
 /* "250ms", "5s", "5m", "2h", "5d" into milliseconds (> 0, at most

@@ -477,6 +477,7 @@ static void *relay_main(void *arg)
 {
     struct bus_relay *r = arg;
     pthread_setname_np(pthread_self(), "wx-relay");
+    bus_thread_background();
     bool running = true;
     while (running) {
         if (r->redis == NULL && start_session(r) != 0) {

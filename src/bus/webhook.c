@@ -781,6 +781,7 @@ static void *webhook_main(void *arg)
 {
     struct bus_webhook *w = arg;
     pthread_setname_np(pthread_self(), "wx-webhooks");
+    bus_thread_background();
     int64_t catalog_at = 0;
     bool catalog_due = true; /* a commit woke us since the last read */
     while (!atomic_load(&w->stopping)) {
