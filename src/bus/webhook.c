@@ -663,6 +663,8 @@ static void finish_requests(struct bus_webhook *w)
             atomic_fetch_add(ok ? &w->replayed : &w->failed, 1);
             s->replaying = false;
             s->replay_check = true; /* there may be more */
+        } else if (current(s) == NULL) {
+            /* its events were dropped meanwhile (a replay from a position) */
         } else if (ok) {
             delivered(w, s);
         } else {
