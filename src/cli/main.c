@@ -273,21 +273,59 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* Integer flags as given (flag, else variable, else NULL), checked and
+ * converted once every flag is read. */
+struct int_texts {
+    const char *threads, *ttl, *from, *limit, *min_wait, *conns, *wallets, *ops, *connections,
+        *seed, *snapshot_every, *conn_timeout, *maxlen;
+};
+
+/* The integers, the log level and the currency; 0, or 2 after a message. */
+static int options_check(const struct int_texts *t, struct options *o)
+{
+    if (!int_opt("--http-threads", t->threads, 1, WX_HTTP_THREADS_MAX, &o->threads) ||
+        !int_opt("--idempotency-ttl", t->ttl, 1, INT64_MAX / 1000, &o->idem_ttl_s) ||
+        !int_opt("--min-position-wait-ms", t->min_wait, 0, WX_MIN_POSITION_WAIT_MS_MAX,
+                 &o->min_position_wait_ms) ||
+        !int_opt("--connections-max", t->conns, 1, WX_HTTP_CONNECTIONS_MAX, &o->connections_max) ||
+        !int_opt("--connection-timeout-s", t->conn_timeout, 1, 3600, &o->connection_timeout_s) ||
+        !int_opt("--snapshot-every", t->snapshot_every, 2, 1000000000, &o->snapshot_every) ||
+        !int_opt("--wallets", t->wallets, 2, 10000000, &o->wallets) ||
+        !int_opt("--ops", t->ops, 1, INT64_MAX / 2, &o->ops) ||
+        !int_opt("--connections", t->connections, 1, 4096, &o->connections) ||
+        !int_opt("--seed", t->seed, 0, INT64_MAX, &o->seed) ||
+        !int_opt("--from", t->from, 0, INT64_MAX, &o->from) ||
+        !int_opt("--limit", t->limit, 1, INT64_MAX, &o->limit) ||
+        !int_opt("--redis-maxlen", t->maxlen, 0, INT64_MAX, &o->redis_maxlen))
+        return 2;
+    enum wx_log_level level;
+    if (!wx_log_parse_level(o->log_level, &level)) {
+        fprintf(stderr, "wallex: --log-level must be debug, info, warn or error\n");
+        return 2;
+    }
+    wx_log_set_level(level);
+    if (wx_currency_exponent(o->currency) < 0) {
+        fprintf(stderr, "wallex: --currency %s is not an ISO 4217 code\n", o->currency);
+        return 2;
+    }
+    return 0;
+}
+
 /* Parses flags into o; returns 0 to go on, 1 after --help, 2 on error. */
 static int parse_options(int argc, char **argv, const char *usage, struct options *o)
 {
-    const char *threads = env_or("WALLEX_HTTP_THREADS", NULL);
-    const char *ttl = env_or("WALLEX_IDEMPOTENCY_TTL_S", NULL);
-    const char *from = NULL, *limit = NULL;
-    const char *min_wait = env_or("WALLEX_MIN_POSITION_WAIT_MS", NULL);
-    const char *conns = env_or("WALLEX_CONNECTIONS_MAX", NULL);
-    const char *wallets = env_or("WALLEX_BENCH_WALLETS", NULL);
-    const char *ops = env_or("WALLEX_BENCH_OPS", NULL);
-    const char *connections = env_or("WALLEX_BENCH_CONNECTIONS", NULL);
-    const char *seed = NULL;
-    const char *snapshot_every = env_or("WALLEX_SNAPSHOT_EVERY", NULL);
-    const char *conn_timeout = env_or("WALLEX_CONNECTION_TIMEOUT_S", NULL);
-    const char *maxlen = env_or("WALLEX_REDIS_MAXLEN", NULL);
+    struct int_texts t = {
+        .threads = env_or("WALLEX_HTTP_THREADS", NULL),
+        .ttl = env_or("WALLEX_IDEMPOTENCY_TTL_S", NULL),
+        .min_wait = env_or("WALLEX_MIN_POSITION_WAIT_MS", NULL),
+        .conns = env_or("WALLEX_CONNECTIONS_MAX", NULL),
+        .wallets = env_or("WALLEX_BENCH_WALLETS", NULL),
+        .ops = env_or("WALLEX_BENCH_OPS", NULL),
+        .connections = env_or("WALLEX_BENCH_CONNECTIONS", NULL),
+        .snapshot_every = env_or("WALLEX_SNAPSHOT_EVERY", NULL),
+        .conn_timeout = env_or("WALLEX_CONNECTION_TIMEOUT_S", NULL),
+        .maxlen = env_or("WALLEX_REDIS_MAXLEN", NULL),
+    };
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
@@ -297,25 +335,25 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         case OPT_STORE: o->store = optarg; break;
         case OPT_PG: o->pg_url = optarg; break;
         case OPT_CURRENCY: o->currency = optarg; break;
-        case OPT_THREADS: threads = optarg; break;
-        case OPT_IDEM_TTL: ttl = optarg; break;
-        case OPT_MIN_POS_WAIT: min_wait = optarg; break;
+        case OPT_THREADS: t.threads = optarg; break;
+        case OPT_IDEM_TTL: t.ttl = optarg; break;
+        case OPT_MIN_POS_WAIT: t.min_wait = optarg; break;
         case OPT_LOG_LEVEL: o->log_level = optarg; break;
         case OPT_TO: o->to = optarg; break;
-        case OPT_CONNS: conns = optarg; break;
-        case OPT_CONN_TIMEOUT: conn_timeout = optarg; break;
-        case OPT_SNAPSHOT_EVERY: snapshot_every = optarg; break;
+        case OPT_CONNS: t.conns = optarg; break;
+        case OPT_CONN_TIMEOUT: t.conn_timeout = optarg; break;
+        case OPT_SNAPSHOT_EVERY: t.snapshot_every = optarg; break;
         case OPT_URL: o->url = optarg; break;
-        case OPT_WALLETS: wallets = optarg; break;
-        case OPT_OPS: ops = optarg; break;
-        case OPT_CONNECTIONS: connections = optarg; break;
+        case OPT_WALLETS: t.wallets = optarg; break;
+        case OPT_OPS: t.ops = optarg; break;
+        case OPT_CONNECTIONS: t.connections = optarg; break;
         case OPT_MIX: o->mix = optarg; break;
-        case OPT_SEED: seed = optarg; break;
-        case OPT_FROM: from = optarg; break;
-        case OPT_LIMIT: limit = optarg; break;
+        case OPT_SEED: t.seed = optarg; break;
+        case OPT_FROM: t.from = optarg; break;
+        case OPT_LIMIT: t.limit = optarg; break;
         case OPT_REDIS: o->redis_url = optarg; break;
         case OPT_REDIS_STREAM: o->redis_stream = optarg; break;
-        case OPT_REDIS_MAXLEN: maxlen = optarg; break;
+        case OPT_REDIS_MAXLEN: t.maxlen = optarg; break;
         case OPT_REDIS_REQUIRED: o->redis_required = true; break;
         case OPT_RETRY_SCHEDULE: o->retry_schedule = optarg; break;
         case OPT_WEBHOOK_TIMEOUT: o->webhook_timeout = optarg; break;
@@ -329,32 +367,7 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         fprintf(stderr, "wallex: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (!int_opt("--http-threads", threads, 1, WX_HTTP_THREADS_MAX, &o->threads) ||
-        !int_opt("--idempotency-ttl", ttl, 1, INT64_MAX / 1000, &o->idem_ttl_s) ||
-        !int_opt("--min-position-wait-ms", min_wait, 0, WX_MIN_POSITION_WAIT_MS_MAX,
-                 &o->min_position_wait_ms) ||
-        !int_opt("--connections-max", conns, 1, WX_HTTP_CONNECTIONS_MAX, &o->connections_max) ||
-        !int_opt("--connection-timeout-s", conn_timeout, 1, 3600, &o->connection_timeout_s) ||
-        !int_opt("--snapshot-every", snapshot_every, 2, 1000000000, &o->snapshot_every) ||
-        !int_opt("--wallets", wallets, 2, 10000000, &o->wallets) ||
-        !int_opt("--ops", ops, 1, INT64_MAX / 2, &o->ops) ||
-        !int_opt("--connections", connections, 1, 4096, &o->connections) ||
-        !int_opt("--seed", seed, 0, INT64_MAX, &o->seed) ||
-        !int_opt("--from", from, 0, INT64_MAX, &o->from) ||
-        !int_opt("--limit", limit, 1, INT64_MAX, &o->limit) ||
-        !int_opt("--redis-maxlen", maxlen, 0, INT64_MAX, &o->redis_maxlen))
-        return 2;
-    enum wx_log_level level;
-    if (!wx_log_parse_level(o->log_level, &level)) {
-        fprintf(stderr, "wallex: --log-level must be debug, info, warn or error\n");
-        return 2;
-    }
-    wx_log_set_level(level);
-    if (wx_currency_exponent(o->currency) < 0) {
-        fprintf(stderr, "wallex: --currency %s is not an ISO 4217 code\n", o->currency);
-        return 2;
-    }
-    return 0;
+    return options_check(&t, o);
 }
 
 /* One writer per data directory: a server, or an offline tool that writes
