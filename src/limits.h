@@ -212,6 +212,10 @@
  * kernel's backlog. */
 #define WX_HTTP_CONNECTIONS_SPARE 256
 
+/* Components the writer wakes after each commit (the projector, the event
+ * bus, and room). */
+#define WX_COMMIT_LISTENERS_MAX 4
+
 /* SIGTERM: how long in-flight requests get to finish before we exit. */
 #define WX_SHUTDOWN_GRACE_MS 10000
 

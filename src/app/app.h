@@ -23,11 +23,13 @@
 
 struct es_store;
 struct es_projector;
+struct bus;
 
 struct wx_app {
     struct es_store *store;
     struct es_writer *writer;
     struct es_projector *projector;
+    struct bus *bus; /* the event bus (bus/bus.h): relay and webhooks */
     int64_t min_position_wait_ms;
     char default_currency[WX_CURRENCY_BYTES + 1];
 };

@@ -2,11 +2,13 @@
  * wallex: the server and its tools in one binary. Every flag also reads an
  * environment variable (WALLEX_LISTEN, WALLEX_DATA_DIR, ...), flags win.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,8 @@
 #include "base/err.h"
 #include "base/fault.h"
 #include "base/money.h"
+#include "bus/bus.h"
+#include "bus/subscription.h"
 #include "cli/bench.h"
 #include "es/domain.h"
 #include "es/writer.h"
@@ -37,6 +41,7 @@
 static const struct es_domain *const domains[] = {
     &wallet_domain,
     &order_domain,
+    &bus_domain,
 };
 
 #ifndef WALLEX_VERSION
@@ -65,12 +70,28 @@ struct options {
     int64_t snapshot_every;
     int64_t from;
     int64_t limit;
+    /* the event bus */
+    const char *redis_url;
+    const char *redis_stream;
+    int64_t redis_maxlen;
+    bool redis_required;
+    const char *retry_schedule;
+    const char *webhook_timeout;
+    const char *disable_after;
+    bool deny_private;
 };
 
 static const char *env_or(const char *name, const char *fallback)
 {
     const char *v = getenv(name);
     return v != NULL && v[0] != '\0' ? v : fallback;
+}
+
+/* A boolean variable: set and not "0", "false" or "no". */
+static bool env_flag(const char *name)
+{
+    const char *v = env_or(name, NULL);
+    return v != NULL && strcmp(v, "0") != 0 && strcmp(v, "false") != 0 && strcmp(v, "no") != 0;
 }
 
 static void options_defaults(struct options *o)
@@ -96,6 +117,14 @@ static void options_defaults(struct options *o)
     o->connection_timeout_s = WX_HTTP_CONNECTION_TIMEOUT_S;
     o->from = 0;
     o->limit = INT64_MAX;
+    o->redis_url = env_or("WALLEX_REDIS_URL", NULL);
+    o->redis_stream = env_or("WALLEX_REDIS_STREAM", BUS_REDIS_STREAM_DEFAULT);
+    o->redis_maxlen = 0;
+    o->redis_required = env_flag("WALLEX_REDIS_REQUIRED");
+    o->retry_schedule = env_or("WALLEX_WEBHOOK_RETRY_SCHEDULE", BUS_RETRY_SCHEDULE_DEFAULT);
+    o->webhook_timeout = env_or("WALLEX_WEBHOOK_TIMEOUT", BUS_WEBHOOK_TIMEOUT_DEFAULT);
+    o->disable_after = env_or("WALLEX_WEBHOOK_DISABLE_AFTER", BUS_DISABLE_AFTER_DEFAULT);
+    o->deny_private = env_flag("WALLEX_WEBHOOK_DENY_PRIVATE");
 }
 
 static bool int_opt(const char *name, const char *text, int64_t min, int64_t max, int64_t *out)
@@ -142,6 +171,21 @@ static const char usage_serve[] =
     "  --connections-max N    open connections at most   WALLEX_CONNECTIONS_MAX (32768)\n"
     "  --connection-timeout-s N  idle or slow connection closes after  WALLEX_CONNECTION_TIMEOUT_S (30)\n"
     "  --snapshot-every N     events between snapshots   WALLEX_SNAPSHOT_EVERY (100)\n"
+    "\n"
+    "event bus (docs/operations.md, \"The event bus\"):\n"
+    "  --redis URL            publish every event to Redis Streams (redis://[:pass@]host[:port][/db])\n"
+    "                                                    WALLEX_REDIS_URL  (off)\n"
+    "  --redis-stream NAME    stream; {category} in it: one per category  WALLEX_REDIS_STREAM (wallex:events)\n"
+    "  --redis-maxlen N       trim streams to about N entries (XADD MAXLEN ~; deletes\n"
+    "                         entries consumer groups may not have read)  WALLEX_REDIS_MAXLEN (0: never)\n"
+    "  --redis-required       /readyz fails while Redis cannot be reached  WALLEX_REDIS_REQUIRED (off)\n"
+    "  --webhook-retry-schedule LIST  delays between attempts, then the dead-letter queue\n"
+    "                         (ms, s, m, h, d)     WALLEX_WEBHOOK_RETRY_SCHEDULE (5s,5m,30m,2h,5h,10h,10h)\n"
+    "  --webhook-timeout D    a receiver must answer 2xx within D  WALLEX_WEBHOOK_TIMEOUT (15s)\n"
+    "  --webhook-disable-after D  a subscription failing this long is disabled\n"
+    "                                                    WALLEX_WEBHOOK_DISABLE_AFTER (5d)\n"
+    "  --webhook-deny-private refuse loopback and private receiver addresses\n"
+    "                                                    WALLEX_WEBHOOK_DENY_PRIVATE (off)\n"
     "\n"
     "Logs are JSON lines on stderr, one per request at info.\n"
     "\n"
@@ -194,7 +238,8 @@ static const char usage_events[] =
 enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_CURRENCY, OPT_THREADS,
        OPT_IDEM_TTL, OPT_MIN_POS_WAIT, OPT_LOG_LEVEL, OPT_TO, OPT_CONNS, OPT_CONN_TIMEOUT,
        OPT_SNAPSHOT_EVERY, OPT_URL, OPT_WALLETS, OPT_OPS, OPT_CONNECTIONS, OPT_MIX, OPT_SEED, OPT_FROM, OPT_LIMIT,
-       OPT_HELP };
+       OPT_REDIS, OPT_REDIS_STREAM, OPT_REDIS_MAXLEN, OPT_REDIS_REQUIRED, OPT_RETRY_SCHEDULE,
+       OPT_WEBHOOK_TIMEOUT, OPT_DISABLE_AFTER, OPT_DENY_PRIVATE, OPT_HELP };
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -218,70 +263,42 @@ static const struct option long_options[] = {
     {"seed", required_argument, NULL, OPT_SEED},
     {"from", required_argument, NULL, OPT_FROM},
     {"limit", required_argument, NULL, OPT_LIMIT},
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"redis-stream", required_argument, NULL, OPT_REDIS_STREAM},
+    {"redis-maxlen", required_argument, NULL, OPT_REDIS_MAXLEN},
+    {"redis-required", no_argument, NULL, OPT_REDIS_REQUIRED},
+    {"webhook-retry-schedule", required_argument, NULL, OPT_RETRY_SCHEDULE},
+    {"webhook-timeout", required_argument, NULL, OPT_WEBHOOK_TIMEOUT},
+    {"webhook-disable-after", required_argument, NULL, OPT_DISABLE_AFTER},
+    {"webhook-deny-private", no_argument, NULL, OPT_DENY_PRIVATE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
 
-/* Parses flags into o; returns 0 to go on, 1 after --help, 2 on error. */
-static int parse_options(int argc, char **argv, const char *usage, struct options *o)
+/* Integer flags as given (flag, else variable, else NULL), checked and
+ * converted once every flag is read. */
+struct int_texts {
+    const char *threads, *ttl, *from, *limit, *min_wait, *conns, *wallets, *ops, *connections,
+        *seed, *snapshot_every, *conn_timeout, *maxlen;
+};
+
+/* The integers, the log level and the currency; 0, or 2 after a message. */
+static int options_check(const struct int_texts *t, struct options *o)
 {
-    const char *threads = env_or("WALLEX_HTTP_THREADS", NULL);
-    const char *ttl = env_or("WALLEX_IDEMPOTENCY_TTL_S", NULL);
-    const char *from = NULL, *limit = NULL;
-    const char *min_wait = env_or("WALLEX_MIN_POSITION_WAIT_MS", NULL);
-    const char *conns = env_or("WALLEX_CONNECTIONS_MAX", NULL);
-    const char *wallets = env_or("WALLEX_BENCH_WALLETS", NULL);
-    const char *ops = env_or("WALLEX_BENCH_OPS", NULL);
-    const char *connections = env_or("WALLEX_BENCH_CONNECTIONS", NULL);
-    const char *seed = NULL;
-    const char *snapshot_every = env_or("WALLEX_SNAPSHOT_EVERY", NULL);
-    const char *conn_timeout = env_or("WALLEX_CONNECTION_TIMEOUT_S", NULL);
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
-        switch (c) {
-        case OPT_LISTEN: o->listen = optarg; break;
-        case OPT_DATA_DIR: o->data_dir = optarg; break;
-        case OPT_STORE: o->store = optarg; break;
-        case OPT_PG: o->pg_url = optarg; break;
-        case OPT_CURRENCY: o->currency = optarg; break;
-        case OPT_THREADS: threads = optarg; break;
-        case OPT_IDEM_TTL: ttl = optarg; break;
-        case OPT_MIN_POS_WAIT: min_wait = optarg; break;
-        case OPT_LOG_LEVEL: o->log_level = optarg; break;
-        case OPT_TO: o->to = optarg; break;
-        case OPT_CONNS: conns = optarg; break;
-        case OPT_CONN_TIMEOUT: conn_timeout = optarg; break;
-        case OPT_SNAPSHOT_EVERY: snapshot_every = optarg; break;
-        case OPT_URL: o->url = optarg; break;
-        case OPT_WALLETS: wallets = optarg; break;
-        case OPT_OPS: ops = optarg; break;
-        case OPT_CONNECTIONS: connections = optarg; break;
-        case OPT_MIX: o->mix = optarg; break;
-        case OPT_SEED: seed = optarg; break;
-        case OPT_FROM: from = optarg; break;
-        case OPT_LIMIT: limit = optarg; break;
-        case OPT_HELP: fputs(usage, stdout); return 1;
-        default: fputs(usage, stderr); return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "wallex: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    if (!int_opt("--http-threads", threads, 1, WX_HTTP_THREADS_MAX, &o->threads) ||
-        !int_opt("--idempotency-ttl", ttl, 1, INT64_MAX / 1000, &o->idem_ttl_s) ||
-        !int_opt("--min-position-wait-ms", min_wait, 0, WX_MIN_POSITION_WAIT_MS_MAX,
+    if (!int_opt("--http-threads", t->threads, 1, WX_HTTP_THREADS_MAX, &o->threads) ||
+        !int_opt("--idempotency-ttl", t->ttl, 1, INT64_MAX / 1000, &o->idem_ttl_s) ||
+        !int_opt("--min-position-wait-ms", t->min_wait, 0, WX_MIN_POSITION_WAIT_MS_MAX,
                  &o->min_position_wait_ms) ||
-        !int_opt("--connections-max", conns, 1, WX_HTTP_CONNECTIONS_MAX, &o->connections_max) ||
-        !int_opt("--connection-timeout-s", conn_timeout, 1, 3600, &o->connection_timeout_s) ||
-        !int_opt("--snapshot-every", snapshot_every, 2, 1000000000, &o->snapshot_every) ||
-        !int_opt("--wallets", wallets, 2, 10000000, &o->wallets) ||
-        !int_opt("--ops", ops, 1, INT64_MAX / 2, &o->ops) ||
-        !int_opt("--connections", connections, 1, 4096, &o->connections) ||
-        !int_opt("--seed", seed, 0, INT64_MAX, &o->seed) ||
-        !int_opt("--from", from, 0, INT64_MAX, &o->from) ||
-        !int_opt("--limit", limit, 1, INT64_MAX, &o->limit))
+        !int_opt("--connections-max", t->conns, 1, WX_HTTP_CONNECTIONS_MAX, &o->connections_max) ||
+        !int_opt("--connection-timeout-s", t->conn_timeout, 1, 3600, &o->connection_timeout_s) ||
+        !int_opt("--snapshot-every", t->snapshot_every, 2, 1000000000, &o->snapshot_every) ||
+        !int_opt("--wallets", t->wallets, 2, 10000000, &o->wallets) ||
+        !int_opt("--ops", t->ops, 1, INT64_MAX / 2, &o->ops) ||
+        !int_opt("--connections", t->connections, 1, 4096, &o->connections) ||
+        !int_opt("--seed", t->seed, 0, INT64_MAX, &o->seed) ||
+        !int_opt("--from", t->from, 0, INT64_MAX, &o->from) ||
+        !int_opt("--limit", t->limit, 1, INT64_MAX, &o->limit) ||
+        !int_opt("--redis-maxlen", t->maxlen, 0, INT64_MAX, &o->redis_maxlen))
         return 2;
     enum wx_log_level level;
     if (!wx_log_parse_level(o->log_level, &level)) {
@@ -294,6 +311,65 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         return 2;
     }
     return 0;
+}
+
+/* Parses flags into o; returns 0 to go on, 1 after --help, 2 on error. */
+static int parse_options(int argc, char **argv, const char *usage, struct options *o)
+{
+    struct int_texts t = {
+        .threads = env_or("WALLEX_HTTP_THREADS", NULL),
+        .ttl = env_or("WALLEX_IDEMPOTENCY_TTL_S", NULL),
+        .min_wait = env_or("WALLEX_MIN_POSITION_WAIT_MS", NULL),
+        .conns = env_or("WALLEX_CONNECTIONS_MAX", NULL),
+        .wallets = env_or("WALLEX_BENCH_WALLETS", NULL),
+        .ops = env_or("WALLEX_BENCH_OPS", NULL),
+        .connections = env_or("WALLEX_BENCH_CONNECTIONS", NULL),
+        .snapshot_every = env_or("WALLEX_SNAPSHOT_EVERY", NULL),
+        .conn_timeout = env_or("WALLEX_CONNECTION_TIMEOUT_S", NULL),
+        .maxlen = env_or("WALLEX_REDIS_MAXLEN", NULL),
+    };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+        switch (c) {
+        case OPT_LISTEN: o->listen = optarg; break;
+        case OPT_DATA_DIR: o->data_dir = optarg; break;
+        case OPT_STORE: o->store = optarg; break;
+        case OPT_PG: o->pg_url = optarg; break;
+        case OPT_CURRENCY: o->currency = optarg; break;
+        case OPT_THREADS: t.threads = optarg; break;
+        case OPT_IDEM_TTL: t.ttl = optarg; break;
+        case OPT_MIN_POS_WAIT: t.min_wait = optarg; break;
+        case OPT_LOG_LEVEL: o->log_level = optarg; break;
+        case OPT_TO: o->to = optarg; break;
+        case OPT_CONNS: t.conns = optarg; break;
+        case OPT_CONN_TIMEOUT: t.conn_timeout = optarg; break;
+        case OPT_SNAPSHOT_EVERY: t.snapshot_every = optarg; break;
+        case OPT_URL: o->url = optarg; break;
+        case OPT_WALLETS: t.wallets = optarg; break;
+        case OPT_OPS: t.ops = optarg; break;
+        case OPT_CONNECTIONS: t.connections = optarg; break;
+        case OPT_MIX: o->mix = optarg; break;
+        case OPT_SEED: t.seed = optarg; break;
+        case OPT_FROM: t.from = optarg; break;
+        case OPT_LIMIT: t.limit = optarg; break;
+        case OPT_REDIS: o->redis_url = optarg; break;
+        case OPT_REDIS_STREAM: o->redis_stream = optarg; break;
+        case OPT_REDIS_MAXLEN: t.maxlen = optarg; break;
+        case OPT_REDIS_REQUIRED: o->redis_required = true; break;
+        case OPT_RETRY_SCHEDULE: o->retry_schedule = optarg; break;
+        case OPT_WEBHOOK_TIMEOUT: o->webhook_timeout = optarg; break;
+        case OPT_DISABLE_AFTER: o->disable_after = optarg; break;
+        case OPT_DENY_PRIVATE: o->deny_private = true; break;
+        case OPT_HELP: fputs(usage, stdout); return 1;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "wallex: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    return options_check(&t, o);
 }
 
 /* One writer per data directory: a server, or an offline tool that writes
@@ -409,12 +485,154 @@ static int open_projector(const struct options *o, struct es_store *store, bool 
     return err;
 }
 
+/* What the writer wakes after each commit: the projector, then whatever
+ * else follows the log (the event bus). A listener may be added while the
+ * writer runs: its slot is written before the count that publishes it. */
+struct commit_listeners {
+    void (*fn[WX_COMMIT_LISTENERS_MAX])(void *ctx);
+    void *ctx[WX_COMMIT_LISTENERS_MAX];
+    atomic_size_t len;
+};
+
+static void listeners_add(struct commit_listeners *l, void (*fn)(void *), void *ctx)
+{
+    size_t n = atomic_load(&l->len);
+    assert(n < WX_COMMIT_LISTENERS_MAX);
+    l->fn[n] = fn;
+    l->ctx[n] = ctx;
+    atomic_store(&l->len, n + 1);
+}
+
+static void notify_listeners(void *arg)
+{
+    struct commit_listeners *l = arg;
+    size_t n = atomic_load(&l->len);
+    for (size_t i = 0; i < n; i++)
+        l->fn[i](l->ctx[i]);
+}
+
+/* The bus's settings from the flags; false (with a message) when one is
+ * malformed. */
+static bool bus_settings(const struct options *o, struct bus_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->data_dir = o->data_dir;
+    c->memory = strcmp(o->store, "memory") == 0;
+    c->redis_url = o->redis_url;
+    c->redis_stream = o->redis_stream;
+    c->redis_maxlen = o->redis_maxlen;
+    c->redis_required = o->redis_required;
+    c->deny_private = o->deny_private;
+    const char *bad = NULL;
+    if (o->redis_url != NULL && strncmp(o->redis_url, "redis://", 8) != 0)
+        bad = "--redis must look like redis://[:password@]host[:port][/db]";
+    else if (!bus_schedule_parse(o->retry_schedule, c->retry_ms, &c->retry_len))
+        bad = "--webhook-retry-schedule must be 1 to 16 delays such as 5s,5m,30m (ms, s, m, h, d)";
+    else if (!bus_duration_parse(o->webhook_timeout, BUS_WEBHOOK_TIMEOUT_MS_MAX,
+                                 &c->webhook_timeout_ms))
+        bad = "--webhook-timeout must be a duration such as 15s, at most 5m";
+    else if (!bus_duration_parse(o->disable_after, INT64_MAX / 2, &c->disable_after_ms))
+        bad = "--webhook-disable-after must be a duration such as 5d";
+    if (bad != NULL)
+        fprintf(stderr, "wallex: %s\n", bad);
+    return bad == NULL;
+}
+
+/* Everything a running server holds, in the order it starts. */
+struct serve {
+    struct es_store *store;
+    struct es_projector *projector;
+    struct commit_listeners listeners;
+    struct es_writer *writer;
+    struct bus *bus;
+    struct wx_app app;
+    struct http_route *routes;
+    size_t routes_len;
+    struct http_server *http;
+};
+
+static int serve_open(const struct options *o, struct bus_config *bc, struct serve *sv)
+{
+    int err = open_store(o, &sv->store);
+    if (!err)
+        err = open_projector(o, sv->store, false, false, &sv->projector);
+    if (!err)
+        err = es_projector_start(sv->projector);
+    if (err)
+        return err;
+    listeners_add(&sv->listeners, notify_projector, sv->projector);
+    struct es_writer_config wcfg = {
+        .store = sv->store,
+        .clock = &wx_clock_system,
+        .idem_ttl_ms = o->idem_ttl_s * 1000,
+        .snapshot_every = o->snapshot_every,
+        .on_commit = notify_listeners,
+        .on_commit_ctx = &sv->listeners,
+    };
+    if ((err = es_writer_start(&wcfg, &sv->writer)) != 0) {
+        fprintf(stderr, "wallex: cannot start the writer: %s\n", wx_strerror(err));
+        return err;
+    }
+    bc->store = sv->store;
+    bc->projector = sv->projector;
+    bc->writer = sv->writer;
+    if ((err = bus_start(bc, &sv->bus)) != 0) {
+        fprintf(stderr, "wallex: cannot start the event bus: %s\n", wx_strerror(err));
+        return err;
+    }
+    listeners_add(&sv->listeners, bus_notify, sv->bus);
+    sv->app = (struct wx_app){
+        .store = sv->store,
+        .writer = sv->writer,
+        .projector = sv->projector,
+        .bus = sv->bus,
+        .min_position_wait_ms = o->min_position_wait_ms,
+    };
+    snprintf(sv->app.default_currency, sizeof(sv->app.default_currency), "%s", o->currency);
+    if ((err = wx_app_routes(ops_routes, ops_routes_len, &sv->routes, &sv->routes_len)) != 0)
+        return err;
+    struct http_server_config hcfg = {
+        .listen = o->listen,
+        .threads = (unsigned)o->threads,
+        .connections_max = (unsigned)o->connections_max,
+        .connection_timeout_s = (unsigned)o->connection_timeout_s,
+        .routes = sv->routes,
+        .routes_len = sv->routes_len,
+        .app = &sv->app,
+        .writer = sv->writer,
+    };
+    return http_server_start(&hcfg, &sv->http);
+}
+
+/* Stops in the order that leaves nobody waiting: requests in flight end,
+ * the delivery thread stops submitting, the writer completes every queued
+ * command (so no connection stays suspended), then the rest. */
+static void serve_close(struct serve *sv)
+{
+    if (sv->http != NULL) {
+        http_server_quiesce(sv->http);
+        int64_t deadline = wx_monotonic_ms() + WX_SHUTDOWN_GRACE_MS;
+        while (http_server_active(sv->http) > 0 && wx_monotonic_ms() < deadline)
+            usleep(10 * 1000);
+    }
+    bus_stop(sv->bus);
+    es_writer_stop(sv->writer);
+    http_server_stop(sv->http);
+    free(sv->routes);
+    bus_free(sv->bus);
+    es_projector_close(sv->projector);
+    es_store_close(sv->store);
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     struct options o;
     int rc = command_start(argc, argv, usage_serve, &o, false);
     if (rc >= 0)
         return rc;
+    struct bus_config bc;
+    if (!bus_settings(&o, &bc))
+        return 2;
 
     /* Signals are taken synchronously by this thread with sigwait; every
      * thread started from here on inherits the mask. */
@@ -425,79 +643,19 @@ static int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(o.connections_max);
-
-    struct es_store *store = NULL;
-    struct es_writer *writer = NULL;
-    struct es_projector *projector = NULL;
-    struct http_server *http = NULL;
-    struct http_route *routes = NULL;
-    size_t routes_len = 0;
     if (strcmp(o.store, "sqlite") == 0 && lock_data_dir(o.data_dir, "serve") < 0)
         return 1;
-    int err = open_store(&o, &store);
-    if (err)
-        return 1;
-    err = open_projector(&o, store, false, false, &projector);
-    if (!err)
-        err = es_projector_start(projector);
-    if (err)
-        goto out_store;
-    struct es_writer_config wcfg = {
-        .store = store,
-        .clock = &wx_clock_system,
-        .idem_ttl_ms = o.idem_ttl_s * 1000,
-        .snapshot_every = o.snapshot_every,
-        .on_commit = notify_projector,
-        .on_commit_ctx = projector,
-    };
-    err = es_writer_start(&wcfg, &writer);
-    if (err) {
-        fprintf(stderr, "wallex: cannot start the writer: %s\n", wx_strerror(err));
-        goto out_store;
+
+    struct serve sv = {0};
+    int err = serve_open(&o, &bc, &sv);
+    if (!err) {
+        wx_log_always("wallex %s: serving http://%s (port %u), %s store in %s", WALLEX_VERSION,
+                      o.listen, http_server_port(sv.http), o.store, o.data_dir);
+        int sig = 0;
+        sigwait(&sigs, &sig);
+        wx_logf(WX_LOG_INFO, "%s: finishing requests in flight", strsignal(sig));
     }
-    struct wx_app app = {
-        .store = store,
-        .writer = writer,
-        .projector = projector,
-        .min_position_wait_ms = o.min_position_wait_ms,
-    };
-    snprintf(app.default_currency, sizeof(app.default_currency), "%s", o.currency);
-    err = wx_app_routes(ops_routes, ops_routes_len, &routes, &routes_len);
-    if (err)
-        goto out_writer;
-    struct http_server_config hcfg = {
-        .listen = o.listen,
-        .threads = (unsigned)o.threads,
-        .connections_max = (unsigned)o.connections_max,
-        .connection_timeout_s = (unsigned)o.connection_timeout_s,
-        .routes = routes,
-        .routes_len = routes_len,
-        .app = &app,
-        .writer = writer,
-    };
-    err = http_server_start(&hcfg, &http);
-    if (err)
-        goto out_writer;
-    wx_log_always("wallex %s: serving http://%s (port %u), %s store in %s", WALLEX_VERSION,
-            o.listen, http_server_port(http), o.store, o.data_dir);
-
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    wx_logf(WX_LOG_INFO, "%s: finishing requests in flight", strsignal(sig));
-    http_server_quiesce(http);
-    int64_t deadline = wx_monotonic_ms() + WX_SHUTDOWN_GRACE_MS;
-    while (http_server_active(http) > 0 && wx_monotonic_ms() < deadline)
-        usleep(10 * 1000);
-
-out_writer:
-    /* The writer completes every queued command before it stops, so no
-     * connection stays suspended when the HTTP server stops. */
-    es_writer_stop(writer);
-    http_server_stop(http);
-    free(routes);
-out_store:
-    es_projector_close(projector);
-    es_store_close(store);
+    serve_close(&sv);
     if (!err)
         wx_log_always("stopped");
     return err ? 1 : 0;

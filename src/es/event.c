@@ -16,6 +16,11 @@ int es_position_cmp(const struct es_position *a, const struct es_position *b)
     return 0;
 }
 
+uint64_t es_position_lag(const struct es_position *head, const struct es_position *pos)
+{
+    return head->hi == pos->hi && head->lo > pos->lo ? head->lo - pos->lo : 0;
+}
+
 void es_position_format(const struct es_position *p, char out[ES_POSITION_TOKEN_BYTES])
 {
     if (p->hi == 0)

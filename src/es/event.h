@@ -27,6 +27,10 @@ static inline struct es_position es_position_start(void)
 }
 
 int es_position_cmp(const struct es_position *a, const struct es_position *b);
+/* Events between a checkpoint and the head. On SQLite positions are dense
+ * rowids, so the difference is that count; across transaction ids (hi) it
+ * is unknown and reported as 0. */
+uint64_t es_position_lag(const struct es_position *head, const struct es_position *pos);
 void es_position_format(const struct es_position *p, char out[ES_POSITION_TOKEN_BYTES]);
 /* False when the token is not one es_position_format can produce. */
 bool es_position_parse(const char *token, struct es_position *out);

@@ -108,6 +108,8 @@ static const char *reason(int status)
         return "Created";
     case 202:
         return "Accepted";
+    case 204:
+        return "No Content";
     case 400:
         return "Bad Request";
     case 404:
@@ -172,8 +174,11 @@ void http_reply(struct http_request *req, int status, const char *body, size_t b
                                      : "Content-Type: application/json\r\n");
     wx_buf_adds(b, "X-Correlation-Id: ");
     wx_buf_adds(b, req->correlation_id);
-    wx_buf_adds(b, "\r\nContent-Length: ");
-    wx_buf_add_i64(b, (int64_t)body_len);
+    /* RFC 9110 §8.6: a 204 carries no Content-Length (and no body). */
+    if (status != 204) {
+        wx_buf_adds(b, "\r\nContent-Length: ");
+        wx_buf_add_i64(b, (int64_t)body_len);
+    }
     if (req->close)
         wx_buf_adds(b, "\r\nConnection: close");
     else if (req->wire.minor == 0)

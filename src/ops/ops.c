@@ -12,6 +12,7 @@
 
 #include "app/app.h"
 #include "base/err.h"
+#include "bus/bus.h"
 #include "es/writer.h"
 #include "obs/metrics.h"
 #include "proj/projector.h"
@@ -20,14 +21,6 @@
 void ops_route_healthz(struct http_request *req)
 {
     http_reply(req, 200, "{\"status\":\"ok\"}", 15);
-}
-
-/* Events in the log a read model has not applied. On SQLite positions are
- * dense rowids, so the difference of the row positions is that count; for
- * positions of another epoch (hi) it is unknown and reported as 0. */
-static uint64_t lag_events(const struct es_position *head, const struct es_position *pos)
-{
-    return head->hi == pos->hi && head->lo > pos->lo ? head->lo - pos->lo : 0;
 }
 
 void ops_route_readyz(struct http_request *req)
@@ -41,6 +34,11 @@ void ops_route_readyz(struct http_request *req)
     if (!es_projector_ready(app->projector)) {
         http_reply_problem(req, ES_projection_lagging,
                            "a projection has failed; see /admin/projections");
+        return;
+    }
+    const char *why;
+    if (!bus_ready(app->bus, &why)) {
+        http_reply_problem(req, ES_store_unavailable, why);
         return;
     }
     http_reply(req, 200, "{\"status\":\"ready\"}", 18);
@@ -67,7 +65,7 @@ void ops_route_admin_projections(struct http_request *req)
     for (size_t i = 0; i < n; i++) {
         char pos[ES_POSITION_TOKEN_BYTES];
         es_position_format(&list[i].position, pos);
-        uint64_t lag = lag_events(&head, &list[i].position);
+        uint64_t lag = es_position_lag(&head, &list[i].position);
         if (i > 0)
             wx_buf_addc(&b, ',');
         wx_buf_adds(&b, "{\"name\":");
@@ -170,7 +168,7 @@ static void projection_metrics(const struct wx_app *app, struct wx_arena *arena,
                      "Events in the log not yet in each read model.");
     for (size_t i = 0; i < n; i++)
         wx_buf_printf(b, "wallex_projection_lag_events{name=\"%s\"} %llu\n", list[i].name,
-                      (unsigned long long)lag_events(&head, &list[i].position));
+                      (unsigned long long)es_position_lag(&head, &list[i].position));
     wx_metric_header(b, "wallex_projection_failed", "gauge", "1 while a read model is failing.");
     for (size_t i = 0; i < n; i++)
         wx_buf_printf(b, "wallex_projection_failed{name=\"%s\"} %d\n", list[i].name,
@@ -198,6 +196,9 @@ void ops_route_metrics(struct http_request *req)
     http_server_metrics(req->server, &b);
     es_writer_metrics(app->writer, &b);
     projection_metrics(app, &req->arena, &b);
+    struct es_position head;
+    if (es_store_head(app->store, &head) == 0)
+        bus_metrics(app->bus, &head, &b);
     wx_metric_header(&b, "wallex_process_resident_memory_bytes", "gauge",
                      "Resident memory of the server process.");
     wx_buf_printf(&b, "wallex_process_resident_memory_bytes %llu\n",

@@ -1,0 +1,72 @@
+/*
+ * Webhook delivery: one thread drives every subscription's deliveries
+ * through libcurl's multi interface (no thread per endpoint). Each
+ * subscription follows the log from its own checkpoint (delivery.h), one
+ * request in flight at a time so its receiver sees its events in log
+ * order; a slow receiver holds up only itself (up to
+ * BUS_WEBHOOK_INFLIGHT_MAX of them at once).
+ *
+ * A delivery is a POST of the Event JSON signed per Standard Webhooks
+ * (sign.h); a 2xx within the timeout is success and moves the checkpoint.
+ * Anything else is retried after the schedule's delays; after the last,
+ * the event becomes a dead letter and the subscription moves on. The
+ * checkpoint moves only after the receiver's 2xx, so a crash in between
+ * sends that event again: at least once, receivers dedupe by webhook-id
+ * (the event id). A subscription failing for disable_after is disabled
+ * (a SubscriptionDisabled event) until resumed.
+ *
+ * The thread knows subscriptions from the "subscriptions" read model and
+ * delivers only up to that model's checkpoint, so it never meets an event
+ * of a subscription it does not know yet.
+ *
+ * Ownership: bus.c owns it; bus_webhook_stop joins, bus_webhook_free frees.
+ */
+#ifndef WALLEX_BUS_WEBHOOK_H
+#define WALLEX_BUS_WEBHOOK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "bus/bus.h"
+#include "es/event.h"
+
+struct es_store;
+struct es_projector;
+struct es_writer;
+struct bus_delivery_store;
+struct bus_webhook;
+
+struct bus_webhook_config {
+    struct es_store *store;
+    struct es_projector *projector;
+    struct es_writer *writer; /* for SubscriptionDisabled */
+    struct bus_delivery_store *delivery;
+    const int64_t *retry_ms; /* delays between attempts; copied */
+    size_t retry_len;
+    int64_t timeout_ms;
+    int64_t disable_after_ms;
+    bool deny_private;
+};
+
+int bus_webhook_start(const struct bus_webhook_config *config, struct bus_webhook **out);
+/* Stops the thread (requests in flight are abandoned: their events go
+ * again after a restart). Accepts NULL. */
+void bus_webhook_stop(struct bus_webhook *w);
+/* Frees it; after bus_webhook_stop. Accepts NULL. */
+void bus_webhook_free(struct bus_webhook *w);
+/* New events were committed. Any thread; never blocks. */
+void bus_webhook_notify(struct bus_webhook *w);
+bool bus_webhook_deny_private(const struct bus_webhook *w);
+
+/* Orders from HTTP threads, carried out by the delivery thread. 0, or
+ * WX_ERR_FULL at BUS_WEBHOOK_CONTROL_MAX waiting. */
+int bus_webhook_replay_dead_letter(struct bus_webhook *w, int64_t dead_letter_id);
+/* Delivers the subscription's events again from `from` (inclusive). */
+int bus_webhook_replay_from(struct bus_webhook *w, const char *subscription_id,
+                            const struct es_position *from);
+
+void bus_webhook_metrics(struct bus_webhook *w, struct wx_buf *b);
+
+#endif
