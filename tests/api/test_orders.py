@@ -216,7 +216,16 @@ def test_create_validation_changes_nothing(s):
     ]
     for c in cases:
         expect_problem(post(s, "/orders", c), 400, "invalid_request")
-    for text in [                 '{"customerId":"c","items":[],"customerId":"d"}',
+    # An optional field is present with a value of its type or absent: null is 400.
+    for text in ['{"orderId":null,"customerId":"c","items":[]}',
+                 '{"customerId":null,"items":[]}',
+                 '{"customerId":"c","currency":null,"items":[]}',
+                 '{"customerId":"c","items":null}',
+                 '{"customerId":"c","items":[null]}',
+                 '{"customerId":"c","items":[{"productId":"p","quantity":1,"unitPrice":null}]}',
+                 '{"customerId":"c","items":[{"productId":null,"quantity":1,"unitPrice":1}]}',
+                 '{"customerId":"c","items":[{"productId":"p","quantity":null,"unitPrice":1}]}',
+                 '{"customerId":"c","items":[],"customerId":"d"}',
                  '{"customerId":"c","items":[]} x', '[]', '', '{']:
         expect_problem(raw_post(s, "/orders", text), 400, "invalid_request")
     expect(s.count_events() == before, "a refused create appended events")
@@ -300,7 +309,7 @@ def test_items_add_change_remove(s):
                 {"productId": "c", "quantity": 1, "unitPrice": 1, "note": "x"}]:
         expect_problem(step(s, oid, "items", bad), 400, "invalid_request")
     for bad in [b'{}', b'{"quantity":0}', b'{"quantity":1,"productId":"a"}',
-                b'{"quantity":null}', b'{"quantity":2000000}']:
+                b'{"quantity":1,"unitPrice":null}', b'{"quantity":null}', b'{"quantity":2000000}']:
         expect_problem(s.request("PUT", "/orders/%s/items/a" % oid, raw=bad), 400,
                        "invalid_request")
     expect_problem(s.request("PUT", "/orders/%s/items/a%%20b" % oid, raw=b'{"quantity":1}'), 400,
@@ -416,7 +425,7 @@ def test_expected_version(s):
     expect_problem(step(s, oid, "deliver", {"expectedVersion": 99}), 409, "version_conflict")
     expect(ok(step(s, oid, "deliver", {"expectedVersion": 4}))["status"] == "delivered")
     for bad in ['{"expectedVersion":-1}', '{"expectedVersion":"4"}', '{"expectedVersion":1.5}',
-                '{"version":4}']:
+                '{"expectedVersion":null}', '{"version":4}']:
         expect_problem(raw_post(s, "/orders/%s/confirm" % oid, bad), 400, "invalid_request")
     expect(get_order(s, oid)["version"] == 5)
 
@@ -520,7 +529,7 @@ def test_cancel_refunds_a_paid_order(s):
     oid = new_order(s)
     body = ok(step(s, oid, "cancel"))
     expect(events(s, "/orders/" + oid)[-1]["data"] == {"orderId": oid}, body)
-    for bad in ['{"reason":5}', '{"reason":"%s"}' % ("r" * 1025),
+    for bad in ['{"reason":5}', '{"reason":null}', '{"reason":"%s"}' % ("r" * 1025),
                 '{"why":"x"}']:
         expect_problem(raw_post(s, "/orders/%s/cancel" % new_order(s), bad), 400,
                        "invalid_request")
