@@ -274,6 +274,17 @@ def test_total_overflow(s):
     expect_problem(s.request("PUT", "/orders/%s/items/a" % oid, raw=b'{"quantity":2}'), 422,
                    "total_overflow")
     expect(get_order(s, oid)["version"] == 1)
+    # A price that is not an int64 of minor units is not money: 400, as for wallets.
+    expect_problem(create_order(s, currency="JPY", items=[item("a", 1, "9223372036854775808")]),
+                   400, "invalid_request")
+    expect_problem(create_order(s, items=[item("a", 1, "92233720368547758.08")]), 400,
+                   "invalid_request")
+    expect_problem(raw_post(s, "/orders", '{"customerId":"c","items":[{"productId":"a",'
+                            '"quantity":1,"unitPrice":99999999999999999999999}]}'), 400,
+                   "invalid_request")
+    # Both faults in one body: the 400 is found, whatever comes first.
+    expect_problem(create_order(s, currency="JPY", items=[item("a", 2, big), item("b", 1, "0.5")]),
+                   400, "invalid_request")
 
 
 # ---------------------------------------------------------------- items
