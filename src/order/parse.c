@@ -28,13 +28,14 @@ static const char *null_member(struct json_object *obj)
     return NULL;
 }
 
-/* "unknown field 'x'" or "field 'x' is null..." in the arena. */
-static const char *key_problem(struct wx_arena *arena, const char *what, const char *key)
+/* "<before>'<key>'<after>" in the arena: a problem detail naming a key. */
+static const char *key_problem(struct wx_arena *arena, const char *before, const char *key,
+                               const char *after)
 {
     char *msg = wx_arena_alloc(arena, 160);
     if (msg == NULL)
-        return what;
-    snprintf(msg, 160, "%s '%.64s'", what, key);
+        return "a field is not valid";
+    snprintf(msg, 160, "%s'%.64s'%s", before, key, after);
     return msg;
 }
 
@@ -51,9 +52,9 @@ static const char *body_object(const char *body, size_t len, const char *const *
         return detail;
     const char *bad_key;
     if (!http_json_only_keys(*obj, allowed, &bad_key))
-        detail = key_problem(arena, "unknown field", bad_key);
+        detail = key_problem(arena, "unknown field ", bad_key, "");
     else if ((bad_key = null_member(*obj)) != NULL)
-        detail = key_problem(arena, "null is no value: leave the field out instead of", bad_key);
+        detail = key_problem(arena, "field ", bad_key, " is null: leave an optional field out");
     if (detail != NULL) {
         json_object_put(*obj);
         *obj = NULL;
