@@ -781,19 +781,18 @@ def test_list_stable_under_concurrent_inserts(s):
     try:
         for query, limit in (("&customerId=" + cust, 7), ("&customerId=%s&status=pending"
                                                            % cust, 4), ("", 25)):
-            seen, after = [], ""
+            listed, after = [], ""
             while True:
                 page = s.request("GET", "/orders?limit=%d%s%s" % (limit, query, after))[3]
-                seen += [o["orderId"] for o in page["data"]]
+                listed += page["data"]
                 if not page["nextCursor"]:
                     break
                 after = "&after=" + page["nextCursor"]
                 time.sleep(0.002)  # let the inserts land between pages
+            seen = [o["orderId"] for o in listed]
             expect(len(seen) == len(set(seen)), "an order twice in one listing: " + query)
             expect(set(before) <= set(seen), "orders skipped: %r" % (set(before) - set(seen)))
-            # The pre-existing ones keep their order: newest first.
-            expect([o for o in seen if o in set(before)] == list(reversed(before)) or
-                   query == "", query)
+            expect(newest_first(listed), query)
     finally:
         stop.set()
         t.join()
