@@ -1,15 +1,27 @@
 /*
  * wallex bench: the load generator for users (the seeds shipped Python
- * scripts for this). One thread drives C keep-alive connections with epoll:
- * it creates W wallets, runs O operations of a configurable mix (default 60%
- * transfers, 20% credits, 20% debits), shows progress on a terminal, prints
- * ops/s and latency percentiles per operation type, then verifies from its
- * own books: the sum of balances equals the initial money plus the credits
- * minus the debits it saw succeed, every wallet's ledger has one entry per
- * credit or debit event ending at its balance, and the server sees no drift.
+ * scripts for this). One thread drives C keep-alive connections with epoll.
+ *
+ * The wallets workload (the default) creates W wallets, runs O operations of
+ * a configurable mix (default 60% transfers, 20% credits, 20% debits), shows
+ * progress on a terminal, prints ops/s and latency percentiles per operation
+ * type, then verifies from its own books: the sum of balances equals the
+ * initial money plus the credits minus the debits it saw succeed, every
+ * wallet's ledger has one entry per credit or debit event ending at its
+ * balance, and the server sees no drift.
+ *
+ * The orders workload (--workload orders) creates W wallets with funds, then
+ * runs O order commands: each connection creates an order of 3 items,
+ * confirms it and pays it from a random wallet, then starts the next. It
+ * verifies that every wallet's balance is its initial funds minus the totals
+ * of the orders paid from it, that each paid order was debited from its
+ * wallet exactly once (the debit's "reference"), that the server lists every
+ * order with the status and total the bench saw, and that there is no drift.
+ *
  * Exits 1 when verification fails.
  */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -37,8 +49,33 @@
 #define BENCH_CHECK_MS_MAX 600000
 #define LAT_BUCKETS 2048 /* log-linear: 16 sub-buckets per power of two of us */
 
-enum op { OP_CREATE, OP_TRANSFER, OP_CREDIT, OP_DEBIT, OP_COUNT };
-static const char *const op_names[OP_COUNT] = {"create", "transfer", "credit", "debit"};
+enum op {
+    OP_CREATE,
+    OP_TRANSFER,
+    OP_CREDIT,
+    OP_DEBIT,
+    OP_ORDER_CREATE,
+    OP_ORDER_CONFIRM,
+    OP_ORDER_PAY,
+    OP_COUNT
+};
+static const char *const op_names[OP_COUNT] = {"create",    "transfer", "credit", "debit",
+                                               "new-order", "confirm",  "pay"};
+
+/* Every wallet starts with this much (1,000,000.00). */
+#define BENCH_INITIAL_MINOR 100000000
+/* Items of one order in the orders workload (the issue's "create with 3 items"). */
+#define BENCH_ORDER_ITEMS 3
+
+/* What the bench knows of one order it created: acknowledgements only. */
+enum bench_order_status { BO_NONE, BO_PENDING, BO_CONFIRMED, BO_PAID };
+static const char *const bo_names[] = {"(none)", "pending", "confirmed", "paid"};
+
+struct bench_order {
+    int64_t wallet; /* the wallet it is paid from */
+    int64_t total_minor;
+    enum bench_order_status status;
+};
 
 struct lat {
     uint64_t counts[LAT_BUCKETS];
@@ -82,6 +119,7 @@ struct conn {
     enum op op;
     int64_t sent_us;
     int64_t amount_minor;
+    int64_t order; /* orders workload: the order this connection is on, -1: none */
     struct wx_buf out;
     size_t out_done;
     struct wx_buf in;
@@ -97,6 +135,9 @@ struct bench {
     unsigned mix_transfer, mix_credit; /* percent; debit is the rest */
     int64_t wallets;
     char prefix[32];
+    bool orders_workload;
+    struct bench_order *orders; /* the orders workload's book, by number */
+    int64_t orders_len, orders_cap;
     /* results */
     struct lat lat[OP_COUNT];
     uint64_t ok[OP_COUNT], refused[OP_COUNT], failed[OP_COUNT];
@@ -266,6 +307,65 @@ static void issue(struct bench *b, struct conn *c, enum op op)
     b->started++;
 }
 
+static void order_id(struct bench *b, int64_t n, char *out, size_t out_bytes)
+{
+    snprintf(out, out_bytes, "%s-o%" PRId64, b->prefix, n);
+}
+
+/* The orders workload: a connection takes its order on (create, confirm,
+ * pay) while each step is acknowledged; after the payment or a refusal it
+ * starts the next order. */
+static void issue_order(struct bench *b, struct conn *c)
+{
+    char body[1024], path[160], id[64], w[64];
+    if (c->order < 0 || b->orders[c->order].status == BO_PAID) {
+        assert(b->orders_len < b->orders_cap); /* one operation at least per order */
+        struct bench_order *o = &b->orders[b->orders_len];
+        c->order = b->orders_len++;
+        o->wallet = (int64_t)(next_rand(b) % (uint64_t)b->wallets);
+        order_id(b, c->order, id, sizeof(id));
+        int n = snprintf(body, sizeof(body),
+                         "{\"orderId\":\"%s\",\"customerId\":\"%s\",\"items\":[", id, b->prefix);
+        for (int i = 0; i < BENCH_ORDER_ITEMS; i++) {
+            int64_t quantity = 1 + (int64_t)(next_rand(b) % 3);
+            int64_t price = 1 + (int64_t)(next_rand(b) % 1000); /* 0.01 .. 10.00 */
+            o->total_minor += quantity * price;
+            n += snprintf(body + n, sizeof(body) - (size_t)n,
+                          "%s{\"productId\":\"p%d\",\"quantity\":%" PRId64
+                          ",\"unitPrice\":\"%" PRId64 ".%02" PRId64 "\"}",
+                          i ? "," : "", i, quantity, price / 100, price % 100);
+        }
+        snprintf(body + n, sizeof(body) - (size_t)n, "]}");
+        c->op = OP_ORDER_CREATE;
+        request(c, "POST", "/orders", body);
+    } else {
+        const struct bench_order *o = &b->orders[c->order];
+        bool pay = o->status == BO_CONFIRMED;
+        order_id(b, c->order, id, sizeof(id));
+        snprintf(path, sizeof(path), "/orders/%s/%s", id, pay ? "pay" : "confirm");
+        wallet_id(b, o->wallet, w, sizeof(w));
+        snprintf(body, sizeof(body), pay ? "{\"walletId\":\"%s\"}" : "{}", w);
+        c->op = pay ? OP_ORDER_PAY : OP_ORDER_CONFIRM;
+        request(c, "POST", path, body);
+    }
+    b->started++;
+}
+
+/* An order command's answer into the book: the status it left the order
+ * in, or the end of this order's life on the connection. */
+static void settle_order(struct bench *b, struct conn *c, int status)
+{
+    static const enum bench_order_status after[OP_COUNT] = {
+        [OP_ORDER_CREATE] = BO_PENDING,
+        [OP_ORDER_CONFIRM] = BO_CONFIRMED,
+        [OP_ORDER_PAY] = BO_PAID,
+    };
+    if (status == 200 || status == 201)
+        b->orders[c->order].status = after[c->op];
+    else
+        c->order = -1;
+}
+
 static enum op pick(struct bench *b)
 {
     unsigned r = (unsigned)(next_rand(b) % 100);
@@ -292,13 +392,25 @@ static void progress(struct bench *b, uint64_t total, const char *what, int64_t 
         fputc('\n', stderr);
 }
 
-/* Runs `total` operations over the connections; `op` < 0 means the mix. */
+/* What run_phase runs besides one operation type. */
+#define PHASE_MIX (-1)    /* the wallet mix */
+#define PHASE_ORDERS (-2) /* order lives: create, confirm, pay */
+
+static void issue_next(struct bench *b, struct conn *c, int op)
+{
+    if (op == PHASE_ORDERS)
+        issue_order(b, c);
+    else
+        issue(b, c, op == PHASE_MIX ? pick(b) : (enum op)op);
+}
+
+/* Runs `total` operations over the connections: one type, or a phase. */
 static int run_phase(struct bench *b, uint64_t total, int op, const char *what)
 {
     b->started = b->done = 0;
     int64_t started_us = wx_monotonic_us();
     for (size_t i = 0; i < b->conns_len && b->started < total; i++)
-        issue(b, &b->conns[i], op < 0 ? pick(b) : (enum op)op);
+        issue_next(b, &b->conns[i], op);
     while (b->done < total) {
         int status;
         const char *body;
@@ -323,9 +435,11 @@ static int run_phase(struct bench *b, uint64_t total, int op, const char *what)
         } else {
             b->failed[c->op]++;
         }
+        if (op == PHASE_ORDERS)
+            settle_order(b, c, status);
         b->done++;
         if (b->started < total)
-            issue(b, c, op < 0 ? pick(b) : (enum op)op);
+            issue_next(b, c, op);
         progress(b, total, what, started_us);
     }
     return 0;
@@ -441,6 +555,187 @@ static bool verify(struct bench *b, int64_t created_ok)
     return ok && clean;
 }
 
+/* The number N of "<prefix>-o<N>" (after `prefix_len` bytes of it), or
+ * -1 when the text does not name one of this run's orders. */
+static int64_t order_number(const struct bench *b, const char *text, size_t prefix_len)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(text + prefix_len, &end, 10);
+    if (errno != 0 || end == text + prefix_len || *end != '\0' || n < 0 || n >= b->orders_len)
+        return -1;
+    return (int64_t)n;
+}
+
+/* One wallet's events: each debit made for an order of this run is checked
+ * against the book (that order, paid, from this wallet, its total) and
+ * counted in debits[]; *events counts the credit and debit events. */
+static bool order_debits(struct bench *b, const char *wallet, int64_t w, uint8_t *debits,
+                         int64_t *events)
+{
+    char path[256], cursor[64] = "", ref[64];
+    size_t ref_len = (size_t)snprintf(ref, sizeof(ref), "order:%s-o", b->prefix);
+    bool ok = true;
+    for (int guard = 0; guard < 100000; guard++) {
+        snprintf(path, sizeof(path), "/wallets/%s/events?limit=1000%s%s", wallet,
+                 cursor[0] ? "&after=" : "", cursor);
+        struct json_object *page = get_json(b, path), *data, *next, *v, *d;
+        if (page == NULL || !json_object_object_get_ex(page, "data", &data)) {
+            json_object_put(page);
+            return false;
+        }
+        for (size_t i = 0; i < json_object_array_length(data); i++) {
+            struct json_object *e = json_object_array_get_idx(data, i);
+            const char *type =
+                json_object_object_get_ex(e, "type", &v) ? json_object_get_string(v) : "";
+            bool debit = strcmp(type, "WalletDebited") == 0;
+            *events += debit || strcmp(type, "WalletCredited") == 0;
+            const char *reference = NULL;
+            if (debit && json_object_object_get_ex(e, "data", &d) &&
+                json_object_object_get_ex(d, "reference", &v))
+                reference = json_object_get_string(v);
+            if (reference == NULL || strncmp(reference, ref, ref_len) != 0)
+                continue;
+            int64_t n = order_number(b, reference, ref_len);
+            json_object_object_get_ex(d, "amountMinor", &v);
+            int64_t amount = json_object_get_int64(v);
+            if (n < 0 || b->orders[n].status != BO_PAID || b->orders[n].wallet != w ||
+                b->orders[n].total_minor != amount) {
+                fprintf(stderr, "verify: %s debited %" PRId64 " for %s, not an order it paid\n",
+                        wallet, amount, reference);
+                ok = false;
+            } else if (debits[n] < UINT8_MAX) {
+                debits[n]++;
+            }
+        }
+        bool more = json_object_object_get_ex(page, "nextCursor", &next) &&
+                    json_object_is_type(next, json_type_string);
+        if (more)
+            snprintf(cursor, sizeof(cursor), "%s", json_object_get_string(next));
+        json_object_put(page);
+        if (!more)
+            return ok;
+    }
+    return false;
+}
+
+/* Every wallet: initial funds minus the totals paid from it, its ledger
+ * one entry per credit or debit event; every paid order debited once. */
+static bool verify_order_payments(struct bench *b)
+{
+    uint8_t *debits = calloc((size_t)b->orders_len + 1, 1);
+    int64_t *paid = calloc((size_t)b->wallets, sizeof(*paid));
+    bool ok = debits != NULL && paid != NULL;
+    int64_t paid_orders = 0;
+    for (int64_t n = 0; ok && n < b->orders_len; n++) {
+        if (b->orders[n].status == BO_PAID) {
+            paid[b->orders[n].wallet] += b->orders[n].total_minor;
+            paid_orders++;
+        }
+    }
+    char path[256], id[64];
+    for (int64_t i = 0; ok && i < b->wallets; i++) {
+        wallet_id(b, i, id, sizeof(id));
+        snprintf(path, sizeof(path), "/wallets/%s", id);
+        struct json_object *w = get_json(b, path);
+        int64_t balance = 0, events = 0, entries = 0, last = 0;
+        if (w == NULL || !money_field(w, "balance", &balance)) {
+            fprintf(stderr, "verify: cannot read wallet %s\n", id);
+            ok = false;
+        }
+        json_object_put(w);
+        ok = ok && order_debits(b, id, i, debits, &events);
+        snprintf(path, sizeof(path), "/wallets/%s/ledger", id);
+        ok = ok && count_pages(b, path, false, &entries, &last);
+        if (ok &&
+            (balance != BENCH_INITIAL_MINOR - paid[i] || events != entries || last != balance)) {
+            fprintf(stderr,
+                    "verify: %s holds %" PRId64 ", expected %" PRId64 " (initial funds"
+                    " minus paid orders); %" PRId64 " events, %" PRId64 " ledger entries\n",
+                    id, balance, BENCH_INITIAL_MINOR - paid[i], events, entries);
+            ok = false;
+        }
+    }
+    int64_t once = 0;
+    for (int64_t n = 0; ok && n < b->orders_len; n++)
+        once += debits[n] == (b->orders[n].status == BO_PAID ? 1 : 0);
+    ok = ok && once == b->orders_len;
+    printf("verify: %" PRId64 " wallets hold their initial funds minus the orders paid from them,"
+           " each of %" PRId64 " paid orders debited exactly once: %s\n",
+           b->wallets, paid_orders, ok ? "ok" : "MISMATCH");
+    free(debits);
+    free(paid);
+    return ok;
+}
+
+/* GET /orders?customerId=<prefix>: every order the bench created, each
+ * with the status and total it saw, and no other. */
+static bool verify_order_list(struct bench *b)
+{
+    uint8_t *seen = calloc((size_t)b->orders_len + 1, 1);
+    char path[256], cursor[128] = "", id[64];
+    size_t prefix_len = (size_t)snprintf(id, sizeof(id), "%s-o", b->prefix);
+    int64_t listed = 0, want = 0, wrong = 0;
+    bool more = seen != NULL;
+    while (more) {
+        snprintf(path, sizeof(path), "/orders?customerId=%s&limit=1000%s%s", b->prefix,
+                 cursor[0] ? "&after=" : "", cursor);
+        struct json_object *page = get_json(b, path), *data, *next, *v;
+        if (page == NULL || !json_object_object_get_ex(page, "data", &data)) {
+            json_object_put(page);
+            free(seen);
+            return false;
+        }
+        for (size_t i = 0; i < json_object_array_length(data); i++) {
+            struct json_object *o = json_object_array_get_idx(data, i);
+            json_object_object_get_ex(o, "orderId", &v);
+            int64_t n = order_number(b, json_object_get_string(v), prefix_len), total = -1;
+            json_object_object_get_ex(o, "status", &v);
+            const char *status = json_object_get_string(v);
+            money_field(o, "total", &total);
+            listed++;
+            if (n < 0 || seen[n]++ || strcmp(status, bo_names[b->orders[n].status]) != 0 ||
+                total != b->orders[n].total_minor)
+                wrong++;
+        }
+        more = json_object_object_get_ex(page, "nextCursor", &next) &&
+               json_object_is_type(next, json_type_string);
+        if (more)
+            snprintf(cursor, sizeof(cursor), "%s", json_object_get_string(next));
+        json_object_put(page);
+    }
+    for (int64_t n = 0; n < b->orders_len; n++)
+        want += b->orders[n].status != BO_NONE;
+    printf("verify: %" PRId64 " orders listed, %" PRId64 " created; status and total as the bench"
+           " saw them: %s\n", listed, want, wrong == 0 && listed == want ? "ok" : "MISMATCH");
+    free(seen);
+    return wrong == 0 && listed == want;
+}
+
+static bool server_drift_clean(struct bench *b)
+{
+    struct json_object *drift = get_json(b, "/admin/drift"), *d;
+    bool clean = drift != NULL && json_object_object_get_ex(drift, "drifted", &d) &&
+                 json_object_array_length(d) == 0;
+    json_object_put(drift);
+    return clean;
+}
+
+static bool verify_orders(struct bench *b)
+{
+    int64_t count[4] = {0};
+    for (int64_t n = 0; n < b->orders_len; n++)
+        count[b->orders[n].status]++;
+    printf("orders: %" PRId64 " created, %" PRId64 " left pending, %" PRId64 " confirmed, %" PRId64
+           " paid\n", b->orders_len - count[BO_NONE], count[BO_PENDING], count[BO_CONFIRMED],
+           count[BO_PAID]);
+    bool ok = verify_order_payments(b);
+    ok &= verify_order_list(b);
+    bool clean = server_drift_clean(b);
+    printf("verify: server drift: %s\n", clean ? "none" : "FOUND");
+    return ok && clean;
+}
+
 static void report(const struct bench *b, const char *what, int64_t us, uint64_t n)
 {
     printf("%s: %" PRIu64 " operations in %" PRId64 " ms: %" PRIu64 " ops/s\n", what, n,
@@ -494,11 +789,27 @@ int wallex_bench(const struct bench_options *o)
         goto out;
     }
     memset(b->lat, 0, sizeof(b->lat));
+    if (o->orders) {
+        /* An order takes one operation at least: the book never grows. */
+        b->orders_cap = o->ops;
+        b->orders = calloc((size_t)b->orders_cap, sizeof(*b->orders));
+        if (b->orders == NULL) {
+            fprintf(stderr, "wallex bench: no memory for %" PRId64 " orders\n", o->ops);
+            goto out;
+        }
+        for (size_t i = 0; i < b->conns_len; i++)
+            b->conns[i].order = -1;
+    }
     t0 = wx_monotonic_us();
-    if (run_phase(b, (uint64_t)o->ops, -1, "ops") != 0)
+    if (run_phase(b, (uint64_t)o->ops, o->orders ? PHASE_ORDERS : PHASE_MIX,
+                  o->orders ? "orders" : "ops") != 0)
         goto out;
-    report(b, "mixed operations", wx_monotonic_us() - t0, (uint64_t)o->ops);
-    rc = verify(b, created) ? 0 : 1;
+    report(b, o->orders ? "order operations" : "mixed operations", wx_monotonic_us() - t0,
+           (uint64_t)o->ops);
+    if (o->orders)
+        rc = verify_orders(b) ? 0 : 1;
+    else
+        rc = verify(b, created) ? 0 : 1;
     printf("bench: %s\n", rc == 0 ? "verified" : "VERIFICATION FAILED");
 out:
     for (size_t i = 0; b->conns != NULL && i < b->conns_len; i++) {
@@ -508,6 +819,7 @@ out:
         wx_buf_free(&b->conns[i].in);
     }
     free(b->conns);
+    free(b->orders);
     close(b->ep);
     free(b);
     return rc;

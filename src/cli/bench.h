@@ -2,6 +2,7 @@
 #ifndef WALLEX_CLI_BENCH_H
 #define WALLEX_CLI_BENCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct bench_options {
@@ -13,6 +14,7 @@ struct bench_options {
     unsigned mix_transfer; /* percent */
     unsigned mix_credit;   /* percent; debits are the rest */
     uint64_t seed;         /* 0: from the clock */
+    bool orders;           /* the orders workload instead of the wallet mix */
 };
 
 /* 0 when the run completed and verified, 1 otherwise. */

@@ -58,6 +58,7 @@ struct options {
     const char *to;
     const char *url;
     const char *mix;
+    const char *workload; /* bench: wallets | orders */
     int64_t wallets;
     int64_t ops;
     int64_t connections;
@@ -105,6 +106,7 @@ static void options_defaults(struct options *o)
     o->to = NULL;
     o->url = env_or("WALLEX_URL", "http://127.0.0.1:8080");
     o->mix = env_or("WALLEX_BENCH_MIX", "60,20,20");
+    o->workload = env_or("WALLEX_BENCH_WORKLOAD", "wallets");
     o->wallets = 1000;
     o->ops = 100000;
     o->connections = 64;
@@ -151,7 +153,8 @@ static const char usage_main[] =
     "  drift     compare the read models with a fold of the log\n"
     "  verify    check the money invariants (exit 1 when one is broken)\n"
     "  backup    copy the event log of a running or stopped server (--to DIR)\n"
-    "  bench     load generator: wallets, a mix of operations, then verification\n"
+    "  bench     load generator: wallets, then a mix of operations or order lives\n"
+    "            (--workload orders), then verification\n"
     "\n"
     "  wallex <command> --help   options of one command\n"
     "  wallex --version          the version\n";
@@ -202,7 +205,10 @@ static const char usage_offline[] =
     "  verify   catches the read models up, then checks that balances equal\n"
     "           credits minus debits, that no balance is negative, that every\n"
     "           credit and debit has exactly one ledger entry and that every\n"
-    "           entry starts where the previous one ended (exit 1 if not)\n";
+    "           entry starts where the previous one ended; for orders, that each\n"
+    "           total is the sum of its lines, that the statistics equal a\n"
+    "           recount, and that every payment and refund has its wallet\n"
+    "           movement and no other movement names an order (exit 1 if not)\n";
 
 static const char usage_backup[] =
     "usage: wallex backup --to DIR [--data-dir DIR]\n"
@@ -215,15 +221,26 @@ static const char usage_backup[] =
 static const char usage_bench[] =
     "usage: wallex bench [options]\n"
     "\n"
-    "Creates wallets, runs a mix of transfers, credits and debits over keep-alive\n"
-    "connections, prints ops/s and latency percentiles per operation, then verifies\n"
-    "that balances, ledger and events agree (exit 1 when they do not).\n"
+    "Creates wallets (1,000,000.00 each), then runs one of two workloads over\n"
+    "keep-alive connections, prints ops/s and latency percentiles per operation,\n"
+    "and verifies the server's books against its own (exit 1 when they differ).\n"
+    "\n"
+    "  wallets (default)  a mix of transfers, credits and debits; then balances\n"
+    "                     add up, every wallet's ledger matches its events, no drift\n"
+    "  orders             each connection creates an order of 3 items, confirms it\n"
+    "                     and pays it from a random wallet, then the next; then every\n"
+    "                     wallet holds its funds minus the orders paid from it, each\n"
+    "                     paid order was debited exactly once, GET /orders lists every\n"
+    "                     order with the status and total the bench saw, no drift\n"
     "\n"
     "  --url URL          server                  WALLEX_URL (http://127.0.0.1:8080)\n"
+    "  --workload NAME    wallets | orders        WALLEX_BENCH_WORKLOAD (wallets)\n"
     "  --wallets N        wallets to create       WALLEX_BENCH_WALLETS (1000)\n"
-    "  --ops N            operations to run       WALLEX_BENCH_OPS (100000)\n"
+    "  --ops N            operations to run (order commands for orders)\n"
+    "                                             WALLEX_BENCH_OPS (100000)\n"
     "  --connections N    keep-alive connections  WALLEX_BENCH_CONNECTIONS (64)\n"
-    "  --mix T,C,D        percent transfers, credits, debits  WALLEX_BENCH_MIX (60,20,20)\n"
+    "  --mix T,C,D        wallets workload: percent transfers, credits, debits\n"
+    "                                             WALLEX_BENCH_MIX (60,20,20)\n"
     "  --seed N           random seed (0: from the clock)\n";
 
 static const char usage_events[] =
@@ -239,7 +256,7 @@ enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_CURRENCY, OPT_THRE
        OPT_IDEM_TTL, OPT_MIN_POS_WAIT, OPT_LOG_LEVEL, OPT_TO, OPT_CONNS, OPT_CONN_TIMEOUT,
        OPT_SNAPSHOT_EVERY, OPT_URL, OPT_WALLETS, OPT_OPS, OPT_CONNECTIONS, OPT_MIX, OPT_SEED, OPT_FROM, OPT_LIMIT,
        OPT_REDIS, OPT_REDIS_STREAM, OPT_REDIS_MAXLEN, OPT_REDIS_REQUIRED, OPT_RETRY_SCHEDULE,
-       OPT_WEBHOOK_TIMEOUT, OPT_DISABLE_AFTER, OPT_DENY_PRIVATE, OPT_HELP };
+       OPT_WEBHOOK_TIMEOUT, OPT_DISABLE_AFTER, OPT_DENY_PRIVATE, OPT_WORKLOAD, OPT_HELP };
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -271,6 +288,7 @@ static const struct option long_options[] = {
     {"webhook-timeout", required_argument, NULL, OPT_WEBHOOK_TIMEOUT},
     {"webhook-disable-after", required_argument, NULL, OPT_DISABLE_AFTER},
     {"webhook-deny-private", no_argument, NULL, OPT_DENY_PRIVATE},
+    {"workload", required_argument, NULL, OPT_WORKLOAD},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -350,6 +368,7 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         case OPT_OPS: t.ops = optarg; break;
         case OPT_CONNECTIONS: t.connections = optarg; break;
         case OPT_MIX: o->mix = optarg; break;
+        case OPT_WORKLOAD: o->workload = optarg; break;
         case OPT_SEED: t.seed = optarg; break;
         case OPT_FROM: t.from = optarg; break;
         case OPT_LIMIT: t.limit = optarg; break;
@@ -851,6 +870,11 @@ static int cmd_bench(int argc, char **argv)
         fprintf(stderr, "wallex bench: --mix must be three percentages adding up to 100\n");
         return 2;
     }
+    if (strcmp(o.workload, "wallets") != 0 && strcmp(o.workload, "orders") != 0) {
+        fprintf(stderr, "wallex bench: --workload must be wallets or orders\n");
+        return 2;
+    }
+    b.orders = strcmp(o.workload, "orders") == 0;
     b.host = host;
     b.port = (uint16_t)port;
     b.mix_transfer = t;

@@ -160,16 +160,18 @@ static void reject_status(struct order_decision *out, const struct order_state *
     out->current_status = s->status;
 }
 
-/* A line's price in the order's currency, and its total. */
-static bool price_line(const struct order_line *l, const char *currency, struct order_item *it,
-                       struct order_decision *out)
+/* A line's price in the order's currency. A price is money (API.md): more
+ * digits than the currency has, or a value past int64 minor units, is
+ * 400 like any amount; only a line or order total past it is 422. */
+static bool price_parse(const struct order_line *l, const char *currency, struct order_item *it,
+                        struct order_decision *out)
 {
     int exponent = wx_currency_exponent(currency);
     assert(exponent >= 0); /* orders only hold known currencies */
     int err = wx_money_parse(l->unit_price, strlen(l->unit_price), exponent,
                              &it->unit_price_minor);
     if (err == WX_ERR_OVERFLOW) {
-        reject(out, ORDER_total_overflow, "unitPrice is too large");
+        reject(out, ES_invalid_request, "unitPrice is beyond the largest amount in this currency");
         return false;
     }
     if (err) {
@@ -178,6 +180,12 @@ static bool price_line(const struct order_line *l, const char *currency, struct 
         return false;
     }
     it->quantity = l->quantity;
+    return true;
+}
+
+/* quantity x unit price into line_total_minor. */
+static bool line_total(struct order_item *it, struct order_decision *out)
+{
     if (__builtin_mul_overflow(it->quantity, it->unit_price_minor, &it->line_total_minor)) {
         reject(out, ORDER_total_overflow, "quantity times unitPrice is too large");
         return false;
@@ -193,12 +201,17 @@ static void decide_create(const struct order_state *s, const struct order_comman
         return;
     }
     assert(c->lines_len <= ORDER_ITEMS_MAX); /* the parser refuses more */
+    /* Every price first: an invalid request is a 400 wherever its fault
+     * is, never a 422 because another line overflowed before it. */
     for (size_t i = 0; i < c->lines_len; i++) {
         struct order_item *it = &out->scratch[i];
         copy_str(it->product_id, sizeof(it->product_id), c->lines[i].product_id);
-        if (!price_line(&c->lines[i], c->currency, it, out))
+        if (!price_parse(&c->lines[i], c->currency, it, out))
             return;
     }
+    for (size_t i = 0; i < c->lines_len; i++)
+        if (!line_total(&out->scratch[i], out))
+            return;
     int64_t total;
     if (!items_total(out->scratch, c->lines_len, &total)) {
         reject(out, ORDER_total_overflow, "the order total is too large");
@@ -257,19 +270,14 @@ static void decide_item(const struct order_state *s, const struct order_command 
     if (c->kind == ORDER_CMD_REMOVE_ITEM) {
         out->event.kind = ORDER_ITEM_REMOVED;
     } else {
-        struct order_line line = c->lines[0];
-        if (line.unit_price == NULL) { /* change without a price keeps it */
-            it->quantity = line.quantity;
+        const struct order_line *line = &c->lines[0];
+        if (line->unit_price == NULL) { /* change without a price keeps it */
+            it->quantity = line->quantity;
             it->unit_price_minor = s->items[at].unit_price_minor;
-            if (__builtin_mul_overflow(it->quantity, it->unit_price_minor,
-                                       &it->line_total_minor)) {
-                reject(out, ORDER_total_overflow, "quantity times unitPrice is too large");
-                return;
-            }
-        } else if (!price_line(&line, s->currency, it, out)) {
+        } else if (!price_parse(line, s->currency, it, out)) {
             return;
         }
-        if (!total_with(s, it, out))
+        if (!line_total(it, out) || !total_with(s, it, out))
             return;
         out->event.kind = c->kind == ORDER_CMD_ADD_ITEM ? ORDER_ITEM_ADDED : ORDER_ITEM_CHANGED;
     }

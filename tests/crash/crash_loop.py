@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Crash loop: a real server under concurrent transfers, credits and debits
-(each with its own Idempotency-Key), killed with SIGKILL at random moments
-and restarted. Clients keep a journal of every acknowledgement. After each
-round:
+"""Crash loop: a real server under concurrent transfers, credits, debits and
+order flows (create an order of 3 items, confirm it, pay it from a wallet,
+sometimes cancel it once paid, which refunds it), each command with its own
+Idempotency-Key, killed with SIGKILL at random moments and restarted.
+Clients keep a journal of every acknowledgement. After each round:
   - every acknowledged command, sent again with its key, comes back byte for
     byte with Idempotency-Replayed: true (it is durable, and a retry never
     applies it twice);
@@ -10,9 +11,13 @@ round:
     until they have an answer, so every one ends applied exactly once or
     refused;
   - the balances add up to the initial money plus acknowledged credits minus
-    acknowledged debits, none negative.
+    acknowledged debits, minus acknowledged payments plus acknowledged
+    refunds, none negative;
+  - every order is, in the log, in the status its last acknowledged command
+    left it.
 At the end: `wallex verify` on the data directory (money invariants, ledger,
-read models against the log).
+read models against the log, each payment and refund against its wallet
+movement).
 
   tests/crash/crash_loop.py build/wallex              # 3 rounds (CI)
   tests/crash/crash_loop.py build/wallex --rounds 100 # the long run
@@ -43,6 +48,9 @@ class Journal:
         self.unknown = {}  # key -> (path, body): sent, answer lost
         self.credits = Decimal(0)
         self.debits = Decimal(0)
+        self.paid = Decimal(0)      # acknowledged order payments
+        self.refunded = Decimal(0)  # acknowledged cancels of paid orders
+        self.orders = {}            # order id -> status its last acknowledged command left
         self.replays_checked = 0
 
     def settle(self, key, path, body, status, payload):
@@ -55,6 +63,13 @@ class Journal:
                 self.credits += Decimal(json.loads(body)["amount"])
             if status == 200 and path.endswith("/debit"):
                 self.debits += Decimal(json.loads(body)["amount"])
+            if path.startswith("/orders") and status in (200, 201):
+                order = json.loads(payload, parse_float=Decimal)
+                self.orders[order["orderId"]] = order["status"]
+                if path.endswith("/pay"):
+                    self.paid += order["total"]
+                if path.endswith("/cancel") and order["paidFrom"] is not None:
+                    self.refunded += order["total"]
 
 
 def send(s, path, body, key):
@@ -75,20 +90,42 @@ def random_command(rnd):
     return "/wallets/c%d/debit" % a, json.dumps({"amount": amount})
 
 
+def order_flow(rnd, order_id):
+    """The commands of one order's life, in order: create with 3 items,
+    confirm, pay from a wallet, and sometimes cancel once paid (a refund)."""
+    items = [{"productId": "p%d" % i, "quantity": rnd.randint(1, 3),
+              "unitPrice": "%d.%02d" % (rnd.randint(0, 4), rnd.randint(0, 99))} for i in range(3)]
+    steps = [("/orders", json.dumps({"orderId": order_id, "customerId": "crash",
+                                     "items": items})),
+             ("/orders/%s/confirm" % order_id, "{}"),
+             ("/orders/%s/pay" % order_id,
+              json.dumps({"walletId": "c%d" % rnd.randrange(WALLETS)}))]
+    if rnd.random() < 0.3:
+        steps.append(("/orders/%s/cancel" % order_id, json.dumps({"reason": "crash loop"})))
+    return steps
+
+
 def client(s, journal, stop, seed, round_no):
     rnd = random.Random(seed)
     n = 0
     while not stop.is_set():
         n += 1
         key = "r%d-c%d-%d" % (round_no, seed, n)
-        path, body = random_command(rnd)
-        with journal.lock:
-            journal.unknown[key] = (path, body)
-        try:
-            st, _, payload, _ = send(s, path, body, key)
-        except Exception:
-            return  # the server died under us: the answer is lost
-        journal.settle(key, path, body, st, payload)
+        if rnd.random() < 0.25:
+            steps = order_flow(rnd, "o-" + key)
+        else:
+            steps = [random_command(rnd)]
+        for i, (path, body) in enumerate(steps):
+            step_key = "%s-%d" % (key, i)
+            with journal.lock:
+                journal.unknown[step_key] = (path, body)
+            try:
+                st, _, payload, _ = send(s, path, body, step_key)
+            except Exception:
+                return  # the server died under us: the answer is lost
+            journal.settle(step_key, path, body, st, payload)
+            if st not in (200, 201):
+                break  # refused (or not answered): the order's life stops here
 
 
 def check_round(s, journal, verified_keys):
@@ -116,7 +153,8 @@ def check_round(s, journal, verified_keys):
     # Money adds up.
     s.read_your_writes = False
     total = Decimal(0)
-    expected = WALLETS * INITIAL + journal.credits - journal.debits
+    expected = (WALLETS * INITIAL + journal.credits - journal.debits - journal.paid +
+                journal.refunded)
     # Balances from the log itself (folded), not the read model, so this does
     # not depend on projection lag.
     for w in range(WALLETS):
@@ -133,6 +171,12 @@ def check_round(s, journal, verified_keys):
         assert balance is not None and balance >= 0
         total += balance
     assert total == expected, (total, expected)
+    # Every order is where its last acknowledged command left it, in the
+    # log itself (folded: ?asOf in the future), whatever the read side holds.
+    for order_id, status in journal.orders.items():
+        st, _, payload, order = s.request("GET", "/orders/%s?asOf=2999-01-01T00:00:00Z"
+                                          % order_id)
+        assert st == 200 and order["status"] == status, (order_id, status, payload[:300])
     return lost
 
 
@@ -170,9 +214,10 @@ def main():
             s.start()
             try:
                 lost = check_round(s, journal, verified)
-                print("round %d: ok, %d acknowledged so far, %d answers lost in the crash"
-                      " settled by retrying with their keys" % (round_no, len(journal.acked), lost),
-                      flush=True)
+                print("round %d: ok, %d acknowledged so far (%d orders, payments %s, refunds"
+                      " %s), %d answers lost in the crash settled by retrying with their keys"
+                      % (round_no, len(journal.acked), len(journal.orders), journal.paid,
+                         journal.refunded, lost), flush=True)
             except AssertionError as e:
                 failures += 1
                 print("round %d: FAILED %r" % (round_no, e), flush=True)
@@ -185,8 +230,9 @@ def main():
             failures += 1
             print("verify FAILED: %s %s" % (r.stdout[:2000], r.stderr[-2000:]))
         else:
-            print("verify: ok, %d events, %d ledger entries" % (
-                report["wallet"]["events"], report["wallet"]["ledgerEntries"]))
+            print("verify: ok, %d events, %d ledger entries, %d orders, %d paid" % (
+                report["wallet"]["events"], report["wallet"]["ledgerEntries"],
+                report["order"]["orders"], report["order"]["paidOrders"]))
         print("acknowledgements verified by replay: %d" % journal.replays_checked)
     finally:
         s.cleanup()

@@ -213,7 +213,13 @@ static void test_create(void **state)
     order_state_init(&s);
     c.currency = "JPY";
     lines[0] = line("p1", 2, "9223372036854775807");
+    c.lines_len = 1;
     assert_ptr_equal(run(&s, 0, &c, &d), ORDER_total_overflow);
+    /* Every price is checked before any line is multiplied: a price with
+     * too many digits is a 400 even after a line that would overflow. */
+    lines[1] = line("p2", 1, "0.5");
+    c.lines_len = 2;
+    assert_ptr_equal(run(&s, 0, &c, &d), ES_invalid_request);
     lines[0] = line("p1", 1, "9223372036854775807");
     lines[1] = line("p2", 1, "1");
     c.lines_len = 2;
