@@ -4,11 +4,11 @@
  *
  * A connection reads with edge-triggered events: one recv per request when
  * the request fits (a short read means the socket was drained), and no
- * epoll_ctl per request. A command parks its connection (nothing is read
- * or parsed while the writer holds it); the writer hands the completed
- * command back to the connection's thread, which answers and goes on with
- * any pipelined request. One eventfd write wakes a thread for a whole
- * batch of completions.
+ * epoll_ctl per request. A parked request (a command with the writer, a
+ * query waiting for the read side) parks its connection: nothing is read
+ * or parsed until http_resume hands the request back to the connection's
+ * thread, which runs the park's resume and goes on with any pipelined
+ * request. One eventfd write wakes a thread for a whole batch of resumes.
  *
  * Requests are parsed by http/wire.c. A connection holds a read buffer only
  * while a request is arriving or pipelined bytes wait, so idle keep-alive
@@ -30,8 +30,6 @@
 
 #include "base/clock.h"
 #include "base/err.h"
-#include "base/fault.h"
-#include "es/writer.h"
 #include "http/internal.h"
 #include "limits.h"
 #include "obs/log.h"
@@ -76,6 +74,28 @@ static void list_append(struct http_list *l, struct http_conn *c, int64_t deadli
     l->tail = c;
 }
 
+/* For timeouts that differ: walks back from the tail, where a timeout
+ * like most others lands at once. */
+static void list_insert_sorted(struct http_list *l, struct http_conn *c, int64_t deadline_ms)
+{
+    list_unlink(c);
+    struct http_conn *after = l->tail;
+    while (after != NULL && after->deadline_ms > deadline_ms)
+        after = after->prev;
+    c->timer = l;
+    c->deadline_ms = deadline_ms;
+    c->prev = after;
+    c->next = after != NULL ? after->next : l->head;
+    if (c->next != NULL)
+        c->next->prev = c;
+    else
+        l->tail = c;
+    if (after != NULL)
+        after->next = c;
+    else
+        l->head = c;
+}
+
 static void wake(struct http_thread *t)
 {
     uint64_t one = 1;
@@ -83,20 +103,55 @@ static void wake(struct http_thread *t)
     (void)n; /* an eventfd write fails only when its counter is full */
 }
 
-/* Writer thread: the command is answered; hand it to its connection's
- * thread. Only the first completion of a batch pays for the wakeup. */
-void http_command_complete(struct es_command *cmd)
+/* ---- parking ---- */
+
+void http_park(struct http_request *req, const struct http_park_ops *ops, int64_t timeout_ms)
 {
-    struct http_request *req = cmd->complete_ctx;
+    struct http_conn *c = req->conn;
+    assert(req->state == REQ_READING && req->park == NULL);
+    assert(ops->resume != NULL && ops->cancel != NULL && timeout_ms >= 0);
+    req->state = REQ_PARKED;
+    req->park = ops;
+    if (timeout_ms > 0)
+        list_insert_sorted(&c->thread->parked, c, c->thread->now_ms + timeout_ms);
+    else
+        list_unlink(c);
+}
+
+/* Any thread: hands the request back to its connection's thread. Only the
+ * first resume of a batch pays for the wakeup. */
+void http_resume(struct http_request *req)
+{
     struct http_thread *t = req->conn->thread;
-    atomic_store(&req->writer_done, true);
+    bool twice = atomic_exchange(&req->resume_pending, true);
+    assert(!twice); /* once per park */
+    (void)twice;
     pthread_mutex_lock(&t->done_lock);
-    bool first = t->done == NULL;
-    req->done_next = t->done;
-    t->done = req;
+    bool first = t->resumed == NULL;
+    req->resumed_next = t->resumed;
+    t->resumed = req;
     pthread_mutex_unlock(&t->done_lock);
     if (first)
         wake(t);
+}
+
+bool http_client_gone(const struct http_request *req)
+{
+    return req->conn->orphan;
+}
+
+/* Asks a park to withdraw its wake-up (a timeout, a closing connection, a
+ * stopping server). True when the request is unparked: answered (only on
+ * a timeout) or to be ended; false when its resume is on its way. */
+static bool park_cancel(struct http_request *req, bool timed_out)
+{
+    assert(req->state == REQ_PARKED);
+    if (!req->park->cancel(req, timed_out))
+        return false;
+    req->park = NULL;
+    if (req->state == REQ_PARKED)
+        req->state = timed_out ? REQ_READING : REQ_ANSWERED;
+    return true;
 }
 
 /* ---- connections ---- */
@@ -145,26 +200,37 @@ static void conn_free(struct http_conn *c)
         c->all_next->all_prev = c->all_prev;
     if (c->req != NULL)
         http_request_end(c->req);
+    if (c->orphan)
+        t->orphans--;
     buffer_put(t, c->in);
     wx_buf_free(&c->out);
     atomic_fetch_sub(&t->srv->connections, 1);
     free(c);
 }
 
-/* Closes the socket. A connection whose command is with the writer stays
- * allocated, as an orphan, until the writer hands the command back. */
+/* Closes the socket. A parked request's wake-up is withdrawn; when it
+ * cannot be, the connection stays allocated, as an orphan, until the
+ * resume has run. */
 static void conn_close(struct http_conn *c)
 {
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;
     }
-    if (c->req != NULL && c->req->state == REQ_WAITING) {
+    list_unlink(c);
+    if (c->req != NULL && c->req->state == REQ_PARKED && !park_cancel(c->req, false)) {
         c->orphan = true;
-        list_unlink(c);
+        c->thread->orphans++;
         return;
     }
     conn_free(c);
+}
+
+void http_conn_drop(struct http_request *req)
+{
+    assert(req->state == REQ_READING);
+    req->state = REQ_ANSWERED; /* with nothing: status stays 0, uncounted */
+    req->close = true;
 }
 
 static void conn_touch(struct http_conn *c)
@@ -397,10 +463,8 @@ static void conn_run(struct http_conn *c)
             return;
         }
         struct http_request *req = c->req;
-        if (req != NULL && req->state == REQ_WAITING) {
-            list_unlink(c); /* no timeout while the writer has it */
-            return;
-        }
+        if (req != NULL && req->state == REQ_PARKED)
+            return; /* http_park set its timer */
         if (req != NULL && req->state == REQ_ANSWERED) {
             c->close_after_out |= req->close;
             size_t next = req->next_request;
@@ -563,16 +627,55 @@ static void accept_resume(struct http_thread *t)
     pthread_mutex_unlock(&srv->listen_lock);
 }
 
-/* Sets up the connections other threads accepted for this one, then
- * answers the commands the writer has handed back. */
+/* The requests resumed for thread t since it last looked, oldest first. */
+static struct http_request *take_resumed(struct http_thread *t)
+{
+    pthread_mutex_lock(&t->done_lock);
+    struct http_request *list = t->resumed;
+    t->resumed = NULL;
+    pthread_mutex_unlock(&t->done_lock);
+    struct http_request *fifo = NULL;
+    while (list != NULL) {
+        struct http_request *next = list->resumed_next;
+        list->resumed_next = fifo;
+        fifo = list;
+        list = next;
+    }
+    return fifo;
+}
+
+/* Runs a resumed request's resume on its thread, then its connection. */
+static void run_resume(struct http_request *req)
+{
+    struct http_conn *c = req->conn;
+    const struct http_park_ops *ops = req->park;
+    assert(req->state == REQ_PARKED && ops != NULL);
+    req->park = NULL;
+    req->state = REQ_READING;
+    /* Before resume: it may park again, and the next wake-up come at once. */
+    atomic_store(&req->resume_pending, false);
+    ops->resume(req);
+    if (req->state == REQ_READING)
+        http_reply_problem(req, ES_internal_error, "the request was resumed and not answered");
+    if (c->orphan) {
+        if (req->state == REQ_PARKED && !park_cancel(req, false))
+            return; /* still an orphan: its next resume ends it */
+        conn_free(c);
+        return;
+    }
+    if (req->state != REQ_PARKED)
+        conn_touch(c);
+    conn_run(c);
+}
+
+/* Sets up the connections other threads accepted for this one, then runs
+ * the resumes handed over. */
 static void drain_done(struct http_thread *t)
 {
     uint64_t v;
     ssize_t n = read(t->wakefd, &v, sizeof(v));
     (void)n;
     pthread_mutex_lock(&t->done_lock);
-    struct http_request *list = t->done;
-    t->done = NULL;
     int *incoming = t->incoming;
     size_t incoming_len = t->incoming_len;
     t->incoming = NULL;
@@ -581,29 +684,9 @@ static void drain_done(struct http_thread *t)
     for (size_t i = 0; i < incoming_len; i++)
         conn_new(t, incoming[i]);
     free(incoming);
-    struct http_request *fifo = NULL;
-    while (list != NULL) {
-        struct http_request *next = list->done_next;
-        list->done_next = fifo;
-        fifo = list;
-        list = next;
-    }
-    while (fifo != NULL) {
-        struct http_request *req = fifo;
-        fifo = req->done_next;
-        struct http_conn *c = req->conn;
-        req->state = REQ_READING; /* the answer comes now */
-        if (c->orphan) {
-            conn_free(c);
-            continue;
-        }
-        if (req->cmd->has_position && !req->cmd->replayed && wx_fault_active("ack-drop")) {
-            conn_close(c); /* fault injection: committed, but the answer is lost */
-            continue;
-        }
-        http_send_command_result(req);
-        conn_touch(c);
-        conn_run(c);
+    for (struct http_request *req = take_resumed(t), *next; req != NULL; req = next) {
+        next = req->resumed_next;
+        run_resume(req);
     }
 }
 
@@ -611,6 +694,23 @@ static void expire(struct http_list *l, int64_t now_ms)
 {
     while (l->head != NULL && l->head->deadline_ms <= now_ms)
         conn_close(l->head);
+}
+
+/* Parks whose timeout passed: each is asked to withdraw its wake-up and
+ * answer; one that cannot waits for its resume without a timeout. */
+static void expire_parked(struct http_thread *t)
+{
+    struct http_list *l = &t->parked;
+    while (l->head != NULL && l->head->deadline_ms <= t->now_ms) {
+        struct http_conn *c = l->head;
+        list_unlink(c);
+        if (!park_cancel(c->req, true))
+            continue;
+        if (c->req->state == REQ_READING)
+            http_reply_problem(c->req, ES_internal_error, "the wait ended without an answer");
+        conn_touch(c);
+        conn_run(c);
+    }
 }
 
 static void *thread_main(void *arg)
@@ -645,6 +745,7 @@ static void *thread_main(void *arg)
             drain_done(t);
         expire(&t->idle, t->now_ms);
         expire(&t->linger, t->now_ms);
+        expire_parked(t);
         if (t->accept_resume_ms > 0 && t->now_ms >= t->accept_resume_ms)
             accept_resume(t);
         /* Connections whose turn ran out go on; new events come first. */
@@ -682,27 +783,36 @@ static int listen_socket(const struct sockaddr_storage *addr, bool v6, unsigned 
     return fd;
 }
 
+/* Closes every connection of a stopped thread. A parked request whose
+ * wake-up cannot be withdrawn (its resume is on its way) is waited for, so
+ * nothing calls http_resume on freed memory; past the grace period it is
+ * leaked instead, with an error. */
+static void thread_close_all(struct http_thread *t)
+{
+    for (struct http_conn *c = t->all, *next; c != NULL; c = next) {
+        next = c->all_next;
+        if (!c->orphan)
+            conn_close(c);
+    }
+    int64_t deadline_ms = wx_monotonic_ms() + WX_SHUTDOWN_GRACE_MS;
+    while (t->orphans > 0) {
+        struct http_request *req = take_resumed(t);
+        if (req == NULL && wx_monotonic_ms() > deadline_ms) {
+            wx_logf(WX_LOG_ERROR, "http: stopped with %zu requests never resumed", t->orphans);
+            return;
+        }
+        if (req == NULL)
+            usleep(1000);
+        for (struct http_request *next; req != NULL; req = next) {
+            next = req->resumed_next;
+            run_resume(req);
+        }
+    }
+}
+
 static void thread_free(struct http_thread *t)
 {
-    /* Commands handed back and not yet answered: their requests end here. */
-    while (t->done != NULL) {
-        struct http_request *req = t->done;
-        t->done = req->done_next;
-        req->state = REQ_READING;
-        if (req->conn->orphan)
-            conn_free(req->conn);
-    }
-    while (t->all != NULL) {
-        struct http_conn *c = t->all;
-        if (c->req != NULL && c->req->state == REQ_WAITING) {
-            /* The writer still holds it (http_server_stop's contract says
-             * it cannot); leaking beats freeing what it will touch. */
-            wx_logf(WX_LOG_ERROR, "http: stopped with a command still with the writer");
-            t->all = c->all_next;
-            continue;
-        }
-        conn_close(c);
-    }
+    thread_close_all(t);
     for (size_t i = 0; i < t->incoming_len; i++) {
         close(t->incoming[i]);
         atomic_fetch_sub(&t->srv->connections, 1);

@@ -1,9 +1,10 @@
 /*
  * The thin HTTP layer (DESIGN.md §9): a static route table, problem+json
- * for every error, and commands that park their connection until the
- * writer completes them. Handlers get a request with its own
- * arena (freed when the request ends) and answer exactly once, either with
- * http_reply* right away or with http_submit.
+ * for every error, and requests that park their connection while another
+ * thread works for them (a command with the writer, a query waiting for the
+ * read side). Handlers get a request with its own arena (freed when the
+ * request ends) and answer exactly once: with http_reply* right away, with
+ * http_submit, or later from a park's resume (http_park).
  */
 #ifndef WALLEX_HTTP_HTTP_H
 #define WALLEX_HTTP_HTTP_H
@@ -19,6 +20,7 @@
 #include "http/wire.h"
 
 struct http_request;
+struct http_park_ops;
 struct http_server;
 struct es_command;
 struct es_writer;
@@ -54,16 +56,17 @@ struct http_request {
     const char *traceparent;    /* valid W3C traceparent, or NULL */
     struct http_header headers[HTTP_EXTRA_HEADERS_MAX]; /* for the response */
     size_t headers_len;
-    /* private to server.c */
+    /* private to http/ */
     struct http_conn *conn;
     struct http_wire_head wire; /* names and values point into conn's buffer */
     size_t next_request;        /* where the connection's next request starts */
     bool close;                 /* the connection closes after this answer */
     int state;
-    struct es_command *cmd;
-    struct http_request *done_next; /* in its thread's list of completed commands */
+    struct es_command *cmd;             /* with the writer (http_submit) */
+    const struct http_park_ops *park;   /* while parked */
+    struct http_request *resumed_next;  /* in its thread's list of resumed requests */
+    atomic_bool resume_pending;         /* http_resume called, resume not yet run */
     int status; /* of the response, once answered */
-    atomic_bool writer_done; /* set by the writer thread before it resumes */
     int64_t started_us;
 };
 
@@ -103,9 +106,42 @@ void http_add_header(struct http_request *req, const char *name, const char *val
 void http_reply(struct http_request *req, int status, const char *body, size_t body_len);
 void http_reply_buf(struct http_request *req, int status, struct wx_buf *b);
 void http_reply_problem(struct http_request *req, enum es_outcome outcome, const char *detail);
-/* Queues a command to the writer and answers when it completes. The
- * command must live in the request's arena. */
+/* Queues a command to the writer and answers when it completes (the
+ * request is parked meanwhile). The command must live in the request's
+ * arena. */
 void http_submit(struct http_request *req, struct es_command *cmd);
+
+/* ---- parking: a request that waits for another thread ----
+ *
+ * A handler that must wait (for the writer, the read side, a worker) never
+ * blocks its HTTP thread: it registers a wake-up with whoever it waits for,
+ * parks the request and returns. The connection then reads and answers
+ * nothing until the wake-up's http_resume (any thread) brings the request
+ * back to its own HTTP thread, which runs the park's resume. Every park
+ * ends in exactly one of: resume runs, or cancel returns true. */
+struct http_park_ops {
+    /* On the request's HTTP thread after http_resume: answers, submits or
+     * parks again. It also runs when the client has gone meanwhile
+     * (http_client_gone): its answer is then dropped, but whatever the
+     * wake-up handed over is released here. */
+    void (*resume)(struct http_request *req);
+    /* On the request's HTTP thread when the park's timeout passes
+     * (timed_out), or when the connection closes or the server stops
+     * (!timed_out). True when it withdrew the wake-up: http_resume will
+     * never be called for this park, and on a timeout it has answered.
+     * False when http_resume is already on its way: resume runs later. */
+    bool (*cancel)(struct http_request *req, bool timed_out);
+};
+
+/* Parks a request that has not answered, from its handler or a resume, on
+ * its HTTP thread. timeout_ms 0: no timeout. The wake-up may be registered
+ * before or after the call (even fire before it): resume never runs before
+ * the handler that parked has returned. */
+void http_park(struct http_request *req, const struct http_park_ops *ops, int64_t timeout_ms);
+/* Any thread, exactly once per park: the request's resume is to run. */
+void http_resume(struct http_request *req);
+/* The client closed the connection: an answer would go nowhere. */
+bool http_client_gone(const struct http_request *req);
 
 /* ---- headers.c: validation of what clients send (never asserts) ---- */
 

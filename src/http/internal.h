@@ -18,8 +18,9 @@
 #include "limits.h"
 
 enum request_state {
-    REQ_READING,  /* the head is in; the body may still be arriving */
-    REQ_WAITING,  /* the command is with the writer */
+    REQ_READING,  /* the head is in; the body may still be arriving, or a
+                     handler (or a park's resume) is running */
+    REQ_PARKED,   /* waiting for another thread (http_park) */
     REQ_ANSWERED, /* the answer is in the connection's output */
 };
 
@@ -46,9 +47,9 @@ struct http_conn {
     bool lingering;       /* write side shut; reading what is left */
     bool pending;         /* used up its turn with work left: on t->pending */
     struct http_conn *pending_next;
-    bool orphan; /* closed while its command was with the writer */
-    /* Exactly one of the thread's timer lists holds a connection that is
-     * not waiting on the writer; the deadline is its timeout. */
+    bool orphan; /* closed while parked, and the resume is on its way */
+    /* Exactly one of the thread's timer lists holds a connection, unless
+     * it is parked without a timeout; the deadline is its timeout. */
     struct http_list *timer;
     int64_t deadline_ms;
     struct http_conn *prev, *next;
@@ -64,11 +65,13 @@ struct http_thread {
     int64_t accept_resume_ms; /* accepting paused until then, when > 0 */
     struct http_list idle;    /* timeout: the server's idle timeout */
     struct http_list linger;  /* timeout: WX_HTTP_LINGER_MS */
+    struct http_list parked;  /* timeout: each park's own, kept sorted */
     struct http_conn *all;
     struct http_conn *pending; /* to run again before the next wait */
+    size_t orphans;            /* connections closed while their resume is on its way */
     pthread_mutex_t done_lock;
-    struct http_request *done; /* completed by the writer, newest first */
-    int *incoming;             /* accepted by another thread for this one (under done_lock) */
+    struct http_request *resumed; /* http_resume'd, newest first (under done_lock) */
+    int *incoming;                /* accepted by another thread for this one (under done_lock) */
     size_t incoming_len, incoming_cap;
     char *spare[WX_HTTP_SPARE_BUFFERS]; /* read buffers to reuse */
     size_t spare_len;
@@ -103,10 +106,8 @@ struct http_server {
 struct http_request *http_request_new(struct http_conn *c);
 /* Counts, logs and frees a request, answered or not. */
 void http_request_end(struct http_request *req);
-/* Routes a request whose body is in; it is answered or with the writer. */
+/* Routes a request whose body is in; it is answered or parked. */
 void http_dispatch(struct http_request *req);
-/* Answers a command the writer has completed. */
-void http_send_command_result(struct http_request *req);
 
 /* ---- conn.c, for server.c ---- */
 
@@ -114,7 +115,8 @@ void http_send_command_result(struct http_request *req);
 int http_conns_start(struct http_server *srv, const struct sockaddr_storage *addr, bool v6,
                      const char *listen);
 void http_conns_stop(struct http_server *srv);
-/* The writer's completion callback for every command. */
-void http_command_complete(struct es_command *cmd);
+/* A request that ends its connection without an answer (a fault
+ * injected to lose one). */
+void http_conn_drop(struct http_request *req);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/fault.h"
 #include "base/uuid.h"
 #include "es/writer.h"
 #include "http/http.h"
@@ -206,9 +207,15 @@ void http_reply_problem(struct http_request *req, enum es_outcome outcome, const
     wx_buf_free(&b);
 }
 
-void http_send_command_result(struct http_request *req)
+/* ---- commands: parked while the writer has them ---- */
+
+static void command_resume(struct http_request *req)
 {
     struct es_command *cmd = req->cmd;
+    if (cmd->has_position && !cmd->replayed && wx_fault_active("ack-drop")) {
+        http_conn_drop(req); /* fault injection: committed, but the answer is lost */
+        return;
+    }
     char *token = NULL;
     if (cmd->has_position) {
         token = wx_arena_alloc(&req->arena, ES_POSITION_TOKEN_BYTES);
@@ -226,6 +233,26 @@ void http_send_command_result(struct http_request *req)
     http_reply(req, cmd->status, cmd->body ? cmd->body : "", cmd->body_len);
 }
 
+/* A queued command cannot be taken back from the writer: it always
+ * completes, and the connection waits for it without a timeout. */
+static bool command_cancel(struct http_request *req, bool timed_out)
+{
+    (void)req;
+    assert(!timed_out);
+    return false;
+}
+
+static const struct http_park_ops command_park = {
+    .resume = command_resume,
+    .cancel = command_cancel,
+};
+
+/* The writer's completion callback, on the writer thread. */
+static void command_complete(struct es_command *cmd)
+{
+    http_resume(cmd->complete_ctx);
+}
+
 void http_submit(struct http_request *req, struct es_command *cmd)
 {
     struct http_server *srv = req->server;
@@ -233,7 +260,7 @@ void http_submit(struct http_request *req, struct es_command *cmd)
     cmd->idem_key = req->idem_key;
     cmd->correlation_id = req->correlation_id;
     cmd->traceparent = req->traceparent;
-    cmd->complete = http_command_complete;
+    cmd->complete = command_complete;
     cmd->complete_ctx = req;
     if (wx_uuid7(wx_clock_now_ms(&wx_clock_system), cmd->command_id) != 0) {
         http_reply_problem(req, ES_internal_error, "no randomness for an id");
@@ -256,23 +283,16 @@ void http_submit(struct http_request *req, struct es_command *cmd)
         cmd->request_len = ml + pl + req->body_len + 2;
     }
     req->cmd = cmd;
-    /* Waiting before the writer can see the command: it may complete it
-     * before es_writer_submit returns. */
-    req->state = REQ_WAITING;
     int err = es_writer_submit(srv->writer, cmd);
     if (err) {
         enum es_outcome o = err == WX_ERR_FULL ? ES_overloaded : ES_shutting_down;
-        struct wx_buf b;
-        wx_buf_init(&b);
-        es_problem_json(&b, o, NULL);
-        cmd->status = es_outcome_status(o);
-        cmd->body = wx_buf_ok(&b) ? wx_arena_strndup(&req->arena, b.data, b.len) : NULL;
-        cmd->body_len = cmd->body ? b.len : 0;
-        wx_buf_free(&b);
-        atomic_store(&req->writer_done, true);
-        req->state = REQ_READING;
-        http_send_command_result(req);
+        http_reply_problem(req, o, NULL);
+        return;
     }
+    /* From here the writer owns the command and the arena until it calls
+     * command_complete, which may already have happened: the resume still
+     * runs only after this handler returns. */
+    http_park(req, &command_park, 0);
 }
 
 /* Validates the headers every request may carry. False when answered. */
@@ -360,7 +380,7 @@ struct http_request *http_request_new(struct http_conn *c)
     req->state = REQ_READING;
     req->method = "-"; /* until the head is parsed */
     req->path = "-";
-    atomic_init(&req->writer_done, false);
+    atomic_init(&req->resume_pending, false);
     req->started_us = wx_monotonic_us();
     char *cid = wx_arena_alloc(&req->arena, WX_UUID_STR_BYTES);
     if (cid == NULL || wx_uuid7(wx_clock_now_ms(&wx_clock_system), cid) != 0) {
@@ -376,7 +396,8 @@ struct http_request *http_request_new(struct http_conn *c)
 void http_request_end(struct http_request *req)
 {
     struct http_server *srv = req->server;
-    assert(req->state != REQ_WAITING || atomic_load(&req->writer_done));
+    /* No park is left behind: nobody will resume a freed request. */
+    assert(req->state != REQ_PARKED && !atomic_load(&req->resume_pending));
     if (req->status != 0) {
         size_t r = req->route ? (size_t)(req->route - srv->routes) : srv->routes_len;
         size_t slot = 0;
