@@ -245,6 +245,12 @@
 #define WX_MIN_POSITION_WAIT_MS_DEFAULT 2000
 #define WX_MIN_POSITION_WAIT_MS_MAX 60000
 
+/* Requests waiting for the read side (X-Min-Position) at once; past it a
+ * request is answered 503 overloaded. Each is a parked connection costing
+ * no thread, but the projector checks every one after each commit, so
+ * they are bounded to keep that check a few microseconds. */
+#define WX_PROJECTOR_WATCHES_MAX 4096
+
 /* Differences one drift report lists; the count covers all of them. */
 #define WX_DRIFT_REPORT_MAX 100
 

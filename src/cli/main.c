@@ -440,7 +440,6 @@ static int cmd_serve(int argc, char **argv)
         .store = store,
         .writer = writer,
         .projector = projector,
-        .min_position_wait_ms = o.min_position_wait_ms,
     };
     snprintf(svc.default_currency, sizeof(svc.default_currency), "%s", o.currency);
     struct http_server_config hcfg = {
@@ -452,6 +451,8 @@ static int cmd_serve(int argc, char **argv)
         .routes_len = wallet_routes_len,
         .app = &svc,
         .writer = writer,
+        .read_side = &wallet_read_side,
+        .min_position_wait_ms = o.min_position_wait_ms,
     };
     err = http_server_start(&hcfg, &http);
     if (err)

@@ -33,6 +33,10 @@ struct http_route {
     const char *pattern; /* "/wallets/{id}/credit": {name} matches one segment */
     void (*handler)(struct http_request *req);
     size_t body_bytes_max; /* 0 for routes without a body */
+    /* The read models a query reads (names, NULL-terminated; NULL for
+     * none). A request with X-Min-Position runs its handler only once they
+     * have reached that position (http_read_side), parked until then. */
+    const char *const *read_models;
 };
 
 struct http_header {
@@ -63,11 +67,34 @@ struct http_request {
     bool close;                 /* the connection closes after this answer */
     int state;
     struct es_command *cmd;             /* with the writer (http_submit) */
+    void *read_watch;                   /* waiting for the read side */
     const struct http_park_ops *park;   /* while parked */
     struct http_request *resumed_next;  /* in its thread's list of resumed requests */
     atomic_bool resume_pending;         /* http_resume called, resume not yet run */
     int status; /* of the response, once answered */
     int64_t started_us;
+};
+
+enum http_watch {
+    HTTP_WATCH_READY,     /* the read models are there: run the handler now */
+    HTTP_WATCH_PARKED,    /* registered: the application calls http_resume(req) */
+    HTTP_WATCH_BAD_TOKEN, /* the header is not a position */
+    HTTP_WATCH_FULL,      /* too many requests wait already */
+};
+
+/* X-Min-Position for routes with read_models: the application knows what
+ * positions and read models are, the server only parks and resumes. */
+struct http_read_side {
+    /* Bytes of the application's wake-up, allocated in a waiting request's
+     * arena. */
+    size_t watch_bytes;
+    /* Registers in watch a wake-up for when the models reach the position
+     * in token, which calls http_resume(req) once. */
+    enum http_watch (*watch)(void *app, struct http_request *req, void *watch,
+                             const char *const *models, const char *token);
+    /* Withdraws it: true when withdrawn (http_resume will not be called),
+     * false when the wake-up has fired. */
+    bool (*unwatch)(void *app, void *watch);
 };
 
 struct http_server_config {
@@ -79,6 +106,10 @@ struct http_server_config {
     size_t routes_len;
     void *app;
     struct es_writer *writer;
+    /* NULL: X-Min-Position is ignored. Past min_position_wait_ms (0: no
+     * wait) a request still waiting is answered 503 projection_lagging. */
+    const struct http_read_side *read_side;
+    int64_t min_position_wait_ms;
 };
 
 int http_server_start(const struct http_server_config *config, struct http_server **server_out);

@@ -86,6 +86,8 @@ struct http_server {
     struct route_metrics *metrics; /* one per route, then one for no route */
     void *app;
     struct es_writer *writer;
+    const struct http_read_side *read_side;
+    int64_t min_position_wait_ms;
     unsigned port;
     unsigned connections_max;
     int64_t idle_timeout_ms;

@@ -325,6 +325,68 @@ static bool read_common_headers(struct http_request *req)
     return true;
 }
 
+static void run_handler(struct http_request *req)
+{
+    req->route->handler(req);
+    /* A handler answers, submits or parks; anything else is a bug we still
+     * answer. */
+    if (req->state == REQ_READING)
+        http_reply_problem(req, ES_internal_error, "the handler did not answer");
+}
+
+/* ---- X-Min-Position: parked until the read side is there ---- */
+
+static void read_side_resume(struct http_request *req)
+{
+    if (!http_client_gone(req))
+        run_handler(req);
+}
+
+static bool read_side_cancel(struct http_request *req, bool timed_out)
+{
+    struct http_server *srv = req->server;
+    if (!srv->read_side->unwatch(srv->app, req->read_watch))
+        return false;
+    if (timed_out)
+        http_reply_problem(req, ES_projection_lagging,
+                           "the read side has not reached X-Min-Position yet");
+    return true;
+}
+
+static const struct http_park_ops read_side_park = {
+    .resume = read_side_resume,
+    .cancel = read_side_cancel,
+};
+
+static void read_side_wait(struct http_request *req, const char *token)
+{
+    struct http_server *srv = req->server;
+    req->read_watch = wx_arena_alloc(&req->arena, srv->read_side->watch_bytes);
+    if (req->read_watch == NULL) {
+        http_reply_problem(req, ES_internal_error, "out of memory");
+        return;
+    }
+    switch (srv->read_side->watch(srv->app, req, req->read_watch, req->route->read_models,
+                                  token)) {
+    case HTTP_WATCH_READY:
+        run_handler(req);
+        return;
+    case HTTP_WATCH_BAD_TOKEN:
+        http_reply_problem(req, ES_invalid_request,
+                           "X-Min-Position must be a position token from X-Position");
+        return;
+    case HTTP_WATCH_FULL:
+        http_reply_problem(req, ES_overloaded, "too many requests wait for the read side");
+        return;
+    case HTTP_WATCH_PARKED:
+        break;
+    }
+    /* No wait allowed: withdrawn at once, unless it fired meanwhile. */
+    if (srv->min_position_wait_ms == 0 && read_side_cancel(req, true))
+        return;
+    http_park(req, &read_side_park, srv->min_position_wait_ms);
+}
+
 void http_dispatch(struct http_request *req)
 {
     struct http_server *srv = req->server;
@@ -361,10 +423,12 @@ void http_dispatch(struct http_request *req)
             return;
         }
     }
-    req->route->handler(req);
-    /* A handler answers or submits; anything else is a bug we still answer. */
-    if (req->state == REQ_READING)
-        http_reply_problem(req, ES_internal_error, "the handler did not answer");
+    const char *min_position = http_header(req, "X-Min-Position");
+    if (min_position != NULL && req->route->read_models != NULL && srv->read_side != NULL) {
+        read_side_wait(req, min_position);
+        return;
+    }
+    run_handler(req);
 }
 
 struct http_request *http_request_new(struct http_conn *c)
@@ -429,6 +493,8 @@ int http_server_start(const struct http_server_config *config, struct http_serve
     srv->routes_len = config->routes_len;
     srv->app = config->app;
     srv->writer = config->writer;
+    srv->read_side = config->read_side;
+    srv->min_position_wait_ms = config->min_position_wait_ms;
     atomic_init(&srv->active, 0);
     srv->connections_max =
         config->connections_max ? config->connections_max : WX_HTTP_CONNECTIONS_MAX;

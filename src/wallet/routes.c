@@ -226,28 +226,46 @@ void wallet_route_transfer(struct http_request *req)
 
 /* ---- queries ---- */
 
-static const char *const models_wallets[] = {"wallets", NULL};
-static const char *const models_ledger[] = {"wallets", "ledger", NULL};
-static const char *const models_transfers[] = {"wallets", "ledger", "transfers", NULL};
+/* X-Min-Position (http_read_side): a projector watch whose firing resumes
+ * the parked request. */
+struct read_watch {
+    struct es_projector_watch w; /* first: the projector hands this back */
+    struct http_request *req;
+};
 
-bool wallet_read_side_ready(struct http_request *req, const char *const *models)
+static void read_watch_reached(struct es_projector_watch *w)
 {
-    const struct wallet_service *svc = req->app;
-    const char *token = http_header(req, "X-Min-Position");
-    if (token == NULL)
-        return true;
-    struct es_position pos;
-    if (!es_position_parse(token, &pos)) {
-        bad_request(req, "X-Min-Position must be a position token from X-Position");
-        return false;
-    }
-    if (!es_projector_wait(svc->projector, models, &pos, svc->min_position_wait_ms)) {
-        http_reply_problem(req, ES_projection_lagging,
-                           "the read side has not reached X-Min-Position yet");
-        return false;
-    }
-    return true;
+    http_resume(((struct read_watch *)w)->req);
 }
+
+static enum http_watch read_side_watch(void *app, struct http_request *req, void *watch,
+                                       const char *const *models, const char *token)
+{
+    const struct wallet_service *svc = app;
+    struct read_watch *rw = watch;
+    memset(rw, 0, sizeof(*rw));
+    if (!es_position_parse(token, &rw->w.position))
+        return HTTP_WATCH_BAD_TOKEN;
+    rw->w.names = models;
+    rw->w.reached = read_watch_reached;
+    rw->req = req;
+    bool reached;
+    if (es_projector_watch(svc->projector, &rw->w, &reached) != 0)
+        return HTTP_WATCH_FULL;
+    return reached ? HTTP_WATCH_READY : HTTP_WATCH_PARKED;
+}
+
+static bool read_side_unwatch(void *app, void *watch)
+{
+    const struct wallet_service *svc = app;
+    return es_projector_unwatch(svc->projector, &((struct read_watch *)watch)->w);
+}
+
+const struct http_read_side wallet_read_side = {
+    .watch_bytes = sizeof(struct read_watch),
+    .watch = read_side_watch,
+    .unwatch = read_side_unwatch,
+};
 
 /* Answers a query's store or read-model error. */
 static void query_failed(struct http_request *req, int err, enum es_outcome not_found,
@@ -318,8 +336,6 @@ void wallet_route_get(struct http_request *req)
         wallet_get_folded(req, id, at_version, as_of);
         return;
     }
-    if (!wallet_read_side_ready(req, models_wallets))
-        return;
     struct wx_buf b;
     wx_buf_init(&b);
     int err = wallet_query_get(svc->projector, id, &b);
@@ -430,7 +446,7 @@ void wallet_route_events(struct http_request *req)
 void wallet_route_get_transfer(struct http_request *req)
 {
     const struct wallet_service *svc = req->app;
-    if (!id_param_ok(req, "transfer") || !wallet_read_side_ready(req, models_transfers))
+    if (!id_param_ok(req, "transfer"))
         return;
     struct wx_buf b;
     wx_buf_init(&b);
@@ -458,8 +474,6 @@ void wallet_route_list(struct http_request *req)
         bad_request(req, "after must be a cursor from a previous page");
         return;
     }
-    if (!wallet_read_side_ready(req, models_wallets))
-        return;
     struct wx_buf b;
     wx_buf_init(&b);
     int err = wallet_query_by_owner(svc->projector, owner, after ? after + 1 : NULL, limit, &b);
@@ -475,8 +489,7 @@ void wallet_route_ledger(struct http_request *req)
     const struct wallet_service *svc = req->app;
     size_t limit;
     int64_t after;
-    if (!id_param_ok(req, "wallet") || !page_params(req, &limit, &after) ||
-        !wallet_read_side_ready(req, models_ledger))
+    if (!id_param_ok(req, "wallet") || !page_params(req, &limit, &after))
         return;
     struct wx_buf b;
     wx_buf_init(&b);
@@ -493,23 +506,29 @@ void wallet_route_healthz(struct http_request *req)
     http_reply(req, 200, "{\"status\":\"ok\"}", 15);
 }
 
+/* The read models each query reads, for X-Min-Position. */
+static const char *const models_wallets[] = {"wallets", NULL};
+static const char *const models_ledger[] = {"wallets", "ledger", NULL};
+static const char *const models_transfers[] = {"wallets", "ledger", "transfers", NULL};
+
 const struct http_route wallet_routes[] = {
-    {"GET", "/healthz", wallet_route_healthz, 0},
-    {"GET", "/readyz", wallet_route_readyz, 0},
-    {"GET", "/metrics", wallet_route_metrics, 0},
-    {"GET", "/openapi.yaml", wallet_route_openapi, 0},
-    {"POST", "/wallets", wallet_route_create, WX_BODY_BYTES_MAX},
-    {"GET", "/wallets", wallet_route_list, 0},
-    {"GET", "/wallets/{id}", wallet_route_get, 0},
-    {"GET", "/wallets/{id}/ledger", wallet_route_ledger, 0},
-    {"POST", "/wallets/{id}/credit", wallet_route_credit, WX_BODY_BYTES_MAX},
-    {"POST", "/wallets/{id}/debit", wallet_route_debit, WX_BODY_BYTES_MAX},
-    {"GET", "/wallets/{id}/events", wallet_route_events, 0},
-    {"POST", "/transfers", wallet_route_transfer, WX_BODY_BYTES_MAX},
-    {"GET", "/transfers/{id}", wallet_route_get_transfer, 0},
-    {"GET", "/admin/projections", wallet_route_admin_projections, 0},
-    {"POST", "/admin/projections/{name}/rebuild", wallet_route_admin_rebuild_projection, 0},
-    {"POST", "/admin/wallets/{id}/rebuild", wallet_route_admin_rebuild_wallet, 0},
-    {"GET", "/admin/drift", wallet_route_admin_drift, 0},
+    {"GET", "/healthz", wallet_route_healthz, 0, NULL},
+    {"GET", "/readyz", wallet_route_readyz, 0, NULL},
+    {"GET", "/metrics", wallet_route_metrics, 0, NULL},
+    {"GET", "/openapi.yaml", wallet_route_openapi, 0, NULL},
+    {"POST", "/wallets", wallet_route_create, WX_BODY_BYTES_MAX, NULL},
+    {"GET", "/wallets", wallet_route_list, 0, models_wallets},
+    {"GET", "/wallets/{id}", wallet_route_get, 0, models_wallets},
+    {"GET", "/wallets/{id}/ledger", wallet_route_ledger, 0, models_ledger},
+    {"POST", "/wallets/{id}/credit", wallet_route_credit, WX_BODY_BYTES_MAX, NULL},
+    {"POST", "/wallets/{id}/debit", wallet_route_debit, WX_BODY_BYTES_MAX, NULL},
+    {"GET", "/wallets/{id}/events", wallet_route_events, 0, NULL},
+    {"POST", "/transfers", wallet_route_transfer, WX_BODY_BYTES_MAX, NULL},
+    {"GET", "/transfers/{id}", wallet_route_get_transfer, 0, models_transfers},
+    {"GET", "/admin/projections", wallet_route_admin_projections, 0, NULL},
+    {"POST", "/admin/projections/{name}/rebuild", wallet_route_admin_rebuild_projection, 0,
+     NULL},
+    {"POST", "/admin/wallets/{id}/rebuild", wallet_route_admin_rebuild_wallet, 0, NULL},
+    {"GET", "/admin/drift", wallet_route_admin_drift, 0, NULL},
 };
 const size_t wallet_routes_len = sizeof(wallet_routes) / sizeof(wallet_routes[0]);

@@ -20,13 +20,12 @@ struct wallet_service {
     struct es_store *store;
     struct es_writer *writer;
     struct es_projector *projector;
-    int64_t min_position_wait_ms;
     char default_currency[4];
 };
 
-/* X-Min-Position: waits until the named read models reached the position.
- * False when it answered instead (400 for a bad token, 503 when lagging). */
-bool wallet_read_side_ready(struct http_request *req, const char *const *models);
+/* X-Min-Position for the routes' read_models: projector watches (give it
+ * to the HTTP server with the wallet_service as its app). */
+extern const struct http_read_side wallet_read_side;
 
 void wallet_route_create(struct http_request *req);
 void wallet_route_credit(struct http_request *req);

@@ -64,9 +64,9 @@ static void noop(struct http_request *req)
 }
 
 static const struct http_route routes[] = {
-    {"GET", "/wallets/{id}", noop, 0},
-    {"POST", "/wallets/{id}/credit", noop, 10},
-    {"POST", "/wallets", noop, 10},
+    {"GET", "/wallets/{id}", noop, 0, NULL},
+    {"POST", "/wallets/{id}/credit", noop, 10, NULL},
+    {"POST", "/wallets", noop, 10, NULL},
 };
 
 static void test_routes(void **state)
