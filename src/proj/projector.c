@@ -10,6 +10,7 @@
 
 #include <assert.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,9 +87,10 @@ const int64_t es_lag_bucket_ms[ES_LAG_BUCKETS] = {1, 2, 5, 10, 20, 50, 100, 200,
 
 struct consumer_rt {
     const struct es_consumer *c;
-    /* Live events by lag from occurredAt to projected; only the projector
-     * thread writes, readers copy under the lock. */
-    uint64_t lag_counts[ES_LAG_BUCKETS + 1];
+    /* Live events by lag from occurredAt to projected. The projector thread
+     * counts outside the lock (once per event) while /metrics and
+     * /admin/projections read them: relaxed atomics, each count exact. */
+    atomic_uint_fast64_t lag_counts[ES_LAG_BUCKETS + 1];
     struct cursor live;
     struct cursor rebuild;
     bool failed;
@@ -362,7 +364,7 @@ static void count_lag(struct consumer_rt *rt, const struct es_event *ev)
     size_t b = 0;
     while (b < ES_LAG_BUCKETS && lag > es_lag_bucket_ms[b])
         b++;
-    rt->lag_counts[b]++;
+    atomic_fetch_add_explicit(&rt->lag_counts[b], 1, memory_order_relaxed);
 }
 
 static int apply_one(void *arg, const struct es_event *ev)
@@ -885,7 +887,8 @@ int es_projector_status(struct es_projector *p, struct wx_arena *arena,
         list[i].rebuild_position = rt->rebuild.pos;
         list[i].status = rt->failed ? "failed" : rt->rebuild.active ? "rebuilding" : "running";
         list[i].last_error = rt->last_error[0] ? wx_arena_strdup(arena, rt->last_error) : NULL;
-        memcpy(list[i].lag_counts, rt->lag_counts, sizeof(list[i].lag_counts));
+        for (size_t k = 0; k <= ES_LAG_BUCKETS; k++)
+            list[i].lag_counts[k] = atomic_load_explicit(&rt->lag_counts[k], memory_order_relaxed);
     }
     pthread_mutex_unlock(&p->lock);
     *list_out = list;
