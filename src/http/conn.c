@@ -357,8 +357,6 @@ static enum step conn_start_request(struct http_conn *c)
         return answer_and_close(
             c, r == HTTP_WIRE_TOO_LARGE ? ES_payload_too_large : ES_invalid_request, why);
     req->method = req->wire.method;
-    if (!http_wire_unescape(req->wire.target, false))
-        return answer_and_close(c, ES_invalid_request, "the path has an escaped NUL");
     req->path = req->wire.target;
     /* Over the connection limit: a clear answer and a closed connection
      * rather than a silent wait. */

@@ -49,9 +49,9 @@ struct http_request {
     struct http_server *server;
     void *app; /* the application context given to http_server_start */
     const char *method;
-    const char *path;
+    const char *path; /* as sent: percent-encoded, without the query */
     const struct http_route *route;
-    const char *params[HTTP_PATH_PARAMS_MAX];
+    const char *params[HTTP_PATH_PARAMS_MAX]; /* decoded */
     size_t params_len;
     char *body;
     size_t body_len;
@@ -195,11 +195,14 @@ enum http_match {
     HTTP_MATCH_OK,
     HTTP_MATCH_NO_ROUTE,
     HTTP_MATCH_NO_METHOD, /* the path exists with other methods */
+    HTTP_MATCH_BAD_PARAM, /* a path parameter has an escaped NUL */
 };
 
-/* Matches method and path against the table. On OK sets *route_out and the
- * path parameters (copied into the arena). On NO_METHOD writes the allowed
- * methods, comma-separated, into allow (allow_bytes big). */
+/* Matches method and the path as sent (percent-encoded) against the
+ * table: literal segments match its raw bytes, parameters are decoded
+ * after the split. On OK sets *route_out and the parameters (copied into
+ * the arena). On NO_METHOD writes the allowed methods, comma-separated,
+ * into allow (allow_bytes big). */
 enum http_match http_route_match(const struct http_route *routes, size_t routes_len,
                                  const char *method, const char *path, struct wx_arena *arena,
                                  const struct http_route **route_out, const char **params,

@@ -267,16 +267,21 @@ void http_submit(struct http_request *req, struct es_command *cmd)
         return;
     }
     if (req->idem_key != NULL) {
-        /* The request's identity for Idempotency-Key: method, path, body. */
-        size_t ml = strlen(req->method), pl = strlen(req->path);
-        char *r = wx_arena_alloc(&req->arena, ml + pl + req->body_len + 2);
+        /* The request's identity for Idempotency-Key: method, path (decoded,
+         * so "w%31" and "w1" are one wallet), body. */
+        char *path = wx_arena_strdup(&req->arena, req->path);
+        size_t ml = strlen(req->method);
+        char *r = path != NULL && http_wire_unescape(path, false)
+                      ? wx_arena_alloc(&req->arena, ml + strlen(path) + req->body_len + 2)
+                      : NULL;
         if (r == NULL) {
             http_reply_problem(req, ES_internal_error, "out of memory");
             return;
         }
+        size_t pl = strlen(path);
         memcpy(r, req->method, ml);
         r[ml] = ' ';
-        memcpy(r + ml + 1, req->path, pl);
+        memcpy(r + ml + 1, path, pl);
         r[ml + 1 + pl] = '\n';
         memcpy(r + ml + pl + 2, req->body, req->body_len);
         cmd->request = r;
@@ -400,6 +405,10 @@ void http_dispatch(struct http_request *req)
                          &req->route, req->params, &req->params_len, allow, sizeof(allow));
     if (m == HTTP_MATCH_NO_ROUTE) {
         http_reply_problem(req, ES_not_found, "no such route");
+        return;
+    }
+    if (m == HTTP_MATCH_BAD_PARAM) {
+        http_reply_problem(req, ES_invalid_request, "the path has an escaped NUL");
         return;
     }
     if (m == HTTP_MATCH_NO_METHOD) {

@@ -118,6 +118,29 @@ def test_min_position_waiter_that_hangs_up(s):
                    "invalid_request")
 
 
+# ---------------------------------------------------------------- item 6
+
+def test_encoded_slashes_are_not_separators(s):
+    wid = create(s)
+    before = s.count_events()
+    for method, path in [("GET", "/admin%2Fprojections"), ("GET", "/%61dmin/projections"),
+                         ("GET", "/admin/projections%2F"), ("GET", "/wallets%2F" + wid),
+                         ("GET", "/%77allets/" + wid), ("POST", "/admin%2fdrift")]:
+        expect_problem(s.request(method, path), 404, "not_found")
+    # Inside a parameter an encoded slash is a character of the id, which
+    # the id rules refuse: never the debit route.
+    r = s.request("POST", "/wallets/%s%%2Fdebit" % wid, raw=b'{"amount":1}')
+    expect(r[0] in (400, 405), r[:3])
+    expect_problem(s.request("GET", "/wallets/%s%%2Fevents" % wid), 400, "invalid_request")
+    expect_problem(s.request("POST", "/wallets/%s%%2Fx/credit" % wid, raw=b'{"amount":1}'), 400,
+                   "invalid_request")
+    expect(s.count_events() == before, "an encoded path changed the log")
+    # Escapes inside an id still decode to the id.
+    escaped = "".join("%%%02X" % ord(ch) for ch in wid)
+    st, _, _, body = s.request("GET", "/wallets/" + escaped)
+    expect(st == 200 and body["id"] == wid, body)
+
+
 def main():
     global BINARY
     BINARY = os.path.abspath(sys.argv[1])

@@ -88,8 +88,19 @@ static void test_routes(void **state)
                                       allow, sizeof(allow)),
                      HTTP_MATCH_NO_METHOD);
     assert_string_equal(allow, "GET");
+    /* Parameters are decoded after the split: an encoded slash stays in
+     * its segment. Literal segments match only their raw bytes. */
+    assert_int_equal(http_route_match(routes, 3, "POST", "/wallets/w%2F1%2fcredit/credit", &arena,
+                                      &r, params, &n, allow, sizeof(allow)),
+                     HTTP_MATCH_OK);
+    assert_string_equal(params[0], "w/1/credit");
+    assert_int_equal(http_route_match(routes, 3, "GET", "/wallets/a%00b", &arena, &r, params, &n,
+                                      allow, sizeof(allow)),
+                     HTTP_MATCH_BAD_PARAM);
     static const char *const missing[] = {"/wallets/", "/wallets//credit", "/wallet", "/",
-                                          "/wallets/w/credit/x", "", "/wallets/w/"};
+                                          "/wallets/w/credit/x", "", "/wallets/w/",
+                                          "/wallets%2Fw", "/%77allets/w", "/wallets/w%2Fcredit/",
+                                          "%2Fwallets/w", "/wallets%2F"};
     for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++)
         assert_int_equal(http_route_match(routes, 3, "GET", missing[i], &arena, &r, params, &n,
                                           allow, sizeof(allow)),
