@@ -50,7 +50,8 @@
  * decoding unescapes into a buffer this big, and longer data is corrupt. */
 #define WX_EVENT_DATA_BYTES_MAX (16 * 1024)
 
-/* Request URL length (path and query) before it is a 414-style 400. */
+/* The request target (path and query, or the whole absolute-form URI):
+ * longer is 414. Our longest real URLs are ids and cursors, under 200. */
 #define WX_URL_BYTES_MAX 2048
 
 /* Paging per API.md: limit 1-1000, default 50. */
@@ -156,12 +157,12 @@
  * measured 579 MiB RSS at 18k connections). Our clients' heads are a few
  * hundred bytes. */
 #define WX_HTTP_HEAD_BYTES_MAX (16 * 1024)
-/* Header lines in one request; more is a 400. */
+/* Header lines in one request (or trailer lines after a chunked body);
+ * more is a 431. */
 #define WX_HTTP_HEADERS_MAX 64
-/* The longest method token we read before calling the line malformed. */
-#define WX_HTTP_METHOD_BYTES_MAX 16
-/* A chunk size's hex digits (8: up to 4 GiB, far past any body we take) and
- * the length of a chunk-size line with its extensions. */
+/* A chunk size's significant hex digits (8: up to 4 GiB, far past any body
+ * we take; leading zeros do not count) and the length of a chunk-size line
+ * with its zeros and extensions. */
 #define WX_HTTP_CHUNK_SIZE_DIGITS_MAX 8
 #define WX_HTTP_CHUNK_LINE_BYTES_MAX 256
 /* Read buffers (WX_HTTP_HEAD_BYTES_MAX + WX_BODY_BYTES_MAX each) an HTTP

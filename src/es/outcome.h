@@ -30,7 +30,12 @@
     XX(store_unavailable, 503, "The event store could not commit")                      \
     XX(overloaded, 503, "The server is overloaded")                                     \
     XX(shutting_down, 503, "The server is shutting down")                               \
-    XX(projection_lagging, 503, "The read side has not caught up")
+    XX(projection_lagging, 503, "The read side has not caught up")                      \
+    XX(request_timeout, 408, "The request did not arrive in time")                       \
+    XX(uri_too_long, 414, "The URL is too long")                                         \
+    XX(header_fields_too_large, 431, "The request's header fields are too large")        \
+    XX(body_not_allowed, 400, "This route takes no request body")                        \
+    XX(not_implemented, 501, "The method is not implemented")
 
 enum es_outcome {
 #define XX(name, status, title) ES_##name,

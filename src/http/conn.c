@@ -320,6 +320,21 @@ static enum step answer_and_close(struct http_conn *c, enum es_outcome o, const 
     return STEP_AGAIN;
 }
 
+/* The answer to a head or body wire.c refused. */
+static enum es_outcome wire_outcome(enum http_wire_result r)
+{
+    switch (r) {
+    case HTTP_WIRE_URI_TOO_LONG:
+        return ES_uri_too_long;
+    case HTTP_WIRE_HEAD_TOO_LARGE:
+        return ES_header_fields_too_large;
+    case HTTP_WIRE_BODY_TOO_LARGE:
+        return ES_payload_too_large;
+    default:
+        return ES_invalid_request;
+    }
+}
+
 static enum step conn_start_request(struct http_conn *c)
 {
     struct http_server *srv = c->thread->srv;
@@ -348,23 +363,21 @@ static enum step conn_start_request(struct http_conn *c)
         return STEP_CLOSED;
     }
     struct http_request *req = c->req;
-    if (r == HTTP_WIRE_TOO_LARGE)
-        return answer_and_close(c, ES_invalid_request,
-                                "the request line and headers are too large");
-    const char *why = NULL;
-    r = http_wire_parse_head(c->in, c->scanned, &req->wire, &why);
+    const char *why = r == HTTP_WIRE_BAD              ? "a line ends in a bare CR or LF"
+                      : r == HTTP_WIRE_URI_TOO_LONG ? "the URL is too long"
+                                                    : "the request line and headers are too large";
+    if (r == HTTP_WIRE_OK)
+        r = http_wire_parse_head(c->in, c->scanned, &req->wire, &why);
     if (r != HTTP_WIRE_OK)
-        return answer_and_close(
-            c, r == HTTP_WIRE_TOO_LARGE ? ES_payload_too_large : ES_invalid_request, why);
+        return answer_and_close(c, wire_outcome(r), why);
     req->method = req->wire.method;
     req->path = req->wire.target;
     /* Over the connection limit: a clear answer and a closed connection
      * rather than a silent wait. */
     if (atomic_load(&srv->connections) > srv->connections_max)
         return answer_and_close(c, ES_overloaded, "too many open connections");
-    /* A declared body over the limit is refused before it is read. */
-    if (req->wire.content_length > WX_BODY_BYTES_MAX)
-        return answer_and_close(c, ES_payload_too_large, "the request body is too large");
+    if (!http_request_head(req))
+        return STEP_AGAIN;
     if (req->wire.chunked)
         http_wire_chunks_init(&c->chunks, req->wire.head_bytes);
     c->sent_continue = false;
@@ -378,11 +391,13 @@ static enum step conn_body(struct http_conn *c)
     size_t body_at, body_len, next;
     if (req->wire.chunked) {
         const char *why = NULL;
+        size_t body_max = req->route->body_bytes_max;
         enum http_wire_result r =
-            http_wire_chunks_feed(&c->chunks, c->in, &c->in_len, WX_BODY_BYTES_MAX, &why);
-        if (r == HTTP_WIRE_BAD || r == HTTP_WIRE_TOO_LARGE)
-            return answer_and_close(
-                c, r == HTTP_WIRE_BAD ? ES_invalid_request : ES_payload_too_large, why);
+            http_wire_chunks_feed(&c->chunks, c->in, &c->in_len, body_max, &why);
+        if (r == HTTP_WIRE_BODY_TOO_LARGE && body_max == 0)
+            return answer_and_close(c, ES_body_not_allowed, "this route takes no request body");
+        if (r != HTTP_WIRE_OK && r != HTTP_WIRE_INCOMPLETE)
+            return answer_and_close(c, wire_outcome(r), why);
         if (r == HTTP_WIRE_INCOMPLETE) {
             maybe_continue(c);
             return STEP_NEED_DATA;

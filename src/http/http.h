@@ -184,7 +184,8 @@ bool http_idem_key_ok(const char *s);
 bool http_correlation_id_ok(const char *s);
 /* W3C Trace Context version 00. */
 bool http_traceparent_ok(const char *s);
-/* application/json, any case, optionally with parameters. */
+/* application/json, any case, optionally with well-formed parameters of
+ * which a charset can only be UTF-8. */
 bool http_content_type_json(const char *s);
 /* Parses a decimal integer in [min, max]; false for anything else. */
 bool http_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);

@@ -108,7 +108,13 @@ struct http_server {
 struct http_request *http_request_new(struct http_conn *c);
 /* Counts, logs and frees a request, answered or not. */
 void http_request_end(struct http_request *req);
-/* Routes a request whose body is in; it is answered or parked. */
+/* Routes a request whose head is in and checks what the head shows (the
+ * method, the route, the body's size and type, the common headers). False
+ * when it answered: with the connection closing when a body follows, which
+ * is then never read. */
+bool http_request_head(struct http_request *req);
+/* Runs the handler of a request whose body is in (after X-Min-Position,
+ * if any); the request is answered or parked. */
 void http_dispatch(struct http_request *req);
 
 /* ---- conn.c, for server.c ---- */

@@ -57,6 +57,14 @@ static enum http_match match_pattern(const char *pattern, const char *path,
     return HTTP_MATCH_OK;
 }
 
+/* HEAD is answered wherever GET is (RFC 9110 §9.3.2), by the GET handler;
+ * http_reply leaves the body out. */
+static bool method_matches(const char *route_method, const char *method)
+{
+    return strcmp(route_method, method) == 0 ||
+           (strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0);
+}
+
 enum http_match http_route_match(const struct http_route *routes, size_t routes_len,
                                  const char *method, const char *path, struct wx_arena *arena,
                                  const struct http_route **route_out, const char **params,
@@ -69,15 +77,16 @@ enum http_match http_route_match(const struct http_route *routes, size_t routes_
     for (size_t i = 0; i < routes_len; i++) {
         if (match_pattern(routes[i].pattern, path, NULL, NULL, NULL) != HTTP_MATCH_OK)
             continue;
-        if (strcmp(routes[i].method, method) == 0) {
+        if (method_matches(routes[i].method, method)) {
             enum http_match m = match_pattern(routes[i].pattern, path, arena, params, params_len);
             if (m == HTTP_MATCH_OK)
                 *route_out = &routes[i];
             return m;
         }
         path_known = true;
-        int n = snprintf(allow + allow_len, allow_bytes - allow_len, "%s%s",
-                         allow_len ? ", " : "", routes[i].method);
+        bool get = strcmp(routes[i].method, "GET") == 0;
+        int n = snprintf(allow + allow_len, allow_bytes - allow_len, "%s%s%s",
+                         allow_len ? ", " : "", routes[i].method, get ? ", HEAD" : "");
         if (n > 0 && (size_t)n < allow_bytes - allow_len)
             allow_len += (size_t)n;
     }

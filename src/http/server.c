@@ -25,7 +25,8 @@
 #include "obs/metrics.h"
 
 /* The statuses we answer with; anything else is counted as "other". */
-static const int metric_statuses[] = {200, 201, 202, 400, 404, 405, 409, 413, 415, 422, 500, 503};
+static const int metric_statuses[] = {200, 201, 202, 400, 404, 405, 408, 409, 413,
+                                      414, 415, 422, 431, 500, 501, 503};
 #define STATUS_SLOTS (sizeof(metric_statuses) / sizeof(metric_statuses[0]) + 1)
 
 struct route_metrics {
@@ -115,16 +116,24 @@ static const char *reason(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
     case 409:
         return "Conflict";
     case 413:
         return "Content Too Large";
+    case 414:
+        return "URI Too Long";
     case 415:
         return "Unsupported Media Type";
     case 422:
         return "Unprocessable Content";
+    case 431:
+        return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
     case 503:
         return "Service Unavailable";
     default:
@@ -300,16 +309,13 @@ void http_submit(struct http_request *req, struct es_command *cmd)
     http_park(req, &command_park, 0);
 }
 
-/* Validates the headers every request may carry. False when answered. */
-static bool read_common_headers(struct http_request *req)
+/* Validates the headers every request may carry: NULL, or why not. */
+static const char *read_common_headers(struct http_request *req)
 {
     const char *cid = http_header(req, "X-Correlation-Id");
     if (cid != NULL) {
-        if (!http_correlation_id_ok(cid)) {
-            http_reply_problem(req, ES_invalid_request,
-                               "X-Correlation-Id must be 1-128 visible ASCII characters");
-            return false;
-        }
+        if (!http_correlation_id_ok(cid))
+            return "X-Correlation-Id must be 1-128 visible ASCII characters";
         req->correlation_id = wx_arena_strdup(&req->arena, cid);
     }
     /* An invalid traceparent is ignored, as W3C Trace Context asks. */
@@ -319,14 +325,81 @@ static bool read_common_headers(struct http_request *req)
     if (strcmp(req->method, "POST") == 0) {
         const char *key = http_header(req, "Idempotency-Key");
         if (key != NULL) {
-            if (!http_idem_key_ok(key)) {
-                http_reply_problem(req, ES_invalid_request,
-                                   "Idempotency-Key must be 1-255 visible ASCII characters");
-                return false;
-            }
+            if (!http_idem_key_ok(key))
+                return "Idempotency-Key must be 1-255 visible ASCII characters";
             req->idem_key = wx_arena_strdup(&req->arena, key);
         }
     }
+    return NULL;
+}
+
+/* Routes that take a body take JSON in UTF-8, said once; bodiless POSTs
+ * (admin actions) need no Content-Type. */
+static bool content_type_ok(struct http_request *req)
+{
+    size_t n = 0;
+    const char *ct = NULL;
+    for (size_t i = 0; i < req->wire.headers_len; i++) {
+        if (strcasecmp(req->wire.headers[i].name, "Content-Type") == 0) {
+            ct = req->wire.headers[i].value;
+            n++;
+        }
+    }
+    return n == 1 && http_content_type_json(ct);
+}
+
+/* RFC 9110 §9 and RFC 5789: methods we recognise. Another is 501; one of
+ * these on a route without it is 405 with Allow. */
+static bool method_known(const char *m)
+{
+    static const char *const known[] = {"GET",     "HEAD",  "POST",    "PUT",  "DELETE",
+                                        "OPTIONS", "TRACE", "CONNECT", "PATCH"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(m, known[i]) == 0)
+            return true;
+    return false;
+}
+
+/* A refusal before the body is read: a body that follows is never read,
+ * so the connection closes after the answer. */
+static bool refuse(struct http_request *req, enum es_outcome o, const char *detail)
+{
+    if (req->wire.chunked || req->wire.content_length > 0)
+        req->close = true;
+    http_reply_problem(req, o, detail);
+    return false;
+}
+
+bool http_request_head(struct http_request *req)
+{
+    struct http_server *srv = req->server;
+    req->next_request = req->wire.head_bytes;
+    if (!method_known(req->method))
+        return refuse(req, ES_not_implemented, "the server does not know this method");
+    char allow[128];
+    enum http_match m =
+        http_route_match(srv->routes, srv->routes_len, req->method, req->path, &req->arena,
+                         &req->route, req->params, &req->params_len, allow, sizeof(allow));
+    if (m == HTTP_MATCH_NO_ROUTE)
+        return refuse(req, ES_not_found, "no such route");
+    if (m == HTTP_MATCH_BAD_PARAM)
+        return refuse(req, ES_invalid_request, "the path has an escaped NUL");
+    if (m == HTTP_MATCH_NO_METHOD) {
+        http_add_header(req, "Allow", wx_arena_strdup(&req->arena, allow));
+        return refuse(req, ES_method_not_allowed, "the route does not allow this method");
+    }
+    size_t body_max = req->route->body_bytes_max;
+    if (body_max == 0 && req->wire.content_length > 0)
+        return refuse(req, ES_body_not_allowed, "this route takes no request body");
+    /* A declared body over the limit is refused before it is read. */
+    if (req->wire.content_length > (int64_t)body_max)
+        return refuse(req, ES_payload_too_large, "the request body is too large");
+    const char *why = read_common_headers(req);
+    if (why != NULL)
+        return refuse(req, ES_invalid_request, why);
+    if (body_max > 0 && !content_type_ok(req))
+        return refuse(req, ES_unsupported_media_type,
+                      "Content-Type must be application/json, once, in UTF-8");
     return true;
 }
 
@@ -395,43 +468,6 @@ static void read_side_wait(struct http_request *req, const char *token)
 void http_dispatch(struct http_request *req)
 {
     struct http_server *srv = req->server;
-    char allow[128];
-    if (strlen(req->path) > WX_URL_BYTES_MAX) {
-        http_reply_problem(req, ES_invalid_request, "the URL is too long");
-        return;
-    }
-    enum http_match m =
-        http_route_match(srv->routes, srv->routes_len, req->method, req->path, &req->arena,
-                         &req->route, req->params, &req->params_len, allow, sizeof(allow));
-    if (m == HTTP_MATCH_NO_ROUTE) {
-        http_reply_problem(req, ES_not_found, "no such route");
-        return;
-    }
-    if (m == HTTP_MATCH_BAD_PARAM) {
-        http_reply_problem(req, ES_invalid_request, "the path has an escaped NUL");
-        return;
-    }
-    if (m == HTTP_MATCH_NO_METHOD) {
-        http_add_header(req, "Allow", wx_arena_strdup(&req->arena, allow));
-        http_reply_problem(req, ES_method_not_allowed, "the route does not allow this method");
-        return;
-    }
-    if (req->body_len > req->route->body_bytes_max) {
-        http_reply_problem(req, ES_payload_too_large, "the request body is too large");
-        return;
-    }
-    if (!read_common_headers(req))
-        return;
-    /* Routes that take a body take JSON; bodiless POSTs (admin actions)
-     * need no Content-Type. */
-    if (req->route->body_bytes_max > 0) {
-        const char *ct = http_header(req, "Content-Type");
-        if (ct == NULL || !http_content_type_json(ct)) {
-            http_reply_problem(req, ES_unsupported_media_type,
-                               "Content-Type must be application/json");
-            return;
-        }
-    }
     const char *min_position = http_header(req, "X-Min-Position");
     if (min_position != NULL && req->route->read_models != NULL && srv->read_side != NULL) {
         read_side_wait(req, min_position);

@@ -141,6 +141,162 @@ def test_encoded_slashes_are_not_separators(s):
     expect(st == 200 and body["id"] == wid, body)
 
 
+# ---------------------------------------------------------------- items 7, 8
+
+def raw_answers(s, data, timeout=5):
+    """Sends data on a fresh connection, reads until the server closes it;
+    returns (answers as (status, head, body), seconds until closed)."""
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=timeout)
+    t0 = time.monotonic()
+    try:
+        c.sendall(data)
+        got = b""
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        c.close()
+    answers = []
+    while got.startswith(b"HTTP/1.1 "):
+        head, _, rest = got.partition(b"\r\n\r\n")
+        n = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                n = int(line.split(b":")[1])
+        answers.append((int(head[9:12]), head, rest[:n]))
+        got = rest[n:]
+    expect(got == b"", ("bytes after the answers", got[:200]))
+    return answers, time.monotonic() - t0
+
+
+def expect_refused(answers, status, code):
+    expect(len(answers) == 1, ["%d" % a[0] for a in answers])
+    st, head, body = answers[0]
+    expect(st == status and json.loads(body)["code"] == code, (st, body))
+    expect(b"Connection: close" in head, head)
+
+
+def chunked_credit(wid, chunks):
+    return (b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"\r\nTransfer-Encoding: chunked\r\n\r\n%s" % (wid.encode(), chunks))
+
+
+def test_chunked_trailers_are_fields(s):
+    wid = create(s)
+    before = s.count_events()
+    body = b'{"amount":"1.00"}'
+    hidden = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    for chunks in [b"%x\r\n%s\r\n0\r\n%s" % (len(body), body, hidden),
+                   b"%x\r\n%s\r\n0\r\nthis is not a header\r\n\r\n" % (len(body), body),
+                   b"%x\r\n%s\r\n0\r\nA: b\r\n folded\r\n\r\n" % (len(body), body),
+                   b"c 0\r\n%s\r\n0\r\n\r\n" % body[:12],
+                   b"%x x\r\n%s\r\n0\r\n\r\n" % (len(body), body)]:
+        answers, _ = raw_answers(s, chunked_credit(wid, chunks) + hidden)
+        expect_refused(answers, 400, "invalid_request")
+    expect(s.count_events() == before, "a refused body changed the log")
+    # Leading zeros are not digits of the size; real trailer fields pass.
+    for chunks in [b"%s%x\r\n%s\r\n0\r\n\r\n" % (b"0" * 30, len(body), body),
+                   b"%x\r\n%s\r\n0\r\nX-Sum: 1\r\nY:\r\n\r\n" % (len(body), body)]:
+        answers, _ = raw_answers(s, chunked_credit(wid, chunks).replace(
+            b"HTTP/1.1\r\n", b"HTTP/1.1\r\nConnection: close\r\n", 1))
+        expect(len(answers) == 1 and answers[0][0] == 200, answers)
+
+
+def test_bare_lf_is_answered_at_once(s):
+    for data in [b"GET /healthz HTTP/1.1\nHost: x\n\n", b"GET /healthz HTTP/1.1\r\nHost: x\n\n",
+                 b"\n", b"GET /healthz HTTP/1.1\rHost: x\r\n\r\n"]:
+        answers, dt = raw_answers(s, data)
+        expect_refused(answers, 400, "invalid_request")
+        expect(dt < 1.0, "answered after %.2fs" % dt)
+
+
+# ---------------------------------------------------------------- item 10
+
+def test_long_target_and_head(s):
+    r = s.request("GET", "/wallets/" + "a" * 3000)
+    expect_problem(r, 414, "uri_too_long")
+    answers, _ = raw_answers(s, b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    expect_refused(answers, 414, "uri_too_long")
+    answers, _ = raw_answers(s, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: " + b"j" * 20000 +
+                             b"\r\n\r\n")
+    expect_refused(answers, 431, "header_fields_too_large")
+    many = b"".join(b"X-%d: v\r\n" % i for i in range(100))
+    answers, _ = raw_answers(s, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+    expect_refused(answers, 431, "header_fields_too_large")
+    expect(s.request("GET", "/healthz")[0] == 200)
+
+
+def test_head_wherever_get(s):
+    wid = create(s)
+    for path in ["/healthz", "/wallets/" + wid, "/wallets/%s/events" % wid, "/metrics"]:
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        try:
+            c.sendall(b"HEAD %s HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\n"
+                      b"Host: x\r\nConnection: close\r\n\r\n" % path.encode())
+            got = b""
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        finally:
+            c.close()
+        head, _, rest = got.partition(b"\r\n\r\n")
+        # The head GET would give, no body: the next answer follows at once.
+        expect(head.startswith(b"HTTP/1.1 200") and rest.startswith(b"HTTP/1.1 200"), got[:300])
+        length = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")]
+        expect(length and int(length[0].split(b":")[1]) > 0, head)
+    st, h, payload, _ = s.request("HEAD", "/wallets/nope")
+    expect(st == 404 and payload == b"", (st, payload))
+    r = s.request("DELETE", "/wallets/" + wid)
+    expect_problem(r, 405, "method_not_allowed")
+    expect(r[1]["allow"] == "GET, HEAD", r[1])
+
+
+def test_absolute_form_and_unknown_methods(s):
+    answers, _ = raw_answers(s, b"GET http://wallex.example:8080/healthz HTTP/1.1\r\nHost: x\r\n"
+                             b"Connection: close\r\n\r\n")
+    expect(len(answers) == 1 and answers[0][0] == 200, answers)
+    answers, _ = raw_answers(s, b"GET https://h?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close"
+                             b"\r\n\r\n")
+    expect(len(answers) == 1 and answers[0][0] == 404, answers)
+    for method in ["BREW", "get", "PROPFIND"]:
+        expect_problem(s.request(method, "/healthz"), 501, "not_implemented")
+    answers, _ = raw_answers(s, b"FOO /wallets HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                             b"\r\nabc")
+    expect_refused(answers, 501, "not_implemented")
+
+
+def test_body_not_allowed_and_media_types(s):
+    wid = create(s)
+    before = s.count_events()
+    for method, path in [("GET", "/healthz"), ("GET", "/wallets/" + wid),
+                         ("POST", "/admin/wallets/%s/rebuild" % wid)]:
+        expect_problem(s.request(method, path, raw=b'{"amount":1}'), 400, "body_not_allowed")
+    answers, _ = raw_answers(s, b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                             b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    expect_refused(answers, 400, "body_not_allowed")
+    # An empty chunked body is no body.
+    answers, _ = raw_answers(s, b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                             b"\r\nConnection: close\r\n\r\n0\r\n\r\n")
+    expect(len(answers) == 1 and answers[0][0] == 200, answers)
+    credit = b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\n%sContent-Length: 12\r\n\r\n" \
+             b'{"amount":1}'
+    for types in [b"Content-Type: application/json\r\nContent-Type: application/json\r\n",
+                  b"Content-Type: application/json; charset=latin1\r\n",
+                  b"Content-Type: application/json; charset=utf-16\r\n",
+                  b"Content-Type: text/plain\r\n", b""]:
+        answers, _ = raw_answers(s, credit % (wid.encode(), types))
+        expect_refused(answers, 415, "unsupported_media_type")
+    answers, _ = raw_answers(s, credit.replace(b"HTTP/1.1\r\n", b"HTTP/1.1\r\nConnection: close"
+                                               b"\r\n") % (wid.encode(), b"Content-Type: "
+                                                            b"application/json;charset=UTF-8\r\n"))
+    expect(len(answers) == 1 and answers[0][0] == 200, answers)
+    expect(s.count_events() == before + 1)
+
+
 def main():
     global BINARY
     BINARY = os.path.abspath(sys.argv[1])

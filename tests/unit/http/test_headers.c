@@ -48,6 +48,19 @@ static void test_headers(void **state)
     assert_true(http_content_type_json("Application/JSON; charset=utf-8"));
     assert_false(http_content_type_json("application/jsonx"));
     assert_false(http_content_type_json("text/plain"));
+    static const char *const ok[] = {"application/json;charset=UTF-8",
+                                     "application/json ; charset=\"utf-8\" ; v=1",
+                                     "application/json;", "application/json; x=y;;"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        assert_true(http_content_type_json(ok[i]));
+    static const char *const refused[] = {
+        "application/json; charset=latin1", "application/json; charset=utf-16",
+        "application/json; charset=\"utf-8", "application/json; charset",
+        "application/json; =x", "application/json x", "application/json; charset=utf-8x",
+        "application/json; charset=utf-8 x"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        if (http_content_type_json(refused[i]))
+            fail_msg("accepted Content-Type %s", refused[i]);
 
     int64_t v;
     assert_true(http_parse_i64("50", 1, 1000, &v) && v == 50);
@@ -87,7 +100,12 @@ static void test_routes(void **state)
     assert_int_equal(http_route_match(routes, 3, "DELETE", "/wallets/w", &arena, &r, params, &n,
                                       allow, sizeof(allow)),
                      HTTP_MATCH_NO_METHOD);
-    assert_string_equal(allow, "GET");
+    assert_string_equal(allow, "GET, HEAD");
+    /* HEAD is answered by the GET route. */
+    assert_int_equal(http_route_match(routes, 3, "HEAD", "/wallets/w", &arena, &r, params, &n,
+                                      allow, sizeof(allow)),
+                     HTTP_MATCH_OK);
+    assert_ptr_equal(r, &routes[0]);
     /* Parameters are decoded after the split: an encoded slash stays in
      * its segment. Literal segments match only their raw bytes. */
     assert_int_equal(http_route_match(routes, 3, "POST", "/wallets/w%2F1%2fcredit/credit", &arena,
