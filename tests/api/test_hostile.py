@@ -297,6 +297,43 @@ def test_body_not_allowed_and_media_types(s):
     expect(s.count_events() == before + 1)
 
 
+# ---------------------------------------------------------------- items 5, 12
+
+def test_invalid_utf8_and_raw_controls_are_refused(s):
+    wid = create(s)
+    before = s.count_events()
+    for raw in [b"\xc0\xaf", b"\xc1\xbf", b"\xe0\x80\xaf", b"\xf0\x80\x80\xaf",
+                b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80", b"\xff",
+                b"a\x01b", b"tab\there", b"line\nbreak", b"\x1f"]:
+        r = s.request("POST", "/wallets/%s/credit" % wid,
+                      raw=b'{"amount":1,"description":"' + raw + b'"}')
+        expect_problem(r, 400, "invalid_request")
+    r = s.request("POST", "/wallets", raw=b'{"walletId":"u8","ownerId":"o\xc0\xaf"}')
+    expect_problem(r, 400, "invalid_request")
+    expect(s.count_events() == before, "an invalid body was stored")
+    # Valid UTF-8 and escaped control characters keep every character.
+    text = "caf\u00e9 \u20ac \U0001f600 \x01\x1f"
+    st, _, _, _ = post(s, "/wallets/%s/credit" % wid, {"amount": 1, "description": text})
+    expect(st == 200)
+    ledger = s.request("GET", "/wallets/%s/ledger" % wid)[3]["data"]
+    expect(ledger[-1]["description"] == text, ledger[-1])
+
+
+def test_null_is_not_absent(s):
+    wid = create(s)
+    before = s.count_events()
+    cases = [("/wallets", {"walletId": uid(), "ownerId": "o", "currency": None}),
+             ("/wallets", {"walletId": uid(), "ownerId": "o", "initialBalance": None}),
+             ("/wallets/%s/credit" % wid, {"amount": 1, "description": None}),
+             ("/wallets/%s/debit" % wid, {"amount": 1, "expectedVersion": None}),
+             ("/transfers", {"fromWalletId": wid, "toWalletId": create(s), "amount": 1,
+                             "transferId": None})]
+    before = s.count_events()
+    for path, body in cases:
+        expect_problem(post(s, path, body), 400, "invalid_request")
+    expect(s.count_events() == before, "a body with null was applied")
+
+
 def main():
     global BINARY
     BINARY = os.path.abspath(sys.argv[1])

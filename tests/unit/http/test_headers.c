@@ -149,6 +149,17 @@ static void test_json_bodies(void **state)
         "{\"a\":\"\xc3\x28\"}", "{\"a\":[[[[[[[[[[[[1]]]]]]]]]]]]}", "null",
     };
     refuse_all(bad, sizeof(bad) / sizeof(bad[0]), NULL);
+    /* What json-c's own UTF-8 check lets through (issue 18). */
+    static const char *const not_utf8[] = {
+        "{\"d\":\"\xc0\xaf\"}",         "{\"d\":\"\xc1\xbf\"}",
+        "{\"d\":\"\xe0\x80\xaf\"}",     "{\"d\":\"\xf0\x80\x80\xaf\"}",
+        "{\"d\":\"\xed\xa0\x80\"}",     "{\"d\":\"\xf4\x90\x80\x80\"}",
+        "{\"d\":\"\xf5\x80\x80\x80\"}", "{\"d\":1}\xc0",
+    };
+    refuse_all(not_utf8, sizeof(not_utf8) / sizeof(not_utf8[0]), "UTF-8");
+    static const char *const raw_controls[] = {"{\"d\":\"a\tb\"}", "{\"d\":\"a\nb\"}",
+                                               "{\"d\":\"\x01\"}", "{\"d\x1f\":1}"};
+    refuse_all(raw_controls, sizeof(raw_controls) / sizeof(raw_controls[0]), "control");
     const char nul_body[] = "{\"a\":1}\0";
     struct json_object *o = NULL;
     const char *detail;
@@ -170,6 +181,19 @@ static void test_json_bodies(void **state)
     assert_false(http_json_amount(o, "missing", HTTP_FIELD_REQUIRED, &arena, &text));
     assert_true(http_json_amount(o, "missing", HTTP_FIELD_OPTIONAL, &arena, &text));
     assert_null(text);
+    json_object_put(o);
+    /* null is no value of any field's type, optional or not (API.md). */
+    const char nulls[] = "{\"a\":null,\"s\":null,\"v\":null}";
+    assert_true(http_json_parse_object(nulls, strlen(nulls), &o, &detail));
+    int64_t version;
+    assert_false(http_json_amount(o, "a", HTTP_FIELD_OPTIONAL, &arena, &text));
+    assert_false(http_json_string(o, "s", HTTP_FIELD_OPTIONAL, 10, &arena, &text));
+    assert_false(http_json_id(o, "s", HTTP_FIELD_OPTIONAL, &arena, &text));
+    assert_false(http_json_version(o, "v", &version));
+    assert_true(http_json_version(o, "missing", &version));
+    assert_int_equal(version, -1);
+    json_object_put(o);
+    assert_true(http_json_parse_object(body, strlen(body), &o, &detail));
     /* Syntactically an amount; the decider finds it too large for int64. */
     assert_true(http_json_amount(o, "big", HTTP_FIELD_REQUIRED, &arena, &text));
     assert_false(http_json_string(o, "z", HTTP_FIELD_REQUIRED, 100, &arena, &text));
