@@ -150,6 +150,34 @@
 #define WX_HTTP_CONNECTIONS_MAX 32768
 #define WX_HTTP_CONNECTION_TIMEOUT_S 30
 
+/* A request's head must be in within HEAD_TIMEOUT of its first byte, its
+ * body within BODY_TIMEOUT of the head's end (64 KiB in 20 s is 3.3 KB/s;
+ * our bodies are under 1 KiB), or it is answered 408 and the connection
+ * closed. Received bytes do not extend them: a client sending one byte a
+ * second (slowloris) got unbounded time when each byte reset the idle
+ * timeout. Configurable (--head-timeout-ms, --body-timeout-ms). */
+#define WX_HTTP_HEAD_TIMEOUT_MS_DEFAULT 10000
+#define WX_HTTP_BODY_TIMEOUT_MS_DEFAULT 20000
+
+/* An answer that makes no progress (the client reads nothing) for this
+ * long closes its connection, freeing what it holds (--send-timeout-ms). */
+#define WX_HTTP_SEND_TIMEOUT_MS_DEFAULT 10000
+
+/* A request still arriving after this long is stalled: past
+ * --connections-max a new connection closes its thread's oldest stalled
+ * one to make room, so slow clients cannot lock well-behaved ones out.
+ * Long enough that a request a real client is sending is never taken. */
+#define WX_HTTP_STALLED_MS 1000
+
+/* Answer bytes queued and not yet taken by clients, across all
+ * connections (each HTTP thread holds its share). Past it a GET answer
+ * larger than OUT_SMALL_BYTES is refused (503 overloaded, Retry-After)
+ * instead of buffered: 300 clients asking for 6.5 MB pages and never
+ * reading took RSS from 372 MB to 2.2 GB. Smaller answers always go out;
+ * the kernel's socket buffer takes them whole, so they queue nothing. */
+#define WX_HTTP_OUT_BYTES_MAX (64 * 1024 * 1024)
+#define WX_HTTP_OUT_SMALL_BYTES (16 * 1024)
+
 /* A request's line and headers, through the blank line. A connection
  * holds a read buffer only while a request is arriving or pipelined bytes
  * wait, so idle keep-alive connections cost no read buffer at all
@@ -165,8 +193,13 @@
  * with its zeros and extensions. */
 #define WX_HTTP_CHUNK_SIZE_DIGITS_MAX 8
 #define WX_HTTP_CHUNK_LINE_BYTES_MAX 256
-/* Read buffers (WX_HTTP_HEAD_BYTES_MAX + WX_BODY_BYTES_MAX each) an HTTP
- * thread keeps for its next requests instead of freeing them. */
+/* A connection's read buffer starts this big when a request's first byte
+ * arrives and doubles as more arrives, up to a head and the largest body
+ * (84 KiB). Our clients' requests are a few hundred bytes; 84 KiB up front
+ * cost 194 MB for 3,000 slow bodies and was not given back. */
+#define WX_HTTP_IN_BYTES_MIN 2048
+/* Read buffers of the starting size an HTTP thread keeps for its next
+ * requests instead of freeing them. */
 #define WX_HTTP_SPARE_BUFFERS 16
 /* An idle connection keeps its answer buffer up to this size. */
 #define WX_HTTP_KEPT_OUT_BYTES 2048

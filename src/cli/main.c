@@ -52,6 +52,10 @@ struct options {
     int64_t min_position_wait_ms;
     int64_t connections_max;
     int64_t connection_timeout_s;
+    int64_t head_timeout_ms;
+    int64_t body_timeout_ms;
+    int64_t send_timeout_ms;
+    int64_t unsent_bytes_max;
     int64_t snapshot_every;
     int64_t from;
     int64_t limit;
@@ -84,6 +88,10 @@ static void options_defaults(struct options *o)
     o->connections_max = WX_HTTP_CONNECTIONS_MAX;
     o->snapshot_every = WX_SNAPSHOT_EVERY_DEFAULT;
     o->connection_timeout_s = WX_HTTP_CONNECTION_TIMEOUT_S;
+    o->head_timeout_ms = WX_HTTP_HEAD_TIMEOUT_MS_DEFAULT;
+    o->body_timeout_ms = WX_HTTP_BODY_TIMEOUT_MS_DEFAULT;
+    o->send_timeout_ms = WX_HTTP_SEND_TIMEOUT_MS_DEFAULT;
+    o->unsent_bytes_max = WX_HTTP_OUT_BYTES_MAX;
     o->from = 0;
     o->limit = INT64_MAX;
 }
@@ -130,7 +138,15 @@ static const char usage_serve[] =
     "  --min-position-wait-ms N  longest X-Min-Position wait  WALLEX_MIN_POSITION_WAIT_MS (2000)\n"
     "  --log-level LEVEL      debug|info|warn|error      WALLEX_LOG_LEVEL  (info)\n"
     "  --connections-max N    open connections at most   WALLEX_CONNECTIONS_MAX (32768)\n"
-    "  --connection-timeout-s N  idle or slow connection closes after  WALLEX_CONNECTION_TIMEOUT_S (30)\n"
+    "  --connection-timeout-s N  idle keep-alive connection closes after  WALLEX_CONNECTION_TIMEOUT_S (30)\n"
+    "  --head-timeout-ms N    a request's head must arrive within, from its first byte (408)\n"
+    "                                                    WALLEX_HEAD_TIMEOUT_MS (10000)\n"
+    "  --body-timeout-ms N    its body within, from the end of the head (408)\n"
+    "                                                    WALLEX_BODY_TIMEOUT_MS (20000)\n"
+    "  --send-timeout-ms N    an answer the client does not read for that long closes it\n"
+    "                                                    WALLEX_SEND_TIMEOUT_MS (10000)\n"
+    "  --unsent-bytes-max N   answer bytes clients have not read, past which large GET\n"
+    "                         answers are 503      WALLEX_UNSENT_BYTES_MAX (67108864)\n"
     "  --snapshot-every N     events between snapshots   WALLEX_SNAPSHOT_EVERY (100)\n"
     "\n"
     "Logs are JSON lines on stderr, one per request at info.\n"
@@ -183,7 +199,8 @@ static const char usage_events[] =
 
 enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_CURRENCY, OPT_THREADS,
        OPT_IDEM_TTL, OPT_MIN_POS_WAIT, OPT_LOG_LEVEL, OPT_TO, OPT_CONNS, OPT_CONN_TIMEOUT,
-       OPT_SNAPSHOT_EVERY, OPT_URL, OPT_WALLETS, OPT_OPS, OPT_CONNECTIONS, OPT_MIX, OPT_SEED, OPT_FROM, OPT_LIMIT,
+       OPT_SNAPSHOT_EVERY, OPT_HEAD_TIMEOUT, OPT_BODY_TIMEOUT, OPT_SEND_TIMEOUT, OPT_UNSENT_MAX,
+       OPT_URL, OPT_WALLETS, OPT_OPS, OPT_CONNECTIONS, OPT_MIX, OPT_SEED, OPT_FROM, OPT_LIMIT,
        OPT_HELP };
 
 static const struct option long_options[] = {
@@ -199,6 +216,10 @@ static const struct option long_options[] = {
     {"to", required_argument, NULL, OPT_TO},
     {"connections-max", required_argument, NULL, OPT_CONNS},
     {"connection-timeout-s", required_argument, NULL, OPT_CONN_TIMEOUT},
+    {"head-timeout-ms", required_argument, NULL, OPT_HEAD_TIMEOUT},
+    {"body-timeout-ms", required_argument, NULL, OPT_BODY_TIMEOUT},
+    {"send-timeout-ms", required_argument, NULL, OPT_SEND_TIMEOUT},
+    {"unsent-bytes-max", required_argument, NULL, OPT_UNSENT_MAX},
     {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
     {"url", required_argument, NULL, OPT_URL},
     {"wallets", required_argument, NULL, OPT_WALLETS},
@@ -226,6 +247,10 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
     const char *seed = NULL;
     const char *snapshot_every = env_or("WALLEX_SNAPSHOT_EVERY", NULL);
     const char *conn_timeout = env_or("WALLEX_CONNECTION_TIMEOUT_S", NULL);
+    const char *head_timeout = env_or("WALLEX_HEAD_TIMEOUT_MS", NULL);
+    const char *body_timeout = env_or("WALLEX_BODY_TIMEOUT_MS", NULL);
+    const char *send_timeout = env_or("WALLEX_SEND_TIMEOUT_MS", NULL);
+    const char *unsent_max = env_or("WALLEX_UNSENT_BYTES_MAX", NULL);
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
@@ -242,6 +267,10 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         case OPT_TO: o->to = optarg; break;
         case OPT_CONNS: conns = optarg; break;
         case OPT_CONN_TIMEOUT: conn_timeout = optarg; break;
+        case OPT_HEAD_TIMEOUT: head_timeout = optarg; break;
+        case OPT_BODY_TIMEOUT: body_timeout = optarg; break;
+        case OPT_SEND_TIMEOUT: send_timeout = optarg; break;
+        case OPT_UNSENT_MAX: unsent_max = optarg; break;
         case OPT_SNAPSHOT_EVERY: snapshot_every = optarg; break;
         case OPT_URL: o->url = optarg; break;
         case OPT_WALLETS: wallets = optarg; break;
@@ -265,6 +294,11 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
                  &o->min_position_wait_ms) ||
         !int_opt("--connections-max", conns, 1, WX_HTTP_CONNECTIONS_MAX, &o->connections_max) ||
         !int_opt("--connection-timeout-s", conn_timeout, 1, 3600, &o->connection_timeout_s) ||
+        !int_opt("--head-timeout-ms", head_timeout, 100, 3600000, &o->head_timeout_ms) ||
+        !int_opt("--body-timeout-ms", body_timeout, 100, 3600000, &o->body_timeout_ms) ||
+        !int_opt("--send-timeout-ms", send_timeout, 100, 3600000, &o->send_timeout_ms) ||
+        !int_opt("--unsent-bytes-max", unsent_max, 1 << 20, INT64_C(1) << 40,
+                 &o->unsent_bytes_max) ||
         !int_opt("--snapshot-every", snapshot_every, 2, 1000000000, &o->snapshot_every) ||
         !int_opt("--wallets", wallets, 2, 10000000, &o->wallets) ||
         !int_opt("--ops", ops, 1, INT64_MAX / 2, &o->ops) ||
@@ -447,6 +481,10 @@ static int cmd_serve(int argc, char **argv)
         .threads = (unsigned)o.threads,
         .connections_max = (unsigned)o.connections_max,
         .connection_timeout_s = (unsigned)o.connection_timeout_s,
+        .head_timeout_ms = o.head_timeout_ms,
+        .body_timeout_ms = o.body_timeout_ms,
+        .send_timeout_ms = o.send_timeout_ms,
+        .unsent_bytes_max = (size_t)o.unsent_bytes_max,
         .routes = wallet_routes,
         .routes_len = wallet_routes_len,
         .app = &svc,

@@ -11,9 +11,18 @@
  * request. One eventfd write wakes a thread for a whole batch of resumes.
  *
  * Requests are parsed by http/wire.c. A connection holds a read buffer only
- * while a request is arriving or pipelined bytes wait, so idle keep-alive
- * connections cost a small struct each. Every malformed request is
- * answered with problem+json and the connection closed.
+ * while a request is arriving or pipelined bytes wait, and that buffer grows
+ * with what arrives, so idle keep-alive connections cost a small struct
+ * each and a slow one a few KiB. Every malformed request is answered with
+ * problem+json and the connection closed.
+ *
+ * Nothing waits without a bound: a request's head must arrive within the
+ * head timeout of its first byte and its body within the body timeout of
+ * the head (408 otherwise), an answer the client does not read closes the
+ * connection after the send timeout without progress, an idle connection
+ * closes after the idle timeout. A connection reads nothing while its own
+ * answer is unsent, and a large answer to a GET is refused (503) while the
+ * thread's unsent answers are over its share of WX_HTTP_OUT_BYTES_MAX.
  */
 #include <assert.h>
 #include <errno.h>
@@ -34,8 +43,8 @@
 #include "limits.h"
 #include "obs/log.h"
 
-/* A read buffer holds a head, the largest body, and one more read's worth
- * of a chunked body's framing. */
+/* The most a read buffer grows to: a head, the largest body, and one more
+ * read's worth of a chunked body's framing. */
 #define CONN_IN_BYTES (WX_HTTP_HEAD_BYTES_MAX + WX_BODY_BYTES_MAX + 4096)
 
 /* Tags for the epoll entries that are not connections. */
@@ -162,24 +171,53 @@ enum step {
     STEP_CLOSED,    /* the connection is gone */
 };
 
+/* Keeps the thread's count of unsent answer bytes in step with c's; the
+ * count is published for /metrics (read by the other threads). */
+static void conn_account(struct http_conn *c)
+{
+    struct http_thread *t = c->thread;
+    size_t unsent = c->out.len - c->out_sent;
+    if (unsent == c->out_counted)
+        return;
+    t->out_bytes = t->out_bytes - c->out_counted + unsent;
+    c->out_counted = unsent;
+    atomic_store_explicit(&t->out_bytes_seen, t->out_bytes, memory_order_relaxed);
+}
+
+/* The thread's read buffer bytes, likewise. */
+static void in_account(struct http_thread *t, size_t add, size_t sub)
+{
+    t->in_bytes = t->in_bytes + add - sub;
+    atomic_store_explicit(&t->in_bytes_seen, t->in_bytes, memory_order_relaxed);
+}
+
+/* A read buffer of WX_HTTP_IN_BYTES_MIN, the size every one starts at. */
 static char *buffer_get(struct http_thread *t)
 {
     if (t->spare_len > 0)
         return t->spare[--t->spare_len];
-    return malloc(CONN_IN_BYTES);
+    return malloc(WX_HTTP_IN_BYTES_MIN);
 }
 
-/* Read buffers go back to a small per-thread stack rather than to malloc,
- * which may give a freed top chunk back to the kernel (glibc trims above
- * 128 KiB) and fault it in again on the next request. */
-static void buffer_put(struct http_thread *t, char *b)
+/* Buffers of the starting size go back to a small per-thread stack rather
+ * than to malloc, for the next request; grown ones are freed. */
+static void buffer_put(struct http_thread *t, char *b, size_t cap)
 {
     if (b == NULL)
         return;
-    if (t->spare_len < WX_HTTP_SPARE_BUFFERS)
+    if (cap == WX_HTTP_IN_BYTES_MIN && t->spare_len < WX_HTTP_SPARE_BUFFERS)
         t->spare[t->spare_len++] = b;
     else
         free(b);
+}
+
+static void conn_release_in(struct http_conn *c)
+{
+    in_account(c->thread, 0, c->in_cap);
+    buffer_put(c->thread, c->in, c->in_cap);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    c->scanned = 0;
 }
 
 static void conn_free(struct http_conn *c)
@@ -202,8 +240,11 @@ static void conn_free(struct http_conn *c)
         http_request_end(c->req);
     if (c->orphan)
         t->orphans--;
-    buffer_put(t, c->in);
+    conn_release_in(c);
     wx_buf_free(&c->out);
+    wx_buf_init(&c->out);
+    c->out_sent = 0;
+    conn_account(c);
     atomic_fetch_sub(&t->srv->connections, 1);
     free(c);
 }
@@ -233,11 +274,35 @@ void http_conn_drop(struct http_request *req)
     req->close = true;
 }
 
-static void conn_touch(struct http_conn *c)
+/* Puts c on the timer list its state calls for, when it stops running for
+ * now. The head and body deadlines run from the start of their phase and
+ * no byte that arrives moves them (a client sending one byte a second
+ * gets no more time than one that sends nothing); the idle timeout runs
+ * from the last answer, the send timeout from the last byte sent. A
+ * deadline is restarted only by leaving its list (list_unlink). */
+static void conn_arm(struct http_conn *c)
 {
     struct http_thread *t = c->thread;
-    if (!c->lingering)
-        list_append(&t->idle, c, t->now_ms + t->srv->idle_timeout_ms);
+    struct http_server *srv = t->srv;
+    struct http_list *l;
+    int64_t timeout_ms;
+    if (c->lingering || c->doomed || (c->req != NULL && c->req->state == REQ_PARKED))
+        return; /* on the linger list, or where http_park put it */
+    if (c->out_sent < c->out.len) {
+        l = &t->send;
+        timeout_ms = srv->send_timeout_ms;
+    } else if (c->req != NULL) {
+        l = &t->body;
+        timeout_ms = srv->body_timeout_ms;
+    } else if (c->in_len > 0) {
+        l = &t->head;
+        timeout_ms = srv->head_timeout_ms;
+    } else {
+        l = &t->idle;
+        timeout_ms = srv->idle_timeout_ms;
+    }
+    if (c->timer != l)
+        list_append(l, c, t->now_ms + timeout_ms);
 }
 
 /* Drops the first n bytes of the read buffer (an answered request). */
@@ -250,21 +315,41 @@ static void conn_consume(struct http_conn *c, size_t n)
     c->scanned = 0;
 }
 
+/* A full read buffer doubles, up to what the largest request needs: the
+ * buffer grows with what arrives instead of being that big from the first
+ * byte. False when it cannot (wire.c refuses a request before that). */
+static bool conn_grow_in(struct http_conn *c)
+{
+    if (c->in_cap >= CONN_IN_BYTES)
+        return false;
+    size_t cap = 2 * c->in_cap < CONN_IN_BYTES ? 2 * c->in_cap : CONN_IN_BYTES;
+    char *p = realloc(c->in, cap);
+    if (p == NULL)
+        return false;
+    in_account(c->thread, cap, c->in_cap);
+    c->in = p;
+    c->in_cap = cap;
+    return true;
+}
+
 /* 1 read something, 0 nothing to read now, -1 end of stream or error. */
 static int conn_read(struct http_conn *c)
 {
-    if (c->in == NULL && (c->in = buffer_get(c->thread)) == NULL)
+    if (c->in == NULL) {
+        if ((c->in = buffer_get(c->thread)) == NULL)
+            return -1;
+        c->in_cap = WX_HTTP_IN_BYTES_MIN;
+        in_account(c->thread, c->in_cap, 0);
+    }
+    if (c->in_len == c->in_cap && !conn_grow_in(c))
         return -1;
-    size_t room = CONN_IN_BYTES - c->in_len;
-    if (room == 0)
-        return -1; /* cannot happen: wire.c refuses what does not fit */
+    size_t room = c->in_cap - c->in_len;
     ssize_t n = recv(c->fd, c->in + c->in_len, room, 0);
     if (n > 0) {
         c->in_len += (size_t)n;
         /* A short read drained the socket; the next byte brings an edge. */
         if ((size_t)n < room)
             c->readable = false;
-        conn_touch(c);
         return 1;
     }
     if (n < 0 && errno == EINTR)
@@ -276,26 +361,29 @@ static int conn_read(struct http_conn *c)
     return -1;
 }
 
-/* Sends what is queued. -1 on a dead connection. */
+/* Sends what is queued. -1 on a dead connection. Each byte sent restarts
+ * the send timeout; the thread's unsent count follows. */
 static int conn_flush(struct http_conn *c)
 {
     if (!wx_buf_ok(&c->out))
         return -1;
-    while (c->out_sent < c->out.len) {
-        if (!c->writable)
-            return 0;
+    size_t before = c->out_sent;
+    while (c->out_sent < c->out.len && c->writable) {
         ssize_t n = send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent, MSG_NOSIGNAL);
-        if (n > 0) {
+        if (n > 0)
             c->out_sent += (size_t)n;
-            conn_touch(c);
-        } else if (n < 0 && errno == EAGAIN) {
+        else if (n < 0 && errno == EAGAIN)
             c->writable = false;
-        } else if (!(n < 0 && errno == EINTR)) {
+        else if (!(n < 0 && errno == EINTR))
             return -1;
-        }
     }
-    c->out.len = 0;
-    c->out_sent = 0;
+    if (c->out_sent == c->out.len) {
+        c->out.len = 0;
+        c->out_sent = 0;
+    }
+    if (c->out_sent != before && c->timer == &c->thread->send)
+        list_unlink(c);
+    conn_account(c);
     return 0;
 }
 
@@ -347,8 +435,7 @@ static enum step conn_start_request(struct http_conn *c)
     if (c->in_len == 0) {
         /* Idle: a keep-alive connection gives its read buffer back, and
          * keeps an answer buffer only if it is small. */
-        buffer_put(c->thread, c->in);
-        c->in = NULL;
+        conn_release_in(c);
         if (c->out.cap > WX_HTTP_KEPT_OUT_BYTES) {
             wx_buf_free(&c->out);
             wx_buf_init(&c->out);
@@ -366,8 +453,15 @@ static enum step conn_start_request(struct http_conn *c)
     const char *why = r == HTTP_WIRE_BAD              ? "a line ends in a bare CR or LF"
                       : r == HTTP_WIRE_URI_TOO_LONG ? "the URL is too long"
                                                     : "the request line and headers are too large";
-    if (r == HTTP_WIRE_OK)
-        r = http_wire_parse_head(c->in, c->scanned, &req->wire, &why);
+    if (r == HTTP_WIRE_OK) {
+        /* Parsed in a copy in the request's arena: the read buffer may
+         * grow (and move) while the body arrives. */
+        char *head = wx_arena_alloc(&req->arena, c->scanned);
+        if (head == NULL)
+            return answer_and_close(c, ES_internal_error, "out of memory");
+        memcpy(head, c->in, c->scanned);
+        r = http_wire_parse_head(head, c->scanned, &req->wire, &why);
+    }
     if (r != HTTP_WIRE_OK)
         return answer_and_close(c, wire_outcome(r), why);
     req->method = req->wire.method;
@@ -440,81 +534,144 @@ static void conn_defer(struct http_conn *c)
 }
 
 /* A lingering close: reads and drops what the client still sends, up to a
- * turn's bytes, until the client closes too. */
-static void conn_linger(struct http_conn *c)
+ * turn's bytes, until the client closes too. False when closed. */
+static bool conn_linger(struct http_conn *c)
 {
     char sink[4096];
     for (size_t got = 0;;) {
         if (got >= WX_HTTP_TURN_BYTES) {
             conn_defer(c);
-            return;
+            return true;
         }
         ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
         if (n > 0) {
             got += (size_t)n;
         } else if (n < 0 && errno == EAGAIN) {
             c->readable = false;
-            return;
+            return true;
         } else if (!(n < 0 && errno == EINTR)) {
             conn_close(c);
-            return;
+            return false;
         }
     }
 }
 
-/* Runs a connection as far as it can go without waiting, within a turn. */
-static void conn_run(struct http_conn *c)
+/* The request on c has been answered: it ends, and the connection goes on
+ * after it (or is to close once the answer is out). */
+static void conn_end_request(struct http_conn *c)
+{
+    struct http_request *req = c->req;
+    c->close_after_out |= req->close;
+    size_t next = req->next_request;
+    c->req = NULL;
+    http_request_end(req);
+    if (!c->close_after_out)
+        conn_consume(c, next);
+    /* The idle or the next request's head timeout starts afresh. */
+    list_unlink(c);
+}
+
+/* The answer is out and the connection is to close: the write side is
+ * shut, and what the client still sends is read and dropped a while. */
+static void conn_start_linger(struct http_conn *c)
 {
     struct http_thread *t = c->thread;
+    shutdown(c->fd, SHUT_WR);
+    c->lingering = true;
+    conn_release_in(c);
+    list_append(&t->linger, c, t->now_ms + WX_HTTP_LINGER_MS);
+}
+
+/* Runs a connection as far as it can go without waiting, within a turn.
+ * False when the connection was closed. */
+static bool conn_steps(struct http_conn *c)
+{
     for (int steps = 0;; steps++) {
         if (steps == WX_HTTP_TURN_STEPS) {
             conn_defer(c);
-            return;
+            return true;
         }
-        if (c->lingering) {
-            conn_linger(c);
-            return;
-        }
+        if (c->lingering)
+            return conn_linger(c);
         struct http_request *req = c->req;
         if (req != NULL && req->state == REQ_PARKED)
-            return; /* http_park set its timer */
+            return true;
         if (req != NULL && req->state == REQ_ANSWERED) {
-            c->close_after_out |= req->close;
-            size_t next = req->next_request;
-            c->req = NULL;
-            http_request_end(req);
-            if (!c->close_after_out)
-                conn_consume(c, next);
+            conn_end_request(c);
             continue;
         }
         if (conn_flush(c) < 0) {
             conn_close(c);
-            return;
+            return false;
         }
         if (c->out.len > 0)
-            return; /* EPOLLOUT brings us back */
+            return true; /* EPOLLOUT brings us back; nothing is read meanwhile */
         if (c->close_after_out) {
-            shutdown(c->fd, SHUT_WR);
-            c->lingering = true;
-            buffer_put(t, c->in);
-            c->in = NULL;
-            list_append(&t->linger, c, t->now_ms + WX_HTTP_LINGER_MS);
+            conn_start_linger(c);
             continue;
         }
         enum step s = req == NULL ? conn_start_request(c) : conn_body(c);
         if (s == STEP_CLOSED)
-            return;
-        if (s == STEP_NEED_DATA) {
-            if (!c->readable) {
-                if (conn_flush(c) < 0)
-                    conn_close(c);
-                return;
-            }
-            if (conn_read(c) < 0) {
+            return false;
+        if (s != STEP_NEED_DATA)
+            continue;
+        if (!c->readable) {
+            /* The client has half-closed and every byte it sent is read:
+             * no request can complete any more (a partial one is dropped). */
+            if (c->peer_closed || conn_flush(c) < 0) {
                 conn_close(c);
-                return;
+                return false;
             }
+            return true;
         }
+        if (conn_read(c) < 0) {
+            conn_close(c);
+            return false;
+        }
+    }
+}
+
+static void conn_run(struct http_conn *c)
+{
+    if (conn_steps(c))
+        conn_arm(c);
+}
+
+/* A head or body that did not arrive in time: 408, and the connection
+ * closes soon (a slow client gets its answer, but keeps its slot no longer
+ * than a lingering close). */
+static void conn_time_out(struct http_conn *c)
+{
+    struct http_thread *t = c->thread;
+    if (c->req == NULL && (c->req = http_request_new(c)) == NULL) {
+        conn_close(c);
+        return;
+    }
+    assert(c->req->state == REQ_READING);
+    c->doomed = true;
+    list_append(&t->linger, c, t->now_ms + WX_HTTP_LINGER_MS);
+    answer_and_close(c, ES_request_timeout, "the request did not arrive in time");
+    conn_run(c);
+}
+
+/* Past --connections-max, a new connection makes room by closing this
+ * thread's oldest stalled ones: requests that have been arriving for at
+ * least WX_HTTP_STALLED_MS (slowloris, slow bodies), until the count is
+ * back at the limit. Idle keep-alive connections, parked requests and
+ * answers being sent are never taken. */
+static void conn_evict_stalled(struct http_thread *t)
+{
+    struct http_server *srv = t->srv;
+    while (atomic_load(&srv->connections) > srv->connections_max) {
+        struct http_conn *h = t->head.head, *b = t->body.head;
+        int64_t h_start = h != NULL ? h->deadline_ms - srv->head_timeout_ms : INT64_MAX;
+        int64_t b_start = b != NULL ? b->deadline_ms - srv->body_timeout_ms : INT64_MAX;
+        struct http_conn *victim = h_start <= b_start ? h : b;
+        if (victim == NULL || t->now_ms - (h_start <= b_start ? h_start : b_start) <
+                                  WX_HTTP_STALLED_MS)
+            return;
+        atomic_fetch_add_explicit(&srv->evicted, 1, memory_order_relaxed);
+        conn_close(victim);
     }
 }
 
@@ -566,7 +723,9 @@ static void conn_new(struct http_thread *t, int fd)
     if (t->all != NULL)
         t->all->all_prev = c;
     t->all = c;
-    conn_touch(c);
+    conn_arm(c);
+    if (atomic_load(&srv->connections) > srv->connections_max)
+        conn_evict_stalled(t);
 }
 
 /* Gives an accepted connection to thread to, which sets it up. */
@@ -676,8 +835,6 @@ static void run_resume(struct http_request *req)
         conn_free(c);
         return;
     }
-    if (req->state != REQ_PARKED)
-        conn_touch(c);
     conn_run(c);
 }
 
@@ -703,10 +860,16 @@ static void drain_done(struct http_thread *t)
     }
 }
 
-static void expire(struct http_list *l, int64_t now_ms)
+/* Connections whose deadline on l passed: closed, or (a request that did
+ * not arrive in time) answered 408 first. */
+static void expire(struct http_thread *t, struct http_list *l, bool answer)
 {
-    while (l->head != NULL && l->head->deadline_ms <= now_ms)
-        conn_close(l->head);
+    while (l->head != NULL && l->head->deadline_ms <= t->now_ms) {
+        if (answer)
+            conn_time_out(l->head);
+        else
+            conn_close(l->head);
+    }
 }
 
 /* Parks whose timeout passed: each is asked to withdraw its wake-up and
@@ -721,7 +884,6 @@ static void expire_parked(struct http_thread *t)
             continue;
         if (c->req->state == REQ_READING)
             http_reply_problem(c->req, ES_internal_error, "the wait ended without an answer");
-        conn_touch(c);
         conn_run(c);
     }
 }
@@ -747,6 +909,10 @@ static void *thread_main(void *arg)
                 uint32_t e = ev[i].events;
                 if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
                     c->readable = true;
+                /* Remembered: the FIN may come with the request's last
+                 * bytes, and no later edge will say so. */
+                if (e & (EPOLLRDHUP | EPOLLHUP))
+                    c->peer_closed = true;
                 if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
                     c->writable = true;
                 conn_run(c);
@@ -756,8 +922,11 @@ static void *thread_main(void *arg)
          * further down this batch's events. */
         if (woken)
             drain_done(t);
-        expire(&t->idle, t->now_ms);
-        expire(&t->linger, t->now_ms);
+        expire(t, &t->idle, false);
+        expire(t, &t->head, true);
+        expire(t, &t->body, true);
+        expire(t, &t->send, false);
+        expire(t, &t->linger, false);
         expire_parked(t);
         if (t->accept_resume_ms > 0 && t->now_ms >= t->accept_resume_ms)
             accept_resume(t);
@@ -833,6 +1002,7 @@ static void thread_free(struct http_thread *t)
     free(t->incoming);
     for (size_t i = 0; i < t->spare_len; i++)
         free(t->spare[i]);
+    assert(t->orphans > 0 || t->out_bytes == 0);
     if (t->epfd >= 0)
         close(t->epfd);
     if (t->wakefd >= 0)
@@ -847,6 +1017,8 @@ int http_conns_start(struct http_server *srv, const struct sockaddr_storage *add
     pthread_mutex_init(&srv->listen_lock, NULL);
     atomic_init(&srv->connections, 0);
     atomic_init(&srv->stopping, false);
+    atomic_init(&srv->draining, false);
+    atomic_init(&srv->evicted, 0);
     srv->threads = calloc(srv->threads_len, sizeof(*srv->threads));
     if (srv->threads == NULL)
         return WX_ERR_NOMEM;
@@ -854,6 +1026,9 @@ int http_conns_start(struct http_server *srv, const struct sockaddr_storage *add
         struct http_thread *t = &srv->threads[i];
         t->srv = srv;
         t->epfd = t->wakefd = -1;
+        t->out_budget = srv->unsent_bytes_max / srv->threads_len;
+        atomic_init(&t->out_bytes_seen, 0);
+        atomic_init(&t->in_bytes_seen, 0);
         pthread_mutex_init(&t->done_lock, NULL);
     }
     srv->listen_fd = listen_socket(addr, v6, &srv->port);
@@ -896,6 +1071,12 @@ void http_conns_stop(struct http_server *srv)
         close(srv->listen_fd);
     pthread_mutex_destroy(&srv->listen_lock);
     free(srv->threads);
+}
+
+void http_server_drain(struct http_server *srv)
+{
+    http_server_quiesce(srv);
+    atomic_store(&srv->draining, true);
 }
 
 void http_server_quiesce(struct http_server *srv)

@@ -62,7 +62,7 @@ struct http_request {
     size_t headers_len;
     /* private to http/ */
     struct http_conn *conn;
-    struct http_wire_head wire; /* names and values point into conn's buffer */
+    struct http_wire_head wire; /* parsed in a copy of the head in the arena */
     size_t next_request;        /* where the connection's next request starts */
     bool close;                 /* the connection closes after this answer */
     int state;
@@ -101,7 +101,15 @@ struct http_server_config {
     const char *listen; /* "127.0.0.1:8080" */
     unsigned threads;
     unsigned connections_max;
-    unsigned connection_timeout_s;
+    unsigned connection_timeout_s; /* idle keep-alive connections */
+    /* 0 for the defaults of limits.h: a request's head must arrive within
+     * head_timeout_ms of its first byte and its body within
+     * body_timeout_ms of the head (else 408); an answer making no progress
+     * for send_timeout_ms closes the connection. */
+    int64_t head_timeout_ms, body_timeout_ms, send_timeout_ms;
+    /* 0 for WX_HTTP_OUT_BYTES_MAX: answer bytes queued for clients that do
+     * not read, past which large GET answers are refused (503). */
+    size_t unsent_bytes_max;
     const struct http_route *routes;
     size_t routes_len;
     void *app;
@@ -117,6 +125,11 @@ int http_server_start(const struct http_server_config *config, struct http_serve
 unsigned http_server_port(const struct http_server *server);
 /* Stops accepting new connections; open ones continue. */
 void http_server_quiesce(struct http_server *server);
+/* Quiesces, then answers every new request 503 shutting_down with
+ * Connection: close, without running a handler: what handlers use (the
+ * writer) can be stopped once http_server_active is 0. Requests already
+ * running or parked go on. */
+void http_server_drain(struct http_server *server);
 /* Requests that have started and not yet completed. */
 unsigned http_server_active(const struct http_server *server);
 /* Appends request counts and latency histograms per route and status, and

@@ -34,17 +34,21 @@ struct http_list {
 struct http_conn {
     int fd;
     struct http_thread *thread;
-    char *in; /* CONN_IN_BYTES, or NULL while idle */
-    size_t in_len;
+    char *in; /* NULL while idle; from WX_HTTP_IN_BYTES_MIN it doubles as
+                 bytes arrive, up to what the largest request needs */
+    size_t in_len, in_cap;
     size_t scanned;                 /* how far the head's end was looked for */
     struct http_wire_chunks chunks; /* when the request's body is chunked */
     bool sent_continue;
     struct wx_buf out;
     size_t out_sent;
+    size_t out_counted;       /* of out's unsent bytes, those in the thread's count */
     struct http_request *req; /* the request being read or answered */
     bool readable, writable;
+    bool peer_closed;     /* EPOLLRDHUP or EPOLLHUP: the client sends no more */
     bool close_after_out; /* the last answer closes the connection */
     bool lingering;       /* write side shut; reading what is left */
+    bool doomed;          /* timed out: closes once its answer is out, or soon */
     bool pending;         /* used up its turn with work left: on t->pending */
     struct http_conn *pending_next;
     bool orphan; /* closed while parked, and the resume is on its way */
@@ -63,9 +67,18 @@ struct http_thread {
     int wakefd;
     bool listening;
     int64_t accept_resume_ms; /* accepting paused until then, when > 0 */
-    struct http_list idle;    /* timeout: the server's idle timeout */
-    struct http_list linger;  /* timeout: WX_HTTP_LINGER_MS */
-    struct http_list parked;  /* timeout: each park's own, kept sorted */
+    /* Timer lists; all but parked have one timeout each, so appending
+     * keeps them sorted by deadline. */
+    struct http_list idle;   /* the idle timeout, from the last answer */
+    struct http_list head;   /* the head timeout, from a request's first byte */
+    struct http_list body;   /* the body timeout, from the end of the head */
+    struct http_list send;   /* the send timeout, from the last byte sent */
+    struct http_list linger; /* WX_HTTP_LINGER_MS */
+    struct http_list parked; /* each park's own timeout, kept sorted */
+    size_t out_bytes;        /* answer bytes queued on its connections, unsent */
+    size_t out_budget;       /* its share of the server's unsent_bytes_max */
+    size_t in_bytes;         /* its connections' read buffers */
+    atomic_size_t out_bytes_seen, in_bytes_seen; /* the two, for /metrics */
     struct http_conn *all;
     struct http_conn *pending; /* to run again before the next wait */
     size_t orphans;            /* connections closed while their resume is on its way */
@@ -90,10 +103,14 @@ struct http_server {
     int64_t min_position_wait_ms;
     unsigned port;
     unsigned connections_max;
-    int64_t idle_timeout_ms;
+    int64_t idle_timeout_ms, head_timeout_ms, body_timeout_ms, send_timeout_ms;
+    size_t unsent_bytes_max;
     atomic_uint active;
     atomic_uint connections;
     atomic_bool stopping;
+    atomic_bool draining; /* every new request: 503 shutting_down, close */
+    atomic_uint_fast64_t evicted;  /* stalled connections closed to make room */
+    atomic_uint_fast64_t refused_out; /* large answers refused over the budget */
     pthread_mutex_t listen_lock; /* the listening socket against quiesce */
     int listen_fd;
     struct http_thread *threads;

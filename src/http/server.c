@@ -156,9 +156,28 @@ static const char *http_date(struct http_thread *t)
     return t->date;
 }
 
+/* A large answer to a GET that would take this thread's unsent answers
+ * (clients not reading theirs) past its share of the server's budget:
+ * refused rather than buffered, so slow readers cannot grow memory without
+ * bound. The client may retry. A thread with nothing unsent always sends
+ * one, however large; small answers (/healthz, a wallet, any command's)
+ * always go out. */
+static bool over_budget(struct http_request *req, int status, size_t body_len)
+{
+    struct http_thread *t = req->conn->thread;
+    return status < 300 && body_len > WX_HTTP_OUT_SMALL_BYTES && t->out_bytes > 0 &&
+           t->out_bytes + body_len > t->out_budget && strcmp(req->method, "GET") == 0;
+}
+
 void http_reply(struct http_request *req, int status, const char *body, size_t body_len)
 {
     assert(req->state != REQ_ANSWERED);
+    if (over_budget(req, status, body_len)) {
+        atomic_fetch_add_explicit(&req->server->refused_out, 1, memory_order_relaxed);
+        req->headers_len = 0;
+        http_reply_problem(req, ES_overloaded, "too many answers wait for slow clients");
+        return;
+    }
     req->state = REQ_ANSWERED;
     req->status = status;
     struct http_conn *c = req->conn;
@@ -374,6 +393,11 @@ bool http_request_head(struct http_request *req)
 {
     struct http_server *srv = req->server;
     req->next_request = req->wire.head_bytes;
+    if (atomic_load(&srv->draining)) {
+        req->close = true;
+        http_reply_problem(req, ES_shutting_down, "the server is stopping");
+        return false;
+    }
     if (!method_known(req->method))
         return refuse(req, ES_not_implemented, "the server does not know this method");
     char allow[128];
@@ -546,6 +570,14 @@ int http_server_start(const struct http_server_config *config, struct http_serve
     srv->idle_timeout_ms =
         1000 * (int64_t)(config->connection_timeout_s ? config->connection_timeout_s
                                                       : WX_HTTP_CONNECTION_TIMEOUT_S);
+    srv->head_timeout_ms =
+        config->head_timeout_ms ? config->head_timeout_ms : WX_HTTP_HEAD_TIMEOUT_MS_DEFAULT;
+    srv->body_timeout_ms =
+        config->body_timeout_ms ? config->body_timeout_ms : WX_HTTP_BODY_TIMEOUT_MS_DEFAULT;
+    srv->send_timeout_ms =
+        config->send_timeout_ms ? config->send_timeout_ms : WX_HTTP_SEND_TIMEOUT_MS_DEFAULT;
+    srv->unsent_bytes_max =
+        config->unsent_bytes_max ? config->unsent_bytes_max : WX_HTTP_OUT_BYTES_MAX;
     srv->threads_len = config->threads ? config->threads : WX_HTTP_THREADS_DEFAULT;
     srv->metrics = calloc(srv->routes_len + 1, sizeof(*srv->metrics));
     int err = srv->metrics == NULL ? WX_ERR_NOMEM : 0;
@@ -624,4 +656,24 @@ void http_server_metrics(struct http_server *srv, struct wx_buf *b)
     wx_metric_header(b, "wallex_http_requests_in_flight", "gauge",
                      "Requests started and not yet completed.");
     wx_buf_printf(b, "wallex_http_requests_in_flight %u\n", http_server_active(srv));
+    size_t in = 0, out = 0;
+    for (unsigned i = 0; i < srv->threads_len; i++) {
+        in += atomic_load_explicit(&srv->threads[i].in_bytes_seen, memory_order_relaxed);
+        out += atomic_load_explicit(&srv->threads[i].out_bytes_seen, memory_order_relaxed);
+    }
+    wx_metric_header(b, "wallex_http_read_buffer_bytes", "gauge",
+                     "Read buffers of connections with a request arriving.");
+    wx_buf_printf(b, "wallex_http_read_buffer_bytes %zu\n", in);
+    wx_metric_header(b, "wallex_http_unsent_answer_bytes", "gauge",
+                     "Answer bytes queued for clients that have not taken them yet.");
+    wx_buf_printf(b, "wallex_http_unsent_answer_bytes %zu\n", out);
+    wx_metric_header(b, "wallex_http_stalled_evicted_total", "counter",
+                     "Connections still sending a request after a second, closed to make "
+                     "room for a new one past --connections-max.");
+    wx_buf_printf(b, "wallex_http_stalled_evicted_total %llu\n",
+                  (unsigned long long)atomic_load(&srv->evicted));
+    wx_metric_header(b, "wallex_http_large_answers_refused_total", "counter",
+                     "Large GET answers refused (503) while unsent answers were over budget.");
+    wx_buf_printf(b, "wallex_http_large_answers_refused_total %llu\n",
+                  (unsigned long long)atomic_load(&srv->refused_out));
 }

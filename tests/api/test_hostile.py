@@ -233,8 +233,9 @@ def test_head_wherever_get(s):
     for path in ["/healthz", "/wallets/" + wid, "/wallets/%s/events" % wid, "/metrics"]:
         c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
         try:
-            c.sendall(b"HEAD %s HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\n"
-                      b"Host: x\r\nConnection: close\r\n\r\n" % path.encode())
+            c.sendall(b"HEAD %s HTTP/1.1\r\nHost: x\r\nX-Min-Position: %d\r\n\r\n"
+                      b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                      % (path.encode(), s.position))
             got = b""
             while True:
                 chunk = c.recv(65536)
@@ -334,10 +335,207 @@ def test_null_is_not_absent(s):
     expect(s.count_events() == before, "a body with null was applied")
 
 
+# ---------------------------------------------------------------- item 9
+
+def test_fin_with_the_request_is_seen(s):
+    # The request and the client's FIN arrive together: the answer comes,
+    # then the connection closes at once, not after the idle timeout.
+    wid = create(s)
+    body = b'{"amount":"0.01"}'
+    post = (b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (wid.encode(), len(body), body))
+    get = b"GET /wallets/%s HTTP/1.1\r\nHost: x\r\n\r\n" % wid.encode()
+    slow = []
+    for i in range(40):
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=3)
+        t0 = time.monotonic()
+        try:
+            c.sendall(post if i % 2 else get)
+            c.shutdown(socket.SHUT_WR)
+            got = b""
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except socket.timeout:
+            got = b"timeout"
+        finally:
+            c.close()
+        expect(got.startswith(b"HTTP/1.1 200"), got[:100])
+        if time.monotonic() - t0 > 1.0:
+            slow.append(i)
+    expect(not slow, "held open after the client's FIN: trials %r" % slow)
+
+
+# ---------------------------------------------------------------- item 3
+
+def metric(s, name):
+    text = s.request("GET", "/metrics")[2].decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no metric " + name)
+
+
+def trickle(s, first, step=b"x", every=0.2, until=6.0):
+    """Sends first, then step every `every` seconds; returns (what came
+    back, seconds until the server closed)."""
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=until)
+    c.setblocking(False)
+    t0 = time.monotonic()
+    got = b""
+    try:
+        c.sendall(first)
+        while time.monotonic() - t0 < until:
+            try:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            except BlockingIOError:
+                pass
+            except (ConnectionResetError, BrokenPipeError):
+                break
+            try:
+                c.send(step)
+            except (BlockingIOError, ConnectionResetError, BrokenPipeError):
+                pass
+            time.sleep(every)
+    finally:
+        c.close()
+    return got, time.monotonic() - t0
+
+
+def test_slowloris_head_times_out(s):
+    # A byte every 0.2 s no longer keeps a head alive: 408 at the head
+    # deadline (1.5 s here), counted from the first byte.
+    got, dt = trickle(s, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ", b"a")
+    expect(got.startswith(b"HTTP/1.1 408") and b'"code":"request_timeout"' in got, got[:200])
+    expect(b"Connection: close" in got and dt < 4.0, (dt, got[:200]))
+
+
+def test_slow_body_times_out(s):
+    wid = create(s)
+    before = s.count_events()
+    head = (b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 400\r\n\r\n{\"amount\":1, " % wid.encode())
+    got, dt = trickle(s, head, b" ")
+    expect(got.startswith(b"HTTP/1.1 408") and dt < 4.0, (dt, got[:200]))
+    got, dt = trickle(s, chunked_credit(wid, b"5\r\n{\"amo\r\n"), b"")
+    expect(got.startswith(b"HTTP/1.1 408") and dt < 4.0, (dt, got[:200]))
+    expect(s.count_events() == before)
+
+
+def test_read_buffers_grow_with_what_arrives(s):
+    # 200 connections with a few bytes of head each hold a small buffer,
+    # not one sized for the largest request (84 KiB).
+    socks = []
+    try:
+        for _ in range(200):
+            c = socket.create_connection(("127.0.0.1", s.port))
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            socks.append(c)
+        time.sleep(0.3)
+        held = metric(s, "wallex_http_read_buffer_bytes")
+        expect(200 * 2048 <= held <= 200 * 4096, held)
+    finally:
+        for c in socks:
+            c.close()
+    time.sleep(0.3)
+    expect(metric(s, "wallex_http_read_buffer_bytes") < 16 * 1024)
+
+
+# ---------------------------------------------------------------- item 2
+
+def big_page_wallet(s):
+    """A wallet whose 1000-event page is about 6 MB: descriptions of 1024
+    control characters, six bytes each once escaped."""
+    wid = create(s)
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+    body = json.dumps({"amount": "0.01", "description": "\x01" * 1024}).encode()
+    req = (b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Content-Length: %d\r\n\r\n%s" % (wid.encode(), len(body), body))
+    try:
+        for _ in range(10):
+            c.sendall(req * 100)
+            seen = b""
+            while seen.count(b"HTTP/1.1 200") < 100:
+                seen += c.recv(1 << 20)
+    finally:
+        c.close()
+    return wid
+
+
+def test_slow_readers_are_bounded(s):
+    wid = big_page_wallet(s)
+    page = b"GET /wallets/%s/events?limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n" % wid.encode()
+    readers = []
+    try:
+        for _ in range(10):
+            c = socket.create_connection(("127.0.0.1", s.port))
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.sendall(page)
+            readers.append(c)
+        time.sleep(0.5)
+        # 8 MB budget here: each thread sends one page at most at a time
+        # past it; the other readers are told 503 and may retry.
+        unsent = metric(s, "wallex_http_unsent_answer_bytes")
+        expect(unsent <= 8e6 + 2 * 6.5e6, unsent)
+        expect(metric(s, "wallex_http_large_answers_refused_total") >= 6)
+        (st, _, _, _), dt = timed(lambda: s.request("GET", "/healthz"))
+        expect(st == 200 and dt < 0.5, dt)
+        # Readers that take nothing are closed at the send timeout (2 s).
+        deadline = time.monotonic() + 6
+        while metric(s, "wallex_http_unsent_answer_bytes") > 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        expect(metric(s, "wallex_http_unsent_answer_bytes") == 0)
+        statuses = []
+        for c in readers:
+            c.settimeout(2)
+            try:
+                statuses.append(c.recv(12)[9:12])
+            except OSError:
+                statuses.append(b"reset")
+        expect(statuses.count(b"503") >= 6 and statuses.count(b"200") >= 1, statuses)
+    finally:
+        for c in readers:
+            c.close()
+    # A reader that reads gets the whole page.
+    st, _, payload, body = s.request("GET", "/wallets/%s/events?limit=1000" % wid)
+    expect(st == 200 and len(body["data"]) == 1000 and len(payload) > 6e6, (st, len(payload)))
+
+
+def proc_slow_clients_lock_nobody_out():
+    # --connections-max 40 and 60 connections stuck in their heads: a new
+    # client still gets in, because the oldest stalled ones make room.
+    s = Server(BINARY, extra_args=["--connections-max", "40", "--head-timeout-ms", "30000"])
+    s.start()
+    stuck = []
+    try:
+        for _ in range(60):
+            c = socket.create_connection(("127.0.0.1", s.port))
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            stuck.append(c)
+        time.sleep(1.5)  # stalled: arriving for more than a second
+        for _ in range(20):
+            (st, _, payload, _), dt = timed(lambda: s.request("GET", "/healthz"))
+            expect(st == 200 and dt < 1.0, (st, dt, payload[:200]))
+        expect(metric(s, "wallex_http_stalled_evicted_total") >= 20)
+        expect(s.stop() == 0)
+    finally:
+        for c in stuck:
+            c.close()
+        s.cleanup()
+
+
 def main():
     global BINARY
     BINARY = os.path.abspath(sys.argv[1])
-    run_suite(BINARY, globals(), [], extra_args=["--min-position-wait-ms", "1500"])
+    run_suite(BINARY, globals(), [proc_slow_clients_lock_nobody_out],
+              extra_args=["--min-position-wait-ms", "1500", "--head-timeout-ms", "1500",
+                          "--body-timeout-ms", "1500", "--send-timeout-ms", "2000",
+                          "--unsent-bytes-max", "8000000"])
 
 
 if __name__ == "__main__":
