@@ -501,14 +501,18 @@ static int cmd_serve(int argc, char **argv)
     int sig = 0;
     sigwait(&sigs, &sig);
     wx_logf(WX_LOG_INFO, "%s: finishing requests in flight", strsignal(sig));
-    http_server_quiesce(http);
+    /* From here no handler starts: keep-alive clients that go on sending
+     * get 503 shutting_down and Connection: close, so nothing reaches the
+     * writer (or its statistics) once it is freed below. */
+    http_server_drain(http);
     int64_t deadline = wx_monotonic_ms() + WX_SHUTDOWN_GRACE_MS;
     while (http_server_active(http) > 0 && wx_monotonic_ms() < deadline)
         usleep(10 * 1000);
 
 out_writer:
-    /* The writer completes every queued command before it stops, so no
-     * connection stays suspended when the HTTP server stops. */
+    /* Freed in the reverse order of use. The writer completes every queued
+     * command before it stops, so no connection stays parked when the HTTP
+     * server stops; the projector and the store outlive both. */
     es_writer_stop(writer);
     http_server_stop(http);
 out_store:

@@ -529,10 +529,68 @@ def proc_slow_clients_lock_nobody_out():
         s.cleanup()
 
 
+# ---------------------------------------------------------------- item 15
+
+def proc_sigterm_under_keep_alive_load():
+    # Clients on keep-alive connections go on sending credits and /metrics
+    # through SIGTERM: each gets its answer or 503 shutting_down with
+    # Connection: close, the server exits 0 with no sanitizer report, and
+    # every acknowledged credit is in the log.
+    import http.client
+    s = Server(BINARY).start()
+    try:
+        wid = create(s)
+        results, stop = [], threading.Event()
+
+        def client():
+            c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+            try:
+                while not stop.is_set():
+                    for method, path, body in [("POST", "/wallets/%s/credit" % wid,
+                                                b'{"amount":1}'), ("GET", "/metrics", None)]:
+                        c.request(method, path, body=body,
+                                  headers={"Content-Type": "application/json"} if body else {})
+                        r = c.getresponse()
+                        payload = r.read()
+                        results.append((method, r.status, r.getheader("Connection"), payload))
+                        if r.status != 200:
+                            return
+            except (OSError, http.client.HTTPException):
+                return
+            finally:
+                c.close()
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(0.7)
+        s.proc.send_signal(15)
+        rc = s.proc.wait(timeout=30)
+        stop.set()
+        for t in threads:
+            t.join()
+        s.proc = None
+        log = s.log()
+        for marker in ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer", "runtime error:"):
+            expect(marker not in log, log[log.find(marker) - 200:][:3000])
+        expect(rc == 0, rc)
+        ok = sum(1 for r in results if r[0] == "POST" and r[1] == 200)
+        for method, st, conn, payload in results:
+            expect(st == 200 or (st == 503 and b'"code":"shutting_down"' in payload
+                                 and conn == "close"), (method, st, conn, payload[:200]))
+        expect(ok > 0 and any(r[1] == 503 for r in results),
+               (ok, len(results), set(r[1] for r in results)))
+        s.start()
+        expect(s.request("GET", "/wallets/" + wid)[3]["version"] == 2 + ok)
+    finally:
+        s.cleanup()
+
+
 def main():
     global BINARY
     BINARY = os.path.abspath(sys.argv[1])
-    run_suite(BINARY, globals(), [proc_slow_clients_lock_nobody_out],
+    run_suite(BINARY, globals(), [proc_slow_clients_lock_nobody_out,
+                                  proc_sigterm_under_keep_alive_load],
               extra_args=["--min-position-wait-ms", "1500", "--head-timeout-ms", "1500",
                           "--body-timeout-ms", "1500", "--send-timeout-ms", "2000",
                           "--unsent-bytes-max", "8000000"])
