@@ -344,7 +344,8 @@ def test_fin_with_the_request_is_seen(s):
     body = b'{"amount":"0.01"}'
     post = (b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (wid.encode(), len(body), body))
-    get = b"GET /wallets/%s HTTP/1.1\r\nHost: x\r\n\r\n" % wid.encode()
+    get = b"GET /wallets/%s HTTP/1.1\r\nHost: x\r\nX-Min-Position: %d\r\n\r\n" % (
+        wid.encode(), s.position)
     slow = []
     for i in range(40):
         c = socket.create_connection(("127.0.0.1", s.port), timeout=3)
