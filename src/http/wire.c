@@ -167,13 +167,15 @@ static bool list_has(const char *list, const char *token)
     return false;
 }
 
-/* Content-Length: digits only, at most 18 of them (so it fits an int64). */
+/* Content-Length: digits only, at most 18 significant ones (so it fits an
+ * int64; leading zeros do not count). */
 static enum http_wire_result parse_length(const char *v, int64_t *out, const char **why)
 {
     int64_t n = 0;
-    size_t i = 0;
+    size_t i = 0, digits = 0;
     for (; v[i] >= '0' && v[i] <= '9'; i++) {
-        if (i == 18) {
+        digits += digits > 0 || v[i] != '0';
+        if (digits > 18) {
             *why = "the request body is too large";
             return HTTP_WIRE_BODY_TOO_LARGE;
         }
@@ -187,34 +189,40 @@ static enum http_wire_result parse_length(const char *v, int64_t *out, const cha
     return HTTP_WIRE_OK;
 }
 
+/* What the head's fields have said so far about framing and connection. */
+struct head_meaning {
+    const char *length; /* the first Content-Length, as sent */
+    int hosts;
+    bool te_seen, close, keep;
+};
+
 static enum http_wire_result header_meaning(struct http_wire_head *h, const char *name,
-                                            const char *value, int *hosts, bool *te_seen,
-                                            bool *close, bool *keep, const char **why)
+                                            const char *value, struct head_meaning *m,
+                                            const char **why)
 {
     if (strcasecmp(name, "Content-Length") == 0) {
-        int64_t n;
-        enum http_wire_result r = parse_length(value, &n, why);
-        if (r != HTTP_WIRE_OK)
-            return r;
-        if (h->content_length >= 0 && h->content_length != n) {
+        /* A repeat must say it the same way ("4" twice, not "04" and "4"):
+         * the stricter reading, as h11's and a careful proxy's. */
+        if (m->length != NULL && strcmp(m->length, value) != 0) {
             *why = "two different Content-Length headers";
             return HTTP_WIRE_BAD;
         }
-        h->content_length = n;
+        m->length = value;
+        return parse_length(value, &h->content_length, why);
     } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
         /* Only plain chunked: another coding would have to be undone before
          * the body is JSON, and we undo none. */
-        if (*te_seen || strcasecmp(value, "chunked") != 0) {
+        if (m->te_seen || strcasecmp(value, "chunked") != 0) {
             *why = "Transfer-Encoding must be chunked alone";
             return HTTP_WIRE_BAD;
         }
-        *te_seen = true;
+        m->te_seen = true;
         h->chunked = true;
     } else if (strcasecmp(name, "Host") == 0) {
-        (*hosts)++;
+        m->hosts++;
     } else if (strcasecmp(name, "Connection") == 0) {
-        *close |= list_has(value, "close");
-        *keep |= list_has(value, "keep-alive");
+        m->close |= list_has(value, "close");
+        m->keep |= list_has(value, "keep-alive");
     } else if (strcasecmp(name, "Expect") == 0) {
         h->expect_continue |= strcasecmp(value, "100-continue") == 0;
     }
@@ -275,8 +283,7 @@ enum http_wire_result http_wire_parse_head(char *buf, size_t len, struct http_wi
         *why = "the URL is too long";
         return HTTP_WIRE_URI_TOO_LONG;
     }
-    int hosts = 0;
-    bool te_seen = false, close = false, keep = false;
+    struct head_meaning m = {NULL, 0, false, false, false};
     for (;;) {
         line = next_line(buf, len, &pos, &line_len);
         if (line == NULL) {
@@ -288,13 +295,13 @@ enum http_wire_result http_wire_parse_head(char *buf, size_t len, struct http_wi
         enum http_wire_result r = header_line(line, line_len, h, why);
         if (r == HTTP_WIRE_OK) {
             const struct http_wire_header *f = &h->headers[h->headers_len - 1];
-            r = header_meaning(h, f->name, f->value, &hosts, &te_seen, &close, &keep, why);
+            r = header_meaning(h, f->name, f->value, &m, why);
         }
         if (r != HTTP_WIRE_OK)
             return r;
     }
     /* RFC 9112 §3.2: exactly one Host in HTTP/1.1, never two in any. */
-    if ((h->minor == 1 && hosts != 1) || hosts > 1) {
+    if ((h->minor == 1 && m.hosts != 1) || m.hosts > 1) {
         *why = "an HTTP/1.1 request needs exactly one Host header";
         return HTTP_WIRE_BAD;
     }
@@ -302,7 +309,7 @@ enum http_wire_result http_wire_parse_head(char *buf, size_t len, struct http_wi
         *why = "Transfer-Encoding with Content-Length, or in HTTP/1.0";
         return HTTP_WIRE_BAD;
     }
-    h->keep_alive = h->minor == 1 ? !close : keep && !close;
+    h->keep_alive = h->minor == 1 ? !m.close : m.keep && !m.close;
     h->head_bytes = pos;
     return HTTP_WIRE_OK;
 }

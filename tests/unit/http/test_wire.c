@@ -85,6 +85,13 @@ static void test_heads_read(void **state)
         HTTP_WIRE_OK);
     assert_true(h.chunked);
     free(b);
+    /* Leading zeros are no significant digits. */
+    assert_int_equal(
+        parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 000000000000000000000003\r\n\r\n",
+              &h, &b),
+        HTTP_WIRE_OK);
+    assert_int_equal(h.content_length, 3);
+    free(b);
     /* The same Content-Length twice says one thing. */
     assert_int_equal(
         parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", &h,
@@ -124,6 +131,8 @@ static void test_heads_refused(void **state)
         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+        /* the same length said two ways: refused, as h11 does */
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 04\r\nContent-Length: 4\r\n\r\n",
         /* smuggling: both framings, or a coding we do not undo */
         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
