@@ -32,6 +32,9 @@ static const int metric_statuses[] = {200, 201, 202, 400, 404, 405, 408, 409, 41
 struct route_metrics {
     atomic_uint_fast64_t requests[STATUS_SLOTS];
     struct wx_hist latency_us[STATUS_SLOTS];
+    /* The largest answer body the route has given: what its next answer
+     * may cost, for the unsent-answer budget before the handler runs. */
+    atomic_size_t answer_bytes_max;
 };
 
 static bool parse_listen(const char *listen, struct sockaddr_storage *ss, bool *v6)
@@ -162,21 +165,37 @@ static const char *http_date(struct http_thread *t)
  * bound. The client may retry. A thread with nothing unsent always sends
  * one, however large; small answers (/healthz, a wallet, any command's)
  * always go out. */
-static bool over_budget(struct http_request *req, int status, size_t body_len)
+static bool over_budget(struct http_request *req, size_t body_len)
 {
     struct http_thread *t = req->conn->thread;
-    return status < 300 && body_len > WX_HTTP_OUT_SMALL_BYTES && t->out_bytes > 0 &&
+    return body_len > WX_HTTP_OUT_SMALL_BYTES && t->out_bytes > 0 &&
            t->out_bytes + body_len > t->out_budget && strcmp(req->method, "GET") == 0;
+}
+
+static struct route_metrics *route_metrics(struct http_request *req)
+{
+    struct http_server *srv = req->server;
+    return &srv->metrics[req->route ? (size_t)(req->route - srv->routes) : srv->routes_len];
+}
+
+static void refuse_over_budget(struct http_request *req)
+{
+    atomic_fetch_add_explicit(&req->server->refused_out, 1, memory_order_relaxed);
+    req->headers_len = 0;
+    http_reply_problem(req, ES_overloaded, "too many answers wait for slow clients");
 }
 
 void http_reply(struct http_request *req, int status, const char *body, size_t body_len)
 {
     assert(req->state != REQ_ANSWERED);
-    if (over_budget(req, status, body_len)) {
-        atomic_fetch_add_explicit(&req->server->refused_out, 1, memory_order_relaxed);
-        req->headers_len = 0;
-        http_reply_problem(req, ES_overloaded, "too many answers wait for slow clients");
-        return;
+    if (status < 300 && body_len > WX_HTTP_OUT_SMALL_BYTES) {
+        struct route_metrics *m = route_metrics(req);
+        if (body_len > atomic_load_explicit(&m->answer_bytes_max, memory_order_relaxed))
+            atomic_store_explicit(&m->answer_bytes_max, body_len, memory_order_relaxed);
+        if (over_budget(req, body_len)) {
+            refuse_over_budget(req);
+            return;
+        }
     }
     req->state = REQ_ANSWERED;
     req->status = status;
@@ -492,6 +511,15 @@ static void read_side_wait(struct http_request *req, const char *token)
 void http_dispatch(struct http_request *req)
 {
     struct http_server *srv = req->server;
+    /* Stop producing what cannot be sent: a route that has given a large
+     * answer is refused before its handler runs (a 6.5 MB page took up to
+     * 70 ms of the thread), not after, while its answer would not fit. */
+    size_t expect = atomic_load_explicit(&route_metrics(req)->answer_bytes_max,
+                                         memory_order_relaxed);
+    if (over_budget(req, expect)) {
+        refuse_over_budget(req);
+        return;
+    }
     const char *min_position = http_header(req, "X-Min-Position");
     if (min_position != NULL && req->route->read_models != NULL && srv->read_side != NULL) {
         read_side_wait(req, min_position);
@@ -585,6 +613,8 @@ int http_server_start(const struct http_server_config *config, struct http_serve
         for (size_t r = 0; r <= srv->routes_len; r++)
             for (size_t k = 0; k < STATUS_SLOTS; k++)
                 wx_hist_init(&srv->metrics[r].latency_us[k], &wx_hist_latency_us);
+        for (size_t r = 0; r <= srv->routes_len; r++)
+            atomic_init(&srv->metrics[r].answer_bytes_max, 0);
         err = http_conns_start(srv, &addr, v6, config->listen);
     }
     if (err) {
