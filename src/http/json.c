@@ -143,36 +143,39 @@ static size_t keys_in_tree(struct json_object *v)
     return n;
 }
 
-bool http_json_parse_object(const char *body, size_t len, struct json_object **obj_out,
-                            const char **detail)
+/* The checks on the body's text before json-c reads it. *text and *len
+ * are what json-c is to read: the body, or a copy with surrogate pairs
+ * decoded (*decoded, which the caller frees). *keys counts the keys the
+ * text names. False with *detail when the body is refused. */
+static bool body_text(const char **text, size_t *len, char **decoded, size_t *keys,
+                      const char **detail)
 {
-    if (len == 0) {
+    *decoded = NULL;
+    if (*len == 0) {
         *detail = "the request body is empty";
         return false;
     }
-    if (memchr(body, '\0', len) != NULL) {
+    if (memchr(*text, '\0', *len) != NULL) {
         *detail = "the request body contains a NUL byte";
         return false;
     }
     /* json-c's own check lets overlong forms, surrogates and values past
      * U+10FFFF through, and they would be stored in the log for good. */
-    if (!wx_utf8_valid(body, len)) {
+    if (!wx_utf8_valid(*text, *len)) {
         *detail = "the request body is not valid UTF-8";
         return false;
     }
-    char *decoded = NULL;
-    size_t keys = 0;
-    switch (scan_strings(body, len, &keys)) {
+    switch (scan_strings(*text, *len, keys)) {
     case SCAN_OK:
-        break;
+        return true;
     case SCAN_PAIRS:
-        decoded = decode_pairs(body, len, &len);
-        if (decoded == NULL) {
+        *decoded = decode_pairs(*text, *len, len);
+        if (*decoded == NULL) {
             *detail = "out of memory";
             return false;
         }
-        body = decoded;
-        break;
+        *text = *decoded;
+        return true;
     case SCAN_SINGLE_QUOTE:
         *detail = "the request body is not valid JSON";
         return false;
@@ -183,6 +186,16 @@ bool http_json_parse_object(const char *body, size_t len, struct json_object **o
         *detail = "a string has a raw control character; escape it (\\u0000-\\u001F)";
         return false;
     }
+    return false;
+}
+
+bool http_json_parse_object(const char *body, size_t len, struct json_object **obj_out,
+                            const char **detail)
+{
+    char *decoded;
+    size_t keys = 0;
+    if (!body_text(&body, &len, &decoded, &keys, detail))
+        return false;
     bool ok = false;
     struct json_object *obj = NULL;
     struct json_tokener *tok = json_tokener_new_ex(WX_JSON_DEPTH_MAX);
