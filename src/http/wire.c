@@ -49,15 +49,15 @@ enum http_wire_result http_wire_head_end(const char *buf, size_t len, size_t *sc
 {
     size_t limit = len < WX_HTTP_HEAD_BYTES_MAX ? len : WX_HTTP_HEAD_BYTES_MAX;
     for (size_t i = *scanned; i < limit; i++) {
-        if (buf[i] == '\n') {
-            if (i == 0 || buf[i - 1] != '\r')
-                return HTTP_WIRE_BAD; /* a bare LF */
-            if (i >= 3 && buf[i - 2] == '\n') {
-                *scanned = i + 1;
-                return HTTP_WIRE_OK;
-            }
-        } else if (i > 0 && buf[i - 1] == '\r') {
-            return HTTP_WIRE_BAD; /* a bare CR */
+        bool bare_lf = buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r');
+        bool bare_cr = buf[i] != '\n' && i > 0 && buf[i - 1] == '\r';
+        if (bare_lf || bare_cr) {
+            *scanned = i; /* where, however the bytes came */
+            return HTTP_WIRE_BAD;
+        }
+        if (buf[i] == '\n' && i >= 3 && buf[i - 2] == '\n') {
+            *scanned = i + 1;
+            return HTTP_WIRE_OK;
         }
     }
     *scanned = limit;
