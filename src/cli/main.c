@@ -151,8 +151,8 @@ static const char usage_serve[] =
     "\n"
     "Logs are JSON lines on stderr, one per request at info.\n"
     "\n"
-    "SIGTERM or SIGINT stops accepting connections, finishes the requests in\n"
-    "flight and exits 0.\n";
+    "SIGTERM or SIGINT stops accepting connections, answers new requests on open\n"
+    "ones 503 shutting_down, finishes the requests in flight and exits 0.\n";
 
 static const char usage_offline[] =
     "usage: wallex rebuild|drift|verify [--data-dir DIR]\n"
