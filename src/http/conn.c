@@ -286,8 +286,14 @@ static void conn_arm(struct http_conn *c)
     struct http_server *srv = t->srv;
     struct http_list *l;
     int64_t timeout_ms;
-    if (c->lingering || c->doomed || (c->req != NULL && c->req->state == REQ_PARKED))
+    if (c->lingering || (c->req != NULL && c->req->state == REQ_PARKED))
         return; /* on the linger list, or where http_park put it */
+    if (c->doomed) {
+        /* Its 408 is not out yet: it gets a lingering close's time, once. */
+        if (c->timer != &t->linger)
+            list_append(&t->linger, c, t->now_ms + WX_HTTP_LINGER_MS);
+        return;
+    }
     if (c->out_sent < c->out.len) {
         l = &t->send;
         timeout_ms = srv->send_timeout_ms;
@@ -642,14 +648,13 @@ static void conn_run(struct http_conn *c)
  * than a lingering close). */
 static void conn_time_out(struct http_conn *c)
 {
-    struct http_thread *t = c->thread;
     if (c->req == NULL && (c->req = http_request_new(c)) == NULL) {
         conn_close(c);
         return;
     }
     assert(c->req->state == REQ_READING);
     c->doomed = true;
-    list_append(&t->linger, c, t->now_ms + WX_HTTP_LINGER_MS);
+    list_unlink(c);
     answer_and_close(c, ES_request_timeout, "the request did not arrive in time");
     conn_run(c);
 }
