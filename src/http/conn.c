@@ -1,6 +1,6 @@
 /*
  * The HTTP/1.1 server: a few threads, each with its own epoll set, its own
- * connections and a queue of commands the writer has completed.
+ * connections and a queue of parked requests resumed from other threads.
  *
  * A connection reads with edge-triggered events: one recv per request when
  * the request fits (a short read means the socket was drained), and no
@@ -22,7 +22,8 @@
  * connection after the send timeout without progress, an idle connection
  * closes after the idle timeout. A connection reads nothing while its own
  * answer is unsent, and a large answer to a GET is refused (503) while the
- * thread's unsent answers are over its share of WX_HTTP_OUT_BYTES_MAX.
+ * thread's unsent answers are over its share of the server's budget
+ * (--unsent-bytes-max).
  */
 #include <assert.h>
 #include <errno.h>
