@@ -198,6 +198,17 @@
  * (84 KiB). Our clients' requests are a few hundred bytes; 84 KiB up front
  * cost 194 MB for 3,000 slow bodies and was not given back. */
 #define WX_HTTP_IN_BYTES_MIN 2048
+/* Read buffer bytes across all connections (each HTTP thread holds its
+ * share). Past it the oldest stalled connections (WX_HTTP_STALLED_MS) are
+ * closed to make room: 3,000 clients each sending 60 KB of a body and
+ * stopping held 200 MB until their body deadline. Requests still moving
+ * are never closed for it. */
+#define WX_HTTP_IN_BYTES_MAX (64 * 1024 * 1024)
+/* After an HTTP thread has freed this many buffer bytes, malloc is asked
+ * to give free pages back (malloc_trim), at most once every TRIM_MS: its
+ * heaps kept 100 MB after 3,000 slow clients were closed. */
+#define WX_HTTP_TRIM_BYTES (16 * 1024 * 1024)
+#define WX_HTTP_TRIM_MS 1000
 /* Read buffers of the starting size an HTTP thread keeps for its next
  * requests instead of freeing them. */
 #define WX_HTTP_SPARE_BUFFERS 16

@@ -27,6 +27,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -206,10 +207,26 @@ static void buffer_put(struct http_thread *t, char *b, size_t cap)
 {
     if (b == NULL)
         return;
-    if (cap == WX_HTTP_IN_BYTES_MIN && t->spare_len < WX_HTTP_SPARE_BUFFERS)
+    if (cap == WX_HTTP_IN_BYTES_MIN && t->spare_len < WX_HTTP_SPARE_BUFFERS) {
         t->spare[t->spare_len++] = b;
-    else
+    } else {
         free(b);
+        t->freed_bytes += cap;
+    }
+}
+
+/* malloc keeps what was freed in the middle of its heaps for the next
+ * allocations, so RSS stayed up after thousands of slow clients were
+ * gone. After many megabytes freed, it is asked to give the free pages
+ * back (at most once a WX_HTTP_TRIM_MS: the walk over its heaps costs a
+ * few milliseconds). */
+static void give_back_memory(struct http_thread *t)
+{
+    if (t->freed_bytes < WX_HTTP_TRIM_BYTES || t->now_ms - t->trimmed_ms < WX_HTTP_TRIM_MS)
+        return;
+    malloc_trim(0);
+    t->freed_bytes = 0;
+    t->trimmed_ms = t->now_ms;
 }
 
 static void conn_release_in(struct http_conn *c)
@@ -242,6 +259,7 @@ static void conn_free(struct http_conn *c)
     if (c->orphan)
         t->orphans--;
     conn_release_in(c);
+    t->freed_bytes += c->out.cap;
     wx_buf_free(&c->out);
     wx_buf_init(&c->out);
     c->out_sent = 0;
@@ -444,6 +462,7 @@ static enum step conn_start_request(struct http_conn *c)
          * keeps an answer buffer only if it is small. */
         conn_release_in(c);
         if (c->out.cap > WX_HTTP_KEPT_OUT_BYTES) {
+            c->thread->freed_bytes += c->out.cap;
             wx_buf_free(&c->out);
             wx_buf_init(&c->out);
         }
@@ -660,15 +679,18 @@ static void conn_time_out(struct http_conn *c)
     conn_run(c);
 }
 
-/* Past --connections-max, a new connection makes room by closing this
- * thread's oldest stalled ones: requests that have been arriving for at
- * least WX_HTTP_STALLED_MS (slowloris, slow bodies), until the count is
- * back at the limit. Idle keep-alive connections, parked requests and
- * answers being sent are never taken. */
+/* Past --connections-max, or past the thread's share of read buffer
+ * bytes, the thread makes room by closing its oldest stalled connections:
+ * requests that have been arriving for at least WX_HTTP_STALLED_MS
+ * (slowloris, slow bodies), until it is back within both. Idle keep-alive
+ * connections, parked requests and answers being sent are never taken.
+ * Called after a wakeup's events, never during them: a connection closed
+ * here may have an event further down the batch. */
 static void conn_evict_stalled(struct http_thread *t)
 {
     struct http_server *srv = t->srv;
-    while (atomic_load(&srv->connections) > srv->connections_max) {
+    while (atomic_load(&srv->connections) > srv->connections_max ||
+           t->in_bytes > t->in_budget) {
         struct http_conn *h = t->head.head, *b = t->body.head;
         int64_t h_start = h != NULL ? h->deadline_ms - srv->head_timeout_ms : INT64_MAX;
         int64_t b_start = b != NULL ? b->deadline_ms - srv->body_timeout_ms : INT64_MAX;
@@ -730,8 +752,6 @@ static void conn_new(struct http_thread *t, int fd)
         t->all->all_prev = c;
     t->all = c;
     conn_arm(c);
-    if (atomic_load(&srv->connections) > srv->connections_max)
-        conn_evict_stalled(t);
 }
 
 /* Gives an accepted connection to thread to, which sets it up. */
@@ -928,12 +948,14 @@ static void *thread_main(void *arg)
          * further down this batch's events. */
         if (woken)
             drain_done(t);
+        conn_evict_stalled(t);
         expire(t, &t->idle, false);
         expire(t, &t->head, true);
         expire(t, &t->body, true);
         expire(t, &t->send, false);
         expire(t, &t->linger, false);
         expire_parked(t);
+        give_back_memory(t);
         if (t->accept_resume_ms > 0 && t->now_ms >= t->accept_resume_ms)
             accept_resume(t);
         /* Connections whose turn ran out go on; new events come first. */
@@ -1033,6 +1055,7 @@ int http_conns_start(struct http_server *srv, const struct sockaddr_storage *add
         t->srv = srv;
         t->epfd = t->wakefd = -1;
         t->out_budget = srv->unsent_bytes_max / srv->threads_len;
+        t->in_budget = WX_HTTP_IN_BYTES_MAX / srv->threads_len;
         atomic_init(&t->out_bytes_seen, 0);
         atomic_init(&t->in_bytes_seen, 0);
         pthread_mutex_init(&t->done_lock, NULL);

@@ -78,6 +78,9 @@ struct http_thread {
     size_t out_bytes;        /* answer bytes queued on its connections, unsent */
     size_t out_budget;       /* its share of the server's unsent_bytes_max */
     size_t in_bytes;         /* its connections' read buffers */
+    size_t in_budget;        /* its share of WX_HTTP_IN_BYTES_MAX */
+    size_t freed_bytes;      /* buffers freed since malloc last gave memory back */
+    int64_t trimmed_ms;
     atomic_size_t out_bytes_seen, in_bytes_seen; /* the two, for /metrics */
     struct http_conn *all;
     struct http_conn *pending; /* to run again before the next wait */
