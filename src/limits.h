@@ -63,7 +63,8 @@
  * decoding unescapes into a buffer this big, and longer data is corrupt. */
 #define WX_EVENT_DATA_BYTES_MAX (16 * 1024)
 
-/* Request URL length (path and query) before it is a 414-style 400. */
+/* The request target (path and query, or the whole absolute-form URI):
+ * longer is 414. Our longest real URLs are ids and cursors, under 200. */
 #define WX_URL_BYTES_MAX 2048
 
 /* Paging per API.md: limit 1-1000, default 50. */
@@ -167,6 +168,34 @@
 #define WX_HTTP_CONNECTIONS_MAX 32768
 #define WX_HTTP_CONNECTION_TIMEOUT_S 30
 
+/* A request's head must be in within HEAD_TIMEOUT of its first byte, its
+ * body within BODY_TIMEOUT of the head's end (64 KiB in 20 s is 3.3 KB/s;
+ * our bodies are under 1 KiB), or it is answered 408 and the connection
+ * closed. Received bytes do not extend them: a client sending one byte a
+ * second (slowloris) got unbounded time when each byte reset the idle
+ * timeout. Configurable (--head-timeout-ms, --body-timeout-ms). */
+#define WX_HTTP_HEAD_TIMEOUT_MS_DEFAULT 10000
+#define WX_HTTP_BODY_TIMEOUT_MS_DEFAULT 20000
+
+/* An answer that makes no progress (the client reads nothing) for this
+ * long closes its connection, freeing what it holds (--send-timeout-ms). */
+#define WX_HTTP_SEND_TIMEOUT_MS_DEFAULT 10000
+
+/* A request still arriving after this long is stalled: past
+ * --connections-max a new connection closes its thread's oldest stalled
+ * one to make room, so slow clients cannot lock well-behaved ones out.
+ * Long enough that a request a real client is sending is never taken. */
+#define WX_HTTP_STALLED_MS 1000
+
+/* Answer bytes queued and not yet taken by clients, across all
+ * connections (each HTTP thread holds its share). Past it a GET answer
+ * larger than OUT_SMALL_BYTES is refused (503 overloaded, Retry-After)
+ * instead of buffered: 300 clients asking for 6.5 MB pages and never
+ * reading took RSS from 372 MB to 2.2 GB. Smaller answers always go out;
+ * the kernel's socket buffer takes them whole, so they queue nothing. */
+#define WX_HTTP_OUT_BYTES_MAX (64 * 1024 * 1024)
+#define WX_HTTP_OUT_SMALL_BYTES (16 * 1024)
+
 /* A request's line and headers, through the blank line. A connection
  * holds a read buffer only while a request is arriving or pipelined bytes
  * wait, so idle keep-alive connections cost no read buffer at all
@@ -174,16 +203,32 @@
  * measured 579 MiB RSS at 18k connections). Our clients' heads are a few
  * hundred bytes. */
 #define WX_HTTP_HEAD_BYTES_MAX (16 * 1024)
-/* Header lines in one request; more is a 400. */
+/* Header lines in one request (or trailer lines after a chunked body);
+ * more is a 431. */
 #define WX_HTTP_HEADERS_MAX 64
-/* The longest method token we read before calling the line malformed. */
-#define WX_HTTP_METHOD_BYTES_MAX 16
-/* A chunk size's hex digits (8: up to 4 GiB, far past any body we take) and
- * the length of a chunk-size line with its extensions. */
+/* A chunk size's significant hex digits (8: up to 4 GiB, far past any body
+ * we take; leading zeros do not count) and the length of a chunk-size line
+ * with its zeros and extensions. */
 #define WX_HTTP_CHUNK_SIZE_DIGITS_MAX 8
 #define WX_HTTP_CHUNK_LINE_BYTES_MAX 256
-/* Read buffers (WX_HTTP_HEAD_BYTES_MAX + WX_BODY_BYTES_MAX each) an HTTP
- * thread keeps for its next requests instead of freeing them. */
+/* A connection's read buffer starts this big when a request's first byte
+ * arrives and doubles as more arrives, up to a head and the largest body
+ * (84 KiB). Our clients' requests are a few hundred bytes; 84 KiB up front
+ * cost 194 MB for 3,000 slow bodies and was not given back. */
+#define WX_HTTP_IN_BYTES_MIN 2048
+/* Read buffer bytes across all connections (each HTTP thread holds its
+ * share). Past it the oldest stalled connections (WX_HTTP_STALLED_MS) are
+ * closed to make room: 3,000 clients each sending 60 KB of a body and
+ * stopping held 200 MB until their body deadline. Requests still moving
+ * are never closed for it. */
+#define WX_HTTP_IN_BYTES_MAX (64 * 1024 * 1024)
+/* After an HTTP thread has freed this many buffer bytes, malloc is asked
+ * to give free pages back (malloc_trim), at most once every TRIM_MS: its
+ * heaps kept 100 MB after 3,000 slow clients were closed. */
+#define WX_HTTP_TRIM_BYTES (16 * 1024 * 1024)
+#define WX_HTTP_TRIM_MS 1000
+/* Read buffers of the starting size an HTTP thread keeps for its next
+ * requests instead of freeing them. */
 #define WX_HTTP_SPARE_BUFFERS 16
 /* An idle connection keeps its answer buffer up to this size. */
 #define WX_HTTP_KEPT_OUT_BYTES 2048
@@ -266,6 +311,12 @@
 /* X-Min-Position: default and largest wait for the read side. */
 #define WX_MIN_POSITION_WAIT_MS_DEFAULT 2000
 #define WX_MIN_POSITION_WAIT_MS_MAX 60000
+
+/* Requests waiting for the read side (X-Min-Position) at once; past it a
+ * request is answered 503 overloaded. Each is a parked connection costing
+ * no thread, but the projector checks every one after each commit, so
+ * they are bounded to keep that check a few microseconds. */
+#define WX_PROJECTOR_WATCHES_MAX 4096
 
 /* Differences one drift report lists; the count covers all of them. */
 #define WX_DRIFT_REPORT_MAX 100

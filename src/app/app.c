@@ -173,24 +173,44 @@ void wx_query_failed(struct http_request *req, int err, const struct es_outcome 
         http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
 }
 
-bool wx_read_side_ready(struct http_request *req, const char *const *models)
+struct read_watch {
+    struct es_projector_watch w; /* first: the projector hands this back */
+    struct http_request *req;
+};
+
+static void read_watch_reached(struct es_projector_watch *w)
 {
-    const struct wx_app *app = req->app;
-    const char *token = http_header(req, "X-Min-Position");
-    if (token == NULL)
-        return true;
-    struct es_position pos;
-    if (!es_position_parse(token, &pos)) {
-        wx_bad_request(req, "X-Min-Position must be a position token from X-Position");
-        return false;
-    }
-    if (!es_projector_wait(app->projector, models, &pos, app->min_position_wait_ms)) {
-        http_reply_problem(req, ES_projection_lagging,
-                           "the read side has not reached X-Min-Position yet");
-        return false;
-    }
-    return true;
+    http_resume(((struct read_watch *)w)->req);
 }
+
+static enum http_watch read_side_watch(void *app_ptr, struct http_request *req, void *watch,
+                                       const char *const *models, const char *token)
+{
+    const struct wx_app *app = app_ptr;
+    struct read_watch *rw = watch;
+    memset(rw, 0, sizeof(*rw));
+    if (!es_position_parse(token, &rw->w.position))
+        return HTTP_WATCH_BAD_TOKEN;
+    rw->w.names = models;
+    rw->w.reached = read_watch_reached;
+    rw->req = req;
+    bool reached;
+    if (es_projector_watch(app->projector, &rw->w, &reached) != 0)
+        return HTTP_WATCH_FULL;
+    return reached ? HTTP_WATCH_READY : HTTP_WATCH_PARKED;
+}
+
+static bool read_side_unwatch(void *app_ptr, void *watch)
+{
+    const struct wx_app *app = app_ptr;
+    return es_projector_unwatch(app->projector, &((struct read_watch *)watch)->w);
+}
+
+const struct http_read_side wx_read_side = {
+    .watch_bytes = sizeof(struct read_watch),
+    .watch = read_side_watch,
+    .unwatch = read_side_unwatch,
+};
 
 bool wx_page_limit(struct http_request *req, size_t *limit)
 {

@@ -30,7 +30,6 @@ struct wx_app {
     struct es_writer *writer;
     struct es_projector *projector;
     struct bus *bus; /* the event bus (bus/bus.h): relay and webhooks */
-    int64_t min_position_wait_ms;
     char default_currency[WX_CURRENCY_BYTES + 1];
 };
 
@@ -66,9 +65,10 @@ bool wx_id_param(struct http_request *req, size_t i, const char *what);
 void wx_query_failed(struct http_request *req, int err, const struct es_outcome *not_found,
                      const char *detail);
 
-/* X-Min-Position: waits until the named read models reached the position.
- * False when it answered instead (400 for a bad token, 503 when lagging). */
-bool wx_read_side_ready(struct http_request *req, const char *const *models);
+/* X-Min-Position for routes with read_models (http_server_config.read_side,
+ * with a struct wx_app as the server's app): a projector watch per waiting
+ * request, which resumes it when the read models pass the position. */
+extern const struct http_read_side wx_read_side;
 
 /* ?limit= (API.md: 1-1000, default 50). False when it answered 400. */
 bool wx_page_limit(struct http_request *req, size_t *limit);

@@ -1,7 +1,7 @@
 /*
- * The pieces of JSON's \uXXXX escapes that both JSON readers need: the body
- * reader in http/json.c, which fixes what json-c gets wrong, and base/jflat,
- * which reads the log's flat payloads itself.
+ * The pieces of Unicode that both JSON readers need: \uXXXX escapes and
+ * UTF-8, for the body reader in http/json.c (which checks what json-c lets
+ * through) and base/jflat (which reads the log's flat payloads itself).
  */
 #ifndef WALLEX_BASE_UNICODE_H
 #define WALLEX_BASE_UNICODE_H
@@ -33,5 +33,10 @@ static inline uint32_t wx_surrogate_pair(uint32_t hi, uint32_t lo)
 
 /* cp (not a surrogate, at most U+10FFFF) as UTF-8 in out; its byte count. */
 size_t wx_utf8_encode(uint32_t cp, unsigned char out[4]);
+
+/* s[0..len) is well-formed UTF-8 (Unicode §3.9, table 3-7): no overlong
+ * form (C0 AF, E0 80 AF, F0 80 80 AF), no surrogate (ED A0 80), nothing
+ * past U+10FFFF (F4 90 80 80, F5-FF), no stray or missing continuation. */
+bool wx_utf8_valid(const char *s, size_t len);
 
 #endif

@@ -68,6 +68,10 @@ struct options {
     int64_t min_position_wait_ms;
     int64_t connections_max;
     int64_t connection_timeout_s;
+    int64_t head_timeout_ms;
+    int64_t body_timeout_ms;
+    int64_t send_timeout_ms;
+    int64_t unsent_bytes_max;
     int64_t snapshot_every;
     int64_t from;
     int64_t limit;
@@ -117,6 +121,10 @@ static void options_defaults(struct options *o)
     o->connections_max = WX_HTTP_CONNECTIONS_MAX;
     o->snapshot_every = WX_SNAPSHOT_EVERY_DEFAULT;
     o->connection_timeout_s = WX_HTTP_CONNECTION_TIMEOUT_S;
+    o->head_timeout_ms = WX_HTTP_HEAD_TIMEOUT_MS_DEFAULT;
+    o->body_timeout_ms = WX_HTTP_BODY_TIMEOUT_MS_DEFAULT;
+    o->send_timeout_ms = WX_HTTP_SEND_TIMEOUT_MS_DEFAULT;
+    o->unsent_bytes_max = WX_HTTP_OUT_BYTES_MAX;
     o->from = 0;
     o->limit = INT64_MAX;
     o->redis_url = env_or("WALLEX_REDIS_URL", NULL);
@@ -172,7 +180,15 @@ static const char usage_serve[] =
     "  --min-position-wait-ms N  longest X-Min-Position wait  WALLEX_MIN_POSITION_WAIT_MS (2000)\n"
     "  --log-level LEVEL      debug|info|warn|error      WALLEX_LOG_LEVEL  (info)\n"
     "  --connections-max N    open connections at most   WALLEX_CONNECTIONS_MAX (32768)\n"
-    "  --connection-timeout-s N  idle or slow connection closes after  WALLEX_CONNECTION_TIMEOUT_S (30)\n"
+    "  --connection-timeout-s N  idle keep-alive connection closes after  WALLEX_CONNECTION_TIMEOUT_S (30)\n"
+    "  --head-timeout-ms N    a request's head must arrive within, from its first byte (408)\n"
+    "                                                    WALLEX_HEAD_TIMEOUT_MS (10000)\n"
+    "  --body-timeout-ms N    its body within, from the end of the head (408)\n"
+    "                                                    WALLEX_BODY_TIMEOUT_MS (20000)\n"
+    "  --send-timeout-ms N    an answer the client does not read for that long closes it\n"
+    "                                                    WALLEX_SEND_TIMEOUT_MS (10000)\n"
+    "  --unsent-bytes-max N   answer bytes clients have not read, past which large GET\n"
+    "                         answers are 503      WALLEX_UNSENT_BYTES_MAX (67108864)\n"
     "  --snapshot-every N     events between snapshots   WALLEX_SNAPSHOT_EVERY (100)\n"
     "\n"
     "event bus (docs/operations.md, \"The event bus\"):\n"
@@ -254,6 +270,7 @@ static const char usage_events[] =
 
 enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_CURRENCY, OPT_THREADS,
        OPT_IDEM_TTL, OPT_MIN_POS_WAIT, OPT_LOG_LEVEL, OPT_TO, OPT_CONNS, OPT_CONN_TIMEOUT,
+       OPT_HEAD_TIMEOUT, OPT_BODY_TIMEOUT, OPT_SEND_TIMEOUT, OPT_UNSENT_MAX,
        OPT_SNAPSHOT_EVERY, OPT_URL, OPT_WALLETS, OPT_OPS, OPT_CONNECTIONS, OPT_MIX, OPT_SEED, OPT_FROM, OPT_LIMIT,
        OPT_REDIS, OPT_REDIS_STREAM, OPT_REDIS_MAXLEN, OPT_REDIS_REQUIRED, OPT_RETRY_SCHEDULE,
        OPT_WEBHOOK_TIMEOUT, OPT_DISABLE_AFTER, OPT_DENY_PRIVATE, OPT_WORKLOAD, OPT_HELP };
@@ -271,6 +288,10 @@ static const struct option long_options[] = {
     {"to", required_argument, NULL, OPT_TO},
     {"connections-max", required_argument, NULL, OPT_CONNS},
     {"connection-timeout-s", required_argument, NULL, OPT_CONN_TIMEOUT},
+    {"head-timeout-ms", required_argument, NULL, OPT_HEAD_TIMEOUT},
+    {"body-timeout-ms", required_argument, NULL, OPT_BODY_TIMEOUT},
+    {"send-timeout-ms", required_argument, NULL, OPT_SEND_TIMEOUT},
+    {"unsent-bytes-max", required_argument, NULL, OPT_UNSENT_MAX},
     {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
     {"url", required_argument, NULL, OPT_URL},
     {"wallets", required_argument, NULL, OPT_WALLETS},
@@ -297,7 +318,8 @@ static const struct option long_options[] = {
  * converted once every flag is read. */
 struct int_texts {
     const char *threads, *ttl, *from, *limit, *min_wait, *conns, *wallets, *ops, *connections,
-        *seed, *snapshot_every, *conn_timeout, *maxlen;
+        *seed, *snapshot_every, *conn_timeout, *maxlen, *head_timeout, *body_timeout,
+        *send_timeout, *unsent_max;
 };
 
 /* The integers, the log level and the currency; 0, or 2 after a message. */
@@ -309,6 +331,11 @@ static int options_check(const struct int_texts *t, struct options *o)
                  &o->min_position_wait_ms) ||
         !int_opt("--connections-max", t->conns, 1, WX_HTTP_CONNECTIONS_MAX, &o->connections_max) ||
         !int_opt("--connection-timeout-s", t->conn_timeout, 1, 3600, &o->connection_timeout_s) ||
+        !int_opt("--head-timeout-ms", t->head_timeout, 100, 3600000, &o->head_timeout_ms) ||
+        !int_opt("--body-timeout-ms", t->body_timeout, 100, 3600000, &o->body_timeout_ms) ||
+        !int_opt("--send-timeout-ms", t->send_timeout, 100, 3600000, &o->send_timeout_ms) ||
+        !int_opt("--unsent-bytes-max", t->unsent_max, 1 << 20, INT64_C(1) << 40,
+                 &o->unsent_bytes_max) ||
         !int_opt("--snapshot-every", t->snapshot_every, 2, 1000000000, &o->snapshot_every) ||
         !int_opt("--wallets", t->wallets, 2, 10000000, &o->wallets) ||
         !int_opt("--ops", t->ops, 1, INT64_MAX / 2, &o->ops) ||
@@ -345,6 +372,10 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         .snapshot_every = env_or("WALLEX_SNAPSHOT_EVERY", NULL),
         .conn_timeout = env_or("WALLEX_CONNECTION_TIMEOUT_S", NULL),
         .maxlen = env_or("WALLEX_REDIS_MAXLEN", NULL),
+        .head_timeout = env_or("WALLEX_HEAD_TIMEOUT_MS", NULL),
+        .body_timeout = env_or("WALLEX_BODY_TIMEOUT_MS", NULL),
+        .send_timeout = env_or("WALLEX_SEND_TIMEOUT_MS", NULL),
+        .unsent_max = env_or("WALLEX_UNSENT_BYTES_MAX", NULL),
     };
     int c;
     optind = 1;
@@ -362,6 +393,10 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         case OPT_TO: o->to = optarg; break;
         case OPT_CONNS: t.conns = optarg; break;
         case OPT_CONN_TIMEOUT: t.conn_timeout = optarg; break;
+        case OPT_HEAD_TIMEOUT: t.head_timeout = optarg; break;
+        case OPT_BODY_TIMEOUT: t.body_timeout = optarg; break;
+        case OPT_SEND_TIMEOUT: t.send_timeout = optarg; break;
+        case OPT_UNSENT_MAX: t.unsent_max = optarg; break;
         case OPT_SNAPSHOT_EVERY: t.snapshot_every = optarg; break;
         case OPT_URL: o->url = optarg; break;
         case OPT_WALLETS: t.wallets = optarg; break;
@@ -605,7 +640,6 @@ static int serve_open(const struct options *o, struct bus_config *bc, struct ser
         .writer = sv->writer,
         .projector = sv->projector,
         .bus = sv->bus,
-        .min_position_wait_ms = o->min_position_wait_ms,
     };
     snprintf(sv->app.default_currency, sizeof(sv->app.default_currency), "%s", o->currency);
     if ((err = wx_app_routes(ops_routes, ops_routes_len, &sv->routes, &sv->routes_len)) != 0)
@@ -615,21 +649,31 @@ static int serve_open(const struct options *o, struct bus_config *bc, struct ser
         .threads = (unsigned)o->threads,
         .connections_max = (unsigned)o->connections_max,
         .connection_timeout_s = (unsigned)o->connection_timeout_s,
+        .head_timeout_ms = o->head_timeout_ms,
+        .body_timeout_ms = o->body_timeout_ms,
+        .send_timeout_ms = o->send_timeout_ms,
+        .unsent_bytes_max = (size_t)o->unsent_bytes_max,
         .routes = sv->routes,
         .routes_len = sv->routes_len,
         .app = &sv->app,
         .writer = sv->writer,
+        .read_side = &wx_read_side,
+        .min_position_wait_ms = o->min_position_wait_ms,
     };
     return http_server_start(&hcfg, &sv->http);
 }
 
-/* Stops in the order that leaves nobody waiting: requests in flight end,
- * the delivery thread stops submitting, the writer completes every queued
- * command (so no connection stays suspended), then the rest. */
+/* Stops in the order that leaves nobody waiting and frees in the reverse
+ * order of use: from the drain on no handler starts (keep-alive clients
+ * that go on sending get 503 shutting_down and Connection: close, so
+ * nothing reaches the writer or its statistics once it is freed); requests
+ * in flight end, the delivery thread stops submitting, the writer
+ * completes every queued command (so no connection stays parked), then
+ * the HTTP threads stop and the rest is freed. */
 static void serve_close(struct serve *sv)
 {
     if (sv->http != NULL) {
-        http_server_quiesce(sv->http);
+        http_server_drain(sv->http);
         int64_t deadline = wx_monotonic_ms() + WX_SHUTDOWN_GRACE_MS;
         while (http_server_active(sv->http) > 0 && wx_monotonic_ms() < deadline)
             usleep(10 * 1000);

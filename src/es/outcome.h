@@ -42,7 +42,12 @@ struct es_outcome {
     XX(P, store_unavailable, 503, "The event store could not commit")                             \
     XX(P, overloaded, 503, "The server is overloaded")                                            \
     XX(P, shutting_down, 503, "The server is shutting down")                                      \
-    XX(P, projection_lagging, 503, "The read side has not caught up")
+    XX(P, projection_lagging, 503, "The read side has not caught up")                             \
+    XX(P, request_timeout, 408, "The request did not arrive in time")                             \
+    XX(P, uri_too_long, 414, "The URL is too long")                                               \
+    XX(P, header_fields_too_large, 431, "The request's header fields are too large")              \
+    XX(P, body_not_allowed, 400, "This route takes no request body")                              \
+    XX(P, not_implemented, 501, "The method is not implemented")
 
 enum es_core_outcome_id { ES_CORE_OUTCOME_MAP(ES_OUTCOME_ID, ES) ES_CORE_OUTCOMES_LEN };
 extern const struct es_outcome es_core_outcomes[];
@@ -62,6 +67,11 @@ extern const struct es_outcome es_core_outcomes[];
 #define ES_overloaded (&es_core_outcomes[ES_ID_overloaded])
 #define ES_shutting_down (&es_core_outcomes[ES_ID_shutting_down])
 #define ES_projection_lagging (&es_core_outcomes[ES_ID_projection_lagging])
+#define ES_request_timeout (&es_core_outcomes[ES_ID_request_timeout])
+#define ES_uri_too_long (&es_core_outcomes[ES_ID_uri_too_long])
+#define ES_header_fields_too_large (&es_core_outcomes[ES_ID_header_fields_too_large])
+#define ES_body_not_allowed (&es_core_outcomes[ES_ID_body_not_allowed])
+#define ES_not_implemented (&es_core_outcomes[ES_ID_not_implemented])
 
 /* The outcome tables known to this process: the core's, then each
  * registered domain's. Registration happens once, at start-up, before any

@@ -1,22 +1,33 @@
 /*
  * The HTTP/1.1 server: a few threads, each with its own epoll set, its own
- * connections and a queue of commands the writer has completed.
+ * connections and a queue of parked requests resumed from other threads.
  *
  * A connection reads with edge-triggered events: one recv per request when
  * the request fits (a short read means the socket was drained), and no
- * epoll_ctl per request. A command parks its connection (nothing is read
- * or parsed while the writer holds it); the writer hands the completed
- * command back to the connection's thread, which answers and goes on with
- * any pipelined request. One eventfd write wakes a thread for a whole
- * batch of completions.
+ * epoll_ctl per request. A parked request (a command with the writer, a
+ * query waiting for the read side) parks its connection: nothing is read
+ * or parsed until http_resume hands the request back to the connection's
+ * thread, which runs the park's resume and goes on with any pipelined
+ * request. One eventfd write wakes a thread for a whole batch of resumes.
  *
  * Requests are parsed by http/wire.c. A connection holds a read buffer only
- * while a request is arriving or pipelined bytes wait, so idle keep-alive
- * connections cost a small struct each. Every malformed request is
- * answered with problem+json and the connection closed.
+ * while a request is arriving or pipelined bytes wait, and that buffer grows
+ * with what arrives, so idle keep-alive connections cost a small struct
+ * each and a slow one a few KiB. Every malformed request is answered with
+ * problem+json and the connection closed.
+ *
+ * Nothing waits without a bound: a request's head must arrive within the
+ * head timeout of its first byte and its body within the body timeout of
+ * the head (408 otherwise), an answer the client does not read closes the
+ * connection after the send timeout without progress, an idle connection
+ * closes after the idle timeout. A connection reads nothing while its own
+ * answer is unsent, and a large answer to a GET is refused (503) while the
+ * thread's unsent answers are over its share of the server's budget
+ * (--unsent-bytes-max).
  */
 #include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -30,14 +41,12 @@
 
 #include "base/clock.h"
 #include "base/err.h"
-#include "base/fault.h"
-#include "es/writer.h"
 #include "http/internal.h"
 #include "limits.h"
 #include "obs/log.h"
 
-/* A read buffer holds a head, the largest body, and one more read's worth
- * of a chunked body's framing. */
+/* The most a read buffer grows to: a head, the largest body, and one more
+ * read's worth of a chunked body's framing. */
 #define CONN_IN_BYTES (WX_HTTP_HEAD_BYTES_MAX + WX_BODY_BYTES_MAX + 4096)
 
 /* Tags for the epoll entries that are not connections. */
@@ -76,6 +85,28 @@ static void list_append(struct http_list *l, struct http_conn *c, int64_t deadli
     l->tail = c;
 }
 
+/* For timeouts that differ: walks back from the tail, where a timeout
+ * like most others lands at once. */
+static void list_insert_sorted(struct http_list *l, struct http_conn *c, int64_t deadline_ms)
+{
+    list_unlink(c);
+    struct http_conn *after = l->tail;
+    while (after != NULL && after->deadline_ms > deadline_ms)
+        after = after->prev;
+    c->timer = l;
+    c->deadline_ms = deadline_ms;
+    c->prev = after;
+    c->next = after != NULL ? after->next : l->head;
+    if (c->next != NULL)
+        c->next->prev = c;
+    else
+        l->tail = c;
+    if (after != NULL)
+        after->next = c;
+    else
+        l->head = c;
+}
+
 static void wake(struct http_thread *t)
 {
     uint64_t one = 1;
@@ -83,20 +114,55 @@ static void wake(struct http_thread *t)
     (void)n; /* an eventfd write fails only when its counter is full */
 }
 
-/* Writer thread: the command is answered; hand it to its connection's
- * thread. Only the first completion of a batch pays for the wakeup. */
-void http_command_complete(struct es_command *cmd)
+/* ---- parking ---- */
+
+void http_park(struct http_request *req, const struct http_park_ops *ops, int64_t timeout_ms)
 {
-    struct http_request *req = cmd->complete_ctx;
+    struct http_conn *c = req->conn;
+    assert(req->state == REQ_READING && req->park == NULL);
+    assert(ops->resume != NULL && ops->cancel != NULL && timeout_ms >= 0);
+    req->state = REQ_PARKED;
+    req->park = ops;
+    if (timeout_ms > 0)
+        list_insert_sorted(&c->thread->parked, c, c->thread->now_ms + timeout_ms);
+    else
+        list_unlink(c);
+}
+
+/* Any thread: hands the request back to its connection's thread. Only the
+ * first resume of a batch pays for the wakeup. */
+void http_resume(struct http_request *req)
+{
     struct http_thread *t = req->conn->thread;
-    atomic_store(&req->writer_done, true);
+    bool twice = atomic_exchange(&req->resume_pending, true);
+    assert(!twice); /* once per park */
+    (void)twice;
     pthread_mutex_lock(&t->done_lock);
-    bool first = t->done == NULL;
-    req->done_next = t->done;
-    t->done = req;
+    bool first = t->resumed == NULL;
+    req->resumed_next = t->resumed;
+    t->resumed = req;
     pthread_mutex_unlock(&t->done_lock);
     if (first)
         wake(t);
+}
+
+bool http_client_gone(const struct http_request *req)
+{
+    return req->conn->orphan;
+}
+
+/* Asks a park to withdraw its wake-up (a timeout, a closing connection, a
+ * stopping server). True when the request is unparked: answered (only on
+ * a timeout) or to be ended; false when its resume is on its way. */
+static bool park_cancel(struct http_request *req, bool timed_out)
+{
+    assert(req->state == REQ_PARKED);
+    if (!req->park->cancel(req, timed_out))
+        return false;
+    req->park = NULL;
+    if (req->state == REQ_PARKED)
+        req->state = timed_out ? REQ_READING : REQ_ANSWERED;
+    return true;
 }
 
 /* ---- connections ---- */
@@ -107,24 +173,69 @@ enum step {
     STEP_CLOSED,    /* the connection is gone */
 };
 
+/* Keeps the thread's count of unsent answer bytes in step with c's; the
+ * count is published for /metrics (read by the other threads). */
+static void conn_account(struct http_conn *c)
+{
+    struct http_thread *t = c->thread;
+    size_t unsent = c->out.len - c->out_sent;
+    if (unsent == c->out_counted)
+        return;
+    t->out_bytes = t->out_bytes - c->out_counted + unsent;
+    c->out_counted = unsent;
+    atomic_store_explicit(&t->out_bytes_seen, t->out_bytes, memory_order_relaxed);
+}
+
+/* The thread's read buffer bytes, likewise. */
+static void in_account(struct http_thread *t, size_t add, size_t sub)
+{
+    t->in_bytes = t->in_bytes + add - sub;
+    atomic_store_explicit(&t->in_bytes_seen, t->in_bytes, memory_order_relaxed);
+}
+
+/* A read buffer of WX_HTTP_IN_BYTES_MIN, the size every one starts at. */
 static char *buffer_get(struct http_thread *t)
 {
     if (t->spare_len > 0)
         return t->spare[--t->spare_len];
-    return malloc(CONN_IN_BYTES);
+    return malloc(WX_HTTP_IN_BYTES_MIN);
 }
 
-/* Read buffers go back to a small per-thread stack rather than to malloc,
- * which may give a freed top chunk back to the kernel (glibc trims above
- * 128 KiB) and fault it in again on the next request. */
-static void buffer_put(struct http_thread *t, char *b)
+/* Buffers of the starting size go back to a small per-thread stack rather
+ * than to malloc, for the next request; grown ones are freed. */
+static void buffer_put(struct http_thread *t, char *b, size_t cap)
 {
     if (b == NULL)
         return;
-    if (t->spare_len < WX_HTTP_SPARE_BUFFERS)
+    if (cap == WX_HTTP_IN_BYTES_MIN && t->spare_len < WX_HTTP_SPARE_BUFFERS) {
         t->spare[t->spare_len++] = b;
-    else
+    } else {
         free(b);
+        t->freed_bytes += cap;
+    }
+}
+
+/* malloc keeps what was freed in the middle of its heaps for the next
+ * allocations, so RSS stayed up after thousands of slow clients were
+ * gone. After many megabytes freed, it is asked to give the free pages
+ * back (at most once a WX_HTTP_TRIM_MS: the walk over its heaps costs a
+ * few milliseconds). */
+static void give_back_memory(struct http_thread *t)
+{
+    if (t->freed_bytes < WX_HTTP_TRIM_BYTES || t->now_ms - t->trimmed_ms < WX_HTTP_TRIM_MS)
+        return;
+    malloc_trim(0);
+    t->freed_bytes = 0;
+    t->trimmed_ms = t->now_ms;
+}
+
+static void conn_release_in(struct http_conn *c)
+{
+    in_account(c->thread, 0, c->in_cap);
+    buffer_put(c->thread, c->in, c->in_cap);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    c->scanned = 0;
 }
 
 static void conn_free(struct http_conn *c)
@@ -145,33 +256,78 @@ static void conn_free(struct http_conn *c)
         c->all_next->all_prev = c->all_prev;
     if (c->req != NULL)
         http_request_end(c->req);
-    buffer_put(t, c->in);
+    if (c->orphan)
+        t->orphans--;
+    conn_release_in(c);
+    t->freed_bytes += c->out.cap;
     wx_buf_free(&c->out);
+    wx_buf_init(&c->out);
+    c->out_sent = 0;
+    conn_account(c);
     atomic_fetch_sub(&t->srv->connections, 1);
     free(c);
 }
 
-/* Closes the socket. A connection whose command is with the writer stays
- * allocated, as an orphan, until the writer hands the command back. */
+/* Closes the socket. A parked request's wake-up is withdrawn; when it
+ * cannot be, the connection stays allocated, as an orphan, until the
+ * resume has run. */
 static void conn_close(struct http_conn *c)
 {
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;
     }
-    if (c->req != NULL && c->req->state == REQ_WAITING) {
+    list_unlink(c);
+    if (c->req != NULL && c->req->state == REQ_PARKED && !park_cancel(c->req, false)) {
         c->orphan = true;
-        list_unlink(c);
+        c->thread->orphans++;
         return;
     }
     conn_free(c);
 }
 
-static void conn_touch(struct http_conn *c)
+void http_conn_drop(struct http_request *req)
+{
+    assert(req->state == REQ_READING);
+    req->state = REQ_ANSWERED; /* with nothing: status stays 0, uncounted */
+    req->close = true;
+}
+
+/* Puts c on the timer list its state calls for, when it stops running for
+ * now. The head and body deadlines run from the start of their phase and
+ * no byte that arrives moves them (a client sending one byte a second
+ * gets no more time than one that sends nothing); the idle timeout runs
+ * from the last answer, the send timeout from the last byte sent. A
+ * deadline is restarted only by leaving its list (list_unlink). */
+static void conn_arm(struct http_conn *c)
 {
     struct http_thread *t = c->thread;
-    if (!c->lingering)
-        list_append(&t->idle, c, t->now_ms + t->srv->idle_timeout_ms);
+    struct http_server *srv = t->srv;
+    struct http_list *l;
+    int64_t timeout_ms;
+    if (c->lingering || (c->req != NULL && c->req->state == REQ_PARKED))
+        return; /* on the linger list, or where http_park put it */
+    if (c->doomed) {
+        /* Its 408 is not out yet: it gets a lingering close's time, once. */
+        if (c->timer != &t->linger)
+            list_append(&t->linger, c, t->now_ms + WX_HTTP_LINGER_MS);
+        return;
+    }
+    if (c->out_sent < c->out.len) {
+        l = &t->send;
+        timeout_ms = srv->send_timeout_ms;
+    } else if (c->req != NULL) {
+        l = &t->body;
+        timeout_ms = srv->body_timeout_ms;
+    } else if (c->in_len > 0) {
+        l = &t->head;
+        timeout_ms = srv->head_timeout_ms;
+    } else {
+        l = &t->idle;
+        timeout_ms = srv->idle_timeout_ms;
+    }
+    if (c->timer != l)
+        list_append(l, c, t->now_ms + timeout_ms);
 }
 
 /* Drops the first n bytes of the read buffer (an answered request). */
@@ -184,21 +340,41 @@ static void conn_consume(struct http_conn *c, size_t n)
     c->scanned = 0;
 }
 
+/* A full read buffer doubles, up to what the largest request needs: the
+ * buffer grows with what arrives instead of being that big from the first
+ * byte. False when it cannot (wire.c refuses a request before that). */
+static bool conn_grow_in(struct http_conn *c)
+{
+    if (c->in_cap >= CONN_IN_BYTES)
+        return false;
+    size_t cap = 2 * c->in_cap < CONN_IN_BYTES ? 2 * c->in_cap : CONN_IN_BYTES;
+    char *p = realloc(c->in, cap);
+    if (p == NULL)
+        return false;
+    in_account(c->thread, cap, c->in_cap);
+    c->in = p;
+    c->in_cap = cap;
+    return true;
+}
+
 /* 1 read something, 0 nothing to read now, -1 end of stream or error. */
 static int conn_read(struct http_conn *c)
 {
-    if (c->in == NULL && (c->in = buffer_get(c->thread)) == NULL)
+    if (c->in == NULL) {
+        if ((c->in = buffer_get(c->thread)) == NULL)
+            return -1;
+        c->in_cap = WX_HTTP_IN_BYTES_MIN;
+        in_account(c->thread, c->in_cap, 0);
+    }
+    if (c->in_len == c->in_cap && !conn_grow_in(c))
         return -1;
-    size_t room = CONN_IN_BYTES - c->in_len;
-    if (room == 0)
-        return -1; /* cannot happen: wire.c refuses what does not fit */
+    size_t room = c->in_cap - c->in_len;
     ssize_t n = recv(c->fd, c->in + c->in_len, room, 0);
     if (n > 0) {
         c->in_len += (size_t)n;
         /* A short read drained the socket; the next byte brings an edge. */
         if ((size_t)n < room)
             c->readable = false;
-        conn_touch(c);
         return 1;
     }
     if (n < 0 && errno == EINTR)
@@ -210,26 +386,29 @@ static int conn_read(struct http_conn *c)
     return -1;
 }
 
-/* Sends what is queued. -1 on a dead connection. */
+/* Sends what is queued. -1 on a dead connection. Each byte sent restarts
+ * the send timeout; the thread's unsent count follows. */
 static int conn_flush(struct http_conn *c)
 {
     if (!wx_buf_ok(&c->out))
         return -1;
-    while (c->out_sent < c->out.len) {
-        if (!c->writable)
-            return 0;
+    size_t before = c->out_sent;
+    while (c->out_sent < c->out.len && c->writable) {
         ssize_t n = send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent, MSG_NOSIGNAL);
-        if (n > 0) {
+        if (n > 0)
             c->out_sent += (size_t)n;
-            conn_touch(c);
-        } else if (n < 0 && errno == EAGAIN) {
+        else if (n < 0 && errno == EAGAIN)
             c->writable = false;
-        } else if (!(n < 0 && errno == EINTR)) {
+        else if (!(n < 0 && errno == EINTR))
             return -1;
-        }
     }
-    c->out.len = 0;
-    c->out_sent = 0;
+    if (c->out_sent == c->out.len) {
+        c->out.len = 0;
+        c->out_sent = 0;
+    }
+    if (c->out_sent != before && c->timer == &c->thread->send)
+        list_unlink(c);
+    conn_account(c);
     return 0;
 }
 
@@ -254,6 +433,21 @@ static enum step answer_and_close(struct http_conn *c, const struct es_outcome *
     return STEP_AGAIN;
 }
 
+/* The answer to a head or body wire.c refused. */
+static const struct es_outcome *wire_outcome(enum http_wire_result r)
+{
+    switch (r) {
+    case HTTP_WIRE_URI_TOO_LONG:
+        return ES_uri_too_long;
+    case HTTP_WIRE_HEAD_TOO_LARGE:
+        return ES_header_fields_too_large;
+    case HTTP_WIRE_BODY_TOO_LARGE:
+        return ES_payload_too_large;
+    default:
+        return ES_invalid_request;
+    }
+}
+
 static enum step conn_start_request(struct http_conn *c)
 {
     struct http_server *srv = c->thread->srv;
@@ -266,9 +460,9 @@ static enum step conn_start_request(struct http_conn *c)
     if (c->in_len == 0) {
         /* Idle: a keep-alive connection gives its read buffer back, and
          * keeps an answer buffer only if it is small. */
-        buffer_put(c->thread, c->in);
-        c->in = NULL;
+        conn_release_in(c);
         if (c->out.cap > WX_HTTP_KEPT_OUT_BYTES) {
+            c->thread->freed_bytes += c->out.cap;
             wx_buf_free(&c->out);
             wx_buf_init(&c->out);
         }
@@ -282,25 +476,28 @@ static enum step conn_start_request(struct http_conn *c)
         return STEP_CLOSED;
     }
     struct http_request *req = c->req;
-    if (r == HTTP_WIRE_TOO_LARGE)
-        return answer_and_close(c, ES_invalid_request,
-                                "the request line and headers are too large");
-    const char *why = NULL;
-    r = http_wire_parse_head(c->in, c->scanned, &req->wire, &why);
+    const char *why = r == HTTP_WIRE_BAD              ? "a line ends in a bare CR or LF"
+                      : r == HTTP_WIRE_URI_TOO_LONG ? "the URL is too long"
+                                                    : "the request line and headers are too large";
+    if (r == HTTP_WIRE_OK) {
+        /* Parsed in a copy in the request's arena: the read buffer may
+         * grow (and move) while the body arrives. */
+        char *head = wx_arena_alloc(&req->arena, c->scanned);
+        if (head == NULL)
+            return answer_and_close(c, ES_internal_error, "out of memory");
+        memcpy(head, c->in, c->scanned);
+        r = http_wire_parse_head(head, c->scanned, &req->wire, &why);
+    }
     if (r != HTTP_WIRE_OK)
-        return answer_and_close(
-            c, r == HTTP_WIRE_TOO_LARGE ? ES_payload_too_large : ES_invalid_request, why);
+        return answer_and_close(c, wire_outcome(r), why);
     req->method = req->wire.method;
-    if (!http_wire_unescape(req->wire.target, false))
-        return answer_and_close(c, ES_invalid_request, "the path has an escaped NUL");
     req->path = req->wire.target;
     /* Over the connection limit: a clear answer and a closed connection
      * rather than a silent wait. */
     if (atomic_load(&srv->connections) > srv->connections_max)
         return answer_and_close(c, ES_overloaded, "too many open connections");
-    /* A declared body over the limit is refused before it is read. */
-    if (req->wire.content_length > WX_BODY_BYTES_MAX)
-        return answer_and_close(c, ES_payload_too_large, "the request body is too large");
+    if (!http_request_head(req))
+        return STEP_AGAIN;
     if (req->wire.chunked)
         http_wire_chunks_init(&c->chunks, req->wire.head_bytes);
     c->sent_continue = false;
@@ -314,11 +511,13 @@ static enum step conn_body(struct http_conn *c)
     size_t body_at, body_len, next;
     if (req->wire.chunked) {
         const char *why = NULL;
+        size_t body_max = req->route->body_bytes_max;
         enum http_wire_result r =
-            http_wire_chunks_feed(&c->chunks, c->in, &c->in_len, WX_BODY_BYTES_MAX, &why);
-        if (r == HTTP_WIRE_BAD || r == HTTP_WIRE_TOO_LARGE)
-            return answer_and_close(
-                c, r == HTTP_WIRE_BAD ? ES_invalid_request : ES_payload_too_large, why);
+            http_wire_chunks_feed(&c->chunks, c->in, &c->in_len, body_max, &why);
+        if (r == HTTP_WIRE_BODY_TOO_LARGE && body_max == 0)
+            return answer_and_close(c, ES_body_not_allowed, "this route takes no request body");
+        if (r != HTTP_WIRE_OK && r != HTTP_WIRE_INCOMPLETE)
+            return answer_and_close(c, wire_outcome(r), why);
         if (r == HTTP_WIRE_INCOMPLETE) {
             maybe_continue(c);
             return STEP_NEED_DATA;
@@ -361,83 +560,146 @@ static void conn_defer(struct http_conn *c)
 }
 
 /* A lingering close: reads and drops what the client still sends, up to a
- * turn's bytes, until the client closes too. */
-static void conn_linger(struct http_conn *c)
+ * turn's bytes, until the client closes too. False when closed. */
+static bool conn_linger(struct http_conn *c)
 {
     char sink[4096];
     for (size_t got = 0;;) {
         if (got >= WX_HTTP_TURN_BYTES) {
             conn_defer(c);
-            return;
+            return true;
         }
         ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
         if (n > 0) {
             got += (size_t)n;
         } else if (n < 0 && errno == EAGAIN) {
             c->readable = false;
-            return;
+            return true;
         } else if (!(n < 0 && errno == EINTR)) {
             conn_close(c);
-            return;
+            return false;
         }
     }
 }
 
-/* Runs a connection as far as it can go without waiting, within a turn. */
-static void conn_run(struct http_conn *c)
+/* The request on c has been answered: it ends, and the connection goes on
+ * after it (or is to close once the answer is out). */
+static void conn_end_request(struct http_conn *c)
+{
+    struct http_request *req = c->req;
+    c->close_after_out |= req->close;
+    size_t next = req->next_request;
+    c->req = NULL;
+    http_request_end(req);
+    if (!c->close_after_out)
+        conn_consume(c, next);
+    /* The idle or the next request's head timeout starts afresh. */
+    list_unlink(c);
+}
+
+/* The answer is out and the connection is to close: the write side is
+ * shut, and what the client still sends is read and dropped a while. */
+static void conn_start_linger(struct http_conn *c)
 {
     struct http_thread *t = c->thread;
+    shutdown(c->fd, SHUT_WR);
+    c->lingering = true;
+    conn_release_in(c);
+    list_append(&t->linger, c, t->now_ms + WX_HTTP_LINGER_MS);
+}
+
+/* Runs a connection as far as it can go without waiting, within a turn.
+ * False when the connection was closed. */
+static bool conn_steps(struct http_conn *c)
+{
     for (int steps = 0;; steps++) {
         if (steps == WX_HTTP_TURN_STEPS) {
             conn_defer(c);
-            return;
+            return true;
         }
-        if (c->lingering) {
-            conn_linger(c);
-            return;
-        }
+        if (c->lingering)
+            return conn_linger(c);
         struct http_request *req = c->req;
-        if (req != NULL && req->state == REQ_WAITING) {
-            list_unlink(c); /* no timeout while the writer has it */
-            return;
-        }
+        if (req != NULL && req->state == REQ_PARKED)
+            return true;
         if (req != NULL && req->state == REQ_ANSWERED) {
-            c->close_after_out |= req->close;
-            size_t next = req->next_request;
-            c->req = NULL;
-            http_request_end(req);
-            if (!c->close_after_out)
-                conn_consume(c, next);
+            conn_end_request(c);
             continue;
         }
         if (conn_flush(c) < 0) {
             conn_close(c);
-            return;
+            return false;
         }
         if (c->out.len > 0)
-            return; /* EPOLLOUT brings us back */
+            return true; /* EPOLLOUT brings us back; nothing is read meanwhile */
         if (c->close_after_out) {
-            shutdown(c->fd, SHUT_WR);
-            c->lingering = true;
-            buffer_put(t, c->in);
-            c->in = NULL;
-            list_append(&t->linger, c, t->now_ms + WX_HTTP_LINGER_MS);
+            conn_start_linger(c);
             continue;
         }
         enum step s = req == NULL ? conn_start_request(c) : conn_body(c);
         if (s == STEP_CLOSED)
-            return;
-        if (s == STEP_NEED_DATA) {
-            if (!c->readable) {
-                if (conn_flush(c) < 0)
-                    conn_close(c);
-                return;
-            }
-            if (conn_read(c) < 0) {
+            return false;
+        if (s != STEP_NEED_DATA)
+            continue;
+        if (!c->readable) {
+            /* The client has half-closed and every byte it sent is read:
+             * no request can complete any more (a partial one is dropped). */
+            if (c->peer_closed || conn_flush(c) < 0) {
                 conn_close(c);
-                return;
+                return false;
             }
+            return true;
         }
+        if (conn_read(c) < 0) {
+            conn_close(c);
+            return false;
+        }
+    }
+}
+
+static void conn_run(struct http_conn *c)
+{
+    if (conn_steps(c))
+        conn_arm(c);
+}
+
+/* A head or body that did not arrive in time: 408, and the connection
+ * closes soon (a slow client gets its answer, but keeps its slot no longer
+ * than a lingering close). */
+static void conn_time_out(struct http_conn *c)
+{
+    if (c->req == NULL && (c->req = http_request_new(c)) == NULL) {
+        conn_close(c);
+        return;
+    }
+    assert(c->req->state == REQ_READING);
+    c->doomed = true;
+    list_unlink(c);
+    answer_and_close(c, ES_request_timeout, "the request did not arrive in time");
+    conn_run(c);
+}
+
+/* Past --connections-max, or past the thread's share of read buffer
+ * bytes, the thread makes room by closing its oldest stalled connections:
+ * requests that have been arriving for at least WX_HTTP_STALLED_MS
+ * (slowloris, slow bodies), until it is back within both. Idle keep-alive
+ * connections, parked requests and answers being sent are never taken.
+ * Called after a wakeup's events, never during them: a connection closed
+ * here may have an event further down the batch. */
+static void conn_evict_stalled(struct http_thread *t)
+{
+    struct http_server *srv = t->srv;
+    while (atomic_load(&srv->connections) > srv->connections_max ||
+           t->in_bytes > t->in_budget) {
+        struct http_conn *h = t->head.head, *b = t->body.head;
+        int64_t h_start = h != NULL ? h->deadline_ms - srv->head_timeout_ms : INT64_MAX;
+        int64_t b_start = b != NULL ? b->deadline_ms - srv->body_timeout_ms : INT64_MAX;
+        struct http_conn *victim = h_start <= b_start ? h : b;
+        if (victim == NULL || t->now_ms - (h_start <= b_start ? h_start : b_start) <
+                                  WX_HTTP_STALLED_MS)
+            return;
+        atomic_fetch_add_explicit(&srv->evicted, 1, memory_order_relaxed);
+        conn_close(victim);
     }
 }
 
@@ -489,7 +751,7 @@ static void conn_new(struct http_thread *t, int fd)
     if (t->all != NULL)
         t->all->all_prev = c;
     t->all = c;
-    conn_touch(c);
+    conn_arm(c);
 }
 
 /* Gives an accepted connection to thread to, which sets it up. */
@@ -563,16 +825,53 @@ static void accept_resume(struct http_thread *t)
     pthread_mutex_unlock(&srv->listen_lock);
 }
 
-/* Sets up the connections other threads accepted for this one, then
- * answers the commands the writer has handed back. */
+/* The requests resumed for thread t since it last looked, oldest first. */
+static struct http_request *take_resumed(struct http_thread *t)
+{
+    pthread_mutex_lock(&t->done_lock);
+    struct http_request *list = t->resumed;
+    t->resumed = NULL;
+    pthread_mutex_unlock(&t->done_lock);
+    struct http_request *fifo = NULL;
+    while (list != NULL) {
+        struct http_request *next = list->resumed_next;
+        list->resumed_next = fifo;
+        fifo = list;
+        list = next;
+    }
+    return fifo;
+}
+
+/* Runs a resumed request's resume on its thread, then its connection. */
+static void run_resume(struct http_request *req)
+{
+    struct http_conn *c = req->conn;
+    const struct http_park_ops *ops = req->park;
+    assert(req->state == REQ_PARKED && ops != NULL);
+    req->park = NULL;
+    req->state = REQ_READING;
+    /* Before resume: it may park again, and the next wake-up come at once. */
+    atomic_store(&req->resume_pending, false);
+    ops->resume(req);
+    if (req->state == REQ_READING)
+        http_reply_problem(req, ES_internal_error, "the request was resumed and not answered");
+    if (c->orphan) {
+        if (req->state == REQ_PARKED && !park_cancel(req, false))
+            return; /* still an orphan: its next resume ends it */
+        conn_free(c);
+        return;
+    }
+    conn_run(c);
+}
+
+/* Sets up the connections other threads accepted for this one, then runs
+ * the resumes handed over. */
 static void drain_done(struct http_thread *t)
 {
     uint64_t v;
     ssize_t n = read(t->wakefd, &v, sizeof(v));
     (void)n;
     pthread_mutex_lock(&t->done_lock);
-    struct http_request *list = t->done;
-    t->done = NULL;
     int *incoming = t->incoming;
     size_t incoming_len = t->incoming_len;
     t->incoming = NULL;
@@ -581,36 +880,38 @@ static void drain_done(struct http_thread *t)
     for (size_t i = 0; i < incoming_len; i++)
         conn_new(t, incoming[i]);
     free(incoming);
-    struct http_request *fifo = NULL;
-    while (list != NULL) {
-        struct http_request *next = list->done_next;
-        list->done_next = fifo;
-        fifo = list;
-        list = next;
-    }
-    while (fifo != NULL) {
-        struct http_request *req = fifo;
-        fifo = req->done_next;
-        struct http_conn *c = req->conn;
-        req->state = REQ_READING; /* the answer comes now */
-        if (c->orphan) {
-            conn_free(c);
-            continue;
-        }
-        if (req->cmd->has_position && !req->cmd->replayed && wx_fault_active("ack-drop")) {
-            conn_close(c); /* fault injection: committed, but the answer is lost */
-            continue;
-        }
-        http_send_command_result(req);
-        conn_touch(c);
-        conn_run(c);
+    for (struct http_request *req = take_resumed(t), *next; req != NULL; req = next) {
+        next = req->resumed_next;
+        run_resume(req);
     }
 }
 
-static void expire(struct http_list *l, int64_t now_ms)
+/* Connections whose deadline on l passed: closed, or (a request that did
+ * not arrive in time) answered 408 first. */
+static void expire(struct http_thread *t, struct http_list *l, bool answer)
 {
-    while (l->head != NULL && l->head->deadline_ms <= now_ms)
-        conn_close(l->head);
+    while (l->head != NULL && l->head->deadline_ms <= t->now_ms) {
+        if (answer)
+            conn_time_out(l->head);
+        else
+            conn_close(l->head);
+    }
+}
+
+/* Parks whose timeout passed: each is asked to withdraw its wake-up and
+ * answer; one that cannot waits for its resume without a timeout. */
+static void expire_parked(struct http_thread *t)
+{
+    struct http_list *l = &t->parked;
+    while (l->head != NULL && l->head->deadline_ms <= t->now_ms) {
+        struct http_conn *c = l->head;
+        list_unlink(c);
+        if (!park_cancel(c->req, true))
+            continue;
+        if (c->req->state == REQ_READING)
+            http_reply_problem(c->req, ES_internal_error, "the wait ended without an answer");
+        conn_run(c);
+    }
 }
 
 static void *thread_main(void *arg)
@@ -634,6 +935,10 @@ static void *thread_main(void *arg)
                 uint32_t e = ev[i].events;
                 if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
                     c->readable = true;
+                /* Remembered: the FIN may come with the request's last
+                 * bytes, and no later edge will say so. */
+                if (e & (EPOLLRDHUP | EPOLLHUP))
+                    c->peer_closed = true;
                 if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
                     c->writable = true;
                 conn_run(c);
@@ -643,8 +948,14 @@ static void *thread_main(void *arg)
          * further down this batch's events. */
         if (woken)
             drain_done(t);
-        expire(&t->idle, t->now_ms);
-        expire(&t->linger, t->now_ms);
+        conn_evict_stalled(t);
+        expire(t, &t->idle, false);
+        expire(t, &t->head, true);
+        expire(t, &t->body, true);
+        expire(t, &t->send, false);
+        expire(t, &t->linger, false);
+        expire_parked(t);
+        give_back_memory(t);
         if (t->accept_resume_ms > 0 && t->now_ms >= t->accept_resume_ms)
             accept_resume(t);
         /* Connections whose turn ran out go on; new events come first. */
@@ -682,27 +993,36 @@ static int listen_socket(const struct sockaddr_storage *addr, bool v6, unsigned 
     return fd;
 }
 
+/* Closes every connection of a stopped thread. A parked request whose
+ * wake-up cannot be withdrawn (its resume is on its way) is waited for, so
+ * nothing calls http_resume on freed memory; past the grace period it is
+ * leaked instead, with an error. */
+static void thread_close_all(struct http_thread *t)
+{
+    for (struct http_conn *c = t->all, *next; c != NULL; c = next) {
+        next = c->all_next;
+        if (!c->orphan)
+            conn_close(c);
+    }
+    int64_t deadline_ms = wx_monotonic_ms() + WX_SHUTDOWN_GRACE_MS;
+    while (t->orphans > 0) {
+        struct http_request *req = take_resumed(t);
+        if (req == NULL && wx_monotonic_ms() > deadline_ms) {
+            wx_logf(WX_LOG_ERROR, "http: stopped with %zu requests never resumed", t->orphans);
+            return;
+        }
+        if (req == NULL)
+            usleep(1000);
+        for (struct http_request *next; req != NULL; req = next) {
+            next = req->resumed_next;
+            run_resume(req);
+        }
+    }
+}
+
 static void thread_free(struct http_thread *t)
 {
-    /* Commands handed back and not yet answered: their requests end here. */
-    while (t->done != NULL) {
-        struct http_request *req = t->done;
-        t->done = req->done_next;
-        req->state = REQ_READING;
-        if (req->conn->orphan)
-            conn_free(req->conn);
-    }
-    while (t->all != NULL) {
-        struct http_conn *c = t->all;
-        if (c->req != NULL && c->req->state == REQ_WAITING) {
-            /* The writer still holds it (http_server_stop's contract says
-             * it cannot); leaking beats freeing what it will touch. */
-            wx_logf(WX_LOG_ERROR, "http: stopped with a command still with the writer");
-            t->all = c->all_next;
-            continue;
-        }
-        conn_close(c);
-    }
+    thread_close_all(t);
     for (size_t i = 0; i < t->incoming_len; i++) {
         close(t->incoming[i]);
         atomic_fetch_sub(&t->srv->connections, 1);
@@ -710,6 +1030,7 @@ static void thread_free(struct http_thread *t)
     free(t->incoming);
     for (size_t i = 0; i < t->spare_len; i++)
         free(t->spare[i]);
+    assert(t->orphans > 0 || t->out_bytes == 0);
     if (t->epfd >= 0)
         close(t->epfd);
     if (t->wakefd >= 0)
@@ -724,6 +1045,8 @@ int http_conns_start(struct http_server *srv, const struct sockaddr_storage *add
     pthread_mutex_init(&srv->listen_lock, NULL);
     atomic_init(&srv->connections, 0);
     atomic_init(&srv->stopping, false);
+    atomic_init(&srv->draining, false);
+    atomic_init(&srv->evicted, 0);
     srv->threads = calloc(srv->threads_len, sizeof(*srv->threads));
     if (srv->threads == NULL)
         return WX_ERR_NOMEM;
@@ -731,6 +1054,10 @@ int http_conns_start(struct http_server *srv, const struct sockaddr_storage *add
         struct http_thread *t = &srv->threads[i];
         t->srv = srv;
         t->epfd = t->wakefd = -1;
+        t->out_budget = srv->unsent_bytes_max / srv->threads_len;
+        t->in_budget = WX_HTTP_IN_BYTES_MAX / srv->threads_len;
+        atomic_init(&t->out_bytes_seen, 0);
+        atomic_init(&t->in_bytes_seen, 0);
         pthread_mutex_init(&t->done_lock, NULL);
     }
     srv->listen_fd = listen_socket(addr, v6, &srv->port);
@@ -773,6 +1100,12 @@ void http_conns_stop(struct http_server *srv)
         close(srv->listen_fd);
     pthread_mutex_destroy(&srv->listen_lock);
     free(srv->threads);
+}
+
+void http_server_drain(struct http_server *srv)
+{
+    http_server_quiesce(srv);
+    atomic_store(&srv->draining, true);
 }
 
 void http_server_quiesce(struct http_server *srv)

@@ -61,17 +61,72 @@ bool http_traceparent_ok(const char *s)
     return true;
 }
 
+static const char *skip_ows(const char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    return s;
+}
+
+static bool token_char(unsigned char c)
+{
+    return isalnum(c) || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* One parameter value (token or quoted-string, RFC 9110 §5.6.6) at s into
+ * out (NUL-terminated, at most out_bytes - 1 bytes kept); where it ends,
+ * or NULL when malformed. */
+static const char *param_value(const char *s, char *out, size_t out_bytes)
+{
+    size_t n = 0;
+    if (*s != '"') {
+        for (; token_char((unsigned char)*s); s++)
+            if (n + 1 < out_bytes)
+                out[n++] = *s;
+        out[n] = '\0';
+        return n > 0 ? s : NULL;
+    }
+    for (s++; *s != '"'; s++) {
+        if (*s == '\\')
+            s++;
+        if (*s == '\0')
+            return NULL;
+        if (n + 1 < out_bytes)
+            out[n++] = *s;
+    }
+    out[n] = '\0';
+    return s + 1;
+}
+
 bool http_content_type_json(const char *s)
 {
     static const char json[] = "application/json";
-    while (*s == ' ' || *s == '\t')
-        s++;
+    s = skip_ows(s);
     if (strncasecmp(s, json, sizeof(json) - 1) != 0)
         return false;
-    s += sizeof(json) - 1;
-    while (*s == ' ' || *s == '\t')
-        s++;
-    return *s == '\0' || *s == ';';
+    s = skip_ows(s + sizeof(json) - 1);
+    /* Parameters: any, well formed; a charset only if it is UTF-8 (RFC
+     * 8259 §8.1: JSON between systems is UTF-8). */
+    while (*s == ';') {
+        s = skip_ows(s + 1);
+        if (*s == '\0' || *s == ';')
+            continue;
+        const char *name = s;
+        while (token_char((unsigned char)*s))
+            s++;
+        size_t name_len = (size_t)(s - name);
+        if (name_len == 0 || *s != '=')
+            return false;
+        char value[16];
+        s = param_value(s + 1, value, sizeof(value));
+        if (s == NULL)
+            return false;
+        if (name_len == 7 && strncasecmp(name, "charset", 7) == 0 &&
+            strcasecmp(value, "utf-8") != 0)
+            return false;
+        s = skip_ows(s);
+    }
+    return *s == '\0';
 }
 
 bool http_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)

@@ -30,6 +30,7 @@ enum scan {
     SCAN_PAIRS,        /* valid, with escaped surrogate pairs to decode */
     SCAN_SINGLE_QUOTE, /* a 'single-quoted' string */
     SCAN_LONE_SURROGATE,
+    SCAN_CONTROL, /* a raw control character inside a string */
 };
 
 /* What json-c would get wrong, found before it reads the body:
@@ -39,7 +40,9 @@ enum scan {
  *   sent without a word; we refuse it instead;
  * - json-c 0.16 also turns valid pairs for U+1D800-U+1DFFF, U+2D800-... (any
  *   code point whose low 16 bits look like a surrogate) into U+FFFD
- *   (json-c/json-c pull request 893). So pairs are decoded here first.
+ *   (json-c/json-c pull request 893). So pairs are decoded here first;
+ * - it takes raw control characters (U+0000-U+001F) inside strings, which
+ *   RFC 8259 §7 forbids there (they must be escaped).
  * Also counts the keys the text names into *keys_out, for the repeated-key
  * check after json-c: in JSON that json-c accepts, a string is a key exactly
  * when a ':' follows it, and decoding pairs moves no quote or colon. */
@@ -65,6 +68,8 @@ static enum scan scan_strings(const char *body, size_t len, size_t *keys_out)
             keys += q < end && *q == ':';
             continue;
         }
+        if ((unsigned char)c < 0x20)
+            return SCAN_CONTROL;
         if (c != '\\' || p == end)
             continue;
         c = *p++;
@@ -139,37 +144,59 @@ static size_t keys_in_tree(struct json_object *v)
     return n;
 }
 
-bool http_json_parse_object(const char *body, size_t len, struct json_object **obj_out,
-                            const char **detail)
+/* The checks on the body's text before json-c reads it. *text and *len
+ * are what json-c is to read: the body, or a copy with surrogate pairs
+ * decoded (*decoded, which the caller frees). *keys counts the keys the
+ * text names. False with *detail when the body is refused. */
+static bool body_text(const char **text, size_t *len, char **decoded, size_t *keys,
+                      const char **detail)
 {
-    if (len == 0) {
+    *decoded = NULL;
+    if (*len == 0) {
         *detail = "the request body is empty";
         return false;
     }
-    if (memchr(body, '\0', len) != NULL) {
+    if (memchr(*text, '\0', *len) != NULL) {
         *detail = "the request body contains a NUL byte";
         return false;
     }
-    char *decoded = NULL;
-    size_t keys = 0;
-    switch (scan_strings(body, len, &keys)) {
+    /* json-c's own check lets overlong forms, surrogates and values past
+     * U+10FFFF through, and they would be stored in the log for good. */
+    if (!wx_utf8_valid(*text, *len)) {
+        *detail = "the request body is not valid UTF-8";
+        return false;
+    }
+    switch (scan_strings(*text, *len, keys)) {
     case SCAN_OK:
-        break;
+        return true;
     case SCAN_PAIRS:
-        decoded = decode_pairs(body, len, &len);
-        if (decoded == NULL) {
+        *decoded = decode_pairs(*text, *len, len);
+        if (*decoded == NULL) {
             *detail = "out of memory";
             return false;
         }
-        body = decoded;
-        break;
+        *text = *decoded;
+        return true;
     case SCAN_SINGLE_QUOTE:
         *detail = "the request body is not valid JSON";
         return false;
     case SCAN_LONE_SURROGATE:
         *detail = "a string has a lone UTF-16 surrogate escape (\\uD800-\\uDFFF)";
         return false;
+    case SCAN_CONTROL:
+        *detail = "a string has a raw control character; escape it (\\u0000-\\u001F)";
+        return false;
     }
+    return false;
+}
+
+bool http_json_parse_object(const char *body, size_t len, struct json_object **obj_out,
+                            const char **detail)
+{
+    char *decoded;
+    size_t keys = 0;
+    if (!body_text(&body, &len, &decoded, &keys, detail))
+        return false;
     bool ok = false;
     struct json_object *obj = NULL;
     struct json_tokener *tok = json_tokener_new_ex(WX_JSON_DEPTH_MAX);
@@ -230,23 +257,22 @@ bool http_json_only_keys(struct json_object *obj, const char *const *allowed,
     return true;
 }
 
-/* The field's value; NULL when absent or JSON null. */
-static struct json_object *field(struct json_object *obj, const char *key)
+/* The field's value: false when absent. A JSON null is present, with *v
+ * NULL, and valid for no field (API.md: an optional field is a value of
+ * its type or absent). */
+static bool field(struct json_object *obj, const char *key, struct json_object **v)
 {
-    struct json_object *v = NULL;
-    if (!json_object_object_get_ex(obj, key, &v))
-        return NULL;
-    return v;
+    *v = NULL;
+    return json_object_object_get_ex(obj, key, v);
 }
 
 bool http_json_string(struct json_object *obj, const char *key, enum http_field need,
                       size_t max_bytes, struct wx_arena *arena, const char **out)
 {
-    struct json_object *v = field(obj, key);
-    if (v == NULL) {
-        *out = NULL;
+    struct json_object *v;
+    *out = NULL;
+    if (!field(obj, key, &v))
         return need == HTTP_FIELD_OPTIONAL;
-    }
     if (!json_object_is_type(v, json_type_string))
         return false;
     const char *s = json_object_get_string(v);
@@ -268,11 +294,10 @@ bool http_json_id(struct json_object *obj, const char *key, enum http_field need
 bool http_json_decimal(struct json_object *obj, const char *key, enum http_field need,
                       struct wx_arena *arena, const char **out)
 {
-    struct json_object *v = field(obj, key);
-    if (v == NULL) {
-        *out = NULL;
+    struct json_object *v;
+    *out = NULL;
+    if (!field(obj, key, &v))
         return need == HTTP_FIELD_OPTIONAL;
-    }
     enum json_type t = json_object_get_type(v);
     if (t != json_type_int && t != json_type_double && t != json_type_string)
         return false;
@@ -294,11 +319,10 @@ bool http_json_decimal(struct json_object *obj, const char *key, enum http_field
 
 bool http_json_version(struct json_object *obj, const char *key, int64_t *out)
 {
-    struct json_object *v = field(obj, key);
-    if (v == NULL) {
-        *out = -1;
+    struct json_object *v;
+    *out = -1;
+    if (!field(obj, key, &v))
         return true;
-    }
     if (!json_object_is_type(v, json_type_int))
         return false;
     const char *text = json_object_get_string(v);

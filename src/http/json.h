@@ -1,6 +1,7 @@
 /*
- * Reading request bodies with json-c, strictly: valid UTF-8, no NUL bytes,
- * bounded nesting, one JSON object and nothing after it. Field readers copy
+ * Reading request bodies with json-c, strictly: exactly valid UTF-8, no NUL
+ * bytes, no raw control characters in strings, bounded nesting, one JSON
+ * object and nothing after it. Field readers copy
  * what they return into the request arena and explain any failure in
  * `detail` (a static string) for the problem response.
  */
@@ -27,8 +28,8 @@ enum http_field {
     HTTP_FIELD_REQUIRED,
 };
 
-/* A string field of at most max_bytes, without NUL; absent or null gives
- * NULL when optional. */
+/* A string field of at most max_bytes, without NUL; absent gives NULL when
+ * optional. JSON null is refused by every reader, optional or not. */
 bool http_json_string(struct json_object *obj, const char *key, enum http_field need,
                       size_t max_bytes, struct wx_arena *arena, const char **out);
 /* An id field (API.md id rules, base/id.h). */

@@ -15,6 +15,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/fault.h"
 #include "base/uuid.h"
 #include "es/writer.h"
 #include "http/http.h"
@@ -24,12 +25,16 @@
 #include "obs/metrics.h"
 
 /* The statuses we answer with; anything else is counted as "other". */
-static const int metric_statuses[] = {200, 201, 202, 400, 404, 405, 409, 413, 415, 422, 500, 503};
+static const int metric_statuses[] = {200, 201, 202, 400, 404, 405, 408, 409, 413,
+                                      414, 415, 422, 431, 500, 501, 503};
 #define STATUS_SLOTS (sizeof(metric_statuses) / sizeof(metric_statuses[0]) + 1)
 
 struct route_metrics {
     atomic_uint_fast64_t requests[STATUS_SLOTS];
     struct wx_hist latency_us[STATUS_SLOTS];
+    /* The largest answer body the route has given: what its next answer
+     * may cost, for the unsent-answer budget before the handler runs. */
+    atomic_size_t answer_bytes_max;
 };
 
 static bool parse_listen(const char *listen, struct sockaddr_storage *ss, bool *v6)
@@ -116,16 +121,24 @@ static const char *reason(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
     case 409:
         return "Conflict";
     case 413:
         return "Content Too Large";
+    case 414:
+        return "URI Too Long";
     case 415:
         return "Unsupported Media Type";
     case 422:
         return "Unprocessable Content";
+    case 431:
+        return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
     case 503:
         return "Service Unavailable";
     default:
@@ -148,9 +161,44 @@ static const char *http_date(struct http_thread *t)
     return t->date;
 }
 
+/* A large answer to a GET that would take this thread's unsent answers
+ * (clients not reading theirs) past its share of the server's budget:
+ * refused rather than buffered, so slow readers cannot grow memory without
+ * bound. The client may retry. A thread with nothing unsent always sends
+ * one, however large; small answers (/healthz, one resource, any command's)
+ * always go out. */
+static bool over_budget(struct http_request *req, size_t body_len)
+{
+    struct http_thread *t = req->conn->thread;
+    return body_len > WX_HTTP_OUT_SMALL_BYTES && t->out_bytes > 0 &&
+           t->out_bytes + body_len > t->out_budget && strcmp(req->method, "GET") == 0;
+}
+
+static struct route_metrics *route_metrics(struct http_request *req)
+{
+    struct http_server *srv = req->server;
+    return &srv->metrics[req->route ? (size_t)(req->route - srv->routes) : srv->routes_len];
+}
+
+static void refuse_over_budget(struct http_request *req)
+{
+    atomic_fetch_add_explicit(&req->server->refused_out, 1, memory_order_relaxed);
+    req->headers_len = 0;
+    http_reply_problem(req, ES_overloaded, "too many answers wait for slow clients");
+}
+
 void http_reply(struct http_request *req, int status, const char *body, size_t body_len)
 {
     assert(req->state != REQ_ANSWERED);
+    if (status < 300 && body_len > WX_HTTP_OUT_SMALL_BYTES) {
+        struct route_metrics *m = route_metrics(req);
+        if (body_len > atomic_load_explicit(&m->answer_bytes_max, memory_order_relaxed))
+            atomic_store_explicit(&m->answer_bytes_max, body_len, memory_order_relaxed);
+        if (over_budget(req, body_len)) {
+            refuse_over_budget(req);
+            return;
+        }
+    }
     req->state = REQ_ANSWERED;
     req->status = status;
     struct http_conn *c = req->conn;
@@ -211,9 +259,15 @@ void http_reply_problem(struct http_request *req, const struct es_outcome *outco
     wx_buf_free(&b);
 }
 
-void http_send_command_result(struct http_request *req)
+/* ---- commands: parked while the writer has them ---- */
+
+static void command_resume(struct http_request *req)
 {
     struct es_command *cmd = req->cmd;
+    if (cmd->has_position && !cmd->replayed && wx_fault_active("ack-drop")) {
+        http_conn_drop(req); /* fault injection: committed, but the answer is lost */
+        return;
+    }
     char *token = NULL;
     if (cmd->has_position) {
         token = wx_arena_alloc(&req->arena, ES_POSITION_TOKEN_BYTES);
@@ -231,6 +285,26 @@ void http_send_command_result(struct http_request *req)
     http_reply(req, cmd->status, cmd->body ? cmd->body : "", cmd->body_len);
 }
 
+/* A queued command cannot be taken back from the writer: it always
+ * completes, and the connection waits for it without a timeout. */
+static bool command_cancel(struct http_request *req, bool timed_out)
+{
+    (void)req;
+    assert(!timed_out);
+    return false;
+}
+
+static const struct http_park_ops command_park = {
+    .resume = command_resume,
+    .cancel = command_cancel,
+};
+
+/* The writer's completion callback, on the writer thread. */
+static void command_complete(struct es_command *cmd)
+{
+    http_resume(cmd->complete_ctx);
+}
+
 void http_submit(struct http_request *req, struct es_command *cmd)
 {
     struct http_server *srv = req->server;
@@ -238,58 +312,53 @@ void http_submit(struct http_request *req, struct es_command *cmd)
     cmd->idem_key = req->idem_key;
     cmd->correlation_id = req->correlation_id;
     cmd->traceparent = req->traceparent;
-    cmd->complete = http_command_complete;
+    cmd->complete = command_complete;
     cmd->complete_ctx = req;
     if (wx_uuid7(wx_clock_now_ms(&wx_clock_system), cmd->command_id) != 0) {
         http_reply_problem(req, ES_internal_error, "no randomness for an id");
         return;
     }
     if (req->idem_key != NULL) {
-        /* The request's identity for Idempotency-Key: method, path, body. */
-        size_t ml = strlen(req->method), pl = strlen(req->path);
-        char *r = wx_arena_alloc(&req->arena, ml + pl + req->body_len + 2);
+        /* The request's identity for Idempotency-Key: method, path (decoded,
+         * so "w%31" and "w1" are one resource), body. */
+        char *path = wx_arena_strdup(&req->arena, req->path);
+        size_t ml = strlen(req->method);
+        char *r = path != NULL && http_wire_unescape(path, false)
+                      ? wx_arena_alloc(&req->arena, ml + strlen(path) + req->body_len + 2)
+                      : NULL;
         if (r == NULL) {
             http_reply_problem(req, ES_internal_error, "out of memory");
             return;
         }
+        size_t pl = strlen(path);
         memcpy(r, req->method, ml);
         r[ml] = ' ';
-        memcpy(r + ml + 1, req->path, pl);
+        memcpy(r + ml + 1, path, pl);
         r[ml + 1 + pl] = '\n';
         memcpy(r + ml + pl + 2, req->body, req->body_len);
         cmd->request = r;
         cmd->request_len = ml + pl + req->body_len + 2;
     }
     req->cmd = cmd;
-    /* Waiting before the writer can see the command: it may complete it
-     * before es_writer_submit returns. */
-    req->state = REQ_WAITING;
     int err = es_writer_submit(srv->writer, cmd);
     if (err) {
         const struct es_outcome *o = err == WX_ERR_FULL ? ES_overloaded : ES_shutting_down;
-        struct wx_buf b;
-        wx_buf_init(&b);
-        es_problem_json(&b, o, NULL);
-        cmd->status = o->status;
-        cmd->body = wx_buf_ok(&b) ? wx_arena_strndup(&req->arena, b.data, b.len) : NULL;
-        cmd->body_len = cmd->body ? b.len : 0;
-        wx_buf_free(&b);
-        atomic_store(&req->writer_done, true);
-        req->state = REQ_READING;
-        http_send_command_result(req);
+        http_reply_problem(req, o, NULL);
+        return;
     }
+    /* From here the writer owns the command and the arena until it calls
+     * command_complete, which may already have happened: the resume still
+     * runs only after this handler returns. */
+    http_park(req, &command_park, 0);
 }
 
-/* Validates the headers every request may carry. False when answered. */
-static bool read_common_headers(struct http_request *req)
+/* Validates the headers every request may carry: NULL, or why not. */
+static const char *read_common_headers(struct http_request *req)
 {
     const char *cid = http_header(req, "X-Correlation-Id");
     if (cid != NULL) {
-        if (!http_correlation_id_ok(cid)) {
-            http_reply_problem(req, ES_invalid_request,
-                               "X-Correlation-Id must be 1-128 visible ASCII characters");
-            return false;
-        }
+        if (!http_correlation_id_ok(cid))
+            return "X-Correlation-Id must be 1-128 visible ASCII characters";
         req->correlation_id = wx_arena_strdup(&req->arena, cid);
     }
     /* An invalid traceparent is ignored, as W3C Trace Context asks. */
@@ -299,15 +368,39 @@ static bool read_common_headers(struct http_request *req)
     if (strcmp(req->method, "POST") == 0) {
         const char *key = http_header(req, "Idempotency-Key");
         if (key != NULL) {
-            if (!http_idem_key_ok(key)) {
-                http_reply_problem(req, ES_invalid_request,
-                                   "Idempotency-Key must be 1-255 visible ASCII characters");
-                return false;
-            }
+            if (!http_idem_key_ok(key))
+                return "Idempotency-Key must be 1-255 visible ASCII characters";
             req->idem_key = wx_arena_strdup(&req->arena, key);
         }
     }
-    return true;
+    return NULL;
+}
+
+/* Routes that take a body take JSON in UTF-8, said once; bodiless POSTs
+ * (admin actions) need no Content-Type. */
+static bool content_type_ok(struct http_request *req)
+{
+    size_t n = 0;
+    const char *ct = NULL;
+    for (size_t i = 0; i < req->wire.headers_len; i++) {
+        if (strcasecmp(req->wire.headers[i].name, "Content-Type") == 0) {
+            ct = req->wire.headers[i].value;
+            n++;
+        }
+    }
+    return n == 1 && http_content_type_json(ct);
+}
+
+/* RFC 9110 §9 and RFC 5789: methods we recognise. Another is 501; one of
+ * these on a route without it is 405 with Allow. */
+static bool method_known(const char *m)
+{
+    static const char *const known[] = {"GET",     "HEAD",  "POST",    "PUT",  "DELETE",
+                                        "OPTIONS", "TRACE", "CONNECT", "PATCH"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(m, known[i]) == 0)
+            return true;
+    return false;
 }
 
 /* Every parameter of the query decodes: one with an escaped NUL is refused
@@ -318,50 +411,136 @@ static bool query_ok(struct http_request *req)
     return copy != NULL && http_wire_unescape(copy, true);
 }
 
-void http_dispatch(struct http_request *req)
+/* A refusal before the body is read: a body that follows is never read,
+ * so the connection closes after the answer. */
+static bool refuse(struct http_request *req, const struct es_outcome *o, const char *detail)
+{
+    if (req->wire.chunked || req->wire.content_length > 0)
+        req->close = true;
+    http_reply_problem(req, o, detail);
+    return false;
+}
+
+bool http_request_head(struct http_request *req)
 {
     struct http_server *srv = req->server;
+    req->next_request = req->wire.head_bytes;
+    if (atomic_load(&srv->draining)) {
+        req->close = true;
+        http_reply_problem(req, ES_shutting_down, "the server is stopping");
+        return false;
+    }
+    if (!method_known(req->method))
+        return refuse(req, ES_not_implemented, "the server does not know this method");
+    if (!query_ok(req))
+        return refuse(req, ES_invalid_request, "the query string has an escaped NUL");
     char allow[128];
-    if (strlen(req->path) > WX_URL_BYTES_MAX) {
-        http_reply_problem(req, ES_invalid_request, "the URL is too long");
-        return;
-    }
-    if (!query_ok(req)) {
-        http_reply_problem(req, ES_invalid_request, "the query string has an escaped NUL");
-        return;
-    }
     enum http_match m =
         http_route_match(srv->routes, srv->routes_len, req->method, req->path, &req->arena,
                          &req->route, req->params, &req->params_len, allow, sizeof(allow));
-    if (m == HTTP_MATCH_NO_ROUTE) {
-        http_reply_problem(req, ES_not_found, "no such route");
-        return;
-    }
+    if (m == HTTP_MATCH_NO_ROUTE)
+        return refuse(req, ES_not_found, "no such route");
+    if (m == HTTP_MATCH_BAD_PARAM)
+        return refuse(req, ES_invalid_request, "the path has an escaped NUL");
     if (m == HTTP_MATCH_NO_METHOD) {
         http_add_header(req, "Allow", wx_arena_strdup(&req->arena, allow));
-        http_reply_problem(req, ES_method_not_allowed, "the route does not allow this method");
-        return;
+        return refuse(req, ES_method_not_allowed, "the route does not allow this method");
     }
-    if (req->body_len > req->route->body_bytes_max) {
-        http_reply_problem(req, ES_payload_too_large, "the request body is too large");
-        return;
-    }
-    if (!read_common_headers(req))
-        return;
-    /* Routes that take a body take JSON; bodiless POSTs (admin actions)
-     * need no Content-Type. */
-    if (req->route->body_bytes_max > 0) {
-        const char *ct = http_header(req, "Content-Type");
-        if (ct == NULL || !http_content_type_json(ct)) {
-            http_reply_problem(req, ES_unsupported_media_type,
-                               "Content-Type must be application/json");
-            return;
-        }
-    }
+    size_t body_max = req->route->body_bytes_max;
+    if (body_max == 0 && req->wire.content_length > 0)
+        return refuse(req, ES_body_not_allowed, "this route takes no request body");
+    /* A declared body over the limit is refused before it is read. */
+    if (req->wire.content_length > (int64_t)body_max)
+        return refuse(req, ES_payload_too_large, "the request body is too large");
+    const char *why = read_common_headers(req);
+    if (why != NULL)
+        return refuse(req, ES_invalid_request, why);
+    if (body_max > 0 && !content_type_ok(req))
+        return refuse(req, ES_unsupported_media_type,
+                      "Content-Type must be application/json, once, in UTF-8");
+    return true;
+}
+
+static void run_handler(struct http_request *req)
+{
     req->route->handler(req);
-    /* A handler answers or submits; anything else is a bug we still answer. */
+    /* A handler answers, submits or parks; anything else is a bug we still
+     * answer. */
     if (req->state == REQ_READING)
         http_reply_problem(req, ES_internal_error, "the handler did not answer");
+}
+
+/* ---- X-Min-Position: parked until the read side is there ---- */
+
+static void read_side_resume(struct http_request *req)
+{
+    if (!http_client_gone(req))
+        run_handler(req);
+}
+
+static bool read_side_cancel(struct http_request *req, bool timed_out)
+{
+    struct http_server *srv = req->server;
+    if (!srv->read_side->unwatch(srv->app, req->read_watch))
+        return false;
+    if (timed_out)
+        http_reply_problem(req, ES_projection_lagging,
+                           "the read side has not reached X-Min-Position yet");
+    return true;
+}
+
+static const struct http_park_ops read_side_park = {
+    .resume = read_side_resume,
+    .cancel = read_side_cancel,
+};
+
+static void read_side_wait(struct http_request *req, const char *token)
+{
+    struct http_server *srv = req->server;
+    req->read_watch = wx_arena_alloc(&req->arena, srv->read_side->watch_bytes);
+    if (req->read_watch == NULL) {
+        http_reply_problem(req, ES_internal_error, "out of memory");
+        return;
+    }
+    switch (srv->read_side->watch(srv->app, req, req->read_watch, req->route->read_models,
+                                  token)) {
+    case HTTP_WATCH_READY:
+        run_handler(req);
+        return;
+    case HTTP_WATCH_BAD_TOKEN:
+        http_reply_problem(req, ES_invalid_request,
+                           "X-Min-Position must be a position token from X-Position");
+        return;
+    case HTTP_WATCH_FULL:
+        http_reply_problem(req, ES_overloaded, "too many requests wait for the read side");
+        return;
+    case HTTP_WATCH_PARKED:
+        break;
+    }
+    /* No wait allowed: withdrawn at once, unless it fired meanwhile. */
+    if (srv->min_position_wait_ms == 0 && read_side_cancel(req, true))
+        return;
+    http_park(req, &read_side_park, srv->min_position_wait_ms);
+}
+
+void http_dispatch(struct http_request *req)
+{
+    struct http_server *srv = req->server;
+    /* Stop producing what cannot be sent: a route that has given a large
+     * answer is refused before its handler runs (a 6.5 MB page took up to
+     * 70 ms of the thread), not after, while its answer would not fit. */
+    size_t expect = atomic_load_explicit(&route_metrics(req)->answer_bytes_max,
+                                         memory_order_relaxed);
+    if (over_budget(req, expect)) {
+        refuse_over_budget(req);
+        return;
+    }
+    const char *min_position = http_header(req, "X-Min-Position");
+    if (min_position != NULL && req->route->read_models != NULL && srv->read_side != NULL) {
+        read_side_wait(req, min_position);
+        return;
+    }
+    run_handler(req);
 }
 
 struct http_request *http_request_new(struct http_conn *c)
@@ -377,7 +556,7 @@ struct http_request *http_request_new(struct http_conn *c)
     req->state = REQ_READING;
     req->method = "-"; /* until the head is parsed */
     req->path = "-";
-    atomic_init(&req->writer_done, false);
+    atomic_init(&req->resume_pending, false);
     req->started_us = wx_monotonic_us();
     char *cid = wx_arena_alloc(&req->arena, WX_UUID_STR_BYTES);
     if (cid == NULL || wx_uuid7(wx_clock_now_ms(&wx_clock_system), cid) != 0) {
@@ -393,7 +572,8 @@ struct http_request *http_request_new(struct http_conn *c)
 void http_request_end(struct http_request *req)
 {
     struct http_server *srv = req->server;
-    assert(req->state != REQ_WAITING || atomic_load(&req->writer_done));
+    /* No park is left behind: nobody will resume a freed request. */
+    assert(req->state != REQ_PARKED && !atomic_load(&req->resume_pending));
     if (req->status != 0) {
         size_t r = req->route ? (size_t)(req->route - srv->routes) : srv->routes_len;
         size_t slot = 0;
@@ -425,12 +605,22 @@ int http_server_start(const struct http_server_config *config, struct http_serve
     srv->routes_len = config->routes_len;
     srv->app = config->app;
     srv->writer = config->writer;
+    srv->read_side = config->read_side;
+    srv->min_position_wait_ms = config->min_position_wait_ms;
     atomic_init(&srv->active, 0);
     srv->connections_max =
         config->connections_max ? config->connections_max : WX_HTTP_CONNECTIONS_MAX;
     srv->idle_timeout_ms =
         1000 * (int64_t)(config->connection_timeout_s ? config->connection_timeout_s
                                                       : WX_HTTP_CONNECTION_TIMEOUT_S);
+    srv->head_timeout_ms =
+        config->head_timeout_ms ? config->head_timeout_ms : WX_HTTP_HEAD_TIMEOUT_MS_DEFAULT;
+    srv->body_timeout_ms =
+        config->body_timeout_ms ? config->body_timeout_ms : WX_HTTP_BODY_TIMEOUT_MS_DEFAULT;
+    srv->send_timeout_ms =
+        config->send_timeout_ms ? config->send_timeout_ms : WX_HTTP_SEND_TIMEOUT_MS_DEFAULT;
+    srv->unsent_bytes_max =
+        config->unsent_bytes_max ? config->unsent_bytes_max : WX_HTTP_OUT_BYTES_MAX;
     srv->threads_len = config->threads ? config->threads : WX_HTTP_THREADS_DEFAULT;
     srv->metrics = calloc(srv->routes_len + 1, sizeof(*srv->metrics));
     int err = srv->metrics == NULL ? WX_ERR_NOMEM : 0;
@@ -438,6 +628,8 @@ int http_server_start(const struct http_server_config *config, struct http_serve
         for (size_t r = 0; r <= srv->routes_len; r++)
             for (size_t k = 0; k < STATUS_SLOTS; k++)
                 wx_hist_init(&srv->metrics[r].latency_us[k], &wx_hist_latency_us);
+        for (size_t r = 0; r <= srv->routes_len; r++)
+            atomic_init(&srv->metrics[r].answer_bytes_max, 0);
         err = http_conns_start(srv, &addr, v6, config->listen);
     }
     if (err) {
@@ -509,4 +701,24 @@ void http_server_metrics(struct http_server *srv, struct wx_buf *b)
     wx_metric_header(b, "wallex_http_requests_in_flight", "gauge",
                      "Requests started and not yet completed.");
     wx_buf_printf(b, "wallex_http_requests_in_flight %u\n", http_server_active(srv));
+    size_t in = 0, out = 0;
+    for (unsigned i = 0; i < srv->threads_len; i++) {
+        in += atomic_load_explicit(&srv->threads[i].in_bytes_seen, memory_order_relaxed);
+        out += atomic_load_explicit(&srv->threads[i].out_bytes_seen, memory_order_relaxed);
+    }
+    wx_metric_header(b, "wallex_http_read_buffer_bytes", "gauge",
+                     "Read buffers of connections with a request arriving.");
+    wx_buf_printf(b, "wallex_http_read_buffer_bytes %zu\n", in);
+    wx_metric_header(b, "wallex_http_unsent_answer_bytes", "gauge",
+                     "Answer bytes queued for clients that have not taken them yet.");
+    wx_buf_printf(b, "wallex_http_unsent_answer_bytes %zu\n", out);
+    wx_metric_header(b, "wallex_http_stalled_evicted_total", "counter",
+                     "Connections still sending a request after a second, closed to make "
+                     "room for a new one past --connections-max.");
+    wx_buf_printf(b, "wallex_http_stalled_evicted_total %llu\n",
+                  (unsigned long long)atomic_load(&srv->evicted));
+    wx_metric_header(b, "wallex_http_large_answers_refused_total", "counter",
+                     "Large GET answers refused (503) while unsent answers were over budget.");
+    wx_buf_printf(b, "wallex_http_large_answers_refused_total %llu\n",
+                  (unsigned long long)atomic_load(&srv->refused_out));
 }

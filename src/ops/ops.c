@@ -223,12 +223,12 @@ void ops_route_openapi(struct http_request *req)
 }
 
 const struct http_route ops_routes[] = {
-    {"GET", "/healthz", ops_route_healthz, 0},
-    {"GET", "/readyz", ops_route_readyz, 0},
-    {"GET", "/metrics", ops_route_metrics, 0},
-    {"GET", "/openapi.yaml", ops_route_openapi, 0},
-    {"GET", "/admin/projections", ops_route_admin_projections, 0},
-    {"POST", "/admin/projections/{name}/rebuild", ops_route_admin_rebuild_projection, 0},
-    {"GET", "/admin/drift", ops_route_admin_drift, 0},
+    {"GET", "/healthz", ops_route_healthz, 0, NULL},
+    {"GET", "/readyz", ops_route_readyz, 0, NULL},
+    {"GET", "/metrics", ops_route_metrics, 0, NULL},
+    {"GET", "/openapi.yaml", ops_route_openapi, 0, NULL},
+    {"GET", "/admin/projections", ops_route_admin_projections, 0, NULL},
+    {"POST", "/admin/projections/{name}/rebuild", ops_route_admin_rebuild_projection, 0, NULL},
+    {"GET", "/admin/drift", ops_route_admin_drift, 0, NULL},
 };
 const size_t ops_routes_len = sizeof(ops_routes) / sizeof(ops_routes[0]);

@@ -90,7 +90,7 @@ static void route_get(struct http_request *req)
         wx_buf_free(&b);
         return;
     }
-    if (asked || !wx_read_side_ready(req, models_orders))
+    if (asked)
         return;
     struct wx_buf b;
     wx_buf_init(&b);
@@ -125,8 +125,6 @@ static void route_list(struct http_request *req)
         wx_bad_request(req, "after must be a cursor from a previous page");
         return;
     }
-    if (!wx_read_side_ready(req, models_orders))
-        return;
     struct wx_buf b;
     wx_buf_init(&b);
     int err = order_query_list(app->projector, &q, &b);
@@ -149,8 +147,6 @@ static void route_events(struct http_request *req)
 static void route_stats(struct http_request *req)
 {
     const struct wx_app *app = req->app;
-    if (!wx_read_side_ready(req, models_stats))
-        return;
     struct wx_buf b;
     wx_buf_init(&b);
     int err = order_query_stats(app->projector, &b);
@@ -180,20 +176,20 @@ static void route_admin_rebuild(struct http_request *req)
 
 /* /orders/statistics comes before /orders/{id}: the first match wins. */
 const struct http_route order_routes[] = {
-    {"POST", "/orders", route_create, WX_BODY_BYTES_MAX},
-    {"GET", "/orders", route_list, 0},
-    {"GET", "/orders/statistics", route_stats, 0},
-    {"GET", "/orders/{id}", route_get, 0},
-    {"GET", "/orders/{id}/events", route_events, 0},
-    {"POST", "/orders/{id}/items", route_add_item, WX_BODY_BYTES_MAX},
-    {"PUT", "/orders/{id}/items/{productId}", route_change_item, WX_BODY_BYTES_MAX},
-    {"DELETE", "/orders/{id}/items/{productId}", route_remove_item, 0},
-    {"POST", "/orders/{id}/confirm", route_confirm, WX_BODY_BYTES_MAX},
-    {"POST", "/orders/{id}/pay", route_pay, WX_BODY_BYTES_MAX},
-    {"POST", "/orders/{id}/ship", route_ship, WX_BODY_BYTES_MAX},
-    {"POST", "/orders/{id}/deliver", route_deliver, WX_BODY_BYTES_MAX},
-    {"POST", "/orders/{id}/cancel", route_cancel, WX_BODY_BYTES_MAX},
-    {"POST", "/orders/{id}/rollback", route_rollback, WX_BODY_BYTES_MAX},
-    {"POST", "/admin/orders/{id}/rebuild", route_admin_rebuild, 0},
-    {NULL, NULL, NULL, 0},
+    {"POST", "/orders", route_create, WX_BODY_BYTES_MAX, NULL},
+    {"GET", "/orders", route_list, 0, models_orders},
+    {"GET", "/orders/statistics", route_stats, 0, models_stats},
+    {"GET", "/orders/{id}", route_get, 0, models_orders},
+    {"GET", "/orders/{id}/events", route_events, 0, NULL},
+    {"POST", "/orders/{id}/items", route_add_item, WX_BODY_BYTES_MAX, NULL},
+    {"PUT", "/orders/{id}/items/{productId}", route_change_item, WX_BODY_BYTES_MAX, NULL},
+    {"DELETE", "/orders/{id}/items/{productId}", route_remove_item, 0, NULL},
+    {"POST", "/orders/{id}/confirm", route_confirm, WX_BODY_BYTES_MAX, NULL},
+    {"POST", "/orders/{id}/pay", route_pay, WX_BODY_BYTES_MAX, NULL},
+    {"POST", "/orders/{id}/ship", route_ship, WX_BODY_BYTES_MAX, NULL},
+    {"POST", "/orders/{id}/deliver", route_deliver, WX_BODY_BYTES_MAX, NULL},
+    {"POST", "/orders/{id}/cancel", route_cancel, WX_BODY_BYTES_MAX, NULL},
+    {"POST", "/orders/{id}/rollback", route_rollback, WX_BODY_BYTES_MAX, NULL},
+    {"POST", "/admin/orders/{id}/rebuild", route_admin_rebuild, 0, NULL},
+    {NULL, NULL, NULL, 0, NULL},
 };

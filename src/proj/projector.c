@@ -10,6 +10,7 @@
 
 #include <assert.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,9 +88,10 @@ const int64_t es_lag_bucket_ms[ES_LAG_BUCKETS] = {1, 2, 5, 10, 20, 50, 100, 200,
 
 struct consumer_rt {
     const struct es_consumer *c;
-    /* Live events by lag from occurredAt to projected; only the projector
-     * thread writes, readers copy under the lock. */
-    uint64_t lag_counts[ES_LAG_BUCKETS + 1];
+    /* Live events by lag from occurredAt to projected. The projector thread
+     * counts outside the lock (once per event) while /metrics and
+     * /admin/projections read them: relaxed atomics, each count exact. */
+    atomic_uint_fast64_t lag_counts[ES_LAG_BUCKETS + 1];
     struct cursor live;
     struct cursor rebuild;
     bool failed;
@@ -118,10 +120,12 @@ struct es_projector {
     bool thread_started;
     pthread_mutex_t lock; /* guards everything below and the rt status fields */
     pthread_cond_t wake;  /* the thread waits here */
-    pthread_cond_t moved; /* waiters for positions and jobs wait here */
+    pthread_cond_t moved; /* callers of es_projector_job wait here */
     bool stopping;
     bool kicked;
     struct job *job;
+    struct es_projector_watch *watches; /* registered, in no order */
+    size_t watches_len;
 };
 
 /* ---- statements with table-set suffixes ---- */
@@ -360,7 +364,7 @@ static void count_lag(struct consumer_rt *rt, const struct es_event *ev)
     size_t b = 0;
     while (b < ES_LAG_BUCKETS && lag > es_lag_bucket_ms[b])
         b++;
-    rt->lag_counts[b]++;
+    atomic_fetch_add_explicit(&rt->lag_counts[b], 1, memory_order_relaxed);
 }
 
 /* Does the consumer read events of this stream? */
@@ -452,6 +456,84 @@ static void fold_done(struct es_proj_tx *tx, int64_t now_ms)
     tx->folded_at_ms = now_ms;
 }
 
+/* ---- watches ---- */
+
+static bool caught_up(struct es_projector *p, const char *const *names,
+                      const struct es_position *pos);
+
+/* Under the lock, after live checkpoints moved: unlinks every watch they
+ * reached, for watches_fire to call outside the lock (a callback takes
+ * locks of its own). */
+static struct es_projector_watch *watches_take_reached(struct es_projector *p)
+{
+    struct es_projector_watch *fired = NULL;
+    for (struct es_projector_watch *w = p->watches, *next; w != NULL; w = next) {
+        next = w->next;
+        if (!caught_up(p, w->names, &w->position))
+            continue;
+        if (w->prev != NULL)
+            w->prev->next = w->next;
+        else
+            p->watches = w->next;
+        if (w->next != NULL)
+            w->next->prev = w->prev;
+        p->watches_len--;
+        w->prev = NULL;
+        w->next = fired;
+        fired = w;
+    }
+    return fired;
+}
+
+static void watches_fire(struct es_projector_watch *fired)
+{
+    while (fired != NULL) {
+        struct es_projector_watch *w = fired;
+        fired = w->next;
+        w->next = NULL;
+        w->reached(w); /* may free w */
+    }
+}
+
+int es_projector_watch(struct es_projector *p, struct es_projector_watch *w, bool *reached_out)
+{
+    assert(w->reached != NULL);
+    int err = 0;
+    pthread_mutex_lock(&p->lock);
+    *reached_out = caught_up(p, w->names, &w->position);
+    if (!*reached_out && p->watches_len >= WX_PROJECTOR_WATCHES_MAX) {
+        err = WX_ERR_FULL;
+    } else if (!*reached_out) {
+        w->prev = NULL;
+        w->next = p->watches;
+        if (p->watches != NULL)
+            p->watches->prev = w;
+        p->watches = w;
+        p->watches_len++;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return err;
+}
+
+bool es_projector_unwatch(struct es_projector *p, struct es_projector_watch *w)
+{
+    pthread_mutex_lock(&p->lock);
+    /* Registered exactly when linked: the head has no prev, the rest do. */
+    bool registered = w->prev != NULL || p->watches == w;
+    if (registered) {
+        if (w->prev != NULL)
+            w->prev->next = w->next;
+        else
+            p->watches = w->next;
+        if (w->next != NULL)
+            w->next->prev = w->prev;
+        p->watches_len--;
+        w->prev = w->next = NULL;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return registered;
+}
+
 /* Applies the next batch after the cursors' common position (not past cap)
  * in one transaction with their checkpoints, and folds what is due. */
 static int advance_all(struct es_projector *p, struct advance_ctx *a, bool *progress)
@@ -497,8 +579,9 @@ static int advance_all(struct es_projector *p, struct advance_ctx *a, bool *prog
         a->curs[i]->behind = a->applied == batch;
         a->curs[i]->pos = a->last;
     }
-    pthread_cond_broadcast(&p->moved);
+    struct es_projector_watch *fired = p->watches != NULL ? watches_take_reached(p) : NULL;
     pthread_mutex_unlock(&p->lock);
+    watches_fire(fired);
     *progress |= a->applied > 0;
     return 0;
 }
@@ -537,7 +620,9 @@ static int swap_sets(struct es_projector *p, struct consumer_rt *rt)
     rt->live.tx.staged = staged;
     rt->live.pos = rt->rebuild.pos;
     rt->rebuild.active = false;
+    struct es_projector_watch *fired = p->watches != NULL ? watches_take_reached(p) : NULL;
     pthread_mutex_unlock(&p->lock);
+    watches_fire(fired);
     wx_logf(WX_LOG_INFO, "projector: %s rebuilt and swapped in (set %s)", rt->c->name,
             rt->live.tx.set);
     return 0;
@@ -555,7 +640,6 @@ static void note_failure(struct es_projector *p, struct consumer_rt *rt, int err
     if (rt->backoff_ms > WX_PROJECTOR_RETRY_MS_MAX)
         rt->backoff_ms = WX_PROJECTOR_RETRY_MS_MAX;
     rt->retry_at_ms = wx_monotonic_ms() + rt->backoff_ms;
-    pthread_cond_broadcast(&p->moved);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -756,6 +840,7 @@ void es_projector_close(struct es_projector *p)
 {
     if (p == NULL)
         return;
+    assert(p->watches == NULL); /* nobody is left to be woken */
     if (p->thread_started) {
         pthread_mutex_lock(&p->lock);
         p->stopping = true;
@@ -823,23 +908,6 @@ static bool caught_up(struct es_projector *p, const char *const *names,
     return true;
 }
 
-bool es_projector_wait(struct es_projector *p, const char *const *names,
-                       const struct es_position *pos, int64_t timeout_ms)
-{
-    struct timespec until;
-    wx_deadline_after_ms(timeout_ms, &until);
-    pthread_mutex_lock(&p->lock);
-    bool ok;
-    while (!(ok = caught_up(p, names, pos))) {
-        if (pthread_cond_timedwait(&p->moved, &p->lock, &until) != 0) {
-            ok = caught_up(p, names, pos);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&p->lock);
-    return ok;
-}
-
 bool es_projector_ready(struct es_projector *p)
 {
     bool ready = true;
@@ -865,7 +933,8 @@ int es_projector_status(struct es_projector *p, struct wx_arena *arena,
         list[i].rebuild_position = rt->rebuild.pos;
         list[i].status = rt->failed ? "failed" : rt->rebuild.active ? "rebuilding" : "running";
         list[i].last_error = rt->last_error[0] ? wx_arena_strdup(arena, rt->last_error) : NULL;
-        memcpy(list[i].lag_counts, rt->lag_counts, sizeof(list[i].lag_counts));
+        for (size_t k = 0; k <= ES_LAG_BUCKETS; k++)
+            list[i].lag_counts[k] = atomic_load_explicit(&rt->lag_counts[k], memory_order_relaxed);
     }
     pthread_mutex_unlock(&p->lock);
     *list_out = list;

@@ -110,7 +110,8 @@ struct es_projector_config {
 int es_projector_open(const struct es_projector_config *config, struct es_projector **out);
 /* Starts the projection thread. */
 int es_projector_start(struct es_projector *p);
-/* Stops the thread (if started) and frees everything. Accepts NULL. */
+/* Stops the thread (if started) and frees everything. Accepts NULL. No
+ * watch may be left registered (the HTTP server stops first). */
 void es_projector_close(struct es_projector *p);
 /* Wakes the thread: new events were committed. Any thread. */
 void es_projector_notify(struct es_projector *p);
@@ -122,10 +123,27 @@ int es_projector_step(struct es_projector *p, bool *progress_out);
  * start of the log. Only without the thread. */
 int es_projector_reset(struct es_projector *p);
 
-/* Waits until every named consumer's live checkpoint is at or past pos.
- * names == NULL means every consumer. False on timeout. */
-bool es_projector_wait(struct es_projector *p, const char *const *names,
-                       const struct es_position *pos, int64_t timeout_ms);
+/* A wake-up for when read models reach a position, without blocking
+ * anyone (X-Min-Position parks its request on one). The caller owns it and
+ * keeps it alive until it has fired or es_projector_unwatch withdrew it. */
+struct es_projector_watch {
+    const char *const *names; /* NULL-terminated; NULL means every consumer */
+    struct es_position position;
+    /* On the projector thread, outside its lock, once every named
+     * consumer's live checkpoint is at or past position. The watch is no
+     * longer registered when it runs, and the projector does not touch it
+     * after. */
+    void (*reached)(struct es_projector_watch *watch);
+    struct es_projector_watch *prev, *next; /* private */
+};
+
+/* Registers w, unless the read models are there already: then
+ * *reached_out is true and nothing is registered (w->reached will not be
+ * called). WX_ERR_FULL past WX_PROJECTOR_WATCHES_MAX registered watches. */
+int es_projector_watch(struct es_projector *p, struct es_projector_watch *w, bool *reached_out);
+/* Withdraws a registered watch: true when withdrawn (reached will not be
+ * called); false when it has fired already or is firing now. */
+bool es_projector_unwatch(struct es_projector *p, struct es_projector_watch *w);
 /* No consumer is failed. */
 bool es_projector_ready(struct es_projector *p);
 /* Starts rebuilding a consumer: 0, WX_ERR_NOT_FOUND, or WX_ERR_BUSY when a

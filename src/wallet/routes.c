@@ -93,7 +93,7 @@ void wallet_route_get(struct http_request *req)
         wx_buf_free(&b);
         return;
     }
-    if (asked || !wx_read_side_ready(req, models_wallets))
+    if (asked)
         return;
     struct wx_buf b;
     wx_buf_init(&b);
@@ -117,7 +117,7 @@ void wallet_route_events(struct http_request *req)
 void wallet_route_get_transfer(struct http_request *req)
 {
     const struct wx_app *app = req->app;
-    if (!wx_id_param(req, 0, "transfer") || !wx_read_side_ready(req, models_transfers))
+    if (!wx_id_param(req, 0, "transfer"))
         return;
     struct wx_buf b;
     wx_buf_init(&b);
@@ -145,8 +145,6 @@ void wallet_route_list(struct http_request *req)
         wx_bad_request(req, "after must be a cursor from a previous page");
         return;
     }
-    if (!wx_read_side_ready(req, models_wallets))
-        return;
     struct wx_buf b;
     wx_buf_init(&b);
     int err = wallet_query_by_owner(app->projector, owner, after ? after + 1 : NULL, limit, &b);
@@ -162,8 +160,7 @@ void wallet_route_ledger(struct http_request *req)
     const struct wx_app *app = req->app;
     size_t limit;
     int64_t after;
-    if (!wx_id_param(req, 0, "wallet") || !wx_page_versions(req, &limit, &after) ||
-        !wx_read_side_ready(req, models_ledger))
+    if (!wx_id_param(req, 0, "wallet") || !wx_page_versions(req, &limit, &after))
         return;
     struct wx_buf b;
     wx_buf_init(&b);
@@ -194,15 +191,15 @@ void wallet_route_admin_rebuild(struct http_request *req)
 }
 
 const struct http_route wallet_routes[] = {
-    {"POST", "/wallets", wallet_route_create, WX_BODY_BYTES_MAX},
-    {"GET", "/wallets", wallet_route_list, 0},
-    {"GET", "/wallets/{id}", wallet_route_get, 0},
-    {"GET", "/wallets/{id}/ledger", wallet_route_ledger, 0},
-    {"POST", "/wallets/{id}/credit", wallet_route_credit, WX_BODY_BYTES_MAX},
-    {"POST", "/wallets/{id}/debit", wallet_route_debit, WX_BODY_BYTES_MAX},
-    {"GET", "/wallets/{id}/events", wallet_route_events, 0},
-    {"POST", "/transfers", wallet_route_transfer, WX_BODY_BYTES_MAX},
-    {"GET", "/transfers/{id}", wallet_route_get_transfer, 0},
-    {"POST", "/admin/wallets/{id}/rebuild", wallet_route_admin_rebuild, 0},
-    {NULL, NULL, NULL, 0},
+    {"POST", "/wallets", wallet_route_create, WX_BODY_BYTES_MAX, NULL},
+    {"GET", "/wallets", wallet_route_list, 0, models_wallets},
+    {"GET", "/wallets/{id}", wallet_route_get, 0, models_wallets},
+    {"GET", "/wallets/{id}/ledger", wallet_route_ledger, 0, models_ledger},
+    {"POST", "/wallets/{id}/credit", wallet_route_credit, WX_BODY_BYTES_MAX, NULL},
+    {"POST", "/wallets/{id}/debit", wallet_route_debit, WX_BODY_BYTES_MAX, NULL},
+    {"GET", "/wallets/{id}/events", wallet_route_events, 0, NULL},
+    {"POST", "/transfers", wallet_route_transfer, WX_BODY_BYTES_MAX, NULL},
+    {"GET", "/transfers/{id}", wallet_route_get_transfer, 0, models_transfers},
+    {"POST", "/admin/wallets/{id}/rebuild", wallet_route_admin_rebuild, 0, NULL},
+    {NULL, NULL, NULL, 0, NULL},
 };

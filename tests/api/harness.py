@@ -37,6 +37,9 @@ class Server:
         # and stop() fails on any sanitizer report.
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                    UBSAN_OPTIONS="print_stacktrace=1")
+        # ThreadSanitizer builds (tests/tsan/run): every report goes to the
+        # log and fails stop(); the exit code says so too.
+        env.setdefault("TSAN_OPTIONS", "halt_on_error=0:exitcode=66:second_deadlock_stack=1")
         self.proc = subprocess.Popen(
             [self.binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir]
             + self.extra_args,
@@ -72,7 +75,7 @@ class Server:
         with open(self.log_path, "rb") as f:
             f.seek(self.log_offset)
             text = f.read().decode("utf-8", "replace")
-        for marker in ("LeakSanitizer", "AddressSanitizer", "runtime error:"):
+        for marker in ("LeakSanitizer", "AddressSanitizer", "ThreadSanitizer", "runtime error:"):
             if marker in text:
                 raise AssertionError("sanitizer report from the server:\n" +
                                      text[text.index(marker) - 200:][:4000])

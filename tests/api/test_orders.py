@@ -662,7 +662,7 @@ def test_http_errors_on_order_routes(s):
     oid = new_order(s)
     r = s.request("PATCH", "/orders/" + oid)
     expect_problem(r, 405, "method_not_allowed")
-    expect(r[1]["allow"] == "GET", r[1])
+    expect(r[1]["allow"] == "GET, HEAD", r[1])
     r = s.request("GET", "/orders/%s/confirm" % oid)
     expect_problem(r, 405, "method_not_allowed")
     expect(r[1]["allow"] == "POST", r[1])

@@ -1,5 +1,6 @@
 /* libFuzzer: route matching on any method and path against the real route
- * table; a match's parameters are segments of the path. */
+ * table; a match's parameters are non-empty, decoded segments, never longer
+ * than the path. */
 #include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,10 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                          &route, params, &n, allow, sizeof(allow));
     if (m == HTTP_MATCH_OK) {
         assert(route != NULL && strcmp(route->method, method) == 0);
-        for (size_t i = 0; i < n; i++) {
-            assert(params[i][0] != '\0' && strchr(params[i], '/') == NULL);
-            assert(strstr(text, params[i]) != NULL);
-        }
+        for (size_t i = 0; i < n; i++)
+            assert(params[i][0] != '\0' && strlen(params[i]) <= size);
     } else if (m == HTTP_MATCH_NO_METHOD) {
         assert(allow[0] != '\0');
     }

@@ -129,9 +129,9 @@ static void test_parse_create(void **state)
         {"{\"url\":\"http://example.com/h\",\"eventTypes\":[\"*\",\"*\"]}", false, false},
         {"{\"url\":\"http://example.com/h\",\"eventTypes\":\"*\"}", false, false},
         {"{\"url\":\"http://example.com/h\",\"eventTypes\":[\"*\"],\"secret\":\"x\"}", false, false},
-        /* Like every optional field of the API so far (http/json.h), null is absent. */
+        /* API.md: an optional field is present with a value or absent; null is 400. */
         {"{\"url\":\"http://example.com/h\",\"eventTypes\":[\"*\"],\"description\":null}", false,
-         true},
+         false},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct wx_arena arena;

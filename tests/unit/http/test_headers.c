@@ -34,6 +34,19 @@ static void test_headers(void **state)
     assert_true(http_content_type_json("Application/JSON; charset=utf-8"));
     assert_false(http_content_type_json("application/jsonx"));
     assert_false(http_content_type_json("text/plain"));
+    static const char *const ok[] = {"application/json;charset=UTF-8",
+                                     "application/json ; charset=\"utf-8\" ; v=1",
+                                     "application/json;", "application/json; x=y;;"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        assert_true(http_content_type_json(ok[i]));
+    static const char *const refused[] = {
+        "application/json; charset=latin1", "application/json; charset=utf-16",
+        "application/json; charset=\"utf-8", "application/json; charset",
+        "application/json; =x", "application/json x", "application/json; charset=utf-8x",
+        "application/json; charset=utf-8 x"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        if (http_content_type_json(refused[i]))
+            fail_msg("accepted Content-Type %s", refused[i]);
 
     int64_t v;
     assert_true(http_parse_i64("50", 1, 1000, &v) && v == 50);
@@ -50,9 +63,9 @@ static void noop(struct http_request *req)
 }
 
 static const struct http_route routes[] = {
-    {"GET", "/wallets/{id}", noop, 0},
-    {"POST", "/wallets/{id}/credit", noop, 10},
-    {"POST", "/wallets", noop, 10},
+    {"GET", "/wallets/{id}", noop, 0, NULL},
+    {"POST", "/wallets/{id}/credit", noop, 10, NULL},
+    {"POST", "/wallets", noop, 10, NULL},
 };
 
 static void test_routes(void **state)
@@ -73,9 +86,25 @@ static void test_routes(void **state)
     assert_int_equal(http_route_match(routes, 3, "DELETE", "/wallets/w", &arena, &r, params, &n,
                                       allow, sizeof(allow)),
                      HTTP_MATCH_NO_METHOD);
-    assert_string_equal(allow, "GET");
+    assert_string_equal(allow, "GET, HEAD");
+    /* HEAD is answered by the GET route. */
+    assert_int_equal(http_route_match(routes, 3, "HEAD", "/wallets/w", &arena, &r, params, &n,
+                                      allow, sizeof(allow)),
+                     HTTP_MATCH_OK);
+    assert_ptr_equal(r, &routes[0]);
+    /* Parameters are decoded after the split: an encoded slash stays in
+     * its segment. Literal segments match only their raw bytes. */
+    assert_int_equal(http_route_match(routes, 3, "POST", "/wallets/w%2F1%2fcredit/credit", &arena,
+                                      &r, params, &n, allow, sizeof(allow)),
+                     HTTP_MATCH_OK);
+    assert_string_equal(params[0], "w/1/credit");
+    assert_int_equal(http_route_match(routes, 3, "GET", "/wallets/a%00b", &arena, &r, params, &n,
+                                      allow, sizeof(allow)),
+                     HTTP_MATCH_BAD_PARAM);
     static const char *const missing[] = {"/wallets/", "/wallets//credit", "/wallet", "/",
-                                          "/wallets/w/credit/x", "", "/wallets/w/"};
+                                          "/wallets/w/credit/x", "", "/wallets/w/",
+                                          "/wallets%2Fw", "/%77allets/w", "/wallets/w%2Fcredit/",
+                                          "%2Fwallets/w", "/wallets%2F"};
     for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++)
         assert_int_equal(http_route_match(routes, 3, "GET", missing[i], &arena, &r, params, &n,
                                           allow, sizeof(allow)),
@@ -106,6 +135,17 @@ static void test_json_bodies(void **state)
         "{\"a\":\"\xc3\x28\"}", "{\"a\":[[[[[[[[[[[[1]]]]]]]]]]]]}", "null",
     };
     refuse_all(bad, sizeof(bad) / sizeof(bad[0]), NULL);
+    /* What json-c's own UTF-8 check lets through (issue 18). */
+    static const char *const not_utf8[] = {
+        "{\"d\":\"\xc0\xaf\"}",         "{\"d\":\"\xc1\xbf\"}",
+        "{\"d\":\"\xe0\x80\xaf\"}",     "{\"d\":\"\xf0\x80\x80\xaf\"}",
+        "{\"d\":\"\xed\xa0\x80\"}",     "{\"d\":\"\xf4\x90\x80\x80\"}",
+        "{\"d\":\"\xf5\x80\x80\x80\"}", "{\"d\":1}\xc0",
+    };
+    refuse_all(not_utf8, sizeof(not_utf8) / sizeof(not_utf8[0]), "UTF-8");
+    static const char *const raw_controls[] = {"{\"d\":\"a\tb\"}", "{\"d\":\"a\nb\"}",
+                                               "{\"d\":\"\x01\"}", "{\"d\x1f\":1}"};
+    refuse_all(raw_controls, sizeof(raw_controls) / sizeof(raw_controls[0]), "control");
     const char nul_body[] = "{\"a\":1}\0";
     struct json_object *o = NULL;
     const char *detail;
@@ -127,6 +167,19 @@ static void test_json_bodies(void **state)
     assert_false(http_json_decimal(o, "missing", HTTP_FIELD_REQUIRED, &arena, &text));
     assert_true(http_json_decimal(o, "missing", HTTP_FIELD_OPTIONAL, &arena, &text));
     assert_null(text);
+    json_object_put(o);
+    /* null is no value of any field's type, optional or not (API.md). */
+    const char nulls[] = "{\"a\":null,\"s\":null,\"v\":null}";
+    assert_true(http_json_parse_object(nulls, strlen(nulls), &o, &detail));
+    int64_t version;
+    assert_false(http_json_decimal(o, "a", HTTP_FIELD_OPTIONAL, &arena, &text));
+    assert_false(http_json_string(o, "s", HTTP_FIELD_OPTIONAL, 10, &arena, &text));
+    assert_false(http_json_id(o, "s", HTTP_FIELD_OPTIONAL, &arena, &text));
+    assert_false(http_json_version(o, "v", &version));
+    assert_true(http_json_version(o, "missing", &version));
+    assert_int_equal(version, -1);
+    json_object_put(o);
+    assert_true(http_json_parse_object(body, strlen(body), &o, &detail));
     /* Syntactically an amount; the decider finds it too large for int64. */
     assert_true(http_json_decimal(o, "big", HTTP_FIELD_REQUIRED, &arena, &text));
     assert_false(http_json_string(o, "z", HTTP_FIELD_REQUIRED, 100, &arena, &text));
