@@ -318,6 +318,14 @@
  * they are bounded to keep that check a few microseconds. */
 #define WX_PROJECTOR_WATCHES_MAX 4096
 
+/* Admin work that runs off the HTTP threads (drift over the whole log, one
+ * aggregate's rebuild, starting a projection's rebuild) waits in the
+ * admin worker's queue; past this many a request is 503 overloaded with
+ * Retry-After (API.md, Operations). Each such job takes from milliseconds
+ * to seconds on a large log, so a deeper queue only makes callers wait
+ * longer for an answer. */
+#define WX_ADMIN_QUEUE_MAX 16
+
 /* Differences one drift report lists; the count covers all of them. */
 #define WX_DRIFT_REPORT_MAX 100
 

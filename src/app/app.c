@@ -12,6 +12,7 @@
 #include "base/err.h"
 #include "base/id.h"
 #include "base/uuid.h"
+#include "base/worker.h"
 #include "proj/projector.h"
 #include "store/store.h"
 
@@ -211,6 +212,119 @@ const struct http_read_side wx_read_side = {
     .watch = read_side_watch,
     .unwatch = read_side_unwatch,
 };
+
+struct off_thread {
+    struct wx_job job;
+    struct http_request *req;
+    void (*work)(void *ctx);
+    void (*answer)(struct http_request *req, void *ctx);
+    void *ctx;
+};
+
+static void off_run(struct wx_job *job)
+{
+    struct off_thread *o = job->ctx;
+    o->work(o->ctx);
+}
+
+static void off_done(struct wx_job *job)
+{
+    struct off_thread *o = job->ctx;
+    http_resume(o->req); /* the request (and o, in its arena) is its thread's again */
+}
+
+static void off_resume(struct http_request *req)
+{
+    struct off_thread *o = req->park_ctx;
+    if (!http_client_gone(req))
+        o->answer(req, o->ctx);
+}
+
+/* A queued or running job cannot be withdrawn: its resume always comes. */
+static bool off_cancel(struct http_request *req, bool timed_out)
+{
+    (void)req;
+    (void)timed_out;
+    return false;
+}
+
+static const struct http_park_ops off_park = {.resume = off_resume, .cancel = off_cancel};
+
+void wx_off_thread(struct http_request *req, void (*work)(void *ctx),
+                   void (*answer)(struct http_request *req, void *ctx), void *ctx)
+{
+    const struct wx_app *app = req->app;
+    struct off_thread *o = wx_arena_alloc(&req->arena, sizeof(*o));
+    if (o == NULL) {
+        http_reply_problem(req, ES_internal_error, "out of memory");
+        return;
+    }
+    *o = (struct off_thread){
+        .job = {.run = off_run, .done = off_done, .ctx = o},
+        .req = req,
+        .work = work,
+        .answer = answer,
+        .ctx = ctx,
+    };
+    int err = wx_worker_submit(app->admin, &o->job);
+    if (err) {
+        http_reply_problem(req, err == WX_ERR_FULL ? ES_overloaded : ES_shutting_down,
+                           "admin work is queued to its bound; try again");
+        return;
+    }
+    /* The job may already be done, and the request resumed: a resume
+     * waits on this thread's list until the handler has returned. */
+    req->park_ctx = o;
+    http_park(req, &off_park, 0);
+}
+
+struct off_json {
+    const struct wx_app *app;
+    const char *arg;
+    int (*work)(const struct wx_app *app, const char *arg, struct wx_buf *out);
+    int status;
+    const struct es_outcome *not_found, *busy;
+    const char *not_found_detail;
+    int err;
+    struct wx_buf out; /* malloc'd by the worker, freed by the answer */
+};
+
+static void off_json_work(void *ctx)
+{
+    struct off_json *j = ctx;
+    wx_buf_init(&j->out);
+    j->err = j->work(j->app, j->arg, &j->out);
+    if (!j->err && !wx_buf_ok(&j->out))
+        j->err = WX_ERR_NOMEM;
+}
+
+static void off_json_answer(struct http_request *req, void *ctx)
+{
+    struct off_json *j = ctx;
+    if (j->err == WX_ERR_BUSY && j->busy != NULL)
+        http_reply_problem(req, j->busy, NULL);
+    else if (j->err)
+        wx_query_failed(req, j->err, j->not_found, j->not_found_detail);
+    else
+        http_reply_buf(req, j->status, &j->out);
+    wx_buf_free(&j->out);
+}
+
+void wx_off_thread_json(struct http_request *req,
+                        int (*work)(const struct wx_app *app, const char *arg, struct wx_buf *out),
+                        const char *arg, int status, const struct es_outcome *not_found,
+                        const char *not_found_detail, const struct es_outcome *busy)
+{
+    struct off_json *j = wx_arena_alloc(&req->arena, sizeof(*j));
+    if (j == NULL) {
+        http_reply_problem(req, ES_internal_error, "out of memory");
+        return;
+    }
+    *j = (struct off_json){.app = req->app, .arg = arg, .work = work, .status = status,
+                           .not_found = not_found, .busy = busy,
+                           .not_found_detail = not_found_detail};
+    wx_off_thread(req, off_json_work, off_json_answer, j);
+}
 
 bool wx_page_limit(struct http_request *req, size_t *limit)
 {

@@ -25,10 +25,13 @@ struct es_store;
 struct es_projector;
 struct bus;
 
+struct wx_worker;
+
 struct wx_app {
     struct es_store *store;
     struct es_writer *writer;
     struct es_projector *projector;
+    struct wx_worker *admin; /* long admin work, off the HTTP threads */
     struct bus *bus; /* the event bus (bus/bus.h): relay and webhooks */
     char default_currency[WX_CURRENCY_BYTES + 1];
 };
@@ -69,6 +72,24 @@ void wx_query_failed(struct http_request *req, int err, const struct es_outcome 
  * with a struct wx_app as the server's app): a projector watch per waiting
  * request, which resumes it when the read models pass the position. */
 extern const struct http_read_side wx_read_side;
+
+/* Work that must not run on an HTTP thread (it scans the log, or waits for
+ * the projector thread): `work(ctx)` runs on the admin worker while the
+ * request waits parked, then `answer(req, ctx)` runs on the request's HTTP
+ * thread to reply (not when the client has gone). ctx lives in the
+ * request's arena; `work` must not touch the request. Past the worker's
+ * queue bound the request is answered 503 overloaded at once. */
+void wx_off_thread(struct http_request *req, void (*work)(void *ctx),
+                   void (*answer)(struct http_request *req, void *ctx), void *ctx);
+
+/* The usual shape of such work: `work(app, arg, out)` appends a JSON answer
+ * to out (or fails); the request is then answered `status` with it, or
+ * `not_found` for WX_ERR_NOT_FOUND, `busy` (when not NULL) for
+ * WX_ERR_BUSY, 503 for the rest. arg must live as long as the request. */
+void wx_off_thread_json(struct http_request *req,
+                        int (*work)(const struct wx_app *app, const char *arg, struct wx_buf *out),
+                        const char *arg, int status, const struct es_outcome *not_found,
+                        const char *not_found_detail, const struct es_outcome *busy);
 
 /* ?limit= (API.md: 1-1000, default 50). False when it answered 400. */
 bool wx_page_limit(struct http_request *req, size_t *limit);

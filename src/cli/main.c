@@ -22,6 +22,7 @@
 #include "base/err.h"
 #include "base/fault.h"
 #include "base/money.h"
+#include "base/worker.h"
 #include "bus/bus.h"
 #include "bus/subscription.h"
 #include "cli/bench.h"
@@ -599,6 +600,7 @@ struct serve {
     struct commit_listeners listeners;
     struct es_writer *writer;
     struct bus *bus;
+    struct wx_worker *admin;
     struct wx_app app;
     struct http_route *routes;
     size_t routes_len;
@@ -635,10 +637,13 @@ static int serve_open(const struct options *o, struct bus_config *bc, struct ser
         return err;
     }
     listeners_add(&sv->listeners, bus_notify, sv->bus);
+    if ((err = wx_worker_start("wx-admin", WX_ADMIN_QUEUE_MAX, &sv->admin)) != 0)
+        return err;
     sv->app = (struct wx_app){
         .store = sv->store,
         .writer = sv->writer,
         .projector = sv->projector,
+        .admin = sv->admin,
         .bus = sv->bus,
     };
     snprintf(sv->app.default_currency, sizeof(sv->app.default_currency), "%s", o->currency);
@@ -678,6 +683,9 @@ static void serve_close(struct serve *sv)
         while (http_server_active(sv->http) > 0 && wx_monotonic_ms() < deadline)
             usleep(10 * 1000);
     }
+    /* Admin jobs still queued run to their end (their requests wait for
+     * them) while everything they use is still there. */
+    wx_worker_stop(sv->admin);
     bus_stop(sv->bus);
     es_writer_stop(sv->writer);
     http_server_stop(sv->http);

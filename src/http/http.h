@@ -69,6 +69,7 @@ struct http_request {
     struct es_command *cmd;             /* with the writer (http_submit) */
     void *read_watch;                   /* waiting for the read side */
     const struct http_park_ops *park;   /* while parked */
+    void *park_ctx;                     /* the parker's own, for its ops */
     struct http_request *resumed_next;  /* in its thread's list of resumed requests */
     atomic_bool resume_pending;         /* http_resume called, resume not yet run */
     int status; /* of the response, once answered */

@@ -104,44 +104,36 @@ void ops_route_admin_projections(struct http_request *req)
     wx_buf_free(&b);
 }
 
+/* On the admin worker: es_projector_rebuild waits for the projector
+ * thread, which may be in the middle of a long batch. */
+static int rebuild_projection(const struct wx_app *app, const char *name, struct wx_buf *out)
+{
+    int err = es_projector_rebuild(app->projector, name);
+    if (err)
+        return err;
+    wx_buf_adds(out, "{\"name\":");
+    wx_buf_json_str(out, name);
+    wx_buf_adds(out, ",\"status\":\"rebuilding\"}");
+    return 0;
+}
+
 void ops_route_admin_rebuild_projection(struct http_request *req)
 {
-    const struct wx_app *app = req->app;
-    const char *name = req->params[0];
-    int err = es_projector_rebuild(app->projector, name);
-    if (err == WX_ERR_NOT_FOUND) {
-        http_reply_problem(req, ES_not_found, "no projection with this name");
-        return;
-    }
-    if (err == WX_ERR_BUSY) {
-        http_reply_problem(req, ES_rebuild_in_progress, NULL);
-        return;
-    }
-    if (err) {
-        http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
-        return;
-    }
-    struct wx_buf b;
-    wx_buf_init(&b);
-    wx_buf_adds(&b, "{\"name\":");
-    wx_buf_json_str(&b, name);
-    wx_buf_adds(&b, ",\"status\":\"rebuilding\"}");
-    http_reply_buf(req, 202, &b);
-    wx_buf_free(&b);
+    wx_off_thread_json(req, rebuild_projection, req->params[0], 202, ES_not_found,
+                       "no projection with this name", ES_rebuild_in_progress);
+}
+
+/* On the admin worker: drift folds the whole log. */
+static int drift(const struct wx_app *app, const char *arg, struct wx_buf *out)
+{
+    (void)arg;
+    size_t drifted;
+    return wx_app_drift(app->projector, out, &drifted);
 }
 
 void ops_route_admin_drift(struct http_request *req)
 {
-    const struct wx_app *app = req->app;
-    struct wx_buf b;
-    wx_buf_init(&b);
-    size_t drifted;
-    int err = wx_app_drift(app->projector, &b, &drifted);
-    if (err)
-        http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
-    else
-        http_reply_buf(req, 200, &b);
-    wx_buf_free(&b);
+    wx_off_thread_json(req, drift, NULL, 200, ES_not_found, NULL, NULL);
 }
 
 /* Lag bucket bounds of the projector (ms) as Prometheus "le" seconds. */

@@ -157,21 +157,20 @@ static void route_stats(struct http_request *req)
     wx_buf_free(&b);
 }
 
+/* On the admin worker: the rebuild waits for the projector thread and
+ * reads the order's whole stream. */
+static int rebuild_order(const struct wx_app *app, const char *id, struct wx_buf *out)
+{
+    int err = order_rebuild_one(app->projector, id);
+    return err ? err : order_query_get(app->projector, id, out);
+}
+
 static void route_admin_rebuild(struct http_request *req)
 {
-    const struct wx_app *app = req->app;
     if (!wx_id_param(req, 0, "order"))
         return;
-    int err = order_rebuild_one(app->projector, req->params[0]);
-    struct wx_buf b;
-    wx_buf_init(&b);
-    if (!err)
-        err = order_query_get(app->projector, req->params[0], &b);
-    if (err)
-        wx_query_failed(req, err, ORDER_order_not_found, "no order with this orderId");
-    else
-        http_reply_buf(req, 200, &b);
-    wx_buf_free(&b);
+    wx_off_thread_json(req, rebuild_order, req->params[0], 200, ORDER_order_not_found,
+                       "no order with this orderId", NULL);
 }
 
 /* /orders/statistics comes before /orders/{id}: the first match wins. */

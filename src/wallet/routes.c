@@ -172,22 +172,20 @@ void wallet_route_ledger(struct http_request *req)
     wx_buf_free(&b);
 }
 
+/* On the admin worker: the rebuild waits for the projector thread and
+ * reads the wallet's whole stream. */
+static int rebuild_wallet(const struct wx_app *app, const char *id, struct wx_buf *out)
+{
+    int err = wallet_rebuild_one(app->projector, id);
+    return err ? err : wallet_query_get(app->projector, id, out);
+}
+
 void wallet_route_admin_rebuild(struct http_request *req)
 {
-    const struct wx_app *app = req->app;
-    const char *id = req->params[0];
     if (!wx_id_param(req, 0, "wallet"))
         return;
-    int err = wallet_rebuild_one(app->projector, id);
-    struct wx_buf b;
-    wx_buf_init(&b);
-    if (!err)
-        err = wallet_query_get(app->projector, id, &b);
-    if (err)
-        wx_query_failed(req, err, WALLET_wallet_not_found, "no wallet with this walletId");
-    else
-        http_reply_buf(req, 200, &b);
-    wx_buf_free(&b);
+    wx_off_thread_json(req, rebuild_wallet, req->params[0], 200, WALLET_wallet_not_found,
+                       "no wallet with this walletId", NULL);
 }
 
 const struct http_route wallet_routes[] = {

@@ -520,6 +520,86 @@ def test_slow_readers_are_bounded(s):
     expect(seen == list(range(1, len(seen) + 1)) and len(seen) >= 1000, len(seen))
 
 
+# ---------------------------------------------------------------- item 4
+
+def many_events(s, n):
+    """n credits to one wallet, pipelined 100 at a time on one connection."""
+    wid = create(s)
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+    body = b'{"amount":"0.01"}'
+    req = (b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Content-Length: %d\r\n\r\n%s" % (wid.encode(), len(body), body))
+    try:
+        for _ in range(n // 100):
+            c.sendall(req * 100)
+            seen = b""
+            while seen.count(b"HTTP/1.1 200") < 100:
+                seen += c.recv(1 << 20)
+    finally:
+        c.close()
+    return wid
+
+
+def raw_request(port, method, path, out, i):
+    c = socket.create_connection(("127.0.0.1", port), timeout=60)
+    try:
+        c.sendall(b"%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                  % (method.encode(), path.encode()))
+        data = b""
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        out[i] = data
+    finally:
+        c.close()
+
+
+def test_admin_work_is_off_the_http_threads(s):
+    # Drift folds the whole log and a wallet's rebuild reads its whole
+    # stream: both run on the admin worker while their requests wait
+    # parked, so two HTTP threads busy with them would be none at all.
+    wid = many_events(s, 5000)
+    wait_caught_up(s)
+    n = 24  # more than the worker's queue (16): some are told 503
+    out = [None] * n
+    threads = []
+    for i in range(n):
+        path = "/admin/drift" if i % 2 else "/admin/wallets/%s/rebuild" % wid
+        t = threading.Thread(target=raw_request, args=(s.port, "GET" if i % 2 else "POST",
+                                                       path, out, i))
+        t.start()
+        threads.append(t)
+    worst = 0.0
+    while any(t.is_alive() for t in threads):
+        (st, _, _, _), dt = timed(lambda: s.request("GET", "/healthz"))
+        expect(st == 200, st)
+        worst = max(worst, dt)
+        time.sleep(0.01)
+    for t in threads:
+        t.join()
+    statuses = [int(o[9:12]) for o in out]
+    expect(all(st in (200, 503) for st in statuses), statuses)
+    expect(statuses.count(200) >= 16, statuses)
+    for o, st in zip(out, statuses):
+        if st == 503:
+            expect(b'"code":"overloaded"' in o and b"Retry-After" in o, o[:400])
+    expect(worst < 0.25, worst)
+    drift = s.request("GET", "/admin/drift")[3]
+    expect(drift["drifted"] == [] and drift["checked"] >= 1, drift)
+
+
+def wait_caught_up(s):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        ps = s.request("GET", "/admin/projections")[3]["data"]
+        if all(p["lag"] == 0 for p in ps):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the read side did not catch up")
+
+
 def proc_slow_clients_lock_nobody_out():
     # --connections-max 40 and 60 connections stuck in their heads: a new
     # client still gets in, because the oldest stalled ones make room.
