@@ -1,9 +1,10 @@
 /*
  * Operations routes, the same whatever domains the server composes:
  * health, readiness, metrics, the OpenAPI document, projection status and
- * rebuilds, and drift over every domain. Admin routes are open to whoever
- * reaches the listen address until authentication lands; keep it on
- * loopback.
+ * rebuilds, and drift over every domain. Health, readiness and the API
+ * document are open (load balancers and clients need them without a
+ * token); metrics are for observers, the rest for operators (the access
+ * column of the table; src/auth gives it meaning).
  */
 #include "ops/ops.h"
 
@@ -215,12 +216,13 @@ void ops_route_openapi(struct http_request *req)
 }
 
 const struct http_route ops_routes[] = {
-    {"GET", "/healthz", ops_route_healthz, 0, NULL},
-    {"GET", "/readyz", ops_route_readyz, 0, NULL},
-    {"GET", "/metrics", ops_route_metrics, 0, NULL},
-    {"GET", "/openapi.yaml", ops_route_openapi, 0, NULL},
-    {"GET", "/admin/projections", ops_route_admin_projections, 0, NULL},
-    {"POST", "/admin/projections/{name}/rebuild", ops_route_admin_rebuild_projection, 0, NULL},
-    {"GET", "/admin/drift", ops_route_admin_drift, 0, NULL},
+    {"GET", "/healthz", ops_route_healthz, 0, NULL, HTTP_ACCESS_OPEN},
+    {"GET", "/readyz", ops_route_readyz, 0, NULL, HTTP_ACCESS_OPEN},
+    {"GET", "/metrics", ops_route_metrics, 0, NULL, HTTP_ACCESS_OBSERVE},
+    {"GET", "/openapi.yaml", ops_route_openapi, 0, NULL, HTTP_ACCESS_OPEN},
+    {"GET", "/admin/projections", ops_route_admin_projections, 0, NULL, HTTP_ACCESS_ADMIN},
+    {"POST", "/admin/projections/{name}/rebuild", ops_route_admin_rebuild_projection, 0, NULL,
+     HTTP_ACCESS_ADMIN},
+    {"GET", "/admin/drift", ops_route_admin_drift, 0, NULL, HTTP_ACCESS_ADMIN},
 };
 const size_t ops_routes_len = sizeof(ops_routes) / sizeof(ops_routes[0]);

@@ -189,15 +189,17 @@ void wallet_route_admin_rebuild(struct http_request *req)
 }
 
 const struct http_route wallet_routes[] = {
-    {"POST", "/wallets", wallet_route_create, WX_BODY_BYTES_MAX, NULL},
-    {"GET", "/wallets", wallet_route_list, 0, models_wallets},
-    {"GET", "/wallets/{id}", wallet_route_get, 0, models_wallets},
-    {"GET", "/wallets/{id}/ledger", wallet_route_ledger, 0, models_ledger},
-    {"POST", "/wallets/{id}/credit", wallet_route_credit, WX_BODY_BYTES_MAX, NULL},
-    {"POST", "/wallets/{id}/debit", wallet_route_debit, WX_BODY_BYTES_MAX, NULL},
-    {"GET", "/wallets/{id}/events", wallet_route_events, 0, NULL},
-    {"POST", "/transfers", wallet_route_transfer, WX_BODY_BYTES_MAX, NULL},
-    {"GET", "/transfers/{id}", wallet_route_get_transfer, 0, models_transfers},
-    {"POST", "/admin/wallets/{id}/rebuild", wallet_route_admin_rebuild, 0, NULL},
-    {NULL, NULL, NULL, 0, NULL},
+    {"POST", "/wallets", wallet_route_create, WX_BODY_BYTES_MAX, NULL, HTTP_ACCESS_COMMAND},
+    {"GET", "/wallets", wallet_route_list, 0, models_wallets, HTTP_ACCESS_QUERY},
+    {"GET", "/wallets/{id}", wallet_route_get, 0, models_wallets, HTTP_ACCESS_QUERY},
+    {"GET", "/wallets/{id}/ledger", wallet_route_ledger, 0, models_ledger, HTTP_ACCESS_QUERY},
+    {"POST", "/wallets/{id}/credit", wallet_route_credit, WX_BODY_BYTES_MAX, NULL,
+     HTTP_ACCESS_COMMAND},
+    {"POST", "/wallets/{id}/debit", wallet_route_debit, WX_BODY_BYTES_MAX, NULL,
+     HTTP_ACCESS_COMMAND},
+    {"GET", "/wallets/{id}/events", wallet_route_events, 0, NULL, HTTP_ACCESS_QUERY},
+    {"POST", "/transfers", wallet_route_transfer, WX_BODY_BYTES_MAX, NULL, HTTP_ACCESS_COMMAND},
+    {"GET", "/transfers/{id}", wallet_route_get_transfer, 0, models_transfers, HTTP_ACCESS_QUERY},
+    {"POST", "/admin/wallets/{id}/rebuild", wallet_route_admin_rebuild, 0, NULL, HTTP_ACCESS_ADMIN},
+    {NULL, NULL, NULL, 0, NULL, HTTP_ACCESS_ADMIN},
 };
