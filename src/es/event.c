@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/jflat.h"
 
 int es_position_cmp(const struct es_position *a, const struct es_position *b)
 {
@@ -84,4 +85,18 @@ void es_event_json(struct wx_buf *b, const struct es_event *ev)
     wx_buf_json_key(b, "metadata", &first);
     wx_buf_add(b, ev->metadata, ev->metadata_len);
     wx_buf_addc(b, '}');
+}
+
+bool es_event_actor(const struct es_event *event, char out[WX_ID_BYTES_MAX + 1])
+{
+    char text[WX_EVENT_METADATA_BYTES_MAX + 1];
+    struct wx_jflat fields;
+    if (event->metadata == NULL || event->metadata_len >= sizeof(text) ||
+        wx_jflat_parse(event->metadata, event->metadata_len, text, sizeof(text), &fields) != 0)
+        return false;
+    const char *actor = wx_jflat_str(&fields, "actor", WX_ID_BYTES_MAX);
+    if (actor == NULL)
+        return false;
+    memcpy(out, actor, strlen(actor) + 1);
+    return true;
 }

@@ -287,6 +287,14 @@ static char *event_metadata(struct es_decide_ctx *ctx, size_t *len_out)
         wx_buf_json_key(&b, "traceparent", &first);
         wx_buf_json_str(&b, cmd->traceparent);
     }
+    if (cmd->actor != NULL) {
+        wx_buf_json_key(&b, "actor", &first);
+        wx_buf_json_str(&b, cmd->actor);
+    }
+    if (cmd->token_id != NULL) {
+        wx_buf_json_key(&b, "tokenId", &first);
+        wx_buf_json_str(&b, cmd->token_id);
+    }
     wx_buf_addc(&b, '}');
     char *out = NULL;
     if (wx_buf_ok(&b)) {
@@ -376,6 +384,16 @@ void *es_decide_alloc(struct es_decide_ctx *ctx, size_t bytes)
 int64_t es_decide_now_ms(const struct es_decide_ctx *ctx)
 {
     return ctx->now_ms;
+}
+
+const char *es_decide_actor(const struct es_decide_ctx *ctx)
+{
+    return ctx->cmd->actor;
+}
+
+const void *es_decide_principal(const struct es_decide_ctx *ctx)
+{
+    return ctx->cmd->principal;
 }
 
 static void answer(struct es_command *cmd, int status, const struct es_outcome *outcome,
@@ -678,6 +696,8 @@ static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
                 cmd->position = last->events[last->events_len - 1].position;
                 for (size_t a = 0; a < item->appends_len; a++)
                     atomic_fetch_add(&w->stats.events, item->appends[a].events_len);
+                if (cmd->committed != NULL)
+                    cmd->committed(cmd);
             }
         }
         if (!cmd->replayed) { /* replays are counted as idempotency hits */
