@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "app/app.h"
+#include "auth/service.h"
 #include "base/err.h"
 #include "bus/bus.h"
 #include "es/writer.h"
@@ -192,6 +193,8 @@ void ops_route_metrics(struct http_request *req)
     struct es_position head;
     if (es_store_head(app->store, &head) == 0)
         bus_metrics(app->bus, &head, &b);
+    if (app->auth != NULL)
+        auth_service_metrics(app->auth, &b);
     wx_metric_header(&b, "wallex_process_resident_memory_bytes", "gauge",
                      "Resident memory of the server process.");
     wx_buf_printf(&b, "wallex_process_resident_memory_bytes %llu\n",
