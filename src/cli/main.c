@@ -297,8 +297,9 @@ static const char usage_bench[] =
     "                                             WALLEX_BENCH_MIX (60,20,20)\n"
     "  --seed N           random seed (0: from the clock)\n"
     "  --token TOKEN      an admin token, when the server has authentication on\n"
-    "                                             WALLEX_TOKEN (or DATA_DIR/admin.token of\n"
-    "                                             --data-dir, when given)\n";
+    "                                             WALLEX_TOKEN (else the first start's\n"
+    "                                             DATA_DIR/admin.token, when readable)\n"
+    "  --data-dir DIR     where to look for admin.token  WALLEX_DATA_DIR (./data)\n";
 
 static const char usage_token[] =
     "usage: wallex token create --role admin|user|reader --subject ID [--expires RFC3339]\n"
@@ -1078,6 +1079,21 @@ static int cmd_backup(int argc, char **argv)
     return err ? 1 : 0;
 }
 
+/* DATA_DIR/admin.token of a first start, when it is there and readable:
+ * the bench on this machine finds the token `make run` wrote. */
+static const char *admin_token_file(const char *data_dir, char *out, size_t out_bytes)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", data_dir, AUTH_FIRST_TOKEN_FILE);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    bool got = fgets(out, (int)out_bytes, f) != NULL;
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    return got && out[0] != '\0' ? out : NULL;
+}
+
 static int cmd_bench(int argc, char **argv)
 {
     struct options o;
@@ -1109,6 +1125,8 @@ static int cmd_bench(int argc, char **argv)
         return 2;
     }
     b.orders = strcmp(o.workload, "orders") == 0;
+    char token[AUTH_TOKEN_BYTES + 2] = "";
+    b.token = o.token != NULL ? o.token : admin_token_file(o.data_dir, token, sizeof(token));
     b.host = host;
     b.port = (uint16_t)port;
     b.mix_transfer = t;
