@@ -737,6 +737,10 @@ static int serve_auth(const struct options *o, struct serve *sv)
         fprintf(stderr, "wallex: cannot start authentication: %s\n", wx_strerror(err));
         return err;
     }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", o->data_dir, AUTH_FIRST_TOKEN_FILE);
+    if (!created && access(path, F_OK) == 0) /* `make run` says where it is, every time */
+        wx_log_always("the first start's admin token is in %s", path);
     return 0;
 }
 
