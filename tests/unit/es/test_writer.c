@@ -395,6 +395,44 @@ static void test_actor_and_committed(void **state)
     assert_null(strstr(metadata, "actor"));
 }
 
+/* es_event_actor's fast way and its strict reader agree on what the
+ * writer writes and on what it never does. */
+static void test_event_actor_reading(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *metadata;
+        const char *actor; /* NULL: none */
+    } cases[] = {
+        {"{\"correlationId\":\"c\",\"causationId\":\"d\",\"actor\":\"u-1\",\"tokenId\":\"t\"}",
+         "u-1"},
+        {"{\"correlationId\":\"c\"}", NULL},
+        {"{\"actor\":\"first\"}", "first"},
+        /* A correlation id that spells the key: its quotes are escaped. */
+        {"{\"correlationId\":\"x\\\",\\\"actor\\\":\\\"evil\",\"actor\":\"good\"}", "good"},
+        {"{\"correlationId\":\"x\\\",\\\"actor\\\":\\\"evil\"}", NULL},
+        /* An escaped character in the value: the strict reader decides. */
+        {"{\"c\":\"c\",\"actor\":\"a\\u0062\"}", "ab"},
+        {"{\"c\":\"c\",\"actor\":\"\"}", ""},
+        {"{\"c\":\"c\",\"actor\":12}", NULL},
+        {"{\"c\":\"c\",\"actor\":\"unterminated", NULL},
+        {"{\"c\":\"c\",\"actor\":\""
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", NULL}, /* 65 */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct es_event ev = {.metadata = cases[i].metadata,
+                              .metadata_len = strlen(cases[i].metadata)};
+        char actor[WX_ID_BYTES_MAX + 1] = "untouched";
+        bool found = es_event_actor(&ev, actor);
+        if (cases[i].actor == NULL) {
+            assert_false(found);
+        } else {
+            assert_true(found);
+            assert_string_equal(actor, cases[i].actor);
+        }
+    }
+}
+
 int main(void)
 {
     /* The writer counts outcomes by registered table (es/outcome.h). */
@@ -407,6 +445,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_same_key_in_one_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uncached_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_actor_and_committed, setup, teardown),
+        cmocka_unit_test(test_event_actor_reading),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
