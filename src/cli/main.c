@@ -227,7 +227,7 @@ static const char usage_serve[] =
     "                         burst (0: unlimited)  WALLEX_RATE_LIMIT_USER (1000,2000)\n"
     "  The first start on an empty data directory writes an admin token to\n"
     "  DATA_DIR/admin.token (mode 0600): TOKEN=$(cat data/admin.token), then\n"
-    "  curl -H \"Authorization: Bearer $TOKEN\" ...; `wallex token --help` makes more.\n"
+    "  curl -H \"Authorization: Bearer $TOKEN\" ...; more tokens: `wallex token --help`.\n"
     "\n"
     "event bus (docs/operations.md, \"The event bus\"):\n"
     "  --redis URL            publish every event to Redis Streams (redis://[:pass@]host[:port][/db])\n"

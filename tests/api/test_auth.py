@@ -455,6 +455,9 @@ def test_refused_before_the_body(s):
         expect(c.recv(4096).startswith(b"HTTP/1.1 401 "))
     finally:
         c.close()
+    # A refusal carries the client's correlation id, like any answer.
+    r = s.request("GET", "/wallets", headers={"X-Correlation-Id": "trace-me-401"}, token=None)
+    expect(r[0] == 401 and r[1]["x-correlation-id"] == "trace-me-401", r[1])
     # The scheme's case does not matter; anything else than Bearer is 401.
     expect(s.request("GET", "/wallets", headers={"Authorization": "bearer " + s.token},
                      token=None)[0] == 200)
