@@ -384,6 +384,49 @@ out_end:
     return err;
 }
 
+/* A text column, or null. */
+static void column_json(struct wx_buf *out, sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        wx_buf_adds(out, "null");
+    else
+        wx_buf_json_str(out, (const char *)sqlite3_column_text(st, i));
+}
+
+/* The LedgerEntry of the row at the cursor (the columns of
+ * wallet_query_ledger's SELECT); WX_ERR_CORRUPT for an unknown currency. */
+static int ledger_entry_json(sqlite3_stmt *st, const char *wallet_id, struct wx_buf *out)
+{
+    int64_t version = sqlite3_column_int64(st, 0);
+    const char *currency = (const char *)sqlite3_column_text(st, 5);
+    int exponent = wx_currency_exponent(currency);
+    if (exponent < 0)
+        return WX_ERR_CORRUPT;
+    char at[WX_RFC3339_BYTES];
+    wx_time_format(sqlite3_column_int64(st, 9), at);
+    wx_buf_printf(out, "{\"entryId\":\"%s:%lld\",\"walletId\":", wallet_id, (long long)version);
+    wx_buf_json_str(out, wallet_id);
+    wx_buf_printf(out, ",\"version\":%lld,\"type\":\"%s\",\"amount\":", (long long)version,
+                  (const char *)sqlite3_column_text(st, 1));
+    wx_money_format(out, sqlite3_column_int64(st, 2), exponent);
+    wx_buf_adds(out, ",\"balanceBefore\":");
+    wx_money_format(out, sqlite3_column_int64(st, 3), exponent);
+    wx_buf_adds(out, ",\"balanceAfter\":");
+    wx_money_format(out, sqlite3_column_int64(st, 4), exponent);
+    wx_buf_adds(out, ",\"currency\":");
+    wx_buf_json_str(out, currency);
+    wx_buf_adds(out, ",\"description\":");
+    column_json(out, st, 6);
+    wx_buf_adds(out, ",\"transferId\":");
+    column_json(out, st, 7);
+    wx_buf_adds(out, ",\"eventId\":");
+    wx_buf_json_str(out, (const char *)sqlite3_column_text(st, 8));
+    wx_buf_adds(out, ",\"occurredAt\":");
+    wx_buf_json_str(out, at);
+    wx_buf_addc(out, '}');
+    return 0;
+}
+
 int wallet_query_ledger(struct es_projector *p, const char *wallet_id, const char *owner_only,
                         int64_t after_version, size_t limit, struct wx_buf *out)
 {
@@ -420,45 +463,12 @@ int wallet_query_ledger(struct es_projector *p, const char *wallet_id, const cha
             more = true;
             break;
         }
-        int64_t version = sqlite3_column_int64(st, 0);
-        const char *currency = (const char *)sqlite3_column_text(st, 5);
-        int exponent = wx_currency_exponent(currency);
-        if (exponent < 0) {
-            err = WX_ERR_CORRUPT;
-            break;
-        }
-        char at[WX_RFC3339_BYTES];
-        wx_time_format(sqlite3_column_int64(st, 9), at);
         if (n++ > 0)
             wx_buf_addc(out, ',');
-        wx_buf_printf(out, "{\"entryId\":\"%s:%lld\",\"walletId\":", wallet_id,
-                      (long long)version);
-        wx_buf_json_str(out, wallet_id);
-        wx_buf_printf(out, ",\"version\":%lld,\"type\":\"%s\",\"amount\":", (long long)version,
-                      (const char *)sqlite3_column_text(st, 1));
-        wx_money_format(out, sqlite3_column_int64(st, 2), exponent);
-        wx_buf_adds(out, ",\"balanceBefore\":");
-        wx_money_format(out, sqlite3_column_int64(st, 3), exponent);
-        wx_buf_adds(out, ",\"balanceAfter\":");
-        wx_money_format(out, sqlite3_column_int64(st, 4), exponent);
-        wx_buf_adds(out, ",\"currency\":");
-        wx_buf_json_str(out, currency);
-        wx_buf_adds(out, ",\"description\":");
-        if (sqlite3_column_type(st, 6) == SQLITE_NULL)
-            wx_buf_adds(out, "null");
-        else
-            wx_buf_json_str(out, (const char *)sqlite3_column_text(st, 6));
-        wx_buf_adds(out, ",\"transferId\":");
-        if (sqlite3_column_type(st, 7) == SQLITE_NULL)
-            wx_buf_adds(out, "null");
-        else
-            wx_buf_json_str(out, (const char *)sqlite3_column_text(st, 7));
-        wx_buf_adds(out, ",\"eventId\":");
-        wx_buf_json_str(out, (const char *)sqlite3_column_text(st, 8));
-        wx_buf_adds(out, ",\"occurredAt\":");
-        wx_buf_json_str(out, at);
-        wx_buf_addc(out, '}');
-        last = version;
+        err = ledger_entry_json(st, wallet_id, out);
+        if (err)
+            break;
+        last = sqlite3_column_int64(st, 0);
     }
     if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
         err = sqlconn_err(rc);
