@@ -233,7 +233,13 @@ static struct conn *wait_response(struct bench *b, int timeout_ms, int *status,
             char tmp[65536];
             ssize_t r = read(c->fd, tmp, sizeof(tmp));
             if (r <= 0 || c->in.len + (size_t)r > BENCH_RESPONSE_BYTES_MAX) {
-                fprintf(stderr, "wallex bench: connection closed by the server\n");
+                /* A refused token closes the connection (its body was
+                 * never read): say what the server wanted. */
+                fprintf(stderr, "wallex bench: connection closed by the server%s\n",
+                        b->refused_status == 401 || b->refused_status == 403
+                            ? " after a 401 or 403: it wants an admin token (--token, "
+                              "WALLEX_TOKEN, or DATA_DIR/admin.token)"
+                            : "");
                 return NULL;
             }
             wx_buf_add(&c->in, tmp, (size_t)r);
