@@ -828,6 +828,7 @@ static void serve_close(struct serve *sv)
      * them) while everything they use is still there. */
     wx_worker_stop(sv->admin);
     bus_stop(sv->bus);
+    auth_service_quiesce(sv->auth); /* its refresher may submit to the writer */
     es_writer_stop(sv->writer);
     http_server_stop(sv->http);
     auth_service_stop(sv->auth);
