@@ -108,9 +108,15 @@ static const char *const stmt_sql[SQLCONN_STMTS_MAX] = {
     [STMT_INSERT_EVENT] = "INSERT INTO events(event_id, stream_id, version, type, data, metadata,"
                           " occurred_at_ms, schema_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
                           " ?8)",
-    [STMT_INSERT_IDEM] = "INSERT OR REPLACE INTO idempotency(key, request, status, body, location,"
+    /* A stored record is replaced only once expired (?9); otherwise no row
+     * changes and the item conflicts (es_idem_record.expired_before_ms). */
+    [STMT_INSERT_IDEM] = "INSERT INTO idempotency(key, request, status, body, location,"
                          " position_hi, position_lo, created_at_ms)"
-                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(key) DO UPDATE"
+                         " SET request = excluded.request, status = excluded.status,"
+                         " body = excluded.body, location = excluded.location,"
+                         " position_hi = excluded.position_hi, position_lo = excluded.position_lo,"
+                         " created_at_ms = excluded.created_at_ms WHERE created_at_ms < ?9",
     [STMT_READ_STREAM] = "SELECT * FROM (SELECT " EVENT_COLUMNS_E " FROM idx.stream_index i"
                          " JOIN events e ON e.position = i.position WHERE i.stream_id = ?1"
                          " AND i.version >= ?2 ORDER BY i.version LIMIT ?3)"
@@ -604,7 +610,11 @@ static int insert_idem(struct sqlconn *c, const struct es_idem_record *r)
         sqlite3_bind_int64(st, 7, (int64_t)r->position.lo);
     }
     sqlite3_bind_int64(st, 8, r->created_at_ms);
-    return sqlconn_run_i64(st, NULL);
+    sqlite3_bind_int64(st, 9, r->expired_before_ms);
+    int err = sqlconn_run_i64(st, NULL);
+    if (!err && sqlite3_changes(c->db) == 0)
+        err = WX_ERR_CONFLICT;
+    return err;
 }
 
 static int insert_snapshot(struct sqlconn *c, const struct es_snapshot *snap)
@@ -677,6 +687,7 @@ static int sqlite_commit(struct es_store *store, struct es_batch_item *items, si
         bool appended = false;
         for (size_t a = 0; a < item->appends_len; a++) {
             err = append_one(s, &item->appends[a], &last);
+            item->conflict = err == WX_ERR_CONFLICT;
             if (err)
                 goto err_rollback;
             appended = true;
@@ -690,6 +701,7 @@ static int sqlite_commit(struct es_store *store, struct es_batch_item *items, si
             item->idem->has_position = appended;
             item->idem->position = last;
             err = insert_idem(c, item->idem);
+            item->conflict = err == WX_ERR_CONFLICT;
             if (err)
                 goto err_rollback;
         }
