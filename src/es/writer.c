@@ -86,6 +86,7 @@ struct es_writer {
     struct cache_entry *lru_tail;
     struct wx_map overlay;    /* stream id -> struct staged_stream */
     struct wx_map batch_keys; /* idempotency keys claimed in this batch */
+    struct wx_map tainted;    /* streams another writer changed under this batch */
     struct wx_arena batch_arena;
     int64_t idem_expired_at_ms; /* monotonic time of the last cleanup */
 
@@ -577,6 +578,9 @@ static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
         r->body_len = cmd->body_len;
         r->location = cmd->location;
         r->created_at_ms = now_ms;
+        /* Another node may have claimed the key since idem_precheck: only a
+         * record that has expired may be replaced. */
+        r->expired_before_ms = now_ms - w->idem_ttl_ms;
         item->idem = r;
     }
     return item->appends_len > 0 || item->idem != NULL ? EFFECT_WRITE : EFFECT_NONE;
@@ -587,76 +591,214 @@ err_nomem:
     return EFFECT_BROKEN;
 }
 
-static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
-{
-    struct es_command **cmds = wx_arena_alloc(&w->batch_arena, n * sizeof(*cmds));
-    struct es_batch_item *items = wx_arena_alloc(&w->batch_arena, n * sizeof(*items));
-    size_t *item_of = wx_arena_alloc(&w->batch_arena, n * sizeof(*item_of));
-    bool batch_broken = cmds == NULL || items == NULL || item_of == NULL;
-    int64_t now_ms = wx_clock_now_ms(w->clock);
-    size_t items_len = 0;
+/* One round of a batch: its commands (submission order), the items they
+ * staged, and which command staged which item. */
+struct round {
+    struct es_command **cmds;
+    size_t len;
+    struct es_batch_item *items;
+    size_t *item_cmd; /* item -> index into cmds */
+    size_t items_len;
+    bool *again;      /* per command: lost a race, decide it again */
+};
 
-    struct es_command *cmd = first;
-    for (size_t i = 0; i < n; i++, cmd = cmd->next) {
-        if (batch_broken) {
+/* Decides every command of the round; false when memory ran out midway
+ * (then every command with something to write is answered 500). */
+static bool decide_round(struct es_writer *w, struct round *r, int64_t now_ms)
+{
+    bool broken = false;
+    r->items_len = 0;
+    for (size_t i = 0; i < r->len; i++) {
+        struct es_command *cmd = r->cmds[i];
+        r->again[i] = false;
+        if (broken) {
             answer_problem(cmd, ES_internal_error, "Out of memory");
             continue;
         }
-        cmds[i] = cmd;
-        item_of[i] = SIZE_MAX;
-        enum cmd_effect effect = run_command(w, cmd, &items[items_len], now_ms);
-        if (effect == EFFECT_BROKEN) {
-            batch_broken = true;
-            answer_problem(cmd, ES_internal_error, "Out of memory");
-        } else if (effect == EFFECT_WRITE) {
-            item_of[i] = items_len++;
+        enum cmd_effect effect = run_command(w, cmd, &r->items[r->items_len], now_ms);
+        if (effect == EFFECT_BROKEN)
+            broken = true;
+        else if (effect == EFFECT_WRITE)
+            r->item_cmd[r->items_len++] = i;
+    }
+    if (broken)
+        for (size_t k = 0; k < r->items_len; k++)
+            answer_problem(r->cmds[r->item_cmd[k]], ES_internal_error, "Out of memory");
+    return !broken;
+}
+
+static bool item_touches(const struct es_batch_item *item, const struct wx_map *streams)
+{
+    for (size_t a = 0; a < item->appends_len; a++)
+        if (wx_map_get(streams, item->appends[a].stream_id) != NULL)
+            return true;
+    return false;
+}
+
+/* After a conflict: the items that lost, and every later item that shares
+ * a stream with one of them (it was decided on state that included the
+ * lost item's events), leave the round and are decided again. Their
+ * streams are "tainted": the cache's state of them is stale. */
+static int take_out_conflicts(struct es_writer *w, struct round *r)
+{
+    size_t kept = 0;
+    for (size_t k = 0; k < r->items_len; k++) {
+        struct es_batch_item *item = &r->items[k];
+        if (item->conflict || item_touches(item, &w->tainted)) {
+            for (size_t a = 0; a < item->appends_len; a++)
+                if (wx_map_put(&w->tainted, item->appends[a].stream_id, w) != 0)
+                    return WX_ERR_NOMEM;
+            r->again[r->item_cmd[k]] = true;
+            continue;
+        }
+        r->items[kept] = *item;
+        r->item_cmd[kept++] = r->item_cmd[k];
+    }
+    assert(kept < r->items_len); /* the store marks at least one item */
+    r->items_len = kept;
+    return 0;
+}
+
+/* Commits the round's items; on a conflict, commits the others without
+ * the ones that lost (each pass takes out at least one item, so this ends). */
+static int commit_round(struct es_writer *w, struct round *r)
+{
+    int err = 0;
+    while (r->items_len > 0) {
+        int64_t commit_started = wx_monotonic_us();
+        err = es_store_commit(w->store, r->items, r->items_len);
+        wx_hist_observe(&w->stats.commit_us, wx_monotonic_us() - commit_started);
+        if (err != WX_ERR_CONFLICT)
+            break;
+        atomic_fetch_add(&w->stats.conflicts, 1);
+        err = take_out_conflicts(w, r);
+        if (err)
+            break;
+    }
+    return err;
+}
+
+/* After a round: the committed overlay becomes the cache, tainted streams
+ * leave it, and the committed commands learn their positions; after a
+ * failed commit their answers become 503. */
+static void settle_round(struct es_writer *w, struct round *r, int err)
+{
+    for (size_t i = 0; i < w->overlay.cap && !err; i++) {
+        struct wx_map_slot *sl = &w->overlay.slots[i];
+        struct staged_stream *st = sl->value;
+        if (st != NULL && !st->type->uncached && wx_map_get(&w->tainted, sl->key) == NULL)
+            cache_put(w, sl->key, st->type, st->version, st->state);
+    }
+    size_t cursor = 0;
+    const char *key;
+    void *value;
+    while (wx_map_next(&w->tainted, &cursor, &key, &value)) {
+        struct cache_entry *e = wx_map_get(&w->cache, key);
+        if (e != NULL)
+            cache_drop(w, e);
+    }
+    for (size_t k = 0; k < r->items_len; k++) {
+        struct es_command *cmd = r->cmds[r->item_cmd[k]];
+        struct es_batch_item *item = &r->items[k];
+        if (err) {
+            answer_problem(cmd, ES_store_unavailable,
+                           "The event store could not commit; nothing was applied");
+        } else if (item->appends_len > 0) {
+            struct es_stream_append *last = &item->appends[item->appends_len - 1];
+            cmd->has_position = true;
+            cmd->position = last->events[last->events_len - 1].position;
+            for (size_t a = 0; a < item->appends_len; a++)
+                atomic_fetch_add(&w->stats.events, item->appends[a].events_len);
         }
     }
-
-    int err = 0;
-    if (batch_broken)
-        err = WX_ERR_NOMEM;
-    else if (items_len > 0) {
-        int64_t commit_started = wx_monotonic_us();
-        err = es_store_commit(w->store, items, items_len);
-        wx_hist_observe(&w->stats.commit_us, wx_monotonic_us() - commit_started);
-    }
-    wx_hist_observe(&w->stats.batch_commands, (int64_t)n);
-
     if (err) {
         atomic_fetch_add(&w->stats.commit_failures, 1);
-        wx_logf(WX_LOG_ERROR, "writer: batch of %zu commands failed: %s", n, wx_strerror(err));
-    } else {
-        /* Committed: the overlay becomes the cache. */
-        for (size_t i = 0; i < w->overlay.cap; i++) {
-            struct wx_map_slot *sl = &w->overlay.slots[i];
-            struct staged_stream *st = sl->value;
-            if (st != NULL && !st->type->uncached)
-                cache_put(w, sl->key, st->type, st->version, st->state);
-        }
+        wx_logf(WX_LOG_ERROR, "writer: batch of %zu commands failed: %s", r->len,
+                wx_strerror(err));
+    } else if (r->items_len > 0) {
         atomic_fetch_add(&w->stats.batches, 1);
-        if (items_len > 0 && w->on_commit != NULL)
+        if (w->on_commit != NULL)
             w->on_commit(w->on_commit_ctx);
     }
+    wx_map_clear(&w->overlay);
+}
+
+/* The commands that lost a race become the next round, in submission
+ * order, their idempotency keys free again. Returns how many. */
+static size_t next_round(struct es_writer *w, struct round *r, struct es_command **next)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < r->len; i++) {
+        if (!r->again[i])
+            continue;
+        if (r->cmds[i]->idem_key != NULL)
+            wx_map_remove(&w->batch_keys, r->cmds[i]->idem_key);
+        next[len++] = r->cmds[i];
+    }
+    wx_map_clear(&w->tainted);
+    return len;
+}
+
+/* Decides and commits the batch; commands that lost a version race to
+ * another node are decided again on fresh state (DESIGN.md §3), at most
+ * WX_WRITER_CONFLICT_RETRIES_MAX times, while the others commit. */
+static void run_rounds(struct es_writer *w, struct es_command **cmds, size_t n,
+                       struct es_command **spare)
+{
+    struct round r = {
+        .cmds = cmds,
+        .len = n,
+        .items = wx_arena_alloc(&w->batch_arena, n * sizeof(*r.items)),
+        .item_cmd = wx_arena_alloc(&w->batch_arena, n * sizeof(*r.item_cmd)),
+        .again = wx_arena_alloc(&w->batch_arena, n * sizeof(*r.again)),
+    };
+    if (r.items == NULL || r.item_cmd == NULL || r.again == NULL) {
+        for (size_t i = 0; i < n; i++)
+            answer_problem(cmds[i], ES_internal_error, "Out of memory");
+        return;
+    }
+    for (int round = 0; r.len > 0; round++) {
+        if (round > WX_WRITER_CONFLICT_RETRIES_MAX) {
+            for (size_t i = 0; i < r.len; i++)
+                answer_problem(r.cmds[i], ES_version_conflict,
+                               "Other writers kept changing this resource; try again");
+            break;
+        }
+        int err = WX_ERR_NOMEM;
+        if (decide_round(w, &r, wx_clock_now_ms(w->clock)))
+            err = commit_round(w, &r);
+        else
+            r.items_len = 0; /* answered 500 already; nothing was sent */
+        settle_round(w, &r, err);
+        struct es_command **next = spare;
+        spare = r.cmds;
+        r.len = next_round(w, &r, next);
+        r.cmds = next;
+        if (r.len > 0)
+            atomic_fetch_add(&w->stats.conflict_retries, r.len);
+    }
+}
+
+static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
+{
+    struct es_command **cmds = wx_arena_alloc(&w->batch_arena, n * sizeof(*cmds));
+    struct es_command **spare = wx_arena_alloc(&w->batch_arena, n * sizeof(*spare));
+    struct es_command *cmd = first;
+    for (size_t i = 0; i < n; i++, cmd = cmd->next) {
+        if (cmds == NULL || spare == NULL)
+            answer_problem(cmd, ES_internal_error, "Out of memory");
+        else
+            cmds[i] = cmd;
+    }
+    if (cmds != NULL && spare != NULL)
+        run_rounds(w, cmds, n, spare);
+    wx_hist_observe(&w->stats.batch_commands, (int64_t)n);
 
     /* Complete in submission order. The `next` link is read before
      * `complete`, after which the command belongs to its submitter again. */
     cmd = first;
     for (size_t i = 0; i < n; i++) {
         struct es_command *next = cmd->next;
-        if (!batch_broken && item_of[i] != SIZE_MAX) {
-            struct es_batch_item *item = &items[item_of[i]];
-            if (err) {
-                answer_problem(cmd, ES_store_unavailable,
-                               "The event store could not commit; nothing was applied");
-            } else if (item->appends_len > 0) {
-                struct es_stream_append *last = &item->appends[item->appends_len - 1];
-                cmd->has_position = true;
-                cmd->position = last->events[last->events_len - 1].position;
-                for (size_t a = 0; a < item->appends_len; a++)
-                    atomic_fetch_add(&w->stats.events, item->appends[a].events_len);
-            }
-        }
         if (!cmd->replayed) { /* replays are counted as idempotency hits */
             size_t slot = es_outcome_slot(cmd->outcome);
             assert(slot < w->stats.outcomes_len);
@@ -668,6 +810,7 @@ static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
     atomic_fetch_add(&w->stats.commands, n);
     wx_map_clear(&w->overlay);
     wx_map_clear(&w->batch_keys);
+    wx_map_clear(&w->tainted);
     wx_arena_release(&w->batch_arena);
 }
 
@@ -754,6 +897,7 @@ int es_writer_start(const struct es_writer_config *config, struct es_writer **wr
     wx_map_init(&w->cache);
     wx_map_init(&w->overlay);
     wx_map_init(&w->batch_keys);
+    wx_map_init(&w->tainted);
     wx_arena_init(&w->batch_arena);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         pthread_mutex_destroy(&w->lock);
@@ -779,6 +923,7 @@ void es_writer_stop(struct es_writer *w)
     cache_free(w);
     wx_map_free(&w->overlay);
     wx_map_free(&w->batch_keys);
+    wx_map_free(&w->tainted);
     wx_arena_release(&w->batch_arena);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->cond);
@@ -829,6 +974,12 @@ void es_writer_metrics(const struct es_writer *w, struct wx_buf *b)
             atomic_load(&st->batches));
     counter(b, "wallex_writer_commit_failures_total", "Batches whose commit failed (503).",
             atomic_load(&st->commit_failures));
+    counter(b, "wallex_writer_conflicts_total",
+            "Commits that lost a version race to another writer (some commands decided again).",
+            atomic_load(&st->conflicts));
+    counter(b, "wallex_writer_conflict_retries_total",
+            "Commands decided again on fresh state after losing a version race.",
+            atomic_load(&st->conflict_retries));
     counter(b, "wallex_events_appended_total", "Events appended to the log.",
             atomic_load(&st->events));
     counter(b, "wallex_idempotency_hits_total",
