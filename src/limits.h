@@ -309,6 +309,16 @@
 /* Events read from the log in one go by drift, verify and offline tools. */
 #define WX_SCAN_BATCH_EVENTS_MAX 10000
 
+/* wallex migrate copies the log this many events per target commit: big
+ * enough that the commit's fixed cost (a round trip, a WAL flush) is
+ * spread thin, small enough that an interrupted copy loses little and one
+ * page stays a few MB in memory. */
+#define WX_MIGRATE_PAGE_EVENTS 10000
+
+/* The migration's progress bar: its width, and how often it is redrawn. */
+#define WX_MIGRATE_BAR_CHARS 30
+#define WX_MIGRATE_PROGRESS_MS 200
+
 /* Length of a projection failure message kept for /admin/projections. */
 #define WX_ERROR_TEXT_BYTES 256
 

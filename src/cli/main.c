@@ -21,6 +21,7 @@
 #include "base/fault.h"
 #include "base/money.h"
 #include "cli/bench.h"
+#include "cli/migrate.h"
 #include "es/domain.h"
 #include "es/writer.h"
 #include "http/http.h"
@@ -46,6 +47,7 @@ struct options {
     const char *data_dir;
     const char *store;
     const char *pg_url;
+    const char *pg_schema;
     const char *currency;
     const char *log_level;
     const char *to;
@@ -61,7 +63,7 @@ struct options {
     int64_t connections_max;
     int64_t connection_timeout_s;
     int64_t snapshot_every;
-    int64_t from;
+    const char *from; /* events: a position token; migrate: a directory or URL */
     int64_t limit;
 };
 
@@ -77,6 +79,7 @@ static void options_defaults(struct options *o)
     o->data_dir = env_or("WALLEX_DATA_DIR", "./data");
     o->store = env_or("WALLEX_STORE", "sqlite");
     o->pg_url = env_or("WALLEX_PG_URL", NULL);
+    o->pg_schema = env_or("WALLEX_PG_SCHEMA", "wallex");
     o->currency = env_or("WALLEX_DEFAULT_CURRENCY", "USD");
     o->log_level = env_or("WALLEX_LOG_LEVEL", "info");
     o->to = NULL;
@@ -92,7 +95,7 @@ static void options_defaults(struct options *o)
     o->connections_max = WX_HTTP_CONNECTIONS_MAX;
     o->snapshot_every = WX_SNAPSHOT_EVERY_DEFAULT;
     o->connection_timeout_s = WX_HTTP_CONNECTION_TIMEOUT_S;
-    o->from = 0;
+    o->from = NULL;
     o->limit = INT64_MAX;
 }
 
@@ -120,6 +123,7 @@ static const char usage_main[] =
     "  drift     compare the read models with a fold of the log\n"
     "  verify    check the money invariants (exit 1 when one is broken)\n"
     "  backup    copy the event log of a running or stopped server (--to DIR)\n"
+    "  migrate   copy the event log between SQLite and PostgreSQL (--from, --to)\n"
     "  bench     load generator: wallets, a mix of operations, then verification\n"
     "\n"
     "  wallex <command> --help   options of one command\n"
@@ -130,8 +134,10 @@ static const char usage_serve[] =
     "\n"
     "  --listen ADDR          host:port to listen on     WALLEX_LISTEN     (127.0.0.1:8080)\n"
     "  --data-dir DIR         where the SQLite files live WALLEX_DATA_DIR  (./data)\n"
-    "  --store NAME           sqlite | memory            WALLEX_STORE      (sqlite)\n"
-    "  --pg URL               PostgreSQL connection URL  WALLEX_PG_URL     (not yet supported)\n"
+    "  --store NAME           sqlite | postgres | memory WALLEX_STORE      (sqlite)\n"
+    "  --pg URL               PostgreSQL connection URL  WALLEX_PG_URL\n"
+    "                         (postgresql://user:pass@host:5432/db or key=value pairs)\n"
+    "  --pg-schema NAME       schema of wallex's tables  WALLEX_PG_SCHEMA  (wallex)\n"
     "  --currency CODE        default wallet currency    WALLEX_DEFAULT_CURRENCY (USD)\n"
     "  --http-threads N       HTTP threads               WALLEX_HTTP_THREADS (2)\n"
     "  --idempotency-ttl S    Idempotency-Key lifetime   WALLEX_IDEMPOTENCY_TTL_S (86400)\n"
@@ -141,16 +147,21 @@ static const char usage_serve[] =
     "  --connection-timeout-s N  idle or slow connection closes after  WALLEX_CONNECTION_TIMEOUT_S (30)\n"
     "  --snapshot-every N     events between snapshots   WALLEX_SNAPSHOT_EVERY (100)\n"
     "\n"
+    "With --store postgres the log lives in PostgreSQL (several nodes may share\n"
+    "it) and the read side in DATA_DIR/readmodel.db on this node.\n"
+    "\n"
     "Logs are JSON lines on stderr, one per request at info.\n"
     "\n"
     "SIGTERM or SIGINT stops accepting connections, finishes the requests in\n"
     "flight and exits 0.\n";
 
 static const char usage_offline[] =
-    "usage: wallex rebuild|drift|verify [--data-dir DIR]\n"
+    "usage: wallex rebuild|drift|verify [--data-dir DIR] [--store postgres --pg URL]\n"
     "\n"
     "Offline tools on a data directory (WALLEX_DATA_DIR, ./data); run them on a\n"
-    "stopped server.\n"
+    "stopped server. With --store postgres (WALLEX_STORE, WALLEX_PG_URL,\n"
+    "--pg-schema) the log is read from PostgreSQL and the read side is\n"
+    "DATA_DIR/readmodel.db, created when missing.\n"
     "  rebuild  drops every read model and projects the whole log again\n"
     "  drift    lists differences between read models and the log (exit 1 if any)\n"
     "  verify   catches the read models up, then checks that balances equal\n"
@@ -186,10 +197,28 @@ static const char usage_events[] =
     "Prints the event log, oldest first, one JSON object a line.\n"
     "\n"
     "  --data-dir DIR   the data directory            WALLEX_DATA_DIR (./data)\n"
-    "  --from N         start after log position N    (0)\n"
+    "  --store NAME     sqlite | postgres             WALLEX_STORE (sqlite)\n"
+    "  --pg URL         PostgreSQL connection URL     WALLEX_PG_URL\n"
+    "  --from POS       start after this position (an X-Position token)  (0)\n"
     "  --limit N        print at most N events        (all)\n";
 
-enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_CURRENCY, OPT_THREADS,
+static const char usage_migrate[] =
+    "usage: wallex migrate --from DIR|URL --to URL|DIR [--pg-schema NAME]\n"
+    "\n"
+    "Copies the event log between a SQLite data directory and a PostgreSQL\n"
+    "database (a postgres:// or postgresql:// URL, or key=value pairs), either\n"
+    "way, on stopped servers. Every event is copied exactly: id, stream,\n"
+    "version, type, schema version, data, metadata and time; positions are the\n"
+    "target's own. Snapshots and idempotency records are not copied: streams\n"
+    "are snapshotted again as they grow, and Idempotency-Keys used before the\n"
+    "migration are not remembered after it.\n"
+    "\n"
+    "The target must be empty at the first start (a new or empty directory, a\n"
+    "database without wallex tables in the schema). An interrupted copy is\n"
+    "resumed by running the same command again. Afterwards run `wallex verify`\n"
+    "on the target: its read side is built from the copied log.\n";
+
+enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_PG_SCHEMA, OPT_CURRENCY, OPT_THREADS,
        OPT_IDEM_TTL, OPT_MIN_POS_WAIT, OPT_LOG_LEVEL, OPT_TO, OPT_CONNS, OPT_CONN_TIMEOUT,
        OPT_SNAPSHOT_EVERY, OPT_URL, OPT_WALLETS, OPT_OPS, OPT_CONNECTIONS, OPT_MIX, OPT_SEED, OPT_FROM, OPT_LIMIT,
        OPT_HELP };
@@ -199,6 +228,7 @@ static const struct option long_options[] = {
     {"data-dir", required_argument, NULL, OPT_DATA_DIR},
     {"store", required_argument, NULL, OPT_STORE},
     {"pg", required_argument, NULL, OPT_PG},
+    {"pg-schema", required_argument, NULL, OPT_PG_SCHEMA},
     {"currency", required_argument, NULL, OPT_CURRENCY},
     {"http-threads", required_argument, NULL, OPT_THREADS},
     {"idempotency-ttl", required_argument, NULL, OPT_IDEM_TTL},
@@ -225,7 +255,7 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
 {
     const char *threads = env_or("WALLEX_HTTP_THREADS", NULL);
     const char *ttl = env_or("WALLEX_IDEMPOTENCY_TTL_S", NULL);
-    const char *from = NULL, *limit = NULL;
+    const char *limit = NULL;
     const char *min_wait = env_or("WALLEX_MIN_POSITION_WAIT_MS", NULL);
     const char *conns = env_or("WALLEX_CONNECTIONS_MAX", NULL);
     const char *wallets = env_or("WALLEX_BENCH_WALLETS", NULL);
@@ -242,6 +272,7 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         case OPT_DATA_DIR: o->data_dir = optarg; break;
         case OPT_STORE: o->store = optarg; break;
         case OPT_PG: o->pg_url = optarg; break;
+        case OPT_PG_SCHEMA: o->pg_schema = optarg; break;
         case OPT_CURRENCY: o->currency = optarg; break;
         case OPT_THREADS: threads = optarg; break;
         case OPT_IDEM_TTL: ttl = optarg; break;
@@ -257,7 +288,7 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         case OPT_CONNECTIONS: connections = optarg; break;
         case OPT_MIX: o->mix = optarg; break;
         case OPT_SEED: seed = optarg; break;
-        case OPT_FROM: from = optarg; break;
+        case OPT_FROM: o->from = optarg; break;
         case OPT_LIMIT: limit = optarg; break;
         case OPT_HELP: fputs(usage, stdout); return 1;
         default: fputs(usage, stderr); return 2;
@@ -278,7 +309,6 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         !int_opt("--ops", ops, 1, INT64_MAX / 2, &o->ops) ||
         !int_opt("--connections", connections, 1, 4096, &o->connections) ||
         !int_opt("--seed", seed, 0, INT64_MAX, &o->seed) ||
-        !int_opt("--from", from, 0, INT64_MAX, &o->from) ||
         !int_opt("--limit", limit, 1, INT64_MAX, &o->limit))
         return 2;
     enum wx_log_level level;
@@ -336,18 +366,46 @@ static void raise_fd_limit(int64_t connections_max)
                 (unsigned long long)rl.rlim_max, (long long)connections_max);
 }
 
-static int open_store(const struct options *o, struct es_store **store)
+static bool is_postgres(const struct options *o)
 {
-    if (strcmp(o->store, "postgres") == 0) {
-        fprintf(stderr, "wallex: the postgres store is not built yet; use --store sqlite\n");
+    return strcmp(o->store, "postgres") == 0;
+}
+
+/* Exit code of a command whose store cannot be reached (PostgreSQL down or
+ * refusing us), so scripts and supervisors can tell it from bad usage. */
+#define EXIT_STORE_UNREACHABLE 3
+
+/* must_exist: tools that only read a log do not create one. */
+static int open_store(const struct options *o, bool must_exist, struct es_store **store)
+{
+    struct es_store_config cfg = {.data_dir = o->data_dir, .url = o->pg_url,
+                                  .pg_schema = o->pg_schema, .must_exist = must_exist};
+    if (is_postgres(o) && o->pg_url == NULL) {
+        fprintf(stderr, "wallex: --store postgres needs --pg URL (or WALLEX_PG_URL)\n");
         return WX_ERR_INVALID;
     }
-    struct es_store_config cfg = {.data_dir = o->data_dir, .url = o->pg_url};
+    if (es_store_backend(o->store) == NULL) {
+        fprintf(stderr, "wallex: --store must be sqlite, postgres or memory\n");
+        return WX_ERR_INVALID;
+    }
     int err = es_store_open(o->store, &cfg, store);
-    if (err)
+    if (err == WX_ERR_IO && is_postgres(o))
+        fprintf(stderr, "wallex: cannot reach PostgreSQL (the reason is logged above); check"
+                        " --pg / WALLEX_PG_URL and that the server is running\n");
+    else if (err == WX_ERR_NOT_FOUND && is_postgres(o))
+        fprintf(stderr, "wallex: no wallex log in schema %s of that database\n", o->pg_schema);
+    else if (err == WX_ERR_INVALID && is_postgres(o))
+        fprintf(stderr, "wallex: cannot use schema %s of that database (the reason is logged"
+                        " above)\n", o->pg_schema);
+    else if (err)
         fprintf(stderr, "wallex: cannot open the %s store in %s: %s\n", o->store, o->data_dir,
                 wx_strerror(err));
     return err;
+}
+
+static int open_store_exit_code(int err)
+{
+    return err == WX_ERR_IO ? EXIT_STORE_UNREACHABLE : 1;
 }
 
 /* Every command starts alike: defaults, environment, flags, and for the
@@ -359,7 +417,7 @@ static int command_start(int argc, char **argv, const char *usage, struct option
     int rc = parse_options(argc, argv, usage, o);
     if (rc)
         return rc == 1 ? 0 : 2;
-    if (need_data_dir && access(o->data_dir, F_OK) != 0) {
+    if (need_data_dir && strcmp(o->store, "sqlite") == 0 && access(o->data_dir, F_OK) != 0) {
         fprintf(stderr, "wallex: no data directory at %s\n", o->data_dir);
         return 1;
     }
@@ -430,11 +488,12 @@ static int cmd_serve(int argc, char **argv)
     struct http_server *http = NULL;
     struct http_route *routes = NULL;
     size_t routes_len = 0;
-    if (strcmp(o.store, "sqlite") == 0 && lock_data_dir(o.data_dir, "serve") < 0)
+    /* The data directory holds the log on SQLite and the read side on both. */
+    if (strcmp(o.store, "memory") != 0 && lock_data_dir(o.data_dir, "serve") < 0)
         return 1;
-    int err = open_store(&o, &store);
+    int err = open_store(&o, false, &store);
     if (err)
-        return 1;
+        return open_store_exit_code(err);
     err = open_projector(&o, store, false, false, &projector);
     if (!err)
         err = es_projector_start(projector);
@@ -476,8 +535,13 @@ static int cmd_serve(int argc, char **argv)
     err = http_server_start(&hcfg, &http);
     if (err)
         goto out_writer;
-    wx_log_always("wallex %s: serving http://%s (port %u), %s store in %s", WALLEX_VERSION,
-            o.listen, http_server_port(http), o.store, o.data_dir);
+    if (is_postgres(&o))
+        wx_log_always("wallex %s: serving http://%s (port %u), postgres store (schema %s),"
+                      " read side in %s",
+                      WALLEX_VERSION, o.listen, http_server_port(http), o.pg_schema, o.data_dir);
+    else
+        wx_log_always("wallex %s: serving http://%s (port %u), %s store in %s", WALLEX_VERSION,
+                      o.listen, http_server_port(http), o.store, o.data_dir);
 
     int sig = 0;
     sigwait(&sigs, &sig);
@@ -526,13 +590,17 @@ static int cmd_events(int argc, char **argv)
     int rc = command_start(argc, argv, usage_events, &o, true);
     if (rc >= 0)
         return rc;
+    /* --from is a position token; pages follow the last position read, and
+     * the count is of events printed, not of positions. */
+    struct print_ctx ctx = {.last = es_position_start()};
+    if (o.from != NULL && !es_position_parse(o.from, &ctx.last)) {
+        fprintf(stderr, "wallex events: --from must be a position token (N or N.N)\n");
+        return 2;
+    }
     struct es_store *store;
-    if (open_store(&o, &store))
-        return 1;
-    /* --from is a position token's number; pages follow the last position
-     * read, and the count is of events printed, not of positions. */
-    struct print_ctx ctx = {.last = {0, (uint64_t)o.from}};
-    int err = 0;
+    int err = open_store(&o, true, &store);
+    if (err)
+        return open_store_exit_code(err);
     while (ctx.printed < o.limit && !err) {
         int64_t before = ctx.printed, left = o.limit - ctx.printed;
         struct es_position after = ctx.last;
@@ -601,11 +669,13 @@ static int cmd_offline(const char *cmd, int argc, char **argv)
     /* drift only reads; rebuild and verify write the read side. */
     if (strcmp(cmd, "drift") != 0 && lock_data_dir(o.data_dir, cmd) < 0)
         return 1;
-    if (open_store(&o, &store) || open_projector(&o, store, true, strcmp(cmd, "drift") == 0, &p)) {
+    int err = open_store(&o, true, &store);
+    if (err)
+        return open_store_exit_code(err);
+    if (open_projector(&o, store, true, strcmp(cmd, "drift") == 0, &p)) {
         es_store_close(store);
         return 1;
     }
-    int err = 0;
     bool ok = true;
     struct wx_buf b;
     wx_buf_init(&b);
@@ -646,11 +716,18 @@ static int cmd_backup(int argc, char **argv)
         fprintf(stderr, "wallex: no data directory at %s\n", o.data_dir);
         return 1;
     }
+    if (is_postgres(&o)) {
+        fprintf(stderr, "wallex backup: a PostgreSQL log is backed up with PostgreSQL's own"
+                        " tools (pg_dump -n %s, or base backups); see docs/operations.md\n",
+                o.pg_schema);
+        return 2;
+    }
     struct es_store *store;
-    if (open_store(&o, &store))
-        return 1;
+    int err = open_store(&o, true, &store);
+    if (err)
+        return open_store_exit_code(err);
     struct es_position head;
-    int err = es_store_head(store, &head);
+    err = es_store_head(store, &head);
     int64_t started = wx_monotonic_ms();
     if (!err)
         err = es_store_backup(store, o.to);
@@ -698,6 +775,40 @@ static int cmd_bench(int argc, char **argv)
     return wallex_bench(&b);
 }
 
+/* A PostgreSQL connection string rather than a directory. */
+static bool looks_like_pg(const char *spec)
+{
+    return strncmp(spec, "postgres://", 11) == 0 || strncmp(spec, "postgresql://", 13) == 0 ||
+           strchr(spec, '=') != NULL;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+    struct options o;
+    int rc = command_start(argc, argv, usage_migrate, &o, false);
+    if (rc >= 0)
+        return rc;
+    if (o.from == NULL || o.to == NULL) {
+        fputs(usage_migrate, stderr);
+        return 2;
+    }
+    bool from_pg = looks_like_pg(o.from), to_pg = looks_like_pg(o.to);
+    if (from_pg == to_pg) {
+        fprintf(stderr, "wallex migrate: one side must be a directory and the other a"
+                        " PostgreSQL URL\n");
+        return 2;
+    }
+    struct es_store_config from = {.data_dir = o.from, .url = o.from, .pg_schema = o.pg_schema};
+    struct es_store_config to = {.data_dir = o.to, .url = o.to, .pg_schema = o.pg_schema};
+    struct migrate_options m = {
+        .from_backend = from_pg ? "postgres" : "sqlite",
+        .from = &from,
+        .to_backend = to_pg ? "postgres" : "sqlite",
+        .to = &to,
+    };
+    return wallex_migrate(&m);
+}
+
 int main(int argc, char **argv)
 {
     wx_fault_init(env_or("WALLEX_FAULT_DIR", NULL));
@@ -725,6 +836,8 @@ int main(int argc, char **argv)
         return cmd_events(argc - 1, argv + 1);
     if (strcmp(cmd, "backup") == 0)
         return cmd_backup(argc - 1, argv + 1);
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
         return cmd_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "rebuild") == 0 || strcmp(cmd, "drift") == 0 || strcmp(cmd, "verify") == 0)

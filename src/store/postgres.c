@@ -457,6 +457,22 @@ static int query_int(struct pg_store *s, PGconn *c, const char *sql, int64_t *ou
     return err;
 }
 
+/* WX_ERR_NOT_FOUND when the schema has no wallex tables. */
+static int schema_exists(struct pg_store *s, PGconn *c)
+{
+    const char *values[] = {s->schema};
+    PGresult *r = PQexecParams(c, "SELECT 1 FROM pg_tables WHERE schemaname = $1"
+                                  " AND tablename = 'schema_version'",
+                               1, NULL, values, NULL, NULL, 0);
+    int err = PQresultStatus(r) != PGRES_TUPLES_OK ? WX_ERR_IO
+              : PQntuples(r) == 0                  ? WX_ERR_NOT_FOUND
+                                                   : 0;
+    if (err == WX_ERR_IO)
+        note_failure(s, "looking for the schema", PQerrorMessage(c));
+    PQclear(r);
+    return err;
+}
+
 /* Creates or upgrades wallex's tables, one node at a time, and refuses a
  * layout newer than this build's. */
 static int ensure_schema(struct pg_store *s, PGconn *c)
@@ -535,6 +551,8 @@ static int pg_open(const struct es_store_config *config, struct es_store **store
     int err = s->url && s->schema ? 0 : WX_ERR_NOMEM;
     if (!err)
         err = connect_one(s, false, &s->writer);
+    if (!err && config->must_exist)
+        err = schema_exists(s, s->writer);
     if (!err)
         err = ensure_schema(s, s->writer);
     if (!err)

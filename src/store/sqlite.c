@@ -346,6 +346,10 @@ static int sqlite_open(const struct es_store_config *config, struct es_store **s
 {
     if (config->data_dir == NULL)
         return WX_ERR_INVALID;
+    char events_path[4096];
+    snprintf(events_path, sizeof(events_path), "%s/events.db", config->data_dir);
+    if (config->must_exist && access(events_path, F_OK) != 0)
+        return WX_ERR_NOT_FOUND;
     if (mkdir(config->data_dir, 0700) != 0 && errno != EEXIST) {
         wx_logf(WX_LOG_ERROR, "sqlite: mkdir %s: %s", config->data_dir, strerror(errno));
         return WX_ERR_IO;

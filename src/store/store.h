@@ -97,6 +97,9 @@ struct es_store_config {
     const char *data_dir;  /* sqlite: where events.db lives */
     const char *url;       /* postgres: connection string (URL or key=value) */
     const char *pg_schema; /* postgres: the schema holding wallex's tables; NULL: "wallex" */
+    /* Open only a store that is there already (tools reading a log, the
+     * source of a migration): WX_ERR_NOT_FOUND instead of creating one. */
+    bool must_exist;
 };
 
 struct es_store;
