@@ -150,9 +150,12 @@ static const char commit_sql[] =
     " pg_current_xact_id()::text,"
     " (SELECT string_agg(position::text, ',' ORDER BY ord) FROM ev_out)";
 
+/* The transaction id goes out as text under another name: ORDER BY
+ * transaction_id would otherwise sort the text output column ("999" after
+ * "1000") rather than the xid8. */
 #define EVENT_COLUMNS                                                                         \
-    "transaction_id::text, position, event_id, stream_id, version, type, data, metadata,"    \
-    " occurred_at_ms, schema_version"
+    "transaction_id::text AS xid_text, position, event_id, stream_id, version, type, data,"   \
+    " metadata, occurred_at_ms, schema_version"
 
 /* The rows every transaction still running could yet add to are left out:
  * they come later, in (transaction_id, position) order, once committed. */
@@ -184,7 +187,7 @@ static const struct {
                           " AND version >= $2 ORDER BY version LIMIT $3"},
     [STMT_STREAM_VERSION] = {"wx_stream_version",
                              "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1"},
-    [STMT_HEAD] = {"wx_head", "SELECT transaction_id::text, position FROM events WHERE " VISIBLE
+    [STMT_HEAD] = {"wx_head", "SELECT transaction_id::text AS xid_text, position FROM events WHERE " VISIBLE
                               " ORDER BY transaction_id DESC, position DESC LIMIT 1"},
     [STMT_IDEM_GET] = {"wx_idem_get",
                        "SELECT request, status, body, location, position_hi, position_lo,"
@@ -235,16 +238,17 @@ static void note_failure(struct pg_store *s, const char *what, const char *why)
     wx_logf(WX_LOG_ERROR, "postgres: %s: %s", what, why);
 }
 
-/* 0 when a connection may be attempted now; then no other caller may
- * attempt one until this attempt's outcome is known (or it times out). */
+/* 0 when a connection may be attempted now. While healthy anyone may
+ * connect; after a failure one caller at a time probes, once the backoff
+ * has passed, and the others fail at once until it succeeds. */
 static int attempt_allowed(struct pg_store *s)
 {
     int64_t now = wx_monotonic_ms();
     int err = 0;
     pthread_mutex_lock(&s->health_lock);
-    if (now < s->retry_at_ms)
+    if (s->backoff_ms > 0 && now < s->retry_at_ms)
         err = WX_ERR_IO;
-    else
+    else if (s->backoff_ms > 0)
         s->retry_at_ms = now + WX_PG_CONNECT_TIMEOUT_S * 1000;
     pthread_mutex_unlock(&s->health_lock);
     return err;

@@ -497,6 +497,24 @@ static void test_gap_free_order(void **state)
     pg_exec(side, "ROLLBACK");
     assert_int_equal(read_all(s, &checkpoint, &c), 1);
     assert_string_equal(c.streams[0], "g4");
+    checkpoint = c.positions[0];
+
+    /* Transaction ids are compared as numbers: spend ids until the next
+     * one has one more digit, and commit on both sides of it. */
+    uint64_t next = checkpoint.hi + 1, boundary = 10;
+    while (boundary <= next + 1)
+        boundary *= 10;
+    for (uint64_t i = next; i + 2 < boundary; i++)
+        pg_exec(side, "SELECT pg_current_xact_id()");
+    assert_int_equal(append(s, "g5", ES_EXPECT_NO_STREAM, 0, 1), 0);
+    assert_int_equal(append(s, "g6", ES_EXPECT_NO_STREAM, 0, 1), 0);
+    assert_int_equal(append(s, "g7", ES_EXPECT_NO_STREAM, 0, 1), 0);
+    assert_int_equal(read_all(s, &checkpoint, &c), 3);
+    assert_string_equal(c.streams[0], "g5");
+    assert_string_equal(c.streams[2], "g7");
+    assert_true(c.positions[0].hi < boundary && c.positions[2].hi >= boundary);
+    assert_int_equal(es_store_head(s, &head), 0);
+    assert_int_equal(es_position_cmp(&head, &c.positions[2]), 0);
     PQfinish(side);
     es_store_close(s);
 }
