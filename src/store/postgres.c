@@ -100,18 +100,22 @@ enum commit_param {
     CP_EV_METADATA, CP_EV_AT,
     CP_CHK_ITEM, CP_CHK_STREAM, CP_CHK_VERSION,
     CP_ID_ITEM, CP_ID_KEY, CP_ID_REQUEST, CP_ID_STATUS, CP_ID_BODY, CP_ID_LOCATION,
-    CP_ID_LAST_ORD, CP_ID_CREATED, CP_ID_EXPIRED,
+    CP_ID_LAST_STREAM, CP_ID_LAST_VERSION, CP_ID_CREATED, CP_ID_EXPIRED,
     CP_SN_STREAM, CP_SN_VERSION, CP_SN_AT, CP_SN_DATA,
     CP_COUNT
 };
 
-/* One statement per writer batch; see the file comment. ev_in numbers the
- * events (ord) in batch order, and they are inserted in that order so
- * positions grow with it. chk holds the base version of each stream's
- * first append when it is not 0: it must exist, or the append would leave
- * a gap. An idempotency record takes the position of its item's last event
- * and replaces a stored one only when that has expired. Snapshots keep the
- * latest stored one and the new one. */
+/* One statement per writer batch; see the file comment. Events are
+ * inserted in batch order (ord), so their positions, drawn from the
+ * sequence row by row, grow with it: sorted positions are batch order.
+ * chk holds the base version of each stream's first append when it is not
+ * 0: it must exist, or the append would leave a gap (one index probe per
+ * stream). An idempotency record takes the position of its item's last
+ * event and replaces a stored one only when that has expired. Snapshots
+ * keep the latest stored one and the new one. Which items lost is worked
+ * out only when something was not written (the CASE), and then raised.
+ * Every lookup is an index probe or a hash over this batch's rows, never a
+ * scan of the log. */
 static const char commit_sql[] =
     "WITH ev_in AS (SELECT * FROM unnest($1::int[], $2::text[], $3::bigint[], $4::text[],"
     " $5::text[], $6::int[], $7::text[], $8::text[], $9::bigint[]) WITH ORDINALITY AS u(item,"
@@ -120,35 +124,39 @@ static const char commit_sql[] =
     " metadata, occurred_at_ms) SELECT event_id, stream_id, version, type, schema_version, data,"
     " metadata, occurred_at_ms FROM ev_in ORDER BY ord ON CONFLICT (stream_id, version) DO NOTHING"
     " RETURNING stream_id, version, position),"
-    " ev_out AS (SELECT i.ord, i.item, e.position FROM ev e JOIN ev_in i USING (stream_id,"
-    " version)),"
     " chk AS (SELECT c.item FROM unnest($10::int[], $11::text[], $12::bigint[]) AS c(item,"
-    " stream_id, version) WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id ="
-    " c.stream_id AND e.version = c.version)),"
+    " stream_id, version) LEFT JOIN LATERAL (SELECT 1 AS found FROM events e"
+    " WHERE e.stream_id = c.stream_id AND e.version = c.version LIMIT 1) f ON true"
+    " WHERE f.found IS NULL),"
     " id_in AS (SELECT * FROM unnest($13::int[], $14::text[], $15::bytea[], $16::int[],"
-    " $17::bytea[], $18::text[], $19::int[], $20::bigint[], $21::bigint[]) AS d(item, key,"
-    " request, status, body, location, last_ord, created_at_ms, expired_before_ms)),"
+    " $17::bytea[], $18::text[], $19::text[], $20::bigint[], $21::bigint[], $22::bigint[])"
+    " AS d(item, key, request, status, body, location, last_stream, last_version,"
+    " created_at_ms, expired_before_ms)),"
     " id AS (INSERT INTO idempotency(key, request, status, body, location, position_hi,"
     " position_lo, created_at_ms) SELECT d.key, d.request, d.status, d.body, d.location,"
-    " CASE WHEN d.last_ord > 0 THEN pg_current_xact_id()::text::bigint END,"
-    " (SELECT o.position FROM ev_out o WHERE o.ord = d.last_ord), d.created_at_ms FROM id_in d"
+    " CASE WHEN e.position IS NOT NULL THEN pg_current_xact_id()::text::bigint END,"
+    " e.position, d.created_at_ms FROM id_in d LEFT JOIN ev e ON e.stream_id = d.last_stream"
+    " AND e.version = d.last_version"
     " ON CONFLICT (key) DO UPDATE SET request = excluded.request, status = excluded.status,"
     " body = excluded.body, location = excluded.location, position_hi = excluded.position_hi,"
     " position_lo = excluded.position_lo, created_at_ms = excluded.created_at_ms"
     " WHERE idempotency.created_at_ms < (SELECT d.expired_before_ms FROM id_in d"
     " WHERE d.key = excluded.key) RETURNING key),"
-    " sn_in AS (SELECT * FROM unnest($22::text[], $23::bigint[], $24::bigint[], $25::bytea[])"
+    " sn_in AS (SELECT * FROM unnest($23::text[], $24::bigint[], $25::bigint[], $26::bytea[])"
     " AS s(stream_id, version, occurred_at_ms, data)),"
     " sn_del AS (DELETE FROM snapshots s USING (SELECT DISTINCT stream_id FROM sn_in) n"
     " WHERE s.stream_id = n.stream_id AND s.version < (SELECT max(m.version) FROM snapshots m"
     " WHERE m.stream_id = n.stream_id)),"
     " sn AS (INSERT INTO snapshots SELECT * FROM sn_in ON CONFLICT (stream_id, version)"
     " DO UPDATE SET occurred_at_ms = excluded.occurred_at_ms, data = excluded.data)"
-    " SELECT commit_conflict(ARRAY(SELECT i.item FROM ev_in i WHERE NOT EXISTS (SELECT 1"
-    " FROM ev_out o WHERE o.ord = i.ord) UNION SELECT item FROM chk UNION SELECT d.item"
-    " FROM id_in d WHERE NOT EXISTS (SELECT 1 FROM id WHERE id.key = d.key))),"
+    " SELECT commit_conflict(CASE WHEN (SELECT count(*) FROM ev) = cardinality($1::int[])"
+    " AND (SELECT count(*) FROM id) = cardinality($13::int[]) AND NOT EXISTS (SELECT 1 FROM chk)"
+    " THEN '{}'::int[] ELSE ARRAY(SELECT i.item FROM ev_in i WHERE NOT EXISTS (SELECT 1 FROM ev e"
+    " WHERE e.stream_id = i.stream_id AND e.version = i.version) UNION SELECT item FROM chk"
+    " UNION SELECT d.item FROM id_in d WHERE NOT EXISTS (SELECT 1 FROM id WHERE id.key = d.key))"
+    " END),"
     " pg_current_xact_id()::text,"
-    " (SELECT string_agg(position::text, ',' ORDER BY ord) FROM ev_out)";
+    " (SELECT string_agg(position::text, ',' ORDER BY position) FROM ev)";
 
 /* The transaction id goes out as text under another name: ORDER BY
  * transaction_id would otherwise sort the text output column ("999" after
@@ -712,8 +720,9 @@ static int plan_append(struct pg_store *s, size_t item, struct es_stream_append 
     return wx_map_put(&s->pending, ap->stream_id, (void *)(version + 1));
 }
 
+/* last: the item's last event, NULL when it appended none. */
 static void plan_idem(struct pg_store *s, size_t item, const struct es_idem_record *r,
-                      int64_t last_ord)
+                      const struct es_event *last)
 {
     struct wx_buf *p = s->params;
     arr_i64(&p[CP_ID_ITEM], (int64_t)item);
@@ -722,7 +731,8 @@ static void plan_idem(struct pg_store *s, size_t item, const struct es_idem_reco
     arr_i64(&p[CP_ID_STATUS], r->status);
     arr_bytes(&p[CP_ID_BODY], r->body ? r->body : "", r->body_len);
     arr_str(&p[CP_ID_LOCATION], r->location);
-    arr_i64(&p[CP_ID_LAST_ORD], last_ord);
+    arr_str(&p[CP_ID_LAST_STREAM], last ? last->stream_id : NULL);
+    arr_i64(&p[CP_ID_LAST_VERSION], last ? last->version : 0);
     arr_i64(&p[CP_ID_CREATED], r->created_at_ms);
     arr_i64(&p[CP_ID_EXPIRED], r->expired_before_ms);
 }
@@ -742,8 +752,11 @@ static int plan_batch(struct pg_store *s, struct es_batch_item *items, size_t it
             if (err)
                 return err;
         }
-        if (items[i].idem != NULL)
-            plan_idem(s, i, items[i].idem, items[i].appends_len > 0 ? ord : 0);
+        if (items[i].idem != NULL) {
+            const struct es_stream_append *ap =
+                items[i].appends_len > 0 ? &items[i].appends[items[i].appends_len - 1] : NULL;
+            plan_idem(s, i, items[i].idem, ap ? &ap->events[ap->events_len - 1] : NULL);
+        }
         for (size_t k = 0; k < items[i].snapshots_len; k++) {
             const struct es_snapshot *sn = &items[i].snapshots[k];
             arr_str(&s->params[CP_SN_STREAM], sn->stream_id);
