@@ -158,58 +158,6 @@ static const char commit_sql[] =
     " pg_current_xact_id()::text,"
     " (SELECT string_agg(position::text, ',' ORDER BY position) FROM ev)";
 
-/* The same in three statements sent together in pipeline mode, one
- * round trip and one implicit transaction (they commit at the Sync, or
- * roll back together): each is simpler to plan than the one above. The
- * later ones see the rows of the earlier ones, so a record finds its
- * event's position with one index probe. */
-static const char append_sql[] =
-    "WITH ev_in AS (SELECT * FROM unnest($1::int[], $2::text[], $3::bigint[], $4::text[],"
-    " $5::text[], $6::int[], $7::text[], $8::text[], $9::bigint[]) WITH ORDINALITY AS u(item,"
-    " stream_id, version, event_id, type, schema_version, data, metadata, occurred_at_ms, ord)),"
-    " ev AS (INSERT INTO events(event_id, stream_id, version, type, schema_version, data,"
-    " metadata, occurred_at_ms) SELECT event_id, stream_id, version, type, schema_version, data,"
-    " metadata, occurred_at_ms FROM ev_in ORDER BY ord ON CONFLICT (stream_id, version) DO NOTHING"
-    " RETURNING stream_id, version, position),"
-    " chk AS (SELECT c.item FROM unnest($10::int[], $11::text[], $12::bigint[]) AS c(item,"
-    " stream_id, version) LEFT JOIN LATERAL (SELECT 1 AS found FROM events e"
-    " WHERE e.stream_id = c.stream_id AND e.version = c.version LIMIT 1) f ON true"
-    " WHERE f.found IS NULL)"
-    " SELECT commit_conflict(CASE WHEN (SELECT count(*) FROM ev) = cardinality($1::int[])"
-    " AND NOT EXISTS (SELECT 1 FROM chk) THEN '{}'::int[] ELSE ARRAY(SELECT i.item FROM ev_in i"
-    " WHERE NOT EXISTS (SELECT 1 FROM ev e WHERE e.stream_id = i.stream_id AND e.version ="
-    " i.version) UNION SELECT item FROM chk) END),"
-    " pg_current_xact_id()::text,"
-    " (SELECT string_agg(position::text, ',' ORDER BY position) FROM ev)";
-
-static const char idem_sql[] =
-    "WITH id_in AS (SELECT * FROM unnest($1::int[], $2::text[], $3::bytea[], $4::int[],"
-    " $5::bytea[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[])"
-    " AS d(item, key, request, status, body, location, last_stream, last_version,"
-    " created_at_ms, expired_before_ms)),"
-    " id AS (INSERT INTO idempotency(key, request, status, body, location, position_hi,"
-    " position_lo, created_at_ms) SELECT d.key, d.request, d.status, d.body, d.location,"
-    " d.xid, d.position, d.created_at_ms FROM (SELECT i.*, e.transaction_id::text::bigint AS xid,"
-    " e.position FROM id_in i LEFT JOIN events e ON e.stream_id = i.last_stream"
-    " AND e.version = i.last_version) d"
-    " ON CONFLICT (key) DO UPDATE SET request = excluded.request, status = excluded.status,"
-    " body = excluded.body, location = excluded.location, position_hi = excluded.position_hi,"
-    " position_lo = excluded.position_lo, created_at_ms = excluded.created_at_ms"
-    " WHERE idempotency.created_at_ms < (SELECT d.expired_before_ms FROM id_in d"
-    " WHERE d.key = excluded.key) RETURNING key)"
-    " SELECT commit_conflict(CASE WHEN (SELECT count(*) FROM id) = cardinality($1::int[])"
-    " THEN '{}'::int[] ELSE ARRAY(SELECT d.item FROM id_in d WHERE NOT EXISTS (SELECT 1 FROM id"
-    " WHERE id.key = d.key)) END)";
-
-static const char snapshots_sql[] =
-    "WITH sn_in AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[])"
-    " AS s(stream_id, version, occurred_at_ms, data)),"
-    " sn_del AS (DELETE FROM snapshots s USING (SELECT DISTINCT stream_id FROM sn_in) n"
-    " WHERE s.stream_id = n.stream_id AND s.version < (SELECT max(m.version) FROM snapshots m"
-    " WHERE m.stream_id = n.stream_id))"
-    " INSERT INTO snapshots SELECT * FROM sn_in ON CONFLICT (stream_id, version)"
-    " DO UPDATE SET occurred_at_ms = excluded.occurred_at_ms, data = excluded.data";
-
 /* The transaction id goes out as text under another name: ORDER BY
  * transaction_id would otherwise sort the text output column ("999" after
  * "1000") rather than the xid8. */
@@ -223,9 +171,6 @@ static const char snapshots_sql[] =
 
 enum stmt_id {
     STMT_COMMIT,
-    STMT_APPEND,
-    STMT_IDEM,
-    STMT_SNAPSHOTS,
     STMT_READ_LOG,
     STMT_READ_STREAM,
     STMT_STREAM_VERSION,
@@ -241,9 +186,6 @@ static const struct {
     const char *sql;
 } stmts[STMT_COUNT] = {
     [STMT_COMMIT] = {"wx_commit", commit_sql},
-    [STMT_APPEND] = {"wx_append", append_sql},
-    [STMT_IDEM] = {"wx_idem", idem_sql},
-    [STMT_SNAPSHOTS] = {"wx_snapshots", snapshots_sql},
     [STMT_READ_LOG] = {"wx_read_log",
                        "SELECT " EVENT_COLUMNS " FROM events WHERE (transaction_id, position) >"
                        " ($1::xid8, $2::bigint) AND " VISIBLE
@@ -916,81 +858,6 @@ static int commit_once(struct pg_store *s, struct es_batch_item *items, size_t i
     return err;
 }
 
-/* What one statement of a failed pipeline means. */
-static int statement_error(struct pg_store *s, PGconn *c, PGresult *r,
-                           struct es_batch_item *items, size_t items_len)
-{
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    if (state != NULL && (strcmp(state, PG_CONFLICT_SQLSTATE) == 0 ||
-                          strcmp(state, "23505") == 0)) {
-        mark_conflicts(r, items, items_len);
-        return WX_ERR_CONFLICT;
-    }
-    if (state != NULL && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
-        return COMMIT_AGAIN;
-    (void)conn_lost(s, c, "commit");
-    return WX_ERR_IO;
-}
-
-/* The batch as up to three statements in one pipeline: one round trip,
- * one implicit transaction that commits at the Sync. */
-static int commit_pipelined(struct pg_store *s, struct es_batch_item *items, size_t items_len,
-                            int64_t events)
-{
-    PGconn *c;
-    int err = writer_conn(s, &c);
-    if (err)
-        return err;
-    const char *values[CP_COUNT];
-    for (size_t i = 0; i < CP_COUNT; i++)
-        values[i] = s->params[i].data;
-    bool idem = s->params[CP_ID_ITEM].len > 2, snaps = s->params[CP_SN_STREAM].len > 2;
-    enum stmt_id sent[3];
-    size_t sent_len = 0;
-    if (!PQenterPipelineMode(c))
-        goto err_lost;
-    if (events > 0 && PQsendQueryPrepared(c, stmts[STMT_APPEND].name, CP_ID_ITEM, values, NULL,
-                                          NULL, 0))
-        sent[sent_len++] = STMT_APPEND;
-    if (idem && PQsendQueryPrepared(c, stmts[STMT_IDEM].name, CP_SN_STREAM - CP_ID_ITEM,
-                                    values + CP_ID_ITEM, NULL, NULL, 0))
-        sent[sent_len++] = STMT_IDEM;
-    if (snaps && PQsendQueryPrepared(c, stmts[STMT_SNAPSHOTS].name, CP_COUNT - CP_SN_STREAM,
-                                     values + CP_SN_STREAM, NULL, NULL, 0))
-        sent[sent_len++] = STMT_SNAPSHOTS;
-    if (sent_len != (size_t)(events > 0) + idem + snaps || !PQpipelineSync(c))
-        goto err_lost;
-    for (size_t k = 0; k < sent_len; k++) {
-        PGresult *r = PQgetResult(c);
-        if (r == NULL)
-            goto err_lost;
-        ExecStatusType st = PQresultStatus(r);
-        if (st == PGRES_TUPLES_OK && sent[k] == STMT_APPEND && !err)
-            err = assign_positions(r, items, items_len, events);
-        else if (st == PGRES_FATAL_ERROR && !err)
-            err = statement_error(s, c, r, items, items_len);
-        else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && st != PGRES_FATAL_ERROR &&
-                 st != PGRES_PIPELINE_ABORTED)
-            err = err ? err : WX_ERR_IO;
-        PQclear(r);
-        while ((r = PQgetResult(c)) != NULL) /* the end of this statement's results */
-            PQclear(r);
-    }
-    PGresult *sync = PQgetResult(c);
-    bool synced = sync != NULL && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
-    PQclear(sync);
-    if (!synced || !PQexitPipelineMode(c))
-        goto err_lost;
-    for (size_t i = 0; i < items_len && !err && events == 0; i++)
-        if (items[i].idem != NULL)
-            items[i].idem->has_position = false;
-    return err;
-err_lost:
-    (void)conn_lost(s, c, "commit pipeline");
-    writer_lost(s);
-    return WX_ERR_IO;
-}
-
 static int pg_commit(struct es_store *store, struct es_batch_item *items, size_t items_len)
 {
     struct pg_store *s = (struct pg_store *)store;
@@ -1002,8 +869,7 @@ static int pg_commit(struct es_store *store, struct es_batch_item *items, size_t
             err = WX_ERR_BUSY;
             break;
         }
-        err = getenv("WX_ONE_STATEMENT") ? commit_once(s, items, items_len, events)
-                                         : commit_pipelined(s, items, items_len, events);
+        err = commit_once(s, items, items_len, events);
         if (err != COMMIT_AGAIN)
             break;
     }
