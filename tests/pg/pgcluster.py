@@ -49,7 +49,10 @@ def as_postgres(cmd, **kw):
 
 
 class Cluster:
-    def __init__(self):
+    def __init__(self, durable=False):
+        # durable: fsync and synchronous_commit on, as bench/run's
+        # PostgreSQL peer runs, so figures compare like with like.
+        self.durable = durable
         ensure_installed()
         self.bin = bin_dir()
         self.work = tempfile.mkdtemp(prefix="wallex-pgtest-")
@@ -66,10 +69,12 @@ class Cluster:
         if not os.path.exists(self.data):
             as_postgres([os.path.join(self.bin, "initdb"), "-D", self.data, "-A", "trust",
                          "-U", "postgres", "--no-sync"])
-        # fsync off: these clusters hold test data only, and a crash test
-        # kills wallex or restarts PostgreSQL, never the machine.
-        opts = ("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        # fsync off for tests: these clusters hold test data only, and a
+        # crash test kills wallex or restarts PostgreSQL, never the machine.
+        opts = ("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=200"
                 % (self.port, self.work))
+        opts += (" -c fsync=on -c synchronous_commit=on -c shared_buffers=128MB" if self.durable
+                 else " -c fsync=off")
         try:
             self.pg_ctl("-o", opts, "-w", "-t", "60", "-l", os.path.join(self.work, "pg.log"),
                         "start")
