@@ -504,8 +504,17 @@ static void test_gap_free_order(void **state)
     uint64_t next = checkpoint.hi + 1, boundary = 10;
     while (boundary <= next + 1)
         boundary *= 10;
-    for (uint64_t i = next; i + 2 < boundary; i++)
-        pg_exec(side, "SELECT pg_current_xact_id()");
+    if (boundary - next > 200000) { /* an old cluster: too many to spend */
+        PQfinish(side);
+        es_store_close(s);
+        return;
+    }
+    char burn[256];
+    snprintf(burn, sizeof(burn),
+             "DO $$ BEGIN FOR i IN 1..%llu LOOP PERFORM pg_current_xact_id(); COMMIT;"
+             " END LOOP; END $$",
+             (unsigned long long)(boundary - next - 2));
+    pg_exec(side, burn);
     assert_int_equal(append(s, "g5", ES_EXPECT_NO_STREAM, 0, 1), 0);
     assert_int_equal(append(s, "g6", ES_EXPECT_NO_STREAM, 0, 1), 0);
     assert_int_equal(append(s, "g7", ES_EXPECT_NO_STREAM, 0, 1), 0);
