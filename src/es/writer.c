@@ -69,6 +69,7 @@ struct es_writer {
     int64_t idem_ttl_ms;
     size_t cache_streams_max;
     int64_t snapshot_every;
+    bool check_reads;
     void (*on_commit)(void *ctx);
     void *on_commit_ctx;
     pthread_t thread;
@@ -536,15 +537,20 @@ static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
     memset(item, 0, sizeof(*item));
     size_t appends = 0;
     for (size_t i = 0; i < ctx->streams_len; i++)
-        appends += ctx->streams[i].events_len > 0;
+        appends += ctx->streams[i].events_len > 0 || w->check_reads;
     if (appends > 0) {
         item->appends = wx_arena_alloc(&w->batch_arena, appends * sizeof(*item->appends));
         if (item->appends == NULL)
             goto err_nomem;
         for (size_t i = 0; i < ctx->streams_len; i++) {
             struct cmd_stream *cs = &ctx->streams[i];
-            if (cs->events_len == 0)
+            if (cs->events_len == 0) {
+                /* Read, not changed: the store checks it is still so. */
+                if (w->check_reads)
+                    item->appends[item->appends_len++] = (struct es_stream_append){
+                        cs->stream_id, {ES_EXPECT_EXACT, cs->version_before}, NULL, 0};
                 continue;
+            }
             struct staged_stream *st = wx_map_get(&w->overlay, cs->stream_id);
             if (st == NULL) {
                 st = wx_arena_alloc(&w->batch_arena, sizeof(*st));
@@ -703,12 +709,15 @@ static void settle_round(struct es_writer *w, struct round *r, int err)
         if (err) {
             answer_problem(cmd, ES_store_unavailable,
                            "The event store could not commit; nothing was applied");
-        } else if (item->appends_len > 0) {
-            struct es_stream_append *last = &item->appends[item->appends_len - 1];
-            cmd->has_position = true;
-            cmd->position = last->events[last->events_len - 1].position;
-            for (size_t a = 0; a < item->appends_len; a++)
-                atomic_fetch_add(&w->stats.events, item->appends[a].events_len);
+        } else {
+            for (size_t a = 0; a < item->appends_len; a++) {
+                const struct es_stream_append *ap = &item->appends[a];
+                if (ap->events_len == 0)
+                    continue; /* a check */
+                cmd->has_position = true;
+                cmd->position = ap->events[ap->events_len - 1].position;
+                atomic_fetch_add(&w->stats.events, ap->events_len);
+            }
         }
     }
     if (err) {
@@ -881,6 +890,7 @@ int es_writer_start(const struct es_writer_config *config, struct es_writer **wr
         config->cache_streams_max > 0 ? config->cache_streams_max : WX_CACHE_STREAMS_MAX;
     w->snapshot_every =
         config->snapshot_every > 0 ? config->snapshot_every : WX_SNAPSHOT_EVERY_DEFAULT;
+    w->check_reads = config->check_reads || es_store_shared(config->store);
     w->on_commit = config->on_commit;
     w->on_commit_ctx = config->on_commit_ctx;
     w->idem_expired_at_ms = wx_monotonic_ms() - WX_IDEM_EXPIRE_INTERVAL_MS;

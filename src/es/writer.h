@@ -76,6 +76,12 @@ struct es_writer_config {
     int64_t idem_ttl_ms;
     size_t cache_streams_max;
     int64_t snapshot_every; /* events per stream between snapshots; 0: default */
+    /* Send the version of every stream a command read but did not append
+     * to along with its batch, so the store refuses the command if another
+     * writer changed the stream since (a rejection on stale state is
+     * decided again too). Always on for a shared store (es_store_shared);
+     * tests set it for the memory store. */
+    bool check_reads;
     /* Called on the writer thread after every successful commit, before the
      * commands complete (the projector's wake-up). May be NULL. */
     void (*on_commit)(void *ctx);

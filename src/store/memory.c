@@ -254,17 +254,19 @@ static int mem_commit(struct es_store *store, struct es_batch_item *items, size_
     int err = check_batch(s, items, items_len);
     for (size_t i = 0; i < items_len && !err; i++) {
         struct es_position last = {0, 0};
+        bool appended = false;
         for (size_t a = 0; a < items[i].appends_len && !err; a++) {
             struct es_stream_append *ap = &items[i].appends[a];
             for (size_t e = 0; e < ap->events_len && !err; e++) {
                 err = append_event(s, ap->stream_id, &ap->events[e]);
                 last = ap->events[e].position;
+                appended = true;
             }
         }
         for (size_t k = 0; k < items[i].snapshots_len && !err; k++)
             err = put_snapshot(s, &items[i].snapshots[k]);
         if (!err && items[i].idem != NULL) {
-            items[i].idem->has_position = items[i].appends_len > 0;
+            items[i].idem->has_position = appended;
             items[i].idem->position = last;
             err = put_idem(s, items[i].idem);
         }
@@ -395,6 +397,7 @@ static int mem_snapshot_get(struct es_store *store, const char *stream_id, int64
 
 const struct es_store_ops es_store_memory_ops = {
     .name = "memory",
+    .shared = false,
     .open = mem_open,
     .close = mem_close,
     .commit = mem_commit,

@@ -104,6 +104,7 @@ enum commit_param {
     CP_ID_ITEM, CP_ID_KEY, CP_ID_REQUEST, CP_ID_STATUS, CP_ID_BODY, CP_ID_LOCATION,
     CP_ID_LAST_STREAM, CP_ID_LAST_VERSION, CP_ID_CREATED, CP_ID_EXPIRED,
     CP_SN_STREAM, CP_SN_VERSION, CP_SN_AT, CP_SN_DATA,
+    CP_NX_ITEM, CP_NX_STREAM, CP_NX_VERSION,
     CP_COUNT
 };
 
@@ -114,7 +115,8 @@ enum commit_param {
  * an index probe, a TID lookup or a hash over this batch's own rows.
  * chk holds the base version of each stream's first append when it is not
  * 0: it must exist, or the append would leave a gap (one index probe per
- * stream). An idempotency record takes the position of its item's last
+ * stream). nx holds, for a check without events, the version after it: it
+ * must not exist yet (the stream is still where the decision read it). An idempotency record takes the position of its item's last
  * event and replaces a stored one only when that has expired. Snapshots
  * keep the latest stored one and the new one. Which items lost is worked
  * out only when something was not written (the CASE), and then raised.
@@ -131,6 +133,9 @@ static const char commit_sql[] =
     " stream_id, version) LEFT JOIN LATERAL (SELECT 1 AS found FROM events e"
     " WHERE e.stream_id = c.stream_id AND e.version = c.version LIMIT 1) f ON true"
     " WHERE f.found IS NULL),"
+    " nx AS (SELECT c.item FROM unnest($27::int[], $28::text[], $29::bigint[]) AS c(item,"
+    " stream_id, version) JOIN LATERAL (SELECT 1 FROM events e WHERE e.stream_id = c.stream_id"
+    " AND e.version = c.version LIMIT 1) f ON true),"
     " id_in AS (SELECT * FROM unnest($13::int[], $14::text[], $15::bytea[], $16::int[],"
     " $17::bytea[], $18::text[], $19::text[], $20::bigint[], $21::bigint[], $22::bigint[])"
     " AS d(item, key, request, status, body, location, last_stream, last_version,"
@@ -153,8 +158,8 @@ static const char commit_sql[] =
     " sn AS (INSERT INTO snapshots SELECT * FROM sn_in ON CONFLICT (stream_id, version)"
     " DO UPDATE SET occurred_at_ms = excluded.occurred_at_ms, data = excluded.data)"
     " SELECT commit_conflict(CASE WHEN (SELECT count(*) FROM id) = cardinality($13::int[])"
-    " AND NOT EXISTS (SELECT 1 FROM chk) THEN '{}'::int[] ELSE ARRAY(SELECT item FROM chk"
-    " UNION SELECT d.item FROM id_in d WHERE NOT EXISTS (SELECT 1 FROM id WHERE id.key = d.key))"
+    " AND NOT EXISTS (SELECT 1 FROM chk) AND NOT EXISTS (SELECT 1 FROM nx) THEN '{}'::int[]"
+    " ELSE ARRAY(SELECT item FROM chk UNION SELECT item FROM nx UNION SELECT d.item FROM id_in d WHERE NOT EXISTS (SELECT 1 FROM id WHERE id.key = d.key))"
     " END),"
     " pg_current_xact_id()::text,"
     " (SELECT string_agg(position::text, ',' ORDER BY position) FROM ev)";
@@ -705,6 +710,11 @@ static int append_base(struct pg_store *s, size_t item, const struct es_stream_a
         arr_str(&s->params[CP_CHK_STREAM], ap->stream_id);
         arr_i64(&s->params[CP_CHK_VERSION], *base_out);
     }
+    if (ap->events_len == 0) { /* a check: nothing may follow the base */
+        arr_i64(&s->params[CP_NX_ITEM], (int64_t)item);
+        arr_str(&s->params[CP_NX_STREAM], ap->stream_id);
+        arr_i64(&s->params[CP_NX_VERSION], *base_out + 1);
+    }
     return 0;
 }
 
@@ -768,9 +778,11 @@ static int plan_batch(struct pg_store *s, struct es_batch_item *items, size_t it
                 return err;
         }
         if (items[i].idem != NULL) {
-            const struct es_stream_append *ap =
-                items[i].appends_len > 0 ? &items[i].appends[items[i].appends_len - 1] : NULL;
-            plan_idem(s, i, items[i].idem, ap ? &ap->events[ap->events_len - 1] : NULL);
+            const struct es_event *last = NULL;
+            for (size_t a = 0; a < items[i].appends_len; a++)
+                if (items[i].appends[a].events_len > 0)
+                    last = &items[i].appends[a].events[items[i].appends[a].events_len - 1];
+            plan_idem(s, i, items[i].idem, last);
         }
         for (size_t k = 0; k < items[i].snapshots_len; k++) {
             const struct es_snapshot *sn = &items[i].snapshots[k];
@@ -825,7 +837,7 @@ static void mark_duplicate(PGresult *r, struct es_batch_item *items, size_t item
         for (size_t i = 0; i < items_len && !marked; i++) {
             for (size_t a = 0; a < items[i].appends_len; a++) {
                 const struct es_stream_append *ap = &items[i].appends[a];
-                if (strlen(ap->stream_id) == stream_len &&
+                if (ap->events_len > 0 && strlen(ap->stream_id) == stream_len &&
                     memcmp(ap->stream_id, open + 3, stream_len) == 0 &&
                     version >= ap->events[0].version &&
                     version <= ap->events[ap->events_len - 1].version)
@@ -847,8 +859,10 @@ static int assign_positions(PGresult *r, struct es_batch_item *items, size_t ite
     int64_t seen = 0;
     for (size_t i = 0; i < items_len; i++) {
         struct es_position last = {0, 0};
+        bool appended = false;
         for (size_t a = 0; a < items[i].appends_len; a++) {
             struct es_stream_append *ap = &items[i].appends[a];
+            appended = appended || ap->events_len > 0;
             for (size_t e = 0; e < ap->events_len; e++, seen++) {
                 char *end;
                 uint64_t pos = strtoull(p, &end, 10);
@@ -859,7 +873,7 @@ static int assign_positions(PGresult *r, struct es_batch_item *items, size_t ite
             }
         }
         if (items[i].idem != NULL) {
-            items[i].idem->has_position = items[i].appends_len > 0;
+            items[i].idem->has_position = appended;
             items[i].idem->position = last;
         }
     }
@@ -1136,6 +1150,7 @@ static int pg_snapshot_get(struct es_store *store, const char *stream_id, int64_
 
 const struct es_store_ops es_store_postgres_ops = {
     .name = "postgres",
+    .shared = true,
     .open = pg_open,
     .close = pg_close,
     .commit = pg_commit,

@@ -694,7 +694,7 @@ static int sqlite_commit(struct es_store *store, struct es_batch_item *items, si
             item->conflict = err == WX_ERR_CONFLICT;
             if (err)
                 goto err_rollback;
-            appended = true;
+            appended = appended || item->appends[a].events_len > 0;
         }
         for (size_t k = 0; k < item->snapshots_len; k++) {
             err = insert_snapshot(c, &item->snapshots[k]);
@@ -1089,6 +1089,7 @@ static int sqlite_backup(struct es_store *store, const char *dest_dir)
 
 const struct es_store_ops es_store_sqlite_ops = {
     .name = "sqlite",
+    .shared = false, /* one writer per data directory (its LOCK) */
     .open = sqlite_open,
     .close = sqlite_close,
     .commit = sqlite_commit,

@@ -117,7 +117,9 @@ int es_store_commit(struct es_store *store, struct es_batch_item *items, size_t 
         items[i].conflict = false;
         for (size_t a = 0; a < items[i].appends_len; a++) {
             assert(items[i].appends[a].stream_id != NULL);
-            assert(items[i].appends[a].events_len > 0);
+            assert(items[i].appends[a].events_len == 0 || items[i].appends[a].events != NULL);
+            assert(items[i].appends[a].expect.kind != ES_EXPECT_ANY ||
+                   items[i].appends[a].events_len > 0); /* a check of nothing */
         }
     }
     if (fault_commit_due(store) || wx_fault_active("store-commit-fail"))
@@ -199,6 +201,11 @@ int es_store_backup(struct es_store *store, const char *dest_dir)
     if (store->ops->backup == NULL)
         return WX_ERR_INVALID;
     return store->ops->backup(store, dest_dir);
+}
+
+bool es_store_shared(const struct es_store *store)
+{
+    return store->ops->shared;
 }
 
 bool es_expect_ok(const struct es_expect *expect, int64_t current)

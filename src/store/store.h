@@ -39,7 +39,10 @@ struct es_expect {
 
 /* Events for one stream. The store checks `expect` against the stream as it
  * is inside the transaction (earlier items of the same batch included),
- * assigns versions and positions and writes them into `events`. */
+ * assigns versions and positions and writes them into `events`. With no
+ * events it is a check only: the item conflicts unless the stream is still
+ * at `expect` when the batch commits (a decision that read the stream
+ * without changing it, made on a shared store). */
 struct es_stream_append {
     const char *stream_id;
     struct es_expect expect;
@@ -106,6 +109,10 @@ struct es_store;
 
 struct es_store_ops {
     const char *name;
+    /* Several writers (nodes) may append to the same log, so a writer's
+     * cached state can be stale: it checks what it read (see
+     * es_stream_append). */
+    bool shared;
     int (*open)(const struct es_store_config *config, struct es_store **store_out);
     void (*close)(struct es_store *store);
     /* All items in one transaction, durable (fsync'd) before it returns 0.
@@ -193,6 +200,9 @@ void es_store_fault_conflict(struct es_store *store, const char *stream_id, int 
 /* Why the store cannot reach its server, into out ("" when it can, or has
  * no server). */
 void es_store_last_error(struct es_store *store, char *out, size_t out_bytes);
+
+/* True when other writers may append to this store (es_store_ops.shared). */
+bool es_store_shared(const struct es_store *store);
 
 /* Shared by backends: does a stream at `current` satisfy `expect`? */
 bool es_expect_ok(const struct es_expect *expect, int64_t current);

@@ -437,6 +437,58 @@ static void test_conflict_names_items(void **state)
     es_store_close(s);
 }
 
+/* An append without events is a check: the stream must still be at the
+ * expected version when the batch commits, and nothing is written for it. */
+static void test_checks(void **state)
+{
+    (void)state;
+    struct es_store *s = open_store(true);
+    assert_int_equal(append(s, "c", ES_EXPECT_NO_STREAM, 0, 2), 0);
+    struct es_position head_before, head_after;
+    assert_int_equal(es_store_head(s, &head_before), 0);
+    struct es_idem_record rec = {.key = "ck", .request = "r", .request_len = 1, .status = 422,
+                                 .body = "{}", .body_len = 2, .created_at_ms = 1};
+    struct es_stream_append check = {"c", {ES_EXPECT_EXACT, 2}, NULL, 0};
+    struct es_stream_append none = {"absent", {ES_EXPECT_EXACT, 0}, NULL, 0};
+    struct es_stream_append both[2] = {check, none};
+    struct es_batch_item item = {.appends = both, .appends_len = 2, .idem = &rec};
+    assert_int_equal(es_store_commit(s, &item, 1), 0);
+    assert_false(rec.has_position);
+    assert_int_equal(es_store_head(s, &head_after), 0);
+    assert_int_equal(es_position_cmp(&head_before, &head_after), 0);
+    assert_int_equal(version_of(s, "absent"), 0);
+
+    /* Stale: the stream moved on. */
+    struct es_stream_append stale = {"c", {ES_EXPECT_EXACT, 1}, NULL, 0};
+    struct es_event e[1] = {ev("T", "{\"n\":1}")};
+    struct es_stream_append other = {"d", {ES_EXPECT_NO_STREAM, 0}, e, 1};
+    struct es_batch_item items[2] = {{.appends = &other, .appends_len = 1},
+                                     {.appends = &stale, .appends_len = 1}};
+    assert_int_equal(es_store_commit(s, items, 2), WX_ERR_CONFLICT);
+    assert_false(items[0].conflict);
+    assert_true(items[1].conflict);
+    assert_int_equal(version_of(s, "d"), 0);
+
+    /* In one batch a check sees the appends before it, not after it. */
+    struct es_event e2[2] = {ev("T", "{\"n\":1}"), ev("T", "{\"n\":1}")};
+    struct es_stream_append first = {"c", {ES_EXPECT_EXACT, 2}, e2, 1};
+    struct es_stream_append seen = {"c", {ES_EXPECT_EXACT, 3}, NULL, 0};
+    struct es_stream_append later = {"c", {ES_EXPECT_EXACT, 3}, e2 + 1, 1};
+    struct es_batch_item seq[3] = {{.appends = &first, .appends_len = 1},
+                                   {.appends = &seen, .appends_len = 1},
+                                   {.appends = &later, .appends_len = 1}};
+    assert_int_equal(es_store_commit(s, seq, 3), 0);
+    assert_int_equal(version_of(s, "c"), 4);
+    struct es_stream_append before_first = {"e", {ES_EXPECT_EXACT, 0}, NULL, 0};
+    struct es_event e3[1] = {ev("T", "{\"n\":1}")};
+    struct es_stream_append then = {"e", {ES_EXPECT_EXACT, 0}, e3, 1};
+    struct es_batch_item seq2[2] = {{.appends = &before_first, .appends_len = 1},
+                                    {.appends = &then, .appends_len = 1}};
+    assert_int_equal(es_store_commit(s, seq2, 2), 0);
+    assert_int_equal(version_of(s, "e"), 1);
+    es_store_close(s);
+}
+
 /* DESIGN.md §6 on PostgreSQL: a transaction that took its id before later
  * ones but commits after them. A reader must not skip its events (they
  * come before the later ones once committed) and must not stall on it
@@ -559,6 +611,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_schema_versions),
         cmocka_unit_test(test_fault_injection),
         cmocka_unit_test(test_conflict_names_items),
+        cmocka_unit_test(test_checks),
         cmocka_unit_test(test_gap_free_order),
     };
     return cmocka_run_group_tests_name(backend, tests, NULL, NULL);

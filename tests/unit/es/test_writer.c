@@ -193,17 +193,29 @@ struct fixture {
     size_t cmd_arenas_used;
 };
 
-static int setup(void **state)
+static int setup_writer(void **state, bool check_reads)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     struct es_store_config cfg = {0};
     assert_int_equal(es_store_open("memory", &cfg, &f->store), 0);
-    struct es_writer_config wcfg = {.store = f->store, .clock = &wx_clock_system};
+    struct es_writer_config wcfg = {.store = f->store, .clock = &wx_clock_system,
+                                    .check_reads = check_reads};
     assert_int_equal(es_writer_start(&wcfg, &f->writer), 0);
     wx_arena_init(&f->arena);
     done_count = 0;
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_writer(state, false);
+}
+
+/* As on PostgreSQL: what a command read is checked with its batch. */
+static int setup_shared(void **state)
+{
+    return setup_writer(state, true);
 }
 
 static int teardown(void **state)
@@ -496,6 +508,37 @@ static void test_idempotency_key_race(void **state)
     assert_int_equal(stream_version(f, "counter:k"), 1);
 }
 
+/* A rejection decided on a cached state another node has changed since:
+ * on a shared store it is checked with the batch, and decided again on the
+ * fresh state, where it fits. Remembered under its key is the fresh answer. */
+static void test_stale_rejection_decided_again(void **state)
+{
+    struct fixture *f = *state;
+    struct es_command *first = new_cmd(f, "counter:s", 100, INT64_MAX, NULL);
+    assert_int_equal(es_writer_submit(f->writer, first), 0);
+    wait_done(1);
+    struct es_command *c = new_cmd(f, "counter:s", 50, 120, "stale-key");
+    struct add_cmd *a = c->payload;
+    a->sneak_store = f->store; /* -100 lands between load and commit */
+    a->sneak_add = -100;
+    assert_int_equal(es_writer_submit(f->writer, c), 0);
+    wait_done(2);
+    assert_int_equal(c->status, 200); /* 100 + 50 > 120 was stale; 0 + 50 fits */
+    assert_string_equal(c->body, "{\"value\":50,\"version\":3}");
+    struct es_command *again = new_cmd(f, "counter:s", 50, 120, "stale-key");
+    assert_int_equal(es_writer_submit(f->writer, again), 0);
+    wait_done(3);
+    assert_true(again->replayed);
+    assert_int_equal(again->status, 200);
+    /* A rejection that still holds on fresh state stands, and commits no event. */
+    struct es_command *no = new_cmd(f, "counter:s", 500, 120, NULL);
+    assert_int_equal(es_writer_submit(f->writer, no), 0);
+    wait_done(4);
+    assert_int_equal(no->status, 422);
+    assert_false(no->has_position);
+    assert_int_equal(stream_version(f, "counter:s"), 3);
+}
+
 int main(void)
 {
     /* The writer counts outcomes by registered table (es/outcome.h). */
@@ -511,6 +554,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conflict_rest_of_batch_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_retries_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_key_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_rejection_decided_again, setup_shared,
+                                        teardown),
+        /* Everything else holds with the reads checked as well. */
+        cmocka_unit_test_setup_teardown(test_many_commands_one_stream, setup_shared, teardown),
+        cmocka_unit_test_setup_teardown(test_conflict_rest_of_batch_commits, setup_shared,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency, setup_shared, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
