@@ -503,37 +503,13 @@ static int stage_snapshot(struct es_writer *w, const struct cmd_stream *cs,
     return 0;
 }
 
-static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
-                                   struct es_batch_item *item, int64_t now_ms)
+/* The decided command's writes as a batch item: its appends (and, on a
+ * shared store, checks of what it only read), its state into the overlay,
+ * due snapshots and its idempotency record. */
+static enum cmd_effect stage_item(struct es_writer *w, struct es_decide_ctx *ctx,
+                                  struct es_batch_item *item, int64_t now_ms)
 {
-    cmd->status = 0;
-    cmd->has_position = false;
-    cmd->replayed = false;
-    if (cmd->idem_key != NULL && idem_precheck(w, cmd, now_ms))
-        return EFFECT_NONE;
-
-    if (cmd->idem_key != NULL)
-        atomic_fetch_add_explicit(&w->stats.idem_misses, 1, memory_order_relaxed);
-    struct es_decide_ctx *ctx = wx_arena_alloc(&w->batch_arena, sizeof(*ctx));
-    if (ctx == NULL) {
-        answer_problem(cmd, ES_internal_error, "Out of memory");
-        return EFFECT_NONE;
-    }
-    ctx->w = w;
-    ctx->cmd = cmd;
-    ctx->now_ms = now_ms;
-    cmd->handle(ctx, cmd);
-
-    if (ctx->err == 0 && !ctx->answered)
-        ctx->err = WX_ERR_INVALID; /* a handler bug; fail the command, not the server */
-    if (ctx->err) {
-        wx_logf(WX_LOG_ERROR, "writer: command failed: %s", wx_strerror(ctx->err));
-        bool store = ctx->err == WX_ERR_IO || ctx->err == WX_ERR_BUSY || ctx->err == WX_ERR_FAULT;
-        answer_problem(cmd, store ? ES_store_unavailable : ES_internal_error,
-                       wx_strerror(ctx->err));
-        return EFFECT_NONE;
-    }
-
+    struct es_command *cmd = ctx->cmd;
     memset(item, 0, sizeof(*item));
     size_t appends = 0;
     for (size_t i = 0; i < ctx->streams_len; i++)
@@ -595,6 +571,40 @@ err_nomem:
     /* The overlay may already hold this command's state: the batch cannot be
      * trusted, so the caller fails it whole. */
     return EFFECT_BROKEN;
+}
+
+static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
+                                   struct es_batch_item *item, int64_t now_ms)
+{
+    cmd->status = 0;
+    cmd->has_position = false;
+    cmd->replayed = false;
+    if (cmd->idem_key != NULL && idem_precheck(w, cmd, now_ms))
+        return EFFECT_NONE;
+
+    if (cmd->idem_key != NULL)
+        atomic_fetch_add_explicit(&w->stats.idem_misses, 1, memory_order_relaxed);
+    struct es_decide_ctx *ctx = wx_arena_alloc(&w->batch_arena, sizeof(*ctx));
+    if (ctx == NULL) {
+        answer_problem(cmd, ES_internal_error, "Out of memory");
+        return EFFECT_NONE;
+    }
+    ctx->w = w;
+    ctx->cmd = cmd;
+    ctx->now_ms = now_ms;
+    cmd->handle(ctx, cmd);
+
+    if (ctx->err == 0 && !ctx->answered)
+        ctx->err = WX_ERR_INVALID; /* a handler bug; fail the command, not the server */
+    if (ctx->err) {
+        wx_logf(WX_LOG_ERROR, "writer: command failed: %s", wx_strerror(ctx->err));
+        bool store = ctx->err == WX_ERR_IO || ctx->err == WX_ERR_BUSY || ctx->err == WX_ERR_FAULT;
+        answer_problem(cmd, store ? ES_store_unavailable : ES_internal_error,
+                       wx_strerror(ctx->err));
+        return EFFECT_NONE;
+    }
+
+    return stage_item(w, ctx, item, now_ms);
 }
 
 /* One round of a batch: its commands (submission order), the items they
