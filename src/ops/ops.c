@@ -23,11 +23,15 @@ void ops_route_healthz(struct http_request *req)
 }
 
 /* Events in the log a read model has not applied. On SQLite positions are
- * dense rowids, so the difference of the row positions is that count; for
- * positions of another epoch (hi) it is unknown and reported as 0. */
+ * dense rowids, so the difference of the row positions is that count. On
+ * PostgreSQL `lo` is one sequence for every transaction, so the difference
+ * counts what was appended since, give or take the numbers of rolled-back
+ * batches: an estimate, never 0 while behind. */
 static uint64_t lag_events(const struct es_position *head, const struct es_position *pos)
 {
-    return head->hi == pos->hi && head->lo > pos->lo ? head->lo - pos->lo : 0;
+    if (es_position_cmp(head, pos) <= 0)
+        return 0;
+    return head->lo > pos->lo ? head->lo - pos->lo : 1;
 }
 
 void ops_route_readyz(struct http_request *req)

@@ -20,6 +20,13 @@ import traceback
 
 PG_URL = os.environ.get("WALLEX_TEST_PG_URL")
 _schemas = [0]
+# Data directory -> the store arguments of the server that uses it, so
+# offline tools run on a server's directory reach the same log.
+STORE_ARGS_BY_DIR = {}
+
+
+def store_args_for(data_dir):
+    return STORE_ARGS_BY_DIR.get(os.path.abspath(data_dir), [])
 
 
 def position_key(token):
@@ -43,6 +50,7 @@ class Server:
         _schemas[0] += 1
         self.schema = "api_%d_%d" % (os.getpid(), _schemas[0])
         self.store_args = store_args(self.schema) if "--store" not in self.extra_args else []
+        STORE_ARGS_BY_DIR[os.path.abspath(self.data_dir)] = self.store_args
         self.proc = None
         self.port = None
         self.log_path = os.path.join(self.data_dir, "server.log")
