@@ -54,7 +54,7 @@
 #define PG_SCHEMA_DEFAULT "wallex"
 /* pg_advisory_xact_lock key: nodes starting at once create the schema one
  * after the other ("wallex" in ASCII). */
-#define PG_SCHEMA_LOCK_KEY "133476038387064"
+#define PG_SCHEMA_LOCK_KEY "131260314576248"
 /* Raised by commit_sql when an item lost a race; the DETAIL lists them. */
 #define PG_CONFLICT_SQLSTATE "WX409"
 
