@@ -125,7 +125,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "pg_commit_bench: %s", PQerrorMessage(c));
         return 1;
     }
-    int batches = atoi(argv[2]), n = atoi(argv[3]);
+    int batches = (int)strtol(argv[2], NULL, 10), n = (int)strtol(argv[3], NULL, 10);
+    if (batches < 1 || n < 1) {
+        fprintf(stderr, "pg_commit_bench: BATCHES and EVENTS_PER_BATCH are positive\n");
+        return 2;
+    }
     must(c, PQexec(c, "SET client_min_messages = warning; DROP TABLE IF EXISTS bench_events;"
                       " CREATE TABLE bench_events(position bigint GENERATED ALWAYS AS IDENTITY,"
                       " transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),"
