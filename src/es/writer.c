@@ -7,6 +7,12 @@
  * dropped when the commit fails. Each command works on private copies in
  * its decide context, which join the overlay only when the command
  * succeeds, so a rejected command leaves no trace.
+ *
+ * A batch runs in rounds (run_rounds). When the store says some items lost
+ * a version race to another writer, those items and every later one
+ * sharing a stream with them are taken out, the rest commit, the taken-out
+ * streams leave the cache, and their commands are decided again as the
+ * next round, on fresh state.
  */
 #include "es/writer.h"
 

@@ -17,10 +17,9 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include <pthread.h>
 
 #include "base/arena.h"
 #include "es/event.h"
