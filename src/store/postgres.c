@@ -3,9 +3,9 @@
  * and snapshots in one database that several `wallex serve` nodes share.
  *
  * A writer batch is ONE statement (commit_sql): the batch's events,
- * idempotency records and snapshots travel as arrays, are unnested and
- * inserted by data-modifying CTEs, and the statement runs in autocommit, so
- * a batch costs one round trip and one WAL flush. Versions are assigned
+ * idempotency records and snapshots travel as arrays in binary form, are
+ * unnested and inserted by data-modifying CTEs, and the statement runs in
+ * autocommit, so a batch costs one round trip and one WAL flush. Versions are assigned
  * here from each append's expectation; the unique (stream_id, version)
  * index is the optimistic lock between nodes. An event another node wrote
  * first fails the statement with a unique violation naming the stream and
@@ -96,7 +96,14 @@ static const char schema_sql[] =
     "  DETAIL = array_to_string(items, ',');"
     " END IF; RETURN true; END $$;";
 
-/* The parameters of commit_sql, all arrays in text form. */
+/* Element types of the statement's arrays (pg_type.oid, fixed since
+ * PostgreSQL 7). */
+#define PG_OID_BYTEA 17
+#define PG_OID_INT8 20
+#define PG_OID_INT4 23
+#define PG_OID_TEXT 25
+
+/* The parameters of commit_sql, all arrays in binary form. */
 enum commit_param {
     CP_EV_ITEM, CP_EV_STREAM, CP_EV_VERSION, CP_EV_ID, CP_EV_TYPE, CP_EV_SCHEMA, CP_EV_DATA,
     CP_EV_METADATA, CP_EV_AT,
@@ -230,7 +237,9 @@ struct pg_store {
     pthread_mutex_t write_lock; /* commits come from one writer; this makes it certain */
     PGconn *writer;             /* NULL until (re)connected */
     struct wx_map pending;      /* the commit in progress: stream id -> version + 1 */
-    struct wx_buf params[CP_COUNT];
+    struct wx_buf params[CP_COUNT]; /* the arrays, binary */
+    int32_t counts[CP_COUNT];
+    bool has_null[CP_COUNT];
 
     pthread_mutex_t pool_lock;
     pthread_cond_t pool_cond;
@@ -595,57 +604,100 @@ static int pg_open(const struct es_store_config *config, struct es_store **store
 
 /* ---- commit ---- */
 
-/* Array literals: every element quoted, '"' and '\' escaped. */
-static void arr_next(struct wx_buf *b)
+/* The statement's arrays go in PostgreSQL's binary format (what
+ * array_recv reads): no escaping here, no parsing there. A header of five
+ * int32 (dimensions, has-nulls, element type, length, lower bound), then
+ * each element as its int32 length (-1: NULL) and its bytes, integers big
+ * endian. The header is written when the array is finished. */
+#define PG_ARRAY_HEADER_BYTES 20
+
+static const uint32_t param_oid[CP_COUNT] = {
+    [CP_EV_ITEM] = PG_OID_INT4, [CP_EV_STREAM] = PG_OID_TEXT, [CP_EV_VERSION] = PG_OID_INT8,
+    [CP_EV_ID] = PG_OID_TEXT, [CP_EV_TYPE] = PG_OID_TEXT, [CP_EV_SCHEMA] = PG_OID_INT4,
+    [CP_EV_DATA] = PG_OID_TEXT, [CP_EV_METADATA] = PG_OID_TEXT, [CP_EV_AT] = PG_OID_INT8,
+    [CP_CHK_ITEM] = PG_OID_INT4, [CP_CHK_STREAM] = PG_OID_TEXT, [CP_CHK_VERSION] = PG_OID_INT8,
+    [CP_ID_ITEM] = PG_OID_INT4, [CP_ID_KEY] = PG_OID_TEXT, [CP_ID_REQUEST] = PG_OID_BYTEA,
+    [CP_ID_STATUS] = PG_OID_INT4, [CP_ID_BODY] = PG_OID_BYTEA, [CP_ID_LOCATION] = PG_OID_TEXT,
+    [CP_ID_LAST_STREAM] = PG_OID_TEXT, [CP_ID_LAST_VERSION] = PG_OID_INT8,
+    [CP_ID_CREATED] = PG_OID_INT8, [CP_ID_EXPIRED] = PG_OID_INT8,
+    [CP_SN_STREAM] = PG_OID_TEXT, [CP_SN_VERSION] = PG_OID_INT8, [CP_SN_AT] = PG_OID_INT8,
+    [CP_SN_DATA] = PG_OID_BYTEA,
+    [CP_NX_ITEM] = PG_OID_INT4, [CP_NX_STREAM] = PG_OID_TEXT, [CP_NX_VERSION] = PG_OID_INT8,
+};
+
+static void put_be32(struct wx_buf *b, uint32_t v)
 {
-    wx_buf_addc(b, b->len > 0 ? ',' : '{');
+    unsigned char x[4] = {v >> 24, v >> 16, v >> 8, v};
+    wx_buf_add(b, x, 4);
 }
 
-static void arr_text(struct wx_buf *b, const char *p, size_t len)
+static void arr_bytes(struct pg_store *s, enum commit_param p, const char *bytes, size_t len)
 {
-    arr_next(b);
-    wx_buf_addc(b, '"');
-    for (size_t i = 0; i < len; i++) {
-        if (p[i] == '"' || p[i] == '\\')
-            wx_buf_addc(b, '\\');
-        wx_buf_addc(b, p[i]);
+    assert(param_oid[p] == PG_OID_TEXT || param_oid[p] == PG_OID_BYTEA);
+    assert(len <= INT32_MAX);
+    put_be32(&s->params[p], (uint32_t)len);
+    wx_buf_add(&s->params[p], bytes, len);
+    s->counts[p]++;
+}
+
+/* A string, or NULL. */
+static void arr_str(struct pg_store *s, enum commit_param p, const char *str)
+{
+    if (str != NULL) {
+        arr_bytes(s, p, str, strlen(str));
+        return;
     }
-    wx_buf_addc(b, '"');
+    put_be32(&s->params[p], UINT32_MAX); /* -1 */
+    s->has_null[p] = true;
+    s->counts[p]++;
 }
 
-static void arr_str(struct wx_buf *b, const char *s)
+static void arr_int(struct pg_store *s, enum commit_param p, int64_t v)
 {
-    if (s == NULL) {
-        arr_next(b);
-        wx_buf_adds(b, "NULL");
+    struct wx_buf *b = &s->params[p];
+    if (param_oid[p] == PG_OID_INT4) {
+        assert(v >= INT32_MIN && v <= INT32_MAX);
+        put_be32(b, 4);
+        put_be32(b, (uint32_t)(int32_t)v);
     } else {
-        arr_text(b, s, strlen(s));
+        assert(param_oid[p] == PG_OID_INT8);
+        put_be32(b, 8);
+        put_be32(b, (uint32_t)((uint64_t)v >> 32));
+        put_be32(b, (uint32_t)v);
     }
-}
-
-static void arr_i64(struct wx_buf *b, int64_t v)
-{
-    arr_next(b);
-    wx_buf_add_i64(b, v);
-}
-
-/* bytea in hex: "\\x..." (the backslash escaped for the array). */
-static void arr_bytes(struct wx_buf *b, const char *p, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    arr_next(b);
-    wx_buf_adds(b, "\"\\\\x");
-    for (size_t i = 0; i < len; i++) {
-        wx_buf_addc(b, hex[(unsigned char)p[i] >> 4]);
-        wx_buf_addc(b, hex[(unsigned char)p[i] & 15]);
-    }
-    wx_buf_addc(b, '"');
+    s->counts[p]++;
 }
 
 static void params_reset(struct pg_store *s)
 {
-    for (size_t i = 0; i < CP_COUNT; i++)
+    static const char header[PG_ARRAY_HEADER_BYTES];
+    for (size_t i = 0; i < CP_COUNT; i++) {
         wx_buf_reset(&s->params[i]);
+        wx_buf_add(&s->params[i], header, sizeof(header));
+        s->counts[i] = 0;
+        s->has_null[i] = false;
+    }
+}
+
+/* Writes the header; an empty array has no dimension (12 bytes). */
+static void params_finish(struct pg_store *s)
+{
+    for (size_t i = 0; i < CP_COUNT; i++) {
+        struct wx_buf *b = &s->params[i];
+        if (!wx_buf_ok(b))
+            continue;
+        uint32_t header[5] = {s->counts[i] > 0, s->has_null[i], param_oid[i],
+                              (uint32_t)s->counts[i], 1};
+        for (size_t k = 0; k < 5; k++) {
+            unsigned char *x = (unsigned char *)b->data + 4 * k;
+            x[0] = (unsigned char)(header[k] >> 24);
+            x[1] = (unsigned char)(header[k] >> 16);
+            x[2] = (unsigned char)(header[k] >> 8);
+            x[3] = (unsigned char)header[k];
+        }
+        if (s->counts[i] == 0)
+            b->len = 12;
+    }
 }
 
 /* The writer's connection, made again when it was lost. */
@@ -706,14 +758,14 @@ static int append_base(struct pg_store *s, size_t item, const struct es_stream_a
         return writer_version(s, ap->stream_id, base_out);
     *base_out = ap->expect.kind == ES_EXPECT_EXACT ? ap->expect.version : 0;
     if (*base_out > 0) {
-        arr_i64(&s->params[CP_CHK_ITEM], (int64_t)item);
-        arr_str(&s->params[CP_CHK_STREAM], ap->stream_id);
-        arr_i64(&s->params[CP_CHK_VERSION], *base_out);
+        arr_int(s, CP_CHK_ITEM, (int64_t)item);
+        arr_str(s, CP_CHK_STREAM, ap->stream_id);
+        arr_int(s, CP_CHK_VERSION, *base_out);
     }
     if (ap->events_len == 0) { /* a check: nothing may follow the base */
-        arr_i64(&s->params[CP_NX_ITEM], (int64_t)item);
-        arr_str(&s->params[CP_NX_STREAM], ap->stream_id);
-        arr_i64(&s->params[CP_NX_VERSION], *base_out + 1);
+        arr_int(s, CP_NX_ITEM, (int64_t)item);
+        arr_str(s, CP_NX_STREAM, ap->stream_id);
+        arr_int(s, CP_NX_VERSION, *base_out + 1);
     }
     return 0;
 }
@@ -725,20 +777,19 @@ static int plan_append(struct pg_store *s, size_t item, struct es_stream_append 
     int err = append_base(s, item, ap, &base);
     if (err)
         return err;
-    struct wx_buf *p = s->params;
     for (size_t e = 0; e < ap->events_len; e++) {
         struct es_event *ev = &ap->events[e];
         ev->stream_id = ap->stream_id;
         ev->version = base + 1 + (int64_t)e;
-        arr_i64(&p[CP_EV_ITEM], (int64_t)item);
-        arr_str(&p[CP_EV_STREAM], ap->stream_id);
-        arr_i64(&p[CP_EV_VERSION], ev->version);
-        arr_str(&p[CP_EV_ID], ev->event_id);
-        arr_str(&p[CP_EV_TYPE], ev->type);
-        arr_i64(&p[CP_EV_SCHEMA], ev->schema_version);
-        arr_text(&p[CP_EV_DATA], ev->data, ev->data_len);
-        arr_text(&p[CP_EV_METADATA], ev->metadata, ev->metadata_len);
-        arr_i64(&p[CP_EV_AT], ev->occurred_at_ms);
+        arr_int(s, CP_EV_ITEM, (int64_t)item);
+        arr_str(s, CP_EV_STREAM, ap->stream_id);
+        arr_int(s, CP_EV_VERSION, ev->version);
+        arr_str(s, CP_EV_ID, ev->event_id);
+        arr_str(s, CP_EV_TYPE, ev->type);
+        arr_int(s, CP_EV_SCHEMA, ev->schema_version);
+        arr_bytes(s, CP_EV_DATA, ev->data, ev->data_len);
+        arr_bytes(s, CP_EV_METADATA, ev->metadata, ev->metadata_len);
+        arr_int(s, CP_EV_AT, ev->occurred_at_ms);
         (*ord)++;
     }
     uintptr_t version = (uintptr_t)(base + (int64_t)ap->events_len);
@@ -749,17 +800,16 @@ static int plan_append(struct pg_store *s, size_t item, struct es_stream_append 
 static void plan_idem(struct pg_store *s, size_t item, const struct es_idem_record *r,
                       const struct es_event *last)
 {
-    struct wx_buf *p = s->params;
-    arr_i64(&p[CP_ID_ITEM], (int64_t)item);
-    arr_str(&p[CP_ID_KEY], r->key);
-    arr_bytes(&p[CP_ID_REQUEST], r->request, r->request_len);
-    arr_i64(&p[CP_ID_STATUS], r->status);
-    arr_bytes(&p[CP_ID_BODY], r->body ? r->body : "", r->body_len);
-    arr_str(&p[CP_ID_LOCATION], r->location);
-    arr_str(&p[CP_ID_LAST_STREAM], last ? last->stream_id : NULL);
-    arr_i64(&p[CP_ID_LAST_VERSION], last ? last->version : 0);
-    arr_i64(&p[CP_ID_CREATED], r->created_at_ms);
-    arr_i64(&p[CP_ID_EXPIRED], r->expired_before_ms);
+    arr_int(s, CP_ID_ITEM, (int64_t)item);
+    arr_str(s, CP_ID_KEY, r->key);
+    arr_bytes(s, CP_ID_REQUEST, r->request, r->request_len);
+    arr_int(s, CP_ID_STATUS, r->status);
+    arr_bytes(s, CP_ID_BODY, r->body ? r->body : "", r->body_len);
+    arr_str(s, CP_ID_LOCATION, r->location);
+    arr_str(s, CP_ID_LAST_STREAM, last ? last->stream_id : NULL);
+    arr_int(s, CP_ID_LAST_VERSION, last ? last->version : 0);
+    arr_int(s, CP_ID_CREATED, r->created_at_ms);
+    arr_int(s, CP_ID_EXPIRED, r->expired_before_ms);
 }
 
 /* Fills the statement's arrays; WX_ERR_CONFLICT (the item marked) when
@@ -786,17 +836,16 @@ static int plan_batch(struct pg_store *s, struct es_batch_item *items, size_t it
         }
         for (size_t k = 0; k < items[i].snapshots_len; k++) {
             const struct es_snapshot *sn = &items[i].snapshots[k];
-            arr_str(&s->params[CP_SN_STREAM], sn->stream_id);
-            arr_i64(&s->params[CP_SN_VERSION], sn->version);
-            arr_i64(&s->params[CP_SN_AT], sn->occurred_at_ms);
-            arr_bytes(&s->params[CP_SN_DATA], sn->data, sn->data_len);
+            arr_str(s, CP_SN_STREAM, sn->stream_id);
+            arr_int(s, CP_SN_VERSION, sn->version);
+            arr_int(s, CP_SN_AT, sn->occurred_at_ms);
+            arr_bytes(s, CP_SN_DATA, sn->data, sn->data_len);
         }
     }
-    for (size_t i = 0; i < CP_COUNT; i++) {
-        wx_buf_adds(&s->params[i], s->params[i].len > 0 ? "}" : "{}");
+    params_finish(s);
+    for (size_t i = 0; i < CP_COUNT; i++)
         if (!wx_buf_ok(&s->params[i]))
             return WX_ERR_NOMEM;
-    }
     *events_out = ord;
     return 0;
 }
@@ -891,9 +940,14 @@ static int commit_once(struct pg_store *s, struct es_batch_item *items, size_t i
     if (err)
         return err;
     const char *values[CP_COUNT];
-    for (size_t i = 0; i < CP_COUNT; i++)
+    int lengths[CP_COUNT], formats[CP_COUNT];
+    for (size_t i = 0; i < CP_COUNT; i++) {
         values[i] = s->params[i].data;
-    PGresult *r = PQexecPrepared(c, stmts[STMT_COMMIT].name, CP_COUNT, values, NULL, NULL, 0);
+        lengths[i] = (int)s->params[i].len;
+        formats[i] = 1; /* binary */
+    }
+    PGresult *r = PQexecPrepared(c, stmts[STMT_COMMIT].name, CP_COUNT, values, lengths, formats,
+                                 0);
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
         err = assign_positions(r, items, items_len, events);
