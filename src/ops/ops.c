@@ -28,7 +28,13 @@ void ops_route_readyz(struct http_request *req)
     const struct wx_app *app = req->app;
     struct es_position head;
     if (es_store_head(app->store, &head) != 0) {
-        http_reply_problem(req, ES_store_unavailable, "the event store does not answer");
+        /* Say why: on PostgreSQL, the connection error and that the node
+         * is reconnecting by itself. */
+        char why[WX_ERROR_TEXT_BYTES], detail[WX_ERROR_TEXT_BYTES + 64];
+        es_store_last_error(app->store, why, sizeof(why));
+        snprintf(detail, sizeof(detail), "the event store does not answer%s%s",
+                 why[0] ? ": " : "", why);
+        http_reply_problem(req, ES_store_unavailable, detail);
         return;
     }
     if (!es_projector_ready(app->projector)) {

@@ -452,9 +452,8 @@ def test_pay_debits_the_wallet_in_the_same_commit(s):
     st, h, payload, body = step(s, oid, "pay", {"walletId": w}, {"X-Correlation-Id": cid})
     expect(st == 200 and body["status"] == "paid" and body["paidFrom"] == w, payload)
     expect(body["version"] == 3 and body["total"] == Decimal("12.50"), body)
-    position = int(h["x-position"])
     # Both sides are visible at the command's X-Position.
-    s.position = position
+    s.position = h["x-position"]
     got = get_wallet(s, w)
     expect(got["balance"] == Decimal("87.50") and got["version"] == wallet_version + 1, got)
     expect(get_order(s, oid)["status"] == "paid")
@@ -527,7 +526,7 @@ def test_cancel_refunds_a_paid_order(s):
     expect(get_wallet(s, w)["balance"] == Decimal("20.01"))
     st, h, payload, body = step(s, oid, "cancel", {"reason": "changed my mind"})
     expect(st == 200 and body["status"] == "cancelled" and body["paidFrom"] == w, payload)
-    s.position = int(h["x-position"])
+    s.position = h["x-position"]
     expect(get_wallet(s, w)["balance"] == Decimal("30.00"))
     credit = events(s, "/wallets/" + w)[-1]
     cancelled = events(s, "/orders/" + oid)[-1]
@@ -1146,7 +1145,7 @@ def proc_kill_9_keeps_paid_orders():
         ok(step(s, oid, "pay", {"walletId": w}))
         s.stop(signal.SIGKILL)
         s.start()
-        s.position = 0
+        s.position = "0"
         wait_until(lambda: caught_up(s), what="catch up after restart")
         expect(get_order(s, oid)["status"] == "paid")
         expect(get_wallet(s, w)["balance"] == Decimal("5.00"))
