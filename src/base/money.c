@@ -162,3 +162,12 @@ __int128 wx_div_half_even(__int128 n, __int128 d)
         q++;
     return q;
 }
+
+void wx_money_json_member(struct wx_buf *b, const char *key, int64_t minor, const char *currency,
+                          bool *first)
+{
+    int exponent = wx_currency_exponent(currency);
+    assert(exponent >= 0); /* amounts are only ever held in known currencies */
+    wx_buf_json_key(b, key, first);
+    wx_money_format(b, minor, exponent);
+}

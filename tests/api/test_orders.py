@@ -18,7 +18,7 @@ import time
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Server, expect, expect_problem, run_suite  # noqa: E402
+from harness import Server, expect, expect_problem, position_key, run_suite  # noqa: E402
 
 BINARY = None
 _seq = [0]
@@ -465,8 +465,9 @@ def test_pay_debits_the_wallet_in_the_same_commit(s):
     expect(paid["data"] == {"orderId": oid, "walletId": w, "amountMinor": 1250}, paid)
     # One commit: the two events are neighbours in the log, the answer names
     # the later one, and both carry the request's correlation id.
-    positions = sorted([int(debit["position"]), int(paid["position"])])
-    expect(positions[1] == positions[0] + 1 and positions[1] == position, (positions, position))
+    keys = sorted([position_key(debit["position"]), position_key(paid["position"])])
+    expect(keys[1][0] == keys[0][0] and keys[1][1] == keys[0][1] + 1 and
+           keys[1] == position_key(s.position), (keys, s.position))
     expect(debit["metadata"]["correlationId"] == cid == paid["metadata"]["correlationId"])
     expect(debit["metadata"]["causationId"] == paid["metadata"]["causationId"])
     # The ledger shows it as a debit with its description.
