@@ -20,6 +20,7 @@
 #include "es/writer.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "proj/projector.h"
 #include "store/store.h"
 
 #ifndef WALLEX_VERSION
@@ -90,6 +91,8 @@ struct bus_webhook {
     size_t subs_len;
     size_t inflight;
     struct es_position horizon;
+    bool catalog_known;          /* read once: catalog_generation is its generation */
+    uint64_t catalog_generation;
     bool catalog_full_warned;
     bool more; /* a scan stopped at its bound, or a request ended: go on at once */
     struct wx_buf scratch;
@@ -261,18 +264,31 @@ static int catalog_row(void *arg, const struct subscription_row *row)
     return 0;
 }
 
-/* Reads the catalog and the horizon; forgets deleted subscriptions. */
+/* Reads the catalog and the horizon; forgets deleted subscriptions. When
+ * this process projects the subscriptions (a store of its own) and applied
+ * none since the last read, only the horizon moves, from memory: reading
+ * the catalog on every commit cost 7% of the server's instructions under
+ * the mixed load with no subscription at all (bench/instructions). */
 static void refresh_catalog(struct bus_webhook *w)
 {
+    uint64_t generation = subscription_catalog_generation();
+    struct es_position horizon;
+    if (w->catalog_known && generation == w->catalog_generation &&
+        !es_store_shared(w->cfg.store) &&
+        es_projector_position(w->cfg.projector, "subscriptions", &horizon) == 0) {
+        w->horizon = horizon;
+        return;
+    }
     for (size_t i = 0; i < w->subs_len; i++)
         w->subs[i]->seen = false;
-    struct es_position horizon;
     int err = subscription_catalog(w->cfg.projector, BUS_SUBSCRIPTIONS_MAX, catalog_row, w,
                                    &horizon);
     if (err) {
         wx_logf(WX_LOG_WARN, "webhooks: reading subscriptions: %s", wx_strerror(err));
         return;
     }
+    w->catalog_known = true;
+    w->catalog_generation = generation;
     w->horizon = horizon;
     for (size_t i = 0; i < w->subs_len;) {
         struct sub *s = w->subs[i];
