@@ -43,6 +43,21 @@
     return node;
   }
 
+  /* Writes only what changed: the overview redraws every second, and an
+   * unchanged node costs the browser no layout or paint. */
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  /* Replaces a container's children with `nodes` unless they show the same
+   * thing already: same tags, classes and text, element by element. */
+  function replaceIfChanged(box, nodes) {
+    const old = box.children;
+    const same = old.length === nodes.length && nodes.every((n, i) =>
+      n.tagName === old[i].tagName && n.className === old[i].className && n.textContent === old[i].textContent);
+    if (!same) box.replaceChildren(...nodes);
+  }
+
   function setMsg(node, text, kind) {
     node.textContent = text || '';
     node.classList.toggle('bad', kind === 'bad');
@@ -230,8 +245,8 @@
 
   function setTile(id, value, sub, point) {
     const tile = $('tile-' + id);
-    tile.querySelector('.value').textContent = value;
-    tile.querySelector('.sub').textContent = sub || '';
+    setText(tile.querySelector('.value'), value);
+    setText(tile.querySelector('.sub'), sub || '');
     if (point === undefined || point === null || !isFinite(point)) return;
     const h = overview.history[id] || (overview.history[id] = []);
     h.push(point);
@@ -349,7 +364,7 @@
     renderBus(s);
     operateFromStats(s);
     $('folders').hidden = !(s.features && s.features.folders);
-    $('updated').textContent = 'updated ' + String(s.time).slice(11, 19) + ' UTC';
+    setText($('updated'), 'updated ' + String(s.time).slice(11, 19) + ' UTC');
     overview.prev = s; // after a restart, the new baseline
   }
 
@@ -359,7 +374,7 @@
 
   function renderProjections(list) {
     const body = $('projections').tBodies[0];
-    body.replaceChildren(...list.map((pr) => el('tr', {},
+    replaceIfChanged(body, list.map((pr) => el('tr', {},
       el('th', { scope: 'row', text: pr.name }),
       statusCell(pr.status),
       el('td', { class: 'num', text: fmtInt(pr.lag) }),
@@ -368,8 +383,8 @@
   }
 
   function facts(dl, caption, rows) {
-    dl.replaceChildren(el('div', { class: 'caption', text: caption }),
-      ...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]));
+    replaceIfChanged(dl, [el('div', { class: 'caption', text: caption }),
+      ...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })])]);
   }
 
   function renderBus(s) {
