@@ -715,27 +715,49 @@
     loadDeadLetters();
   }
 
+  /* Rows are made once per set of read models and then updated in place
+   * every second: a control that has the keyboard focus must not be
+   * replaced under it. While a rebuild runs its button stays focusable but
+   * says it is busy (aria-disabled), rather than losing the focus. */
   function renderRebuilds(list) {
     const body = $('rebuilds').tBodies[0];
-    body.replaceChildren(...list.map((pr) => {
+    const same = body.rows.length === list.length &&
+      list.every((pr, i) => body.rows[i].dataset.name === pr.name);
+    if (!same) {
+      body.replaceChildren(...list.map((pr) => el('tr', { 'data-name': pr.name },
+        el('th', { scope: 'row', text: pr.name }), el('td', {}), el('td', { class: 'num' }),
+        el('td', {},
+          el('button', { type: 'button', class: 'admin', text: 'Rebuild', 'aria-label': 'Rebuild ' + pr.name,
+            on: { click: (ev) => { if (ev.currentTarget.getAttribute('aria-disabled') !== 'true') rebuild(pr.name); } } }),
+          ' ',
+          el('progress', { max: '1', value: '0', hidden: true, 'aria-label': 'Rebuild of ' + pr.name }),
+          el('span', { class: 'progress-text' })))));
+    }
+    list.forEach((pr, i) => {
+      const [, status, lag, action] = body.rows[i].cells;
+      setText(status, pr.status);
+      status.className = 'status-' + pr.status;
+      setText(lag, fmtInt(pr.lag));
+      const button = action.querySelector('button');
+      button.disabled = !operate.allowed;
+      const busy = pr.status === 'rebuilding';
+      if (busy) button.setAttribute('aria-disabled', 'true');
+      else button.removeAttribute('aria-disabled');
       const w = operate.watching[pr.name];
-      const cell = el('td', {});
-      if (pr.status === 'rebuilding' && pr.rebuildLag !== undefined) {
+      const bar = action.querySelector('progress');
+      let note = '';
+      if (busy && pr.rebuildLag !== undefined) {
+        if (w && !w.start) w.start = Math.max(pr.rebuildLag, 1);
         const start = w && w.start ? w.start : Math.max(pr.rebuildLag, 1);
-        if (w && !w.start) w.start = start;
-        const done = Math.max(0, start - pr.rebuildLag);
-        cell.append(el('progress', { max: String(start), value: String(done), 'aria-label': 'Rebuild of ' + pr.name }),
-          ' ' + fmtInt(pr.rebuildLag) + ' events to go');
+        bar.max = start;
+        bar.value = Math.max(0, start - pr.rebuildLag);
+        note = fmtInt(pr.rebuildLag) + ' events to go';
       } else if (w && w.done) {
-        cell.append(el('span', { class: 'msg ok', text: 'rebuilt' }));
+        note = 'rebuilt';
       }
-      return el('tr', { 'data-name': pr.name },
-        el('th', { scope: 'row', text: pr.name }), statusCell(pr.status),
-        el('td', { class: 'num', text: fmtInt(pr.lag) }),
-        el('td', {}, el('button', { type: 'button', class: 'admin', text: 'Rebuild',
-          'aria-label': 'Rebuild ' + pr.name, disabled: !operate.allowed || pr.status === 'rebuilding',
-          on: { click: () => rebuild(pr.name) } }), cell));
-    }));
+      bar.hidden = !busy;
+      setText(action.querySelector('.progress-text'), note);
+    });
   }
 
   /* Called with every stats sample: the rebuilds being watched move. */
