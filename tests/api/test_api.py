@@ -518,6 +518,40 @@ def test_metrics(s):
             expect(re.match(r'^[a-z_]+(\{([a-z_]+="[^"]*",?)+\})? [0-9.]+$', line), line)
 
 
+def test_admin_stats(s):
+    """GET /admin/stats, the dashboard's feed: the counters /metrics reads,
+    as JSON, cumulative, histograms per bucket; its own polls are not
+    queries."""
+    wid = create(s, initial="1")[3]["id"]
+    expect(raw_post(s, "/wallets/%s/credit" % wid, '{"amount":1}')[0] == 200)
+    expect(s.request("GET", "/wallets/" + wid)[0] == 200)
+    st, h, _, a = s.request("GET", "/admin/stats")
+    expect(st == 200 and h["content-type"] == "application/json", h)
+    expect({"time", "monotonicMs", "headPosition", "http", "writer", "projections", "relay",
+            "webhooks", "process", "features"} <= set(a), a)
+    for kind in ("commands", "queries", "operations", "unmatched"):
+        k = a["http"][kind]
+        counts, le = k["latencyUs"]["counts"], k["latencyUs"]["le"]
+        expect(len(counts) == len(le) + 1 and le == sorted(le), k)
+        # A request is counted, then its latency observed: at most the
+        # one or two still ending may be missing from the histogram.
+        expect(0 <= k["requests"] - sum(counts) <= 2, (kind, k))
+    expect(a["http"]["commands"]["requests"] >= 2 and a["http"]["queries"]["requests"] >= 1, a)
+    expect(a["writer"]["events"] >= 3 and a["writer"]["batches"] >= 1, a["writer"])
+    expect(sum(a["writer"]["commitUs"]["counts"]) >= 1, a["writer"])
+    names = {p["name"] for p in a["projections"]}
+    expect({"wallets", "ledger", "transfers"} <= names, names)
+    expect(all(p["lag"] >= 0 and p["lagMs"] >= 0 and p["status"] in ("running", "rebuilding")
+               for p in a["projections"]), a["projections"])
+    expect(a["process"]["residentBytes"] > 0 and isinstance(a["features"]["folders"], bool), a)
+    s.request("GET", "/admin/stats")
+    b = s.request("GET", "/admin/stats")[3]
+    expect(b["http"]["queries"]["requests"] == a["http"]["queries"]["requests"],
+           "a poll is no query")
+    expect(b["http"]["operations"]["requests"] >= a["http"]["operations"]["requests"] + 2, b)
+    expect(b["monotonicMs"] >= a["monotonicMs"], (a["monotonicMs"], b["monotonicMs"]))
+
+
 # ---------------------------------------------------------------- bad input
 
 def test_bad_input_changes_nothing(s):
