@@ -22,6 +22,7 @@
  */
 #include <arpa/inet.h>
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -39,6 +40,7 @@
 #include "base/clock.h"
 #include "base/money.h"
 #include "cli/bench.h"
+#include "es/event.h"
 #include "http/http.h"
 
 #define BENCH_CONNECTIONS_MAX 4096
@@ -147,7 +149,7 @@ struct bench {
     struct lat lat[OP_COUNT];
     uint64_t ok[OP_COUNT], refused[OP_COUNT], failed[OP_COUNT];
     int64_t credits_minor, debits_minor;
-    uint64_t last_position;
+    struct es_position last_position; /* the latest X-Position seen (a pair on PostgreSQL) */
     uint64_t started, done;
 };
 
@@ -196,7 +198,7 @@ static void request(struct conn *c, const char *method, const char *path, const 
 
 /* A complete response in c->in: status and body offset, or false. */
 static bool response_done(struct conn *c, int *status, const char **body, size_t *body_len,
-                          uint64_t *position)
+                          struct es_position *position)
 {
     if (c->in.len == 0)
         return false;
@@ -212,7 +214,14 @@ static bool response_done(struct conn *c, int *status, const char **body, size_t
     *body = c->in.data + head;
     *body_len = len;
     const char *xp = memmem(c->in.data, head, "X-Position: ", 12);
-    *position = xp ? strtoull(xp + 12, NULL, 10) : 0;
+    char token[ES_POSITION_TOKEN_BYTES];
+    size_t t = 0;
+    for (xp = xp ? xp + 12 : NULL; xp && t + 1 < sizeof(token) && (isdigit((unsigned char)*xp) ||
+                                                                 *xp == '.');)
+        token[t++] = *xp++;
+    token[t] = '\0';
+    if (t == 0 || !es_position_parse(token, position))
+        *position = es_position_start();
     return true;
 }
 
@@ -243,12 +252,12 @@ static struct conn *wait_response(struct bench *b, int timeout_ms, int *status,
                 return NULL;
             }
             wx_buf_add(&c->in, tmp, (size_t)r);
-            uint64_t pos;
+            struct es_position pos;
             /* One response per call; epoll is level-triggered, so the other
              * ready sockets are reported again by the next wait. */
             if (response_done(c, status, body, body_len, &pos)) {
                 c->busy = false;
-                if (pos > b->last_position)
+                if (es_position_cmp(&pos, &b->last_position) > 0)
                     b->last_position = pos;
                 return c;
             }
@@ -262,10 +271,10 @@ static struct conn *buffered_response(struct bench *b, int *status, const char *
 {
     for (size_t i = 0; i < b->conns_len; i++) {
         struct conn *c = &b->conns[i];
-        uint64_t pos;
+        struct es_position pos;
         if (c->busy && response_done(c, status, body, body_len, &pos)) {
             c->busy = false;
-            if (pos > b->last_position)
+            if (es_position_cmp(&pos, &b->last_position) > 0)
                 b->last_position = pos;
             return c;
         }
@@ -463,8 +472,10 @@ static struct json_object *get_json(struct bench *b, const char *path)
 {
     struct conn *c = &b->conns[0];
     char hdr[512];
-    snprintf(hdr, sizeof(hdr), "%s HTTP/1.1\r\nHost: bench\r\n%sX-Min-Position: %" PRIu64, path,
-             b->auth, b->last_position);
+    char pos[ES_POSITION_TOKEN_BYTES];
+    es_position_format(&b->last_position, pos);
+    snprintf(hdr, sizeof(hdr), "%s HTTP/1.1\r\nHost: bench\r\n%sX-Min-Position: %s", path, b->auth,
+             pos);
     wx_buf_reset(&c->out);
     wx_buf_printf(&c->out, "GET %s\r\n\r\n", hdr);
     c->out_done = 0;

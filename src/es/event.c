@@ -17,9 +17,16 @@ int es_position_cmp(const struct es_position *a, const struct es_position *b)
     return 0;
 }
 
+/* On SQLite positions are dense rowids, so the difference of the row
+ * positions is that count. On PostgreSQL `lo` is one sequence for every
+ * transaction, so the difference counts what was appended since, give or
+ * take the numbers of rolled-back batches: an estimate, never 0 while
+ * behind. */
 uint64_t es_position_lag(const struct es_position *head, const struct es_position *pos)
 {
-    return head->hi == pos->hi && head->lo > pos->lo ? head->lo - pos->lo : 0;
+    if (es_position_cmp(head, pos) <= 0)
+        return 0;
+    return head->lo > pos->lo ? head->lo - pos->lo : 1;
 }
 
 void es_position_format(const struct es_position *p, char out[ES_POSITION_TOKEN_BYTES])

@@ -5,7 +5,10 @@
  * effects), appends all their events and idempotency records in ONE store
  * transaction with one fsync, and only then completes them. A failed commit
  * fails every command of the batch that had something to write and throws
- * their staged state away.
+ * their staged state away. A commit that finds another writer (another
+ * node on PostgreSQL) appended first does not fail: the commands that lost
+ * the race leave the batch, the rest commit, and those are decided again
+ * on fresh state (at most WX_WRITER_CONFLICT_RETRIES_MAX times, then 409).
  *
  * A command is a handler plus a payload. The handler runs on the writer
  * thread, loads aggregates through es_decide_load, stages events with
@@ -87,6 +90,12 @@ struct es_writer_config {
     int64_t idem_ttl_ms;
     size_t cache_streams_max;
     int64_t snapshot_every; /* events per stream between snapshots; 0: default */
+    /* Send the version of every stream a command read but did not append
+     * to along with its batch, so the store refuses the command if another
+     * writer changed the stream since (a rejection on stale state is
+     * decided again too). Always on for a shared store (es_store_shared);
+     * tests set it for the memory store. */
+    bool check_reads;
     /* Called on the writer thread after every successful commit, before the
      * commands complete (the projector's wake-up). May be NULL. */
     void (*on_commit)(void *ctx);
@@ -99,6 +108,8 @@ struct es_writer_stats {
     atomic_uint_fast64_t commands;
     atomic_uint_fast64_t events;
     atomic_uint_fast64_t commit_failures;
+    atomic_uint_fast64_t conflicts;        /* commits that found a lost version race */
+    atomic_uint_fast64_t conflict_retries; /* commands decided again after one */
     atomic_uint_fast64_t idem_replays;
     atomic_uint_fast64_t cache_hits;
     atomic_uint_fast64_t cache_misses;

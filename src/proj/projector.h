@@ -171,6 +171,11 @@ struct es_projection_status {
     struct es_position rebuild_position;
 };
 
+/* A consumer's live checkpoint as this process's projector last committed
+ * it, from memory (no read transaction): WX_ERR_NOT_FOUND for a name it
+ * does not run. */
+int es_projector_position(struct es_projector *p, const char *name, struct es_position *out);
+
 /* Copies the status of every consumer into arena memory. */
 int es_projector_status(struct es_projector *p, struct wx_arena *arena,
                         struct es_projection_status **list_out, size_t *len_out);

@@ -1,5 +1,9 @@
 """Starts the real wallex binary on a free loopback port with a temporary
-data directory and talks HTTP to it. Shared by the black-box test files."""
+data directory and talks HTTP to it. Shared by the black-box test files.
+
+With WALLEX_TEST_PG_URL set (tests/pg/pgcluster.py sets it), every server
+runs on --store postgres, each in a schema of its own, so the same suites
+run against PostgreSQL."""
 import decimal
 import http.client
 import json
@@ -13,6 +17,26 @@ import sys
 import tempfile
 import time
 import traceback
+
+PG_URL = os.environ.get("WALLEX_TEST_PG_URL")
+_schemas = [0]
+# Data directory -> the store arguments of the server that uses it, so
+# offline tools run on a server's directory reach the same log.
+STORE_ARGS_BY_DIR = {}
+
+
+def store_args_for(data_dir):
+    return STORE_ARGS_BY_DIR.get(os.path.abspath(data_dir), [])
+
+
+def position_key(token):
+    """A position token ("lo" or "hi.lo") as something that sorts."""
+    hi, _, lo = str(token).rpartition(".")
+    return (int(hi or 0), int(lo))
+
+
+def store_args(schema):
+    return ["--store", "postgres", "--pg", PG_URL, "--pg-schema", schema] if PG_URL else []
 
 
 # The default of Server.request's token: the server's admin token.
@@ -30,13 +54,19 @@ class Server:
         # the test asks otherwise. auth=False runs --auth off (loopback).
         self.auth = auth
         self.token = None
+        # On PostgreSQL the log lives in a schema of this server's own; a
+        # restart on the same data directory finds the same schema.
+        _schemas[0] += 1
+        self.schema = "api_%d_%d" % (os.getpid(), _schemas[0])
+        self.store_args = store_args(self.schema) if "--store" not in self.extra_args else []
+        STORE_ARGS_BY_DIR[os.path.abspath(self.data_dir)] = self.store_args
         self.proc = None
         self.port = None
         self.log_path = os.path.join(self.data_dir, "server.log")
         # Like a careful client: every GET waits for the read side to have
         # caught up with the last write this client saw (read-your-writes).
         self.read_your_writes = True
-        self.position = 0
+        self.position = "0"
 
     def start(self):
         log = open(self.log_path, "ab")
@@ -51,7 +81,7 @@ class Server:
         env.setdefault("TSAN_OPTIONS", "halt_on_error=0:exitcode=66:second_deadlock_stack=1")
         self.proc = subprocess.Popen(
             [self.binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir]
-            + ([] if self.auth else ["--auth", "off"]) + self.extra_args,
+            + ([] if self.auth else ["--auth", "off"]) + self.store_args + self.extra_args,
             stdout=log, stderr=log, env=env)
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -129,8 +159,8 @@ class Server:
             h["Authorization"] = "Bearer " + token
         if body is not None or raw is not None:
             h["Content-Type"] = "application/json"
-        if method == "GET" and self.read_your_writes and self.position:
-            h["X-Min-Position"] = str(self.position)
+        if method == "GET" and self.read_your_writes and self.position != "0":
+            h["X-Min-Position"] = self.position
         h.update(headers or {})
         data = raw if raw is not None else (None if body is None else json.dumps(body))
         c = self.conn()
@@ -142,7 +172,7 @@ class Server:
         finally:
             c.close()
         if "x-position" in hdrs:
-            self.position = max(self.position, int(hdrs["x-position"]))
+            self.note_position(hdrs["x-position"])
         parsed = None
         if payload:
             try:
@@ -150,6 +180,17 @@ class Server:
             except ValueError:
                 parsed = None
         return r.status, hdrs, payload, parsed
+
+    def note_position(self, token):
+        if isinstance(token, bytes):
+            token = token.decode()
+        if position_key(token) > position_key(self.position):
+            self.position = token
+
+    def tool(self, cmd, *args):
+        """Runs an offline tool (events, verify, ...) on this server's store."""
+        return subprocess.run([self.binary, cmd, "--data-dir", self.data_dir] + self.store_args
+                              + list(args), capture_output=True, text=True)
 
     def raw(self, data, read_timeout=5):
         """Sends raw bytes and returns whatever comes back (bytes)."""
@@ -175,8 +216,8 @@ class Server:
             s.close()
 
     def count_events(self):
-        out = subprocess.run([self.binary, "events", "--data-dir", self.data_dir],
-                             capture_output=True, check=True)
+        out = subprocess.run([self.binary, "events", "--data-dir", self.data_dir]
+                             + self.store_args, capture_output=True, check=True)
         return len(out.stdout.splitlines())
 
 

@@ -224,8 +224,8 @@ def main():
                 print("round %d: FAILED %r" % (round_no, e), flush=True)
                 break
         assert s.stop() == 0
-        r = subprocess.run([os.path.abspath(args.binary), "verify", "--data-dir", s.data_dir],
-                           capture_output=True, text=True)
+        r = subprocess.run([os.path.abspath(args.binary), "verify", "--data-dir", s.data_dir]
+                           + s.store_args, capture_output=True, text=True)
         report = json.loads(r.stdout) if r.stdout else {}
         if r.returncode != 0 or not report.get("ok"):
             failures += 1
