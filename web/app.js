@@ -304,7 +304,7 @@
       $('overview-msg').hidden = true;
       render(res.data);
     } else {
-      const msg = problemText(res, 'see the live overview (it needs an admin or reader token)');
+      const msg = problemText(res, 'see the live overview (it needs an admin token; a reader may browse)');
       setMsg($('overview-msg'), msg, 'bad');
       $('overview-msg').hidden = false;
       // 401/403 do not change by waiting: stop until the token changes.

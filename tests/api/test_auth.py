@@ -151,6 +151,10 @@ def route_cases():
         ("POST", "/admin/projections/{name}/rebuild", "admin",
          fixed("/admin/projections/transfers/rebuild")),
         ("GET", "/admin/drift", "admin", fixed("/admin/drift")),
+        ("GET", "/admin/stats", "admin", fixed("/admin/stats")),
+        # the dashboard's page and assets: the page asks for a token itself
+        ("GET", "/ui", "open", fixed("/ui")),
+        ("GET", "/ui/{asset}", "open", fixed("/ui/app.js")),
         # wallets
         ("POST", "/wallets", "command",
          lambda s, o: ("/wallets", {"walletId": uid("w"), "ownerId": o}, None)),

@@ -505,6 +505,7 @@ static void test_event_actor_reading(void **state)
             assert_string_equal(actor, cases[i].actor);
         }
     }
+}
 
 static struct es_command *gate_cmd(struct fixture *f)
 {
@@ -663,7 +664,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_uncached_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_actor_and_committed, setup, teardown),
         cmocka_unit_test(test_event_actor_reading),
-
         cmocka_unit_test_setup_teardown(test_conflict_decided_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_rest_of_batch_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_retries_bounded, setup, teardown),
