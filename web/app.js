@@ -85,7 +85,14 @@
   async function api(method, path, body) {
     const headers = { Accept: 'application/json' };
     const t = token();
-    if (t) headers.Authorization = 'Bearer ' + t;
+    // Without a token every route but the open ones is 401: say so here
+    // rather than ask (the browser logs each refused request as an error).
+    // A server run with --auth off takes any text as a token.
+    if (!t) {
+      noteUnauthorized();
+      return { status: 401, ok: false, data: null };
+    }
+    headers.Authorization = 'Bearer ' + t;
     const init = { method, headers, cache: 'no-store', credentials: 'omit' };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -159,7 +166,7 @@
     if (unauthorizedShown) return;
     unauthorizedShown = true;
     notice(token() ? 'The server refused this token (401): paste a valid one.'
-      : 'This server wants a token (401): paste one in the Token field.');
+      : 'Paste a token in the Token field (DATA_DIR/admin.token after a first start; any text when the server runs with --auth off).');
   }
 
   function notice(text) {
