@@ -216,6 +216,28 @@ static int exec_set(sqlite3 *db, const char *tmpl, const char *set)
     return sqlconn_err(rc);
 }
 
+/* A set's schema as this build has it: the tables, created when missing,
+ * and the columns a later release added to tables an older one created.
+ * SQLite has no ADD COLUMN IF NOT EXISTS; the one error it gives for a
+ * column already there is "duplicate column name", and only that is
+ * taken as done. */
+static int exec_schema(sqlite3 *db, const struct es_consumer *c, const char *set)
+{
+    int err = exec_set(db, c->schema, set);
+    for (const char *const *add = c->columns_added; !err && add && *add; add++) {
+        char sql[1024];
+        err = es_proj_sql(*add, set, sql, sizeof(sql));
+        char *msg = NULL;
+        int rc = err ? SQLITE_OK : sqlite3_exec(db, sql, NULL, NULL, &msg);
+        if (rc != SQLITE_OK && (msg == NULL || strncmp(msg, "duplicate column name", 21) != 0)) {
+            wx_logf(WX_LOG_ERROR, "projector: %s", msg ? msg : sqlite3_errstr(rc));
+            err = sqlconn_err(rc);
+        }
+        sqlite3_free(msg);
+    }
+    return err;
+}
+
 static int simple(struct es_projector *p, int id)
 {
     sqlite3_stmt *st = sqlconn_stmt(&p->wdb, id);
@@ -282,11 +304,11 @@ static int load_consumer(struct es_projector *p, struct consumer_rt *rt)
         err = sqlconn_run_i64(st, NULL);
     }
     if (!err)
-        err = exec_set(p->wdb.db, rt->c->schema, live);
+        err = exec_schema(p->wdb.db, rt->c, live);
     es_proj_tx_init(&rt->live.tx, rt->c, p->wdb.db, live);
     rt->live.active = true;
     if (!err && rebuild[0] != '\0') {
-        err = exec_set(p->wdb.db, rt->c->schema, rebuild);
+        err = exec_schema(p->wdb.db, rt->c, rebuild);
         es_proj_tx_init(&rt->rebuild.tx, rt->c, p->wdb.db, rebuild);
         rt->rebuild.active = true;
     }
