@@ -1234,7 +1234,7 @@ static int token_create_offline(const struct options *o, enum auth_role role,
     if (lock_data_dir(o->data_dir, "token") < 0)
         return 1;
     struct es_store *store;
-    if (open_store(o, &store))
+    if (open_store(o, OPEN_CREATE, &store))
         return 1;
     struct es_writer *writer = NULL;
     struct es_writer_config wcfg = {.store = store, .clock = &wx_clock_system};

@@ -235,7 +235,7 @@ const struct http_route ops_routes[] = {
     {"POST", "/admin/projections/{name}/rebuild", ops_route_admin_rebuild_projection, 0, NULL,
      HTTP_ACCESS_ADMIN},
     {"GET", "/admin/drift", ops_route_admin_drift, 0, NULL, HTTP_ACCESS_ADMIN},
-    /* API.md: a reader has no /admin/*, so the overview is the admin's. */
+    /* API.md: a reader has no /admin routes, so the overview is the admin's. */
     {"GET", "/admin/stats", ops_route_admin_stats, 0, NULL, HTTP_ACCESS_ADMIN},
     {"GET", "/ui", ops_route_ui, 0, NULL, HTTP_ACCESS_OPEN},
     {"GET", "/ui/{asset}", ops_route_ui_asset, 0, NULL, HTTP_ACCESS_OPEN},

@@ -505,6 +505,7 @@ static void test_event_actor_reading(void **state)
             assert_string_equal(actor, cases[i].actor);
         }
     }
+}
 
 static struct es_command *gate_cmd(struct fixture *f)
 {
