@@ -18,7 +18,7 @@ import time
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Server, expect, expect_problem, run_suite  # noqa: E402
+from harness import Server, expect, expect_problem, position_key, run_suite  # noqa: E402
 
 BINARY = None
 _seq = [0]
@@ -465,8 +465,10 @@ def test_pay_debits_the_wallet_in_the_same_commit(s):
     expect(paid["data"] == {"orderId": oid, "walletId": w, "amountMinor": 1250}, paid)
     # One commit: the two events are neighbours in the log, the answer names
     # the later one, and both carry the request's correlation id.
-    positions = sorted([int(debit["position"]), int(paid["position"])])
-    expect(positions[1] == positions[0] + 1 and positions[1] == position, (positions, position))
+    positions = sorted([position_key(debit["position"]), position_key(paid["position"])])
+    answered = position_key(h["x-position"])
+    expect(positions[0][0] == positions[1][0] and positions[1][1] == positions[0][1] + 1
+           and positions[1] == answered, (positions, answered))
     expect(debit["metadata"]["correlationId"] == cid == paid["metadata"]["correlationId"])
     expect(debit["metadata"]["causationId"] == paid["metadata"]["causationId"])
     # The ledger shows it as a debit with its description.
