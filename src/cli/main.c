@@ -34,6 +34,7 @@
 #include "obs/log.h"
 #include "ops/ops.h"
 #include "proj/projector.h"
+#include "rm/rm.h"
 #include "store/store.h"
 #include "order/order.h"
 #include "wallet/wallet.h"
@@ -562,15 +563,23 @@ static void notify_projector(void *ctx)
     es_projector_notify(ctx);
 }
 
-/* The read side: readmodel.db beside the log. A memory store starts with an
- * empty log every time, so its read side starts empty too. */
+/* The schema of the read models on PostgreSQL: beside the log's, so
+ * several installations in one database keep apart. */
+#define READ_SCHEMA_SUFFIX "_read"
+
+/* The read side: readmodel.db beside a SQLite log, or schema
+ * <pg-schema>_read beside a PostgreSQL log, shared by every node. A memory
+ * store starts with an empty log every time, so its read side starts
+ * empty too. bulk: offline tools rebuilding anyway (no fsync); beside:
+ * another process may have it open. */
 static int open_projector(const struct options *o, struct es_store *store, bool bulk,
-                          bool shared, struct es_projector **out)
+                          bool beside, struct es_projector **out)
 {
-    char path[4096];
+    char path[4096], schema[128];
     bool memory = strcmp(o->store, "memory") == 0;
     snprintf(path, sizeof(path), "%s/%s", o->data_dir,
              memory ? "readmodel-memory.db" : "readmodel.db");
+    snprintf(schema, sizeof(schema), "%s" READ_SCHEMA_SUFFIX, o->pg_schema);
     const struct es_consumer **consumers = NULL;
     size_t consumers_len = 0;
     int err = wx_app_consumers(&consumers, &consumers_len);
@@ -580,18 +589,19 @@ static int open_projector(const struct options *o, struct es_store *store, bool 
     }
     struct es_projector_config cfg = {
         .store = store,
-        .db_path = path,
+        .backend = is_postgres(o) ? &rm_postgres_ops : &rm_sqlite_ops,
+        .rm = {.path = path, .url = o->pg_url, .schema = schema, .disposable = true,
+               .bulk = bulk, .beside = beside},
         .consumers = consumers,
         .consumers_len = consumers_len,
-        .bulk = bulk,
-        .shared = shared,
     };
     err = es_projector_open(&cfg, out);
     free(consumers); /* the projector keeps the consumers, not the list */
     if (!err && memory)
         err = es_projector_reset(*out);
     if (err) {
-        fprintf(stderr, "wallex: cannot open the read side %s: %s\n", path, wx_strerror(err));
+        fprintf(stderr, "wallex: cannot open the read side %s: %s\n",
+                is_postgres(o) ? schema : path, wx_strerror(err));
         es_projector_close(*out);
         *out = NULL;
     }
