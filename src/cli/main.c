@@ -641,6 +641,8 @@ static bool bus_settings(const struct options *o, struct bus_config *c)
     memset(c, 0, sizeof(*c));
     c->data_dir = o->data_dir;
     c->memory = strcmp(o->store, "memory") == 0;
+    c->pg_url = is_postgres(o) ? o->pg_url : NULL;
+    c->pg_schema = o->pg_schema;
     c->redis_url = o->redis_url;
     c->redis_stream = o->redis_stream;
     c->redis_maxlen = o->redis_maxlen;
