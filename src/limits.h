@@ -410,6 +410,11 @@
 /* Differences one drift report lists; the count covers all of them. */
 #define WX_DRIFT_REPORT_MAX 100
 
+/* wallex verify on a shared read side: read models another node projects
+ * are waited for this long to reach the log's head (a node catching up
+ * after downtime projects some 20k-100k events/s here). */
+#define WX_TOOL_AWAIT_MS 60000
+
 /* Events read from the log in one go by drift, verify and offline tools. */
 #define WX_SCAN_BATCH_EVENTS_MAX 10000
 

@@ -894,6 +894,11 @@ static int catch_up(struct es_store *store, struct es_projector *p, const char *
         }
         wx_arena_release(&arena);
     }
+    /* On a shared read side a running node may project some read models:
+     * they are caught up when it has brought them to this head. */
+    if (!err && (err = es_projector_await(p, &head, WX_TOOL_AWAIT_MS)) == WX_ERR_BUSY)
+        fprintf(stderr, "\nwallex: read models projected by another node did not reach the log's"
+                        " head within %d s\n", WX_TOOL_AWAIT_MS / 1000);
     int64_t ms = wx_monotonic_ms() - started;
     if (tty)
         fputc('\n', stderr);
