@@ -235,6 +235,9 @@ class ReadSide:
         return self._psql(text)
 
     def execute(self, sql, *params):
+        """Changes rows as the projector would: on PostgreSQL after locking
+        every checkpoint row, so no batch or fold of the node that projects
+        is half-way through the same rows (SQLite's write lock does that)."""
         if self.schema is None:
             import sqlite3
             db = sqlite3.connect(self.path, timeout=10)
@@ -244,7 +247,9 @@ class ReadSide:
             finally:
                 db.close()
             return
-        self.rows(sql, *params)
+        parts = sql.split("?")
+        text = parts[0] + "".join(_sql_literal(v) + rest for v, rest in zip(params, parts[1:]))
+        self._psql("BEGIN; SELECT name FROM projections FOR UPDATE; %s; COMMIT" % text)
 
     def live_set(self, name):
         return self.rows("SELECT live_set FROM projections WHERE name = ?", name)[0][0]
