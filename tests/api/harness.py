@@ -235,21 +235,30 @@ class ReadSide:
         return self._psql(text)
 
     def execute(self, sql, *params):
-        """Changes rows as the projector would: on PostgreSQL after locking
-        every checkpoint row, so no batch or fold of the node that projects
-        is half-way through the same rows (SQLite's write lock does that)."""
+        self.execute_all([(sql,) + params])
+
+    def execute_all(self, statements):
+        """Changes rows in one transaction, as the projector would: on
+        PostgreSQL after locking every checkpoint row, so no batch or fold
+        of the node that projects is half-way through the same rows
+        (SQLite's write lock does that). statements: (sql, *params) tuples."""
         if self.schema is None:
             import sqlite3
             db = sqlite3.connect(self.path, timeout=10)
             try:
-                db.execute(sql, params)
+                for sql, *params in statements:
+                    db.execute(sql, params)
                 db.commit()
             finally:
                 db.close()
             return
-        parts = sql.split("?")
-        text = parts[0] + "".join(_sql_literal(v) + rest for v, rest in zip(params, parts[1:]))
-        self._psql("BEGIN; SELECT name FROM projections FOR UPDATE; %s; COMMIT" % text)
+        texts = []
+        for sql, *params in statements:
+            parts = sql.split("?")
+            texts.append(parts[0] + "".join(_sql_literal(v) + rest
+                                            for v, rest in zip(params, parts[1:])))
+        self._psql("BEGIN; SELECT name FROM projections FOR UPDATE; %s; COMMIT"
+                   % "; ".join(texts))
 
     def live_set(self, name):
         return self.rows("SELECT live_set FROM projections WHERE name = ?", name)[0][0]
