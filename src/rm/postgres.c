@@ -12,6 +12,15 @@
  * REPEATABLE READ READ ONLY: every query of one sees the same snapshot
  * (the live table set and the rows of it).
  *
+ * Read models are derived data (rm_config.disposable): their sessions run
+ * with synchronous_commit off, so a projector commit does not wait for a
+ * WAL flush (nor queue behind the log writer's). A crash of PostgreSQL
+ * may then lose the last fraction of a second of read-side commits, rows
+ * and checkpoint together (the WAL keeps their order), and they are
+ * projected again from the log: the same bargain as SQLite's read side
+ * without fsync (rm/bootguard.h). The delivery state is not derived and
+ * keeps synchronous commits.
+ *
  * Leases are session advisory locks (pg_try_advisory_lock) on the key of
  * "<schema>/<name>". A node that dies closes its sessions (kill -9: at
  * once; a vanished host: after the TCP keepalives below), which releases
@@ -75,6 +84,7 @@ struct pg_db {
     struct rm_db base; /* must be first */
     char *url;
     char *schema;
+    bool disposable; /* read models: commits need not wait for the WAL flush */
 
     pthread_mutex_t health_lock;
     int64_t retry_at_ms; /* monotonic; no connection attempt before */
@@ -166,9 +176,9 @@ static int session_setup(struct pg_db *d, PGconn *pg)
     wx_buf_printf(&b,
                   "SET search_path TO %s, pg_catalog; SET statement_timeout = %d;"
                   " SET client_min_messages = warning; SET tcp_keepalives_idle = %d;"
-                  " SET tcp_keepalives_interval = %d; SET tcp_keepalives_count = %d;",
+                  " SET tcp_keepalives_interval = %d; SET tcp_keepalives_count = %d;%s",
                   schema, WX_PG_STATEMENT_TIMEOUT_MS, KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S,
-                  KEEPALIVE_COUNT);
+                  KEEPALIVE_COUNT, d->disposable ? " SET synchronous_commit = off;" : "");
     PQfreemem(schema);
     int err = wx_buf_ok(&b) ? simple(pg, b.data, "setting up a session") : WX_ERR_NOMEM;
     wx_buf_free(&b);
@@ -355,6 +365,7 @@ static int pg_open(const struct rm_config *config, struct rm_db **out)
     pthread_cond_init(&d->pool_cond, NULL);
     d->url = strdup(config->url);
     d->schema = strdup(config->schema);
+    d->disposable = config->disposable;
     int err = d->url && d->schema ? ensure_schema(d) : WX_ERR_NOMEM;
     if (err) {
         pg_close(&d->base);
