@@ -106,10 +106,13 @@ const struct es_consumer wallet_consumer_wallets = {
 
 /* ---- ledger ---- */
 
-/* Entries are appended to the tail, so a projector commit writes a few new
- * pages there instead of one page per wallet it touched (measured in
- * docs/architecture.md); the fold moves them in (wallet, version) order,
- * which writes each hot wallet's page once per fold. */
+/* On SQLite entries are appended to the tail, so a projector commit writes
+ * a few new pages there instead of one page per wallet it touched
+ * (measured in docs/architecture.md); the fold moves them in (wallet,
+ * version) order, which writes each hot wallet's page once per fold. On
+ * PostgreSQL a table is a heap with no order to keep, so the tail would
+ * only write each entry twice: entries go straight to ledger{s} (L_PUT),
+ * nothing is staged and nothing folds. */
 enum { L_PUT, L_FOLD_MOVE, L_FOLD_CLEAR };
 
 #define LEDGER_COLUMNS                                                                             \
@@ -124,11 +127,11 @@ enum { L_PUT, L_FOLD_MOVE, L_FOLD_CLEAR };
     " position_lo BIGINT NOT NULL, occurred_at_ms BIGINT NOT NULL"
 
 static const char *const ledger_sql[] = {
-    /* The tail's unique (wallet, version) keeps a replayed event at one
-     * entry (an entry says what its event says, so the first one stays);
-     * an entry already folded is never replayed, because the fold commits
-     * with the checkpoint that covers it. */
-    [L_PUT] = "INSERT INTO ledger_tail{s}(" LEDGER_COLUMNS ")"
+    /* The unique (wallet, version) keeps a replayed event at one entry
+     * (an entry says what its event says, so the first one stays); on
+     * SQLite an entry already folded is never replayed, because the fold
+     * commits with the checkpoint that covers it. */
+    [L_PUT] = "INSERT INTO {sqlite:ledger_tail{s}}{pg:ledger{s}}(" LEDGER_COLUMNS ")"
               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
               " ON CONFLICT (wallet_id, version) DO NOTHING",
     /* WHERE true: SQLite would read ON CONFLICT as a join's ON otherwise. */
@@ -164,8 +167,8 @@ static int apply_ledger(struct es_proj_tx *tx, const struct es_event *ev, const 
     rm_bind_i64(st, 12, (int64_t)ev->position.lo);
     rm_bind_i64(st, 13, ev->occurred_at_ms);
     int err = rm_run(st);
-    if (!err)
-        tx->staged++;
+    if (!err && rm_dialect_of(tx->conn->db) == RM_DIALECT_SQLITE)
+        tx->staged++; /* only SQLite stages in the tail (L_PUT) */
     return err;
 }
 
@@ -184,8 +187,9 @@ const struct es_consumer wallet_consumer_ledger = {
     .name = "ledger",
     .categories = categories,
     .codec = &wallet_codec,
-    /* The tail is appended in arrival order (SQLite's rowid, PostgreSQL's
-     * heap), which a projector commit writes as a few new pages. */
+    /* The tail is appended in arrival order (SQLite's rowid), which a
+     * projector commit writes as a few new pages. PostgreSQL keeps it
+     * (empty) so both dialects have the same tables and queries. */
     .schema = "CREATE TABLE IF NOT EXISTS ledger{s}(" LEDGER_COLUMN_TYPES
               ", PRIMARY KEY(wallet_id, version))" RM_WITHOUT_ROWID ";"
               "CREATE TABLE IF NOT EXISTS ledger_tail{s}(" LEDGER_COLUMN_TYPES ");"
