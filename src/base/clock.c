@@ -1,6 +1,8 @@
 /* System and frozen clocks, RFC 3339 formatting and parsing; see clock.h. */
 #include "base/clock.h"
 
+#include "base/buf.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -137,4 +139,11 @@ bool wx_time_parse(const char *s, int64_t *unix_ms_out)
     time_t t = timegm(&tm);
     *unix_ms_out = ((int64_t)t - (int64_t)offset_min * 60) * 1000 + ms;
     return true;
+}
+
+void wx_time_json_member(struct wx_buf *b, const char *key, int64_t unix_ms, bool *first)
+{
+    char at[WX_RFC3339_BYTES];
+    wx_time_format(unix_ms, at);
+    wx_buf_json_member_str(b, key, at, first);
 }

@@ -33,6 +33,9 @@ void wx_deadline_after_ms(int64_t after_ms, struct timespec *out);
 
 /* RFC 3339 UTC with milliseconds. */
 void wx_time_format(int64_t unix_ms, char out[WX_RFC3339_BYTES]);
+struct wx_buf;
+/* A JSON member "key":"<RFC 3339>" (base/buf.h's member helpers). */
+void wx_time_json_member(struct wx_buf *b, const char *key, int64_t unix_ms, bool *first);
 /* Parses RFC 3339 (Z or +hh:mm, optional fraction). False when malformed. */
 bool wx_time_parse(const char *s, int64_t *unix_ms_out);
 

@@ -509,11 +509,16 @@ static bool is_postgres(const struct options *o)
  * refusing us), so scripts and supervisors can tell it from bad usage. */
 #define EXIT_STORE_UNREACHABLE 3
 
-/* must_exist: tools that only read a log do not create one. */
-static int open_store(const struct options *o, bool must_exist, struct es_store **store)
+/* How a command opens the store: a server creates it; tools that work on
+ * a log do not create one; tools that only read may run beside a server and
+ * must never wait on its write locks (wallex events, drift). */
+enum open_mode { OPEN_CREATE, OPEN_EXISTING, OPEN_READ_ONLY };
+
+static int open_store(const struct options *o, enum open_mode mode, struct es_store **store)
 {
     struct es_store_config cfg = {.data_dir = o->data_dir, .url = o->pg_url,
-                                  .pg_schema = o->pg_schema, .must_exist = must_exist};
+                                  .pg_schema = o->pg_schema, .must_exist = mode != OPEN_CREATE,
+                                  .read_only = mode == OPEN_READ_ONLY};
     if (is_postgres(o) && o->pg_url == NULL) {
         fprintf(stderr, "wallex: --store postgres needs --pg URL (or WALLEX_PG_URL)\n");
         return WX_ERR_INVALID;
@@ -680,7 +685,7 @@ struct serve {
 
 static int serve_open(const struct options *o, struct bus_config *bc, struct serve *sv)
 {
-    int err = open_store(o, false, &sv->store);
+    int err = open_store(o, OPEN_CREATE, &sv->store);
     sv->exit_code = err ? open_store_exit_code(err) : 1;
     if (!err)
         err = open_projector(o, sv->store, false, false, &sv->projector);
@@ -844,7 +849,7 @@ static int cmd_events(int argc, char **argv)
         return 2;
     }
     struct es_store *store;
-    int err = open_store(&o, true, &store);
+    int err = open_store(&o, OPEN_READ_ONLY, &store);
     if (err)
         return open_store_exit_code(err);
     while (ctx.printed < o.limit && !err) {
@@ -920,10 +925,11 @@ static int cmd_offline(const char *cmd, int argc, char **argv)
     /* drift only reads; rebuild and verify write the read side. */
     if (strcmp(cmd, "drift") != 0 && lock_data_dir(o.data_dir, cmd) < 0)
         return 1;
-    int err = open_store(&o, true, &store);
+    bool drift = strcmp(cmd, "drift") == 0;
+    int err = open_store(&o, drift ? OPEN_READ_ONLY : OPEN_EXISTING, &store);
     if (err)
         return open_store_exit_code(err);
-    if (open_projector(&o, store, true, strcmp(cmd, "drift") == 0, &p)) {
+    if (open_projector(&o, store, true, drift, &p)) {
         es_store_close(store);
         return 1;
     }
@@ -974,7 +980,7 @@ static int cmd_backup(int argc, char **argv)
         return 2;
     }
     struct es_store *store;
-    int err = open_store(&o, true, &store);
+    int err = open_store(&o, OPEN_READ_ONLY, &store);
     if (err)
         return open_store_exit_code(err);
     struct es_position head;

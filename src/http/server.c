@@ -659,6 +659,29 @@ void http_server_stop(struct http_server *srv)
     free(srv);
 }
 
+void http_server_stats(struct http_server *srv, size_t (*kind_of)(const struct http_route *route),
+                       struct http_server_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t k = 0; k < HTTP_STATS_KINDS_MAX; k++)
+        wx_hist_snapshot_init(&out->latency_us[k], &wx_hist_latency_us);
+    for (size_t r = 0; r <= srv->routes_len; r++) {
+        size_t kind = kind_of(r < srv->routes_len ? &srv->routes[r] : NULL);
+        assert(kind < HTTP_STATS_KINDS_MAX);
+        for (size_t k = 0; k < STATUS_SLOTS; k++) {
+            uint64_t n = atomic_load_explicit(&srv->metrics[r].requests[k], memory_order_relaxed);
+            if (n == 0)
+                continue; /* and its histogram is empty: most slots are */
+            out->requests[kind] += n;
+            if (k < STATUS_SLOTS - 1 && metric_statuses[k] >= 500)
+                out->server_errors[kind] += n;
+            wx_hist_snapshot_add(&out->latency_us[kind], &srv->metrics[r].latency_us[k]);
+        }
+    }
+    out->connections = atomic_load(&srv->connections);
+    out->in_flight = http_server_active(srv);
+}
+
 void http_server_metrics(struct http_server *srv, struct wx_buf *b)
 {
     char labels[160];

@@ -1,7 +1,8 @@
 /*
  * Operations routes, the same whatever domains the server composes:
  * health, readiness, metrics, the OpenAPI document, projection status and
- * rebuilds, and drift over every domain. Admin routes are open to whoever
+ * rebuilds, drift over every domain, and the dashboard (ui.c) with its live
+ * feed (stats.c). Admin routes are open to whoever
  * reaches the listen address until authentication lands; keep it on
  * loopback.
  */
@@ -229,5 +230,8 @@ const struct http_route ops_routes[] = {
     {"GET", "/admin/projections", ops_route_admin_projections, 0, NULL},
     {"POST", "/admin/projections/{name}/rebuild", ops_route_admin_rebuild_projection, 0, NULL},
     {"GET", "/admin/drift", ops_route_admin_drift, 0, NULL},
+    {"GET", "/admin/stats", ops_route_admin_stats, 0, NULL},
+    {"GET", "/ui", ops_route_ui, 0, NULL},
+    {"GET", "/ui/{asset}", ops_route_ui_asset, 0, NULL},
 };
 const size_t ops_routes_len = sizeof(ops_routes) / sizeof(ops_routes[0]);

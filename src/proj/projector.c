@@ -564,13 +564,15 @@ static void count_lag(struct consumer_rt *rt, const struct es_event *ev)
     atomic_fetch_add_explicit(&rt->lag_counts[b], 1, memory_order_relaxed);
 }
 
-/* Does the consumer read events of this stream? */
-static bool takes(const struct es_consumer *c, const char *stream_id)
+/* Does the consumer read events of this stream? The category is the
+ * stream id's first category_len bytes (up to its ':'), found once per
+ * event rather than once per consumer and category. */
+static bool takes(const struct es_consumer *c, const char *stream_id, size_t category_len)
 {
     if (c->categories == NULL)
         return true;
     for (const char *const *cat = c->categories; *cat != NULL; cat++)
-        if (es_stream_in_category(stream_id, *cat))
+        if (strncmp(*cat, stream_id, category_len) == 0 && (*cat)[category_len] == '\0')
             return true;
     return false;
 }
@@ -609,10 +611,11 @@ static int apply_one(void *arg, const struct es_event *stored)
     int err = es_upcast(stored, &ev, &a->scratch);
     struct decoded_slot slots[WX_PROJECTOR_CONSUMERS_MAX];
     size_t slots_len = 0;
+    size_t category_len = strcspn(ev.stream_id, ":");
     for (size_t i = 0; i < a->len && !err; i++) {
         const struct es_consumer *c = a->curs[i]->tx.consumer;
         assert(es_position_cmp(&ev.position, &a->curs[i]->pos) > 0);
-        if (takes(c, ev.stream_id)) {
+        if (takes(c, ev.stream_id, category_len)) {
             void *decoded;
             err = decoded_for(c, &ev, slots, &slots_len, &decoded);
             if (!err)
@@ -1204,6 +1207,21 @@ int es_projector_await(struct es_projector *p, const struct es_position *head,
             return WX_ERR_BUSY;
         usleep(WX_PROJECTOR_SHARED_POLL_MS * 1000);
     }
+}
+
+int es_projector_position(struct es_projector *p, const char *name, struct es_position *out)
+{
+    int err = WX_ERR_NOT_FOUND;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->rt_len; i++) {
+        if (strcmp(p->rt[i].c->name, name) == 0) {
+            *out = p->rt[i].live.pos;
+            err = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return err;
 }
 
 int es_projector_status(struct es_projector *p, struct wx_arena *arena,

@@ -180,6 +180,12 @@ struct es_projection_status {
     bool here; /* this node projects it (holds its lease) */
 };
 
+/* A consumer's live checkpoint as this process's projector last committed
+ * it (on a shared read side, for a consumer another node holds: the
+ * holder's, as last read), from memory (no read transaction):
+ * WX_ERR_NOT_FOUND for a name it does not run. */
+int es_projector_position(struct es_projector *p, const char *name, struct es_position *out);
+
 /* Copies the status of every consumer into arena memory. */
 int es_projector_status(struct es_projector *p, struct wx_arena *arena,
                         struct es_projection_status **list_out, size_t *len_out);

@@ -182,6 +182,7 @@ static void tail_stream_free(struct tail_stream *t)
 
 struct sqlite_store {
     struct es_store base; /* must be first */
+    bool read_only;       /* es_store_config.read_only: no index, no writes */
     char *path;
     char *reader_pragmas; /* reader_pragmas plus the ATTACH of index.db */
     struct stream_index *index;
@@ -308,6 +309,22 @@ static void sqlite_close(struct es_store *store)
 #define SCHEMA_LAYOUT 2
 #define SCHEMA_LAYOUT_SQL "PRAGMA user_version = 2;"
 
+/* A read-only open cannot upgrade: it refuses an older layout (the server,
+ * or any writing tool, upgrades it when it next opens the file). */
+static int check_layout(struct sqlconn *c, const char *path)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return WX_ERR_IO;
+    int layout = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (layout == SCHEMA_LAYOUT)
+        return 0;
+    wx_logf(WX_LOG_ERROR, "sqlite: %s has layout %d, this build reads %d: start the server on it"
+                          " once", path, layout, SCHEMA_LAYOUT);
+    return WX_ERR_INVALID;
+}
+
 static int upgrade_schema(struct sqlconn *c, const char *path)
 {
     sqlite3_stmt *st;
@@ -348,7 +365,7 @@ static int sqlite_open(const struct es_store_config *config, struct es_store **s
         return WX_ERR_INVALID;
     char events_path[4096];
     snprintf(events_path, sizeof(events_path), "%s/events.db", config->data_dir);
-    if (config->must_exist && access(events_path, F_OK) != 0)
+    if ((config->must_exist || config->read_only) && access(events_path, F_OK) != 0)
         return WX_ERR_NOT_FOUND;
     if (mkdir(config->data_dir, 0700) != 0 && errno != EEXIST) {
         wx_logf(WX_LOG_ERROR, "sqlite: mkdir %s: %s", config->data_dir, strerror(errno));
@@ -379,6 +396,22 @@ static int sqlite_open(const struct es_store_config *config, struct es_store **s
     if (s->reader_pragmas == NULL)
         goto err_free;
     sqlpool_init(&s->readers, s->path, s->reader_pragmas, stmt_sql);
+    s->read_only = config->read_only;
+    if (s->read_only) {
+        /* A reader beside the writing process: its reads scan the tail the
+         * index has not reached (committed_head stays 0), as any other
+         * process's do. */
+        err = sqlconn_open(&s->writer, s->path, false, reader_pragmas, NULL, stmt_sql);
+        if (!err)
+            err = check_layout(&s->writer, s->path);
+        if (!err)
+            err = sqlconn_open(&s->index_reader, index_path, false, reader_pragmas, NULL,
+                               index_reader_sql);
+        if (err)
+            goto err_free;
+        *store_out = &s->base;
+        return 0;
+    }
     err = sqlconn_open(&s->writer, s->path, true, writer_pragmas, schema_sql, stmt_sql);
     if (!err)
         err = upgrade_schema(&s->writer, s->path);
@@ -660,6 +693,7 @@ static void remember_versions(struct sqlite_store *s, const struct es_batch_item
 static int sqlite_commit(struct es_store *store, struct es_batch_item *items, size_t items_len)
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
+    assert(!s->read_only);
     struct sqlconn *c = &s->writer;
     pthread_mutex_lock(&s->write_lock);
     wx_map_clear(&s->pending);

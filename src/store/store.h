@@ -102,6 +102,10 @@ struct es_store_config {
     /* Open only a store that is there already (tools reading a log, the
      * source of a migration): WX_ERR_NOT_FOUND instead of creating one. */
     bool must_exist;
+    /* Only read, beside a server that may be writing (wallex events, drift):
+     * no schema, no upgrade, no index upkeep, so nothing waits on the
+     * server's write locks. Implies must_exist. commit is not called. */
+    bool read_only;
 };
 
 struct es_store;

@@ -35,20 +35,7 @@ const struct es_event_type *wallet_event_type(enum wallet_event_kind kind)
     return types_by_kind[kind];
 }
 
-static void key_str(struct wx_buf *b, const char *key, const char *v, bool *first)
-{
-    wx_buf_json_key(b, key, first);
-    if (v == NULL)
-        wx_buf_adds(b, "null");
-    else
-        wx_buf_json_str(b, v);
-}
 
-static void key_i64(struct wx_buf *b, const char *key, int64_t v, bool *first)
-{
-    wx_buf_json_key(b, key, first);
-    wx_buf_add_i64(b, v);
-}
 
 void wallet_event_encode(struct wx_buf *b, const struct wallet_event *e)
 {
@@ -56,33 +43,33 @@ void wallet_event_encode(struct wx_buf *b, const struct wallet_event *e)
     wx_buf_addc(b, '{');
     switch (e->kind) {
     case WALLET_CREATED:
-        key_str(b, "walletId", e->wallet_id, &first);
-        key_str(b, "ownerId", e->owner_id, &first);
-        key_str(b, "currency", e->currency, &first);
+        wx_buf_json_member_str(b, "walletId", e->wallet_id, &first);
+        wx_buf_json_member_str(b, "ownerId", e->owner_id, &first);
+        wx_buf_json_member_str(b, "currency", e->currency, &first);
         break;
     case WALLET_CREDITED:
     case WALLET_DEBITED:
-        key_str(b, "walletId", e->wallet_id, &first);
-        key_str(b, "currency", e->currency, &first);
-        key_i64(b, "amountMinor", e->amount_minor, &first);
-        key_i64(b, "balanceBeforeMinor", e->balance_before_minor, &first);
-        key_i64(b, "balanceAfterMinor", e->balance_after_minor, &first);
-        key_str(b, "description", e->description, &first);
-        key_str(b, "transferId", e->transfer_id, &first);
+        wx_buf_json_member_str(b, "walletId", e->wallet_id, &first);
+        wx_buf_json_member_str(b, "currency", e->currency, &first);
+        wx_buf_json_member_i64(b, "amountMinor", e->amount_minor, &first);
+        wx_buf_json_member_i64(b, "balanceBeforeMinor", e->balance_before_minor, &first);
+        wx_buf_json_member_i64(b, "balanceAfterMinor", e->balance_after_minor, &first);
+        wx_buf_json_member_str(b, "description", e->description, &first);
+        wx_buf_json_member_str(b, "transferId", e->transfer_id, &first);
         /* Only when there is one: events without it stay byte for byte
          * what they were before the field existed. */
         if (e->reference != NULL)
-            key_str(b, "reference", e->reference, &first);
+            wx_buf_json_member_str(b, "reference", e->reference, &first);
         break;
     case TRANSFER_COMPLETED:
-        key_str(b, "transferId", e->transfer_id, &first);
-        key_str(b, "fromWalletId", e->from_wallet_id, &first);
-        key_str(b, "toWalletId", e->to_wallet_id, &first);
-        key_str(b, "currency", e->currency, &first);
-        key_i64(b, "amountMinor", e->amount_minor, &first);
-        key_str(b, "description", e->description, &first);
-        key_i64(b, "fromVersion", e->from_version, &first);
-        key_i64(b, "toVersion", e->to_version, &first);
+        wx_buf_json_member_str(b, "transferId", e->transfer_id, &first);
+        wx_buf_json_member_str(b, "fromWalletId", e->from_wallet_id, &first);
+        wx_buf_json_member_str(b, "toWalletId", e->to_wallet_id, &first);
+        wx_buf_json_member_str(b, "currency", e->currency, &first);
+        wx_buf_json_member_i64(b, "amountMinor", e->amount_minor, &first);
+        wx_buf_json_member_str(b, "description", e->description, &first);
+        wx_buf_json_member_i64(b, "fromVersion", e->from_version, &first);
+        wx_buf_json_member_i64(b, "toVersion", e->to_version, &first);
         break;
     }
     wx_buf_addc(b, '}');
@@ -216,12 +203,12 @@ static void wallet_encode(const void *state, struct wx_buf *b)
     const struct wallet_state *s = state;
     bool first = true;
     wx_buf_addc(b, '{');
-    key_i64(b, "schema", 1, &first);
-    key_str(b, "ownerId", s->owner_id, &first);
-    key_str(b, "currency", s->currency, &first);
-    key_i64(b, "balanceMinor", s->balance_minor, &first);
-    key_i64(b, "createdAtMs", s->created_at_ms, &first);
-    key_i64(b, "updatedAtMs", s->updated_at_ms, &first);
+    wx_buf_json_member_i64(b, "schema", 1, &first);
+    wx_buf_json_member_str(b, "ownerId", s->owner_id, &first);
+    wx_buf_json_member_str(b, "currency", s->currency, &first);
+    wx_buf_json_member_i64(b, "balanceMinor", s->balance_minor, &first);
+    wx_buf_json_member_i64(b, "createdAtMs", s->created_at_ms, &first);
+    wx_buf_json_member_i64(b, "updatedAtMs", s->updated_at_ms, &first);
     wx_buf_addc(b, '}');
 }
 
@@ -272,32 +259,20 @@ const struct es_aggregate_type transfer_aggregate = {
 
 /* ---- response resources ---- */
 
-static void key_money(struct wx_buf *b, const char *key, int64_t minor, const char *currency,
-                      bool *first)
-{
-    wx_buf_json_key(b, key, first);
-    wx_money_format(b, minor, wx_currency_exponent(currency));
-}
 
-static void key_time(struct wx_buf *b, const char *key, int64_t ms, bool *first)
-{
-    char at[WX_RFC3339_BYTES];
-    wx_time_format(ms, at);
-    key_str(b, key, at, first);
-}
 
 void wallet_json(struct wx_buf *b, const char *wallet_id, const struct wallet_state *s,
                  int64_t version)
 {
     bool first = true;
     wx_buf_addc(b, '{');
-    key_str(b, "id", wallet_id, &first);
-    key_str(b, "ownerId", s->owner_id, &first);
-    key_str(b, "currency", s->currency, &first);
-    key_money(b, "balance", s->balance_minor, s->currency, &first);
-    key_i64(b, "version", version, &first);
-    key_time(b, "createdAt", s->created_at_ms, &first);
-    key_time(b, "updatedAt", s->updated_at_ms, &first);
+    wx_buf_json_member_str(b, "id", wallet_id, &first);
+    wx_buf_json_member_str(b, "ownerId", s->owner_id, &first);
+    wx_buf_json_member_str(b, "currency", s->currency, &first);
+    wx_money_json_member(b, "balance", s->balance_minor, s->currency, &first);
+    wx_buf_json_member_i64(b, "version", version, &first);
+    wx_time_json_member(b, "createdAt", s->created_at_ms, &first);
+    wx_time_json_member(b, "updatedAt", s->updated_at_ms, &first);
     wx_buf_addc(b, '}');
 }
 
@@ -306,13 +281,13 @@ void transfer_json(struct wx_buf *b, const char *transfer_id, const struct trans
 {
     bool first = true;
     wx_buf_addc(b, '{');
-    key_str(b, "transferId", transfer_id, &first);
-    key_str(b, "fromWalletId", t->from_wallet_id, &first);
-    key_str(b, "toWalletId", t->to_wallet_id, &first);
-    key_money(b, "amount", t->amount_minor, t->currency, &first);
-    key_str(b, "currency", t->currency, &first);
-    key_str(b, "description", t->description[0] ? t->description : NULL, &first);
-    key_time(b, "createdAt", t->created_at_ms, &first);
+    wx_buf_json_member_str(b, "transferId", transfer_id, &first);
+    wx_buf_json_member_str(b, "fromWalletId", t->from_wallet_id, &first);
+    wx_buf_json_member_str(b, "toWalletId", t->to_wallet_id, &first);
+    wx_money_json_member(b, "amount", t->amount_minor, t->currency, &first);
+    wx_buf_json_member_str(b, "currency", t->currency, &first);
+    wx_buf_json_member_str(b, "description", t->description[0] ? t->description : NULL, &first);
+    wx_time_json_member(b, "createdAt", t->created_at_ms, &first);
     wx_buf_json_key(b, "from", &first);
     wallet_json(b, t->from_wallet_id, from, t->from_version);
     wx_buf_json_key(b, "to", &first);

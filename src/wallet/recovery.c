@@ -81,27 +81,12 @@ struct scan {
     int err;
 };
 
-static void drift_add(struct scan *sc, const char *wallet_id, const char *model,
-                      const char *field, const char *read_model, const char *events)
+static void drift_add(struct scan *sc, const char *wallet_id, const char *model, const char *field,
+                      const char *read_model, const char *events)
 {
-    struct wx_buf b;
-    wx_buf_init(&b);
-    wx_buf_adds(&b, "{\"walletId\":");
-    wx_buf_json_str(&b, wallet_id);
-    wx_buf_adds(&b, ",\"model\":");
-    wx_buf_json_str(&b, model);
-    wx_buf_adds(&b, ",\"field\":");
-    wx_buf_json_str(&b, field);
-    wx_buf_adds(&b, ",\"readModel\":");
-    wx_buf_json_str(&b, read_model);
-    wx_buf_adds(&b, ",\"events\":");
-    wx_buf_json_str(&b, events);
-    wx_buf_addc(&b, '}');
-    if (wx_buf_ok(&b))
-        es_drift_report_add(sc->report, b.data, b.len);
-    else
-        sc->err = WX_ERR_NOMEM;
-    wx_buf_free(&b);
+    int err = es_drift_report_diff(sc->report, "walletId", wallet_id, model, field, read_model, events);
+    if (err)
+        sc->err = err;
 }
 
 static void drift_i64(struct scan *sc, const char *wallet_id, const char *model,

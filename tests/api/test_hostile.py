@@ -585,7 +585,9 @@ def test_admin_work_is_off_the_http_threads(s):
     for o, st in zip(out, statuses):
         if st == 503:
             expect(b'"code":"overloaded"' in o and b"Retry-After" in o, o[:400])
-    expect(worst < 0.25, worst)
+    # Before, the two HTTP threads each ran a drift or a rebuild in turn and
+    # /healthz waited seconds; 1 s leaves room for a loaded test machine.
+    expect(worst < 1.0, worst)
     drift = s.request("GET", "/admin/drift")[3]
     expect(drift["drifted"] == [] and drift["checked"] >= 1, drift)
 
