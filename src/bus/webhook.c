@@ -122,6 +122,7 @@ struct bus_webhook {
      * round of the thread (under lock): how far delivery lags the log. */
     bool slowest_known;
     struct es_position slowest;
+    bool leading_now; /* `leading`, for other threads */
 };
 
 /* ---- subscriptions ---- */
@@ -801,6 +802,29 @@ static int take_request(void *arg, const struct bus_delivery_request *r)
     return 0;
 }
 
+/* Publishes what bus_webhook_stats reads of the subscriptions. */
+static void publish_stats(struct bus_webhook *w)
+{
+    uint64_t dead = 0;
+    bool known = false;
+    struct es_position slowest = es_position_start();
+    for (size_t i = 0; i < w->subs_len; i++) {
+        const struct sub *s = w->subs[i];
+        dead += (uint64_t)s->dead;
+        if (s->status != SUBSCRIPTION_ACTIVE)
+            continue; /* a paused one lags on purpose */
+        if (!known || es_position_cmp(&s->st.cursor, &slowest) < 0)
+            slowest = s->st.cursor;
+        known = true;
+    }
+    atomic_store(&w->dead_now, dead);
+    pthread_mutex_lock(&w->lock);
+    w->slowest_known = known;
+    w->slowest = slowest;
+    w->leading_now = w->leading;
+    pthread_mutex_unlock(&w->lock);
+}
+
 /* Forgets every subscription (requests in flight abandoned): on taking the
  * lease each starts from the state the last deliverer saved, and on losing
  * it nothing more is delivered or written here. */
@@ -827,6 +851,7 @@ static bool lease_check(struct bus_webhook *w, int64_t now_mono)
                                                   : "another node delivers; standing by");
     }
     w->leading = held;
+    publish_stats(w); /* a node standing by shows nothing of the last lead */
     return held;
 }
 
@@ -879,28 +904,6 @@ static int64_t sleep_ms(struct bus_webhook *w, int64_t now_ms)
     }
     atomic_store(&w->retry_depth, waiting);
     return ms;
-}
-
-/* Publishes what bus_webhook_stats reads of the subscriptions. */
-static void publish_stats(struct bus_webhook *w)
-{
-    uint64_t dead = 0;
-    bool known = false;
-    struct es_position slowest = es_position_start();
-    for (size_t i = 0; i < w->subs_len; i++) {
-        const struct sub *s = w->subs[i];
-        dead += (uint64_t)s->dead;
-        if (s->status != SUBSCRIPTION_ACTIVE)
-            continue; /* a paused one lags on purpose */
-        if (!known || es_position_cmp(&s->st.cursor, &slowest) < 0)
-            slowest = s->st.cursor;
-        known = true;
-    }
-    atomic_store(&w->dead_now, dead);
-    pthread_mutex_lock(&w->lock);
-    w->slowest_known = known;
-    w->slowest = slowest;
-    pthread_mutex_unlock(&w->lock);
 }
 
 static void *webhook_main(void *arg)
@@ -1027,6 +1030,7 @@ void bus_webhook_stats(struct bus_webhook *w, struct bus_webhook_stats *out)
     pthread_mutex_lock(&w->lock);
     out->slowest_known = w->slowest_known;
     out->slowest = w->slowest;
+    out->delivers_here = w->leading_now;
     pthread_mutex_unlock(&w->lock);
 }
 

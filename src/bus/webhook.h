@@ -88,6 +88,9 @@ struct bus_webhook_stats {
     uint64_t dead_letters;  /* in the dead-letter queue now */
     bool slowest_known;     /* false without an active subscription */
     struct es_position slowest; /* the cursor of the active one furthest behind */
+    /* This node delivers (holds the lease). Several nodes on one store:
+     * the others stand by and count nothing of the subscriptions. */
+    bool delivers_here;
 };
 void bus_webhook_stats(struct bus_webhook *w, struct bus_webhook_stats *out);
 

@@ -320,6 +320,21 @@ def proc_two_nodes_share_the_read_side():
     try:
         expect(all(projected_here(n1).values()), projected_here(n1))
         expect(not any(projected_here(n2).values()), projected_here(n2))
+        # The dashboard's feed on both nodes: the same read models, each
+        # projected by one of them, and one node delivering webhooks.
+        stats = [n.request("GET", "/admin/stats") for n in (n1, n2)]
+        expect(all(st[0] == 200 for st in stats), stats)
+        expect([sorted((p["name"], p["projectedHere"]) for p in st[3]["projections"])
+                for st in stats] == [sorted((name, here) for name in projected_here(n1))
+                                     for here in (True, False)], stats)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            delivering = [n.request("GET", "/admin/stats")[3]["webhooks"]["deliversHere"]
+                          for n in (n1, n2)]
+            if sorted(delivering) == [False, True]:
+                break
+            time.sleep(0.05)
+        expect(sorted(delivering) == [False, True], delivering)
         wallets = [uid() for _ in range(4)]
         for w in wallets:
             create(n1, w, "1000.00")
