@@ -63,6 +63,11 @@
  * decoding unescapes into a buffer this big, and longer data is corrupt. */
 #define WX_EVENT_DATA_BYTES_MAX (16 * 1024)
 
+/* An event's metadata as the writer writes it: correlation id (128
+ * bytes), causation id, time, traceparent (55), actor (64), token id, with
+ * keys and quotes under 512 bytes. Reading the actor back refuses more. */
+#define WX_EVENT_METADATA_BYTES_MAX 1024
+
 /* The request target (path and query, or the whole absolute-form URI):
  * longer is 414. Our longest real URLs are ids and cursors, under 200. */
 #define WX_URL_BYTES_MAX 2048
@@ -192,6 +197,10 @@
  * written out (rm/rm.h); our longest (a ledger page over both tables) is
  * under 1 KiB. */
 #define WX_RM_SQL_BYTES_MAX 8192
+
+/* A table name of the read-model database with its set suffix, and the
+ * NUL: PostgreSQL cuts identifiers at 63 bytes; ours are under 32. */
+#define WX_RM_NAME_BYTES_MAX 64
 
 /* Parameters of one read-model statement (?1 .. ?N): a ledger entry has
  * 13, a webhook delivery state 9. */

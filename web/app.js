@@ -85,7 +85,14 @@
   async function api(method, path, body) {
     const headers = { Accept: 'application/json' };
     const t = token();
-    if (t) headers.Authorization = 'Bearer ' + t;
+    // Without a token every route but the open ones is 401: say so here
+    // rather than ask (the browser logs each refused request as an error).
+    // A server run with --auth off takes any text as a token.
+    if (!t) {
+      noteUnauthorized();
+      return { status: 401, ok: false, data: null };
+    }
+    headers.Authorization = 'Bearer ' + t;
     const init = { method, headers, cache: 'no-store', credentials: 'omit' };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -159,7 +166,7 @@
     if (unauthorizedShown) return;
     unauthorizedShown = true;
     notice(token() ? 'The server refused this token (401): paste a valid one.'
-      : 'This server wants a token (401): paste one in the Token field.');
+      : 'Paste a token in the Token field (DATA_DIR/admin.token after a first start; any text when the server runs with --auth off).');
   }
 
   function notice(text) {
@@ -304,7 +311,7 @@
       $('overview-msg').hidden = true;
       render(res.data);
     } else {
-      const msg = problemText(res, 'see the live overview (it needs an admin or reader token)');
+      const msg = problemText(res, 'see the live overview (it needs an admin token; a reader may browse)');
       setMsg($('overview-msg'), msg, 'bad');
       $('overview-msg').hidden = false;
       // 401/403 do not change by waiting: stop until the token changes.

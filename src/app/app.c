@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
+
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/id.h"
@@ -135,7 +137,8 @@ int wx_app_verify(struct es_projector *p, struct wx_buf *out, bool *ok_out)
 
 /* ---- route helpers ---- */
 
-void wx_submit(struct http_request *req, es_command_fn handle, void *payload)
+void wx_submit_committed(struct http_request *req, es_command_fn handle, void *payload,
+                         void (*committed)(struct es_command *cmd))
 {
     struct es_command *cmd = wx_arena_alloc(&req->arena, sizeof(*cmd));
     if (cmd == NULL) {
@@ -144,7 +147,24 @@ void wx_submit(struct http_request *req, es_command_fn handle, void *payload)
     }
     cmd->handle = handle;
     cmd->payload = payload;
+    cmd->committed = committed;
+    const struct auth_principal *p = wx_principal(req);
+    if (p != NULL) {
+        cmd->principal = p;
+        cmd->actor = p->subject;
+        cmd->token_id = p->token_id;
+    }
     http_submit(req, cmd);
+}
+
+void wx_submit(struct http_request *req, es_command_fn handle, void *payload)
+{
+    wx_submit_committed(req, handle, payload, NULL);
+}
+
+const struct auth_principal *wx_principal(const struct http_request *req)
+{
+    return req->principal;
 }
 
 void wx_bad_request(struct http_request *req, const char *detail)

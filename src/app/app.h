@@ -24,6 +24,8 @@
 struct es_store;
 struct es_projector;
 struct bus;
+struct auth_service;
+struct auth_principal;
 
 struct wx_worker;
 
@@ -33,6 +35,7 @@ struct wx_app {
     struct es_projector *projector;
     struct wx_worker *admin; /* long admin work, off the HTTP threads */
     struct bus *bus; /* the event bus (bus/bus.h): relay and webhooks */
+    struct auth_service *auth; /* tokens (auth/service.h); NULL with --auth off */
     char default_currency[WX_CURRENCY_BYTES + 1];
 };
 
@@ -56,8 +59,16 @@ int wx_app_verify(struct es_projector *p, struct wx_buf *out, bool *ok_out);
 /* ---- for route handlers ---- */
 
 /* Queues a command for the writer: `handle` runs on the writer thread with
- * `payload` (in the request's arena). Answers 500 when out of memory. */
+ * `payload` (in the request's arena), on behalf of the request's caller
+ * (es_command.actor, token_id, principal). Answers 500 when out of memory. */
 void wx_submit(struct http_request *req, es_command_fn handle, void *payload);
+/* The same with an es_command.committed hook. */
+void wx_submit_committed(struct http_request *req, es_command_fn handle, void *payload,
+                         void (*committed)(struct es_command *cmd));
+
+/* The request's caller (auth/auth.h), NULL when authentication is off: the
+ * domains' routes decide ownership with it (auth_owns). */
+const struct auth_principal *wx_principal(const struct http_request *req);
 
 /* A 400 invalid_request. */
 void wx_bad_request(struct http_request *req, const char *detail);

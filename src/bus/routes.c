@@ -395,15 +395,17 @@ void bus_route_relays(struct http_request *req)
 }
 
 const struct http_route bus_routes[] = {
-    {"POST", "/subscriptions", bus_route_create, WX_BODY_BYTES_MAX, NULL},
-    {"GET", "/subscriptions", bus_route_list, 0, models},
-    {"GET", "/subscriptions/{id}", bus_route_get, 0, models},
-    {"DELETE", "/subscriptions/{id}", bus_route_delete, 0, NULL},
-    {"POST", "/subscriptions/{id}/pause", bus_route_pause, 0, NULL},
-    {"POST", "/subscriptions/{id}/resume", bus_route_resume, 0, NULL},
-    {"POST", "/subscriptions/{id}/replay", bus_route_replay_from, WX_BODY_BYTES_MAX, models},
-    {"GET", "/admin/relays", bus_route_relays, 0, NULL},
-    {"GET", "/admin/dead-letters", bus_route_dead_letters, 0, NULL},
-    {"POST", "/admin/dead-letters/{id}/replay", bus_route_replay_dead_letter, 0, NULL},
-    {NULL, NULL, NULL, 0, NULL},
+    {"POST", "/subscriptions", bus_route_create, WX_BODY_BYTES_MAX, NULL, HTTP_ACCESS_ADMIN},
+    {"GET", "/subscriptions", bus_route_list, 0, models, HTTP_ACCESS_ADMIN},
+    {"GET", "/subscriptions/{id}", bus_route_get, 0, models, HTTP_ACCESS_ADMIN},
+    {"DELETE", "/subscriptions/{id}", bus_route_delete, 0, NULL, HTTP_ACCESS_ADMIN},
+    {"POST", "/subscriptions/{id}/pause", bus_route_pause, 0, NULL, HTTP_ACCESS_ADMIN},
+    {"POST", "/subscriptions/{id}/resume", bus_route_resume, 0, NULL, HTTP_ACCESS_ADMIN},
+    {"POST", "/subscriptions/{id}/replay", bus_route_replay_from, WX_BODY_BYTES_MAX, models,
+     HTTP_ACCESS_ADMIN},
+    {"GET", "/admin/relays", bus_route_relays, 0, NULL, HTTP_ACCESS_ADMIN},
+    {"GET", "/admin/dead-letters", bus_route_dead_letters, 0, NULL, HTTP_ACCESS_ADMIN},
+    {"POST", "/admin/dead-letters/{id}/replay", bus_route_replay_dead_letter, 0, NULL,
+     HTTP_ACCESS_ADMIN},
+    {NULL, NULL, NULL, 0, NULL, HTTP_ACCESS_ADMIN},
 };

@@ -2,6 +2,7 @@
  * wallex: the server and its tools in one binary. Every flag also reads an
  * environment variable (WALLEX_LISTEN, WALLEX_DATA_DIR, ...), flags win.
  */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,15 +19,20 @@
 #include <unistd.h>
 
 #include "app/app.h"
+#include "auth/auth.h"
+#include "auth/service.h"
+#include "auth/token.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/fault.h"
+#include "base/id.h"
 #include "base/money.h"
 #include "base/worker.h"
 #include "bus/bus.h"
 #include "bus/subscription.h"
 #include "cli/bench.h"
 #include "cli/migrate.h"
+#include "cli/token.h"
 #include "es/domain.h"
 #include "es/writer.h"
 #include "http/http.h"
@@ -45,6 +51,7 @@ static const struct es_domain *const domains[] = {
     &wallet_domain,
     &order_domain,
     &bus_domain,
+    &auth_domain,
 };
 
 #ifndef WALLEX_VERSION
@@ -63,6 +70,14 @@ struct options {
     const char *url;
     const char *mix;
     const char *workload; /* bench: wallets | orders */
+    const char *auth;     /* serve: on | off */
+    const char *rate_limit_user; /* serve: RATE[,BURST] */
+    int64_t user_rate_per_s, user_burst;
+    const char *token;   /* bench, token create: an admin token for --url */
+    bool url_given;      /* --url or WALLEX_URL: token create goes through a server */
+    const char *role;    /* token create */
+    const char *subject; /* token create */
+    const char *expires; /* token create: RFC 3339 */
     int64_t wallets;
     int64_t ops;
     int64_t connections;
@@ -116,6 +131,15 @@ static void options_defaults(struct options *o)
     o->url = env_or("WALLEX_URL", "http://127.0.0.1:8080");
     o->mix = env_or("WALLEX_BENCH_MIX", "60,20,20");
     o->workload = env_or("WALLEX_BENCH_WORKLOAD", "wallets");
+    o->auth = env_or("WALLEX_AUTH", "on");
+    o->rate_limit_user = env_or("WALLEX_RATE_LIMIT_USER", NULL);
+    o->user_rate_per_s = AUTH_USER_RATE_PER_S_DEFAULT;
+    o->user_burst = AUTH_USER_BURST_DEFAULT;
+    o->token = env_or("WALLEX_TOKEN", NULL);
+    o->url_given = env_or("WALLEX_URL", NULL) != NULL;
+    o->role = NULL;
+    o->subject = NULL;
+    o->expires = NULL;
     o->wallets = 1000;
     o->ops = 100000;
     o->connections = 64;
@@ -169,6 +193,8 @@ static const char usage_main[] =
     "  migrate   copy the event log between SQLite and PostgreSQL (--from, --to)\n"
     "  bench     load generator: wallets, then a mix of operations or order lives\n"
     "            (--workload orders), then verification\n"
+    "  token     create a bearer token (through a running server, or on a stopped\n"
+    "            server's data directory)\n"
     "\n"
     "  wallex <command> --help   options of one command\n"
     "  wallex --version          the version\n";
@@ -198,6 +224,17 @@ static const char usage_serve[] =
     "  --unsent-bytes-max N   answer bytes clients have not read, past which large GET\n"
     "                         answers are 503      WALLEX_UNSENT_BYTES_MAX (67108864)\n"
     "  --snapshot-every N     events between snapshots   WALLEX_SNAPSHOT_EVERY (100)\n"
+    "\n"
+    "identity (docs/operations.md, \"Tokens and roles\"):\n"
+    "  --auth on|off          bearer tokens on every route but /healthz, /readyz and\n"
+    "                         /openapi.yaml            WALLEX_AUTH       (on)\n"
+    "                         off is for throwaway local runs: refused unless --listen\n"
+    "                         is loopback (127.0.0.0/8, [::1], localhost)\n"
+    "  --rate-limit-user R[,B]  requests a second one user token may make, and its\n"
+    "                         burst (0: unlimited)  WALLEX_RATE_LIMIT_USER (1000,2000)\n"
+    "  The first start on an empty data directory writes an admin token to\n"
+    "  DATA_DIR/admin.token (mode 0600): TOKEN=$(cat data/admin.token), then\n"
+    "  curl -H \"Authorization: Bearer $TOKEN\" ...; more tokens: `wallex token --help`.\n"
     "\n"
     "event bus (docs/operations.md, \"The event bus\"):\n"
     "  --redis URL            publish every event to Redis Streams (redis://[:pass@]host[:port][/db])\n"
@@ -270,7 +307,33 @@ static const char usage_bench[] =
     "  --connections N    keep-alive connections  WALLEX_BENCH_CONNECTIONS (64)\n"
     "  --mix T,C,D        wallets workload: percent transfers, credits, debits\n"
     "                                             WALLEX_BENCH_MIX (60,20,20)\n"
-    "  --seed N           random seed (0: from the clock)\n";
+    "  --seed N           random seed (0: from the clock)\n"
+    "  --token TOKEN      an admin token, when the server has authentication on\n"
+    "                                             WALLEX_TOKEN (else the first start's\n"
+    "                                             DATA_DIR/admin.token, when readable)\n"
+    "  --data-dir DIR     where to look for admin.token  WALLEX_DATA_DIR (./data)\n";
+
+static const char usage_token[] =
+    "usage: wallex token create --role admin|user|reader --subject ID [--expires RFC3339]\n"
+    "                           [--url URL | --data-dir DIR]\n"
+    "\n"
+    "Creates a bearer token and prints it alone on one line of standard output\n"
+    "(shown once: only its hash is kept). Roles (API.md, \"Identity\"):\n"
+    "  admin   everything, the admin routes and /metrics included\n"
+    "  user    creates wallets and orders owned by its subject, and works on those\n"
+    "          alone (transfers from its own wallets to any wallet)\n"
+    "  reader  reads everything an admin can read, /metrics included; no commands\n"
+    "\n"
+    "  --role R           admin | user | reader\n"
+    "  --subject ID       who the token speaks for: 1-64 of A-Z a-z 0-9 . _ : -\n"
+    "  --expires T        refused from then on (RFC 3339; default: never)\n"
+    "  --url URL          through a running server (POST /admin/tokens) with the\n"
+    "                     admin token in WALLEX_TOKEN         WALLEX_URL\n"
+    "  --data-dir DIR     on a stopped server's data directory  WALLEX_DATA_DIR (./data)\n"
+    "                     (refused while a server holds it: use --url)\n"
+    "\n"
+    "Rotation: create the new token, move clients to it, then revoke the old one\n"
+    "(DELETE /admin/tokens/{tokenId}); every node refuses it within a second.\n";
 
 static const char usage_events[] =
     "usage: wallex events [options]\n"
@@ -304,7 +367,8 @@ enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_PG_SCHEMA, OPT_CUR
        OPT_HEAD_TIMEOUT, OPT_BODY_TIMEOUT, OPT_SEND_TIMEOUT, OPT_UNSENT_MAX,
        OPT_SNAPSHOT_EVERY, OPT_URL, OPT_WALLETS, OPT_OPS, OPT_CONNECTIONS, OPT_MIX, OPT_SEED, OPT_FROM, OPT_LIMIT,
        OPT_REDIS, OPT_REDIS_STREAM, OPT_REDIS_MAXLEN, OPT_REDIS_REQUIRED, OPT_RETRY_SCHEDULE,
-       OPT_WEBHOOK_TIMEOUT, OPT_DISABLE_AFTER, OPT_DENY_PRIVATE, OPT_WORKLOAD, OPT_HELP };
+       OPT_WEBHOOK_TIMEOUT, OPT_DISABLE_AFTER, OPT_DENY_PRIVATE, OPT_WORKLOAD, OPT_AUTH,
+       OPT_RATE_LIMIT_USER, OPT_TOKEN, OPT_ROLE, OPT_SUBJECT, OPT_EXPIRES, OPT_HELP };
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -342,6 +406,12 @@ static const struct option long_options[] = {
     {"webhook-disable-after", required_argument, NULL, OPT_DISABLE_AFTER},
     {"webhook-deny-private", no_argument, NULL, OPT_DENY_PRIVATE},
     {"workload", required_argument, NULL, OPT_WORKLOAD},
+    {"auth", required_argument, NULL, OPT_AUTH},
+    {"rate-limit-user", required_argument, NULL, OPT_RATE_LIMIT_USER},
+    {"token", required_argument, NULL, OPT_TOKEN},
+    {"role", required_argument, NULL, OPT_ROLE},
+    {"subject", required_argument, NULL, OPT_SUBJECT},
+    {"expires", required_argument, NULL, OPT_EXPIRES},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -353,6 +423,31 @@ struct int_texts {
         *seed, *snapshot_every, *conn_timeout, *maxlen, *head_timeout, *body_timeout,
         *send_timeout, *unsent_max;
 };
+
+/* --rate-limit-user RATE[,BURST]: the burst is twice the rate unless
+ * given (API.md's default is 1,000 and 2,000). 0, or 2 after a message. */
+static int rate_limit_parse(struct options *o)
+{
+    const char *text = o->rate_limit_user;
+    if (text == NULL)
+        return 0;
+    char rate[32];
+    const char *comma = strchr(text, ',');
+    size_t n = comma ? (size_t)(comma - text) : strlen(text);
+    if (n >= sizeof(rate))
+        n = sizeof(rate) - 1;
+    memcpy(rate, text, n);
+    rate[n] = '\0';
+    if (!int_opt("--rate-limit-user", rate, 0, 1000000000, &o->user_rate_per_s))
+        return 2;
+    o->user_burst = 2 * o->user_rate_per_s;
+    if (comma != NULL && !int_opt("--rate-limit-user's burst", comma + 1, 1, 1000000000,
+                                  &o->user_burst))
+        return 2;
+    if (o->user_burst < 1)
+        o->user_burst = 1;
+    return 0;
+}
 
 /* The integers, the log level and the currency; 0, or 2 after a message. */
 static int options_check(const struct int_texts *t, struct options *o)
@@ -386,7 +481,11 @@ static int options_check(const struct int_texts *t, struct options *o)
         fprintf(stderr, "wallex: --currency %s is not an ISO 4217 code\n", o->currency);
         return 2;
     }
-    return 0;
+    if (strcmp(o->auth, "on") != 0 && strcmp(o->auth, "off") != 0) {
+        fprintf(stderr, "wallex: --auth must be on or off\n");
+        return 2;
+    }
+    return rate_limit_parse(o);
 }
 
 /* Parses flags into o; returns 0 to go on, 1 after --help, 2 on error. */
@@ -430,12 +529,18 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         case OPT_SEND_TIMEOUT: t.send_timeout = optarg; break;
         case OPT_UNSENT_MAX: t.unsent_max = optarg; break;
         case OPT_SNAPSHOT_EVERY: t.snapshot_every = optarg; break;
-        case OPT_URL: o->url = optarg; break;
+        case OPT_URL: o->url = optarg; o->url_given = true; break;
         case OPT_WALLETS: t.wallets = optarg; break;
         case OPT_OPS: t.ops = optarg; break;
         case OPT_CONNECTIONS: t.connections = optarg; break;
         case OPT_MIX: o->mix = optarg; break;
         case OPT_WORKLOAD: o->workload = optarg; break;
+        case OPT_AUTH: o->auth = optarg; break;
+        case OPT_RATE_LIMIT_USER: o->rate_limit_user = optarg; break;
+        case OPT_TOKEN: o->token = optarg; break;
+        case OPT_ROLE: o->role = optarg; break;
+        case OPT_SUBJECT: o->subject = optarg; break;
+        case OPT_EXPIRES: o->expires = optarg; break;
         case OPT_SEED: t.seed = optarg; break;
         case OPT_FROM: o->from = optarg; break;
         case OPT_LIMIT: t.limit = optarg; break;
@@ -470,8 +575,12 @@ static int lock_data_dir(const char *data_dir, const char *what)
     snprintf(path, sizeof(path), "%s/LOCK", data_dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        fprintf(stderr, "wallex %s: %s is in use by another wallex (serve, rebuild or verify)\n",
-                what, data_dir);
+        fprintf(stderr, "wallex %s: %s is in use by another wallex (serve, rebuild or verify)%s\n",
+                what, data_dir,
+                strcmp(what, "token") == 0 ? ": while a server holds it, create the token through"
+                                             " the server: --url URL with an admin token in"
+                                             " WALLEX_TOKEN"
+                                           : "");
         if (fd >= 0)
             close(fd);
         return -1;
@@ -676,12 +785,40 @@ struct serve {
     struct es_writer *writer;
     struct bus *bus;
     struct wx_worker *admin;
+    struct auth_service *auth; /* NULL with --auth off */
     struct wx_app app;
     struct http_route *routes;
     size_t routes_len;
     struct http_server *http;
     int exit_code; /* when it could not start: EXIT_STORE_UNREACHABLE or 1 */
 };
+
+/* Tokens: the table, loaded before the server listens, and on a first
+ * start an admin token in DATA_DIR/admin.token. */
+static int serve_auth(const struct options *o, struct serve *sv)
+{
+    struct auth_service_config ac = {
+        .store = sv->store,
+        .projector = sv->projector,
+        .writer = sv->writer,
+        .clock = &wx_clock_system,
+        .user_rate_per_s = o->user_rate_per_s,
+        .user_burst = o->user_burst,
+    };
+    int err = auth_service_start(&ac, &sv->auth);
+    bool created = false;
+    if (!err)
+        err = auth_service_first_start(sv->auth, o->data_dir, &created);
+    if (err) {
+        fprintf(stderr, "wallex: cannot start authentication: %s\n", wx_strerror(err));
+        return err;
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", o->data_dir, AUTH_FIRST_TOKEN_FILE);
+    if (!created && access(path, F_OK) == 0) /* `make run` says where it is, every time */
+        wx_log_always("the first start's admin token is in %s", path);
+    return 0;
+}
 
 static int serve_open(const struct options *o, struct bus_config *bc, struct serve *sv)
 {
@@ -716,12 +853,15 @@ static int serve_open(const struct options *o, struct bus_config *bc, struct ser
     listeners_add(&sv->listeners, bus_notify, sv->bus);
     if ((err = wx_worker_start("wx-admin", WX_ADMIN_QUEUE_MAX, &sv->admin)) != 0)
         return err;
+    if (strcmp(o->auth, "on") == 0 && (err = serve_auth(o, sv)) != 0)
+        return err;
     sv->app = (struct wx_app){
         .store = sv->store,
         .writer = sv->writer,
         .projector = sv->projector,
         .admin = sv->admin,
         .bus = sv->bus,
+        .auth = sv->auth,
     };
     snprintf(sv->app.default_currency, sizeof(sv->app.default_currency), "%s", o->currency);
     if ((err = wx_app_routes(ops_routes, ops_routes_len, &sv->routes, &sv->routes_len)) != 0)
@@ -741,6 +881,7 @@ static int serve_open(const struct options *o, struct bus_config *bc, struct ser
         .writer = sv->writer,
         .read_side = &wx_read_side,
         .min_position_wait_ms = o->min_position_wait_ms,
+        .authenticator = sv->auth ? auth_service_authenticator(sv->auth) : NULL,
     };
     return http_server_start(&hcfg, &sv->http);
 }
@@ -764,12 +905,57 @@ static void serve_close(struct serve *sv)
      * them) while everything they use is still there. */
     wx_worker_stop(sv->admin);
     bus_stop(sv->bus);
+    auth_service_quiesce(sv->auth); /* its refresher may submit to the writer */
     es_writer_stop(sv->writer);
     http_server_stop(sv->http);
+    auth_service_stop(sv->auth);
     free(sv->routes);
     bus_free(sv->bus);
     es_projector_close(sv->projector);
     es_store_close(sv->store);
+}
+
+/* 127.0.0.0/8, [::1] or localhost, with a port: only this machine can
+ * reach it. */
+static bool listen_is_loopback(const char *listen)
+{
+    const char *colon = strrchr(listen, ':');
+    if (colon == NULL)
+        return false;
+    size_t n = (size_t)(colon - listen);
+    if ((n == 9 && strncmp(listen, "localhost", 9) == 0) ||
+        (n == 5 && strncmp(listen, "[::1]", 5) == 0))
+        return true;
+    char host[INET_ADDRSTRLEN];
+    struct in_addr a;
+    if (n >= sizeof(host))
+        return false;
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    return inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+/* Redis's protected mode, for money: no authentication only where nobody
+ * else can connect, and loudly. False after a message. */
+static bool auth_settings_ok(const struct options *o)
+{
+    bool loopback = listen_is_loopback(o->listen);
+    if (strcmp(o->auth, "off") == 0) {
+        if (!loopback) {
+            fprintf(stderr,
+                    "wallex serve: --auth off is refused on %s: without authentication anyone"
+                    " who reaches that address can move money. Listen on loopback"
+                    " (127.0.0.1:PORT, [::1]:PORT, localhost:PORT) or keep --auth on.\n",
+                    o->listen);
+            return false;
+        }
+        wx_logf(WX_LOG_WARN, "authentication is OFF (--auth off): every route is open to"
+                             " whoever reaches %s; for throwaway local runs only", o->listen);
+    } else if (!loopback) {
+        wx_logf(WX_LOG_WARN, "listening on %s, beyond this machine: bearer tokens travel in"
+                             " clear text unless a TLS proxy is in front", o->listen);
+    }
+    return true;
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -780,6 +966,8 @@ static int cmd_serve(int argc, char **argv)
         return rc;
     struct bus_config bc;
     if (!bus_settings(&o, &bc))
+        return 2;
+    if (!auth_settings_ok(&o))
         return 2;
 
     /* Signals are taken synchronously by this thread with sigwait; every
@@ -999,6 +1187,21 @@ static int cmd_backup(int argc, char **argv)
     return err ? 1 : 0;
 }
 
+/* DATA_DIR/admin.token of a first start, when it is there and readable:
+ * the bench on this machine finds the token `make run` wrote. */
+static const char *admin_token_file(const char *data_dir, char *out, size_t out_bytes)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", data_dir, AUTH_FIRST_TOKEN_FILE);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    bool got = fgets(out, (int)out_bytes, f) != NULL;
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    return got && out[0] != '\0' ? out : NULL;
+}
+
 static int cmd_bench(int argc, char **argv)
 {
     struct options o;
@@ -1030,11 +1233,79 @@ static int cmd_bench(int argc, char **argv)
         return 2;
     }
     b.orders = strcmp(o.workload, "orders") == 0;
+    char token[AUTH_TOKEN_BYTES + 2] = "";
+    b.token = o.token != NULL ? o.token : admin_token_file(o.data_dir, token, sizeof(token));
     b.host = host;
     b.port = (uint16_t)port;
     b.mix_transfer = t;
     b.mix_credit = c;
     return wallex_bench(&b);
+}
+
+/* On a stopped server's data directory: the TokenIssued event goes into
+ * the log through a writer of our own; the server's read model takes it
+ * when it next starts, before it listens. */
+static int token_create_offline(const struct options *o, enum auth_role role,
+                                int64_t expires_at_ms)
+{
+    if (lock_data_dir(o->data_dir, "token") < 0)
+        return 1;
+    struct es_store *store;
+    if (open_store(o, OPEN_CREATE, &store))
+        return 1;
+    struct es_writer *writer = NULL;
+    struct es_writer_config wcfg = {.store = store, .clock = &wx_clock_system};
+    char id[WX_UUID_STR_BYTES], token[AUTH_TOKEN_BYTES + 1];
+    unsigned char hash[AUTH_HASH_BYTES];
+    int err = es_writer_start(&wcfg, &writer);
+    if (!err)
+        err = auth_token_new(wx_clock_now_ms(&wx_clock_system), id, token, hash);
+    if (!err)
+        err = token_issue_wait(writer, NULL, role, o->subject, expires_at_ms, "system:cli", id,
+                               hash);
+    es_writer_stop(writer);
+    es_store_close(store);
+    if (err) {
+        fprintf(stderr, "wallex token: %s\n", wx_strerror(err));
+        return 1;
+    }
+    fprintf(stderr, "token %s: %s for %s, in %s\n", id, auth_role_name(role), o->subject,
+            o->data_dir);
+    printf("%s\n", token);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(usage_token, stdout);
+        return 0;
+    }
+    if (argc < 2 || strcmp(argv[1], "create") != 0) {
+        fputs(usage_token, stderr);
+        return 2;
+    }
+    struct options o;
+    int rc = command_start(argc - 1, argv + 1, usage_token, &o, false);
+    if (rc >= 0)
+        return rc;
+    enum auth_role role;
+    int64_t expires_at_ms = 0;
+    const char *bad = NULL;
+    if (!auth_role_parse(o.role, &role))
+        bad = "--role must be admin, user or reader";
+    else if (o.subject == NULL || !wx_id_ok(o.subject))
+        bad = "--subject must be 1-64 characters of A-Z a-z 0-9 . _ : -";
+    else if (o.expires != NULL && (!wx_time_parse(o.expires, &expires_at_ms) ||
+                                   expires_at_ms <= wx_clock_now_ms(&wx_clock_system)))
+        bad = "--expires must be an RFC 3339 time in the future";
+    if (bad != NULL) {
+        fprintf(stderr, "wallex token: %s\n", bad);
+        return 2;
+    }
+    if (o.url_given)
+        return token_create_url(o.url, o.token, o.role, o.subject, o.expires);
+    return token_create_offline(&o, role, expires_at_ms);
 }
 
 /* A PostgreSQL connection string rather than a directory. */
@@ -1102,6 +1373,8 @@ int main(int argc, char **argv)
         return cmd_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
         return cmd_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "token") == 0)
+        return cmd_token(argc - 1, argv + 1);
     if (strcmp(cmd, "rebuild") == 0 || strcmp(cmd, "drift") == 0 || strcmp(cmd, "verify") == 0)
         return cmd_offline(cmd, argc - 1, argv + 1);
     fprintf(stderr, "wallex: unknown command '%s'\n\n%s", cmd, usage_main);

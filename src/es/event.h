@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "base/uuid.h"
+#include "limits.h"
 
 struct es_position {
     uint64_t hi; /* 0 on SQLite; the transaction id on PostgreSQL */
@@ -50,6 +51,10 @@ struct es_event {
     size_t metadata_len;
     int64_t occurred_at_ms;
 };
+
+/* The metadata's "actor" (who caused the event: es_command.actor) into
+ * out; false when it names none or does not read. */
+bool es_event_actor(const struct es_event *event, char out[WX_ID_BYTES_MAX + 1]);
 
 struct wx_buf;
 /* The Event resource of API.md: eventId, streamId, version, position, type,

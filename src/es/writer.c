@@ -295,6 +295,14 @@ static char *event_metadata(struct es_decide_ctx *ctx, size_t *len_out)
         wx_buf_json_key(&b, "traceparent", &first);
         wx_buf_json_str(&b, cmd->traceparent);
     }
+    if (cmd->actor != NULL) {
+        wx_buf_json_key(&b, "actor", &first);
+        wx_buf_json_str(&b, cmd->actor);
+    }
+    if (cmd->token_id != NULL) {
+        wx_buf_json_key(&b, "tokenId", &first);
+        wx_buf_json_str(&b, cmd->token_id);
+    }
     wx_buf_addc(&b, '}');
     char *out = NULL;
     if (wx_buf_ok(&b)) {
@@ -384,6 +392,16 @@ void *es_decide_alloc(struct es_decide_ctx *ctx, size_t bytes)
 int64_t es_decide_now_ms(const struct es_decide_ctx *ctx)
 {
     return ctx->now_ms;
+}
+
+const char *es_decide_actor(const struct es_decide_ctx *ctx)
+{
+    return ctx->cmd->actor;
+}
+
+const void *es_decide_principal(const struct es_decide_ctx *ctx)
+{
+    return ctx->cmd->principal;
 }
 
 static void answer(struct es_command *cmd, int status, const struct es_outcome *outcome,
@@ -757,6 +775,8 @@ static void settle_round(struct es_writer *w, struct round *r, int err)
                 cmd->position = ap->events[ap->events_len - 1].position;
                 atomic_fetch_add(&w->stats.events, ap->events_len);
             }
+            if (item->appends_len > 0 && cmd->committed != NULL)
+                cmd->committed(cmd);
         }
     }
     if (err) {

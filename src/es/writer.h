@@ -53,9 +53,23 @@ struct es_command {
     size_t request_len;
     const char *correlation_id;
     const char *traceparent; /* NULL when absent */
+    /* Who asks (DESIGN.md §14): every event of the command names them in
+     * its metadata ("actor", "tokenId"). NULL when the application knows
+     * no caller (authentication off, work of its own). */
+    const char *actor;
+    const char *token_id;
+    /* The application's view of the caller, opaque to the core: handlers
+     * that decide who may do what read it. NULL when none. */
+    const void *principal;
     char command_id[WX_UUID_STR_BYTES];
     void (*complete)(struct es_command *cmd);
     void *complete_ctx;
+    /* Optional: on the writer thread once the command's events are
+     * durable, before `complete` (so before its client hears back), for
+     * an effect outside the log that must already hold by then (a revoked
+     * token refused from the next request). Not called when the command
+     * wrote no event, failed, or was answered from an idempotency record. */
+    void (*committed)(struct es_command *cmd);
 
     /* Set by the writer before `complete`. */
     int status;
@@ -155,6 +169,11 @@ int es_decide_fold_at(struct es_decide_ctx *ctx, const struct es_aggregate_type 
 void *es_decide_alloc(struct es_decide_ctx *ctx, size_t bytes);
 /* Time of this command's events. */
 int64_t es_decide_now_ms(const struct es_decide_ctx *ctx);
+/* The command's actor (es_command.actor), NULL when none: what its
+ * events' metadata name, for states that record who changed them. */
+const char *es_decide_actor(const struct es_decide_ctx *ctx);
+/* The command's principal (es_command.principal), NULL when none. */
+const void *es_decide_principal(const struct es_decide_ctx *ctx);
 /* The success answer; body is copied into the command's arena. */
 void es_decide_reply(struct es_decide_ctx *ctx, int status, const char *body, size_t body_len,
                      const char *location);

@@ -29,6 +29,19 @@ struct es_writer;
 #define HTTP_PATH_PARAMS_MAX 4
 #define HTTP_EXTRA_HEADERS_MAX 6
 
+/* Who may call a route. The server asks the application's authenticator
+ * (http_authenticator) about every route that is not OPEN, and the
+ * authenticator gives the other classes their meaning; the server knows
+ * none. The zero value is the narrowest, so a route whose table does not
+ * say is closed, not open. */
+enum http_access {
+    HTTP_ACCESS_ADMIN = 0, /* operators only: the admin routes, subscriptions */
+    HTTP_ACCESS_OPEN,      /* no credentials: health, readiness, the API document */
+    HTTP_ACCESS_QUERY,     /* reads of resources that callers may own */
+    HTTP_ACCESS_COMMAND,   /* changes to resources that callers may own */
+    HTTP_ACCESS_OBSERVE,   /* reads over everyone's resources: metrics, statistics */
+};
+
 struct http_route {
     const char *method;
     const char *pattern; /* "/things/{id}/parts": {name} matches one segment */
@@ -38,6 +51,7 @@ struct http_route {
      * none). A request with X-Min-Position runs its handler only once they
      * have reached that position (http_read_side), parked until then. */
     const char *const *read_models;
+    enum http_access access;
 };
 
 struct http_header {
@@ -59,6 +73,12 @@ struct http_request {
     const char *idem_key;       /* validated, or NULL */
     const char *correlation_id; /* from the client (validated) or generated */
     const char *traceparent;    /* valid W3C traceparent, or NULL */
+    /* The caller, as the authenticator saw it: opaque here, the
+     * application's to read. NULL on OPEN routes and without one. */
+    const void *principal;
+    /* Set by the authenticator: Idempotency-Keys are this caller's own
+     * ("<scope> <key>"), so two callers never answer each other's. */
+    const char *idem_scope;
     struct http_header headers[HTTP_EXTRA_HEADERS_MAX]; /* for the response */
     size_t headers_len;
     /* private to http/ */
@@ -99,6 +119,25 @@ struct http_read_side {
     bool (*unwatch)(void *app, void *watch);
 };
 
+/* Why the authenticator refused a request: its outcome, and one header to
+ * add to the answer (WWW-Authenticate, Retry-After), or NULL. */
+struct http_refusal {
+    const struct es_outcome *outcome;
+    const char *detail;
+    const char *header, *value; /* must outlive the request: static or arena */
+};
+
+/* Authentication is the application's: the server only asks, once a
+ * request's route is known and before its body is read (a refused body is
+ * never read), for every route that is not HTTP_ACCESS_OPEN. */
+struct http_authenticator {
+    /* On the request's HTTP thread; must not block. True when the request
+     * may go on (it may set req->principal and req->idem_scope, in the
+     * arena); false with *refusal filled. */
+    bool (*authenticate)(void *ctx, struct http_request *req, struct http_refusal *refusal);
+    void *ctx;
+};
+
 struct http_server_config {
     const char *listen; /* "127.0.0.1:8080" */
     unsigned threads;
@@ -120,6 +159,8 @@ struct http_server_config {
      * wait) a request still waiting is answered 503 projection_lagging. */
     const struct http_read_side *read_side;
     int64_t min_position_wait_ms;
+    /* NULL: every route is open to whoever reaches the listen address. */
+    const struct http_authenticator *authenticator;
 };
 
 int http_server_start(const struct http_server_config *config, struct http_server **server_out);

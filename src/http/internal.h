@@ -104,6 +104,7 @@ struct http_server {
     struct es_writer *writer;
     const struct http_read_side *read_side;
     int64_t min_position_wait_ms;
+    const struct http_authenticator *authenticator;
     unsigned port;
     unsigned connections_max;
     int64_t idle_timeout_ms, head_timeout_ms, body_timeout_ms, send_timeout_ms;

@@ -25,8 +25,8 @@
 #include "obs/metrics.h"
 
 /* The statuses we answer with; anything else is counted as "other". */
-static const int metric_statuses[] = {200, 201, 202, 400, 404, 405, 408, 409, 413,
-                                      414, 415, 422, 431, 500, 501, 503};
+static const int metric_statuses[] = {200, 201, 202, 204, 400, 401, 403, 404, 405, 408,
+                                      409, 413, 414, 415, 422, 429, 431, 500, 501, 503};
 #define STATUS_SLOTS (sizeof(metric_statuses) / sizeof(metric_statuses[0]) + 1)
 
 struct route_metrics {
@@ -117,6 +117,10 @@ static const char *reason(int status)
         return "No Content";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
@@ -133,6 +137,8 @@ static const char *reason(int status)
         return "Unsupported Media Type";
     case 422:
         return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
     case 500:
@@ -352,25 +358,47 @@ void http_submit(struct http_request *req, struct es_command *cmd)
     http_park(req, &command_park, 0);
 }
 
-/* Validates the headers every request may carry: NULL, or why not. */
-static const char *read_common_headers(struct http_request *req)
+/* The request's trace, taken before anything is decided so that every
+ * answer, a refusal of its credentials too, carries the client's
+ * correlation id. An invalid one is refused below, once the caller is
+ * known. */
+static void read_trace_headers(struct http_request *req)
 {
     const char *cid = http_header(req, "X-Correlation-Id");
-    if (cid != NULL) {
-        if (!http_correlation_id_ok(cid))
-            return "X-Correlation-Id must be 1-128 visible ASCII characters";
-        req->correlation_id = wx_arena_strdup(&req->arena, cid);
-    }
+    char *copy = cid != NULL && http_correlation_id_ok(cid)
+                     ? wx_arena_strdup(&req->arena, cid)
+                     : NULL;
+    if (copy != NULL) /* without memory, the generated one stays */
+        req->correlation_id = copy;
     /* An invalid traceparent is ignored, as W3C Trace Context asks. */
     const char *tp = http_header(req, "traceparent");
     if (tp != NULL && http_traceparent_ok(tp))
         req->traceparent = wx_arena_strdup(&req->arena, tp);
+}
+
+/* Validates the headers every request may carry: NULL, or why not. */
+static const char *read_common_headers(struct http_request *req)
+{
+    const char *cid = http_header(req, "X-Correlation-Id");
+    if (cid != NULL && !http_correlation_id_ok(cid))
+        return "X-Correlation-Id must be 1-128 visible ASCII characters";
     if (strcmp(req->method, "POST") == 0) {
         const char *key = http_header(req, "Idempotency-Key");
         if (key != NULL) {
             if (!http_idem_key_ok(key))
                 return "Idempotency-Key must be 1-255 visible ASCII characters";
-            req->idem_key = wx_arena_strdup(&req->arena, key);
+            /* A key is its caller's: neither contains a space, so the
+             * pair is unambiguous. */
+            size_t scope = req->idem_scope ? strlen(req->idem_scope) + 1 : 0;
+            char *k = wx_arena_alloc(&req->arena, scope + strlen(key) + 1);
+            if (k == NULL)
+                return "no memory for the Idempotency-Key";
+            if (scope > 0) {
+                memcpy(k, req->idem_scope, scope - 1);
+                k[scope - 1] = ' ';
+            }
+            memcpy(k + scope, key, strlen(key) + 1);
+            req->idem_key = k;
         }
     }
     return NULL;
@@ -445,6 +473,18 @@ bool http_request_head(struct http_request *req)
     if (m == HTTP_MATCH_NO_METHOD) {
         http_add_header(req, "Allow", wx_arena_strdup(&req->arena, allow));
         return refuse(req, ES_method_not_allowed, "the route does not allow this method");
+    }
+    read_trace_headers(req);
+    /* Before anything else of the request is believed or its body read. */
+    const struct http_authenticator *auth = srv->authenticator;
+    if (auth != NULL && req->route->access != HTTP_ACCESS_OPEN) {
+        struct http_refusal r = {0};
+        if (!auth->authenticate(auth->ctx, req, &r)) {
+            assert(r.outcome != NULL && r.outcome->status >= 400);
+            if (r.header != NULL)
+                http_add_header(req, r.header, r.value);
+            return refuse(req, r.outcome, r.detail);
+        }
     }
     size_t body_max = req->route->body_bytes_max;
     if (body_max == 0 && req->wire.content_length > 0)
@@ -606,6 +646,7 @@ int http_server_start(const struct http_server_config *config, struct http_serve
     srv->app = config->app;
     srv->writer = config->writer;
     srv->read_side = config->read_side;
+    srv->authenticator = config->authenticator;
     srv->min_position_wait_ms = config->min_position_wait_ms;
     atomic_init(&srv->active, 0);
     srv->connections_max =

@@ -314,6 +314,7 @@ int order_event_decode(const struct es_event *ev, struct order_decoded *d)
     bool ok = get_str(o, "orderId", d->order_id, WX_ID_BYTES_MAX) && decode_fields(o, d);
     json_object_put(o);
     d->e.occurred_at_ms = ev->occurred_at_ms;
+    d->e.actor = es_event_actor(ev, d->actor) ? d->actor : NULL;
     return ok ? 0 : WX_ERR_CORRUPT;
 }
 
@@ -405,8 +406,21 @@ static void order_encode(const void *state, struct wx_buf *b)
     wx_buf_json_member_i64(b, "paidMinor", s->paid_minor, &first);
     wx_buf_json_member_i64(b, "createdAtMs", s->created_at_ms, &first);
     wx_buf_json_member_i64(b, "updatedAtMs", s->updated_at_ms, &first);
+    /* Only when known: snapshots of states without actors stay as they
+     * were, and readers take absent as "". */
+    if (s->created_by[0] != '\0')
+        wx_buf_json_member_str(b, "createdBy", s->created_by, &first);
+    if (s->updated_by[0] != '\0')
+        wx_buf_json_member_str(b, "updatedBy", s->updated_by, &first);
     items_array(b, s->items, s->items_len, &first);
     wx_buf_addc(b, '}');
+}
+
+/* An optional string of a snapshot: absent reads "". */
+static bool get_opt_str(struct json_object *o, const char *key, char *out, size_t max)
+{
+    out[0] = '\0';
+    return !json_object_object_get_ex(o, key, NULL) || get_str(o, key, out, max);
 }
 
 static int order_decode(const char *data, size_t len, void *state)
@@ -428,6 +442,8 @@ static int order_decode(const char *data, size_t len, void *state)
               get_i64(o, "paidMinor", 0, INT64_MAX, &s->paid_minor) &&
               get_i64(o, "createdAtMs", INT64_MIN, INT64_MAX, &s->created_at_ms) &&
               get_i64(o, "updatedAtMs", INT64_MIN, INT64_MAX, &s->updated_at_ms) &&
+              get_opt_str(o, "createdBy", s->created_by, WX_ID_BYTES_MAX) &&
+              get_opt_str(o, "updatedBy", s->updated_by, WX_ID_BYTES_MAX) &&
               get_items(o, s->items, &s->items_len) && sums_fit(s->items, s->items_len);
     json_object_put(o);
     if (!ok) {
@@ -456,6 +472,16 @@ const struct es_aggregate_type order_aggregate = {
 /* ---- the Order resource ---- */
 
 
+
+/* An actor, or null when the events named none. */
+static void key_actor(struct wx_buf *b, const char *key, const char *actor, bool *first)
+{
+    wx_buf_json_key(b, key, first);
+    if (actor[0] != '\0')
+        wx_buf_json_str(b, actor);
+    else
+        wx_buf_adds(b, "null");
+}
 
 void order_json(struct wx_buf *b, const char *order_id, const struct order_state *s,
                 int64_t version)
@@ -488,6 +514,8 @@ void order_json(struct wx_buf *b, const char *order_id, const struct order_state
     wx_buf_json_member_i64(b, "version", version, &first);
     wx_time_json_member(b, "createdAt", s->created_at_ms, &first);
     wx_time_json_member(b, "updatedAt", s->updated_at_ms, &first);
+    key_actor(b, "createdBy", s->created_by, &first);
+    key_actor(b, "updatedBy", s->updated_by, &first);
     wx_buf_addc(b, '}');
 }
 

@@ -15,7 +15,8 @@
 #include "order/projections.h"
 
 #define ORDER_COLUMNS                                                                             \
-    "id, customer_id, currency, status, paid_from, version, created_at_ms, updated_at_ms"
+    "id, customer_id, currency, status, paid_from, version, created_at_ms, updated_at_ms,"        \
+    " created_by, updated_by"
 
 /* The order row at the statement's cursor into s (items not yet). */
 static int order_from_row(struct rm_stmt *st, struct order_state *s, int64_t *version)
@@ -35,6 +36,13 @@ static int order_from_row(struct rm_stmt *st, struct order_state *s, int64_t *ve
     *version = rm_column_i64(st, 5);
     s->created_at_ms = rm_column_i64(st, 6);
     s->updated_at_ms = rm_column_i64(st, 7);
+    const char *created_by = rm_column_text(st, 8);
+    const char *updated_by = rm_column_text(st, 9);
+    if ((created_by && strlen(created_by) > WX_ID_BYTES_MAX) ||
+        (updated_by && strlen(updated_by) > WX_ID_BYTES_MAX))
+        return WX_ERR_CORRUPT;
+    snprintf(s->created_by, sizeof(s->created_by), "%s", created_by ? created_by : "");
+    snprintf(s->updated_by, sizeof(s->updated_by), "%s", updated_by ? updated_by : "");
     return 0;
 }
 
@@ -73,7 +81,8 @@ static int prepare_items(struct es_read *r, struct rm_stmt **st)
                                      st, NULL);
 }
 
-int order_query_get(struct es_projector *p, const char *order_id, struct wx_buf *out)
+int order_query_get(struct es_projector *p, const char *order_id, const char *customer_only,
+                    struct wx_buf *out)
 {
     struct es_read *r;
     int err = es_projector_read_begin(p, &r);
@@ -94,6 +103,9 @@ int order_query_get(struct es_projector *p, const char *order_id, struct wx_buf 
         int64_t version = 0;
         if (!err)
             err = row ? order_from_row(st, s, &version) : WX_ERR_NOT_FOUND;
+        /* Another customer's order is, to this caller, no order at all. */
+        if (!err && customer_only != NULL && strcmp(s->customer_id, customer_only) != 0)
+            err = WX_ERR_NOT_FOUND;
         if (!err)
             err = read_items(items, order_id, s);
         if (!err)

@@ -266,6 +266,12 @@ static int compare_order(struct scan *sc, struct rm_stmt *row, struct rm_stmt *i
     const char *status = rm_column_text(row, 2);
     if (strcmp(status, order_status_name(s->status)) != 0)
         drift_add(sc, id, "orders", "status", status, order_status_name(s->status));
+    const char *created_by = rm_column_text(row, 3);
+    const char *updated_by = rm_column_text(row, 4);
+    if (strcmp(created_by, s->created_by) != 0)
+        drift_add(sc, id, "orders", "createdBy", created_by, s->created_by);
+    if (strcmp(updated_by, s->updated_by) != 0)
+        drift_add(sc, id, "orders", "updatedBy", updated_by, s->updated_by);
     rm_reset(items);
     rm_bind_text(items, 1, id);
     size_t n = 0;
@@ -292,8 +298,9 @@ static int compare_all(struct scan *sc, struct recount *rc)
     int err = s == NULL ? WX_ERR_NOMEM : 0;
     if (!err)
         err = es_projector_prepare_live(sc->r, "orders",
-                                        "SELECT version, total_minor, status FROM orders{s}"
-                                        " WHERE id = ?1",
+                                        "SELECT version, total_minor, status,"
+                                        " coalesce(created_by, ''), coalesce(updated_by, '')"
+                                        " FROM orders{s} WHERE id = ?1",
                                         &row, NULL);
     if (!err)
         err = es_projector_prepare_live(sc->r, "orders",

@@ -228,6 +228,31 @@ static int exec_set(struct rm_conn *conn, const char *tmpl, const char *set)
     return err ? err : rm_exec(conn, sql);
 }
 
+/* A set's schema as this build has it: the tables, created when missing,
+ * and the columns a later release added to tables an older one created
+ * (es_consumer.columns_added), each added where the catalog does not have
+ * it: neither dialect adds a column only if missing in a way the other
+ * shares (SQLite has no ADD COLUMN IF NOT EXISTS). */
+static int exec_schema(struct rm_conn *conn, const struct es_consumer *c, const char *set)
+{
+    int err = exec_set(conn, c->schema, set);
+    for (const struct es_column_added *add = c->columns_added; !err && add && add->table; add++) {
+        char table[WX_RM_NAME_BYTES_MAX], sql[WX_RM_SQL_BYTES_MAX];
+        bool exists = false;
+        err = es_proj_sql(add->table, set, table, sizeof(table));
+        if (!err)
+            err = rm_column_exists(conn, table, add->column, &exists);
+        if (err || exists)
+            continue;
+        if ((size_t)snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s %s", table,
+                             add->column, add->type) >= sizeof(sql))
+            err = WX_ERR_TOO_LARGE;
+        else
+            err = rm_exec(conn, sql);
+    }
+    return err;
+}
+
 /* The projector's own statement `id`, reset and unbound. */
 static struct rm_stmt *stmt(struct es_projector *p, int id)
 {
@@ -313,9 +338,9 @@ static int ensure_consumer(struct es_projector *p, struct consumer_rt *rt)
     if (!err)
         err = row_get(p, rt->c->name, &r);
     if (!err)
-        err = exec_set(p->w, rt->c->schema, r.live);
+        err = exec_schema(p->w, rt->c, r.live);
     if (!err && r.rebuild[0] != '\0')
-        err = exec_set(p->w, rt->c->schema, r.rebuild);
+        err = exec_schema(p->w, rt->c, r.rebuild);
     return err;
 }
 

@@ -55,6 +55,13 @@ struct es_proj_tx {
     int64_t folded_at_ms; /* monotonic */
 };
 
+/* A column a release added to a consumer's table (es_consumer.columns_added). */
+struct es_column_added {
+    const char *table;  /* "wallets{s}" */
+    const char *column; /* "created_by" */
+    const char *type;   /* in the common dialect: "TEXT", "BIGINT" */
+};
+
 struct es_consumer {
     const char *name;
     /* The stream categories it reads ("cat", "dog"), NULL-terminated;
@@ -66,6 +73,12 @@ struct es_consumer {
     /* CREATE statements, "{s}" for the set suffix; IF NOT EXISTS. Like
      * every statement here, in the common dialect (rm/rm.h). */
     const char *schema;
+    /* Columns added to the schema's tables after they first shipped
+     * (ended by an entry with table NULL; NULL for none), so a read model
+     * an older release wrote keeps serving without a rebuild: at every
+     * open each is added where the table lacks it. The schema itself has
+     * them too, for tables created from now on. */
+    const struct es_column_added *columns_added;
     /* DROP statements for one set. */
     const char *drop;
     /* Statement templates for apply, "{s}" for the set suffix. */

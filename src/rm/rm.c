@@ -182,6 +182,30 @@ bool rm_column_null(struct rm_stmt *st, int col)
     return st->conn->db->ops->column_null(st, col);
 }
 
+int rm_column_exists(struct rm_conn *conn, const char *table, const char *column,
+                     bool *exists_out)
+{
+    assert(table != NULL && column != NULL);
+    /* Each catalog in its own terms; the search path's first schema is
+     * this database's (rm/postgres.c). */
+    static const char sql[] =
+        "SELECT count(*) FROM {sqlite:pragma_table_info(?1) WHERE name = ?2}"
+        "{pg:information_schema.columns WHERE table_schema = current_schema()"
+        " AND table_name = ?1 AND column_name = ?2}";
+    struct rm_stmt *st;
+    int err = rm_prepare(conn, sql, 0, &st);
+    if (err)
+        return err;
+    rm_bind_text(st, 1, table);
+    rm_bind_text(st, 2, column);
+    int64_t n = 0;
+    err = rm_run_i64(st, &n);
+    rm_finalize(st);
+    if (!err)
+        *exists_out = n > 0;
+    return err;
+}
+
 int rm_lease_try(struct rm_conn *conn, const char *name, bool *held_out)
 {
     assert(name != NULL && name[0] != '\0');

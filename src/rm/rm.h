@@ -185,6 +185,12 @@ size_t rm_column_len(struct rm_stmt *st, int col);
 int64_t rm_column_i64(struct rm_stmt *st, int col);
 bool rm_column_null(struct rm_stmt *st, int col);
 
+/* Whether `table` (in this database's schema) has `column`: for columns a
+ * later release adds to tables an older one created. Inside a transaction
+ * too; it fails none. */
+int rm_column_exists(struct rm_conn *conn, const char *table, const char *column,
+                     bool *exists_out);
+
 /* ---- leases ---- */
 
 /* Takes the named lease on this connection's session unless another

@@ -155,6 +155,8 @@ static int wallet_evolve_stored(void *state, const struct es_event *ev)
     int err = wallet_event_decode(ev, text, sizeof(text), &e);
     if (err)
         return err;
+    char actor[WX_ID_BYTES_MAX + 1];
+    e.actor = es_event_actor(ev, actor) ? actor : NULL;
     /* The same facts the deciders guarantee, checked on the way back in. */
     int64_t after = 0;
     switch (e.kind) {
@@ -209,6 +211,12 @@ static void wallet_encode(const void *state, struct wx_buf *b)
     wx_buf_json_member_i64(b, "balanceMinor", s->balance_minor, &first);
     wx_buf_json_member_i64(b, "createdAtMs", s->created_at_ms, &first);
     wx_buf_json_member_i64(b, "updatedAtMs", s->updated_at_ms, &first);
+    /* Only when known: snapshots of states without actors stay as they
+     * were, and readers take absent as "". */
+    if (s->created_by[0] != '\0')
+        wx_buf_json_member_str(b, "createdBy", s->created_by, &first);
+    if (s->updated_by[0] != '\0')
+        wx_buf_json_member_str(b, "updatedBy", s->updated_by, &first);
     wx_buf_addc(b, '}');
 }
 
@@ -232,6 +240,10 @@ static int wallet_decode(const char *data, size_t len, void *state)
         s->exists = true;
         snprintf(s->owner_id, sizeof(s->owner_id), "%s", owner);
         snprintf(s->currency, sizeof(s->currency), "%s", currency);
+        const char *created_by = wx_jflat_str(o, "createdBy", WX_ID_BYTES_MAX);
+        const char *updated_by = wx_jflat_str(o, "updatedBy", WX_ID_BYTES_MAX);
+        snprintf(s->created_by, sizeof(s->created_by), "%s", created_by ? created_by : "");
+        snprintf(s->updated_by, sizeof(s->updated_by), "%s", updated_by ? updated_by : "");
         err = 0;
     }
     return err;
@@ -261,6 +273,12 @@ const struct es_aggregate_type transfer_aggregate = {
 
 
 
+/* An actor, or null when the events named none. */
+static void key_actor(struct wx_buf *b, const char *key, const char *actor, bool *first)
+{
+    wx_buf_json_member_str(b, key, actor[0] != '\0' ? actor : NULL, first);
+}
+
 void wallet_json(struct wx_buf *b, const char *wallet_id, const struct wallet_state *s,
                  int64_t version)
 {
@@ -273,6 +291,8 @@ void wallet_json(struct wx_buf *b, const char *wallet_id, const struct wallet_st
     wx_buf_json_member_i64(b, "version", version, &first);
     wx_time_json_member(b, "createdAt", s->created_at_ms, &first);
     wx_time_json_member(b, "updatedAt", s->updated_at_ms, &first);
+    key_actor(b, "createdBy", s->created_by, &first);
+    key_actor(b, "updatedBy", s->updated_by, &first);
     wx_buf_addc(b, '}');
 }
 
@@ -289,9 +309,15 @@ void transfer_json(struct wx_buf *b, const char *transfer_id, const struct trans
     wx_buf_json_member_str(b, "description", t->description[0] ? t->description : NULL, &first);
     wx_time_json_member(b, "createdAt", t->created_at_ms, &first);
     wx_buf_json_key(b, "from", &first);
-    wallet_json(b, t->from_wallet_id, from, t->from_version);
+    if (from != NULL)
+        wallet_json(b, t->from_wallet_id, from, t->from_version);
+    else
+        wx_buf_adds(b, "null");
     wx_buf_json_key(b, "to", &first);
-    wallet_json(b, t->to_wallet_id, to, t->to_version);
+    if (to != NULL)
+        wallet_json(b, t->to_wallet_id, to, t->to_version);
+    else
+        wx_buf_adds(b, "null");
     wx_buf_addc(b, '}');
 }
 

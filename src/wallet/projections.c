@@ -18,6 +18,7 @@
 
 struct decoded {
     struct wallet_event e;
+    char actor[WX_ID_BYTES_MAX + 1]; /* e.actor's text */
     char text[]; /* e's strings; the event's data_len + 1 bytes */
 };
 
@@ -34,6 +35,7 @@ static int codec_decode(const struct es_event *ev, void **out)
         free(d);
         return err;
     }
+    d->e.actor = es_event_actor(ev, d->actor) ? d->actor : NULL;
     *out = d;
     return 0;
 }
@@ -51,11 +53,18 @@ enum { W_CREATE, W_MOVE };
 
 static const char *const wallets_sql[] = {
     [W_CREATE] = "INSERT INTO wallets{s}(id, owner_id, currency, balance_minor, version,"
-                 " created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5)"
-                 " ON CONFLICT (id) DO NOTHING",
-    [W_MOVE] = "UPDATE wallets{s} SET balance_minor = ?2, version = ?3, updated_at_ms = ?4"
-               " WHERE id = ?1 AND version < ?3",
+                 " created_at_ms, updated_at_ms, created_by, updated_by)"
+                 " VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5, ?6, ?6) ON CONFLICT (id) DO NOTHING",
+    [W_MOVE] = "UPDATE wallets{s} SET balance_minor = ?2, version = ?3, updated_at_ms = ?4,"
+               " updated_by = ?5 WHERE id = ?1 AND version < ?3",
     NULL,
+};
+
+/* createdBy and updatedBy came with authentication (issue 21). */
+static const struct es_column_added wallets_columns_added[] = {
+    {"wallets{s}", "created_by", "TEXT"},
+    {"wallets{s}", "updated_by", "TEXT"},
+    {NULL, NULL, NULL},
 };
 
 /* The three consumers read both categories (one decode of each event for
@@ -82,10 +91,12 @@ static int apply_wallets(struct es_proj_tx *tx, const struct es_event *ev, const
         rm_bind_text(st, 3, e->currency);
         rm_bind_i64(st, 4, ev->version);
         rm_bind_i64(st, 5, ev->occurred_at_ms);
+        rm_bind_text(st, 6, e->actor); /* NULL binds NULL */
     } else {
         rm_bind_i64(st, 2, e->balance_after_minor);
         rm_bind_i64(st, 3, ev->version);
         rm_bind_i64(st, 4, ev->occurred_at_ms);
+        rm_bind_text(st, 5, e->actor);
     }
     return rm_run(st);
 }
@@ -97,8 +108,10 @@ const struct es_consumer wallet_consumer_wallets = {
     .schema = "CREATE TABLE IF NOT EXISTS wallets{s}(id " RM_TEXT " PRIMARY KEY,"
               " owner_id " RM_TEXT " NOT NULL, currency TEXT NOT NULL,"
               " balance_minor BIGINT NOT NULL, version BIGINT NOT NULL,"
-              " created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL)" RM_WITHOUT_ROWID ";"
+              " created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL,"
+              " created_by TEXT, updated_by TEXT)" RM_WITHOUT_ROWID ";"
               "CREATE INDEX IF NOT EXISTS wallets{s}_owner ON wallets{s}(owner_id, id);",
+    .columns_added = wallets_columns_added,
     .drop = "DROP TABLE IF EXISTS wallets{s};",
     .sql = wallets_sql,
     .apply = apply_wallets,
@@ -265,7 +278,9 @@ static int prepare_live(struct es_read *r, const char *name, const char *tmpl,
     return es_projector_prepare_live(r, name, tmpl, st_out, NULL);
 }
 
-#define WALLET_COLUMNS "id, owner_id, currency, balance_minor, version, created_at_ms, updated_at_ms"
+#define WALLET_COLUMNS                                                                             \
+    "id, owner_id, currency, balance_minor, version, created_at_ms, updated_at_ms, created_by,"   \
+    " updated_by"
 
 static void wallet_from_row(struct rm_stmt *st, struct wallet_state *s, int64_t *version)
 {
@@ -277,6 +292,10 @@ static void wallet_from_row(struct rm_stmt *st, struct wallet_state *s, int64_t 
     *version = rm_column_i64(st, 4);
     s->created_at_ms = rm_column_i64(st, 5);
     s->updated_at_ms = rm_column_i64(st, 6);
+    const char *created_by = rm_column_text(st, 7);
+    const char *updated_by = rm_column_text(st, 8);
+    snprintf(s->created_by, sizeof(s->created_by), "%s", created_by ? created_by : "");
+    snprintf(s->updated_by, sizeof(s->updated_by), "%s", updated_by ? updated_by : "");
 }
 
 /* Reads one wallet row into s; WX_ERR_NOT_FOUND when absent. */
@@ -298,7 +317,14 @@ static int read_wallet(struct es_read *r, const char *id, struct wallet_state *s
     return err;
 }
 
-int wallet_query_get(struct es_projector *p, const char *wallet_id, struct wx_buf *out)
+/* A wallet another owner has is, to this caller, no wallet at all. */
+static bool visible(const struct wallet_state *s, const char *owner_only)
+{
+    return owner_only == NULL || strcmp(s->owner_id, owner_only) == 0;
+}
+
+int wallet_query_get(struct es_projector *p, const char *wallet_id, const char *owner_only,
+                     struct wx_buf *out)
 {
     struct es_read *r;
     int err = es_projector_read_begin(p, &r);
@@ -307,6 +333,8 @@ int wallet_query_get(struct es_projector *p, const char *wallet_id, struct wx_bu
     struct wallet_state s;
     int64_t version;
     err = read_wallet(r, wallet_id, &s, &version);
+    if (!err && !visible(&s, owner_only))
+        err = WX_ERR_NOT_FOUND;
     if (!err)
         wallet_json(out, wallet_id, &s, version);
     es_projector_read_end(p, r);
@@ -414,8 +442,8 @@ static int ledger_entry_json(struct rm_stmt *st, const char *wallet_id, struct w
     return 0;
 }
 
-int wallet_query_ledger(struct es_projector *p, const char *wallet_id, int64_t after_version,
-                        size_t limit, struct wx_buf *out)
+int wallet_query_ledger(struct es_projector *p, const char *wallet_id, const char *owner_only,
+                        int64_t after_version, size_t limit, struct wx_buf *out)
 {
     struct es_read *r;
     int err = es_projector_read_begin(p, &r);
@@ -425,6 +453,8 @@ int wallet_query_ledger(struct es_projector *p, const char *wallet_id, int64_t a
     int64_t wversion;
     struct rm_stmt *st = NULL;
     err = read_wallet(r, wallet_id, &s, &wversion);
+    if (!err && !visible(&s, owner_only))
+        err = WX_ERR_NOT_FOUND;
     if (!err)
         err = prepare_live(r, "ledger",
                            LEDGER_BOTH("version, type, amount_minor, balance_before_minor,"
@@ -450,6 +480,8 @@ int wallet_query_ledger(struct es_projector *p, const char *wallet_id, int64_t a
         if (n++ > 0)
             wx_buf_addc(out, ',');
         err = ledger_entry_json(st, wallet_id, out);
+        if (err)
+            break;
         last = rm_column_i64(st, 0);
     }
     rm_finalize(st);
@@ -524,7 +556,8 @@ static int read_transfer(struct es_read *r, const char *transfer_id, struct tran
     return err;
 }
 
-int wallet_query_transfer(struct es_projector *p, const char *transfer_id, struct wx_buf *out)
+int wallet_query_transfer(struct es_projector *p, const char *transfer_id,
+                          const char *owner_only, struct wx_buf *out)
 {
     struct es_read *r;
     int err = es_projector_read_begin(p, &r);
@@ -537,8 +570,12 @@ int wallet_query_transfer(struct es_projector *p, const char *transfer_id, struc
         err = wallet_at(r, t.from_wallet_id, t.from_version, &from);
     if (!err)
         err = wallet_at(r, t.to_wallet_id, t.to_version, &to);
+    /* A caller sees a transfer of one of its wallets, and only its side. */
+    bool from_seen = !err && visible(&from, owner_only), to_seen = !err && visible(&to, owner_only);
+    if (!err && !from_seen && !to_seen)
+        err = WX_ERR_NOT_FOUND;
     if (!err)
-        transfer_json(out, transfer_id, &t, &from, &to);
+        transfer_json(out, transfer_id, &t, from_seen ? &from : NULL, to_seen ? &to : NULL);
     es_projector_read_end(p, r);
     return err;
 }

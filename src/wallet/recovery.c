@@ -237,7 +237,8 @@ static int compare_wallet_rows(struct scan *sc)
     struct rm_stmt *st;
     int err = es_projector_prepare_live(sc->r, "wallets",
                                   "SELECT id, owner_id, currency, balance_minor, version,"
-                                  " created_at_ms, updated_at_ms FROM wallets{s}",
+                                  " created_at_ms, updated_at_ms, coalesce(created_by, ''),"
+                                  " coalesce(updated_by, '') FROM wallets{s}",
                                   &st, NULL);
     if (err)
         return err;
@@ -267,6 +268,12 @@ static int compare_wallet_rows(struct scan *sc)
         if (rm_column_i64(st, 6) != f->s.updated_at_ms)
             drift_i64(sc, id, "wallets", "updatedAtMs", rm_column_i64(st, 6),
                       f->s.updated_at_ms);
+        const char *created_by = rm_column_text(st, 7);
+        const char *updated_by = rm_column_text(st, 8);
+        if (strcmp(created_by, f->s.created_by) != 0)
+            drift_add(sc, id, "wallets", "createdBy", created_by, f->s.created_by);
+        if (strcmp(updated_by, f->s.updated_by) != 0)
+            drift_add(sc, id, "wallets", "updatedBy", updated_by, f->s.updated_by);
         struct money_total *t = total_for(sc, currency);
         if (t != NULL)
             t->rows += rm_column_i64(st, 3);

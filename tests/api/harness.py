@@ -39,12 +39,21 @@ def store_args(schema):
     return ["--store", "postgres", "--pg", PG_URL, "--pg-schema", schema] if PG_URL else []
 
 
+# The default of Server.request's token: the server's admin token.
+ADMIN = object()
+
+
 class Server:
-    def __init__(self, binary, data_dir=None, extra_args=()):
+    def __init__(self, binary, data_dir=None, extra_args=(), auth=True):
         self.binary = binary
         self.owns_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="wallex-api-")
         self.extra_args = list(extra_args)
+        # Authentication is on, as users run it: every request carries the
+        # admin token a first start writes to DATA_DIR/admin.token, unless
+        # the test asks otherwise. auth=False runs --auth off (loopback).
+        self.auth = auth
+        self.token = None
         # On PostgreSQL the log lives in a schema of this server's own; a
         # restart on the same data directory finds the same schema.
         _schemas[0] += 1
@@ -72,7 +81,7 @@ class Server:
         env.setdefault("TSAN_OPTIONS", "halt_on_error=0:exitcode=66:second_deadlock_stack=1")
         self.proc = subprocess.Popen(
             [self.binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir]
-            + self.store_args + self.extra_args,
+            + ([] if self.auth else ["--auth", "off"]) + self.store_args + self.extra_args,
             stdout=log, stderr=log, env=env)
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -81,6 +90,7 @@ class Server:
                 m = re.findall(rb"\(port (\d+)\)", f.read())
             if m:
                 self.port = int(m[-1])
+                self.read_token()
                 return self
             if self.proc.poll() is not None:
                 self.proc = None
@@ -91,6 +101,22 @@ class Server:
         self.proc.wait()
         self.proc = None
         raise RuntimeError("server did not start: " + self.log())
+
+    def read_token(self):
+        """The admin token of the data directory's first start, if any."""
+        path = os.path.join(self.data_dir, "admin.token")
+        if self.auth and os.path.exists(path):
+            with open(path) as f:
+                self.token = f.read().strip()
+
+    def auth_line(self, token=ADMIN):
+        """The Authorization header line (bytes) for raw requests."""
+        token = self.token if token is ADMIN else token
+        return b"Authorization: Bearer %s\r\n" % token.encode() if token else b""
+
+    def authed(self, data, token=ADMIN):
+        """Raw requests (each with "Host: x") with the Authorization line."""
+        return data.replace(b"\r\nHost: x\r\n", b"\r\nHost: x\r\n" + self.auth_line(token))
 
     def log(self):
         with open(self.log_path, "rb") as f:
@@ -123,9 +149,14 @@ class Server:
     def conn(self):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
 
-    def request(self, method, path, body=None, headers=None, raw=None):
-        """Returns (status, headers dict lower-cased, body bytes, parsed json or None)."""
+    def request(self, method, path, body=None, headers=None, raw=None, token=ADMIN):
+        """Returns (status, headers dict lower-cased, body bytes, parsed json or None).
+        token: ADMIN (the server's admin token, when it has one), None for
+        no Authorization header, or a token's text."""
         h = {}
+        token = self.token if token is ADMIN else token
+        if token:
+            h["Authorization"] = "Bearer " + token
         if body is not None or raw is not None:
             h["Content-Type"] = "application/json"
         if method == "GET" and self.read_your_writes and self.position != "0":
@@ -327,12 +358,12 @@ def expect_problem(resp, status, code):
            "problem fields: %r" % body)
 
 
-def run_suite(binary, module_globals, procs, extra_args=()):
+def run_suite(binary, module_globals, procs, extra_args=(), auth=True):
     """The usual shape of a test file: every test_* function against one
     server (which must then exit 0 on SIGTERM), then the proc_* functions
     that start servers of their own; prints the closing line and exits."""
     runner = Runner()
-    s = Server(binary, extra_args=extra_args).start()
+    s = Server(binary, extra_args=extra_args, auth=auth).start()
     try:
         runner.run([v for k, v in sorted(module_globals.items())
                     if k.startswith("test_") and callable(v)], s)

@@ -476,7 +476,8 @@ def test_http_errors(s):
                              headers={"Content-Type": "text/plain"}), 415,
                    "unsupported_media_type")
     c = s.conn()
-    c.request("POST", "/wallets", body=b'{"walletId":"w","ownerId":"o"}')  # no content type
+    c.request("POST", "/wallets", body=b'{"walletId":"w","ownerId":"o"}',  # no content type
+              headers={"Authorization": "Bearer %s" % s.token} if s.token else {})
     r = c.getresponse()
     expect(r.status == 415)
     r.read()
@@ -644,8 +645,9 @@ def read_answers(c, n):
 def test_pipelined_requests_answer_in_order(s):
     wid = create(s)[3]["id"]
     body = b'{"amount":"1.00"}'
-    credit = (b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-              b"\r\nContent-Length: %d\r\n\r\n%s" % (wid.encode(), len(body), body))
+    credit = s.authed(b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type:"
+                      b" application/json\r\nContent-Length: %d\r\n\r\n%s"
+                      % (wid.encode(), len(body), body))
     health = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
     try:
@@ -751,7 +753,7 @@ def test_random_framings_in_random_pieces(s):
     acknowledged, last = 0, None
     for _ in range(120):
         cents = [rng.randint(1, 999) for _ in range(rng.randint(1, 3))]
-        parts = [framed(c) for c in cents]
+        parts = [s.authed(framed(c)) for c in cents]
         broken = rng.random() < 0.4
         if broken:
             k = rng.randrange(len(parts))
@@ -812,18 +814,18 @@ def test_expect_continue_and_chunked_bodies(s):
     c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
     try:
         body = b'{"amount":"2.50"}'
-        c.sendall(b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                  b"application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n"
-                  % (wid.encode(), len(body)))
+        c.sendall(s.authed(b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                           b"application/json\r\nExpect: 100-continue\r\nContent-Length: %d"
+                           b"\r\n\r\n" % (wid.encode(), len(body))))
         first = c.recv(4096)
         expect(first == b"HTTP/1.1 100 Continue\r\n\r\n", first)
         c.sendall(body)
         answers, _ = read_answers(c, 1)
         expect(answers and b'"balance":2.50' in answers[0][1], answers)
         # Chunked, with an extension and a trailer, in pieces.
-        c.sendall(b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                  b"application/json\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\n{\"amo"
-                  % wid.encode())
+        c.sendall(s.authed(b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                           b"application/json\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1"
+                           b"\r\n{\"amo" % wid.encode()))
         time.sleep(0.05)
         c.sendall(b'\r\nc\r\nunt":"0.50"}\r\n0\r\nX-Trailer: t\r\n\r\n')
         answers, _ = read_answers(c, 1)

@@ -229,7 +229,7 @@ def proc_relay_mirror_and_failures():
         credits(s, "r1", 200)
         expect(relay(s)["status"] in ("running", "connecting"))
         n = expect_mirror(s, redis)
-        expect(n == 202, n)
+        expect(n == 203, n)  # the first start's TokenIssued, a wallet, 1 + 200 credits
         # A stalled Redis (DEBUG SLEEP) and then a dead one: commands go on.
         stall = threading.Thread(target=lambda: Redis(redis.port).cmd("DEBUG", "SLEEP", "2"))
         stall.start()
@@ -254,7 +254,7 @@ def proc_relay_mirror_and_failures():
         expect(re.search(r'wallex_relay_up\{stream="wallex:events"\} 0', m), "relay metric")
         redis.start()
         n = expect_mirror(s, redis)
-        expect(n == 352, n)
+        expect(n == 353, n)
         expect(s.stop() == 0)
     finally:
         s.cleanup()

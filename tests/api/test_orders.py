@@ -159,7 +159,10 @@ def test_create_order(s):
     expect(body["createdAt"] == body["updatedAt"] and body["createdAt"].endswith("Z")
            and len(body["createdAt"]) == 24, body)
     expect(set(body) == {"orderId", "customerId", "currency", "status", "items", "total",
-                         "paidFrom", "version", "createdAt", "updatedAt"}, body)
+                         "paidFrom", "version", "createdAt", "updatedAt", "createdBy",
+                         "updatedBy"}, body)
+    # Audit: who created it (the admin token's subject here).
+    expect(body["createdBy"] == body["updatedBy"] == "admin", body)
     st, _, again, _ = s.request("GET", "/orders/" + oid)
     expect(st == 200 and again == payload, (payload, again))
 
@@ -170,8 +173,10 @@ def test_create_generated_id_and_defaults(s):
     expect(h["location"] == "/orders/" + body["orderId"])
     expect(body["currency"] == "USD" and body["items"] == [] and b'"total":0.00' in payload)
     expect(get_order(s, body["orderId"])["version"] == 1)
-    # customerId is required until tokens exist.
-    expect_problem(raw_post(s, "/orders", '{"items":[]}'), 400, "invalid_request")
+    # customerId defaults to the caller's subject (tests/api/test_auth.py
+    # shows it required with --auth off).
+    st, _, payload, body = raw_post(s, "/orders", '{"items":[]}')
+    expect(st == 201 and body["customerId"] == "admin", payload)
     expect_problem(raw_post(s, "/orders", '{"customerId":"c"}'), 400, "invalid_request")
 
 
@@ -679,7 +684,8 @@ def test_http_errors_on_order_routes(s):
     # confirm, ship and deliver take no body at all, or {}.
     c = s.conn()
     c.request("POST", "/orders/%s/confirm" % oid, headers={"Content-Length": "0",
-                                                          "Content-Type": "application/json"})
+                                                          "Content-Type": "application/json",
+                                                          "Authorization": "Bearer " + s.token})
     r = c.getresponse()
     expect(r.status == 200, r.read())
     c.close()

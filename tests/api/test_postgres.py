@@ -177,7 +177,9 @@ def proc_restart_and_outage_under_load():
 def proc_two_nodes_one_database():
     schema = "nodes_%d" % os.getpid()
     n1 = pg_server(schema).start()
-    n2 = pg_server(schema).start()
+    n2 = pg_server(schema)
+    n2.token = n1.token  # the first start's token is in n1's directory; tokens are in the log
+    n2.start()
     try:
         wallets = [uid() for _ in range(4)]
         for w in wallets:
@@ -315,7 +317,9 @@ def proc_two_nodes_share_the_read_side():
     other."""
     schema = "shared_%d" % os.getpid()
     n1 = pg_server(schema).start()
-    n2 = pg_server(schema).start()
+    n2 = pg_server(schema)
+    n2.token = n1.token  # the first start's token is in n1's directory; tokens are in the log
+    n2.start()
     load = None
     try:
         expect(all(projected_here(n1).values()), projected_here(n1))
@@ -396,7 +400,9 @@ def proc_leases_move_and_rebuilds_cross_nodes():
     drift; a clean stop hands every lease over."""
     schema = "leases_%d" % os.getpid()
     n1 = pg_server(schema).start()
-    n2 = pg_server(schema).start()
+    n2 = pg_server(schema)
+    n2.token = n1.token  # the first start's token is in n1's directory; tokens are in the log
+    n2.start()
     load = None
     try:
         wallets = [uid() for _ in range(3)]
@@ -503,13 +509,16 @@ def proc_migrate_round_trip():
         expect(log_of(["--data-dir", back]) == original)
 
         # Each side's read side rebuilds to the same wallets.
+        pg.token = src.token  # the token is in the copied log, its file in src's directory
         pg.start()
         expect(same_wallets(pg, before))
         expect(verify_log(schema).returncode == 0)
         pg.stop()
         r = subprocess.run([BINARY, "verify", "--data-dir", back], capture_output=True, text=True)
         expect(r.returncode == 0, r.stdout + r.stderr)
-        again = Server(BINARY, data_dir=back, extra_args=["--store", "sqlite"]).start()
+        again = Server(BINARY, data_dir=back, extra_args=["--store", "sqlite"])
+        again.token = src.token
+        again.start()
         expect(same_wallets(again, before))
         again.stop()
         shutil.rmtree(back, ignore_errors=True)

@@ -111,8 +111,11 @@ def test_list_by_owner_paged(s):
         if cursor is None:
             break
     expect(seen == ids, (seen, ids))
-    for q in ["", "?ownerId=", "?ownerId=a%20b", "?ownerId=x&limit=0", "?ownerId=x&after=zz"]:
+    for q in ["?ownerId=", "?ownerId=a%20b", "?ownerId=x&limit=0", "?ownerId=x&after=zz"]:
         expect_problem(s.request("GET", "/wallets" + q), 400, "invalid_request")
+    # Without ownerId: the caller's own (the admin token's subject owns none).
+    st, _, _, page = s.request("GET", "/wallets")
+    expect(st == 200 and page["data"] == [], page)
 
 
 def test_ledger_entries(s):
@@ -191,7 +194,7 @@ def test_admin_projections(s):
     wait_until(lambda: caught_up(s), what="catch up")
     ps = projections(s)
     expect(set(ps) == {"wallets", "ledger", "transfers", "orders", "order_stats",
-                       "subscriptions"}, ps)
+                       "subscriptions", "tokens"}, ps)
     for p in ps.values():
         expect(p["position"] == p["headPosition"] and p["lag"] == 0 and p["lastError"] is None)
     expect(s.request("GET", "/readyz")[0] == 200)
@@ -565,6 +568,7 @@ def proc_backup_while_writing_and_restore():
         os.rename(os.path.join(backup_dir, "events.db"), os.path.join(restore_dir, "events.db"))
         t = Server(BINARY, data_dir=restore_dir, extra_args=["--store", "sqlite"]).start()
         try:
+            t.token = s.token  # tokens are in the log: the restored server knows it
             t.position = "1"
             wait_until(lambda: caught_up(t), what="restored read side")
             n = t.count_events()

@@ -17,7 +17,8 @@ Clients keep a journal of every acknowledgement. After each round:
     left it.
 At the end: `wallex verify` on the data directory (money invariants, ledger,
 read models against the log, each payment and refund against its wallet
-movement).
+movement). Authentication is on, as users run it: every command carries the
+admin token of the data directory's first start, across every restart.
 
   tests/crash/crash_loop.py build/wallex              # 3 rounds (CI)
   tests/crash/crash_loop.py build/wallex --rounds 100 # the long run

@@ -395,6 +395,118 @@ static void test_uncached_type(void **state)
     }
 }
 
+/* committed runs once a command's events are durable and before its
+ * completion; never for a rejection or a replay. */
+static size_t committed_calls;
+static size_t committed_saw_done;
+static int64_t committed_saw_version;
+static struct es_store *committed_store;
+
+static void on_committed(struct es_command *cmd)
+{
+    (void)cmd;
+    committed_calls++;
+    pthread_mutex_lock(&done_lock);
+    committed_saw_done = done_count;
+    pthread_mutex_unlock(&done_lock);
+    assert_int_equal(es_store_stream_version(committed_store, "counter:f", &committed_saw_version),
+                     0);
+}
+
+static int read_metadata(void *ctx, const struct es_event *ev)
+{
+    snprintf(ctx, 512, "%.*s", (int)ev->metadata_len, ev->metadata);
+    return 0;
+}
+
+static int first_event(void *ctx, const struct es_event *ev)
+{
+    char *out = ctx;
+    snprintf(out, 512, "%.*s", (int)ev->metadata_len, ev->metadata);
+    char actor[WX_ID_BYTES_MAX + 1];
+    assert_true(es_event_actor(ev, actor));
+    assert_string_equal(actor, "alice");
+    return 0;
+}
+
+static void test_actor_and_committed(void **state)
+{
+    struct fixture *f = *state;
+    committed_calls = 0;
+    committed_store = f->store;
+    struct es_command *a = new_cmd(f, "counter:f", 1, 5, "ka");
+    a->actor = "alice";
+    a->token_id = "0190aaaa-0000-7000-8000-000000000001";
+    a->committed = on_committed;
+    assert_int_equal(es_writer_submit(f->writer, a), 0);
+    wait_done(1);
+    assert_int_equal(a->status, 200);
+    assert_int_equal(committed_calls, 1);
+    assert_int_equal(committed_saw_done, 0); /* before its own completion */
+    assert_int_equal(committed_saw_version, 1); /* after the commit */
+    char metadata[512];
+    assert_int_equal(es_store_read_stream(f->store, "counter:f", 1, 1, first_event, metadata), 0);
+    assert_non_null(strstr(metadata, "\"actor\":\"alice\""));
+    assert_non_null(strstr(metadata, "\"tokenId\":\"0190aaaa-0000-7000-8000-000000000001\""));
+
+    struct es_command *rejected = new_cmd(f, "counter:f", 10, 5, NULL);
+    rejected->committed = on_committed;
+    struct es_command *replay = new_cmd(f, "counter:f", 1, 5, "ka");
+    replay->committed = on_committed;
+    assert_int_equal(es_writer_submit(f->writer, rejected), 0);
+    assert_int_equal(es_writer_submit(f->writer, replay), 0);
+    wait_done(3);
+    assert_int_equal(rejected->status, 422);
+    assert_true(replay->replayed);
+    assert_int_equal(committed_calls, 1);
+
+    /* Without an actor the metadata names none. */
+    struct es_command *anon = new_cmd(f, "counter:g", 1, 5, NULL);
+    assert_int_equal(es_writer_submit(f->writer, anon), 0);
+    wait_done(4);
+    assert_int_equal(es_store_read_stream(f->store, "counter:g", 1, 1, read_metadata, metadata),
+                     0);
+    assert_null(strstr(metadata, "actor"));
+}
+
+/* es_event_actor's fast way and its strict reader agree on what the
+ * writer writes and on what it never does. */
+static void test_event_actor_reading(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *metadata;
+        const char *actor; /* NULL: none */
+    } cases[] = {
+        {"{\"correlationId\":\"c\",\"causationId\":\"d\",\"actor\":\"u-1\",\"tokenId\":\"t\"}",
+         "u-1"},
+        {"{\"correlationId\":\"c\"}", NULL},
+        {"{\"actor\":\"first\"}", "first"},
+        /* A correlation id that spells the key: its quotes are escaped. */
+        {"{\"correlationId\":\"x\\\",\\\"actor\\\":\\\"evil\",\"actor\":\"good\"}", "good"},
+        {"{\"correlationId\":\"x\\\",\\\"actor\\\":\\\"evil\"}", NULL},
+        /* An escaped character in the value: the strict reader decides. */
+        {"{\"c\":\"c\",\"actor\":\"a\\u0062\"}", "ab"},
+        {"{\"c\":\"c\",\"actor\":\"\"}", ""},
+        {"{\"c\":\"c\",\"actor\":12}", NULL},
+        {"{\"c\":\"c\",\"actor\":\"unterminated", NULL},
+        {"{\"c\":\"c\",\"actor\":\""
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", NULL}, /* 65 */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct es_event ev = {.metadata = cases[i].metadata,
+                              .metadata_len = strlen(cases[i].metadata)};
+        char actor[WX_ID_BYTES_MAX + 1] = "untouched";
+        bool found = es_event_actor(&ev, actor);
+        if (cases[i].actor == NULL) {
+            assert_false(found);
+        } else {
+            assert_true(found);
+            assert_string_equal(actor, cases[i].actor);
+        }
+    }
+}
+
 static struct es_command *gate_cmd(struct fixture *f)
 {
     struct es_command *c = new_cmd(f, "counter:gate", 0, INT64_MAX, NULL);
@@ -550,6 +662,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_key_in_one_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uncached_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_actor_and_committed, setup, teardown),
+        cmocka_unit_test(test_event_actor_reading),
         cmocka_unit_test_setup_teardown(test_conflict_decided_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_rest_of_batch_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_retries_bounded, setup, teardown),

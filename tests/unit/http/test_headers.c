@@ -63,9 +63,9 @@ static void noop(struct http_request *req)
 }
 
 static const struct http_route routes[] = {
-    {"GET", "/wallets/{id}", noop, 0, NULL},
-    {"POST", "/wallets/{id}/credit", noop, 10, NULL},
-    {"POST", "/wallets", noop, 10, NULL},
+    {"GET", "/wallets/{id}", noop, 0, NULL, HTTP_ACCESS_QUERY},
+    {"POST", "/wallets/{id}/credit", noop, 10, NULL, HTTP_ACCESS_COMMAND},
+    {"POST", "/wallets", noop, 10, NULL, HTTP_ACCESS_COMMAND},
 };
 
 static void test_routes(void **state)
