@@ -360,6 +360,32 @@ def proc_ledger_staged_then_folded():
         expect(r.returncode == 0 and json.loads(r.stdout)["wallet"]["ledgerEntries"] == 7, r.stdout)
 
 
+def proc_read_model_of_an_older_release():
+    """A read model written before createdBy and updatedBy existed (issue
+    21) keeps serving after the upgrade, on SQLite and PostgreSQL alike: at
+    open the projector adds the columns a release added where a table lacks
+    them (es_consumer.columns_added), and what it projects from then on
+    fills them."""
+    s = Server(BINARY).start()
+    try:
+        wid = create(s, initial="5.00")
+        wait_until(lambda: caught_up(s), what="catch up")
+        expect(s.stop() == 0)
+        rs = ReadSide(s)
+        wset = rs.live_set("wallets")
+        rs.execute_all([("ALTER TABLE wallets%s DROP COLUMN %s" % (wset, c),)
+                        for c in ("created_by", "updated_by")])
+        s.start()
+        st, _, _, w = s.request("GET", "/wallets/" + wid)
+        expect(st == 200 and w["balance"] == Decimal("5.00") and w["updatedBy"] is None, w)
+        expect(post(s, "/wallets/%s/credit" % wid, {"amount": "1"})[0] == 200)
+        st, _, _, w = s.request("GET", "/wallets/" + wid)
+        expect(st == 200 and w["updatedBy"] == "admin" and w["balance"] == Decimal("6.00"), w)
+        expect(s.stop() == 0)
+    finally:
+        s.cleanup()
+
+
 def proc_read_model_after_a_reboot():
     """The read model runs without fsync under a boot marker
     (src/rm/bootguard.h): left open by another boot, it is rebuilt from
@@ -624,7 +650,9 @@ def main():
         sys.exit(2)
     BINARY = os.path.abspath(sys.argv[1])
     random.seed(7)
-    run_suite(BINARY, globals(), [proc_ledger_staged_then_folded, proc_read_model_after_a_reboot,
+    run_suite(BINARY, globals(), [proc_ledger_staged_then_folded,
+                                  proc_read_model_of_an_older_release,
+                                  proc_read_model_after_a_reboot,
                                   proc_failure_and_recovery, proc_replay_gives_identical_tables,
                 proc_kill_9_during_projection, proc_verify_detects_broken_invariant,
                 proc_backup_while_writing_and_restore,

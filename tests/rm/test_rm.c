@@ -4,9 +4,9 @@
  *   test_rm postgres URL   a schema of its own in that database
  *
  * The dialect hooks, statements binding text, int64 and NULL, upserts,
- * read snapshots, a failing pipelined write failing its transaction, and
- * leases: one session at a time, released when the session ends, and
- * forgotten when it is lost. */
+ * read snapshots, a failing pipelined write failing its transaction, the
+ * columns a table has, and leases: one session at a time, released when
+ * the session ends, and forgotten when it is lost. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -198,6 +198,33 @@ static void test_failed_write_fails_the_transaction(void **state)
     rm_close(db);
 }
 
+/* The catalog says which columns a table has, inside a DDL transaction
+ * too (the projector adds the columns a release added, where missing). */
+static void test_column_exists(void **state)
+{
+    (void)state;
+    struct rm_db *db;
+    struct rm_conn *w;
+    open_db(&db, &w);
+    make_table(w);
+    bool exists = false;
+    assert_int_equal(rm_begin(w, RM_TX_DDL), 0);
+    assert_int_equal(rm_column_exists(w, "things", "note", &exists), 0);
+    assert_true(exists);
+    assert_int_equal(rm_column_exists(w, "things", "later", &exists), 0);
+    assert_false(exists);
+    assert_int_equal(rm_exec(w, "ALTER TABLE things ADD COLUMN later TEXT"), 0);
+    assert_int_equal(rm_column_exists(w, "things", "later", &exists), 0);
+    assert_true(exists);
+    assert_int_equal(rm_column_exists(w, "no_such_table", "note", &exists), 0);
+    assert_false(exists);
+    assert_int_equal(rm_commit(w), 0);
+    assert_int_equal(rm_column_exists(w, "things", "later", &exists), 0);
+    assert_true(exists);
+    rm_conn_close(w);
+    rm_close(db);
+}
+
 static void test_leases(void **state)
 {
     (void)state;
@@ -263,6 +290,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_statements),
         cmocka_unit_test(test_read_snapshot),
         cmocka_unit_test(test_failed_write_fails_the_transaction),
+        cmocka_unit_test(test_column_exists),
         cmocka_unit_test(test_leases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
