@@ -252,7 +252,10 @@ static const char usage_serve[] =
     "                                                    WALLEX_WEBHOOK_DENY_PRIVATE (off)\n"
     "\n"
     "With --store postgres the log lives in PostgreSQL (several nodes may share\n"
-    "it) and the read side in DATA_DIR/readmodel.db on this node.\n"
+    "it) and so do the read models (schema <pg-schema>_read) and the webhook\n"
+    "delivery state (<pg-schema>_bus): any node answers any query, and each read\n"
+    "model is projected by one node at a time. DATA_DIR keeps this node's lock\n"
+    "file and the first start's admin.token.\n"
     "\n"
     "Logs are JSON lines on stderr, one per request at info.\n"
     "\n"
@@ -987,9 +990,9 @@ static int cmd_serve(int argc, char **argv)
     int err = serve_open(&o, &bc, &sv);
     if (!err && is_postgres(&o))
         wx_log_always("wallex %s: serving http://%s (port %u), postgres store (schema %s),"
-                      " read side in %s",
+                      " read side in schema %s" READ_SCHEMA_SUFFIX,
                       WALLEX_VERSION, o.listen, http_server_port(sv.http), o.pg_schema,
-                      o.data_dir);
+                      o.pg_schema);
     else if (!err)
         wx_log_always("wallex %s: serving http://%s (port %u), %s store in %s", WALLEX_VERSION,
                       o.listen, http_server_port(sv.http), o.store, o.data_dir);
