@@ -75,6 +75,10 @@ class Operation:
         rb = op.get("requestBody")
         self.body = doc.deref(rb) if rb else None
         self.responses = {k: doc.deref(v) for k, v in op.get("responses", {}).items()}
+        # The operation's security, else the document's: a requirement that
+        # names a scheme means a token is needed ("security: []" is open).
+        security = op.get("security", doc.raw.get("security", []))
+        self.secured = any(req for req in security)
 
     def param(self, where, name):
         for p in self.params:

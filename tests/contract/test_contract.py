@@ -17,6 +17,19 @@
    server; the generated valid requests go through it again and any
    violation it reports fails, and the invalid ones it must refuse itself
    (the document forbids them).
+3. Authentication as users run it (the harness's server has it on): every
+   generated request to an operation with a security requirement carries
+   the admin token of the server's first start; around them, the same
+   request with no token, a malformed one and a revoked one (401 with
+   WWW-Authenticate), with a reader token (403 on commands and on /admin
+   and /subscriptions, else not refused) and with a user token (403 on
+   those and on /metrics and /orders/statistics, else not refused for its
+   role), a user's Transfer with a side it may not see (null), a user token
+   over its rate (429 with Retry-After, the server runs with a low
+   --rate-limit-user), each answer checked against the document. Through
+   Prism, a request without a token is refused by Prism itself (the
+   document's security), the others are forwarded and their answers
+   validated.
 
 Usage: test_contract.py path/to/wallex build-dir [examples-per-operation]
 (WALLEX_CONTRACT_EXAMPLES also sets it; the default is small for make
@@ -52,6 +65,30 @@ CURRENCY = DOC.schema("Currency")
 DIGITS = CURRENCY["x-minor-digits"]
 UNITS_MAX = CURRENCY["x-minor-units-max"]
 DEFAULT_CURRENCY = "USD"  # API.md: the server's default unless configured
+# A user token's rate on the server under test (requests/s, burst): low,
+# so the rate limit's 429 is reached in a few hundred ms, high enough that
+# the user-token requests spread over the run never meet it.
+USER_RATE = (50, 50)
+# The tokens the requests carry: the server's admin token, and the others
+# setup_tokens issues (their text).
+TOKENS = {}
+
+
+def bearer(role):
+    return "Bearer " + TOKENS[role]
+
+
+# API.md's roles: which operations a reader and a user token may call.
+def admin_only(op):
+    return op.template.startswith("/admin/") or op.template.startswith("/subscriptions")
+
+
+def reader_may(op):
+    return op.method in ("GET", "HEAD") and not admin_only(op)
+
+
+def user_may(op):
+    return not admin_only(op) and op.template not in ("/metrics", "/orders/statistics")
 
 
 class Client:
@@ -85,6 +122,7 @@ class Pools:
         self.orders = {}     # id -> (currency, [productId])
         self.transfers = []
         self.subscriptions = []
+        self.tokens = []     # ids of tokens the generator issued (never the admin's)
         self.owners = ["owner-1"]
 
     def learn(self, op, status, body):
@@ -99,6 +137,8 @@ class Pools:
             self.transfers.append(body["transferId"])
         if "subscriptionId" in body and "eventTypes" in body:
             self.subscriptions.append(body["subscriptionId"])
+        if "tokenId" in body and "token" in body:
+            self.tokens.append(body["tokenId"])
 
 
 POOLS = Pools()
@@ -180,6 +220,8 @@ def draw_request(draw, op):
                 v = pick(draw, POOLS.transfers, GEN.of(schema))
             elif op.template.startswith("/subscriptions/"):
                 v = pick(draw, POOLS.subscriptions, GEN.of(schema))
+            elif op.template.startswith("/admin/tokens/"):
+                v = pick(draw, POOLS.tokens, GEN.of(schema))
             else:
                 v = draw(GEN.of(schema))
             params[name] = str(v)
@@ -211,6 +253,8 @@ def draw_request(draw, op):
         body = gen.dumps(body)
     elif op.body is not None:
         headers["Content-Type"] = "application/json"
+    if op.secured:
+        headers["Authorization"] = bearer("admin")
     return target, headers, body, params
 
 
@@ -237,6 +281,11 @@ def fit_body(draw, op, params, body):
         body["walletId"] = pick(draw, POOLS.wallets, st.just(body["walletId"]))
     if "url" in body:
         body["url"] = HOOK
+    if "expiresAt" in body:
+        # In the future, as CreateToken says in words; the rest of the
+        # drawn text (fraction, offset, t or T) kept. Not past 9998: the
+        # server writes years past 9999 wrong (base/clock.c).
+        body["expiresAt"] = "%04d" % draw(st.integers(2100, 9998)) + body["expiresAt"][4:]
     if "items" in body and t == "/orders":
         seen = set()
         body["items"] = [i for i in body["items"] if not (i["productId"] in seen or
@@ -336,6 +385,33 @@ def invalid_variants(op, target, headers, body):
     return out
 
 
+def auth_variants(op, target, headers, body):
+    """The request again with other credentials: (kind, method, target,
+    headers, body, statuses the server may answer)."""
+    if not op.secured:
+        return []
+    m = op.method
+    bare = {k: v for k, v in headers.items() if k != "Authorization"}
+    documented = {int(k) for k in op.responses if k.isdigit()}
+    out = [("no-token", m, target, bare, body, {401}),
+           ("malformed-token", m, target, dict(bare, Authorization="Bearer wxt.not-a-token"), body,
+            {401}),
+           ("revoked-token", m, target, dict(bare, Authorization=bearer("revoked")), body, {401})]
+    reader = dict(bare, Authorization=bearer("reader"))
+    if reader_may(op):
+        out.append(("reader", m, target, reader, body, documented - {401, 403}))
+    else:
+        out.append(("reader-forbidden", m, target, reader, body, {403}))
+    user = dict(bare, Authorization=bearer("user"))
+    if user_may(op):
+        # 403 still, where a handler refuses another subject's ownerId or
+        # customerId; another's resource is 404.
+        out.append(("user", m, target, user, body, documented - {401}))
+    else:
+        out.append(("user-forbidden", m, target, user, body, {403}))
+    return out
+
+
 def run_operation(client, op, examples, invalid_every=3):
     counter = [0]
 
@@ -348,7 +424,8 @@ def run_operation(client, op, examples, invalid_every=3):
         check(client, op, op.method, target, headers, body, "valid")
         counter[0] += 1
         if counter[0] % invalid_every == 1:
-            for kind, m, t, h, b, want in invalid_variants(op, target, headers, body):
+            for kind, m, t, h, b, want in (invalid_variants(op, target, headers, body) +
+                                            auth_variants(op, target, headers, body)):
                 check(client, op, m, t, h, b, kind, want)
     one()
 
@@ -367,19 +444,133 @@ def cross_cutting(client):
         check(client, None, "BREW", target, {}, None, "unknown-method", {501})
     check(client, None, "GET", "/wallets/" + "a" * 3000, {}, None, "long-url", {414})
     check(client, None, "GET", "/healthz", {"X-Pad": "a" * 17000}, None, "big-head", {431})
-    check(client, None, "POST", "/wallets", {"Content-Type": "application/json",
-                                              "Content-Length": "9" * 19}, None, "huge-length",
-          {413})
-    check(client, None, "POST", "/wallets", {"Content-Type": "application/json"},
+    # The body's bounds are judged after the token: these carry one.
+    admin = {"Authorization": bearer("admin")}
+    check(client, None, "POST", "/wallets", dict(admin, **{"Content-Type": "application/json",
+                                                           "Content-Length": "9" * 19}), None,
+          "huge-length", {413})
+    check(client, None, "POST", "/wallets", dict(admin, **{"Content-Type": "application/json"}),
           '{"walletId":"w","ownerId":"o","x":"%s"}' % ("a" * 65536), "large-body", {413})
     # A position the read side will not reach in its wait (2 s): 503 with
     # Retry-After, as the routes that read a read model document.
-    check(client, None, "GET", "/wallets/w-lagging", {"X-Min-Position": "999999999999"}, None,
+    check(client, None, "GET", "/wallets/w-lagging", dict(admin, **{"X-Min-Position":
+                                                                    "999999999999"}), None,
           "lagging", {503})
+
+
+def setup_tokens(client, s):
+    """The admin token of the server's first start, and a reader, a user, a
+    user for the rate limit and a revoked token, issued through the API
+    (their answers checked like any other)."""
+    TOKENS["admin"] = s.token
+    expect(s.token, "the server wrote no admin token")
+    for role, subject in (("reader", "r1"), ("user", "u1"), ("rate", "u-rate"),
+                          ("revoked", "u-revoked")):
+        body = json.dumps({"role": "user" if role in ("rate", "revoked") else role,
+                           "subject": subject})
+        st_, _, payload = check(client, None, "POST", "/admin/tokens",
+                                {"Authorization": bearer("admin"),
+                                 "Content-Type": "application/json"}, body, "auth-setup", {201})
+        expect(st_ == 201, "POST /admin/tokens: %d %r" % (st_, payload[:300]))
+        issued = json.loads(payload)
+        TOKENS[role] = issued["token"]
+    check(client, None, "DELETE", "/admin/tokens/" + issued["tokenId"],
+          {"Authorization": bearer("admin")}, None, "auth-setup", {204})
+    # Revoking a revoked token changes nothing: 204 again, without X-Position.
+    _, h, _ = check(client, None, "DELETE", "/admin/tokens/" + issued["tokenId"],
+                    {"Authorization": bearer("admin")}, None, "auth-setup", {204})
+    if "x-position" in h:
+        violation("a second revocation answered X-Position %s" % h["x-position"])
+
+
+def identity(client):
+    """What identity changes in the resources, checked against the
+    document: createdBy and updatedBy, a Transfer's side a user may not see
+    (null), event metadata naming the caller, a user's refusals."""
+    admin = {"Authorization": bearer("admin")}
+    user = {"Authorization": bearer("user")}
+
+    def send(kind, method, target, headers, body, want):
+        if body is not None:
+            headers = dict(headers, **{"Content-Type": "application/json"})
+        st_, h, payload = check(client, None, method, target, headers,
+                                None if body is None else json.dumps(body), kind, want)
+        return st_, h, (json.loads(payload) if payload and method != "HEAD" else None)
+
+    _, h, w = send("identity", "POST", "/wallets", user,
+                   {"walletId": "u1-wallet", "initialBalance": "10.00"}, {201})
+    if w and (w["ownerId"], w["createdBy"], w["updatedBy"]) != ("u1", "u1", "u1"):
+        violation("a user's wallet: ownerId, createdBy, updatedBy %r" % (w,))
+    send("identity", "POST", "/wallets", admin, {"walletId": "admin-wallet", "ownerId": "owner-1"},
+         {201})
+    # Into another's wallet: the answer's `to` is null.
+    _, h, t = send("identity", "POST", "/transfers", user,
+                   {"fromWalletId": "u1-wallet", "toWalletId": "admin-wallet", "amount": "1.00"},
+                   {201})
+    if t and (t["to"] is not None or t["from"] is None):
+        violation("a user's transfer into another's wallet shows %r" % (t,))
+    at = {"X-Min-Position": h.get("x-position", "0")}
+    if t:
+        _, _, seen = send("identity", "GET", "/transfers/" + t["transferId"], dict(user, **at),
+                          None, {200})
+        if seen and seen["to"] is not None:
+            violation("GET of a user's transfer shows the other side %r" % (seen,))
+    # From another's wallet into the user's: `from` null to the user.
+    _, h, t = send("identity", "POST", "/transfers", admin,
+                   {"fromWalletId": "admin-wallet", "toWalletId": "u1-wallet", "amount": "1.00"},
+                   {201})
+    if t:
+        _, _, seen = send("identity", "GET", "/transfers/" + t["transferId"],
+                          dict(user, **{"X-Min-Position": h.get("x-position", "0")}), None, {200})
+        if seen and (seen["from"] is not None or seen["to"] is None):
+            violation("the receiver's view of a transfer shows %r" % (seen,))
+    _, _, ev = send("identity", "GET", "/wallets/u1-wallet/events", admin, None, {200})
+    if ev and ev["data"] and ev["data"][0]["metadata"].get("actor") != "u1":
+        violation("WalletCreated by a user names actor %r" % ev["data"][0]["metadata"])
+    # A user's refusals: another subject, another's resource, an admin route.
+    send("identity", "POST", "/wallets", user, {"walletId": "u1-other", "ownerId": "owner-1"},
+         {403})
+    send("identity", "GET", "/wallets?ownerId=owner-1", user, None, {403})
+    send("identity", "GET", "/orders?customerId=owner-1", user, None, {403})
+    send("identity", "POST", "/orders", user, {"customerId": "owner-1", "items": []}, {403})
+    send("identity", "GET", "/wallets/admin-wallet", user, None, {404})
+    # Another customer's order is no order at all to a user, except that its
+    # orderId is taken: a create with it is 409, as a wallet's is.
+    send("identity", "POST", "/orders", admin,
+         {"orderId": "admin-order", "customerId": "owner-1", "items": []}, {201})
+    send("identity", "POST", "/orders", user, {"orderId": "admin-order", "items": []}, {409})
+    send("identity", "GET", "/orders/admin-order/events", user, None, {404})
+    send("identity", "HEAD", "/wallets/admin-wallet/ledger", user, None, {404})
+    send("identity", "POST", "/wallets/admin-wallet/debit", user, {"amount": "1.00"}, {404})
+    send("identity", "GET", "/admin/tokens", user, None, {403})
+    send("identity", "GET", "/metrics", user, None, {403})
+    # Admin lists of tokens and a user's own.
+    send("identity", "GET", "/admin/tokens?limit=2", admin, None, {200})
+    send("identity", "GET", "/wallets", user, None, {200})
+    _, _, o = send("identity", "POST", "/orders", user,
+                   {"items": [{"productId": "p1", "quantity": 1, "unitPrice": "1.00"}]}, {201})
+    if o and (o["customerId"], o["createdBy"]) != ("u1", "u1"):
+        violation("a user's order: customerId, createdBy %r" % (o,))
+
+
+def rate_limit(client):
+    """A user token over its rate: 429 rate_limited with Retry-After, as
+    the document says, within a burst's worth of requests."""
+    h = {"Authorization": bearer("rate")}
+    for _ in range(USER_RATE[1] * 4):
+        st_, _, _ = check(client, None, "GET", "/wallets/rate-limited", h, None, "rate-limit",
+                          {404, 429})
+        if st_ == 429:
+            return
+    violation("no 429 after %d requests of a user token limited to %d/s"
+              % (USER_RATE[1] * 4, USER_RATE[0]))
 
 
 def test_generated(s, build_dir, examples):
     client = Client(s.port)
+    setup_tokens(client, s)
+    identity(client)
+    rate_limit(client)
     # Creations first, so later operations find resources.
     first = ["createWallet", "createOrder", "createSubscription", "createTransfer"]
     ops = sorted(DOC.ops, key=lambda o: (first.index(o.id) if o.id in first else 9, o.id))
@@ -404,6 +595,14 @@ def prism(build_dir):
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", prefix, PRISM],
                        check=True, capture_output=True)
     return exe
+
+
+# Kinds of request Prism forwards (the document allows them) and whose
+# answers it validates: the generated ones, and those with a token the
+# server refuses or a role that does not have the route (the document
+# lists 401 and 403). A request without a token Prism refuses itself.
+FORWARDED = ("valid", "malformed-token", "revoked-token", "reader", "reader-forbidden", "user",
+             "user-forbidden", "auth-setup", "identity", "rate-limit")
 
 
 def test_proxy(s, build_dir, examples):
@@ -433,7 +632,7 @@ def test_proxy(s, build_dir, examples):
                 continue  # no operation to validate against, or not Prism's to judge
             st_, h, payload = client.send(method, target, headers, body)
             prism_own = "x-correlation-id" not in h
-            if kind == "valid":
+            if kind in FORWARDED:
                 if prism_own or "sl-violations" in h:
                     bad.append("%s %s %r -> %d %s %r" % (method, target[:100], (body or "")[:120],
                                                           st_, h.get("sl-violations", ""),
@@ -441,7 +640,7 @@ def test_proxy(s, build_dir, examples):
                 counts["forwarded"] += 1
             elif kind in ("unknown-member", "missing-required", "null-member", "wrong-type",
                           "limit-0", "limit-1001", "bad-id", "exponent", "negative",
-                          "bad-correlation-id", "bad-min-position"):
+                          "bad-correlation-id", "bad-min-position", "no-token"):
                 if not prism_own:
                     bad.append("Prism forwarded a request the document forbids (%s): %s %s %r"
                                % (kind, method, target[:100], (body or "")[:120]))
@@ -467,7 +666,7 @@ def main():
                    os.environ.get("WALLEX_CONTRACT_EXAMPLES", "6"))
     random.seed(SEED)
     runner = Runner()
-    s = Server(sys.argv[1]).start()
+    s = Server(sys.argv[1], extra_args=["--rate-limit-user", "%d,%d" % USER_RATE]).start()
     try:
         runner.run([test_generated, test_proxy], s, os.path.abspath(sys.argv[2]), examples)
         rc = s.stop()
