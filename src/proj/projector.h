@@ -57,8 +57,8 @@ struct es_proj_tx {
 
 /* A column a release added to a consumer's table (es_consumer.columns_added). */
 struct es_column_added {
-    const char *table;  /* "wallets{s}" */
-    const char *column; /* "created_by" */
+    const char *table;  /* "dogs{s}" */
+    const char *column; /* "walked_by" */
     const char *type;   /* in the common dialect: "TEXT", "BIGINT" */
 };
 
