@@ -340,8 +340,12 @@ void wx_off_thread_json(struct http_request *req,
         http_reply_problem(req, ES_internal_error, "out of memory");
         return;
     }
-    *j = (struct off_json){.app = req->app, .arg = arg, .work = work, .status = status,
-                           .not_found = not_found, .busy = busy,
+    *j = (struct off_json){.app = req->app,
+                           .arg = arg,
+                           .work = work,
+                           .status = status,
+                           .not_found = not_found,
+                           .busy = busy,
                            .not_found_detail = not_found_detail};
     wx_off_thread(req, off_json_work, off_json_answer, j);
 }
@@ -368,6 +372,47 @@ bool wx_page_versions(struct http_request *req, size_t *limit, int64_t *after_ve
         wx_bad_request(req, "after must be a cursor from a previous page");
         return false;
     }
+    return true;
+}
+
+bool wx_page_ids(struct http_request *req, size_t *limit, const char **after_id)
+{
+    if (!wx_page_limit(req, limit))
+        return false;
+    const char *a = http_query(req, "after");
+    if (a != NULL && (a[0] != 'i' || !wx_id_ok(a + 1))) {
+        wx_bad_request(req, "after must be a cursor from a previous page");
+        return false;
+    }
+    *after_id = a != NULL ? a + 1 : NULL;
+    return true;
+}
+
+void wx_route_id_page(struct http_request *req, wx_id_page_query query)
+{
+    const struct wx_app *app = req->app;
+    size_t limit;
+    const char *after;
+    if (!wx_page_ids(req, &limit, &after))
+        return;
+    struct wx_buf b;
+    wx_buf_init(&b);
+    int err = query(app->projector, after, limit, &b);
+    if (err)
+        wx_query_failed(req, err, ES_not_found, NULL);
+    else
+        http_reply_buf(req, 200, &b);
+    wx_buf_free(&b);
+}
+
+bool wx_new_id(struct http_request *req, char **id_out)
+{
+    char *id = wx_arena_alloc(&req->arena, WX_UUID_STR_BYTES);
+    if (id == NULL || wx_uuid7(wx_clock_now_ms(&wx_clock_system), id) != 0) {
+        http_reply_problem(req, ES_internal_error, "no id could be generated");
+        return false;
+    }
+    *id_out = id;
     return true;
 }
 

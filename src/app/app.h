@@ -33,8 +33,8 @@ struct wx_app {
     struct es_store *store;
     struct es_writer *writer;
     struct es_projector *projector;
-    struct wx_worker *admin; /* long admin work, off the HTTP threads */
-    struct bus *bus; /* the event bus (bus/bus.h): relay and webhooks */
+    struct wx_worker *admin;   /* long admin work, off the HTTP threads */
+    struct bus *bus;           /* the event bus (bus/bus.h): relay and webhooks */
     struct auth_service *auth; /* tokens (auth/service.h); NULL with --auth off */
     char default_currency[WX_CURRENCY_BYTES + 1];
 };
@@ -107,6 +107,19 @@ bool wx_page_limit(struct http_request *req, size_t *limit);
 /* ?limit= and ?after= of per-stream lists, whose cursor is the last
  * version seen, as an opaque "v<N>" token (0 from the start). */
 bool wx_page_versions(struct http_request *req, size_t *limit, int64_t *after_version);
+
+/* ?limit= and ?after= of lists ordered by an id, whose cursor is the last
+ * id seen as an opaque "i<id>" token; *after_id is NULL from the start. */
+bool wx_page_ids(struct http_request *req, size_t *limit, const char **after_id);
+/* A read model's page of a list ordered by id (wx_page_ids): the query
+ * writes {"data":[...],"next":...} into out. */
+typedef int (*wx_id_page_query)(struct es_projector *p, const char *after, size_t limit,
+                                struct wx_buf *out);
+/* A whole GET route over such a list: parameters, query, 200 or problem. */
+void wx_route_id_page(struct http_request *req, wx_id_page_query query);
+/* A fresh UUIDv7 in the request's arena for a resource the client did not
+ * name. False when it answered 500. */
+bool wx_new_id(struct http_request *req, char **id_out);
 
 /* ?atVersion= / ?asOf= of time travel: false when neither is given (a
  * read-model query then) or when it answered 400. */

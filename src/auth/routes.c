@@ -91,23 +91,7 @@ static void route_revoke(struct http_request *req)
 
 static void route_list(struct http_request *req)
 {
-    const struct wx_app *app = req->app;
-    size_t limit;
-    if (!wx_page_limit(req, &limit))
-        return;
-    const char *after = http_query(req, "after");
-    if (after != NULL && (after[0] != 'i' || !wx_id_ok(after + 1))) {
-        wx_bad_request(req, "after must be a cursor from a previous page");
-        return;
-    }
-    struct wx_buf b;
-    wx_buf_init(&b);
-    int err = token_query_list(app->projector, after ? after + 1 : NULL, limit, &b);
-    if (err)
-        wx_query_failed(req, err, ES_not_found, NULL);
-    else
-        http_reply_buf(req, 200, &b);
-    wx_buf_free(&b);
+    wx_route_id_page(req, token_query_list);
 }
 
 static const char *const models[] = {"tokens", NULL};

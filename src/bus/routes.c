@@ -101,23 +101,7 @@ void bus_route_delete(struct http_request *req)
 
 void bus_route_list(struct http_request *req)
 {
-    const struct wx_app *app = req->app;
-    size_t limit;
-    if (!wx_page_limit(req, &limit))
-        return;
-    const char *after = http_query(req, "after");
-    if (after != NULL && (after[0] != 'i' || !wx_id_ok(after + 1))) {
-        wx_bad_request(req, "after must be a cursor from a previous page");
-        return;
-    }
-    struct wx_buf b;
-    wx_buf_init(&b);
-    int err = subscription_query_list(app->projector, after ? after + 1 : NULL, limit, &b);
-    if (err)
-        wx_query_failed(req, err, ES_not_found, NULL);
-    else
-        http_reply_buf(req, 200, &b);
-    wx_buf_free(&b);
+    wx_route_id_page(req, subscription_query_list);
 }
 
 static void key_time_or_null(struct wx_buf *b, const char *key, int64_t ms, bool *first)
@@ -204,7 +188,8 @@ static bool parse_from(struct http_request *req, struct es_position *from)
               es_position_parse(token, from);
     json_object_put(obj);
     if (!ok)
-        wx_bad_request(req, "the body must be {\"fromPosition\": a position token from X-Position}");
+        wx_bad_request(req,
+                       "the body must be {\"fromPosition\": a position token from X-Position}");
     return ok;
 }
 
@@ -224,8 +209,7 @@ void bus_route_replay_from(struct http_request *req)
     struct bus_webhook *w;
     struct bus_delivery_store *d;
     struct es_position from;
-    if (!wx_id_param(req, 0, "subscription") || !bus_parts(req, &w, &d) ||
-        !parse_from(req, &from))
+    if (!wx_id_param(req, 0, "subscription") || !bus_parts(req, &w, &d) || !parse_from(req, &from))
         return;
     struct wx_buf b;
     wx_buf_init(&b);

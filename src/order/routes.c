@@ -49,21 +49,19 @@ static void command_route(struct http_request *req, enum order_command_kind kind
         return;
     }
     if (kind == ORDER_CMD_CREATE && c->order_id == NULL) {
-        char *id = wx_arena_alloc(&req->arena, WX_UUID_STR_BYTES);
-        if (id == NULL || wx_uuid7(wx_clock_now_ms(&wx_clock_system), id) != 0) {
-            http_reply_problem(req, ES_internal_error, "no id could be generated");
+        char *id;
+        if (!wx_new_id(req, &id))
             return;
-        }
         c->order_id = id;
         c->order_id_generated = true;
     }
     wx_submit(req, order_run_command, c);
 }
 
-#define COMMAND(fn, kind)                                                                         \
-    static void fn(struct http_request *req)                                                      \
-    {                                                                                             \
-        command_route(req, kind);                                                                 \
+#define COMMAND(fn, kind)                                                                          \
+    static void fn(struct http_request *req)                                                       \
+    {                                                                                              \
+        command_route(req, kind);                                                                  \
     }
 
 COMMAND(route_create, ORDER_CMD_CREATE)

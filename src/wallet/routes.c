@@ -49,11 +49,9 @@ static void command_route(struct http_request *req, enum wallet_command_kind kin
         return;
     }
     if (kind == WALLET_CMD_TRANSFER && c->transfer_id == NULL) {
-        char *id = wx_arena_alloc(&req->arena, WX_UUID_STR_BYTES);
-        if (id == NULL || wx_uuid7(wx_clock_now_ms(&wx_clock_system), id) != 0) {
-            http_reply_problem(req, ES_internal_error, "no id could be generated");
+        char *id;
+        if (!wx_new_id(req, &id))
             return;
-        }
         c->transfer_id = id;
         c->transfer_id_generated = true;
     }
@@ -190,16 +188,12 @@ void wallet_route_list(struct http_request *req)
         return;
     }
     size_t limit;
-    if (!wx_page_limit(req, &limit))
+    const char *after;
+    if (!wx_page_ids(req, &limit, &after))
         return;
-    const char *after = http_query(req, "after");
-    if (after != NULL && (after[0] != 'i' || !wx_id_ok(after + 1))) {
-        wx_bad_request(req, "after must be a cursor from a previous page");
-        return;
-    }
     struct wx_buf b;
     wx_buf_init(&b);
-    int err = wallet_query_by_owner(app->projector, owner, after ? after + 1 : NULL, limit, &b);
+    int err = wallet_query_by_owner(app->projector, owner, after, limit, &b);
     if (err)
         wx_query_failed(req, err, ES_not_found, NULL);
     else
@@ -216,8 +210,8 @@ void wallet_route_ledger(struct http_request *req)
         return;
     struct wx_buf b;
     wx_buf_init(&b);
-    int err = wallet_query_ledger(app->projector, req->params[0], owner_only(req), after, limit,
-                                  &b);
+    int err =
+        wallet_query_ledger(app->projector, req->params[0], owner_only(req), after, limit, &b);
     if (err)
         wx_query_failed(req, err, WALLET_wallet_not_found, "no wallet with this walletId");
     else
