@@ -85,7 +85,7 @@ const struct es_consumer *const token_consumers[] = {&token_consumer, NULL};
 /* ---- queries ---- */
 
 #define TOKEN_COLUMNS                                                                              \
-    "id, role, subject, secret_sha256, expires_at_ms, revoked, version, created_at_ms,"           \
+    "id, role, subject, secret_sha256, expires_at_ms, revoked, version, created_at_ms,"            \
     " updated_at_ms"
 
 static const char *column(struct rm_stmt *st, int i)
@@ -113,49 +113,22 @@ static int row_state(struct rm_stmt *st, struct token_state *s, int64_t *version
     return 0;
 }
 
-int token_query_list(struct es_projector *p, const char *after, size_t limit,
-                     struct wx_buf *out)
+static int token_page_row(struct rm_stmt *st, struct wx_buf *out)
 {
-    struct es_read *r;
-    int err = es_projector_read_begin(p, &r);
-    if (err)
-        return err;
-    struct rm_stmt *st;
-    err = es_projector_prepare_live(r, "tokens",
-                                    "SELECT " TOKEN_COLUMNS " FROM tokens{s}"
-                                    " WHERE id > ?1 ORDER BY id LIMIT ?2",
-                                    &st, NULL);
-    if (err)
-        goto out_end;
-    rm_bind_text(st, 1, after ? after : "");
-    rm_bind_i64(st, 2, (int64_t)limit + 1);
-    wx_buf_adds(out, "{\"data\":[");
-    size_t n = 0;
-    char last[WX_ID_BYTES_MAX + 1] = "";
-    bool row = false;
-    while (!err && (err = rm_step(st, &row)) == 0 && row && n < limit) {
-        struct token_state s;
-        int64_t version;
-        err = row_state(st, &s, &version);
-        if (err)
-            break;
-        snprintf(last, sizeof(last), "%s", column(st, 0));
-        if (n++ > 0)
-            wx_buf_addc(out, ',');
-        token_json(out, last, &s, false, NULL);
-    }
-    wx_buf_adds(out, "],\"nextCursor\":");
-    if (!err && row) { /* the row past the page's limit */
-        wx_buf_adds(out, "\"i");
-        wx_buf_adds(out, last);
-        wx_buf_adds(out, "\"}");
-    } else {
-        wx_buf_adds(out, "null}");
-    }
-    rm_finalize(st);
-out_end:
-    es_projector_read_end(p, r);
+    struct token_state s;
+    int64_t version;
+    int err = row_state(st, &s, &version);
+    if (!err)
+        token_json(out, column(st, 0), &s, false, NULL);
     return err;
+}
+
+int token_query_list(struct es_projector *p, const char *after, size_t limit, struct wx_buf *out)
+{
+    return es_projector_id_page(p, "tokens",
+                                "SELECT " TOKEN_COLUMNS " FROM tokens{s}"
+                                " WHERE id > ?1 ORDER BY id LIMIT ?2",
+                                after, limit, token_page_row, out);
 }
 
 int token_query_changes(struct es_projector *p, struct es_position *cursor, token_row_fn fn,

@@ -73,9 +73,10 @@ static int apply_subscriptions(struct es_proj_tx *tx, const struct es_event *ev,
         return WX_ERR_IO;
     rm_bind_text(st, 1, e.subscription_id);
     if (e.kind != SUBSCRIPTION_EV_DELETED) {
-        enum subscription_status status = e.kind == SUBSCRIPTION_EV_PAUSED     ? SUBSCRIPTION_PAUSED
-                                          : e.kind == SUBSCRIPTION_EV_DISABLED ? SUBSCRIPTION_DISABLED
-                                                                            : SUBSCRIPTION_ACTIVE;
+        enum subscription_status status = e.kind == SUBSCRIPTION_EV_PAUSED ? SUBSCRIPTION_PAUSED
+                                          : e.kind == SUBSCRIPTION_EV_DISABLED
+                                              ? SUBSCRIPTION_DISABLED
+                                              : SUBSCRIPTION_ACTIVE;
         rm_bind_text(st, 2, subscription_status_name(status));
         rm_bind_text(st, 3, e.reason);
         rm_bind_i64(st, 4, ev->version);
@@ -103,7 +104,7 @@ const struct es_consumer *const bus_consumers[] = {&subscription_consumer, NULL}
 /* ---- queries ---- */
 
 #define SUBSCRIPTION_COLUMNS                                                                       \
-    "id, url, event_types, description, status, reason, version, created_at_ms, updated_at_ms,"   \
+    "id, url, event_types, description, status, reason, version, created_at_ms, updated_at_ms,"    \
     " secret, created_hi, created_lo"
 
 static enum subscription_status status_of(const char *name)
@@ -163,48 +164,23 @@ int subscription_query_get(struct es_projector *p, const char *id, struct wx_buf
     return err;
 }
 
+static int subscription_page_row(struct rm_stmt *st, struct wx_buf *out)
+{
+    row_json(st, out);
+    return 0;
+}
+
 int subscription_query_list(struct es_projector *p, const char *after, size_t limit,
                             struct wx_buf *out)
 {
-    struct es_read *r;
-    int err = es_projector_read_begin(p, &r);
-    if (err)
-        return err;
-    struct rm_stmt *st;
-    err = es_projector_prepare_live(r, "subscriptions",
-                                    "SELECT " SUBSCRIPTION_COLUMNS " FROM subscriptions{s}"
-                                    " WHERE id > ?1 ORDER BY id LIMIT ?2",
-                                    &st, NULL);
-    if (err)
-        goto out_end;
-    rm_bind_text(st, 1, after ? after : "");
-    rm_bind_i64(st, 2, (int64_t)limit + 1);
-    wx_buf_adds(out, "{\"data\":[");
-    size_t n = 0;
-    char last[WX_ID_BYTES_MAX + 1] = "";
-    bool row = false;
-    while ((err = rm_step(st, &row)) == 0 && row && n < limit) {
-        if (n++ > 0)
-            wx_buf_addc(out, ',');
-        row_json(st, out);
-        snprintf(last, sizeof(last), "%s", column(st, 0));
-    }
-    wx_buf_adds(out, "],\"nextCursor\":");
-    if (!err && row) {
-        wx_buf_adds(out, "\"i");
-        wx_buf_adds(out, last);
-        wx_buf_adds(out, "\"}");
-    } else {
-        wx_buf_adds(out, "null}");
-    }
-    rm_finalize(st);
-out_end:
-    es_projector_read_end(p, r);
-    return err;
+    return es_projector_id_page(p, "subscriptions",
+                                "SELECT " SUBSCRIPTION_COLUMNS " FROM subscriptions{s}"
+                                " WHERE id > ?1 ORDER BY id LIMIT ?2",
+                                after, limit, subscription_page_row, out);
 }
 
-int subscription_catalog(struct es_projector *p, size_t max_rows, subscription_row_fn fn,
-                         void *ctx, struct es_position *horizon_out)
+int subscription_catalog(struct es_projector *p, size_t max_rows, subscription_row_fn fn, void *ctx,
+                         struct es_position *horizon_out)
 {
     struct es_read *r;
     int err = es_projector_read_begin(p, &r);
@@ -225,8 +201,7 @@ int subscription_catalog(struct es_projector *p, size_t max_rows, subscription_r
                 .event_types = column(st, 2),
                 .status = status_of(column(st, 4)),
                 .secret = column(st, 9),
-                .created = {(uint64_t)rm_column_i64(st, 10),
-                            (uint64_t)rm_column_i64(st, 11)},
+                .created = {(uint64_t)rm_column_i64(st, 10), (uint64_t)rm_column_i64(st, 11)},
             };
             err = fn(ctx, &sub);
         }

@@ -30,15 +30,14 @@
 #include "obs/log.h"
 #include "store/store.h"
 
-static const char read_schema[] =
-    "CREATE TABLE IF NOT EXISTS projections("
-    " name " RM_TEXT " PRIMARY KEY,"
-    " live_set TEXT NOT NULL,"
-    " position_hi BIGINT NOT NULL,"
-    " position_lo BIGINT NOT NULL,"
-    " rebuild_set TEXT,"
-    " rebuild_hi BIGINT,"
-    " rebuild_lo BIGINT)" RM_WITHOUT_ROWID ";";
+static const char read_schema[] = "CREATE TABLE IF NOT EXISTS projections("
+                                  " name " RM_TEXT " PRIMARY KEY,"
+                                  " live_set TEXT NOT NULL,"
+                                  " position_hi BIGINT NOT NULL,"
+                                  " position_lo BIGINT NOT NULL,"
+                                  " rebuild_set TEXT,"
+                                  " rebuild_hi BIGINT,"
+                                  " rebuild_lo BIGINT)" RM_WITHOUT_ROWID ";";
 
 #define ROW_COLUMNS "live_set, position_hi, position_lo, rebuild_set, rebuild_hi, rebuild_lo"
 
@@ -63,7 +62,8 @@ static const char *const proj_sql[SQL_COUNT] = {
     /* Whoever changes a consumer's rows locks its checkpoint first. */
     [SQL_LOCK] = "SELECT live_set, position_hi, position_lo FROM projections WHERE name = ?1"
                  "{pg: FOR UPDATE}",
-    [SQL_SET_LIVE_POS] = "UPDATE projections SET position_hi = ?2, position_lo = ?3 WHERE name = ?1",
+    [SQL_SET_LIVE_POS] =
+        "UPDATE projections SET position_hi = ?2, position_lo = ?3 WHERE name = ?1",
     [SQL_SET_REBUILD_POS] = "UPDATE projections SET rebuild_hi = ?2, rebuild_lo = ?3"
                             " WHERE name = ?1",
     [SQL_START_REBUILD] = "UPDATE projections SET rebuild_set = CASE live_set WHEN '_a' THEN '_b'"
@@ -90,8 +90,8 @@ struct cursor {
     bool behind; /* the last read filled a whole batch */
 };
 
-const int64_t es_lag_bucket_ms[ES_LAG_BUCKETS] = {1, 2, 5, 10, 20, 50, 100, 200, 500,
-                                                  1000, 5000, 30000};
+const int64_t es_lag_bucket_ms[ES_LAG_BUCKETS] = {1,   2,   5,   10,   20,   50,
+                                                  100, 200, 500, 1000, 5000, 30000};
 
 struct consumer_rt {
     const struct es_consumer *c;
@@ -206,8 +206,8 @@ struct rm_stmt *es_proj_stmt(struct es_proj_tx *tx, int id)
 {
     assert(id >= 0 && id < WX_CONSUMER_STMTS_MAX && tx->consumer->sql[id] != NULL);
     if (tx->stmts[id] == NULL) {
-        if (prepare_set(tx->conn, tx->consumer->sql[id], tx->set, RM_PERSISTENT,
-                        &tx->stmts[id]) != 0)
+        if (prepare_set(tx->conn, tx->consumer->sql[id], tx->set, RM_PERSISTENT, &tx->stmts[id]) !=
+            0)
             return NULL;
     } else {
         rm_reset(tx->stmts[id]);
@@ -385,8 +385,7 @@ static void lease_lost(struct es_projector *p, struct consumer_rt *rt)
     rt->last_error[0] = '\0';
     rt->backoff_ms = 0;
     pthread_mutex_unlock(&p->lock);
-    wx_logf(WX_LOG_WARN, "projector: %s: lease lost; another node may project it now",
-            rt->c->name);
+    wx_logf(WX_LOG_WARN, "projector: %s: lease lost; another node may project it now", rt->c->name);
 }
 
 /* Tries the lease of every consumer no one here projects, and notices the
@@ -924,8 +923,8 @@ static void note_success(struct es_projector *p, struct consumer_rt *rt)
 
 /* One consumer on its own: its live cursor to the head, its rebuild to the
  * live checkpoint, then the swap. */
-static int step_one(struct es_projector *p, struct consumer_rt *rt,
-                    const struct es_position *head, bool *progress)
+static int step_one(struct es_projector *p, struct consumer_rt *rt, const struct es_position *head,
+                    bool *progress)
 {
     int err = 0;
     if (es_position_cmp(&rt->live.pos, head) < 0)
@@ -990,8 +989,9 @@ int es_projector_reset(struct es_projector *p)
     assert(!p->thread_started);
     for (size_t i = 0; i < p->rt_len; i++) {
         if (!p->rt[i].held) {
-            wx_logf(WX_LOG_ERROR, "projector: %s is projected by a running node; rebuild it"
-                                  " there (POST /admin/projections/%s/rebuild)",
+            wx_logf(WX_LOG_ERROR,
+                    "projector: %s is projected by a running node; rebuild it"
+                    " there (POST /admin/projections/%s/rebuild)",
                     p->rt[i].c->name, p->rt[i].c->name);
             return WX_ERR_BUSY;
         }
@@ -1217,8 +1217,7 @@ bool es_projector_ready(struct es_projector *p)
     return ready;
 }
 
-int es_projector_await(struct es_projector *p, const struct es_position *head,
-                       int64_t timeout_ms)
+int es_projector_await(struct es_projector *p, const struct es_position *head, int64_t timeout_ms)
 {
     assert(!p->thread_started);
     int64_t deadline = wx_monotonic_ms() + timeout_ms;
@@ -1299,8 +1298,7 @@ int es_projector_job(struct es_projector *p,
 
 /* Marks the consumer's row as rebuilding into its other set, whose tables
  * it makes afresh; *set_out names it. WX_ERR_BUSY when a rebuild runs. */
-static int rebuild_mark(struct es_projector *p, struct consumer_rt *rt,
-                        char set_out[ES_SET_BYTES])
+static int rebuild_mark(struct es_projector *p, struct consumer_rt *rt, char set_out[ES_SET_BYTES])
 {
     struct rm_stmt *st = stmt(p, SQL_START_REBUILD);
     if (st == NULL)
@@ -1438,6 +1436,44 @@ int es_projector_prepare_live(struct es_read *r, const char *name, const char *t
     return es_proj_prepare(r->conn, tmpl, l->set, st_out);
 }
 
+int es_projector_id_page(struct es_projector *p, const char *name, const char *tmpl,
+                         const char *after, size_t limit, es_page_row_fn row, struct wx_buf *out)
+{
+    struct es_read *r;
+    int err = es_projector_read_begin(p, &r);
+    if (err)
+        return err;
+    struct rm_stmt *st;
+    err = es_projector_prepare_live(r, name, tmpl, &st, NULL);
+    if (err)
+        goto out_end;
+    rm_bind_text(st, 1, after ? after : "");
+    rm_bind_i64(st, 2, (int64_t)limit + 1);
+    wx_buf_adds(out, "{\"data\":[");
+    size_t n = 0;
+    char last[WX_ID_BYTES_MAX + 1] = "";
+    bool more = false;
+    while (!err && (err = rm_step(st, &more)) == 0 && more && n < limit) {
+        const char *id = rm_column_text(st, 0);
+        snprintf(last, sizeof(last), "%s", id ? id : "");
+        if (n++ > 0)
+            wx_buf_addc(out, ',');
+        err = row(st, out);
+    }
+    wx_buf_adds(out, "],\"nextCursor\":");
+    if (!err && more) { /* the row past the page's limit */
+        wx_buf_adds(out, "\"i");
+        wx_buf_adds(out, last);
+        wx_buf_adds(out, "\"}");
+    } else {
+        wx_buf_adds(out, "null}");
+    }
+    rm_finalize(st);
+out_end:
+    es_projector_read_end(p, r);
+    return err;
+}
+
 /* ---- one aggregate again ---- */
 
 struct replay_ctx {
@@ -1490,8 +1526,8 @@ static int lock_live(struct es_projector *p, struct rm_conn *conn, const char *n
     return err;
 }
 
-int es_projector_replay_stream(struct es_projector *p, struct rm_conn *conn,
-                               const char *consumer, const char *stream_id,
+int es_projector_replay_stream(struct es_projector *p, struct rm_conn *conn, const char *consumer,
+                               const char *stream_id,
                                int (*forget)(struct es_proj_tx *tx, void *ctx), void *ctx)
 {
     const struct es_consumer *c = es_projector_consumer(p, consumer);
@@ -1508,8 +1544,8 @@ int es_projector_replay_stream(struct es_projector *p, struct rm_conn *conn,
     wx_buf_init(&r.scratch);
     err = forget(&tx, ctx);
     if (!err)
-        err = es_store_read_stream(p->store, stream_id, 1, WX_STREAM_EVENTS_FOLD_MAX, replay_one,
-                                   &r);
+        err =
+            es_store_read_stream(p->store, stream_id, 1, WX_STREAM_EVENTS_FOLD_MAX, replay_one, &r);
     wx_buf_free(&r.scratch);
     es_proj_tx_finalize(&tx);
     return err;

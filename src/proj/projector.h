@@ -174,8 +174,7 @@ int es_projector_rebuild(struct es_projector *p, const char *name);
 /* Offline tools on a shared read side: waits until every consumer this
  * process does not project has reached `head` on the node that does, at
  * most timeout_ms (WX_ERR_BUSY then). */
-int es_projector_await(struct es_projector *p, const struct es_position *head,
-                       int64_t timeout_ms);
+int es_projector_await(struct es_projector *p, const struct es_position *head, int64_t timeout_ms);
 
 /* Upper bounds (ms) of the lag histogram buckets; one more bucket holds
  * everything above the last bound. */
@@ -186,7 +185,7 @@ struct es_projection_status {
     uint64_t lag_counts[ES_LAG_BUCKETS + 1]; /* events by occurredAt-to-projected lag */
     const char *name;
     struct es_position position;
-    const char *status; /* "running", "rebuilding", "failed" */
+    const char *status;     /* "running", "rebuilding", "failed" */
     const char *last_error; /* NULL when none; copied into the arena */
     bool rebuilding;
     struct es_position rebuild_position;
@@ -218,8 +217,8 @@ int es_projector_job(struct es_projector *p,
  * the projector would have written them. `forget` gets the consumer's
  * live-set handle and ctx. Lock the consumers in the order the domain
  * registered them. */
-int es_projector_replay_stream(struct es_projector *p, struct rm_conn *conn,
-                               const char *consumer, const char *stream_id,
+int es_projector_replay_stream(struct es_projector *p, struct rm_conn *conn, const char *consumer,
+                               const char *stream_id,
                                int (*forget)(struct es_proj_tx *tx, void *ctx), void *ctx);
 /* A forget for es_projector_replay_stream: runs each statement of a
  * NULL-terminated list (`{s}` for the set) with ?1 bound to the text in
@@ -239,6 +238,7 @@ struct rm_db *es_projector_rm(struct es_projector *p);
  * consumer's live set and checkpoint as that transaction sees them, so the
  * set a query looks up stays consistent with the rows it reads. */
 struct es_read;
+struct wx_buf;
 int es_projector_read_begin(struct es_projector *p, struct es_read **out);
 /* Ends the transaction and frees r. Accepts NULL. */
 void es_projector_read_end(struct es_projector *p, struct es_read *r);
@@ -246,6 +246,14 @@ void es_projector_read_end(struct es_projector *p, struct es_read *r);
  * (may be NULL) gets that consumer's checkpoint in the same snapshot. */
 int es_projector_prepare_live(struct es_read *r, const char *name, const char *tmpl,
                               struct rm_stmt **st_out, struct es_position *position_out);
+/* One row of a page as JSON. */
+typedef int (*es_page_row_fn)(struct rm_stmt *st, struct wx_buf *out);
+/* A page of consumer `name`'s rows ordered by a text id, the rows' column
+ * 0: `tmpl` selects those after ?1 (the cursor, "" from the start) up to
+ * ?2 (limit + 1, to know whether more follow). Writes
+ * {"data":[...],"nextCursor":"i<last id>"|null}; after may be NULL. */
+int es_projector_id_page(struct es_projector *p, const char *name, const char *tmpl,
+                         const char *after, size_t limit, es_page_row_fn row, struct wx_buf *out);
 /* The consumer's checkpoint in the read transaction's snapshot. */
 int es_read_position(struct es_read *r, const char *name, struct es_position *position_out);
 
