@@ -542,9 +542,12 @@ static int stage_snapshot(struct es_writer *w, const struct cmd_stream *cs,
     return 0;
 }
 
+/* *ran_out says whether the handler ran (then `committed` or `discarded`
+ * follows). */
 static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
-                                   struct es_batch_item *item, int64_t now_ms)
+                                   struct es_batch_item *item, int64_t now_ms, bool *ran_out)
 {
+    *ran_out = false;
     cmd->status = 0;
     cmd->has_position = false;
     cmd->replayed = false;
@@ -562,6 +565,7 @@ static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
     ctx->cmd = cmd;
     ctx->now_ms = now_ms;
     cmd->handle(ctx, cmd);
+    *ran_out = true;
 
     if (ctx->err == 0 && !ctx->answered)
         ctx->err = WX_ERR_INVALID; /* a handler bug; fail the command, not the server */
@@ -633,7 +637,8 @@ static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
     struct es_command **cmds = wx_arena_alloc(&w->batch_arena, n * sizeof(*cmds));
     struct es_batch_item *items = wx_arena_alloc(&w->batch_arena, n * sizeof(*items));
     size_t *item_of = wx_arena_alloc(&w->batch_arena, n * sizeof(*item_of));
-    bool batch_broken = cmds == NULL || items == NULL || item_of == NULL;
+    bool *ran = wx_arena_alloc(&w->batch_arena, n * sizeof(*ran));
+    bool batch_broken = cmds == NULL || items == NULL || item_of == NULL || ran == NULL;
     int64_t now_ms = wx_clock_now_ms(w->clock);
     size_t items_len = 0;
 
@@ -645,7 +650,7 @@ static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
         }
         cmds[i] = cmd;
         item_of[i] = SIZE_MAX;
-        enum cmd_effect effect = run_command(w, cmd, &items[items_len], now_ms);
+        enum cmd_effect effect = run_command(w, cmd, &items[items_len], now_ms, &ran[i]);
         if (effect == EFFECT_BROKEN) {
             batch_broken = true;
             answer_problem(cmd, ES_internal_error, "Out of memory");
@@ -685,6 +690,7 @@ static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
     cmd = first;
     for (size_t i = 0; i < n; i++) {
         struct es_command *next = cmd->next;
+        bool durable = false;
         if (!batch_broken && item_of[i] != SIZE_MAX) {
             struct es_batch_item *item = &items[item_of[i]];
             if (err) {
@@ -696,10 +702,15 @@ static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
                 cmd->position = last->events[last->events_len - 1].position;
                 for (size_t a = 0; a < item->appends_len; a++)
                     atomic_fetch_add(&w->stats.events, item->appends[a].events_len);
+                durable = true;
                 if (cmd->committed != NULL)
                     cmd->committed(cmd);
             }
         }
+        /* ran is unset when its array could not be allocated: then no
+         * handler ran. */
+        if (!durable && ran != NULL && ran[i] && cmd->discarded != NULL)
+            cmd->discarded(cmd);
         if (!cmd->replayed) { /* replays are counted as idempotency hits */
             size_t slot = es_outcome_slot(cmd->outcome);
             assert(slot < w->stats.outcomes_len);
