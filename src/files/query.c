@@ -1,0 +1,565 @@
+/*
+ * Queries on the files read model (files/projections.h). Each runs in one
+ * read transaction on the live table set and checks what the caller may
+ * read on every item it answers: the caller's level is a column of every
+ * row (its role's for an admin or a reader, else the highest of
+ * item_permissions for its subject and for everyone), and an item at level
+ * 0 is answered as absent.
+ *
+ * Lists under a folder need the folder readable; everything under a
+ * readable folder is readable too (permissions only add up down the tree,
+ * docs/architecture.md), so those lists filter nothing more by permission.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/id.h"
+#include "base/map.h"
+#include "base/unicode.h"
+#include "files/projections.h"
+#include "http/http.h"
+#include "store/sqlconn.h"
+
+/* The caller's level on item i: ?21 when its role gives one (admin 3,
+ * reader 1), else its subject's (?20) or everyone's highest. */
+#define LEVEL                                                                                      \
+    "CASE WHEN ?21 > 0 THEN ?21 ELSE coalesce((SELECT max(p.level) FROM item_permissions{s} p"     \
+    " WHERE p.item_id = i.id AND p.subject IN (?20, '*')), 0) END"
+
+#define COLUMNS                                                                                    \
+    "i.id, i.kind, i.name, i.parent_id, i.path, i.size, i.mime_type, i.content_hash,"              \
+    " i.owner_id, i.created_by, i.updated_by, i.created_at_ms, i.updated_at_ms, i.hidden,"         \
+    " i.version, i.trashed_at_ms, " LEVEL
+
+enum {
+    C_ID,
+    C_KIND,
+    C_NAME,
+    C_PARENT,
+    C_PATH,
+    C_SIZE,
+    C_MIME,
+    C_HASH,
+    C_OWNER,
+    C_CREATED_BY,
+    C_UPDATED_BY,
+    C_CREATED,
+    C_UPDATED,
+    C_HIDDEN,
+    C_VERSION,
+    C_TRASHED_AT,
+    C_LEVEL,
+};
+
+/* A step that gave neither a row nor the end is an error. */
+static int no_row(int rc)
+{
+    int err = sqlconn_err(rc);
+    return err ? err : WX_ERR_IO;
+}
+
+static void bind_caller(sqlite3_stmt *st, const struct files_caller *who)
+{
+    int role = who->role == FILES_ROLE_ADMIN    ? FILES_LEVEL_MANAGE
+               : who->role == FILES_ROLE_READER ? FILES_LEVEL_READ
+                                                : 0;
+    sqlconn_bind_text(st, 20, who->subject);
+    sqlite3_bind_int(st, 21, role);
+}
+
+/* Text column col into out (max + 1 bytes); NULL reads as "". */
+static bool column_into(sqlite3_stmt *st, int col, char *out, size_t max)
+{
+    const char *s = (const char *)sqlite3_column_text(st, col);
+    size_t len = s ? strlen(s) : 0;
+    if (len > max)
+        return false;
+    memcpy(out, s ? s : "", len);
+    out[len] = '\0';
+    return true;
+}
+
+/* The row at the statement's cursor: its item, level and whether hidden. */
+static int row_item(sqlite3_stmt *st, struct files_item *s, int64_t *version,
+                    enum files_level *level, bool *hidden)
+{
+    files_item_init(s);
+    s->exists = true;
+    const char *kind = (const char *)sqlite3_column_text(st, C_KIND);
+    s->kind = kind != NULL && strcmp(kind, "file") == 0 ? FILES_FILE : FILES_FOLDER;
+    if (!column_into(st, C_NAME, s->name, FILES_NAME_BYTES_MAX) ||
+        !column_into(st, C_PARENT, s->parent_id, WX_ID_BYTES_MAX) ||
+        !column_into(st, C_OWNER, s->owner_id, WX_ID_BYTES_MAX) ||
+        !column_into(st, C_CREATED_BY, s->created_by, WX_ID_BYTES_MAX) ||
+        !column_into(st, C_UPDATED_BY, s->updated_by, WX_ID_BYTES_MAX) ||
+        !column_into(st, C_MIME, s->mime_type, FILES_MIME_BYTES_MAX) ||
+        !column_into(st, C_HASH, s->content_hash, FILES_HASH_BYTES_MAX))
+        return WX_ERR_CORRUPT;
+    s->size = sqlite3_column_int64(st, C_SIZE);
+    s->created_at_ms = sqlite3_column_int64(st, C_CREATED);
+    s->updated_at_ms = sqlite3_column_int64(st, C_UPDATED);
+    s->trashed_at_ms = sqlite3_column_int64(st, C_TRASHED_AT);
+    *version = sqlite3_column_int64(st, C_VERSION);
+    *hidden = sqlite3_column_int64(st, C_HIDDEN) != 0;
+    int64_t l = sqlite3_column_int64(st, C_LEVEL);
+    *level = l >= FILES_LEVEL_MANAGE ? FILES_LEVEL_MANAGE : l > 0 ? (enum files_level)l : 0;
+    return 0;
+}
+
+/* The Item JSON of the row, without its closing brace when open is set
+ * (the tree adds "children"). */
+static int row_json(sqlite3_stmt *st, struct wx_buf *out, bool open)
+{
+    struct files_item *s = malloc(sizeof(*s));
+    if (s == NULL)
+        return WX_ERR_NOMEM;
+    int64_t version;
+    struct files_view v = {.path = (const char *)sqlite3_column_text(st, C_PATH)};
+    int err = row_item(st, s, &version, &v.level, &v.trashed);
+    const char *id = (const char *)sqlite3_column_text(st, C_ID);
+    if (!err && (id == NULL || v.path == NULL))
+        err = WX_ERR_CORRUPT;
+    if (!err) {
+        files_item_json(out, id, s, version, &v);
+        if (open && out->len > 0 && wx_buf_ok(out))
+            out->len--; /* the closing brace */
+    }
+    free(s);
+    return err;
+}
+
+/* One item as the caller sees it: kind, hidden and level, or
+ * WX_ERR_NOT_FOUND when absent or unreadable. */
+struct seen_item {
+    bool folder;
+    bool hidden;
+    enum files_level level;
+};
+
+static int see(struct sqlconn *c, const struct files_caller *who, const char *id,
+               struct seen_item *out)
+{
+    sqlite3_stmt *st;
+    int err = es_projector_prepare_live(
+        c, "items", "SELECT i.kind, i.hidden, " LEVEL " FROM items{s} i WHERE i.id = ?1", &st,
+        NULL);
+    if (err)
+        return err;
+    sqlconn_bind_text(st, 1, id);
+    bind_caller(st, who);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *kind = (const char *)sqlite3_column_text(st, 0);
+        out->folder = kind != NULL && strcmp(kind, "folder") == 0;
+        out->hidden = sqlite3_column_int64(st, 1) != 0;
+        out->level = (enum files_level)sqlite3_column_int64(st, 2);
+        err = out->level > FILES_LEVEL_NONE ? 0 : WX_ERR_NOT_FOUND;
+    } else {
+        err = rc == SQLITE_DONE ? WX_ERR_NOT_FOUND : no_row(rc);
+    }
+    sqlite3_finalize(st);
+    return err;
+}
+
+int files_query_get(struct es_projector *p, const struct files_caller *who, const char *id,
+                    struct wx_buf *out)
+{
+    struct sqlconn *c;
+    int err = es_projector_read_begin(p, &c);
+    if (err)
+        return err;
+    sqlite3_stmt *st = NULL;
+    err = es_projector_prepare_live(
+        c, "items", "SELECT " COLUMNS " FROM items{s} i WHERE i.id = ?1", &st, NULL);
+    if (!err) {
+        sqlconn_bind_text(st, 1, id);
+        bind_caller(st, who);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW && sqlite3_column_int64(st, C_LEVEL) > 0)
+            err = row_json(st, out, false);
+        else
+            err = rc == SQLITE_ROW || rc == SQLITE_DONE ? WX_ERR_NOT_FOUND : no_row(rc);
+    }
+    sqlite3_finalize(st);
+    es_projector_read_end(p, c);
+    return err;
+}
+
+int files_query_readable(struct es_projector *p, const struct files_caller *who, const char *id,
+                         bool *readable_out)
+{
+    struct sqlconn *c;
+    int err = es_projector_read_begin(p, &c);
+    if (err)
+        return err;
+    struct seen_item it;
+    err = see(c, who, id, &it);
+    es_projector_read_end(p, c);
+    *readable_out = err == 0;
+    return err == WX_ERR_NOT_FOUND ? 0 : err;
+}
+
+/* ---- cursors ---- */
+
+static const char hex_digits[] = "0123456789abcdef";
+
+static void cursor_name(struct wx_buf *b, const char *name, const char *id)
+{
+    wx_buf_addc(b, 'n');
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        wx_buf_addc(b, hex_digits[*p >> 4]);
+        wx_buf_addc(b, hex_digits[*p & 15]);
+    }
+    wx_buf_printf(b, "~%s", id);
+}
+
+bool files_cursor_parse(const char *text, bool by_name, struct files_page *page,
+                        struct wx_arena *arena)
+{
+    const char *tilde = strchr(text, '~');
+    if (tilde == NULL || !wx_id_ok(tilde + 1) || text[0] != (by_name ? 'n' : 't'))
+        return false;
+    size_t len = (size_t)(tilde - text - 1);
+    if (by_name) {
+        if (len == 0 || len % 2 != 0 || len / 2 > FILES_NAME_BYTES_MAX)
+            return false;
+        char *name = wx_arena_alloc(arena, len / 2 + 1);
+        if (name == NULL)
+            return false;
+        for (size_t i = 0; i < len / 2; i++) {
+            int hi = wx_hex_digit((unsigned char)text[1 + 2 * i]);
+            int lo = wx_hex_digit((unsigned char)text[2 + 2 * i]);
+            if (hi < 0 || lo < 0)
+                return false;
+            name[i] = (char)(hi << 4 | lo);
+        }
+        name[len / 2] = '\0';
+        if (!files_name_ok(name, len / 2))
+            return false;
+        page->after_name = name;
+    } else {
+        char ms[24];
+        if (len == 0 || len >= sizeof(ms))
+            return false;
+        memcpy(ms, text + 1, len);
+        ms[len] = '\0';
+        if (!http_parse_i64(ms, INT64_MIN, INT64_MAX, &page->after_ms))
+            return false;
+    }
+    page->after_id = wx_arena_strdup(arena, tilde + 1);
+    page->after = page->after_id != NULL;
+    return page->after;
+}
+
+/* ---- pages ---- */
+
+/* How a page ends: the column whose value makes the cursor, and the prefix
+ * its names must start with (search). */
+struct page_shape {
+    bool by_name;
+    int time_column; /* C_UPDATED or C_TRASHED_AT */
+    const char *prefix;
+};
+
+static void bind_page(sqlite3_stmt *st, const struct files_page *page, bool by_name)
+{
+    if (by_name) {
+        sqlconn_bind_text(st, 2, page->after ? page->after_name : "");
+        sqlconn_bind_text(st, 3, page->after ? page->after_id : "");
+    } else {
+        /* No cursor: (time, id) < (the largest time, NULL) holds for every
+         * row, since nothing happens at INT64_MAX ms. */
+        sqlite3_bind_int64(st, 2, page->after ? page->after_ms : INT64_MAX);
+        if (page->after)
+            sqlconn_bind_text(st, 3, page->after_id);
+    }
+    sqlite3_bind_int64(st, 5, (int64_t)page->limit + 1);
+}
+
+static int page_rows(sqlite3_stmt *st, const struct files_page *page,
+                     const struct page_shape *shape, struct wx_buf *out)
+{
+    size_t n = 0, prefix_len = shape->prefix ? strlen(shape->prefix) : 0;
+    bool more = false;
+    struct wx_buf cursor;
+    wx_buf_init(&cursor);
+    int rc, err = 0;
+    wx_buf_adds(out, "{\"data\":[");
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, C_NAME);
+        if (prefix_len > 0 && (name == NULL || strncmp(name, shape->prefix, prefix_len) != 0))
+            break; /* by name: no later row starts with the prefix either */
+        if (n == page->limit || (n > 0 && out->len >= WX_PAGE_BYTES_MAX)) {
+            more = true;
+            break;
+        }
+        const char *id = (const char *)sqlite3_column_text(st, C_ID);
+        wx_buf_reset(&cursor);
+        if (shape->by_name)
+            cursor_name(&cursor, name ? name : "", id ? id : "");
+        else
+            wx_buf_printf(&cursor, "t%lld~%s",
+                          (long long)sqlite3_column_int64(st, shape->time_column), id ? id : "");
+        if (n++ > 0)
+            wx_buf_addc(out, ',');
+        err = row_json(st, out, false);
+    }
+    if (!err && !more && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = no_row(rc);
+    wx_buf_adds(out, "],\"nextCursor\":");
+    if (more) {
+        wx_buf_addc(out, '"');
+        wx_buf_add(out, cursor.data, cursor.len);
+        wx_buf_adds(out, "\"}");
+    } else {
+        wx_buf_adds(out, "null}");
+    }
+    if (!err && (!wx_buf_ok(&cursor) || !wx_buf_ok(out)))
+        err = WX_ERR_NOMEM;
+    wx_buf_free(&cursor);
+    return err;
+}
+
+static void empty_page(struct wx_buf *out)
+{
+    wx_buf_adds(out, "{\"data\":[],\"nextCursor\":null}");
+}
+
+/* Runs a list: `folder` (when not NULL) must be a readable folder, and an
+ * empty page answers for a hidden one; ?1 is the folder, ?4 the extra. */
+static int list(struct es_projector *p, const struct files_caller *who, const char *folder,
+                const char *sql, const char *extra, const struct files_page *page,
+                const struct page_shape *shape, struct wx_buf *out)
+{
+    struct sqlconn *c;
+    int err = es_projector_read_begin(p, &c);
+    if (err)
+        return err;
+    sqlite3_stmt *st = NULL;
+    struct seen_item it = {.folder = true};
+    if (folder != NULL)
+        err = see(c, who, folder, &it);
+    if (!err && !it.folder)
+        err = WX_ERR_NOT_FOUND;
+    if (!err && it.hidden) {
+        empty_page(out);
+        goto out;
+    }
+    if (!err)
+        err = es_projector_prepare_live(c, "items", sql, &st, NULL);
+    if (!err) {
+        if (folder != NULL)
+            sqlconn_bind_text(st, 1, folder);
+        if (extra != NULL)
+            sqlconn_bind_text(st, 4, extra);
+        bind_caller(st, who);
+        bind_page(st, page, shape->by_name);
+        err = page_rows(st, page, shape, out);
+    }
+out:
+    sqlite3_finalize(st);
+    es_projector_read_end(p, c);
+    return err;
+}
+
+int files_query_children(struct es_projector *p, const struct files_caller *who, const char *id,
+                         enum files_sort sort, const struct files_page *page, struct wx_buf *out)
+{
+    static const char *const sql[] = {
+        [FILES_SORT_NAME] = "SELECT " COLUMNS " FROM items{s} i WHERE i.parent_id = ?1 AND"
+                            " i.trashed = 0 AND (i.name, i.id) > (?2, ?3)"
+                            " ORDER BY i.name, i.id LIMIT ?5",
+        [FILES_SORT_UPDATED] = "SELECT " COLUMNS " FROM items{s} i WHERE i.parent_id = ?1 AND"
+                               " i.trashed = 0 AND (i.updated_at_ms, i.id) < (?2, ?3)"
+                               " ORDER BY i.updated_at_ms DESC, i.id DESC LIMIT ?5",
+    };
+    struct page_shape shape = {.by_name = sort == FILES_SORT_NAME, .time_column = C_UPDATED};
+    return list(p, who, id, sql[sort], NULL, page, &shape, out);
+}
+
+int files_query_search(struct es_projector *p, const struct files_caller *who, const char *under,
+                       const char *prefix, const struct files_page *page, struct wx_buf *out)
+{
+    /* The names' index from the prefix on, each row's place checked in the
+     * closure table; the scan stops at the first name past the prefix. */
+    static const char sql[] =
+        "SELECT " COLUMNS " FROM items{s} i WHERE i.name >= ?4 AND (i.name, i.id) > (?2, ?3)"
+        " AND i.hidden = 0 AND EXISTS (SELECT 1 FROM item_tree{s} t WHERE t.ancestor = ?1 AND"
+        " t.descendant = i.id AND t.depth > 0) ORDER BY i.name, i.id LIMIT ?5";
+    struct page_shape shape = {.by_name = true, .prefix = prefix};
+    return list(p, who, under, sql, prefix, page, &shape, out);
+}
+
+int files_query_shared(struct es_projector *p, const struct files_caller *who,
+                       const struct files_page *page, struct wx_buf *out)
+{
+    if (who->subject == NULL) { /* no caller, no grants to one */
+        empty_page(out);
+        return 0;
+    }
+    static const char sql[] =
+        "SELECT " COLUMNS " FROM items{s} i WHERE i.id IN (SELECT g.item_id FROM item_grants{s} g"
+        " WHERE g.subject = ?20) AND i.owner_id <> ?20 AND i.hidden = 0 AND"
+        " (i.name, i.id) > (?2, ?3) ORDER BY i.name, i.id LIMIT ?5";
+    struct page_shape shape = {.by_name = true};
+    return list(p, who, NULL, sql, NULL, page, &shape, out);
+}
+
+int files_query_trash(struct es_projector *p, const struct files_caller *who,
+                      const struct files_page *page, struct wx_buf *out)
+{
+    static const char sql[] = "SELECT " COLUMNS " FROM items{s} i WHERE i.trashed = 1 AND"
+                              " (i.trashed_at_ms, i.id) < (?2, ?3) AND " LEVEL " >= 2"
+                              " ORDER BY i.trashed_at_ms DESC, i.id DESC LIMIT ?5";
+    struct page_shape shape = {.by_name = false, .time_column = C_TRASHED_AT};
+    return list(p, who, NULL, sql, NULL, page, &shape, out);
+}
+
+/* ---- the tree ---- */
+
+struct tree_node {
+    size_t json_at, json_len; /* in the nodes' buffer, without the closing brace */
+    bool folder;
+    int depth;
+    size_t first_child, next; /* SIZE_MAX: none */
+    size_t last_child;
+};
+
+static void tree_render(const struct tree_node *nodes, const struct wx_buf *json, size_t i,
+                        int depth_max, struct wx_buf *out)
+{
+    const struct tree_node *n = &nodes[i];
+    wx_buf_add(out, json->data + n->json_at, n->json_len);
+    if (n->folder && n->depth < depth_max) {
+        wx_buf_adds(out, ",\"children\":[");
+        for (size_t c = n->first_child; c != SIZE_MAX; c = nodes[c].next) {
+            if (c != n->first_child)
+                wx_buf_addc(out, ',');
+            tree_render(nodes, json, c, depth_max, out);
+        }
+        wx_buf_addc(out, ']');
+    }
+    wx_buf_addc(out, '}');
+}
+
+/* The root and every live item under it to depth_max, nested. */
+static int tree_rows(sqlite3_stmt *st, int depth_max, struct wx_buf *out)
+{
+    struct tree_node *nodes = calloc(FILES_TREE_NODES_MAX + 1, sizeof(*nodes));
+    struct wx_map index; /* id -> node + 1 */
+    struct wx_buf json;
+    wx_map_init(&index);
+    wx_buf_init(&json);
+    size_t n = 0;
+    int rc, err = nodes == NULL ? WX_ERR_NOMEM : 0;
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == FILES_TREE_NODES_MAX + 1) {
+            err = WX_ERR_TOO_LARGE;
+            break;
+        }
+        struct tree_node *t = &nodes[n];
+        const char *id = (const char *)sqlite3_column_text(st, C_ID);
+        const char *parent = (const char *)sqlite3_column_text(st, C_PARENT);
+        const char *kind = (const char *)sqlite3_column_text(st, C_KIND);
+        t->folder = kind != NULL && strcmp(kind, "folder") == 0;
+        t->depth = sqlite3_column_int(st, C_LEVEL + 1);
+        t->first_child = t->next = t->last_child = SIZE_MAX;
+        t->json_at = json.len;
+        err = row_json(st, &json, true);
+        t->json_len = json.len - t->json_at;
+        if (!err && (id == NULL || wx_map_put(&index, id, (void *)(uintptr_t)(n + 1)) != 0))
+            err = WX_ERR_NOMEM;
+        /* Rows come by depth: a node's parent is in the index already. */
+        void *pv = n > 0 && parent != NULL ? wx_map_get(&index, parent) : NULL;
+        if (!err && n > 0 && pv == NULL)
+            err = WX_ERR_CORRUPT;
+        if (!err && n > 0) {
+            struct tree_node *pn = &nodes[(uintptr_t)pv - 1];
+            if (pn->last_child == SIZE_MAX)
+                pn->first_child = n;
+            else
+                nodes[pn->last_child].next = n;
+            pn->last_child = n;
+        }
+        n++;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = no_row(rc);
+    if (!err && n == 0)
+        err = WX_ERR_NOT_FOUND;
+    if (!err && !wx_buf_ok(&json))
+        err = WX_ERR_NOMEM;
+    if (!err)
+        tree_render(nodes, &json, 0, depth_max, out);
+    free(nodes);
+    wx_map_free(&index);
+    wx_buf_free(&json);
+    return err;
+}
+
+int files_query_tree(struct es_projector *p, const struct files_caller *who, const char *id,
+                     int depth, struct wx_buf *out)
+{
+    struct sqlconn *c;
+    int err = es_projector_read_begin(p, &c);
+    if (err)
+        return err;
+    sqlite3_stmt *st = NULL;
+    struct seen_item it;
+    err = see(c, who, id, &it);
+    if (!err && !it.folder)
+        err = WX_ERR_NOT_FOUND;
+    /* The root at depth 0 even when trashed; below it only live items.
+     * Rows by depth, then name: each parent before its children, siblings
+     * in order. */
+    if (!err)
+        err = es_projector_prepare_live(
+            c, "items",
+            "SELECT " COLUMNS ", t.depth FROM item_tree{s} t JOIN items{s} i ON i.id ="
+            " t.descendant WHERE t.ancestor = ?1 AND t.depth <= ?2 AND (t.depth = 0 OR"
+            " i.hidden = 0) ORDER BY t.depth, i.name, i.id LIMIT ?3",
+            &st, NULL);
+    if (!err) {
+        sqlconn_bind_text(st, 1, id);
+        sqlite3_bind_int(st, 2, it.hidden ? 0 : depth);
+        sqlite3_bind_int(st, 3, FILES_TREE_NODES_MAX + 2);
+        bind_caller(st, who);
+        err = tree_rows(st, depth, out);
+    }
+    sqlite3_finalize(st);
+    es_projector_read_end(p, c);
+    return err;
+}
+
+/* ---- the sweeper's ---- */
+
+int files_query_expired(struct es_projector *p, int64_t before_ms, size_t max,
+                        char (*ids)[WX_ID_BYTES_MAX + 1], size_t *len_out)
+{
+    struct sqlconn *c;
+    int err = es_projector_read_begin(p, &c);
+    if (err)
+        return err;
+    sqlite3_stmt *st = NULL;
+    err = es_projector_prepare_live(c, "items",
+                                    "SELECT id FROM items{s} WHERE trashed = 1 AND"
+                                    " trashed_at_ms < ?1 ORDER BY trashed_at_ms, id LIMIT ?2",
+                                    &st, NULL);
+    size_t n = 0;
+    if (!err) {
+        sqlite3_bind_int64(st, 1, before_ms);
+        sqlite3_bind_int64(st, 2, (int64_t)max);
+        int rc;
+        while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+            if (column_into(st, 0, ids[n], WX_ID_BYTES_MAX))
+                n++;
+        if (n < max && rc != SQLITE_DONE)
+            err = no_row(rc);
+    }
+    sqlite3_finalize(st);
+    es_projector_read_end(p, c);
+    *len_out = n;
+    return err;
+}
