@@ -97,7 +97,9 @@ int files_tree_fold_log(struct es_store *store, const struct es_position *until,
     return 0;
 }
 
-static int index_build(void)
+/* At start (a line every start shows: the time it takes delays the
+ * server's first answer) and after a discarded change (a warning). */
+static int index_build(bool at_start)
 {
     int64_t started = wx_monotonic_ms();
     struct files_tree *t;
@@ -109,9 +111,15 @@ static int index_build(void)
     files_tree_free(rt.tree);
     rt.tree = t;
     rt.dirty = false;
-    wx_logf(WX_LOG_INFO,
-            "files: tree index of %zu items (%zu bytes) folded from the log in %lld ms",
-            files_tree_len(t), files_tree_bytes(t), (long long)(wx_monotonic_ms() - started));
+    long long ms = (long long)(wx_monotonic_ms() - started);
+    if (at_start)
+        wx_log_always("files: tree index of %zu items (%zu bytes) folded from the log in %lld ms",
+                      files_tree_len(t), files_tree_bytes(t), ms);
+    else
+        wx_logf(WX_LOG_WARN,
+                "files: tree index of %zu items folded again from the log in %lld ms after a"
+                " change that did not commit",
+                files_tree_len(t), ms);
     return 0;
 }
 
@@ -119,7 +127,7 @@ int files_start(const struct files_config *config)
 {
     assert(rt.tree == NULL);
     rt.store = config->store;
-    int err = index_build();
+    int err = index_build(true);
     if (!err)
         err = files_sweeper_start(config);
     return err;
@@ -184,7 +192,7 @@ static int index_ready(struct files_job *job)
         return 0;
     if (rt.inflight > 0)
         return WX_ERR_BUSY;
-    return index_build();
+    return index_build(false);
 }
 
 /* ---- the handler ---- */
