@@ -10,6 +10,7 @@ Usage: test_files.py path/to/wallex"""
 import concurrent.futures
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -656,6 +657,47 @@ def proc_restart_keeps_the_tree():
         s.cleanup()
 
 
+def proc_failed_commit_leaves_no_trace_in_the_tree():
+    """A batch that fails to commit changed the tree index as its commands
+    were decided; the discarded hook has it folded again from the log, so
+    nothing of the failed commands is decided against afterwards."""
+    import tempfile
+    faults = tempfile.mkdtemp(prefix="wallex-files-faults-")
+    os.environ["WALLEX_FAULT_DIR"] = faults
+    try:
+        s = new_server()
+    finally:
+        del os.environ["WALLEX_FAULT_DIR"]
+    try:
+        alice = who("alice")
+        top = alice.folder("Faults")
+        a = alice.folder("A", top["id"])
+        b = alice.folder("B", top["id"])
+        f = alice.file("f", top["id"])
+        fail = os.path.join(faults, "store-commit-fail")
+        open(fail, "w").close()
+        try:
+            for path, body in (("/files", {"name": "x", "parentId": top["id"], "size": 1,
+                                           "mimeType": "a/b", "fileId": "fx"}),
+                               ("/items/%s/rename" % f["id"], {"name": "y"}),
+                               ("/items/%s/move" % a["id"], {"parentId": b["id"]})):
+                expect_problem(alice.req("POST", path, body), 503, "store_unavailable")
+        finally:
+            os.unlink(fail)
+        # As if none of them had been decided: x and the id are free, y is
+        # free, f is still f, and B may go under A (A never went under B).
+        alice.file("x", top["id"], file_id="fx")
+        alice.folder("y", top["id"])
+        expect(alice.act(f["id"], "rename", {"name": "z"})["name"] == "z")
+        alice.act(b["id"], "move", {"parentId": a["id"]})
+        expect("folded again from the log" in s.log(), s.log()[-2000:])
+        expect(who("admin").get("/admin/drift")[3]["driftedCount"] == 0)
+        expect(s.stop() == 0)
+    finally:
+        s.cleanup()
+        shutil.rmtree(faults, ignore_errors=True)
+
+
 def main():
     global BINARY
     BINARY = os.path.abspath(sys.argv[1])
@@ -671,7 +713,8 @@ def main():
         runner.run([lambda: expect(out.returncode == 0, out.stdout[-3000:])])
     finally:
         s.cleanup()
-    runner.run([proc_retention_sweeper, proc_restart_keeps_the_tree])
+    runner.run([proc_retention_sweeper, proc_restart_keeps_the_tree,
+                proc_failed_commit_leaves_no_trace_in_the_tree])
     runner.finish()
 
 
