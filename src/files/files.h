@@ -67,6 +67,10 @@
 #define FILES_EVENT_DATA_BYTES_MAX 4096
 /* An encoded item snapshot: the fields and up to 64 grants. */
 #define FILES_SNAPSHOT_BYTES_MAX (16 * 1024)
+/* Recovery's recursive queries over the read model's parents stop this
+ * deep (far past FILES_DEPTH_MAX), so a cycle in a damaged read model ends
+ * them. Text: it is pasted into SQL. */
+#define FILES_RECURSION_DEPTH_MAX "1000"
 /* Trash retention (--trash-retention, WALLEX_TRASH_RETENTION): Google
  * Drive's 30 days by default; the sweeper purges at most
  * FILES_SWEEP_PURGES_MAX items a pass, and passes every quarter of the

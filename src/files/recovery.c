@@ -29,9 +29,6 @@
 /* Subjects with a level on one item, at most: an owner and 64 grantees a
  * level. */
 #define SUBJECTS_MAX (FILES_DEPTH_MAX * (FILES_GRANTS_MAX + 1))
-/* Recursive queries over parents stop this deep, so a cycle in a damaged
- * read model ends them. */
-#define RECURSION_DEPTH_MAX "1000"
 
 /* ---- drift ---- */
 
@@ -313,13 +310,13 @@ static const struct {
     {"closure rows missing from item_tree, folded from the parents",
      "WITH RECURSIVE up(descendant, ancestor, depth) AS (SELECT id, id, 0 FROM items{s}"
      " UNION ALL SELECT up.descendant, i.parent_id, up.depth + 1 FROM up JOIN items{s} i"
-     " ON i.id = up.ancestor WHERE i.parent_id IS NOT NULL AND up.depth < " RECURSION_DEPTH_MAX
+     " ON i.id = up.ancestor WHERE i.parent_id IS NOT NULL AND up.depth < " FILES_RECURSION_DEPTH_MAX
      ") SELECT count(*) FROM (SELECT ancestor, descendant, depth FROM up EXCEPT"
      " SELECT ancestor, descendant, depth FROM item_tree{s}) x"},
     {"rows of item_tree that the parents do not make",
      "WITH RECURSIVE up(descendant, ancestor, depth) AS (SELECT id, id, 0 FROM items{s}"
      " UNION ALL SELECT up.descendant, i.parent_id, up.depth + 1 FROM up JOIN items{s} i"
-     " ON i.id = up.ancestor WHERE i.parent_id IS NOT NULL AND up.depth < " RECURSION_DEPTH_MAX
+     " ON i.id = up.ancestor WHERE i.parent_id IS NOT NULL AND up.depth < " FILES_RECURSION_DEPTH_MAX
      ") SELECT count(*) FROM (SELECT ancestor, descendant, depth FROM item_tree{s} EXCEPT"
      " SELECT ancestor, descendant, depth FROM up) x"},
     {"effective permissions that differ from a recomputation from grants and owners",
@@ -517,7 +514,7 @@ static int rb_subtree(struct rebuild *r, struct wx_buf *ids, size_t *len_out)
     int err = es_proj_prepare(r->db,
                               "WITH RECURSIVE sub(id, d) AS (SELECT ?1, 0 UNION ALL SELECT i.id,"
                               " sub.d + 1 FROM items{s} i JOIN sub ON i.parent_id = sub.id WHERE"
-                              " sub.d < " RECURSION_DEPTH_MAX ") SELECT id FROM sub ORDER BY d",
+                              " sub.d < " FILES_RECURSION_DEPTH_MAX ") SELECT id FROM sub ORDER BY d",
                               r->set, &st);
     if (err)
         return err;
