@@ -82,8 +82,11 @@ int main(int argc, char **argv)
     double built = now_s() - t0;
     long rss1 = rss_kib();
     size_t n = files_tree_len(t);
-    struct files_event g = {.kind = FILES_GRANT_ADDED, .item_id = "s1", .subject = "bob",
-                            .permission = FILES_LEVEL_WRITE, .actor = "alice"};
+    struct files_event g = {.kind = FILES_GRANT_ADDED,
+                            .item_id = "s1",
+                            .subject = "bob",
+                            .permission = FILES_LEVEL_WRITE,
+                            .actor = "alice"};
     files_tree_apply(t, &g);
 
     const long checks = 2000000;

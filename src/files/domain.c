@@ -3,7 +3,6 @@
 #include "files/projections.h"
 #include "files/routes.h"
 
-
 static const struct es_aggregate_type *const aggregates[] = {&files_aggregate, NULL};
 
 const struct es_domain files_domain = {

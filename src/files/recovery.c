@@ -310,13 +310,15 @@ static const struct {
     {"closure rows missing from item_tree, folded from the parents",
      "WITH RECURSIVE up(descendant, ancestor, depth) AS (SELECT id, id, 0 FROM items{s}"
      " UNION ALL SELECT up.descendant, i.parent_id, up.depth + 1 FROM up JOIN items{s} i"
-     " ON i.id = up.ancestor WHERE i.parent_id IS NOT NULL AND up.depth < " FILES_RECURSION_DEPTH_MAX
+     " ON i.id = up.ancestor WHERE i.parent_id IS NOT NULL AND up.depth "
+     "< " FILES_RECURSION_DEPTH_MAX
      ") SELECT count(*) FROM (SELECT ancestor, descendant, depth FROM up EXCEPT"
      " SELECT ancestor, descendant, depth FROM item_tree{s}) x"},
     {"rows of item_tree that the parents do not make",
      "WITH RECURSIVE up(descendant, ancestor, depth) AS (SELECT id, id, 0 FROM items{s}"
      " UNION ALL SELECT up.descendant, i.parent_id, up.depth + 1 FROM up JOIN items{s} i"
-     " ON i.id = up.ancestor WHERE i.parent_id IS NOT NULL AND up.depth < " FILES_RECURSION_DEPTH_MAX
+     " ON i.id = up.ancestor WHERE i.parent_id IS NOT NULL AND up.depth "
+     "< " FILES_RECURSION_DEPTH_MAX
      ") SELECT count(*) FROM (SELECT ancestor, descendant, depth FROM item_tree{s} EXCEPT"
      " SELECT ancestor, descendant, depth FROM up) x"},
     {"effective permissions that differ from a recomputation from grants and owners",
@@ -511,11 +513,12 @@ static int rb_grants(struct rebuild *r)
 static int rb_subtree(struct rebuild *r, struct wx_buf *ids, size_t *len_out)
 {
     sqlite3_stmt *st;
-    int err = es_proj_prepare(r->db,
-                              "WITH RECURSIVE sub(id, d) AS (SELECT ?1, 0 UNION ALL SELECT i.id,"
-                              " sub.d + 1 FROM items{s} i JOIN sub ON i.parent_id = sub.id WHERE"
-                              " sub.d < " FILES_RECURSION_DEPTH_MAX ") SELECT id FROM sub ORDER BY d",
-                              r->set, &st);
+    int err =
+        es_proj_prepare(r->db,
+                        "WITH RECURSIVE sub(id, d) AS (SELECT ?1, 0 UNION ALL SELECT i.id,"
+                        " sub.d + 1 FROM items{s} i JOIN sub ON i.parent_id = sub.id WHERE"
+                        " sub.d < " FILES_RECURSION_DEPTH_MAX ") SELECT id FROM sub ORDER BY d",
+                        r->set, &st);
     if (err)
         return err;
     sqlconn_bind_text(st, 1, r->id);

@@ -65,8 +65,13 @@ static void check_parsed(const struct files_command *c, enum files_command_kind 
 static struct files_event made(enum files_event_kind kind, const char *id, const char *name,
                                const char *parent)
 {
-    return (struct files_event){.kind = kind, .item_id = id, .name = name, .parent_id = parent,
-                                .owner_id = "alice", .actor = "alice", .has_size = true,
+    return (struct files_event){.kind = kind,
+                                .item_id = id,
+                                .name = name,
+                                .parent_id = parent,
+                                .owner_id = "alice",
+                                .actor = "alice",
+                                .has_size = true,
                                 .mime_type = "a/b"};
 }
 
@@ -85,8 +90,11 @@ static struct files_tree *sample(struct files_item states[3])
         files_evolve(&states[i], &events[i]);
         assert(files_tree_apply(t, &events[i]) == 0);
     }
-    struct files_event g = {.kind = FILES_GRANT_ADDED, .item_id = "b", .subject = "bob",
-                            .permission = FILES_LEVEL_WRITE, .actor = "alice"};
+    struct files_event g = {.kind = FILES_GRANT_ADDED,
+                            .item_id = "b",
+                            .subject = "bob",
+                            .permission = FILES_LEVEL_WRITE,
+                            .actor = "alice"};
     files_evolve(&states[1], &g);
     assert(files_tree_apply(t, &g) == 0);
     return t;
@@ -99,8 +107,12 @@ static void roundtrip(const struct files_event *e)
     wx_buf_init(&again);
     files_event_encode(&b, e);
     assert(wx_buf_ok(&b) && b.len <= FILES_EVENT_DATA_BYTES_MAX);
-    struct es_event ev = {.type = files_event_types[e->kind]->name, .schema_version = 1,
-                          .data = b.data, .data_len = b.len, .metadata = "{}", .metadata_len = 2};
+    struct es_event ev = {.type = files_event_types[e->kind]->name,
+                          .schema_version = 1,
+                          .data = b.data,
+                          .data_len = b.len,
+                          .metadata = "{}",
+                          .metadata_len = 2};
     struct files_decoded *d = malloc(sizeof(*d));
     assert(d != NULL && files_event_decode(&ev, d) == 0);
     files_event_encode(&again, &d->e);
@@ -112,9 +124,10 @@ static void roundtrip(const struct files_event *e)
 
 static void decide_all(const struct files_command *parsed)
 {
-    static const struct files_caller callers[] = {
-        {FILES_ROLE_USER, "alice"}, {FILES_ROLE_USER, "bob"}, {FILES_ROLE_USER, "carol"},
-        {FILES_ROLE_ADMIN, NULL}};
+    static const struct files_caller callers[] = {{FILES_ROLE_USER, "alice"},
+                                                  {FILES_ROLE_USER, "bob"},
+                                                  {FILES_ROLE_USER, "carol"},
+                                                  {FILES_ROLE_ADMIN, NULL}};
     struct files_command c = *parsed;
     if (c.item_id == NULL)
         c.item_id = "generated";
