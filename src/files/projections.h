@@ -76,7 +76,7 @@ int files_query_search(struct es_projector *p, const struct files_caller *who, c
 int files_query_shared(struct es_projector *p, const struct files_caller *who,
                        const struct files_page *page, struct wx_buf *out);
 /* GET /trash: items trashed themselves that the caller may restore (write),
- * newest first. */
+ * newest first; every one for an admin or a reader (who reads all). */
 int files_query_trash(struct es_projector *p, const struct files_caller *who,
                       const struct files_page *page, struct wx_buf *out);
 

@@ -411,7 +411,7 @@ int files_query_trash(struct es_projector *p, const struct files_caller *who,
                       const struct files_page *page, struct wx_buf *out)
 {
     static const char sql[] = "SELECT " COLUMNS " FROM items{s} i WHERE i.trashed = 1 AND"
-                              " (i.trashed_at_ms, i.id) < (?2, ?3) AND " LEVEL " >= 2"
+                              " (i.trashed_at_ms, i.id) < (?2, ?3) AND (?21 > 0 OR " LEVEL " >= 2)"
                               " ORDER BY i.trashed_at_ms DESC, i.id DESC LIMIT ?5";
     struct page_shape shape = {.by_name = false, .time_column = C_TRASHED_AT};
     return list(p, who, NULL, sql, NULL, page, &shape, out);

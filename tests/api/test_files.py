@@ -438,6 +438,7 @@ def test_trash_lists_what_the_caller_may_restore(s):
     expect(f["id"] not in [i["id"] for i in page_all(carol, "/trash")])
     expect(f["id"] not in [i["id"] for i in page_all(bob, "/trash")])
     expect(f["id"] in [i["id"] for i in page_all(who("admin"), "/trash")])
+    expect(f["id"] in [i["id"] for i in page_all(who("ray"), "/trash")])  # a reader reads all
 
 
 # ---- lists ----
