@@ -273,7 +273,10 @@ static const char usage_offline[] =
     "           entry starts where the previous one ended; for orders, that each\n"
     "           total is the sum of its lines, that the statistics equal a\n"
     "           recount, and that every payment and refund has its wallet\n"
-    "           movement and no other movement names an order (exit 1 if not)\n";
+    "           movement and no other movement names an order; for files and\n"
+    "           folders, that items, the closure table and the effective\n"
+    "           permissions equal a fold of the log and a recomputation, and\n"
+    "           that names are unique among live siblings (exit 1 if not)\n";
 
 static const char usage_backup[] =
     "usage: wallex backup --to DIR [--data-dir DIR]\n"
