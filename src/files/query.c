@@ -10,6 +10,7 @@
  * readable folder is readable too (permissions only add up down the tree,
  * docs/architecture.md), so those lists filter nothing more by permission.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,11 +257,16 @@ bool files_cursor_parse(const char *text, bool by_name, struct files_page *page,
 /* ---- pages ---- */
 
 /* How a page ends: the column whose value makes the cursor, and the prefix
- * its names must start with (search). */
+ * its names must start with (search). A list whose best plan depends on
+ * the data has `pick`, which chooses its statement in the list's read
+ * transaction (replacing the one given). */
 struct page_shape {
     bool by_name;
     int time_column; /* C_UPDATED or C_TRASHED_AT */
     const char *prefix;
+    const char *prefix_end; /* ?6: the first name past those with the prefix */
+    int (*pick)(struct sqlconn *c, const char *folder, const struct page_shape *shape,
+                const char **sql_out);
 };
 
 static void bind_page(sqlite3_stmt *st, const struct files_page *page, bool by_name)
@@ -347,6 +353,8 @@ static int list(struct es_projector *p, const struct files_caller *who, const ch
         empty_page(out);
         goto out;
     }
+    if (!err && shape->pick != NULL)
+        err = shape->pick(c, folder, shape, &sql);
     if (!err)
         err = es_projector_prepare_live(c, "items", sql, &st, NULL);
     if (!err) {
@@ -354,6 +362,8 @@ static int list(struct es_projector *p, const struct files_caller *who, const ch
             sqlconn_bind_text(st, 1, folder);
         if (extra != NULL)
             sqlconn_bind_text(st, 4, extra);
+        if (shape->prefix_end != NULL)
+            sqlconn_bind_text(st, 6, shape->prefix_end);
         bind_caller(st, who);
         bind_page(st, page, shape->by_name);
         err = page_rows(st, page, shape, out);
@@ -379,17 +389,80 @@ int files_query_children(struct es_projector *p, const struct files_caller *who,
     return list(p, who, id, sql[sort], NULL, page, &shape, out);
 }
 
+/* Search reads one of two ways. Along the names' index from the prefix to
+ * its end, each name's place checked in the closure table: quick when the
+ * subtree holds many of the names with the prefix, but it reads every name
+ * with the prefix that lies elsewhere (a folder of 100 files in a tree of
+ * 100k items, prefix "f" of 80k names outside it: 0.2-0.8 s a page; and
+ * without the prefix's end it read on to the last name). Or the subtree's
+ * closure rows, their names filtered and sorted: at most
+ * FILES_SEARCH_SUBTREE_SCAN_MAX rows a page. So the subtree is counted
+ * first, up to that bound, and a smaller one is read the second way. A
+ * larger subtree with few of the prefix's names among many elsewhere is
+ * still slow; an index of closure rows by (ancestor, name) would serve
+ * every case, at the cost of one more B-tree on every closure row. ?6 is
+ * the prefix's end (NULL without a prefix): in the first way it ends the
+ * index range, as the prefix starts it. */
+static const char search_by_names[] =
+    "SELECT " COLUMNS " FROM items{s} i WHERE i.name >= ?4 AND (i.name, i.id) > (?2, ?3)"
+    " AND i.hidden = 0 AND EXISTS (SELECT 1 FROM item_tree{s} t WHERE t.ancestor = ?1 AND"
+    " t.descendant = i.id AND t.depth > 0) ORDER BY i.name, i.id LIMIT ?5";
+static const char search_by_names_to_end[] =
+    "SELECT " COLUMNS " FROM items{s} i WHERE i.name >= ?4 AND i.name < ?6 AND"
+    " (i.name, i.id) > (?2, ?3) AND i.hidden = 0 AND EXISTS (SELECT 1 FROM item_tree{s} t"
+    " WHERE t.ancestor = ?1 AND t.descendant = i.id AND t.depth > 0)"
+    " ORDER BY i.name, i.id LIMIT ?5";
+/* The page's ids first (CROSS JOIN keeps the closure rows outermost), so
+ * the caller's level is looked up for the page's rows only. */
+static const char search_in_subtree[] =
+    "SELECT " COLUMNS " FROM (SELECT s.id AS id FROM item_tree{s} t CROSS JOIN items{s} s"
+    " WHERE t.ancestor = ?1 AND t.depth > 0 AND s.id = t.descendant AND s.hidden = 0 AND"
+    " s.name >= ?4 AND (?6 IS NULL OR s.name < ?6) AND (s.name, s.id) > (?2, ?3)"
+    " ORDER BY s.name, s.id LIMIT ?5) m CROSS JOIN items{s} i WHERE i.id = m.id"
+    " ORDER BY i.name, i.id";
+
+static int search_pick(struct sqlconn *c, const char *folder, const struct page_shape *shape,
+                       const char **sql_out)
+{
+    sqlite3_stmt *st;
+    int err = es_projector_prepare_live(
+        c, "items",
+        "SELECT count(*) FROM (SELECT 1 FROM item_tree{s} WHERE ancestor = ?1 LIMIT ?2)", &st,
+        NULL);
+    if (err)
+        return err;
+    sqlconn_bind_text(st, 1, folder);
+    sqlite3_bind_int64(st, 2, FILES_SEARCH_SUBTREE_SCAN_MAX + 1); /* the folder's own row too */
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        bool small = sqlite3_column_int64(st, 0) <= FILES_SEARCH_SUBTREE_SCAN_MAX;
+        *sql_out = small                       ? search_in_subtree
+                   : shape->prefix_end != NULL ? search_by_names_to_end
+                                               : search_by_names;
+    } else {
+        err = no_row(rc);
+    }
+    sqlite3_finalize(st);
+    return err;
+}
+
 int files_query_search(struct es_projector *p, const struct files_caller *who, const char *under,
                        const char *prefix, const struct files_page *page, struct wx_buf *out)
 {
-    /* The names' index from the prefix on, each row's place checked in the
-     * closure table; the scan stops at the first name past the prefix. */
-    static const char sql[] =
-        "SELECT " COLUMNS " FROM items{s} i WHERE i.name >= ?4 AND (i.name, i.id) > (?2, ?3)"
-        " AND i.hidden = 0 AND EXISTS (SELECT 1 FROM item_tree{s} t WHERE t.ancestor = ?1 AND"
-        " t.descendant = i.id AND t.depth > 0) ORDER BY i.name, i.id LIMIT ?5";
-    struct page_shape shape = {.by_name = true, .prefix = prefix};
-    return list(p, who, under, sql, prefix, page, &shape, out);
+    /* The prefix's end: the prefix with its last byte one higher (UTF-8
+     * has no 0xff byte, so it never carries). It may not be UTF-8 itself;
+     * SQLite's BINARY collation compares it byte for byte all the same. */
+    size_t len = strlen(prefix);
+    char end[FILES_NAME_BYTES_MAX + 1];
+    assert(len <= FILES_NAME_BYTES_MAX);
+    memcpy(end, prefix, len + 1);
+    if (len > 0) {
+        assert((unsigned char)end[len - 1] < 0xff);
+        end[len - 1]++;
+    }
+    struct page_shape shape = {
+        .by_name = true, .prefix = prefix, .prefix_end = len > 0 ? end : NULL, .pick = search_pick};
+    return list(p, who, under, search_by_names, prefix, page, &shape, out);
 }
 
 int files_query_shared(struct es_projector *p, const struct files_caller *who,

@@ -478,6 +478,53 @@ def test_search(s):
     expect_problem(alice.get("/items?under=nope"), 404, "file_not_found")
 
 
+def test_search_both_ways(s):
+    """A subtree over FILES_SEARCH_SUBTREE_SCAN_MAX (4096) items is searched
+    along the names' index, a smaller one through its closure rows: the
+    same answers either way, trashed items left out, pages and the
+    prefix's end exact."""
+    alice = who("alice")
+    wide = alice.folder("Wide")
+    inner = alice.folder("inner", wide["id"])
+    small = alice.folder("Small")
+    names = ["w%04d" % i for i in range(4100)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: alice.file(n, wide["id"]), names))
+    xs_wide = ["x", "x-a", "x-b", "x\u00e9", "xa", "xz"]
+    xs_small = ["x-s1", "x-s2", "xy"]
+    for n in xs_wide[:4]:
+        alice.file(n, wide["id"])
+    for n in xs_wide[4:]:
+        alice.file(n, inner["id"])
+    for n in xs_small:
+        alice.file(n, small["id"])
+    alice.file("y", small["id"])  # just past the prefix "x"
+    gone_wide = alice.file("x-gone", inner["id"])
+    gone_small = alice.file("x-gone", small["id"])
+    alice.act(gone_wide["id"], "trash")
+    alice.act(gone_small["id"], "trash")
+
+    def search(folder, prefix, limit=50):
+        q = "/items?under=%s" % folder + ("&prefix=" + prefix if prefix is not None else "")
+        return [i["name"] for i in page_all(alice, q, limit)]
+
+    def by_bytes(ns):
+        return sorted(ns, key=lambda n: n.encode())
+
+    for limit in (1, 4, 50):
+        got = search(wide["id"], "x", limit)
+        expect(got == by_bytes(xs_wide), (limit, got))
+        got = search(small["id"], "x", limit)
+        expect(got == by_bytes(xs_small), (limit, got))
+    expect(search(wide["id"], "w00", 30) == names[:100], "w00")
+    expect(search(wide["id"], "x%C3%A9") == ["x\u00e9"], "x\u00e9")
+    expect(search(wide["id"], "y") == [] and search(small["id"], "y") == ["y"], "y")
+    expect(search(small["id"], "z") == [] and search(wide["id"], "w9") == [], "z, w9")
+    everything = search(wide["id"], None, 1000)
+    expect(everything == by_bytes(names + xs_wide + ["inner"]), len(everything))
+    expect(search(small["id"], None, 2) == by_bytes(xs_small + ["y"]), "small, all")
+
+
 def test_tree(s):
     alice = who("alice")
     top = alice.folder("Tree")
