@@ -584,15 +584,22 @@ int files_query_tree(struct es_projector *p, const struct files_caller *who, con
     err = see(c, who, id, &it);
     if (!err && !it.folder)
         err = WX_ERR_NOT_FOUND;
-    /* The root at depth 0 even when trashed; below it only live items.
-     * Rows by depth, then name: each parent before its children, siblings
-     * in order. */
+    /* The root at depth 0 even when trashed; below it only live items,
+     * found from the parents (the children's index), so an answer costs
+     * its own rows: the closure table holds every descendant at every
+     * depth, and a depth=1 tree of a folder with 100k items below read all
+     * their closure rows (23 ms). Trashed children are not descended
+     * into, which leaves exactly the items not hidden. The recursion ends
+     * one row past the bound (a LIMIT in a recursive CTE ends the
+     * recursion in SQLite). Rows by depth, then name: each parent before
+     * its children, siblings in order. */
     if (!err)
         err = es_projector_prepare_live(
             c, "items",
-            "SELECT " COLUMNS ", t.depth FROM item_tree{s} t JOIN items{s} i ON i.id ="
-            " t.descendant WHERE t.ancestor = ?1 AND t.depth <= ?2 AND (t.depth = 0 OR"
-            " i.hidden = 0) ORDER BY t.depth, i.name, i.id LIMIT ?3",
+            "WITH RECURSIVE sub(id, depth) AS (SELECT ?1, 0 UNION ALL SELECT k.id, sub.depth + 1"
+            " FROM sub JOIN items{s} k ON k.parent_id = sub.id WHERE sub.depth < ?2 AND"
+            " k.trashed = 0 LIMIT ?3) SELECT " COLUMNS ", sub.depth FROM sub CROSS JOIN"
+            " items{s} i WHERE i.id = sub.id ORDER BY sub.depth, i.name, i.id",
             &st, NULL);
     if (!err) {
         sqlconn_bind_text(st, 1, id);

@@ -255,6 +255,11 @@ def test_trash_and_restore_nested(s):
     expect([i["id"] for i in page_all(alice, "/items?under=%s" % top["id"])] == [])
     tree = alice.get("/folders/%s/tree?depth=5" % top["id"])[3]
     expect(tree["children"] == [], tree)
+    # A trashed folder's own tree (or one below it) is the folder alone.
+    for root in (a, b):
+        tree = alice.get("/folders/%s/tree?depth=5" % root["id"])[3]
+        expect(tree["id"] == root["id"] and tree["trashed"] is True, tree)
+        expect(tree.get("children", []) == [], tree)
     trash_ids = [i["id"] for i in page_all(alice, "/trash")]
     expect(a["id"] in trash_ids and f["id"] in trash_ids and g["id"] not in trash_ids,
            trash_ids)
@@ -537,6 +542,22 @@ def test_tree(s):
     expect("children" not in t1["children"][0], t1)
     t3 = alice.get("/folders/%s/tree?depth=3" % top["id"])[3]
     expect(t3["children"][0]["children"][0]["children"][0]["name"] == "f", t3)
+    # Trashed below the root: left out with everything under it, however
+    # deep the tree asked.
+    c = alice.folder("c", a["id"])
+    alice.file("in-c", c["id"])
+    alice.file("in-b", b["id"])
+    alice.act(c["id"], "trash")
+    t9 = alice.get("/folders/%s/tree?depth=9" % top["id"])[3]
+
+    def names(n):
+        return [n["name"]] + [x for k in n.get("children", []) for x in names(k)]
+    expect(names(t9) == ["Tree", "a", "b", "f", "in-b", "g"], names(t9))
+    alice.act(c["id"], "restore")
+    t9 = alice.get("/folders/%s/tree?depth=9" % top["id"])[3]
+    expect(names(t9) == ["Tree", "a", "b", "f", "in-b", "c", "in-c", "g"], names(t9))
+    t2 = alice.get("/folders/%s/tree?depth=2" % top["id"])[3]
+    expect(names(t2) == ["Tree", "a", "b", "c", "g"], names(t2))
     expect(t3["children"][0]["children"][0]["children"][0]["path"] == "/Tree/a/b/f")
     expect_problem(alice.get("/folders/%s/tree" % t3["children"][1]["id"]), 404,
                    "file_not_found")
