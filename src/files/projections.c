@@ -67,6 +67,7 @@ enum {
     I_HIDDEN,
     I_FILE,
     I_TRASH,
+    I_PERMISSIONS_TRASH,
     I_PURGE_PERMISSIONS,
     I_PURGE_GRANTS,
     I_PURGE_ITEMS,
@@ -116,6 +117,12 @@ static const char *const items_sql[] = {
     [I_FILE] = "UPDATE items{s} SET size = coalesce(?2, size), mime_type = coalesce(?3,"
                " mime_type), content_hash = coalesce(?4, content_hash) WHERE id = ?1",
     [I_TRASH] = "UPDATE items{s} SET trashed = ?2, trashed_at_ms = ?3 WHERE id = ?1",
+    /* Every permission row carries its item's trashed_at_ms (NULL unless
+     * the item is trashed itself), so a user's /trash is read from its
+     * own rows (an index of the trashed ones by subject), not from every
+     * item in the trash. */
+    [I_PERMISSIONS_TRASH] = "UPDATE item_permissions{s} SET trashed_at_ms = (SELECT"
+                            " trashed_at_ms FROM items{s} WHERE id = ?1) WHERE item_id = ?1",
     [I_PURGE_PERMISSIONS] = "DELETE FROM item_permissions{s} WHERE item_id IN " SUBTREE,
     [I_PURGE_GRANTS] = "DELETE FROM item_grants{s} WHERE item_id IN " SUBTREE,
     [I_PURGE_ITEMS] = "DELETE FROM items{s} WHERE id IN " SUBTREE,
@@ -128,27 +135,29 @@ static const char *const items_sql[] = {
      * item, each subject's highest grant on it or an ancestor, and manage
      * for the owners of it and its ancestors. */
     [I_PERMISSIONS_CLEAR] = "DELETE FROM item_permissions{s} WHERE item_id IN " SUBTREE,
-    [I_PERMISSIONS_FILL] = "INSERT INTO item_permissions{s}(item_id, subject, level)"
-                           " SELECT d, subject, max(level) FROM ("
-                           " SELECT t.descendant AS d, g.subject AS subject, g.level AS level"
-                           " FROM item_tree{s} t JOIN item_tree{s} a ON a.descendant = t.descendant"
-                           " JOIN item_grants{s} g ON g.item_id = a.ancestor WHERE t.ancestor = ?1"
-                           " UNION ALL SELECT t.descendant, i.owner_id, 3"
-                           " FROM item_tree{s} t JOIN item_tree{s} a ON a.descendant = t.descendant"
-                           " JOIN items{s} i ON i.id = a.ancestor WHERE t.ancestor = ?1"
-                           ") x GROUP BY d, subject",
+    [I_PERMISSIONS_FILL] =
+        "INSERT INTO item_permissions{s}(item_id, subject, level, trashed_at_ms)"
+        " SELECT x.d, x.subject, max(x.level), it.trashed_at_ms FROM ("
+        " SELECT t.descendant AS d, g.subject AS subject, g.level AS level"
+        " FROM item_tree{s} t JOIN item_tree{s} a ON a.descendant = t.descendant"
+        " JOIN item_grants{s} g ON g.item_id = a.ancestor WHERE t.ancestor = ?1"
+        " UNION ALL SELECT t.descendant, i.owner_id, 3"
+        " FROM item_tree{s} t JOIN item_tree{s} a ON a.descendant = t.descendant"
+        " JOIN items{s} i ON i.id = a.ancestor WHERE t.ancestor = ?1"
+        ") x JOIN items{s} it ON it.id = x.d GROUP BY x.d, x.subject, it.trashed_at_ms",
     /* A grant only raises: ?2 gets at least ?3 on the subtree. */
     [I_PERMISSIONS_RAISE] =
-        "INSERT INTO item_permissions{s}(item_id, subject, level)"
-        " SELECT descendant, ?2, ?3 FROM item_tree{s} WHERE ancestor = ?1"
+        "INSERT INTO item_permissions{s}(item_id, subject, level, trashed_at_ms)"
+        " SELECT t.descendant, ?2, ?3, i.trashed_at_ms FROM item_tree{s} t JOIN items{s} i"
+        " ON i.id = t.descendant WHERE t.ancestor = ?1"
         " ON CONFLICT(item_id, subject) DO UPDATE SET level = CASE WHEN excluded.level >"
         " item_permissions{s}.level THEN excluded.level ELSE item_permissions{s}.level END",
     /* A revoke: ?2's levels on the subtree, recomputed. */
     [I_SUBJECT_CLEAR] =
         "DELETE FROM item_permissions{s} WHERE subject = ?2 AND item_id IN " SUBTREE,
     [I_SUBJECT_FILL] =
-        "INSERT INTO item_permissions{s}(item_id, subject, level)"
-        " SELECT d, ?2, max(level) FROM ("
+        "INSERT INTO item_permissions{s}(item_id, subject, level, trashed_at_ms)"
+        " SELECT x.d, ?2, max(x.level), it.trashed_at_ms FROM ("
         " SELECT t.descendant AS d, g.level AS level"
         " FROM item_tree{s} t JOIN item_tree{s} a ON a.descendant = t.descendant"
         " JOIN item_grants{s} g ON g.item_id = a.ancestor AND g.subject = ?2"
@@ -156,7 +165,7 @@ static const char *const items_sql[] = {
         " UNION ALL SELECT t.descendant, 3"
         " FROM item_tree{s} t JOIN item_tree{s} a ON a.descendant = t.descendant"
         " JOIN items{s} i ON i.id = a.ancestor AND i.owner_id = ?2 WHERE t.ancestor = ?1"
-        ") x GROUP BY d",
+        ") x JOIN items{s} it ON it.id = x.d GROUP BY x.d, it.trashed_at_ms",
     NULL,
 };
 
@@ -347,6 +356,8 @@ static int apply_trash(struct es_proj_tx *tx, const struct files_event *e)
     if (trash)
         sqlite3_bind_int64(st, 3, e->occurred_at_ms);
     int err = sqlconn_run_i64(st, NULL);
+    if (!err)
+        err = run_text(tx, I_PERMISSIONS_TRASH, e->item_id, NULL, NULL);
     /* Restoring shows only what no other trashed folder above still hides. */
     return err ? err : run_text(tx, trash ? I_HIDE : I_HIDDEN, e->item_id, NULL, NULL);
 }
@@ -448,8 +459,10 @@ const struct es_consumer files_consumer_items = {
         " level BIGINT NOT NULL, PRIMARY KEY(item_id, subject, level)) WITHOUT ROWID;"
         "CREATE INDEX IF NOT EXISTS item_grants{s}_subject ON item_grants{s}(subject, item_id);"
         "CREATE TABLE IF NOT EXISTS item_permissions{s}(item_id TEXT NOT NULL,"
-        " subject TEXT NOT NULL, level BIGINT NOT NULL,"
-        " PRIMARY KEY(item_id, subject)) WITHOUT ROWID;",
+        " subject TEXT NOT NULL, level BIGINT NOT NULL, trashed_at_ms BIGINT,"
+        " PRIMARY KEY(item_id, subject)) WITHOUT ROWID;"
+        "CREATE INDEX IF NOT EXISTS item_permissions{s}_trash ON item_permissions{s}(subject,"
+        " trashed_at_ms, item_id, level) WHERE trashed_at_ms IS NOT NULL;",
     .drop = "DROP TABLE IF EXISTS items{s}; DROP TABLE IF EXISTS item_tree{s};"
             " DROP TABLE IF EXISTS item_grants{s}; DROP TABLE IF EXISTS item_permissions{s};",
     .sql = items_sql,

@@ -483,11 +483,32 @@ int files_query_shared(struct es_projector *p, const struct files_caller *who,
 int files_query_trash(struct es_projector *p, const struct files_caller *who,
                       const struct files_page *page, struct wx_buf *out)
 {
-    static const char sql[] = "SELECT " COLUMNS " FROM items{s} i WHERE i.trashed = 1 AND"
-                              " (i.trashed_at_ms, i.id) < (?2, ?3) AND (?21 > 0 OR " LEVEL " >= 2)"
-                              " ORDER BY i.trashed_at_ms DESC, i.id DESC LIMIT ?5";
+    /* An admin or a reader sees every item in the trash: the trash's own
+     * index, newest first. */
+    static const char everyone[] = "SELECT " COLUMNS " FROM items{s} i WHERE i.trashed = 1 AND"
+                                   " (i.trashed_at_ms, i.id) < (?2, ?3)"
+                                   " ORDER BY i.trashed_at_ms DESC, i.id DESC LIMIT ?5";
+    /* A user, what it may restore (write): the newest of its own
+     * permission rows on trashed items and of everyone's (their partial
+     * index, newest first), each cut at the page, so a page costs a page,
+     * not everything in the trash (4k items trashed by others made an
+     * empty /trash take 37 ms) nor everything the caller may restore. */
+    static const char restorable[] =
+        "SELECT " COLUMNS " FROM (SELECT id FROM (SELECT p.item_id AS id FROM item_permissions{s} p"
+        " WHERE p.subject = ?20 AND p.trashed_at_ms IS NOT NULL AND (p.trashed_at_ms, p.item_id)"
+        " < (?2, ?3) AND p.level >= 2 ORDER BY p.trashed_at_ms DESC, p.item_id DESC LIMIT ?5)"
+        " UNION SELECT id FROM (SELECT p.item_id AS id FROM item_permissions{s} p"
+        " WHERE p.subject = '*' AND p.trashed_at_ms IS NOT NULL AND (p.trashed_at_ms, p.item_id)"
+        " < (?2, ?3) AND p.level >= 2 ORDER BY p.trashed_at_ms DESC, p.item_id DESC LIMIT ?5))"
+        " m CROSS JOIN items{s} i WHERE i.id = m.id AND i.trashed = 1"
+        " ORDER BY i.trashed_at_ms DESC, i.id DESC LIMIT ?5";
     struct page_shape shape = {.by_name = false, .time_column = C_TRASHED_AT};
-    return list(p, who, NULL, sql, NULL, page, &shape, out);
+    bool all = who->role == FILES_ROLE_ADMIN || who->role == FILES_ROLE_READER;
+    if (!all && who->subject == NULL) { /* no caller, nothing of its own */
+        empty_page(out);
+        return 0;
+    }
+    return list(p, who, NULL, all ? everyone : restorable, NULL, page, &shape, out);
 }
 
 /* ---- the tree ---- */

@@ -342,6 +342,10 @@ static const struct {
      " c.trashed)) OR (c.parent_id IS NOT NULL AND (p.id IS NULL OR p.kind <> 'folder' OR"
      " c.path <> p.path || '/' || c.name OR c.depth <> p.depth + 1 OR c.hidden <> CASE WHEN"
      " c.trashed = 1 OR p.hidden = 1 THEN 1 ELSE 0 END))"},
+    {"permission rows whose trash time is not their item's (the index of a user's /trash)",
+     "SELECT count(*) FROM item_permissions{s} p LEFT JOIN items{s} i ON i.id = p.item_id"
+     " WHERE i.id IS NULL OR coalesce(p.trashed_at_ms, -1) <> coalesce(i.trashed_at_ms, -1)"
+     " OR (i.trashed = 1) <> (i.trashed_at_ms IS NOT NULL)"},
 };
 
 static int check_model(struct scan *sc, struct wx_buf *v, size_t *n)
@@ -616,15 +620,16 @@ static int rb_apply(struct rebuild *r)
                      args, 1);
     if (!err && !gone)
         err = rb_run(r,
-                     "INSERT INTO item_permissions{s}(item_id, subject, level)"
-                     " SELECT d, subject, max(level) FROM ("
+                     "INSERT INTO item_permissions{s}(item_id, subject, level, trashed_at_ms)"
+                     " SELECT x.d, x.subject, max(x.level), it.trashed_at_ms FROM ("
                      " SELECT t.descendant AS d, g.subject AS subject, g.level AS level"
                      " FROM item_tree{s} t JOIN item_tree{s} a ON a.descendant = t.descendant"
                      " JOIN item_grants{s} g ON g.item_id = a.ancestor WHERE t.ancestor = ?1"
                      " UNION ALL SELECT t.descendant, i.owner_id, 3"
                      " FROM item_tree{s} t JOIN item_tree{s} a ON a.descendant = t.descendant"
                      " JOIN items{s} i ON i.id = a.ancestor WHERE t.ancestor = ?1"
-                     ") x GROUP BY d, subject",
+                     ") x JOIN items{s} it ON it.id = x.d GROUP BY x.d, x.subject,"
+                     " it.trashed_at_ms",
                      args, 1);
     return err;
 }

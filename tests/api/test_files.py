@@ -445,6 +445,37 @@ def test_trash_lists_what_the_caller_may_restore(s):
     expect(f["id"] in [i["id"] for i in page_all(who("admin"), "/trash")])
     expect(f["id"] in [i["id"] for i in page_all(who("ray"), "/trash")])  # a reader reads all
 
+    def trash_of(caller, limit=50):
+        return [i["id"] for i in page_all(caller, "/trash", limit) if i["id"] in mine]
+
+    # Grants made and revoked while in the trash, on the item or above it;
+    # to a subject and to everyone.
+    mine = {f["id"]}
+    alice.act(top["id"], "grants", {"subject": "carol", "permission": "write"})
+    expect(trash_of(carol) == [f["id"]], "carol may write now")
+    r = alice.req("DELETE", "/items/%s/grants/carol/write" % top["id"])
+    expect(r[0] == 200, r[2])
+    expect(trash_of(carol) == [], "carol may only read again")
+    alice.act(f["id"], "grants", {"subject": "*", "permission": "write"})
+    expect(trash_of(bob) == [f["id"]] and trash_of(carol) == [f["id"]], "everyone may write")
+    # What another subject trashes in a folder it may write is the folder
+    # owner's to restore too; newest first across pages.
+    alice.act(top["id"], "grants", {"subject": "bob", "permission": "write"})
+    g = bob.file("g", top["id"])
+    sub = bob.folder("sub", top["id"])
+    h = bob.file("h", sub["id"])
+    mine |= {g["id"], sub["id"], h["id"]}
+    bob.act(g["id"], "trash")
+    bob.act(sub["id"], "trash")  # h goes with it: not a top of its own
+    for caller in (alice, bob):
+        expect(trash_of(caller, 1) == [sub["id"], g["id"], f["id"]], caller.subject)
+    expect(trash_of(carol) == [f["id"]], "carol: only what everyone may write")
+    bob.act(sub["id"], "restore")
+    expect(trash_of(alice) == [g["id"], f["id"]], "restored leaves")
+    r = alice.req("DELETE", "/items/%s" % g["id"])
+    expect(r[0] == 204, r[2])
+    expect(trash_of(bob) == [f["id"]], "purged leaves")
+
 
 # ---- lists ----
 
