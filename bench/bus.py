@@ -74,18 +74,27 @@ class Server:
         for _ in range(400):
             try:
                 urllib.request.urlopen(self.url + "/healthz", timeout=1)
+                # The admin token of the directory's first start (written
+                # before the server listens); none when it had one before.
+                path = os.path.join(self.dir, "admin.token")
+                self.token = open(path).read().strip() if os.path.exists(path) else None
                 return
             except Exception:
                 time.sleep(0.05)
         raise RuntimeError("server did not start")
 
+    def headers(self):
+        return {"Authorization": "Bearer " + self.token} if self.token else {}
+
     def post(self, path, body):
         req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+                                     headers=dict(self.headers(),
+                                                  **{"Content-Type": "application/json"}))
         return json.load(urllib.request.urlopen(req, timeout=30))
 
     def get(self, path):
-        return urllib.request.urlopen(self.url + path, timeout=30).read().decode()
+        req = urllib.request.Request(self.url + path, headers=self.headers())
+        return urllib.request.urlopen(req, timeout=30).read().decode()
 
     def relay(self):
         return json.loads(self.get("/admin/relays"))["data"][0]
@@ -100,11 +109,12 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def wrk(url, seconds, script="mixed.lua", env=None, connections=64):
+def wrk(s, seconds, script="mixed.lua", env=None, connections=64):
     out = subprocess.run(["wrk", "-t2", "-c%d" % connections, "-d%ds" % seconds,
-                          "-s", os.path.join(HERE, script), url],
+                          "-s", os.path.join(HERE, script), s.url],
                          capture_output=True, text=True, check=True,
-                         env=dict(os.environ, BENCH_DIR=HERE, WALLETS="1000", **(env or {}))).stdout
+                         env=dict(os.environ, BENCH_DIR=HERE, WALLETS="1000",
+                                  WALLEX_TOKEN=s.token or "", **(env or {}))).stdout
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
@@ -170,7 +180,7 @@ def deliveries(recv_url, subs, seconds):
                                       "eventTypes": ["WalletCredited"]})
         time.sleep(0.5)
         t0 = time.time()
-        wrk(s.url, seconds, env={"MIX_TRANSFER": "0", "MIX_CREDIT": "100"})
+        wrk(s, seconds, env={"MIX_TRANSFER": "0", "MIX_CREDIT": "100"})
         last, last_t = -1, time.time()
         while True:
             done = s.metric('wallex_webhook_deliveries_total{outcome="success"}')
@@ -209,7 +219,7 @@ def on_off(recv, seconds, runs):
                 before = delay_buckets(s) if redis else {}
                 others = [p for p in (redis.proc.pid if redis else None, recv["pid"]) if p]
                 c0, o0 = cpu_s(s.proc.pid), sum(cpu_s(p) for p in others)
-                rps = wrk(s.url, seconds)
+                rps = wrk(s, seconds)
                 c1, o1 = cpu_s(s.proc.pid), sum(cpu_s(p) for p in others)
                 n = rps * seconds / 1000
                 lag = None

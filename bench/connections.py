@@ -59,9 +59,11 @@ def main():
     held = []
     try:
         time.sleep(0.5)
+        with open(os.path.join(d, "admin.token")) as f:  # the first start's
+            auth = b"Authorization: Bearer %s\r\n" % f.read().strip().encode()
         body = json.dumps({"walletId": "c1", "ownerId": "o", "initialBalance": 10}).encode()
-        ms, st = timed(port, b"POST /wallets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                       b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        ms, st = timed(port, b"POST /wallets HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json"
+                       b"\r\nContent-Length: %d\r\n\r\n%s" % (auth, len(body), body))
         assert st == b"201", st
         rss_before = rss_bytes(srv.pid)
         t0 = time.time()
@@ -80,9 +82,9 @@ def main():
         health = sorted(timed(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")[0]
                         for _ in range(21))
         credit_body = b'{"amount":"0.01"}'
-        credits = sorted(timed(port, b"POST /wallets/c1/credit HTTP/1.1\r\nHost: x\r\n"
+        credits = sorted(timed(port, b"POST /wallets/c1/credit HTTP/1.1\r\nHost: x\r\n%s"
                                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                               % (len(credit_body), credit_body))[0] for _ in range(21))
+                               % (auth, len(credit_body), credit_body))[0] for _ in range(21))
         print("open connections: %d (opened in %.1f s from 4 source addresses)" % (n, opened_s))
         print("server RSS: %.0f MiB with them open (%.0f MiB before)" % (rss / 2 ** 20,
                                                                        rss_before / 2 ** 20))

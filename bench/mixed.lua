@@ -2,6 +2,11 @@
 -- 60% transfers, 20% credits, 20% debits, small amounts so few are refused.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+-- The server's admin token (WALLEX_TOKEN), when it has authentication on.
+local token = os.getenv("WALLEX_TOKEN")
+if token and token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
 local wallets = tonumber(os.getenv("WALLETS") or "1000")
 -- Wallet ids are PREFIX .. N for N in FIRST .. FIRST + WALLETS - 1 (b1..b1000
 -- by default; wallex bench uses <prefix>-0 ..).

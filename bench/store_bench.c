@@ -1,6 +1,8 @@
 /*
  * Store benchmarks, straight through the store ops (no HTTP, no writer):
  *
+ * DIR may be a PostgreSQL URL (schema WALLEX_PG_SCHEMA) for ceiling and genlog.
+ *
  *   store_bench ceiling DIR EVENTS BATCH   appends EVENTS wallet credits in
  *                                          transactions of BATCH events
  *                                          (synchronous=FULL) and prints events/s
@@ -95,11 +97,15 @@ static void maybe_snapshot(size_t i, int64_t w, struct wallets *ws, const struct
     items[i].snapshots_len = 1;
 }
 
+/* DIR may be a PostgreSQL URL instead (postgres://..., or key=value
+ * pairs); the schema is WALLEX_PG_SCHEMA's, "wallex" by default. */
 static struct es_store *open_dir(const char *dir)
 {
-    struct es_store_config cfg = {.data_dir = dir};
+    bool pg = strncmp(dir, "postgres", 8) == 0 || strchr(dir, '=') != NULL;
+    const char *schema = getenv("WALLEX_PG_SCHEMA");
+    struct es_store_config cfg = {.data_dir = dir, .url = dir, .pg_schema = schema};
     struct es_store *s = NULL;
-    int err = es_store_open("sqlite", &cfg, &s);
+    int err = es_store_open(pg ? "postgres" : "sqlite", &cfg, &s);
     if (err) {
         fprintf(stderr, "store_bench: open %s: %s\n", dir, wx_strerror(err));
         exit(1);

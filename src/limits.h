@@ -99,6 +99,15 @@
  * order two). */
 #define WX_COMMAND_STREAMS_MAX 8
 
+/* Times a command that lost a version race is decided again on fresh
+ * state (DESIGN.md §3): another node appended to one of its streams
+ * between our load and our commit. Each round reloads the streams and
+ * costs one commit; losing this many in a row means the stream is hot on
+ * several nodes at once, and the command answers 409 version_conflict
+ * rather than spin (never 503: nothing failed, and never applied on
+ * stale state). */
+#define WX_WRITER_CONFLICT_RETRIES_MAX 8
+
 /* Aggregate states kept in the writer's memory cache (LRU beyond this). */
 #define WX_CACHE_STREAMS_MAX (256 * 1024)
 
@@ -152,6 +161,37 @@
  * streams each: when the young one fills, the old one is dropped, so a
  * stream used in the last generation stays known. About 64 bytes each. */
 #define WX_STORE_VERSIONS_MAX (128 * 1024)
+
+/* PostgreSQL read connections one node opens for HTTP threads, the
+ * projector and the tools (the writer has its own). The HTTP layer runs
+ * WX_HTTP_THREADS_DEFAULT threads and the projector one; 8 leaves room
+ * for queries that wait on each other without holding up the server's
+ * max_connections (100 by default) when several nodes share it. */
+#define WX_PG_READERS_MAX 8
+
+/* A query waiting for a free read connection gives up after this. */
+#define WX_PG_POOL_WAIT_MS_MAX 5000
+
+/* Connecting to PostgreSQL: libpq's connect_timeout (a URL's own value
+ * wins). Short, because the writer connects inline and every queued
+ * command waits on it. */
+#define WX_PG_CONNECT_TIMEOUT_S 2
+
+/* After a failed connection attempt, the next one waits this long,
+ * doubling up to the maximum; meanwhile calls fail at once (503 with
+ * Retry-After) instead of each waiting for a timeout. */
+#define WX_PG_RECONNECT_MS_MIN 100
+#define WX_PG_RECONNECT_MS_MAX 5000
+
+/* A statement running longer is cancelled by the server
+ * (statement_timeout): a commit stuck on a lock another node holds must
+ * end in a 503, not hold the writer forever. */
+#define WX_PG_STATEMENT_TIMEOUT_MS 30000
+
+/* A commit chosen as a deadlock victim (two nodes inserting the same
+ * stream versions and idempotency keys in opposite orders) is sent again
+ * this many times; the other transaction has finished by then. */
+#define WX_PG_DEADLOCK_RETRIES_MAX 3
 
 /* How long a SQLite connection waits on a lock before failing. */
 #define WX_SQLITE_BUSY_TIMEOUT_MS 5000
@@ -338,6 +378,16 @@
 
 /* Events read from the log in one go by drift, verify and offline tools. */
 #define WX_SCAN_BATCH_EVENTS_MAX 10000
+
+/* wallex migrate copies the log this many events per target commit: big
+ * enough that the commit's fixed cost (a round trip, a WAL flush) is
+ * spread thin, small enough that an interrupted copy loses little and one
+ * page stays a few MB in memory. */
+#define WX_MIGRATE_PAGE_EVENTS 10000
+
+/* The migration's progress bar: its width, and how often it is redrawn. */
+#define WX_MIGRATE_BAR_CHARS 30
+#define WX_MIGRATE_PROGRESS_MS 200
 
 /* Length of a projection failure message kept for /admin/projections. */
 #define WX_ERROR_TEXT_BYTES 256

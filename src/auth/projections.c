@@ -42,8 +42,8 @@ static int apply_tokens(struct es_proj_tx *tx, const struct es_event *ev, const 
     if (st == NULL)
         return WX_ERR_IO;
     sqlconn_bind_text(st, 1, e.token_id);
+    char hex[2 * AUTH_HASH_BYTES + 1]; /* bound without a copy: lives until the step */
     if (e.kind == TOKEN_ISSUED) {
-        char hex[2 * AUTH_HASH_BYTES + 1];
         auth_hash_hex(e.hash, hex);
         sqlconn_bind_text(st, 2, auth_role_name(e.role));
         sqlconn_bind_text(st, 3, e.subject);

@@ -25,7 +25,7 @@ static const char *parse_issue(struct http_request *req, struct token_command *c
 {
     static const char *const keys[] = {"role", "subject", "expiresAt", NULL};
     struct json_object *obj;
-    const char *detail, *bad_key, *role = NULL, *expires = NULL;
+    const char *detail = NULL, *bad_key, *role = NULL, *expires = NULL;
     if (!http_json_parse_object(req->body, req->body_len, &obj, &detail))
         return detail;
     if (!http_json_only_keys(obj, keys, &bad_key))

@@ -44,6 +44,7 @@ struct auth_service {
     struct auth_table *table;
     struct http_authenticator authenticator;
     int64_t refresh_ms;
+    int64_t start_wait_ms;
     struct es_position start_head; /* the log's head at start: ready once read */
     atomic_bool ready;
 
@@ -51,9 +52,12 @@ struct auth_service {
     struct es_position cursor;
     pthread_t thread;
     bool started;
-    pthread_mutex_t lock; /* guards stopping */
+    pthread_mutex_t lock; /* guards stopping and first_start_dir */
     pthread_cond_t cond;
     bool stopping;
+    /* A first start asked for before the table was ready: the refresher
+     * makes it once it is (malloc'd data directory; NULL when none). */
+    char *first_start_dir;
 
     atomic_uint_fast64_t refused[REFUSALS];
     atomic_uint_fast64_t refresh_failures;
@@ -64,13 +68,15 @@ struct auth_service {
 /* Which roles may use which class of route (http_access): API.md's roles
  * as data. */
 static const bool allowed[AUTH_ROLES][HTTP_ACCESS_OBSERVE + 1] = {
-    [AUTH_ROLE_ADMIN] = {[HTTP_ACCESS_ADMIN] = true, [HTTP_ACCESS_OPEN] = true,
-                         [HTTP_ACCESS_QUERY] = true, [HTTP_ACCESS_COMMAND] = true,
+    [AUTH_ROLE_ADMIN] = {[HTTP_ACCESS_ADMIN] = true,
+                         [HTTP_ACCESS_OPEN] = true,
+                         [HTTP_ACCESS_QUERY] = true,
+                         [HTTP_ACCESS_COMMAND] = true,
                          [HTTP_ACCESS_OBSERVE] = true},
-    [AUTH_ROLE_USER] = {[HTTP_ACCESS_OPEN] = true, [HTTP_ACCESS_QUERY] = true,
-                        [HTTP_ACCESS_COMMAND] = true},
-    [AUTH_ROLE_READER] = {[HTTP_ACCESS_OPEN] = true, [HTTP_ACCESS_QUERY] = true,
-                          [HTTP_ACCESS_OBSERVE] = true},
+    [AUTH_ROLE_USER] =
+        {[HTTP_ACCESS_OPEN] = true, [HTTP_ACCESS_QUERY] = true, [HTTP_ACCESS_COMMAND] = true},
+    [AUTH_ROLE_READER] =
+        {[HTTP_ACCESS_OPEN] = true, [HTTP_ACCESS_QUERY] = true, [HTTP_ACCESS_OBSERVE] = true},
 };
 
 /* RFC 6750 §3: a request without credentials gets the scheme alone; one
@@ -172,8 +178,7 @@ static bool authenticate(void *ctx, struct http_request *req, struct http_refusa
 
 /* ---- the refresher ---- */
 
-static int apply_row(void *ctx, const char *token_id, const struct token_state *s,
-                     int64_t version)
+static int apply_row(void *ctx, const char *token_id, const struct token_state *s, int64_t version)
 {
     struct auth_service *a = ctx;
     int err = auth_table_apply(a->table, token_id, s, version);
@@ -201,6 +206,22 @@ static int refresh(struct auth_service *a)
     return 0;
 }
 
+static int make_first_token(struct auth_service *a, const char *data_dir, bool *created_out);
+
+/* The first start asked for before the table was ready, now that it is. */
+static void deferred_first_start(struct auth_service *a)
+{
+    pthread_mutex_lock(&a->lock);
+    char *dir = a->first_start_dir;
+    a->first_start_dir = NULL;
+    pthread_mutex_unlock(&a->lock);
+    bool created;
+    int err = dir != NULL ? make_first_token(a, dir, &created) : 0;
+    if (err)
+        wx_logf(WX_LOG_ERROR, "auth: the first start's admin token: %s", wx_strerror(err));
+    free(dir);
+}
+
 static void *refresher_main(void *arg)
 {
     struct auth_service *a = arg;
@@ -213,8 +234,11 @@ static void *refresher_main(void *arg)
         pthread_cond_timedwait(&a->cond, &a->lock, &until);
         if (a->stopping)
             break;
+        char *first_start_dir = a->first_start_dir;
         pthread_mutex_unlock(&a->lock);
         int err = refresh(a);
+        if (!err && first_start_dir != NULL && auth_service_ready(a))
+            deferred_first_start(a);
         if (err && failing_since == 0) {
             failing_since = wx_monotonic_ms();
             wx_logf(WX_LOG_ERROR, "auth: reading the tokens read model: %s", wx_strerror(err));
@@ -233,16 +257,17 @@ static void *refresher_main(void *arg)
  * no server ran, or by another node); wait a bounded time for it. */
 static void initial_load(struct auth_service *a)
 {
-    int64_t deadline = wx_monotonic_ms() + AUTH_START_WAIT_MS;
+    int64_t deadline = wx_monotonic_ms() + a->start_wait_ms;
     for (;;) {
         int err = refresh(a);
         if (atomic_load(&a->ready))
             return;
         if (wx_monotonic_ms() >= deadline) {
-            wx_logf(WX_LOG_WARN, "auth: the tokens read model has not caught up with the log"
-                                 " after %d ms (%s); authenticated requests are 503 until it"
-                                 " has", AUTH_START_WAIT_MS,
-                    err ? wx_strerror(err) : "still projecting");
+            wx_logf(WX_LOG_WARN,
+                    "auth: the tokens read model has not caught up with the log"
+                    " after %lld ms (%s); authenticated requests are 503 until it"
+                    " has",
+                    (long long)a->start_wait_ms, err ? wx_strerror(err) : "still projecting");
             return;
         }
         es_projector_notify(a->projector);
@@ -260,6 +285,7 @@ int auth_service_start(const struct auth_service_config *config, struct auth_ser
     a->writer = config->writer;
     a->clock = config->clock;
     a->refresh_ms = config->refresh_ms > 0 ? config->refresh_ms : AUTH_REFRESH_MS;
+    a->start_wait_ms = config->start_wait_ms > 0 ? config->start_wait_ms : AUTH_START_WAIT_MS;
     a->authenticator = (struct http_authenticator){.authenticate = authenticate, .ctx = a};
     a->cursor = es_position_start();
     atomic_init(&a->ready, false);
@@ -285,17 +311,24 @@ err_free:
     return err;
 }
 
+void auth_service_quiesce(struct auth_service *a)
+{
+    if (a == NULL || !a->started)
+        return;
+    pthread_mutex_lock(&a->lock);
+    a->stopping = true;
+    pthread_cond_signal(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+    pthread_join(a->thread, NULL);
+    a->started = false;
+}
+
 void auth_service_stop(struct auth_service *a)
 {
     if (a == NULL)
         return;
-    if (a->started) {
-        pthread_mutex_lock(&a->lock);
-        a->stopping = true;
-        pthread_cond_signal(&a->cond);
-        pthread_mutex_unlock(&a->lock);
-        pthread_join(a->thread, NULL);
-    }
+    auth_service_quiesce(a);
+    free(a->first_start_dir);
     auth_table_free(a->table);
     pthread_mutex_destroy(&a->lock);
     pthread_cond_destroy(&a->cond);
@@ -340,10 +373,11 @@ static int write_token_file(const char *path, const char *token)
     return 0;
 }
 
-int auth_service_first_start(struct auth_service *a, const char *data_dir, bool *created_out)
+/* The first start's token, once the table is known to be complete. */
+static int make_first_token(struct auth_service *a, const char *data_dir, bool *created_out)
 {
     *created_out = false;
-    if (!auth_service_ready(a) || auth_table_len(a->table) > 0)
+    if (auth_table_len(a->table) > 0)
         return 0;
     char path[4096];
     if ((size_t)snprintf(path, sizeof(path), "%s/%s", data_dir, AUTH_FIRST_TOKEN_FILE) >=
@@ -354,7 +388,7 @@ int auth_service_first_start(struct auth_service *a, const char *data_dir, bool 
     int err = auth_token_new(wx_clock_now_ms(a->clock), id, token, hash);
     /* The file first: a token that exists must be known to someone. */
     if (!err && (err = write_token_file(path, token)) != 0)
-        wx_logf(WX_LOG_ERROR, "auth: cannot write %s: %s", path, strerror(errno));
+        wx_logf(WX_LOG_ERROR, "auth: cannot write %s", path);
     memset(token, 0, sizeof(token));
     if (!err) {
         err = token_issue_wait(a->writer, a->table, AUTH_ROLE_ADMIN, AUTH_FIRST_SUBJECT, 0,
@@ -366,6 +400,28 @@ int auth_service_first_start(struct auth_service *a, const char *data_dir, bool 
         return err;
     wx_log_always("first start: an admin token (tokenId %s) is in %s (mode 0600)", id, path);
     *created_out = true;
+    return 0;
+}
+
+int auth_service_first_start(struct auth_service *a, const char *data_dir, bool *created_out)
+{
+    *created_out = false;
+    if (auth_service_ready(a))
+        return make_first_token(a, data_dir, created_out);
+    /* Whether a token was ever issued is known once the read model has
+     * caught up (a large log upgraded from a release without tokens: its
+     * tokens read model starts from the log's beginning). */
+    char *dir = strdup(data_dir);
+    if (dir == NULL)
+        return WX_ERR_NOMEM;
+    pthread_mutex_lock(&a->lock);
+    free(a->first_start_dir);
+    a->first_start_dir = dir;
+    pthread_mutex_unlock(&a->lock);
+    wx_logf(WX_LOG_WARN,
+            "auth: if no token exists yet, the first start's admin token will be"
+            " made in %s once the tokens read model has caught up",
+            data_dir);
     return 0;
 }
 

@@ -52,14 +52,19 @@ struct auth_service_config {
     const struct wx_clock *clock;
     int64_t user_rate_per_s; /* 0: user tokens are not limited */
     int64_t user_burst;
-    int64_t refresh_ms; /* 0: AUTH_REFRESH_MS */
+    int64_t refresh_ms;    /* 0: AUTH_REFRESH_MS */
+    int64_t start_wait_ms; /* 0: AUTH_START_WAIT_MS */
 };
 
 /* Loads the table (waiting for the read model as above) and starts the
  * refresher. */
 int auth_service_start(const struct auth_service_config *config, struct auth_service **out);
-/* Stops the refresher and frees everything. Accepts NULL. Call after the
- * HTTP server has stopped. */
+/* Stops the refresher, which uses the writer (a deferred first start): call
+ * before the writer stops. The table keeps answering the HTTP threads.
+ * Accepts NULL; twice is once. */
+void auth_service_quiesce(struct auth_service *a);
+/* Quiesces and frees everything. Accepts NULL. Call after the HTTP server
+ * has stopped. */
 void auth_service_stop(struct auth_service *a);
 
 struct auth_table *auth_service_table(struct auth_service *a);
@@ -68,11 +73,12 @@ bool auth_service_ready(struct auth_service *a);
 /* For http_server_config.authenticator; lives as long as the service. */
 const struct http_authenticator *auth_service_authenticator(struct auth_service *a);
 
-/* The first start: when no token has ever been issued (and the table is
- * ready), issues an admin token, writes it to data_dir/admin.token (mode
- * 0600, written before the token exists, removed if it could not be
- * issued) and says where in the log, never the token itself. *created_out
- * says whether it did. */
+/* The first start: when no token has ever been issued, issues an admin
+ * token, writes it to data_dir/admin.token (mode 0600, written before the
+ * token exists, removed if it could not be issued) and says where in the
+ * log, never the token itself. *created_out says whether it did. Before
+ * the table is ready nobody knows whether a token exists: the refresher
+ * then does it once the table is ready (a warning says so). */
 int auth_service_first_start(struct auth_service *a, const char *data_dir, bool *created_out);
 
 /* The service's gauges and counters in the Prometheus text format. */

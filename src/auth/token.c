@@ -7,7 +7,9 @@
  */
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -104,6 +106,45 @@ static bool secret_decode(const char in[AUTH_SECRET_TEXT_BYTES],
     return o == AUTH_SECRET_BYTES && (acc & ((1u << bits) - 1)) == 0;
 }
 
+/* ---- SHA-256, on every request ----
+ *
+ * OpenSSL 3's one-shot SHA256() looks the algorithm up on every call, under
+ * a lock both HTTP threads share: 0.7 us a hash on one thread, 1.1 us on
+ * two (bench/auth_bench). Fetched once, with a context per thread that is
+ * reset for each hash, it is 0.14 us and 0.35 us. */
+
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha_md;       /* fetched once, kept for the process */
+static pthread_key_t sha_key; /* each thread's EVP_MD_CTX, freed when it ends */
+
+static void sha_ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
+
+static void sha_init(void)
+{
+    if (pthread_key_create(&sha_key, sha_ctx_free) == 0)
+        sha_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static void sha256(const unsigned char *in, size_t len, unsigned char out[AUTH_HASH_BYTES])
+{
+    pthread_once(&sha_once, sha_init);
+    EVP_MD_CTX *ctx = sha_md != NULL ? pthread_getspecific(sha_key) : NULL;
+    if (sha_md != NULL && ctx == NULL && (ctx = EVP_MD_CTX_new()) != NULL &&
+        pthread_setspecific(sha_key, ctx) != 0) {
+        EVP_MD_CTX_free(ctx);
+        ctx = NULL;
+    }
+    unsigned int n = 0;
+    if (ctx != NULL && EVP_DigestInit_ex2(ctx, sha_md, NULL) == 1 &&
+        EVP_DigestUpdate(ctx, in, len) == 1 && EVP_DigestFinal_ex(ctx, out, &n) == 1 &&
+        n == AUTH_HASH_BYTES)
+        return;
+    SHA256(in, len, out); /* the slow way, which needs no context */
+}
+
 /* ---- tokens ---- */
 
 static int random_bytes(unsigned char *out, size_t len)
@@ -135,7 +176,7 @@ int auth_token_new(int64_t now_ms, char token_id[WX_UUID_STR_BYTES],
     token[prefix + WX_UUID_STR_BYTES - 1] = '.';
     secret_encode(secret, token + prefix + WX_UUID_STR_BYTES);
     token[AUTH_TOKEN_BYTES] = '\0';
-    SHA256(secret, sizeof(secret), hash);
+    sha256(secret, sizeof(secret), hash);
     OPENSSL_cleanse(secret, sizeof(secret));
     return 0;
 }
@@ -167,7 +208,7 @@ bool auth_token_parse(const char *text, size_t text_len, char token_id[WX_UUID_S
         return false;
     memcpy(token_id, id, WX_UUID_STR_BYTES - 1);
     token_id[WX_UUID_STR_BYTES - 1] = '\0';
-    SHA256(secret, sizeof(secret), hash);
+    sha256(secret, sizeof(secret), hash);
     OPENSSL_cleanse(secret, sizeof(secret));
     return true;
 }

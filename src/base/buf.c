@@ -169,3 +169,18 @@ void wx_buf_json_key(struct wx_buf *b, const char *key, bool *first)
     wx_buf_json_str(b, key);
     wx_buf_addc(b, ':');
 }
+
+void wx_buf_json_member_str(struct wx_buf *b, const char *key, const char *value, bool *first)
+{
+    wx_buf_json_key(b, key, first);
+    if (value == NULL)
+        wx_buf_adds(b, "null");
+    else
+        wx_buf_json_str(b, value);
+}
+
+void wx_buf_json_member_i64(struct wx_buf *b, const char *key, int64_t value, bool *first)
+{
+    wx_buf_json_key(b, key, first);
+    wx_buf_add_i64(b, value);
+}

@@ -37,5 +37,8 @@ void wx_buf_json_str(struct wx_buf *b, const char *s);
 void wx_buf_json_strn(struct wx_buf *b, const char *s, size_t len);
 /* "key": with the comma before it unless it is the first member. */
 void wx_buf_json_key(struct wx_buf *b, const char *key, bool *first);
+/* A whole member, "key":"value" (null for a NULL value) or "key":123. */
+void wx_buf_json_member_str(struct wx_buf *b, const char *key, const char *value, bool *first);
+void wx_buf_json_member_i64(struct wx_buf *b, const char *key, int64_t value, bool *first);
 
 #endif

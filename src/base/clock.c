@@ -1,6 +1,8 @@
 /* System and frozen clocks, RFC 3339 formatting and parsing; see clock.h. */
 #include "base/clock.h"
 
+#include "base/buf.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -135,6 +137,18 @@ bool wx_time_parse(const char *s, int64_t *unix_ms_out)
     struct tm tm = {.tm_year = year - 1900, .tm_mon = mon - 1, .tm_mday = day,
                     .tm_hour = hour, .tm_min = min, .tm_sec = sec};
     time_t t = timegm(&tm);
-    *unix_ms_out = ((int64_t)t - (int64_t)offset_min * 60) * 1000 + ms;
+    int64_t unix_ms = ((int64_t)t - (int64_t)offset_min * 60) * 1000 + ms;
+    /* Only instants wx_time_format can write back in four-digit years: an
+     * offset can carry 9999-12-31T23:00-05:00 into the year 10000. */
+    if (unix_ms < WX_TIME_MS_MIN || unix_ms > WX_TIME_MS_MAX)
+        return false;
+    *unix_ms_out = unix_ms;
     return true;
+}
+
+void wx_time_json_member(struct wx_buf *b, const char *key, int64_t unix_ms, bool *first)
+{
+    char at[WX_RFC3339_BYTES];
+    wx_time_format(unix_ms, at);
+    wx_buf_json_member_str(b, key, at, first);
 }

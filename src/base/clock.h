@@ -33,7 +33,15 @@ void wx_deadline_after_ms(int64_t after_ms, struct timespec *out);
 
 /* RFC 3339 UTC with milliseconds. */
 void wx_time_format(int64_t unix_ms, char out[WX_RFC3339_BYTES]);
-/* Parses RFC 3339 (Z or +hh:mm, optional fraction). False when malformed. */
+struct wx_buf;
+/* A JSON member "key":"<RFC 3339>" (base/buf.h's member helpers). */
+void wx_time_json_member(struct wx_buf *b, const char *key, int64_t unix_ms, bool *first);
+/* The instants RFC 3339's four-digit years can write, in UTC:
+ * 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z. */
+#define WX_TIME_MS_MIN (-62167219200000LL)
+#define WX_TIME_MS_MAX 253402300799999LL
+/* Parses RFC 3339 (Z or +hh:mm, optional fraction). False when malformed
+ * or outside WX_TIME_MS_MIN..WX_TIME_MS_MAX in UTC. */
 bool wx_time_parse(const char *s, int64_t *unix_ms_out);
 
 #endif

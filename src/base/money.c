@@ -102,7 +102,27 @@ int wx_money_parse(const char *text, size_t len, int exponent, int64_t *minor_ou
 
 void wx_money_format(struct wx_buf *b, int64_t minor, int exponent)
 {
-    wx_money_format_wide(b, minor, exponent);
+    assert(exponent >= 0 && exponent <= 4);
+    char tmp[32];
+    char *end = tmp + sizeof(tmp);
+    char *p = end;
+    /* Work on the magnitude as unsigned so INT64_MIN formats too; 64-bit
+     * division here: every answer formats amounts, and 128-bit division
+     * (wx_money_format_wide) cost 700 instructions a request. */
+    uint64_t mag = minor < 0 ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor;
+    for (int d = 0; d < exponent; d++) {
+        *--p = (char)('0' + mag % 10);
+        mag /= 10;
+    }
+    if (exponent > 0)
+        *--p = '.';
+    do {
+        *--p = (char)('0' + mag % 10);
+        mag /= 10;
+    } while (mag != 0);
+    if (minor < 0)
+        *--p = '-';
+    wx_buf_add(b, p, (size_t)(end - p));
 }
 
 void wx_money_format_wide(struct wx_buf *b, __int128 minor, int exponent)
@@ -161,4 +181,13 @@ __int128 wx_div_half_even(__int128 n, __int128 d)
     if (2 * r > d || (2 * r == d && (q & 1)))
         q++;
     return q;
+}
+
+void wx_money_json_member(struct wx_buf *b, const char *key, int64_t minor, const char *currency,
+                          bool *first)
+{
+    int exponent = wx_currency_exponent(currency);
+    assert(exponent >= 0); /* amounts are only ever held in known currencies */
+    wx_buf_json_key(b, key, first);
+    wx_money_format(b, minor, exponent);
 }

@@ -28,6 +28,9 @@ int wx_money_parse(const char *text, size_t len, int exponent, int64_t *minor_ou
 /* Appends minor units as a decimal with exactly `exponent` fraction digits
  * ("100.00", "0.30", "5", "-1.50"). */
 void wx_money_format(struct wx_buf *b, int64_t minor, int exponent);
+/* A JSON member "key":<amount> in a known currency's minor digits. */
+void wx_money_json_member(struct wx_buf *b, const char *key, int64_t minor, const char *currency,
+                          bool *first);
 /* The same for sums past int64 (totals over many amounts). */
 void wx_money_format_wide(struct wx_buf *b, __int128 minor, int exponent);
 

@@ -180,13 +180,6 @@ const struct es_aggregate_type subscription_aggregate = {
 
 /* ---- the resource ---- */
 
-static void key_time(struct wx_buf *b, const char *key, int64_t ms, bool *first)
-{
-    char at[WX_RFC3339_BYTES];
-    wx_time_format(ms, at);
-    wx_buf_json_key(b, key, first);
-    wx_buf_json_str(b, at);
-}
 
 void subscription_json(struct wx_buf *b, const char *id, const struct subscription_state *s,
                        int64_t version, const char *secret)
@@ -216,8 +209,8 @@ void subscription_json(struct wx_buf *b, const char *id, const struct subscripti
     }
     wx_buf_json_key(b, "version", &first);
     wx_buf_add_i64(b, version);
-    key_time(b, "createdAt", s->created_at_ms, &first);
-    key_time(b, "updatedAt", s->updated_at_ms, &first);
+    wx_time_json_member(b, "createdAt", s->created_at_ms, &first);
+    wx_time_json_member(b, "updatedAt", s->updated_at_ms, &first);
     wx_buf_addc(b, '}');
 }
 

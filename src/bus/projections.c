@@ -5,6 +5,7 @@
  * event of a subscription it does not know yet. Every apply is idempotent:
  * rows are keyed by subscription and only move forward by version.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,6 +46,16 @@ static int apply_created(struct es_proj_tx *tx, const struct es_event *ev,
     return sqlconn_run_i64(st, NULL);
 }
 
+/* Bumped whenever this process applies a subscription event (live or
+ * rebuild), before its transaction commits: the delivery thread reads the
+ * catalog again only when it moved (webhook.c, refresh_catalog). */
+static atomic_uint_fast64_t catalog_generation;
+
+uint64_t subscription_catalog_generation(void)
+{
+    return atomic_load(&catalog_generation);
+}
+
 static int apply_subscriptions(struct es_proj_tx *tx, const struct es_event *ev,
                                const void *decoded)
 {
@@ -54,6 +65,7 @@ static int apply_subscriptions(struct es_proj_tx *tx, const struct es_event *ev,
     int err = subscription_event_decode(ev, text, sizeof(text), &e);
     if (err)
         return err;
+    atomic_fetch_add(&catalog_generation, 1);
     if (e.kind == SUBSCRIPTION_EV_CREATED)
         return apply_created(tx, ev, &e);
     sqlite3_stmt *st = es_proj_stmt(tx, e.kind == SUBSCRIPTION_EV_DELETED ? S_DELETE : S_STATUS);

@@ -185,6 +185,9 @@ typedef int (*subscription_row_fn)(void *ctx, const struct subscription_row *row
 /* Every subscription (at most max_rows, oldest first) as of one read
  * transaction, and the read model's checkpoint in that same transaction:
  * every subscription change up to *horizon_out is in what fn saw. */
+/* Moves whenever this process's projector applies a subscription event:
+ * while it stays, a catalog read earlier is still the catalog. */
+uint64_t subscription_catalog_generation(void);
 int subscription_catalog(struct es_projector *p, size_t max_rows, subscription_row_fn fn,
                          void *ctx, struct es_position *horizon_out);
 

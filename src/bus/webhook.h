@@ -69,4 +69,18 @@ int bus_webhook_replay_from(struct bus_webhook *w, const char *subscription_id,
 
 void bus_webhook_metrics(struct bus_webhook *w, struct wx_buf *b);
 
+/* What a live view shows of the deliveries (ops' /admin/stats); the
+ * counters are the metrics' own, the rest is published by the delivery
+ * thread once per round (at least every BUS_IDLE_MS). Any thread. */
+struct bus_webhook_stats {
+    uint64_t subscriptions; /* followed by the delivery thread */
+    uint64_t in_flight;     /* requests */
+    uint64_t retrying;      /* subscriptions waiting to retry an event */
+    uint64_t delivered, failed, dead_lettered, replayed; /* since the start */
+    uint64_t dead_letters;  /* in the dead-letter queue now */
+    bool slowest_known;     /* false without an active subscription */
+    struct es_position slowest; /* the cursor of the active one furthest behind */
+};
+void bus_webhook_stats(struct bus_webhook *w, struct bus_webhook_stats *out);
+
 #endif

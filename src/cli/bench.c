@@ -22,6 +22,7 @@
  */
 #include <arpa/inet.h>
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -39,6 +40,7 @@
 #include "base/clock.h"
 #include "base/money.h"
 #include "cli/bench.h"
+#include "es/event.h"
 #include "http/http.h"
 
 #define BENCH_CONNECTIONS_MAX 4096
@@ -47,6 +49,8 @@
  * after it (/admin/drift folds the whole log, minutes on a large one). */
 #define BENCH_ANSWER_MS_MAX 10000
 #define BENCH_CHECK_MS_MAX 600000
+/* "Authorization: Bearer " and a token of ours (84 bytes), with room. */
+#define BENCH_AUTH_BYTES 256
 #define LAT_BUCKETS 2048 /* log-linear: 16 sub-buckets per power of two of us */
 
 enum op {
@@ -116,6 +120,7 @@ static int64_t lat_percentile(const struct lat *l, uint64_t per_mille_x10)
 
 struct conn {
     int fd;
+    const char *auth; /* "Authorization: Bearer ...\r\n", or "" */
     enum op op;
     int64_t sent_us;
     int64_t amount_minor;
@@ -135,6 +140,8 @@ struct bench {
     unsigned mix_transfer, mix_credit; /* percent; debit is the rest */
     int64_t wallets;
     char prefix[32];
+    char auth[BENCH_AUTH_BYTES]; /* the Authorization line of every request, or "" */
+    int refused_status;          /* the last 4xx, to explain a failed setup */
     bool orders_workload;
     struct bench_order *orders; /* the orders workload's book, by number */
     int64_t orders_len, orders_cap;
@@ -142,7 +149,7 @@ struct bench {
     struct lat lat[OP_COUNT];
     uint64_t ok[OP_COUNT], refused[OP_COUNT], failed[OP_COUNT];
     int64_t credits_minor, debits_minor;
-    uint64_t last_position;
+    struct es_position last_position; /* the latest X-Position seen (a pair on PostgreSQL) */
     uint64_t started, done;
 };
 
@@ -156,6 +163,7 @@ static uint64_t next_rand(struct bench *b)
 
 static int conn_open(struct bench *b, struct conn *c)
 {
+    c->auth = b->auth;
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&b->addr, sizeof(b->addr)) != 0) {
         fprintf(stderr, "wallex bench: connect: %s\n", strerror(errno));
@@ -170,7 +178,7 @@ static int conn_open(struct bench *b, struct conn *c)
 static void request(struct conn *c, const char *method, const char *path, const char *body)
 {
     wx_buf_reset(&c->out);
-    wx_buf_printf(&c->out, "%s %s HTTP/1.1\r\nHost: bench\r\n", method, path);
+    wx_buf_printf(&c->out, "%s %s HTTP/1.1\r\nHost: bench\r\n%s", method, path, c->auth);
     if (body != NULL)
         wx_buf_printf(&c->out, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
                       strlen(body), body);
@@ -190,7 +198,7 @@ static void request(struct conn *c, const char *method, const char *path, const 
 
 /* A complete response in c->in: status and body offset, or false. */
 static bool response_done(struct conn *c, int *status, const char **body, size_t *body_len,
-                          uint64_t *position)
+                          struct es_position *position)
 {
     if (c->in.len == 0)
         return false;
@@ -206,7 +214,14 @@ static bool response_done(struct conn *c, int *status, const char **body, size_t
     *body = c->in.data + head;
     *body_len = len;
     const char *xp = memmem(c->in.data, head, "X-Position: ", 12);
-    *position = xp ? strtoull(xp + 12, NULL, 10) : 0;
+    char token[ES_POSITION_TOKEN_BYTES];
+    size_t t = 0;
+    for (xp = xp ? xp + 12 : NULL; xp && t + 1 < sizeof(token) && (isdigit((unsigned char)*xp) ||
+                                                                 *xp == '.');)
+        token[t++] = *xp++;
+    token[t] = '\0';
+    if (t == 0 || !es_position_parse(token, position))
+        *position = es_position_start();
     return true;
 }
 
@@ -227,16 +242,22 @@ static struct conn *wait_response(struct bench *b, int timeout_ms, int *status,
             char tmp[65536];
             ssize_t r = read(c->fd, tmp, sizeof(tmp));
             if (r <= 0 || c->in.len + (size_t)r > BENCH_RESPONSE_BYTES_MAX) {
-                fprintf(stderr, "wallex bench: connection closed by the server\n");
+                /* A refused token closes the connection (its body was
+                 * never read): say what the server wanted. */
+                fprintf(stderr, "wallex bench: connection closed by the server%s\n",
+                        b->refused_status == 401 || b->refused_status == 403
+                            ? " after a 401 or 403: it wants an admin token (--token, "
+                              "WALLEX_TOKEN, or DATA_DIR/admin.token)"
+                            : "");
                 return NULL;
             }
             wx_buf_add(&c->in, tmp, (size_t)r);
-            uint64_t pos;
+            struct es_position pos;
             /* One response per call; epoll is level-triggered, so the other
              * ready sockets are reported again by the next wait. */
             if (response_done(c, status, body, body_len, &pos)) {
                 c->busy = false;
-                if (pos > b->last_position)
+                if (es_position_cmp(&pos, &b->last_position) > 0)
                     b->last_position = pos;
                 return c;
             }
@@ -250,10 +271,10 @@ static struct conn *buffered_response(struct bench *b, int *status, const char *
 {
     for (size_t i = 0; i < b->conns_len; i++) {
         struct conn *c = &b->conns[i];
-        uint64_t pos;
+        struct es_position pos;
         if (c->busy && response_done(c, status, body, body_len, &pos)) {
             c->busy = false;
-            if (pos > b->last_position)
+            if (es_position_cmp(&pos, &b->last_position) > 0)
                 b->last_position = pos;
             return c;
         }
@@ -432,6 +453,7 @@ static int run_phase(struct bench *b, uint64_t total, int op, const char *what)
                 b->debits_minor += c->amount_minor;
         } else if (status >= 400 && status < 500) {
             b->refused[c->op]++;
+            b->refused_status = status;
         } else {
             b->failed[c->op]++;
         }
@@ -450,8 +472,10 @@ static struct json_object *get_json(struct bench *b, const char *path)
 {
     struct conn *c = &b->conns[0];
     char hdr[512];
-    snprintf(hdr, sizeof(hdr), "%s HTTP/1.1\r\nHost: bench\r\nX-Min-Position: %" PRIu64, path,
-             b->last_position);
+    char pos[ES_POSITION_TOKEN_BYTES];
+    es_position_format(&b->last_position, pos);
+    snprintf(hdr, sizeof(hdr), "%s HTTP/1.1\r\nHost: bench\r\n%sX-Min-Position: %s", path, b->auth,
+             pos);
     wx_buf_reset(&c->out);
     wx_buf_printf(&c->out, "GET %s\r\n\r\n", hdr);
     c->out_done = 0;
@@ -766,6 +790,8 @@ int wallex_bench(const struct bench_options *o)
     b->wallets = o->wallets;
     b->mix_transfer = o->mix_transfer;
     b->mix_credit = o->mix_credit;
+    if (o->token != NULL)
+        snprintf(b->auth, sizeof(b->auth), "Authorization: Bearer %s\r\n", o->token);
     snprintf(b->prefix, sizeof(b->prefix), "bench-%08" PRIx64, next_rand(b) & 0xffffffff);
     b->addr.sin_family = AF_INET;
     b->addr.sin_port = htons(o->port);
@@ -784,8 +810,11 @@ int wallex_bench(const struct bench_options *o)
     report(b, "create wallets", wx_monotonic_us() - t0, (uint64_t)o->wallets);
     int64_t created = (int64_t)b->ok[OP_CREATE];
     if (created != o->wallets) {
-        fprintf(stderr, "wallex bench: only %" PRId64 " of %" PRId64 " wallets were created\n",
-                created, o->wallets);
+        fprintf(stderr, "wallex bench: only %" PRId64 " of %" PRId64 " wallets were created%s\n",
+                created, o->wallets,
+                b->refused_status == 401 || b->refused_status == 403
+                    ? " (the server wants an admin token: --token, WALLEX_TOKEN)"
+                    : "");
         goto out;
     }
     memset(b->lat, 0, sizeof(b->lat));

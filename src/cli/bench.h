@@ -15,6 +15,8 @@ struct bench_options {
     unsigned mix_credit;   /* percent; debits are the rest */
     uint64_t seed;         /* 0: from the clock */
     bool orders;           /* the orders workload instead of the wallet mix */
+    const char *token;     /* an admin token (it creates wallets for others, reads
+                              /admin/drift); NULL when the server has auth off */
 };
 
 /* 0 when the run completed and verified, 1 otherwise. */

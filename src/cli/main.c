@@ -31,6 +31,7 @@
 #include "bus/bus.h"
 #include "bus/subscription.h"
 #include "cli/bench.h"
+#include "cli/migrate.h"
 #include "cli/token.h"
 #include "es/domain.h"
 #include "es/writer.h"
@@ -64,6 +65,7 @@ struct options {
     const char *data_dir;
     const char *store;
     const char *pg_url;
+    const char *pg_schema;
     const char *currency;
     const char *log_level;
     const char *to;
@@ -92,7 +94,7 @@ struct options {
     int64_t send_timeout_ms;
     int64_t unsent_bytes_max;
     int64_t snapshot_every;
-    int64_t from;
+    const char *from; /* events: a position token; migrate: a directory or URL */
     int64_t limit;
     /* the event bus */
     const char *redis_url;
@@ -126,6 +128,7 @@ static void options_defaults(struct options *o)
     o->data_dir = env_or("WALLEX_DATA_DIR", "./data");
     o->store = env_or("WALLEX_STORE", "sqlite");
     o->pg_url = env_or("WALLEX_PG_URL", NULL);
+    o->pg_schema = env_or("WALLEX_PG_SCHEMA", "wallex");
     o->currency = env_or("WALLEX_DEFAULT_CURRENCY", "USD");
     o->log_level = env_or("WALLEX_LOG_LEVEL", "info");
     o->to = NULL;
@@ -155,7 +158,7 @@ static void options_defaults(struct options *o)
     o->body_timeout_ms = WX_HTTP_BODY_TIMEOUT_MS_DEFAULT;
     o->send_timeout_ms = WX_HTTP_SEND_TIMEOUT_MS_DEFAULT;
     o->unsent_bytes_max = WX_HTTP_OUT_BYTES_MAX;
-    o->from = 0;
+    o->from = NULL;
     o->limit = INT64_MAX;
     o->redis_url = env_or("WALLEX_REDIS_URL", NULL);
     o->redis_stream = env_or("WALLEX_REDIS_STREAM", BUS_REDIS_STREAM_DEFAULT);
@@ -192,6 +195,7 @@ static const char usage_main[] =
     "  drift     compare the read models with a fold of the log\n"
     "  verify    check the money invariants (exit 1 when one is broken)\n"
     "  backup    copy the event log of a running or stopped server (--to DIR)\n"
+    "  migrate   copy the event log between SQLite and PostgreSQL (--from, --to)\n"
     "  bench     load generator: wallets, then a mix of operations or order lives\n"
     "            (--workload orders), then verification\n"
     "  token     create a bearer token (through a running server, or on a stopped\n"
@@ -205,8 +209,10 @@ static const char usage_serve[] =
     "\n"
     "  --listen ADDR          host:port to listen on     WALLEX_LISTEN     (127.0.0.1:8080)\n"
     "  --data-dir DIR         where the SQLite files live WALLEX_DATA_DIR  (./data)\n"
-    "  --store NAME           sqlite | memory            WALLEX_STORE      (sqlite)\n"
-    "  --pg URL               PostgreSQL connection URL  WALLEX_PG_URL     (not yet supported)\n"
+    "  --store NAME           sqlite | postgres | memory WALLEX_STORE      (sqlite)\n"
+    "  --pg URL               PostgreSQL connection URL  WALLEX_PG_URL\n"
+    "                         (postgresql://user:pass@host:5432/db or key=value pairs)\n"
+    "  --pg-schema NAME       schema of wallex's tables  WALLEX_PG_SCHEMA  (wallex)\n"
     "  --currency CODE        default wallet currency    WALLEX_DEFAULT_CURRENCY (USD)\n"
     "  --http-threads N       HTTP threads               WALLEX_HTTP_THREADS (2)\n"
     "  --idempotency-ttl S    Idempotency-Key lifetime   WALLEX_IDEMPOTENCY_TTL_S (86400)\n"
@@ -233,7 +239,7 @@ static const char usage_serve[] =
     "                         burst (0: unlimited)  WALLEX_RATE_LIMIT_USER (1000,2000)\n"
     "  The first start on an empty data directory writes an admin token to\n"
     "  DATA_DIR/admin.token (mode 0600): TOKEN=$(cat data/admin.token), then\n"
-    "  curl -H \"Authorization: Bearer $TOKEN\" ...; `wallex token --help` makes more.\n"
+    "  curl -H \"Authorization: Bearer $TOKEN\" ...; more tokens: `wallex token --help`.\n"
     "\n"
     "event bus (docs/operations.md, \"The event bus\"):\n"
     "  --redis URL            publish every event to Redis Streams (redis://[:pass@]host[:port][/db])\n"
@@ -255,16 +261,22 @@ static const char usage_serve[] =
     "                         event by the server); 0 or off keeps them\n"
     "                                                    WALLEX_TRASH_RETENTION (30d)\n"
     "\n"
+    "With --store postgres the log lives in PostgreSQL (several nodes may share\n"
+    "it) and the read side in DATA_DIR/readmodel.db on this node. Files and\n"
+    "folders are decided on one node only (docs/architecture.md says why).\n"
+    "\n"
     "Logs are JSON lines on stderr, one per request at info.\n"
     "\n"
     "SIGTERM or SIGINT stops accepting connections, finishes the requests in\n"
     "flight and exits 0.\n";
 
 static const char usage_offline[] =
-    "usage: wallex rebuild|drift|verify [--data-dir DIR]\n"
+    "usage: wallex rebuild|drift|verify [--data-dir DIR] [--store postgres --pg URL]\n"
     "\n"
     "Offline tools on a data directory (WALLEX_DATA_DIR, ./data); run them on a\n"
-    "stopped server.\n"
+    "stopped server. With --store postgres (WALLEX_STORE, WALLEX_PG_URL,\n"
+    "--pg-schema) the log is read from PostgreSQL and the read side is\n"
+    "DATA_DIR/readmodel.db, created when missing.\n"
     "  rebuild  drops every read model and projects the whole log again\n"
     "  drift    lists differences between read models and the log (exit 1 if any)\n"
     "  verify   catches the read models up, then checks that balances equal\n"
@@ -311,8 +323,9 @@ static const char usage_bench[] =
     "                                             WALLEX_BENCH_MIX (60,20,20)\n"
     "  --seed N           random seed (0: from the clock)\n"
     "  --token TOKEN      an admin token, when the server has authentication on\n"
-    "                                             WALLEX_TOKEN (or DATA_DIR/admin.token of\n"
-    "                                             --data-dir, when given)\n";
+    "                                             WALLEX_TOKEN (else the first start's\n"
+    "                                             DATA_DIR/admin.token, when readable)\n"
+    "  --data-dir DIR     where to look for admin.token  WALLEX_DATA_DIR (./data)\n";
 
 static const char usage_token[] =
     "usage: wallex token create --role admin|user|reader --subject ID [--expires RFC3339]\n"
@@ -342,10 +355,28 @@ static const char usage_events[] =
     "Prints the event log, oldest first, one JSON object a line.\n"
     "\n"
     "  --data-dir DIR   the data directory            WALLEX_DATA_DIR (./data)\n"
-    "  --from N         start after log position N    (0)\n"
+    "  --store NAME     sqlite | postgres             WALLEX_STORE (sqlite)\n"
+    "  --pg URL         PostgreSQL connection URL     WALLEX_PG_URL\n"
+    "  --from POS       start after this position (an X-Position token)  (0)\n"
     "  --limit N        print at most N events        (all)\n";
 
-enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_CURRENCY, OPT_THREADS,
+static const char usage_migrate[] =
+    "usage: wallex migrate --from DIR|URL --to URL|DIR [--pg-schema NAME]\n"
+    "\n"
+    "Copies the event log between a SQLite data directory and a PostgreSQL\n"
+    "database (a postgres:// or postgresql:// URL, or key=value pairs), either\n"
+    "way, on stopped servers. Every event is copied exactly: id, stream,\n"
+    "version, type, schema version, data, metadata and time; positions are the\n"
+    "target's own. Snapshots and idempotency records are not copied: streams\n"
+    "are snapshotted again as they grow, and Idempotency-Keys used before the\n"
+    "migration are not remembered after it.\n"
+    "\n"
+    "The target must be empty at the first start (a new or empty directory, a\n"
+    "database without wallex tables in the schema). An interrupted copy is\n"
+    "resumed by running the same command again. Afterwards run `wallex verify`\n"
+    "on the target: its read side is built from the copied log.\n";
+
+enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_PG_SCHEMA, OPT_CURRENCY, OPT_THREADS,
        OPT_IDEM_TTL, OPT_MIN_POS_WAIT, OPT_LOG_LEVEL, OPT_TO, OPT_CONNS, OPT_CONN_TIMEOUT,
        OPT_HEAD_TIMEOUT, OPT_BODY_TIMEOUT, OPT_SEND_TIMEOUT, OPT_UNSENT_MAX,
        OPT_SNAPSHOT_EVERY, OPT_URL, OPT_WALLETS, OPT_OPS, OPT_CONNECTIONS, OPT_MIX, OPT_SEED, OPT_FROM, OPT_LIMIT,
@@ -359,6 +390,7 @@ static const struct option long_options[] = {
     {"data-dir", required_argument, NULL, OPT_DATA_DIR},
     {"store", required_argument, NULL, OPT_STORE},
     {"pg", required_argument, NULL, OPT_PG},
+    {"pg-schema", required_argument, NULL, OPT_PG_SCHEMA},
     {"currency", required_argument, NULL, OPT_CURRENCY},
     {"http-threads", required_argument, NULL, OPT_THREADS},
     {"idempotency-ttl", required_argument, NULL, OPT_IDEM_TTL},
@@ -403,7 +435,7 @@ static const struct option long_options[] = {
 /* Integer flags as given (flag, else variable, else NULL), checked and
  * converted once every flag is read. */
 struct int_texts {
-    const char *threads, *ttl, *from, *limit, *min_wait, *conns, *wallets, *ops, *connections,
+    const char *threads, *ttl, *limit, *min_wait, *conns, *wallets, *ops, *connections,
         *seed, *snapshot_every, *conn_timeout, *maxlen, *head_timeout, *body_timeout,
         *send_timeout, *unsent_max;
 };
@@ -452,7 +484,6 @@ static int options_check(const struct int_texts *t, struct options *o)
         !int_opt("--ops", t->ops, 1, INT64_MAX / 2, &o->ops) ||
         !int_opt("--connections", t->connections, 1, 4096, &o->connections) ||
         !int_opt("--seed", t->seed, 0, INT64_MAX, &o->seed) ||
-        !int_opt("--from", t->from, 0, INT64_MAX, &o->from) ||
         !int_opt("--limit", t->limit, 1, INT64_MAX, &o->limit) ||
         !int_opt("--redis-maxlen", t->maxlen, 0, INT64_MAX, &o->redis_maxlen))
         return 2;
@@ -507,6 +538,7 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         case OPT_DATA_DIR: o->data_dir = optarg; break;
         case OPT_STORE: o->store = optarg; break;
         case OPT_PG: o->pg_url = optarg; break;
+        case OPT_PG_SCHEMA: o->pg_schema = optarg; break;
         case OPT_CURRENCY: o->currency = optarg; break;
         case OPT_THREADS: t.threads = optarg; break;
         case OPT_IDEM_TTL: t.ttl = optarg; break;
@@ -533,7 +565,7 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         case OPT_SUBJECT: o->subject = optarg; break;
         case OPT_EXPIRES: o->expires = optarg; break;
         case OPT_SEED: t.seed = optarg; break;
-        case OPT_FROM: t.from = optarg; break;
+        case OPT_FROM: o->from = optarg; break;
         case OPT_LIMIT: t.limit = optarg; break;
         case OPT_REDIS: o->redis_url = optarg; break;
         case OPT_REDIS_STREAM: o->redis_stream = optarg; break;
@@ -601,18 +633,51 @@ static void raise_fd_limit(int64_t connections_max)
                 (unsigned long long)rl.rlim_max, (long long)connections_max);
 }
 
-static int open_store(const struct options *o, struct es_store **store)
+static bool is_postgres(const struct options *o)
 {
-    if (strcmp(o->store, "postgres") == 0) {
-        fprintf(stderr, "wallex: the postgres store is not built yet; use --store sqlite\n");
+    return strcmp(o->store, "postgres") == 0;
+}
+
+/* Exit code of a command whose store cannot be reached (PostgreSQL down or
+ * refusing us), so scripts and supervisors can tell it from bad usage. */
+#define EXIT_STORE_UNREACHABLE 3
+
+/* How a command opens the store: a server creates it; tools that work on
+ * a log do not create one; tools that only read may run beside a server and
+ * must never wait on its write locks (wallex events, drift). */
+enum open_mode { OPEN_CREATE, OPEN_EXISTING, OPEN_READ_ONLY };
+
+static int open_store(const struct options *o, enum open_mode mode, struct es_store **store)
+{
+    struct es_store_config cfg = {.data_dir = o->data_dir, .url = o->pg_url,
+                                  .pg_schema = o->pg_schema, .must_exist = mode != OPEN_CREATE,
+                                  .read_only = mode == OPEN_READ_ONLY};
+    if (is_postgres(o) && o->pg_url == NULL) {
+        fprintf(stderr, "wallex: --store postgres needs --pg URL (or WALLEX_PG_URL)\n");
         return WX_ERR_INVALID;
     }
-    struct es_store_config cfg = {.data_dir = o->data_dir, .url = o->pg_url};
+    if (es_store_backend(o->store) == NULL) {
+        fprintf(stderr, "wallex: --store must be sqlite, postgres or memory\n");
+        return WX_ERR_INVALID;
+    }
     int err = es_store_open(o->store, &cfg, store);
-    if (err)
+    if (err == WX_ERR_IO && is_postgres(o))
+        fprintf(stderr, "wallex: cannot reach PostgreSQL (the reason is logged above); check"
+                        " --pg / WALLEX_PG_URL and that the server is running\n");
+    else if (err == WX_ERR_NOT_FOUND && is_postgres(o))
+        fprintf(stderr, "wallex: no wallex log in schema %s of that database\n", o->pg_schema);
+    else if (err == WX_ERR_INVALID && is_postgres(o))
+        fprintf(stderr, "wallex: cannot use schema %s of that database (the reason is logged"
+                        " above)\n", o->pg_schema);
+    else if (err)
         fprintf(stderr, "wallex: cannot open the %s store in %s: %s\n", o->store, o->data_dir,
                 wx_strerror(err));
     return err;
+}
+
+static int open_store_exit_code(int err)
+{
+    return err == WX_ERR_IO ? EXIT_STORE_UNREACHABLE : 1;
 }
 
 /* Every command starts alike: defaults, environment, flags, and for the
@@ -624,7 +689,7 @@ static int command_start(int argc, char **argv, const char *usage, struct option
     int rc = parse_options(argc, argv, usage, o);
     if (rc)
         return rc == 1 ? 0 : 2;
-    if (need_data_dir && access(o->data_dir, F_OK) != 0) {
+    if (need_data_dir && strcmp(o->store, "sqlite") == 0 && access(o->data_dir, F_OK) != 0) {
         fprintf(stderr, "wallex: no data directory at %s\n", o->data_dir);
         return 1;
     }
@@ -738,6 +803,7 @@ struct serve {
     struct http_route *routes;
     size_t routes_len;
     struct http_server *http;
+    int exit_code; /* when it could not start: EXIT_STORE_UNREACHABLE or 1 */
 };
 
 /* Tokens: the table, loaded before the server listens, and on a first
@@ -760,12 +826,17 @@ static int serve_auth(const struct options *o, struct serve *sv)
         fprintf(stderr, "wallex: cannot start authentication: %s\n", wx_strerror(err));
         return err;
     }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", o->data_dir, AUTH_FIRST_TOKEN_FILE);
+    if (!created && access(path, F_OK) == 0) /* `make run` says where it is, every time */
+        wx_log_always("the first start's admin token is in %s", path);
     return 0;
 }
 
 static int serve_open(const struct options *o, struct bus_config *bc, struct serve *sv)
 {
-    int err = open_store(o, &sv->store);
+    int err = open_store(o, OPEN_CREATE, &sv->store);
+    sv->exit_code = err ? open_store_exit_code(err) : 1;
     if (!err)
         err = open_projector(o, sv->store, false, false, &sv->projector);
     if (!err)
@@ -808,6 +879,11 @@ static int serve_open(const struct options *o, struct bus_config *bc, struct ser
         fprintf(stderr, "wallex: cannot start the files domain: %s\n", wx_strerror(err));
         return err;
     }
+    /* The files rules that span items are decided against this node's
+     * tree index, which learns only this node's commands. */
+    if (is_postgres(o))
+        wx_logf(WX_LOG_WARN, "files: decided against this node's tree index: serve files and"
+                             " folders from one node only (docs/architecture.md)");
     sv->app = (struct wx_app){
         .store = sv->store,
         .writer = sv->writer,
@@ -858,7 +934,8 @@ static void serve_close(struct serve *sv)
      * them) while everything they use is still there. */
     wx_worker_stop(sv->admin);
     bus_stop(sv->bus);
-    files_quiesce(); /* its sweeper submits to the writer */
+    files_quiesce();                /* its sweeper submits to the writer */
+    auth_service_quiesce(sv->auth); /* its refresher may submit to the writer */
     es_writer_stop(sv->writer);
     files_stop();
     http_server_stop(sv->http);
@@ -933,14 +1010,21 @@ static int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(o.connections_max);
-    if (strcmp(o.store, "sqlite") == 0 && lock_data_dir(o.data_dir, "serve") < 0)
+    /* The data directory holds the log on SQLite and the read side on both. */
+    if (strcmp(o.store, "memory") != 0 && lock_data_dir(o.data_dir, "serve") < 0)
         return 1;
 
     struct serve sv = {0};
     int err = serve_open(&o, &bc, &sv);
-    if (!err) {
+    if (!err && is_postgres(&o))
+        wx_log_always("wallex %s: serving http://%s (port %u), postgres store (schema %s),"
+                      " read side in %s",
+                      WALLEX_VERSION, o.listen, http_server_port(sv.http), o.pg_schema,
+                      o.data_dir);
+    else if (!err)
         wx_log_always("wallex %s: serving http://%s (port %u), %s store in %s", WALLEX_VERSION,
                       o.listen, http_server_port(sv.http), o.store, o.data_dir);
+    if (!err) {
         int sig = 0;
         sigwait(&sigs, &sig);
         wx_logf(WX_LOG_INFO, "%s: finishing requests in flight", strsignal(sig));
@@ -948,7 +1032,7 @@ static int cmd_serve(int argc, char **argv)
     serve_close(&sv);
     if (!err)
         wx_log_always("stopped");
-    return err ? 1 : 0;
+    return err ? sv.exit_code : 0;
 }
 
 struct print_ctx {
@@ -976,13 +1060,17 @@ static int cmd_events(int argc, char **argv)
     int rc = command_start(argc, argv, usage_events, &o, true);
     if (rc >= 0)
         return rc;
+    /* --from is a position token; pages follow the last position read, and
+     * the count is of events printed, not of positions. */
+    struct print_ctx ctx = {.last = es_position_start()};
+    if (o.from != NULL && !es_position_parse(o.from, &ctx.last)) {
+        fprintf(stderr, "wallex events: --from must be a position token (N or N.N)\n");
+        return 2;
+    }
     struct es_store *store;
-    if (open_store(&o, &store))
-        return 1;
-    /* --from is a position token's number; pages follow the last position
-     * read, and the count is of events printed, not of positions. */
-    struct print_ctx ctx = {.last = {0, (uint64_t)o.from}};
-    int err = 0;
+    int err = open_store(&o, OPEN_READ_ONLY, &store);
+    if (err)
+        return open_store_exit_code(err);
     while (ctx.printed < o.limit && !err) {
         int64_t before = ctx.printed, left = o.limit - ctx.printed;
         struct es_position after = ctx.last;
@@ -1051,11 +1139,14 @@ static int cmd_offline(const char *cmd, int argc, char **argv)
     /* drift only reads; rebuild and verify write the read side. */
     if (strcmp(cmd, "drift") != 0 && lock_data_dir(o.data_dir, cmd) < 0)
         return 1;
-    if (open_store(&o, &store) || open_projector(&o, store, true, strcmp(cmd, "drift") == 0, &p)) {
+    bool drift = strcmp(cmd, "drift") == 0;
+    int err = open_store(&o, drift ? OPEN_READ_ONLY : OPEN_EXISTING, &store);
+    if (err)
+        return open_store_exit_code(err);
+    if (open_projector(&o, store, true, drift, &p)) {
         es_store_close(store);
         return 1;
     }
-    int err = 0;
     bool ok = true;
     struct wx_buf b;
     wx_buf_init(&b);
@@ -1096,11 +1187,18 @@ static int cmd_backup(int argc, char **argv)
         fprintf(stderr, "wallex: no data directory at %s\n", o.data_dir);
         return 1;
     }
+    if (is_postgres(&o)) {
+        fprintf(stderr, "wallex backup: a PostgreSQL log is backed up with PostgreSQL's own"
+                        " tools (pg_dump -n %s, or base backups); see docs/operations.md\n",
+                o.pg_schema);
+        return 2;
+    }
     struct es_store *store;
-    if (open_store(&o, &store))
-        return 1;
+    int err = open_store(&o, OPEN_READ_ONLY, &store);
+    if (err)
+        return open_store_exit_code(err);
     struct es_position head;
-    int err = es_store_head(store, &head);
+    err = es_store_head(store, &head);
     int64_t started = wx_monotonic_ms();
     if (!err)
         err = es_store_backup(store, o.to);
@@ -1113,6 +1211,21 @@ static int cmd_backup(int argc, char **argv)
         fprintf(stderr, "backup: %s/events.db, at least up to position %llu, in %lld ms\n", o.to,
                 (unsigned long long)head.lo, (long long)(wx_monotonic_ms() - started));
     return err ? 1 : 0;
+}
+
+/* DATA_DIR/admin.token of a first start, when it is there and readable:
+ * the bench on this machine finds the token `make run` wrote. */
+static const char *admin_token_file(const char *data_dir, char *out, size_t out_bytes)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", data_dir, AUTH_FIRST_TOKEN_FILE);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    bool got = fgets(out, (int)out_bytes, f) != NULL;
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    return got && out[0] != '\0' ? out : NULL;
 }
 
 static int cmd_bench(int argc, char **argv)
@@ -1146,6 +1259,8 @@ static int cmd_bench(int argc, char **argv)
         return 2;
     }
     b.orders = strcmp(o.workload, "orders") == 0;
+    char token[AUTH_TOKEN_BYTES + 2] = "";
+    b.token = o.token != NULL ? o.token : admin_token_file(o.data_dir, token, sizeof(token));
     b.host = host;
     b.port = (uint16_t)port;
     b.mix_transfer = t;
@@ -1162,7 +1277,7 @@ static int token_create_offline(const struct options *o, enum auth_role role,
     if (lock_data_dir(o->data_dir, "token") < 0)
         return 1;
     struct es_store *store;
-    if (open_store(o, &store))
+    if (open_store(o, OPEN_CREATE, &store))
         return 1;
     struct es_writer *writer = NULL;
     struct es_writer_config wcfg = {.store = store, .clock = &wx_clock_system};
@@ -1219,6 +1334,40 @@ static int cmd_token(int argc, char **argv)
     return token_create_offline(&o, role, expires_at_ms);
 }
 
+/* A PostgreSQL connection string rather than a directory. */
+static bool looks_like_pg(const char *spec)
+{
+    return strncmp(spec, "postgres://", 11) == 0 || strncmp(spec, "postgresql://", 13) == 0 ||
+           strchr(spec, '=') != NULL;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+    struct options o;
+    int rc = command_start(argc, argv, usage_migrate, &o, false);
+    if (rc >= 0)
+        return rc;
+    if (o.from == NULL || o.to == NULL) {
+        fputs(usage_migrate, stderr);
+        return 2;
+    }
+    bool from_pg = looks_like_pg(o.from), to_pg = looks_like_pg(o.to);
+    if (from_pg == to_pg) {
+        fprintf(stderr, "wallex migrate: one side must be a directory and the other a"
+                        " PostgreSQL URL\n");
+        return 2;
+    }
+    struct es_store_config from = {.data_dir = o.from, .url = o.from, .pg_schema = o.pg_schema};
+    struct es_store_config to = {.data_dir = o.to, .url = o.to, .pg_schema = o.pg_schema};
+    struct migrate_options m = {
+        .from_backend = from_pg ? "postgres" : "sqlite",
+        .from = &from,
+        .to_backend = to_pg ? "postgres" : "sqlite",
+        .to = &to,
+    };
+    return wallex_migrate(&m);
+}
+
 int main(int argc, char **argv)
 {
     wx_fault_init(env_or("WALLEX_FAULT_DIR", NULL));
@@ -1246,6 +1395,8 @@ int main(int argc, char **argv)
         return cmd_events(argc - 1, argv + 1);
     if (strcmp(cmd, "backup") == 0)
         return cmd_backup(argc - 1, argv + 1);
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
         return cmd_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "token") == 0)

@@ -25,6 +25,27 @@ void es_drift_report_add(struct es_drift_report *r, const char *object_json, siz
     r->listed++;
 }
 
+int es_drift_report_diff(struct es_drift_report *r, const char *id_key, const char *id,
+                         const char *model, const char *field, const char *read_model,
+                         const char *events)
+{
+    struct wx_buf b;
+    wx_buf_init(&b);
+    bool first = true;
+    wx_buf_addc(&b, '{');
+    wx_buf_json_member_str(&b, id_key, id, &first);
+    wx_buf_json_member_str(&b, "model", model, &first);
+    wx_buf_json_member_str(&b, "field", field, &first);
+    wx_buf_json_member_str(&b, "readModel", read_model, &first);
+    wx_buf_json_member_str(&b, "events", events, &first);
+    wx_buf_addc(&b, '}');
+    int err = wx_buf_ok(&b) ? 0 : WX_ERR_NOMEM;
+    if (!err)
+        es_drift_report_add(r, b.data, b.len);
+    wx_buf_free(&b);
+    return err;
+}
+
 void es_domains_reset(void)
 {
     domains_len = 0;

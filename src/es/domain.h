@@ -51,6 +51,12 @@ struct es_drift_report {
 
 /* Adds one difference (a JSON object); listed while there is room. */
 void es_drift_report_add(struct es_drift_report *r, const char *object_json, size_t len);
+/* The usual difference: {"<id_key>": id, "model", "field", "readModel",
+ * "events"}, the last two as text. WX_ERR_NOMEM when it could not be
+ * built. */
+int es_drift_report_diff(struct es_drift_report *r, const char *id_key, const char *id,
+                         const char *model, const char *field, const char *read_model,
+                         const char *events);
 
 struct es_domain {
     const char *name; /* also the key of its part of reports */

@@ -7,6 +7,12 @@
  * dropped when the commit fails. Each command works on private copies in
  * its decide context, which join the overlay only when the command
  * succeeds, so a rejected command leaves no trace.
+ *
+ * A batch runs in rounds (run_rounds). When the store says some items lost
+ * a version race to another writer, those items and every later one
+ * sharing a stream with them are taken out, the rest commit, the taken-out
+ * streams leave the cache, and their commands are decided again as the
+ * next round, on fresh state.
  */
 #include "es/writer.h"
 
@@ -69,6 +75,7 @@ struct es_writer {
     int64_t idem_ttl_ms;
     size_t cache_streams_max;
     int64_t snapshot_every;
+    bool check_reads;
     void (*on_commit)(void *ctx);
     void *on_commit_ctx;
     pthread_t thread;
@@ -86,6 +93,7 @@ struct es_writer {
     struct cache_entry *lru_tail;
     struct wx_map overlay;    /* stream id -> struct staged_stream */
     struct wx_map batch_keys; /* idempotency keys claimed in this batch */
+    struct wx_map tainted;    /* streams another writer changed under this batch */
     struct wx_arena batch_arena;
     int64_t idem_expired_at_ms; /* monotonic time of the last cleanup */
 
@@ -542,53 +550,30 @@ static int stage_snapshot(struct es_writer *w, const struct cmd_stream *cs,
     return 0;
 }
 
-/* *ran_out says whether the handler ran (then `committed` or `discarded`
- * follows). */
-static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
-                                   struct es_batch_item *item, int64_t now_ms, bool *ran_out)
+/* The decided command's writes as a batch item: its appends (and, on a
+ * shared store, checks of what it only read), its state into the overlay,
+ * due snapshots and its idempotency record. */
+static enum cmd_effect stage_item(struct es_writer *w, struct es_decide_ctx *ctx,
+                                  struct es_batch_item *item, int64_t now_ms)
 {
-    *ran_out = false;
-    cmd->status = 0;
-    cmd->has_position = false;
-    cmd->replayed = false;
-    if (cmd->idem_key != NULL && idem_precheck(w, cmd, now_ms))
-        return EFFECT_NONE;
-
-    if (cmd->idem_key != NULL)
-        atomic_fetch_add_explicit(&w->stats.idem_misses, 1, memory_order_relaxed);
-    struct es_decide_ctx *ctx = wx_arena_alloc(&w->batch_arena, sizeof(*ctx));
-    if (ctx == NULL) {
-        answer_problem(cmd, ES_internal_error, "Out of memory");
-        return EFFECT_NONE;
-    }
-    ctx->w = w;
-    ctx->cmd = cmd;
-    ctx->now_ms = now_ms;
-    cmd->handle(ctx, cmd);
-    *ran_out = true;
-
-    if (ctx->err == 0 && !ctx->answered)
-        ctx->err = WX_ERR_INVALID; /* a handler bug; fail the command, not the server */
-    if (ctx->err) {
-        wx_logf(WX_LOG_ERROR, "writer: command failed: %s", wx_strerror(ctx->err));
-        bool store = ctx->err == WX_ERR_IO || ctx->err == WX_ERR_BUSY || ctx->err == WX_ERR_FAULT;
-        answer_problem(cmd, store ? ES_store_unavailable : ES_internal_error,
-                       wx_strerror(ctx->err));
-        return EFFECT_NONE;
-    }
-
+    struct es_command *cmd = ctx->cmd;
     memset(item, 0, sizeof(*item));
     size_t appends = 0;
     for (size_t i = 0; i < ctx->streams_len; i++)
-        appends += ctx->streams[i].events_len > 0;
+        appends += ctx->streams[i].events_len > 0 || w->check_reads;
     if (appends > 0) {
         item->appends = wx_arena_alloc(&w->batch_arena, appends * sizeof(*item->appends));
         if (item->appends == NULL)
             goto err_nomem;
         for (size_t i = 0; i < ctx->streams_len; i++) {
             struct cmd_stream *cs = &ctx->streams[i];
-            if (cs->events_len == 0)
+            if (cs->events_len == 0) {
+                /* Read, not changed: the store checks it is still so. */
+                if (w->check_reads)
+                    item->appends[item->appends_len++] = (struct es_stream_append){
+                        cs->stream_id, {ES_EXPECT_EXACT, cs->version_before}, NULL, 0};
                 continue;
+            }
             struct staged_stream *st = wx_map_get(&w->overlay, cs->stream_id);
             if (st == NULL) {
                 st = wx_arena_alloc(&w->batch_arena, sizeof(*st));
@@ -622,6 +607,9 @@ static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
         r->body_len = cmd->body_len;
         r->location = cmd->location;
         r->created_at_ms = now_ms;
+        /* Another node may have claimed the key since idem_precheck: only a
+         * record that has expired may be replaced. */
+        r->expired_before_ms = now_ms - w->idem_ttl_ms;
         item->idem = r;
     }
     return item->appends_len > 0 || item->idem != NULL ? EFFECT_WRITE : EFFECT_NONE;
@@ -632,85 +620,270 @@ err_nomem:
     return EFFECT_BROKEN;
 }
 
-static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
+/* *ran_out says whether the handler ran (then `committed` or `discarded`
+ * follows, once its round is settled). */
+static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
+                                   struct es_batch_item *item, int64_t now_ms, bool *ran_out)
 {
-    struct es_command **cmds = wx_arena_alloc(&w->batch_arena, n * sizeof(*cmds));
-    struct es_batch_item *items = wx_arena_alloc(&w->batch_arena, n * sizeof(*items));
-    size_t *item_of = wx_arena_alloc(&w->batch_arena, n * sizeof(*item_of));
-    bool *ran = wx_arena_alloc(&w->batch_arena, n * sizeof(*ran));
-    bool batch_broken = cmds == NULL || items == NULL || item_of == NULL || ran == NULL;
-    int64_t now_ms = wx_clock_now_ms(w->clock);
-    size_t items_len = 0;
+    *ran_out = false;
+    cmd->status = 0;
+    cmd->has_position = false;
+    cmd->replayed = false;
+    if (cmd->idem_key != NULL && idem_precheck(w, cmd, now_ms))
+        return EFFECT_NONE;
 
-    struct es_command *cmd = first;
-    for (size_t i = 0; i < n; i++, cmd = cmd->next) {
-        if (batch_broken) {
+    if (cmd->idem_key != NULL)
+        atomic_fetch_add_explicit(&w->stats.idem_misses, 1, memory_order_relaxed);
+    struct es_decide_ctx *ctx = wx_arena_alloc(&w->batch_arena, sizeof(*ctx));
+    if (ctx == NULL) {
+        answer_problem(cmd, ES_internal_error, "Out of memory");
+        return EFFECT_NONE;
+    }
+    ctx->w = w;
+    ctx->cmd = cmd;
+    ctx->now_ms = now_ms;
+    cmd->handle(ctx, cmd);
+    *ran_out = true;
+
+    if (ctx->err == 0 && !ctx->answered)
+        ctx->err = WX_ERR_INVALID; /* a handler bug; fail the command, not the server */
+    if (ctx->err) {
+        wx_logf(WX_LOG_ERROR, "writer: command failed: %s", wx_strerror(ctx->err));
+        bool store = ctx->err == WX_ERR_IO || ctx->err == WX_ERR_BUSY || ctx->err == WX_ERR_FAULT;
+        answer_problem(cmd, store ? ES_store_unavailable : ES_internal_error,
+                       wx_strerror(ctx->err));
+        return EFFECT_NONE;
+    }
+
+    return stage_item(w, ctx, item, now_ms);
+}
+
+/* One round of a batch: its commands (submission order), the items they
+ * staged, and which command staged which item. */
+struct round {
+    struct es_command **cmds;
+    size_t len;
+    struct es_batch_item *items;
+    size_t *item_cmd; /* item -> index into cmds */
+    size_t items_len;
+    bool *again;      /* per command: lost a race, decide it again */
+    bool *ran;        /* per command: its handler ran, not settled yet */
+};
+
+/* Decides every command of the round; false when memory ran out midway
+ * (then every command with something to write is answered 500). */
+static bool decide_round(struct es_writer *w, struct round *r, int64_t now_ms)
+{
+    bool broken = false;
+    r->items_len = 0;
+    for (size_t i = 0; i < r->len; i++) {
+        struct es_command *cmd = r->cmds[i];
+        r->again[i] = false;
+        r->ran[i] = false;
+        if (broken) {
             answer_problem(cmd, ES_internal_error, "Out of memory");
             continue;
         }
-        cmds[i] = cmd;
-        item_of[i] = SIZE_MAX;
-        enum cmd_effect effect = run_command(w, cmd, &items[items_len], now_ms, &ran[i]);
-        if (effect == EFFECT_BROKEN) {
-            batch_broken = true;
-            answer_problem(cmd, ES_internal_error, "Out of memory");
-        } else if (effect == EFFECT_WRITE) {
-            item_of[i] = items_len++;
+        enum cmd_effect effect = run_command(w, cmd, &r->items[r->items_len], now_ms, &r->ran[i]);
+        if (effect == EFFECT_BROKEN)
+            broken = true;
+        else if (effect == EFFECT_WRITE)
+            r->item_cmd[r->items_len++] = i;
+    }
+    if (broken)
+        for (size_t k = 0; k < r->items_len; k++)
+            answer_problem(r->cmds[r->item_cmd[k]], ES_internal_error, "Out of memory");
+    return !broken;
+}
+
+static bool item_touches(const struct es_batch_item *item, const struct wx_map *streams)
+{
+    for (size_t a = 0; a < item->appends_len; a++)
+        if (wx_map_get(streams, item->appends[a].stream_id) != NULL)
+            return true;
+    return false;
+}
+
+/* After a conflict: the items that lost, and every later item that shares
+ * a stream with one of them (it was decided on state that included the
+ * lost item's events), leave the round and are decided again. Their
+ * streams are "tainted": the cache's state of them is stale. */
+static int take_out_conflicts(struct es_writer *w, struct round *r)
+{
+    size_t kept = 0;
+    for (size_t k = 0; k < r->items_len; k++) {
+        struct es_batch_item *item = &r->items[k];
+        if (item->conflict || item_touches(item, &w->tainted)) {
+            for (size_t a = 0; a < item->appends_len; a++)
+                if (wx_map_put(&w->tainted, item->appends[a].stream_id, w) != 0)
+                    return WX_ERR_NOMEM;
+            r->again[r->item_cmd[k]] = true;
+            continue;
+        }
+        r->items[kept] = *item;
+        r->item_cmd[kept++] = r->item_cmd[k];
+    }
+    assert(kept < r->items_len); /* the store marks at least one item */
+    r->items_len = kept;
+    return 0;
+}
+
+/* Commits the round's items; on a conflict, commits the others without
+ * the ones that lost (each pass takes out at least one item, so this ends). */
+static int commit_round(struct es_writer *w, struct round *r)
+{
+    int err = 0;
+    while (r->items_len > 0) {
+        int64_t commit_started = wx_monotonic_us();
+        err = es_store_commit(w->store, r->items, r->items_len);
+        wx_hist_observe(&w->stats.commit_us, wx_monotonic_us() - commit_started);
+        if (err != WX_ERR_CONFLICT)
+            break;
+        atomic_fetch_add(&w->stats.conflicts, 1);
+        err = take_out_conflicts(w, r);
+        if (err)
+            break;
+    }
+    return err;
+}
+
+/* After a round: the committed overlay becomes the cache, tainted streams
+ * leave it, and the committed commands learn their positions; after a
+ * failed commit their answers become 503. */
+static void settle_round(struct es_writer *w, struct round *r, int err)
+{
+    for (size_t i = 0; i < w->overlay.cap && !err; i++) {
+        struct wx_map_slot *sl = &w->overlay.slots[i];
+        struct staged_stream *st = sl->value;
+        if (st != NULL && !st->type->uncached && wx_map_get(&w->tainted, sl->key) == NULL)
+            cache_put(w, sl->key, st->type, st->version, st->state);
+    }
+    size_t cursor = 0;
+    const char *key;
+    void *value;
+    while (wx_map_next(&w->tainted, &cursor, &key, &value)) {
+        struct cache_entry *e = wx_map_get(&w->cache, key);
+        if (e != NULL)
+            cache_drop(w, e);
+    }
+    for (size_t k = 0; k < r->items_len; k++) {
+        struct es_command *cmd = r->cmds[r->item_cmd[k]];
+        struct es_batch_item *item = &r->items[k];
+        if (err) {
+            answer_problem(cmd, ES_store_unavailable,
+                           "The event store could not commit; nothing was applied");
+        } else {
+            for (size_t a = 0; a < item->appends_len; a++) {
+                const struct es_stream_append *ap = &item->appends[a];
+                if (ap->events_len == 0)
+                    continue; /* a check */
+                cmd->has_position = true;
+                cmd->position = ap->events[ap->events_len - 1].position;
+                atomic_fetch_add(&w->stats.events, ap->events_len);
+            }
+            if (item->appends_len > 0) {
+                r->ran[r->item_cmd[k]] = false; /* settled */
+                if (cmd->committed != NULL)
+                    cmd->committed(cmd);
+            }
         }
     }
-
-    int err = 0;
-    if (batch_broken)
-        err = WX_ERR_NOMEM;
-    else if (items_len > 0) {
-        int64_t commit_started = wx_monotonic_us();
-        err = es_store_commit(w->store, items, items_len);
-        wx_hist_observe(&w->stats.commit_us, wx_monotonic_us() - commit_started);
-    }
-    wx_hist_observe(&w->stats.batch_commands, (int64_t)n);
-
+    /* Every other run of a handler this round wrote nothing to the log: it
+     * rejected or failed, its commit failed, or it lost a race and is
+     * decided again next round (on what the log holds, so what it staged
+     * must be forgotten first). */
+    for (size_t i = 0; i < r->len; i++)
+        if (r->ran[i] && r->cmds[i]->discarded != NULL)
+            r->cmds[i]->discarded(r->cmds[i]);
     if (err) {
         atomic_fetch_add(&w->stats.commit_failures, 1);
-        wx_logf(WX_LOG_ERROR, "writer: batch of %zu commands failed: %s", n, wx_strerror(err));
-    } else {
-        /* Committed: the overlay becomes the cache. */
-        for (size_t i = 0; i < w->overlay.cap; i++) {
-            struct wx_map_slot *sl = &w->overlay.slots[i];
-            struct staged_stream *st = sl->value;
-            if (st != NULL && !st->type->uncached)
-                cache_put(w, sl->key, st->type, st->version, st->state);
-        }
+        wx_logf(WX_LOG_ERROR, "writer: batch of %zu commands failed: %s", r->len,
+                wx_strerror(err));
+    } else if (r->items_len > 0) {
         atomic_fetch_add(&w->stats.batches, 1);
-        if (items_len > 0 && w->on_commit != NULL)
+        if (w->on_commit != NULL)
             w->on_commit(w->on_commit_ctx);
     }
+    wx_map_clear(&w->overlay);
+}
+
+/* The commands that lost a race become the next round, in submission
+ * order, their idempotency keys free again. Returns how many. */
+static size_t next_round(struct es_writer *w, struct round *r, struct es_command **next)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < r->len; i++) {
+        if (!r->again[i])
+            continue;
+        if (r->cmds[i]->idem_key != NULL)
+            wx_map_remove(&w->batch_keys, r->cmds[i]->idem_key);
+        next[len++] = r->cmds[i];
+    }
+    wx_map_clear(&w->tainted);
+    return len;
+}
+
+/* Decides and commits the batch; commands that lost a version race to
+ * another node are decided again on fresh state (DESIGN.md §3), at most
+ * WX_WRITER_CONFLICT_RETRIES_MAX times, while the others commit. */
+static void run_rounds(struct es_writer *w, struct es_command **cmds, size_t n,
+                       struct es_command **spare)
+{
+    struct round r = {
+        .cmds = cmds,
+        .len = n,
+        .items = wx_arena_alloc(&w->batch_arena, n * sizeof(*r.items)),
+        .item_cmd = wx_arena_alloc(&w->batch_arena, n * sizeof(*r.item_cmd)),
+        .again = wx_arena_alloc(&w->batch_arena, n * sizeof(*r.again)),
+        .ran = wx_arena_alloc(&w->batch_arena, n * sizeof(*r.ran)),
+    };
+    if (r.items == NULL || r.item_cmd == NULL || r.again == NULL || r.ran == NULL) {
+        for (size_t i = 0; i < n; i++)
+            answer_problem(cmds[i], ES_internal_error, "Out of memory");
+        return;
+    }
+    for (int round = 0; r.len > 0; round++) {
+        if (round > WX_WRITER_CONFLICT_RETRIES_MAX) {
+            for (size_t i = 0; i < r.len; i++)
+                answer_problem(r.cmds[i], ES_version_conflict,
+                               "Other writers kept changing this resource; try again");
+            break;
+        }
+        int err = WX_ERR_NOMEM;
+        if (decide_round(w, &r, wx_clock_now_ms(w->clock)))
+            err = commit_round(w, &r);
+        else
+            r.items_len = 0; /* answered 500 already; nothing was sent */
+        settle_round(w, &r, err);
+        struct es_command **next = spare;
+        spare = r.cmds;
+        r.len = next_round(w, &r, next);
+        r.cmds = next;
+        if (r.len > 0)
+            atomic_fetch_add(&w->stats.conflict_retries, r.len);
+    }
+}
+
+static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
+{
+    struct es_command **cmds = wx_arena_alloc(&w->batch_arena, n * sizeof(*cmds));
+    struct es_command **spare = wx_arena_alloc(&w->batch_arena, n * sizeof(*spare));
+    struct es_command *cmd = first;
+    for (size_t i = 0; i < n; i++, cmd = cmd->next) {
+        if (cmds == NULL || spare == NULL)
+            answer_problem(cmd, ES_internal_error, "Out of memory");
+        else
+            cmds[i] = cmd;
+    }
+    if (cmds != NULL && spare != NULL)
+        run_rounds(w, cmds, n, spare);
+    wx_hist_observe(&w->stats.batch_commands, (int64_t)n);
 
     /* Complete in submission order. The `next` link is read before
      * `complete`, after which the command belongs to its submitter again. */
     cmd = first;
     for (size_t i = 0; i < n; i++) {
         struct es_command *next = cmd->next;
-        bool durable = false;
-        if (!batch_broken && item_of[i] != SIZE_MAX) {
-            struct es_batch_item *item = &items[item_of[i]];
-            if (err) {
-                answer_problem(cmd, ES_store_unavailable,
-                               "The event store could not commit; nothing was applied");
-            } else if (item->appends_len > 0) {
-                struct es_stream_append *last = &item->appends[item->appends_len - 1];
-                cmd->has_position = true;
-                cmd->position = last->events[last->events_len - 1].position;
-                for (size_t a = 0; a < item->appends_len; a++)
-                    atomic_fetch_add(&w->stats.events, item->appends[a].events_len);
-                durable = true;
-                if (cmd->committed != NULL)
-                    cmd->committed(cmd);
-            }
-        }
-        /* ran is unset when its array could not be allocated: then no
-         * handler ran. */
-        if (!durable && ran != NULL && ran[i] && cmd->discarded != NULL)
-            cmd->discarded(cmd);
         if (!cmd->replayed) { /* replays are counted as idempotency hits */
             size_t slot = es_outcome_slot(cmd->outcome);
             assert(slot < w->stats.outcomes_len);
@@ -722,6 +895,7 @@ static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
     atomic_fetch_add(&w->stats.commands, n);
     wx_map_clear(&w->overlay);
     wx_map_clear(&w->batch_keys);
+    wx_map_clear(&w->tainted);
     wx_arena_release(&w->batch_arena);
 }
 
@@ -792,6 +966,7 @@ int es_writer_start(const struct es_writer_config *config, struct es_writer **wr
         config->cache_streams_max > 0 ? config->cache_streams_max : WX_CACHE_STREAMS_MAX;
     w->snapshot_every =
         config->snapshot_every > 0 ? config->snapshot_every : WX_SNAPSHOT_EVERY_DEFAULT;
+    w->check_reads = config->check_reads || es_store_shared(config->store);
     w->on_commit = config->on_commit;
     w->on_commit_ctx = config->on_commit_ctx;
     w->idem_expired_at_ms = wx_monotonic_ms() - WX_IDEM_EXPIRE_INTERVAL_MS;
@@ -808,6 +983,7 @@ int es_writer_start(const struct es_writer_config *config, struct es_writer **wr
     wx_map_init(&w->cache);
     wx_map_init(&w->overlay);
     wx_map_init(&w->batch_keys);
+    wx_map_init(&w->tainted);
     wx_arena_init(&w->batch_arena);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         pthread_mutex_destroy(&w->lock);
@@ -833,6 +1009,7 @@ void es_writer_stop(struct es_writer *w)
     cache_free(w);
     wx_map_free(&w->overlay);
     wx_map_free(&w->batch_keys);
+    wx_map_free(&w->tainted);
     wx_arena_release(&w->batch_arena);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->cond);
@@ -883,6 +1060,12 @@ void es_writer_metrics(const struct es_writer *w, struct wx_buf *b)
             atomic_load(&st->batches));
     counter(b, "wallex_writer_commit_failures_total", "Batches whose commit failed (503).",
             atomic_load(&st->commit_failures));
+    counter(b, "wallex_writer_conflicts_total",
+            "Commits that lost a version race to another writer (some commands decided again).",
+            atomic_load(&st->conflicts));
+    counter(b, "wallex_writer_conflict_retries_total",
+            "Commands decided again on fresh state after losing a version race.",
+            atomic_load(&st->conflict_retries));
     counter(b, "wallex_events_appended_total", "Events appended to the log.",
             atomic_load(&st->events));
     counter(b, "wallex_idempotency_hits_total",

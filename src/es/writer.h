@@ -5,7 +5,10 @@
  * effects), appends all their events and idempotency records in ONE store
  * transaction with one fsync, and only then completes them. A failed commit
  * fails every command of the batch that had something to write and throws
- * their staged state away.
+ * their staged state away. A commit that finds another writer (another
+ * node on PostgreSQL) appended first does not fail: the commands that lost
+ * the race leave the batch, the rest commit, and those are decided again
+ * on fresh state (at most WX_WRITER_CONFLICT_RETRIES_MAX times, then 409).
  *
  * A command is a handler plus a payload. The handler runs on the writer
  * thread, loads aggregates through es_decide_load, stages events with
@@ -69,7 +72,9 @@ struct es_command {
     void (*committed)(struct es_command *cmd);
     /* Optional: on the writer thread, before `complete`, after a run of
      * the handler whose events did not reach the log: it rejected or
-     * failed, or its batch did not commit. Each run of the handler is
+     * failed, its batch did not commit, or it lost a version race to
+     * another node (then this follows before it is decided again, on
+     * fresh state, in the batch's next round). Each run of the handler is
      * followed by exactly one of `committed` and `discarded`; neither
      * follows a command answered without running it (an idempotency
      * replay, a key in use). For a domain that keeps state of its own in
@@ -97,6 +102,12 @@ struct es_writer_config {
     int64_t idem_ttl_ms;
     size_t cache_streams_max;
     int64_t snapshot_every; /* events per stream between snapshots; 0: default */
+    /* Send the version of every stream a command read but did not append
+     * to along with its batch, so the store refuses the command if another
+     * writer changed the stream since (a rejection on stale state is
+     * decided again too). Always on for a shared store (es_store_shared);
+     * tests set it for the memory store. */
+    bool check_reads;
     /* Called on the writer thread after every successful commit, before the
      * commands complete (the projector's wake-up). May be NULL. */
     void (*on_commit)(void *ctx);
@@ -109,6 +120,8 @@ struct es_writer_stats {
     atomic_uint_fast64_t commands;
     atomic_uint_fast64_t events;
     atomic_uint_fast64_t commit_failures;
+    atomic_uint_fast64_t conflicts;        /* commits that found a lost version race */
+    atomic_uint_fast64_t conflict_retries; /* commands decided again after one */
     atomic_uint_fast64_t idem_replays;
     atomic_uint_fast64_t cache_hits;
     atomic_uint_fast64_t cache_misses;

@@ -56,9 +56,17 @@ struct files_page {
     int64_t after_ms;       /* time-sorted lists */
     const char *after_id;
 };
-/* Cursors: "n<hex of the name>~<id>" or "t<ms>~<id>"; false when the text
- * is no cursor of that sort. */
-bool files_cursor_parse(const char *text, bool by_name, struct files_page *page,
+/* Cursors, by what they carry of the last item of a page: its name
+ * ("n<hex of the name's bytes>~<id>": search, shared-with-me), its time
+ * ("t<ms>~<id>": the trash), or both ("c<updatedAt ms>~<hex>~<id>": a
+ * folder's children, so a cursor fits either order). */
+enum files_cursor {
+    FILES_CURSOR_NAME = 'n',
+    FILES_CURSOR_TIME = 't',
+    FILES_CURSOR_BOTH = 'c',
+};
+/* False when the text is no cursor of that kind. */
+bool files_cursor_parse(const char *text, enum files_cursor kind, struct files_page *page,
                         struct wx_arena *arena);
 
 /* GET /folders/{id}/children: WX_ERR_NOT_FOUND when the folder is absent,

@@ -206,50 +206,69 @@ int files_query_readable(struct es_projector *p, const struct files_caller *who,
 
 static const char hex_digits[] = "0123456789abcdef";
 
-static void cursor_name(struct wx_buf *b, const char *name, const char *id)
+/* The hex of a name's bytes. */
+static void cursor_hex(struct wx_buf *b, const char *name)
 {
-    wx_buf_addc(b, 'n');
     for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
         wx_buf_addc(b, hex_digits[*p >> 4]);
         wx_buf_addc(b, hex_digits[*p & 15]);
     }
-    wx_buf_printf(b, "~%s", id);
 }
 
-bool files_cursor_parse(const char *text, bool by_name, struct files_page *page,
+/* The name of a cursor, from its hex: any bytes but NUL, at most a name's
+ * length. Not checked as a name: a cursor only says where a page starts,
+ * and the document (docs/openapi.yaml) lets a client send any such text. */
+static const char *cursor_unhex(const char *hex, size_t len, struct wx_arena *arena)
+{
+    if (len == 0 || len % 2 != 0 || len / 2 > FILES_NAME_BYTES_MAX)
+        return NULL;
+    char *name = wx_arena_alloc(arena, len / 2 + 1);
+    if (name == NULL)
+        return NULL;
+    for (size_t i = 0; i < len / 2; i++) {
+        int hi = wx_hex_digit((unsigned char)hex[2 * i]);
+        int lo = wx_hex_digit((unsigned char)hex[2 * i + 1]);
+        if (hi < 0 || lo < 0 || (hi | lo) == 0)
+            return NULL;
+        name[i] = (char)(hi << 4 | lo);
+    }
+    name[len / 2] = '\0';
+    return name;
+}
+
+static bool cursor_ms(const char *text, size_t len, int64_t *out)
+{
+    char ms[24];
+    if (len == 0 || len >= sizeof(ms))
+        return false;
+    memcpy(ms, text, len);
+    ms[len] = '\0';
+    return http_parse_i64(ms, INT64_MIN, INT64_MAX, out);
+}
+
+bool files_cursor_parse(const char *text, enum files_cursor kind, struct files_page *page,
                         struct wx_arena *arena)
 {
-    const char *tilde = strchr(text, '~');
-    if (tilde == NULL || !wx_id_ok(tilde + 1) || text[0] != (by_name ? 'n' : 't'))
+    const char *tilde = strrchr(text, '~');
+    if (tilde == NULL || !wx_id_ok(tilde + 1) || text[0] != (char)kind)
         return false;
-    size_t len = (size_t)(tilde - text - 1);
-    if (by_name) {
-        if (len == 0 || len % 2 != 0 || len / 2 > FILES_NAME_BYTES_MAX)
-            return false;
-        char *name = wx_arena_alloc(arena, len / 2 + 1);
-        if (name == NULL)
-            return false;
-        for (size_t i = 0; i < len / 2; i++) {
-            int hi = wx_hex_digit((unsigned char)text[1 + 2 * i]);
-            int lo = wx_hex_digit((unsigned char)text[2 + 2 * i]);
-            if (hi < 0 || lo < 0)
-                return false;
-            name[i] = (char)(hi << 4 | lo);
-        }
-        name[len / 2] = '\0';
-        if (!files_name_ok(name, len / 2))
-            return false;
-        page->after_name = name;
-    } else {
-        char ms[24];
-        if (len == 0 || len >= sizeof(ms))
-            return false;
-        memcpy(ms, text + 1, len);
-        ms[len] = '\0';
-        if (!http_parse_i64(ms, INT64_MIN, INT64_MAX, &page->after_ms))
-            return false;
+    const char *key = text + 1;
+    bool ok = false;
+    switch (kind) {
+    case FILES_CURSOR_NAME:
+        ok = (page->after_name = cursor_unhex(key, (size_t)(tilde - key), arena)) != NULL;
+        break;
+    case FILES_CURSOR_TIME:
+        ok = cursor_ms(key, (size_t)(tilde - key), &page->after_ms);
+        break;
+    case FILES_CURSOR_BOTH: {
+        const char *mid = memchr(key, '~', (size_t)(tilde - key));
+        ok = mid != NULL && cursor_ms(key, (size_t)(mid - key), &page->after_ms) &&
+             (page->after_name = cursor_unhex(mid + 1, (size_t)(tilde - mid - 1), arena)) != NULL;
+        break;
     }
-    page->after_id = wx_arena_strdup(arena, tilde + 1);
+    }
+    page->after_id = ok ? wx_arena_strdup(arena, tilde + 1) : NULL;
     page->after = page->after_id != NULL;
     return page->after;
 }
@@ -262,6 +281,7 @@ bool files_cursor_parse(const char *text, bool by_name, struct files_page *page,
  * transaction (replacing the one given). */
 struct page_shape {
     bool by_name;
+    enum files_cursor cursor;
     int time_column; /* C_UPDATED or C_TRASHED_AT */
     const char *prefix;
     const char *prefix_end; /* ?6: the first name past those with the prefix */
@@ -303,11 +323,15 @@ static int page_rows(sqlite3_stmt *st, const struct files_page *page,
         }
         const char *id = (const char *)sqlite3_column_text(st, C_ID);
         wx_buf_reset(&cursor);
-        if (shape->by_name)
-            cursor_name(&cursor, name ? name : "", id ? id : "");
-        else
-            wx_buf_printf(&cursor, "t%lld~%s",
-                          (long long)sqlite3_column_int64(st, shape->time_column), id ? id : "");
+        wx_buf_addc(&cursor, (char)shape->cursor);
+        if (shape->cursor != FILES_CURSOR_NAME)
+            wx_buf_printf(&cursor, "%lld~",
+                          (long long)sqlite3_column_int64(st, shape->time_column));
+        if (shape->cursor != FILES_CURSOR_TIME) {
+            cursor_hex(&cursor, name ? name : "");
+            wx_buf_addc(&cursor, '~');
+        }
+        wx_buf_adds(&cursor, id ? id : "");
         if (n++ > 0)
             wx_buf_addc(out, ',');
         err = row_json(st, out, false);
@@ -385,7 +409,9 @@ int files_query_children(struct es_projector *p, const struct files_caller *who,
                                " i.trashed = 0 AND (i.updated_at_ms, i.id) < (?2, ?3)"
                                " ORDER BY i.updated_at_ms DESC, i.id DESC LIMIT ?5",
     };
-    struct page_shape shape = {.by_name = sort == FILES_SORT_NAME, .time_column = C_UPDATED};
+    /* One cursor for both orders: a page of either continues after it. */
+    struct page_shape shape = {
+        .by_name = sort == FILES_SORT_NAME, .cursor = FILES_CURSOR_BOTH, .time_column = C_UPDATED};
     return list(p, who, id, sql[sort], NULL, page, &shape, out);
 }
 
@@ -460,8 +486,11 @@ int files_query_search(struct es_projector *p, const struct files_caller *who, c
         assert((unsigned char)end[len - 1] < 0xff);
         end[len - 1]++;
     }
-    struct page_shape shape = {
-        .by_name = true, .prefix = prefix, .prefix_end = len > 0 ? end : NULL, .pick = search_pick};
+    struct page_shape shape = {.by_name = true,
+                               .cursor = FILES_CURSOR_NAME,
+                               .prefix = prefix,
+                               .prefix_end = len > 0 ? end : NULL,
+                               .pick = search_pick};
     return list(p, who, under, search_by_names, prefix, page, &shape, out);
 }
 
@@ -476,7 +505,7 @@ int files_query_shared(struct es_projector *p, const struct files_caller *who,
         "SELECT " COLUMNS " FROM items{s} i WHERE i.id IN (SELECT g.item_id FROM item_grants{s} g"
         " WHERE g.subject = ?20) AND i.owner_id <> ?20 AND i.hidden = 0 AND"
         " (i.name, i.id) > (?2, ?3) ORDER BY i.name, i.id LIMIT ?5";
-    struct page_shape shape = {.by_name = true};
+    struct page_shape shape = {.by_name = true, .cursor = FILES_CURSOR_NAME};
     return list(p, who, NULL, sql, NULL, page, &shape, out);
 }
 
@@ -502,7 +531,8 @@ int files_query_trash(struct es_projector *p, const struct files_caller *who,
         " < (?2, ?3) AND p.level >= 2 ORDER BY p.trashed_at_ms DESC, p.item_id DESC LIMIT ?5))"
         " m CROSS JOIN items{s} i WHERE i.id = m.id AND i.trashed = 1"
         " ORDER BY i.trashed_at_ms DESC, i.id DESC LIMIT ?5";
-    struct page_shape shape = {.by_name = false, .time_column = C_TRASHED_AT};
+    struct page_shape shape = {
+        .by_name = false, .cursor = FILES_CURSOR_TIME, .time_column = C_TRASHED_AT};
     bool all = who->role == FILES_ROLE_ADMIN || who->role == FILES_ROLE_READER;
     if (!all && who->subject == NULL) { /* no caller, nothing of its own */
         empty_page(out);

@@ -99,13 +99,13 @@ static void route_get(struct http_request *req)
 }
 
 /* ?limit= and ?after= (a cursor of the list's sort). */
-static bool page_params(struct http_request *req, bool by_name, struct files_page *page)
+static bool page_params(struct http_request *req, enum files_cursor kind, struct files_page *page)
 {
     memset(page, 0, sizeof(*page));
     if (!wx_page_limit(req, &page->limit))
         return false;
     const char *after = http_query(req, "after");
-    if (after != NULL && !files_cursor_parse(after, by_name, page, &req->arena)) {
+    if (after != NULL && !files_cursor_parse(after, kind, page, &req->arena)) {
         wx_bad_request(req, "after must be a cursor from a previous page");
         return false;
     }
@@ -125,7 +125,7 @@ static void route_children(struct http_request *req)
         return;
     }
     struct files_page page;
-    if (!page_params(req, by == FILES_SORT_NAME, &page))
+    if (!page_params(req, FILES_CURSOR_BOTH, &page))
         return;
     struct files_caller who = caller(req);
     struct wx_buf b;
@@ -167,7 +167,7 @@ static void route_search(struct http_request *req)
         return;
     }
     struct files_page page;
-    if (!page_params(req, true, &page))
+    if (!page_params(req, FILES_CURSOR_NAME, &page))
         return;
     struct files_caller who = caller(req);
     struct wx_buf b;
@@ -180,7 +180,7 @@ static void route_search(struct http_request *req)
 static void route_shared(struct http_request *req)
 {
     struct files_page page;
-    if (!page_params(req, true, &page))
+    if (!page_params(req, FILES_CURSOR_NAME, &page))
         return;
     struct files_caller who = caller(req);
     struct wx_buf b;
@@ -192,7 +192,7 @@ static void route_shared(struct http_request *req)
 static void route_trash_list(struct http_request *req)
 {
     struct files_page page;
-    if (!page_params(req, false, &page))
+    if (!page_params(req, FILES_CURSOR_TIME, &page))
         return;
     struct files_caller who = caller(req);
     struct wx_buf b;

@@ -18,6 +18,7 @@
 #include "base/buf.h"
 #include "es/outcome.h"
 #include "http/wire.h"
+#include "obs/metrics.h"
 
 struct http_request;
 struct http_park_ops;
@@ -177,6 +178,22 @@ unsigned http_server_active(const struct http_server *server);
 /* Appends request counts and latency histograms per route and status, and
  * the open connections, in the Prometheus text format. */
 void http_server_metrics(struct http_server *server, struct wx_buf *b);
+/* Totals for a live view (ops' /admin/stats), from the same atomics as
+ * http_server_metrics: requests, server errors (5xx) and latencies summed
+ * over the routes that `kind_of` puts in each kind (0 to
+ * HTTP_STATS_KINDS_MAX - 1; it gets NULL for requests that matched no
+ * route), so the caller decides what a command or a query is. */
+#define HTTP_STATS_KINDS_MAX 4
+struct http_server_stats {
+    uint64_t requests[HTTP_STATS_KINDS_MAX];
+    uint64_t server_errors[HTTP_STATS_KINDS_MAX];
+    struct wx_hist_snapshot latency_us[HTTP_STATS_KINDS_MAX];
+    unsigned connections; /* open now */
+    unsigned in_flight;   /* requests started and not yet completed */
+};
+void http_server_stats(struct http_server *server,
+                       size_t (*kind_of)(const struct http_route *route),
+                       struct http_server_stats *out);
 /* Stops and frees. Call after the writer has completed every command. */
 void http_server_stop(struct http_server *server);
 

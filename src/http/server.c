@@ -358,19 +358,30 @@ void http_submit(struct http_request *req, struct es_command *cmd)
     http_park(req, &command_park, 0);
 }
 
-/* Validates the headers every request may carry: NULL, or why not. */
-static const char *read_common_headers(struct http_request *req)
+/* The request's trace, taken before anything is decided so that every
+ * answer, a refusal of its credentials too, carries the client's
+ * correlation id. An invalid one is refused below, once the caller is
+ * known. */
+static void read_trace_headers(struct http_request *req)
 {
     const char *cid = http_header(req, "X-Correlation-Id");
-    if (cid != NULL) {
-        if (!http_correlation_id_ok(cid))
-            return "X-Correlation-Id must be 1-128 visible ASCII characters";
-        req->correlation_id = wx_arena_strdup(&req->arena, cid);
-    }
+    char *copy = cid != NULL && http_correlation_id_ok(cid)
+                     ? wx_arena_strdup(&req->arena, cid)
+                     : NULL;
+    if (copy != NULL) /* without memory, the generated one stays */
+        req->correlation_id = copy;
     /* An invalid traceparent is ignored, as W3C Trace Context asks. */
     const char *tp = http_header(req, "traceparent");
     if (tp != NULL && http_traceparent_ok(tp))
         req->traceparent = wx_arena_strdup(&req->arena, tp);
+}
+
+/* Validates the headers every request may carry: NULL, or why not. */
+static const char *read_common_headers(struct http_request *req)
+{
+    const char *cid = http_header(req, "X-Correlation-Id");
+    if (cid != NULL && !http_correlation_id_ok(cid))
+        return "X-Correlation-Id must be 1-128 visible ASCII characters";
     if (strcmp(req->method, "POST") == 0) {
         const char *key = http_header(req, "Idempotency-Key");
         if (key != NULL) {
@@ -463,7 +474,8 @@ bool http_request_head(struct http_request *req)
         http_add_header(req, "Allow", wx_arena_strdup(&req->arena, allow));
         return refuse(req, ES_method_not_allowed, "the route does not allow this method");
     }
-    /* Before anything of the request is believed or its body read. */
+    read_trace_headers(req);
+    /* Before anything else of the request is believed or its body read. */
     const struct http_authenticator *auth = srv->authenticator;
     if (auth != NULL && req->route->access != HTTP_ACCESS_OPEN) {
         struct http_refusal r = {0};
@@ -690,6 +702,29 @@ void http_server_stop(struct http_server *srv)
     http_conns_stop(srv);
     free(srv->metrics);
     free(srv);
+}
+
+void http_server_stats(struct http_server *srv, size_t (*kind_of)(const struct http_route *route),
+                       struct http_server_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t k = 0; k < HTTP_STATS_KINDS_MAX; k++)
+        wx_hist_snapshot_init(&out->latency_us[k], &wx_hist_latency_us);
+    for (size_t r = 0; r <= srv->routes_len; r++) {
+        size_t kind = kind_of(r < srv->routes_len ? &srv->routes[r] : NULL);
+        assert(kind < HTTP_STATS_KINDS_MAX);
+        for (size_t k = 0; k < STATUS_SLOTS; k++) {
+            uint64_t n = atomic_load_explicit(&srv->metrics[r].requests[k], memory_order_relaxed);
+            if (n == 0)
+                continue; /* and its histogram is empty: most slots are */
+            out->requests[kind] += n;
+            if (k < STATUS_SLOTS - 1 && metric_statuses[k] >= 500)
+                out->server_errors[kind] += n;
+            wx_hist_snapshot_add(&out->latency_us[kind], &srv->metrics[r].latency_us[k]);
+        }
+    }
+    out->connections = atomic_load(&srv->connections);
+    out->in_flight = http_server_active(srv);
 }
 
 void http_server_metrics(struct http_server *srv, struct wx_buf *b)

@@ -9,12 +9,20 @@
 #include "base/unicode.h"
 #include "http/wire.h"
 
-/* RFC 9110 §5.6.2 token characters. */
+/* RFC 9110 §5.6.2 token characters, as a table: every header name's every
+ * byte is looked up. */
+#define TOKEN_RANGE(lo, hi) [lo ... hi] = true
+static const bool token_chars[256] = {
+    TOKEN_RANGE('0', '9'), TOKEN_RANGE('a', 'z'), TOKEN_RANGE('A', 'Z'),
+    ['!'] = true, ['#'] = true, ['$'] = true, ['%'] = true, ['&'] = true, ['\''] = true,
+    ['*'] = true, ['+'] = true, ['-'] = true, ['.'] = true, ['^'] = true, ['_'] = true,
+    ['`'] = true, ['|'] = true, ['~'] = true,
+};
+#undef TOKEN_RANGE
+
 static bool tchar(unsigned char c)
 {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return token_chars[c];
 }
 
 /* A field value's bytes: visible, space, tab and obs-text; no CTL. */
@@ -48,17 +56,22 @@ static enum http_wire_result too_large(const char *buf, size_t len)
 enum http_wire_result http_wire_head_end(const char *buf, size_t len, size_t *scanned)
 {
     size_t limit = len < WX_HTTP_HEAD_BYTES_MAX ? len : WX_HTTP_HEAD_BYTES_MAX;
+    /* Every byte of every head passes here: the byte before is carried in
+     * a flag rather than read again, and ordinary bytes cost one test. */
+    bool after_cr = *scanned > 0 && buf[*scanned - 1] == '\r';
     for (size_t i = *scanned; i < limit; i++) {
-        bool bare_lf = buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r');
-        bool bare_cr = buf[i] != '\n' && i > 0 && buf[i - 1] == '\r';
-        if (bare_lf || bare_cr) {
+        char c = buf[i];
+        if (!after_cr && c != '\r' && c != '\n')
+            continue;
+        if (after_cr != (c == '\n')) { /* a bare CR or a bare LF */
             *scanned = i; /* where, however the bytes came */
             return HTTP_WIRE_BAD;
         }
-        if (buf[i] == '\n' && i >= 3 && buf[i - 2] == '\n') {
+        if (c == '\n' && i >= 3 && buf[i - 2] == '\n') {
             *scanned = i + 1;
             return HTTP_WIRE_OK;
         }
+        after_cr = c == '\r';
     }
     *scanned = limit;
     return limit == WX_HTTP_HEAD_BYTES_MAX ? too_large(buf, limit) : HTTP_WIRE_INCOMPLETE;

@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 const struct wx_hist_spec wx_hist_latency_us = {
@@ -83,6 +84,32 @@ void wx_hist_render(struct wx_buf *b, const char *name, const char *labels,
     }
     labels_open(b, name, "_count", labels, NULL);
     wx_buf_printf(b, "%llu\n", (unsigned long long)cumulative);
+}
+
+void wx_hist_snapshot_init(struct wx_hist_snapshot *s, const struct wx_hist_spec *spec)
+{
+    assert(spec->len <= WX_HIST_BUCKETS_MAX);
+    memset(s, 0, sizeof(*s));
+    s->spec = spec;
+}
+
+void wx_hist_snapshot_add(struct wx_hist_snapshot *s, const struct wx_hist *h)
+{
+    assert(h->spec == s->spec);
+    for (size_t i = 0; i <= s->spec->len; i++)
+        s->counts[i] += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+    s->sum += atomic_load_explicit(&h->sum, memory_order_relaxed);
+}
+
+void wx_hist_snapshot_json(struct wx_buf *b, const struct wx_hist_snapshot *s)
+{
+    wx_buf_adds(b, "{\"le\":[");
+    for (size_t i = 0; i < s->spec->len; i++)
+        wx_buf_printf(b, "%s%lld", i ? "," : "", (long long)s->spec->bounds[i]);
+    wx_buf_adds(b, "],\"counts\":[");
+    for (size_t i = 0; i <= s->spec->len; i++)
+        wx_buf_printf(b, "%s%llu", i ? "," : "", (unsigned long long)s->counts[i]);
+    wx_buf_printf(b, "],\"sum\":%llu}", (unsigned long long)s->sum);
 }
 
 void wx_metric_header(struct wx_buf *b, const char *name, const char *type, const char *help)

@@ -44,6 +44,23 @@ void wx_hist_observe(struct wx_hist *h, int64_t value);
 void wx_hist_render(struct wx_buf *b, const char *name, const char *labels,
                     const struct wx_hist *h);
 
+/* A histogram's counts at one moment, or several histograms of one spec
+ * added up (every route's latencies): what a live view (ops' /admin/stats)
+ * sends, per bucket rather than cumulative, so a reader takes two
+ * snapshots and subtracts them to see the last interval alone. */
+struct wx_hist_snapshot {
+    const struct wx_hist_spec *spec;
+    uint64_t counts[WX_HIST_BUCKETS_MAX + 1]; /* the last one: above every bound */
+    uint64_t sum;
+};
+
+void wx_hist_snapshot_init(struct wx_hist_snapshot *s, const struct wx_hist_spec *spec);
+/* Adds h's counts (relaxed loads, like a scrape); h has s's spec. */
+void wx_hist_snapshot_add(struct wx_hist_snapshot *s, const struct wx_hist *h);
+/* {"le":[bounds...],"counts":[per bucket..., above the last],"sum":N}, in
+ * the recorded unit (microseconds for latencies). */
+void wx_hist_snapshot_json(struct wx_buf *b, const struct wx_hist_snapshot *s);
+
 /* Process resident memory in bytes, 0 when unknown. */
 uint64_t wx_process_rss_bytes(void);
 

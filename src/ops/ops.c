@@ -1,10 +1,12 @@
 /*
  * Operations routes, the same whatever domains the server composes:
  * health, readiness, metrics, the OpenAPI document, projection status and
- * rebuilds, and drift over every domain. Health, readiness and the API
- * document are open (load balancers and clients need them without a
- * token); metrics are for observers, the rest for operators (the access
- * column of the table; src/auth gives it meaning).
+ * rebuilds, drift over every domain, and the dashboard (ui.c) with its live
+ * feed (stats.c). Health, readiness, the API document and the dashboard's
+ * static page and assets are open (load balancers and browsers need them
+ * without a token; the page asks for one); metrics are for observers, the
+ * rest for operators (the access column of the table; src/auth gives it
+ * meaning).
  */
 #include "ops/ops.h"
 
@@ -30,7 +32,13 @@ void ops_route_readyz(struct http_request *req)
     const struct wx_app *app = req->app;
     struct es_position head;
     if (es_store_head(app->store, &head) != 0) {
-        http_reply_problem(req, ES_store_unavailable, "the event store does not answer");
+        /* Say why: on PostgreSQL, the connection error and that the node
+         * is reconnecting by itself. */
+        char why[WX_ERROR_TEXT_BYTES], detail[WX_ERROR_TEXT_BYTES + 64];
+        es_store_last_error(app->store, why, sizeof(why));
+        snprintf(detail, sizeof(detail), "the event store does not answer%s%s",
+                 why[0] ? ": " : "", why);
+        http_reply_problem(req, ES_store_unavailable, detail);
         return;
     }
     if (!es_projector_ready(app->projector)) {
@@ -227,5 +235,9 @@ const struct http_route ops_routes[] = {
     {"POST", "/admin/projections/{name}/rebuild", ops_route_admin_rebuild_projection, 0, NULL,
      HTTP_ACCESS_ADMIN},
     {"GET", "/admin/drift", ops_route_admin_drift, 0, NULL, HTTP_ACCESS_ADMIN},
+    /* API.md: a reader has no admin routes, so the overview is the admin's. */
+    {"GET", "/admin/stats", ops_route_admin_stats, 0, NULL, HTTP_ACCESS_ADMIN},
+    {"GET", "/ui", ops_route_ui, 0, NULL, HTTP_ACCESS_OPEN},
+    {"GET", "/ui/{asset}", ops_route_ui_asset, 0, NULL, HTTP_ACCESS_OPEN},
 };
 const size_t ops_routes_len = sizeof(ops_routes) / sizeof(ops_routes[0]);

@@ -57,24 +57,14 @@ const struct es_event_type *order_event_type(enum order_event_kind kind)
 
 /* ---- encoding ---- */
 
-static void key_str(struct wx_buf *b, const char *key, const char *v, bool *first)
-{
-    wx_buf_json_key(b, key, first);
-    wx_buf_json_str(b, v);
-}
 
-static void key_i64(struct wx_buf *b, const char *key, int64_t v, bool *first)
-{
-    wx_buf_json_key(b, key, first);
-    wx_buf_add_i64(b, v);
-}
 
 static void item_fields(struct wx_buf *b, const struct order_item *it, bool *first)
 {
-    key_str(b, "productId", it->product_id, first);
-    key_i64(b, "quantity", it->quantity, first);
-    key_i64(b, "unitPriceMinor", it->unit_price_minor, first);
-    key_i64(b, "lineTotalMinor", it->line_total_minor, first);
+    wx_buf_json_member_str(b, "productId", it->product_id, first);
+    wx_buf_json_member_i64(b, "quantity", it->quantity, first);
+    wx_buf_json_member_i64(b, "unitPriceMinor", it->unit_price_minor, first);
+    wx_buf_json_member_i64(b, "lineTotalMinor", it->line_total_minor, first);
 }
 
 static void items_array(struct wx_buf *b, const struct order_item *items, size_t len, bool *first)
@@ -94,11 +84,11 @@ void order_event_encode(struct wx_buf *b, const struct order_event *e)
 {
     bool first = true;
     wx_buf_addc(b, '{');
-    key_str(b, "orderId", e->order_id, &first);
+    wx_buf_json_member_str(b, "orderId", e->order_id, &first);
     switch (e->kind) {
     case ORDER_CREATED:
-        key_str(b, "customerId", e->customer_id, &first);
-        key_str(b, "currency", e->currency, &first);
+        wx_buf_json_member_str(b, "customerId", e->customer_id, &first);
+        wx_buf_json_member_str(b, "currency", e->currency, &first);
         items_array(b, e->items, e->items_len, &first);
         break;
     case ORDER_ITEM_ADDED:
@@ -106,23 +96,23 @@ void order_event_encode(struct wx_buf *b, const struct order_event *e)
         item_fields(b, &e->item, &first);
         break;
     case ORDER_ITEM_REMOVED:
-        key_str(b, "productId", e->item.product_id, &first);
+        wx_buf_json_member_str(b, "productId", e->item.product_id, &first);
         break;
     case ORDER_PAID_EV:
-        key_str(b, "walletId", e->wallet_id, &first);
-        key_i64(b, "amountMinor", e->amount_minor, &first);
+        wx_buf_json_member_str(b, "walletId", e->wallet_id, &first);
+        wx_buf_json_member_i64(b, "amountMinor", e->amount_minor, &first);
         break;
     case ORDER_CANCELLED_EV:
         if (e->reason != NULL)
-            key_str(b, "reason", e->reason, &first);
+            wx_buf_json_member_str(b, "reason", e->reason, &first);
         if (e->amount_minor > 0) {
-            key_str(b, "walletId", e->wallet_id, &first);
-            key_i64(b, "refundedMinor", e->amount_minor, &first);
+            wx_buf_json_member_str(b, "walletId", e->wallet_id, &first);
+            wx_buf_json_member_i64(b, "refundedMinor", e->amount_minor, &first);
         }
         break;
     case ORDER_ROLLED_BACK:
-        key_i64(b, "toVersion", e->to_version, &first);
-        key_str(b, "status", order_status_name(e->status), &first);
+        wx_buf_json_member_i64(b, "toVersion", e->to_version, &first);
+        wx_buf_json_member_str(b, "status", order_status_name(e->status), &first);
         items_array(b, e->items, e->items_len, &first);
         break;
     case ORDER_CONFIRMED_EV:
@@ -324,6 +314,7 @@ int order_event_decode(const struct es_event *ev, struct order_decoded *d)
     bool ok = get_str(o, "orderId", d->order_id, WX_ID_BYTES_MAX) && decode_fields(o, d);
     json_object_put(o);
     d->e.occurred_at_ms = ev->occurred_at_ms;
+    d->e.actor = es_event_actor(ev, d->actor) ? d->actor : NULL;
     return ok ? 0 : WX_ERR_CORRUPT;
 }
 
@@ -407,16 +398,29 @@ static void order_encode(const void *state, struct wx_buf *b)
     const struct order_state *s = state;
     bool first = true;
     wx_buf_addc(b, '{');
-    key_i64(b, "schema", 1, &first);
-    key_str(b, "status", order_status_name(s->status), &first);
-    key_str(b, "customerId", s->customer_id, &first);
-    key_str(b, "currency", s->currency, &first);
-    key_str(b, "paidFrom", s->paid_from, &first);
-    key_i64(b, "paidMinor", s->paid_minor, &first);
-    key_i64(b, "createdAtMs", s->created_at_ms, &first);
-    key_i64(b, "updatedAtMs", s->updated_at_ms, &first);
+    wx_buf_json_member_i64(b, "schema", 1, &first);
+    wx_buf_json_member_str(b, "status", order_status_name(s->status), &first);
+    wx_buf_json_member_str(b, "customerId", s->customer_id, &first);
+    wx_buf_json_member_str(b, "currency", s->currency, &first);
+    wx_buf_json_member_str(b, "paidFrom", s->paid_from, &first);
+    wx_buf_json_member_i64(b, "paidMinor", s->paid_minor, &first);
+    wx_buf_json_member_i64(b, "createdAtMs", s->created_at_ms, &first);
+    wx_buf_json_member_i64(b, "updatedAtMs", s->updated_at_ms, &first);
+    /* Only when known: snapshots of states without actors stay as they
+     * were, and readers take absent as "". */
+    if (s->created_by[0] != '\0')
+        wx_buf_json_member_str(b, "createdBy", s->created_by, &first);
+    if (s->updated_by[0] != '\0')
+        wx_buf_json_member_str(b, "updatedBy", s->updated_by, &first);
     items_array(b, s->items, s->items_len, &first);
     wx_buf_addc(b, '}');
+}
+
+/* An optional string of a snapshot: absent reads "". */
+static bool get_opt_str(struct json_object *o, const char *key, char *out, size_t max)
+{
+    out[0] = '\0';
+    return !json_object_object_get_ex(o, key, NULL) || get_str(o, key, out, max);
 }
 
 static int order_decode(const char *data, size_t len, void *state)
@@ -438,6 +442,8 @@ static int order_decode(const char *data, size_t len, void *state)
               get_i64(o, "paidMinor", 0, INT64_MAX, &s->paid_minor) &&
               get_i64(o, "createdAtMs", INT64_MIN, INT64_MAX, &s->created_at_ms) &&
               get_i64(o, "updatedAtMs", INT64_MIN, INT64_MAX, &s->updated_at_ms) &&
+              get_opt_str(o, "createdBy", s->created_by, WX_ID_BYTES_MAX) &&
+              get_opt_str(o, "updatedBy", s->updated_by, WX_ID_BYTES_MAX) &&
               get_items(o, s->items, &s->items_len) && sums_fit(s->items, s->items_len);
     json_object_put(o);
     if (!ok) {
@@ -465,18 +471,16 @@ const struct es_aggregate_type order_aggregate = {
 
 /* ---- the Order resource ---- */
 
-static void key_money(struct wx_buf *b, const char *key, int64_t minor, const char *currency,
-                      bool *first)
+
+
+/* An actor, or null when the events named none. */
+static void key_actor(struct wx_buf *b, const char *key, const char *actor, bool *first)
 {
     wx_buf_json_key(b, key, first);
-    wx_money_format(b, minor, wx_currency_exponent(currency));
-}
-
-static void key_time(struct wx_buf *b, const char *key, int64_t ms, bool *first)
-{
-    char at[WX_RFC3339_BYTES];
-    wx_time_format(ms, at);
-    key_str(b, key, at, first);
+    if (actor[0] != '\0')
+        wx_buf_json_str(b, actor);
+    else
+        wx_buf_adds(b, "null");
 }
 
 void order_json(struct wx_buf *b, const char *order_id, const struct order_state *s,
@@ -484,32 +488,34 @@ void order_json(struct wx_buf *b, const char *order_id, const struct order_state
 {
     bool first = true;
     wx_buf_addc(b, '{');
-    key_str(b, "orderId", order_id, &first);
-    key_str(b, "customerId", s->customer_id, &first);
-    key_str(b, "currency", s->currency, &first);
-    key_str(b, "status", order_status_name(s->status), &first);
+    wx_buf_json_member_str(b, "orderId", order_id, &first);
+    wx_buf_json_member_str(b, "customerId", s->customer_id, &first);
+    wx_buf_json_member_str(b, "currency", s->currency, &first);
+    wx_buf_json_member_str(b, "status", order_status_name(s->status), &first);
     wx_buf_json_key(b, "items", &first);
     wx_buf_addc(b, '[');
     for (size_t i = 0; i < s->items_len; i++) {
         const struct order_item *it = &s->items[i];
         bool f = true;
         wx_buf_adds(b, i > 0 ? ",{" : "{");
-        key_str(b, "productId", it->product_id, &f);
-        key_i64(b, "quantity", it->quantity, &f);
-        key_money(b, "unitPrice", it->unit_price_minor, s->currency, &f);
-        key_money(b, "lineTotal", it->line_total_minor, s->currency, &f);
+        wx_buf_json_member_str(b, "productId", it->product_id, &f);
+        wx_buf_json_member_i64(b, "quantity", it->quantity, &f);
+        wx_money_json_member(b, "unitPrice", it->unit_price_minor, s->currency, &f);
+        wx_money_json_member(b, "lineTotal", it->line_total_minor, s->currency, &f);
         wx_buf_addc(b, '}');
     }
     wx_buf_addc(b, ']');
-    key_money(b, "total", s->total_minor, s->currency, &first);
+    wx_money_json_member(b, "total", s->total_minor, s->currency, &first);
     wx_buf_json_key(b, "paidFrom", &first);
     if (s->paid_from[0] != '\0')
         wx_buf_json_str(b, s->paid_from);
     else
         wx_buf_adds(b, "null");
-    key_i64(b, "version", version, &first);
-    key_time(b, "createdAt", s->created_at_ms, &first);
-    key_time(b, "updatedAt", s->updated_at_ms, &first);
+    wx_buf_json_member_i64(b, "version", version, &first);
+    wx_time_json_member(b, "createdAt", s->created_at_ms, &first);
+    wx_time_json_member(b, "updatedAt", s->updated_at_ms, &first);
+    key_actor(b, "createdBy", s->created_by, &first);
+    key_actor(b, "updatedBy", s->updated_by, &first);
     wx_buf_addc(b, '}');
 }
 

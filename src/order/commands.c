@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "base/err.h"
 #include "es/writer.h"
 #include "order/routes.h"
@@ -27,10 +28,16 @@ static bool move_money(struct es_decide_ctx *ctx, const struct order_state *s,
         es_decide_fail(ctx, err);
         return false;
     }
+    bool pay = d->event.kind == ORDER_PAID_EV;
+    /* A caller pays from its own wallets; another's is as if absent. A
+     * refund goes back where the payment came from, whoever cancels. */
+    if (pay && w.exists && !auth_owns(es_decide_principal(ctx), w.owner_id)) {
+        es_decide_reject(ctx, WALLET_wallet_not_found, "no wallet with this walletId");
+        return false;
+    }
     char reference[WX_STREAM_ID_BYTES_MAX + 1];
     order_stream_id(order_id, reference);
     char description[64 + WX_ID_BYTES_MAX];
-    bool pay = d->event.kind == ORDER_PAID_EV;
     snprintf(description, sizeof(description), "%s order %s", pay ? "Payment for" : "Refund of",
              order_id);
     struct wallet_movement m = {
@@ -131,6 +138,11 @@ static int run(struct es_decide_ctx *ctx, const struct order_command *c)
     struct order_state *s;
     int64_t version;
     int err = load(ctx, c, stream, &s, &version);
+    if (!err && s->exists && !auth_owns(es_decide_principal(ctx), s->customer_id)) {
+        /* Another customer's order is, to this caller, no order at all. */
+        es_decide_reject(ctx, ORDER_order_not_found, "no order with this orderId");
+        return 0;
+    }
     struct order_decision *d = es_decide_alloc(ctx, sizeof(*d));
     if (!err && d == NULL)
         err = WX_ERR_NOMEM;
@@ -146,6 +158,7 @@ static int run(struct es_decide_ctx *ctx, const struct order_command *c)
      * command before the order's event is staged. */
     if ((d->event.kind == ORDER_PAID_EV || d->moves_money) && !move_money(ctx, s, c->order_id, d))
         return 0;
+    d->event.actor = es_decide_actor(ctx); /* the state records it, as the metadata will */
     order_evolve(s, &d->event);
     struct wx_buf b;
     wx_buf_init(&b);

@@ -99,6 +99,7 @@ void order_evolve(struct order_state *s, const struct order_event *e)
         s->paid_minor = 0;
         set_items(s, e->items, e->items_len);
         s->created_at_ms = e->occurred_at_ms;
+        copy_str(s->created_by, sizeof(s->created_by), e->actor);
         break;
     case ORDER_ITEM_ADDED:
         assert(s->items_len < ORDER_ITEMS_MAX && find_item(s, e->item.product_id) == SIZE_MAX);
@@ -142,6 +143,7 @@ void order_evolve(struct order_state *s, const struct order_event *e)
         break;
     }
     s->updated_at_ms = e->occurred_at_ms;
+    copy_str(s->updated_by, sizeof(s->updated_by), e->actor);
 }
 
 /* ---- deciding ---- */

@@ -105,6 +105,10 @@ struct order_state {
     int64_t total_minor;
     int64_t created_at_ms;
     int64_t updated_at_ms;
+    /* Audit (API.md createdBy/updatedBy): the actors of its first and last
+     * events' metadata; "" where an event named none. */
+    char created_by[WX_ID_BYTES_MAX + 1];
+    char updated_by[WX_ID_BYTES_MAX + 1];
     size_t items_len;
     struct order_item items[ORDER_ITEMS_MAX];
 };
@@ -143,6 +147,9 @@ struct order_event {
     int64_t to_version;                   /* rolled back */
     enum order_status status;             /* rolled back: the status restored */
     int64_t occurred_at_ms;
+    /* Who caused it: the command's actor, or a stored event's metadata
+     * (es_event_actor); NULL when it names none. Not part of the data. */
+    const char *actor;
 };
 
 /* Pure: apply one event the deciders produced (or the decoder checked). */
@@ -213,14 +220,15 @@ void order_decide_rollback(const struct order_state *s, int64_t version,
 
 struct wx_arena;
 /* Parses a request body into a command; order_id and product_id are the
- * path parameters where the route has them (checked here). On failure
- * *detail says why (400 invalid_request, or 500 without memory in
- * *outcome). */
+ * path parameters where the route has them (checked here). A create's
+ * customerId is default_customer when absent (the caller's subject), and
+ * required when that is NULL (no authentication). On failure *detail says
+ * why (400 invalid_request, or 500 without memory in *outcome). */
 bool order_command_parse(enum order_command_kind kind, const char *order_id,
                          const char *product_id, const char *body, size_t len,
-                         const char *default_currency, struct wx_arena *arena,
-                         struct order_command **cmd_out, const struct es_outcome **outcome,
-                         const char **detail);
+                         const char *default_currency, const char *default_customer,
+                         struct wx_arena *arena, struct order_command **cmd_out,
+                         const struct es_outcome **outcome, const char **detail);
 
 /* ---- codec.c: stored events, snapshots, the Order resource ---- */
 
@@ -238,6 +246,7 @@ struct order_decoded {
     char currency[WX_CURRENCY_BYTES + 1];
     char wallet_id[WX_ID_BYTES_MAX + 1];
     char reason[ORDER_REASON_BYTES_MAX + 1];
+    char actor[WX_ID_BYTES_MAX + 1];
 };
 /* Decodes a stored event in its current schema (upcast first).
  * WX_ERR_CORRUPT when it does not read or breaks a bound. */

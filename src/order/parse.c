@@ -128,8 +128,16 @@ static const char *parse_create(struct json_object *obj, struct wx_arena *arena,
     /* GET /orders/statistics would hide such an order. */
     if (c->order_id != NULL && strcmp(c->order_id, "statistics") == 0)
         return "orderId 'statistics' is reserved";
-    if (!http_json_id(obj, "customerId", HTTP_FIELD_REQUIRED, arena, &c->customer_id))
-        return "customerId is required: " ID_RULE;
+    /* customer_id holds the caller's subject, when there is a caller: the
+     * default (API.md); without one the field is required. */
+    const char *customer = NULL;
+    if (!http_json_id(obj, "customerId",
+                      c->customer_id ? HTTP_FIELD_OPTIONAL : HTTP_FIELD_REQUIRED, arena,
+                      &customer))
+        return c->customer_id ? "customerId must be " ID_RULE
+                              : "customerId is required: " ID_RULE;
+    if (customer != NULL)
+        c->customer_id = customer;
     if (!http_json_string(obj, "currency", HTTP_FIELD_OPTIONAL, WX_CURRENCY_BYTES, arena,
                           &c->currency) ||
         (c->currency != NULL && wx_currency_exponent(c->currency) < 0))
@@ -185,9 +193,9 @@ static const char *parse_body(struct json_object *obj, struct wx_arena *arena,
 
 bool order_command_parse(enum order_command_kind kind, const char *order_id,
                          const char *product_id, const char *body, size_t len,
-                         const char *default_currency, struct wx_arena *arena,
-                         struct order_command **cmd_out, const struct es_outcome **outcome,
-                         const char **detail)
+                         const char *default_currency, const char *default_customer,
+                         struct wx_arena *arena, struct order_command **cmd_out,
+                         const struct es_outcome **outcome, const char **detail)
 {
     static const char *const keys[][5] = {
         [ORDER_CMD_CREATE] = {"orderId", "customerId", "currency", "items", NULL},
@@ -221,6 +229,8 @@ bool order_command_parse(enum order_command_kind kind, const char *order_id,
     c->order_id = order_id;
     c->product_id = product_id;
     c->expected_version = -1;
+    if (kind == ORDER_CMD_CREATE)
+        c->customer_id = default_customer;
     struct json_object *obj = NULL;
     *detail = body_object(body, len, keys[kind], arena, &obj);
     if (*detail == NULL)

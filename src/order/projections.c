@@ -57,8 +57,8 @@ enum {
 static const char *const orders_sql[] = {
     [O_VERSION] = "SELECT version, status FROM orders{s} WHERE id = ?1",
     [O_INSERT] = "INSERT INTO orders{s}(id, customer_id, currency, status, total_minor, paid_from,"
-                 " version, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, 'pending', 0, NULL,"
-                 " 0, ?4, ?4)",
+                 " version, created_at_ms, updated_at_ms, created_by) VALUES (?1, ?2, ?3,"
+                 " 'pending', 0, NULL, 0, ?4, ?4, ?5)",
     [O_ITEM_PUT] = "INSERT INTO order_items{s}(order_id, position, product_id, quantity,"
                    " unit_price_minor, line_total_minor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [O_ITEM_NEXT] = "SELECT coalesce(max(position) + 1, 0) FROM order_items{s} WHERE order_id = ?1",
@@ -69,7 +69,8 @@ static const char *const orders_sql[] = {
     /* The total is the items' sum, taken where the items are. */
     [O_UPDATE] = "UPDATE orders{s} SET status = ?2, paid_from = coalesce(?3, paid_from),"
                  " total_minor = (SELECT coalesce(sum(line_total_minor), 0) FROM order_items{s}"
-                 " WHERE order_id = ?1), version = ?4, updated_at_ms = ?5 WHERE id = ?1",
+                 " WHERE order_id = ?1), version = ?4, updated_at_ms = ?5, updated_by = ?6"
+                 " WHERE id = ?1",
     NULL,
 };
 
@@ -211,6 +212,7 @@ static int apply_orders(struct es_proj_tx *tx, const struct es_event *ev, const 
         sqlconn_bind_text(st, 2, e->customer_id);
         sqlconn_bind_text(st, 3, e->currency);
         sqlite3_bind_int64(st, 4, ev->occurred_at_ms);
+        sqlconn_bind_text(st, 5, e->actor); /* NULL binds NULL */
         err = sqlconn_run_i64(st, NULL);
     }
     if (!err)
@@ -226,8 +228,16 @@ static int apply_orders(struct es_proj_tx *tx, const struct es_event *ev, const 
         sqlconn_bind_text(st, 3, e->wallet_id);
     sqlite3_bind_int64(st, 4, ev->version);
     sqlite3_bind_int64(st, 5, ev->occurred_at_ms);
+    sqlconn_bind_text(st, 6, e->actor);
     return sqlconn_run_i64(st, NULL);
 }
+
+/* createdBy and updatedBy came with authentication (issue 21). */
+static const char *const orders_columns_added[] = {
+    "ALTER TABLE orders{s} ADD COLUMN created_by TEXT",
+    "ALTER TABLE orders{s} ADD COLUMN updated_by TEXT",
+    NULL,
+};
 
 const struct es_consumer order_consumer_orders = {
     .name = "orders",
@@ -236,7 +246,7 @@ const struct es_consumer order_consumer_orders = {
     .schema = "CREATE TABLE IF NOT EXISTS orders{s}(id TEXT PRIMARY KEY, customer_id TEXT NOT NULL,"
               " currency TEXT NOT NULL, status TEXT NOT NULL, total_minor INTEGER NOT NULL,"
               " paid_from TEXT, version INTEGER NOT NULL, created_at_ms INTEGER NOT NULL,"
-              " updated_at_ms INTEGER NOT NULL) WITHOUT ROWID;"
+              " updated_at_ms INTEGER NOT NULL, created_by TEXT, updated_by TEXT) WITHOUT ROWID;"
               "CREATE INDEX IF NOT EXISTS orders{s}_created ON orders{s}(created_at_ms, id);"
               "CREATE INDEX IF NOT EXISTS orders{s}_status ON orders{s}(status, created_at_ms, id);"
               "CREATE INDEX IF NOT EXISTS orders{s}_customer"
@@ -247,6 +257,7 @@ const struct es_consumer order_consumer_orders = {
               " PRIMARY KEY(order_id, position)) WITHOUT ROWID;"
               "CREATE UNIQUE INDEX IF NOT EXISTS order_items{s}_product"
               " ON order_items{s}(order_id, product_id);",
+    .columns_added = orders_columns_added,
     .drop = "DROP TABLE IF EXISTS orders{s}; DROP TABLE IF EXISTS order_items{s};",
     .sql = orders_sql,
     .apply = apply_orders,

@@ -22,8 +22,10 @@ extern const struct es_event_codec order_codec;
 /* Both, NULL-terminated, for the domain. */
 extern const struct es_consumer *const order_consumers[];
 
-/* GET /orders/{id}: the Order JSON, or WX_ERR_NOT_FOUND. */
-int order_query_get(struct es_projector *p, const char *order_id, struct wx_buf *out);
+/* GET /orders/{id}: the Order JSON, or WX_ERR_NOT_FOUND (also for an
+ * order of another customer than customer_only, when that is not NULL). */
+int order_query_get(struct es_projector *p, const char *order_id, const char *customer_only,
+                    struct wx_buf *out);
 
 /* Filters and cursor of GET /orders: newest first by (createdAt, orderId). */
 struct order_list_query {

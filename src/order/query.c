@@ -16,7 +16,8 @@
 #include "store/sqlconn.h"
 
 #define ORDER_COLUMNS                                                                             \
-    "id, customer_id, currency, status, paid_from, version, created_at_ms, updated_at_ms"
+    "id, customer_id, currency, status, paid_from, version, created_at_ms, updated_at_ms,"        \
+    " created_by, updated_by"
 
 /* A step that gave neither a row nor the end: always an error (sqlconn_err
  * maps SQLITE_OK to 0, and no row is no success). */
@@ -44,6 +45,13 @@ static int order_from_row(sqlite3_stmt *st, struct order_state *s, int64_t *vers
     *version = sqlite3_column_int64(st, 5);
     s->created_at_ms = sqlite3_column_int64(st, 6);
     s->updated_at_ms = sqlite3_column_int64(st, 7);
+    const char *created_by = (const char *)sqlite3_column_text(st, 8);
+    const char *updated_by = (const char *)sqlite3_column_text(st, 9);
+    if ((created_by && strlen(created_by) > WX_ID_BYTES_MAX) ||
+        (updated_by && strlen(updated_by) > WX_ID_BYTES_MAX))
+        return WX_ERR_CORRUPT;
+    snprintf(s->created_by, sizeof(s->created_by), "%s", created_by ? created_by : "");
+    snprintf(s->updated_by, sizeof(s->updated_by), "%s", updated_by ? updated_by : "");
     return 0;
 }
 
@@ -81,7 +89,8 @@ static int prepare_items(struct sqlconn *c, sqlite3_stmt **st)
                                      st, NULL);
 }
 
-int order_query_get(struct es_projector *p, const char *order_id, struct wx_buf *out)
+int order_query_get(struct es_projector *p, const char *order_id, const char *customer_only,
+                    struct wx_buf *out)
 {
     struct sqlconn *c;
     int err = es_projector_read_begin(p, &c);
@@ -103,6 +112,9 @@ int order_query_get(struct es_projector *p, const char *order_id, struct wx_buf 
             err = order_from_row(st, s, &version);
         else
             err = rc == SQLITE_DONE ? WX_ERR_NOT_FOUND : no_row(rc);
+        /* Another customer's order is, to this caller, no order at all. */
+        if (!err && customer_only != NULL && strcmp(s->customer_id, customer_only) != 0)
+            err = WX_ERR_NOT_FOUND;
         if (!err)
             err = read_items(items, order_id, s);
         if (!err)

@@ -188,24 +188,9 @@ static int scan_log(struct scan *sc)
 static void drift_add(struct scan *sc, const char *order_id, const char *model, const char *field,
                       const char *read_model, const char *events)
 {
-    struct wx_buf b;
-    wx_buf_init(&b);
-    wx_buf_adds(&b, "{\"orderId\":");
-    wx_buf_json_str(&b, order_id);
-    wx_buf_adds(&b, ",\"model\":");
-    wx_buf_json_str(&b, model);
-    wx_buf_adds(&b, ",\"field\":");
-    wx_buf_json_str(&b, field);
-    wx_buf_adds(&b, ",\"readModel\":");
-    wx_buf_json_str(&b, read_model);
-    wx_buf_adds(&b, ",\"events\":");
-    wx_buf_json_str(&b, events);
-    wx_buf_addc(&b, '}');
-    if (wx_buf_ok(&b))
-        es_drift_report_add(sc->report, b.data, b.len);
-    else
-        sc->err = WX_ERR_NOMEM;
-    wx_buf_free(&b);
+    int err = es_drift_report_diff(sc->report, "orderId", order_id, model, field, read_model, events);
+    if (err)
+        sc->err = err;
 }
 
 static void drift_i64(struct scan *sc, const char *order_id, const char *model, const char *field,
@@ -282,6 +267,12 @@ static int compare_order(struct scan *sc, sqlite3_stmt *row, sqlite3_stmt *items
     const char *status = (const char *)sqlite3_column_text(row, 2);
     if (strcmp(status, order_status_name(s->status)) != 0)
         drift_add(sc, id, "orders", "status", status, order_status_name(s->status));
+    const char *created_by = (const char *)sqlite3_column_text(row, 3);
+    const char *updated_by = (const char *)sqlite3_column_text(row, 4);
+    if (strcmp(created_by, s->created_by) != 0)
+        drift_add(sc, id, "orders", "createdBy", created_by, s->created_by);
+    if (strcmp(updated_by, s->updated_by) != 0)
+        drift_add(sc, id, "orders", "updatedBy", updated_by, s->updated_by);
     sqlite3_reset(items);
     sqlconn_bind_text(items, 1, id);
     size_t n = 0;
@@ -308,8 +299,9 @@ static int compare_all(struct scan *sc, struct recount *rc)
     int err = s == NULL ? WX_ERR_NOMEM : 0;
     if (!err)
         err = es_projector_prepare_live(sc->c, "orders",
-                                        "SELECT version, total_minor, status FROM orders{s}"
-                                        " WHERE id = ?1",
+                                        "SELECT version, total_minor, status,"
+                                        " coalesce(created_by, ''), coalesce(updated_by, '')"
+                                        " FROM orders{s} WHERE id = ?1",
                                         &row, NULL);
     if (!err)
         err = es_projector_prepare_live(sc->c, "orders",

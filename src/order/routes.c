@@ -6,27 +6,46 @@
  */
 #include "order/routes.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "app/app.h"
+#include "auth/auth.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/id.h"
 #include "base/uuid.h"
 #include "order/order.h"
 #include "order/projections.h"
+#include "store/store.h"
 
+/* The customer whose orders alone the caller sees; NULL: every order. */
+static const char *customer_only(const struct http_request *req)
+{
+    const struct auth_principal *p = wx_principal(req);
+    return auth_sees_all(p) ? NULL : p->subject;
+}
+
+/* Whether the caller may act on an order (and pay from a wallet) is
+ * decided on the writer thread, where the owners are known. */
 static void command_route(struct http_request *req, enum order_command_kind kind)
 {
     const struct wx_app *app = req->app;
+    const struct auth_principal *p = wx_principal(req);
     const char *order_id = kind == ORDER_CMD_CREATE ? NULL : req->params[0];
     const char *product_id = req->params_len > 1 ? req->params[1] : NULL;
     struct order_command *c;
     const struct es_outcome *outcome;
     const char *detail;
     if (!order_command_parse(kind, order_id, product_id, req->body, req->body_len,
-                             app->default_currency, &req->arena, &c, &outcome, &detail)) {
+                             app->default_currency, p ? p->subject : NULL, &req->arena, &c,
+                             &outcome, &detail)) {
         http_reply_problem(req, outcome, detail);
+        return;
+    }
+    if (kind == ORDER_CMD_CREATE && !auth_owns(p, c->customer_id)) {
+        http_reply_problem(req, AUTH_forbidden, "a user token creates orders of its own subject");
         return;
     }
     if (kind == ORDER_CMD_CREATE && c->order_id == NULL) {
@@ -83,6 +102,10 @@ static void route_get(struct http_request *req)
         if (!wx_fold_as_of(req, &order_aggregate, stream, &until, s, &version,
                            ORDER_order_not_found))
             return;
+        if (!auth_owns(wx_principal(req), s->customer_id)) {
+            http_reply_problem(req, ORDER_order_not_found, "it did not exist then");
+            return;
+        }
         struct wx_buf b;
         wx_buf_init(&b);
         order_json(&b, id, s, version);
@@ -94,7 +117,7 @@ static void route_get(struct http_request *req)
         return;
     struct wx_buf b;
     wx_buf_init(&b);
-    int err = order_query_get(app->projector, id, &b);
+    int err = order_query_get(app->projector, id, customer_only(req), &b);
     if (err)
         wx_query_failed(req, err, ORDER_order_not_found, "no order with this orderId");
     else
@@ -118,6 +141,15 @@ static void route_list(struct http_request *req)
         wx_bad_request(req, "customerId must be 1-64 characters of A-Z a-z 0-9 . _ : -");
         return;
     }
+    /* A user lists its own orders: another customer's list is 403, like
+     * another owner's wallets. */
+    const char *only = customer_only(req);
+    if (only != NULL && q.customer_id != NULL && strcmp(q.customer_id, only) != 0) {
+        http_reply_problem(req, AUTH_forbidden, "a user token lists its own orders only");
+        return;
+    }
+    if (only != NULL)
+        q.customer_id = only;
     const char *after = http_query(req, "after");
     if (!wx_page_limit(req, &q.limit))
         return;
@@ -135,12 +167,45 @@ static void route_list(struct http_request *req)
     wx_buf_free(&b);
 }
 
+/* The customer of an order's stream, from its OrderCreated. */
+static int created_customer(void *ctx, const struct es_event *stored)
+{
+    struct wx_buf scratch;
+    wx_buf_init(&scratch);
+    struct es_event ev;
+    struct order_decoded *d = malloc(sizeof(*d));
+    int err = d == NULL ? WX_ERR_NOMEM : es_upcast(stored, &ev, &scratch);
+    if (!err)
+        err = order_event_decode(&ev, d);
+    if (!err && d->e.kind != ORDER_CREATED)
+        err = WX_ERR_CORRUPT;
+    if (!err)
+        snprintf(ctx, WX_ID_BYTES_MAX + 1, "%s", d->customer_id);
+    free(d);
+    wx_buf_free(&scratch);
+    return err;
+}
+
 static void route_events(struct http_request *req)
 {
+    const struct wx_app *app = req->app;
     if (!wx_id_param(req, 0, "order"))
         return;
     char stream[WX_STREAM_ID_BYTES_MAX + 1];
     order_stream_id(req->params[0], stream);
+    const char *only = customer_only(req);
+    if (only != NULL) { /* the log itself says whose it is */
+        char customer[WX_ID_BYTES_MAX + 1] = "";
+        int err = es_store_read_stream(app->store, stream, 1, 1, created_customer, customer);
+        if (err && err != WX_ERR_CORRUPT) {
+            http_reply_problem(req, ES_store_unavailable, wx_strerror(err));
+            return;
+        }
+        if (strcmp(customer, only) != 0) {
+            http_reply_problem(req, ORDER_order_not_found, "no order with this orderId");
+            return;
+        }
+    }
     wx_route_stream_events(req, stream, ORDER_order_not_found, "no order with this orderId");
 }
 
@@ -162,7 +227,7 @@ static void route_stats(struct http_request *req)
 static int rebuild_order(const struct wx_app *app, const char *id, struct wx_buf *out)
 {
     int err = order_rebuild_one(app->projector, id);
-    return err ? err : order_query_get(app->projector, id, out);
+    return err ? err : order_query_get(app->projector, id, NULL, out);
 }
 
 static void route_admin_rebuild(struct http_request *req)

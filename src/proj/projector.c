@@ -216,6 +216,28 @@ static int exec_set(sqlite3 *db, const char *tmpl, const char *set)
     return sqlconn_err(rc);
 }
 
+/* A set's schema as this build has it: the tables, created when missing,
+ * and the columns a later release added to tables an older one created.
+ * SQLite has no ADD COLUMN IF NOT EXISTS; the one error it gives for a
+ * column already there is "duplicate column name", and only that is
+ * taken as done. */
+static int exec_schema(sqlite3 *db, const struct es_consumer *c, const char *set)
+{
+    int err = exec_set(db, c->schema, set);
+    for (const char *const *add = c->columns_added; !err && add && *add; add++) {
+        char sql[1024];
+        err = es_proj_sql(*add, set, sql, sizeof(sql));
+        char *msg = NULL;
+        int rc = err ? SQLITE_OK : sqlite3_exec(db, sql, NULL, NULL, &msg);
+        if (rc != SQLITE_OK && (msg == NULL || strncmp(msg, "duplicate column name", 21) != 0)) {
+            wx_logf(WX_LOG_ERROR, "projector: %s", msg ? msg : sqlite3_errstr(rc));
+            err = sqlconn_err(rc);
+        }
+        sqlite3_free(msg);
+    }
+    return err;
+}
+
 static int simple(struct es_projector *p, int id)
 {
     sqlite3_stmt *st = sqlconn_stmt(&p->wdb, id);
@@ -282,11 +304,11 @@ static int load_consumer(struct es_projector *p, struct consumer_rt *rt)
         err = sqlconn_run_i64(st, NULL);
     }
     if (!err)
-        err = exec_set(p->wdb.db, rt->c->schema, live);
+        err = exec_schema(p->wdb.db, rt->c, live);
     es_proj_tx_init(&rt->live.tx, rt->c, p->wdb.db, live);
     rt->live.active = true;
     if (!err && rebuild[0] != '\0') {
-        err = exec_set(p->wdb.db, rt->c->schema, rebuild);
+        err = exec_schema(p->wdb.db, rt->c, rebuild);
         es_proj_tx_init(&rt->rebuild.tx, rt->c, p->wdb.db, rebuild);
         rt->rebuild.active = true;
     }
@@ -367,13 +389,15 @@ static void count_lag(struct consumer_rt *rt, const struct es_event *ev)
     atomic_fetch_add_explicit(&rt->lag_counts[b], 1, memory_order_relaxed);
 }
 
-/* Does the consumer read events of this stream? */
-static bool takes(const struct es_consumer *c, const char *stream_id)
+/* Does the consumer read events of this stream? The category is the
+ * stream id's first category_len bytes (up to its ':'), found once per
+ * event rather than once per consumer and category. */
+static bool takes(const struct es_consumer *c, const char *stream_id, size_t category_len)
 {
     if (c->categories == NULL)
         return true;
     for (const char *const *cat = c->categories; *cat != NULL; cat++)
-        if (es_stream_in_category(stream_id, *cat))
+        if (strncmp(*cat, stream_id, category_len) == 0 && (*cat)[category_len] == '\0')
             return true;
     return false;
 }
@@ -412,10 +436,11 @@ static int apply_one(void *arg, const struct es_event *stored)
     int err = es_upcast(stored, &ev, &a->scratch);
     struct decoded_slot slots[WX_PROJECTOR_CONSUMERS_MAX];
     size_t slots_len = 0;
+    size_t category_len = strcspn(ev.stream_id, ":");
     for (size_t i = 0; i < a->len && !err; i++) {
         const struct es_consumer *c = a->curs[i]->tx.consumer;
         assert(es_position_cmp(&ev.position, &a->curs[i]->pos) > 0);
-        if (takes(c, ev.stream_id)) {
+        if (takes(c, ev.stream_id, category_len)) {
             void *decoded;
             err = decoded_for(c, &ev, slots, &slots_len, &decoded);
             if (!err)
@@ -916,6 +941,21 @@ bool es_projector_ready(struct es_projector *p)
         ready &= !p->rt[i].failed;
     pthread_mutex_unlock(&p->lock);
     return ready;
+}
+
+int es_projector_position(struct es_projector *p, const char *name, struct es_position *out)
+{
+    int err = WX_ERR_NOT_FOUND;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->rt_len; i++) {
+        if (strcmp(p->rt[i].c->name, name) == 0) {
+            *out = p->rt[i].live.pos;
+            err = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return err;
 }
 
 int es_projector_status(struct es_projector *p, struct wx_arena *arena,

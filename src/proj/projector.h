@@ -57,6 +57,12 @@ struct es_consumer {
     const struct es_event_codec *codec;
     /* CREATE statements, "{s}" for the set suffix; IF NOT EXISTS. */
     const char *schema;
+    /* Columns added to the schema's tables after they first shipped, one
+     * "ALTER TABLE t{s} ADD COLUMN ..." each (NULL-terminated; NULL for
+     * none), so a read model an older release wrote keeps serving without
+     * a rebuild: run at every open, skipped where the column exists. The
+     * schema itself has them too, for tables created from now on. */
+    const char *const *columns_added;
     /* DROP statements for one set. */
     const char *drop;
     /* Statement templates for apply, "{s}" for the set suffix. */
@@ -164,6 +170,11 @@ struct es_projection_status {
     bool rebuilding;
     struct es_position rebuild_position;
 };
+
+/* A consumer's live checkpoint as this process's projector last committed
+ * it, from memory (no read transaction): WX_ERR_NOT_FOUND for a name it
+ * does not run. */
+int es_projector_position(struct es_projector *p, const char *name, struct es_position *out);
 
 /* Copies the status of every consumer into arena memory. */
 int es_projector_status(struct es_projector *p, struct wx_arena *arena,

@@ -120,29 +120,44 @@ static int64_t stream_len(struct mem_store *s, const char *stream_id)
     return st ? (int64_t)st->len : 0;
 }
 
+/* An idempotency record a new one may not replace: not expired yet. */
+static bool idem_held(struct mem_store *s, const struct es_idem_record *r)
+{
+    const struct mem_idem *m = wx_map_get(&s->idem, r->key);
+    return m != NULL && m->rec.created_at_ms >= r->expired_before_ms;
+}
+
 /* Phase one: check every expected version as if the batch applied in order,
- * before anything changes, so a conflict leaves the store untouched. */
-static int check_batch(struct mem_store *s, const struct es_batch_item *items, size_t items_len)
+ * before anything changes, so a conflict leaves the store untouched. Every
+ * item that conflicts is marked; a marked item's appends count as not
+ * made, so the items after it are checked as the store would see them. */
+static int check_batch(struct mem_store *s, struct es_batch_item *items, size_t items_len)
 {
     struct wx_map staged;
     wx_map_init(&staged);
     int err = 0;
+    bool conflict = false;
     /* Staged lengths are stored in the map as (version + 1) cast to a pointer
      * so 0 (NULL) still means "not staged". */
     for (size_t i = 0; i < items_len && !err; i++) {
-        for (size_t a = 0; a < items[i].appends_len && !err; a++) {
+        bool ok = items[i].idem == NULL || !idem_held(s, items[i].idem);
+        for (size_t a = 0; a < items[i].appends_len && ok; a++) {
+            const struct es_stream_append *ap = &items[i].appends[a];
+            uintptr_t v = (uintptr_t)wx_map_get(&staged, ap->stream_id);
+            ok = es_expect_ok(&ap->expect, v ? (int64_t)(v - 1) : stream_len(s, ap->stream_id));
+        }
+        for (size_t a = 0; a < items[i].appends_len && ok && !err; a++) {
             const struct es_stream_append *ap = &items[i].appends[a];
             uintptr_t v = (uintptr_t)wx_map_get(&staged, ap->stream_id);
             int64_t current = v ? (int64_t)(v - 1) : stream_len(s, ap->stream_id);
-            if (!es_expect_ok(&ap->expect, current))
-                err = WX_ERR_CONFLICT;
-            else
-                err = wx_map_put(&staged, ap->stream_id,
-                                 (void *)(uintptr_t)(current + (int64_t)ap->events_len + 1));
+            err = wx_map_put(&staged, ap->stream_id,
+                             (void *)(uintptr_t)(current + (int64_t)ap->events_len + 1));
         }
+        items[i].conflict = !ok;
+        conflict = conflict || !ok;
     }
     wx_map_free(&staged);
-    return err;
+    return err ? err : conflict ? WX_ERR_CONFLICT : 0;
 }
 
 static int append_event(struct mem_store *s, const char *stream_id, struct es_event *ev)
@@ -239,17 +254,19 @@ static int mem_commit(struct es_store *store, struct es_batch_item *items, size_
     int err = check_batch(s, items, items_len);
     for (size_t i = 0; i < items_len && !err; i++) {
         struct es_position last = {0, 0};
+        bool appended = false;
         for (size_t a = 0; a < items[i].appends_len && !err; a++) {
             struct es_stream_append *ap = &items[i].appends[a];
             for (size_t e = 0; e < ap->events_len && !err; e++) {
                 err = append_event(s, ap->stream_id, &ap->events[e]);
                 last = ap->events[e].position;
+                appended = true;
             }
         }
         for (size_t k = 0; k < items[i].snapshots_len && !err; k++)
             err = put_snapshot(s, &items[i].snapshots[k]);
         if (!err && items[i].idem != NULL) {
-            items[i].idem->has_position = items[i].appends_len > 0;
+            items[i].idem->has_position = appended;
             items[i].idem->position = last;
             err = put_idem(s, items[i].idem);
         }
@@ -380,6 +397,7 @@ static int mem_snapshot_get(struct es_store *store, const char *stream_id, int64
 
 const struct es_store_ops es_store_memory_ops = {
     .name = "memory",
+    .shared = false,
     .open = mem_open,
     .close = mem_close,
     .commit = mem_commit,
@@ -390,4 +408,5 @@ const struct es_store_ops es_store_memory_ops = {
     .idem_get = mem_idem_get,
     .idem_expire = mem_idem_expire,
     .snapshot_get = mem_snapshot_get,
+    .last_error = NULL,
 };

@@ -108,9 +108,15 @@ static const char *const stmt_sql[SQLCONN_STMTS_MAX] = {
     [STMT_INSERT_EVENT] = "INSERT INTO events(event_id, stream_id, version, type, data, metadata,"
                           " occurred_at_ms, schema_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
                           " ?8)",
-    [STMT_INSERT_IDEM] = "INSERT OR REPLACE INTO idempotency(key, request, status, body, location,"
+    /* A stored record is replaced only once expired (?9); otherwise no row
+     * changes and the item conflicts (es_idem_record.expired_before_ms). */
+    [STMT_INSERT_IDEM] = "INSERT INTO idempotency(key, request, status, body, location,"
                          " position_hi, position_lo, created_at_ms)"
-                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(key) DO UPDATE"
+                         " SET request = excluded.request, status = excluded.status,"
+                         " body = excluded.body, location = excluded.location,"
+                         " position_hi = excluded.position_hi, position_lo = excluded.position_lo,"
+                         " created_at_ms = excluded.created_at_ms WHERE created_at_ms < ?9",
     [STMT_READ_STREAM] = "SELECT * FROM (SELECT " EVENT_COLUMNS_E " FROM idx.stream_index i"
                          " JOIN events e ON e.position = i.position WHERE i.stream_id = ?1"
                          " AND i.version >= ?2 ORDER BY i.version LIMIT ?3)"
@@ -176,6 +182,7 @@ static void tail_stream_free(struct tail_stream *t)
 
 struct sqlite_store {
     struct es_store base; /* must be first */
+    bool read_only;       /* es_store_config.read_only: no index, no writes */
     char *path;
     char *reader_pragmas; /* reader_pragmas plus the ATTACH of index.db */
     struct stream_index *index;
@@ -302,6 +309,22 @@ static void sqlite_close(struct es_store *store)
 #define SCHEMA_LAYOUT 2
 #define SCHEMA_LAYOUT_SQL "PRAGMA user_version = 2;"
 
+/* A read-only open cannot upgrade: it refuses an older layout (the server,
+ * or any writing tool, upgrades it when it next opens the file). */
+static int check_layout(struct sqlconn *c, const char *path)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return WX_ERR_IO;
+    int layout = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (layout == SCHEMA_LAYOUT)
+        return 0;
+    wx_logf(WX_LOG_ERROR, "sqlite: %s has layout %d, this build reads %d: start the server on it"
+                          " once", path, layout, SCHEMA_LAYOUT);
+    return WX_ERR_INVALID;
+}
+
 static int upgrade_schema(struct sqlconn *c, const char *path)
 {
     sqlite3_stmt *st;
@@ -340,6 +363,10 @@ static int sqlite_open(const struct es_store_config *config, struct es_store **s
 {
     if (config->data_dir == NULL)
         return WX_ERR_INVALID;
+    char events_path[4096];
+    snprintf(events_path, sizeof(events_path), "%s/events.db", config->data_dir);
+    if ((config->must_exist || config->read_only) && access(events_path, F_OK) != 0)
+        return WX_ERR_NOT_FOUND;
     if (mkdir(config->data_dir, 0700) != 0 && errno != EEXIST) {
         wx_logf(WX_LOG_ERROR, "sqlite: mkdir %s: %s", config->data_dir, strerror(errno));
         return WX_ERR_IO;
@@ -369,6 +396,22 @@ static int sqlite_open(const struct es_store_config *config, struct es_store **s
     if (s->reader_pragmas == NULL)
         goto err_free;
     sqlpool_init(&s->readers, s->path, s->reader_pragmas, stmt_sql);
+    s->read_only = config->read_only;
+    if (s->read_only) {
+        /* A reader beside the writing process: its reads scan the tail the
+         * index has not reached (committed_head stays 0), as any other
+         * process's do. */
+        err = sqlconn_open(&s->writer, s->path, false, reader_pragmas, NULL, stmt_sql);
+        if (!err)
+            err = check_layout(&s->writer, s->path);
+        if (!err)
+            err = sqlconn_open(&s->index_reader, index_path, false, reader_pragmas, NULL,
+                               index_reader_sql);
+        if (err)
+            goto err_free;
+        *store_out = &s->base;
+        return 0;
+    }
     err = sqlconn_open(&s->writer, s->path, true, writer_pragmas, schema_sql, stmt_sql);
     if (!err)
         err = upgrade_schema(&s->writer, s->path);
@@ -604,7 +647,11 @@ static int insert_idem(struct sqlconn *c, const struct es_idem_record *r)
         sqlite3_bind_int64(st, 7, (int64_t)r->position.lo);
     }
     sqlite3_bind_int64(st, 8, r->created_at_ms);
-    return sqlconn_run_i64(st, NULL);
+    sqlite3_bind_int64(st, 9, r->expired_before_ms);
+    int err = sqlconn_run_i64(st, NULL);
+    if (!err && sqlite3_changes(c->db) == 0)
+        err = WX_ERR_CONFLICT;
+    return err;
 }
 
 static int insert_snapshot(struct sqlconn *c, const struct es_snapshot *snap)
@@ -646,6 +693,7 @@ static void remember_versions(struct sqlite_store *s, const struct es_batch_item
 static int sqlite_commit(struct es_store *store, struct es_batch_item *items, size_t items_len)
 {
     struct sqlite_store *s = (struct sqlite_store *)store;
+    assert(!s->read_only);
     struct sqlconn *c = &s->writer;
     pthread_mutex_lock(&s->write_lock);
     wx_map_clear(&s->pending);
@@ -677,9 +725,10 @@ static int sqlite_commit(struct es_store *store, struct es_batch_item *items, si
         bool appended = false;
         for (size_t a = 0; a < item->appends_len; a++) {
             err = append_one(s, &item->appends[a], &last);
+            item->conflict = err == WX_ERR_CONFLICT;
             if (err)
                 goto err_rollback;
-            appended = true;
+            appended = appended || item->appends[a].events_len > 0;
         }
         for (size_t k = 0; k < item->snapshots_len; k++) {
             err = insert_snapshot(c, &item->snapshots[k]);
@@ -690,6 +739,7 @@ static int sqlite_commit(struct es_store *store, struct es_batch_item *items, si
             item->idem->has_position = appended;
             item->idem->position = last;
             err = insert_idem(c, item->idem);
+            item->conflict = err == WX_ERR_CONFLICT;
             if (err)
                 goto err_rollback;
         }
@@ -1073,6 +1123,7 @@ static int sqlite_backup(struct es_store *store, const char *dest_dir)
 
 const struct es_store_ops es_store_sqlite_ops = {
     .name = "sqlite",
+    .shared = false, /* one writer per data directory (its LOCK) */
     .open = sqlite_open,
     .close = sqlite_close,
     .commit = sqlite_commit,

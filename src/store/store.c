@@ -5,6 +5,7 @@
 #include "store/store.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 
 static const struct es_store_ops *const backends[] = {
     &es_store_sqlite_ops,
+    &es_store_postgres_ops,
     &es_store_memory_ops,
 };
 
@@ -37,6 +39,8 @@ int es_store_open(const char *backend, const struct es_store_config *config,
     assert(store->ops == ops);
     atomic_init(&store->faults.commit_fail_after, -1);
     atomic_init(&store->faults.commit_fail_count, 0);
+    pthread_mutex_init(&store->faults.conflict_lock, NULL);
+    store->faults.conflict_count = 0;
     *store_out = store;
     return 0;
 }
@@ -45,7 +49,44 @@ void es_store_close(struct es_store *store)
 {
     if (store == NULL)
         return;
+    pthread_mutex_destroy(&store->faults.conflict_lock);
     store->ops->close(store);
+}
+
+void es_store_fault_conflict(struct es_store *store, const char *stream_id, int count)
+{
+    assert(strlen(stream_id) < sizeof(store->faults.conflict_stream));
+    pthread_mutex_lock(&store->faults.conflict_lock);
+    snprintf(store->faults.conflict_stream, sizeof(store->faults.conflict_stream), "%s",
+             stream_id);
+    store->faults.conflict_count = count;
+    pthread_mutex_unlock(&store->faults.conflict_lock);
+}
+
+/* True when this commit must conflict by injection; the items appending to
+ * the stream are marked. */
+static bool fault_conflict_due(struct es_store *store, struct es_batch_item *items,
+                               size_t items_len)
+{
+    struct es_store_faults *f = &store->faults;
+    bool due = false;
+    pthread_mutex_lock(&f->conflict_lock);
+    for (size_t i = 0; i < items_len && f->conflict_count > 0; i++)
+        for (size_t a = 0; a < items[i].appends_len; a++)
+            if (strcmp(items[i].appends[a].stream_id, f->conflict_stream) == 0)
+                due = items[i].conflict = true;
+    if (due)
+        f->conflict_count--;
+    pthread_mutex_unlock(&f->conflict_lock);
+    return due;
+}
+
+void es_store_last_error(struct es_store *store, char *out, size_t out_bytes)
+{
+    assert(out != NULL && out_bytes > 0);
+    out[0] = '\0';
+    if (store->ops->last_error != NULL)
+        store->ops->last_error(store, out, out_bytes);
 }
 
 void es_store_fault_commit(struct es_store *store, int after_commits, int count)
@@ -73,17 +114,28 @@ int es_store_commit(struct es_store *store, struct es_batch_item *items, size_t 
 {
     assert(items_len == 0 || items != NULL);
     for (size_t i = 0; i < items_len; i++) {
+        items[i].conflict = false;
         for (size_t a = 0; a < items[i].appends_len; a++) {
             assert(items[i].appends[a].stream_id != NULL);
-            assert(items[i].appends[a].events_len > 0);
+            assert(items[i].appends[a].events_len == 0 || items[i].appends[a].events != NULL);
+            assert(items[i].appends[a].expect.kind != ES_EXPECT_ANY ||
+                   items[i].appends[a].events_len > 0); /* a check of nothing */
         }
     }
     if (fault_commit_due(store) || wx_fault_active("store-commit-fail"))
         return WX_ERR_FAULT;
+    if (fault_conflict_due(store, items, items_len))
+        return WX_ERR_CONFLICT;
     int64_t delay_ms = wx_fault_value("store-commit-delay-ms");
     if (delay_ms > 0)
         usleep((useconds_t)(delay_ms > 10000 ? 10000 : delay_ms) * 1000);
     int err = store->ops->commit(store, items, items_len);
+    if (err == WX_ERR_CONFLICT) {
+        bool marked = false;
+        for (size_t i = 0; i < items_len; i++)
+            marked = marked || items[i].conflict;
+        assert(marked); /* the writer needs to know which item lost */
+    }
     if (err == 0) {
         /* Postcondition: versions are dense and positions increase. */
         for (size_t i = 0; i < items_len; i++)
@@ -149,6 +201,11 @@ int es_store_backup(struct es_store *store, const char *dest_dir)
     if (store->ops->backup == NULL)
         return WX_ERR_INVALID;
     return store->ops->backup(store, dest_dir);
+}
+
+bool es_store_shared(const struct es_store *store)
+{
+    return store->ops->shared;
 }
 
 bool es_expect_ok(const struct es_expect *expect, int64_t current)

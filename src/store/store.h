@@ -1,6 +1,6 @@
 /*
- * The event store: one abstraction, several backends (sqlite, memory; later
- * postgres), reached through `struct es_store_ops` like SQLite's
+ * The event store: one abstraction, several backends (sqlite, postgres,
+ * memory), reached through `struct es_store_ops` like SQLite's
  * sqlite3_io_methods. A backend puts `struct es_store` first in its own
  * struct. Callers use only the es_store_* wrappers below, which check
  * arguments and inject faults for tests.
@@ -17,11 +17,13 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/arena.h"
 #include "es/event.h"
+#include "limits.h"
 
 enum es_expect_kind {
     ES_EXPECT_ANY,       /* append whatever the stream's version */
@@ -36,7 +38,10 @@ struct es_expect {
 
 /* Events for one stream. The store checks `expect` against the stream as it
  * is inside the transaction (earlier items of the same batch included),
- * assigns versions and positions and writes them into `events`. */
+ * assigns versions and positions and writes them into `events`. With no
+ * events it is a check only: the item conflicts unless the stream is still
+ * at `expect` when the batch commits (a decision that read the stream
+ * without changing it, made on a shared store). */
 struct es_stream_append {
     const char *stream_id;
     struct es_expect expect;
@@ -56,6 +61,11 @@ struct es_idem_record {
     bool has_position;    /* set by the store when the item appended events */
     struct es_position position;
     int64_t created_at_ms;
+    /* A record already stored for the key is replaced only when it was
+     * created before this (it has expired); a younger one means another
+     * writer (another node) holds the key, and the item conflicts. 0: any
+     * stored record conflicts. */
+    int64_t expired_before_ms;
 };
 
 /* An aggregate's state at a version, written with the events that led to
@@ -77,21 +87,40 @@ struct es_batch_item {
     struct es_idem_record *idem; /* NULL when the request had no key */
     struct es_snapshot *snapshots; /* written with the events; may be NULL */
     size_t snapshots_len;
+    /* Out: set by a commit that returns WX_ERR_CONFLICT on each item that
+     * could not be written as it was decided (a stream not at the expected
+     * version, or its idempotency key held by a younger record). At least
+     * one item is marked; an unmarked item may still depend on a marked one
+     * (the same stream, later in the batch). Cleared by every commit. */
+    bool conflict;
 };
 
 struct es_store_config {
-    const char *data_dir; /* sqlite: where events.db lives */
-    const char *url;      /* postgres: connection string */
+    const char *data_dir;  /* sqlite: where events.db lives */
+    const char *url;       /* postgres: connection string (URL or key=value) */
+    const char *pg_schema; /* postgres: the schema holding wallex's tables; NULL: "wallex" */
+    /* Open only a store that is there already (tools reading a log, the
+     * source of a migration): WX_ERR_NOT_FOUND instead of creating one. */
+    bool must_exist;
+    /* Only read, beside a server that may be writing (wallex events, drift):
+     * no schema, no upgrade, no index upkeep, so nothing waits on the
+     * server's write locks. Implies must_exist. commit is not called. */
+    bool read_only;
 };
 
 struct es_store;
 
 struct es_store_ops {
     const char *name;
+    /* Several writers (nodes) may append to the same log, so a writer's
+     * cached state can be stale: it checks what it read (see
+     * es_stream_append). */
+    bool shared;
     int (*open)(const struct es_store_config *config, struct es_store **store_out);
     void (*close)(struct es_store *store);
     /* All items in one transaction, durable (fsync'd) before it returns 0.
-     * On any error nothing of the batch is stored. */
+     * On any error nothing of the batch is stored; on WX_ERR_CONFLICT the
+     * items that conflicted are marked (es_batch_item.conflict). */
     int (*commit)(struct es_store *store, struct es_batch_item *items, size_t items_len);
     /* Events of one stream with version >= from_version, oldest first, at
      * most max_events of them. */
@@ -117,12 +146,21 @@ struct es_store_ops {
      * bound); WX_ERR_NOT_FOUND when there is none. Strings into arena. */
     int (*snapshot_get)(struct es_store *store, const char *stream_id, int64_t version_max,
                         struct wx_arena *arena, struct es_snapshot *snapshot_out);
+    /* Why the store last failed to reach its server, for /readyz and the
+     * logs ("" when it has no server or nothing failed); NULL when the
+     * backend has no server. */
+    void (*last_error)(struct es_store *store, char *out, size_t out_bytes);
 };
 
 /* Faults a test can ask the wrappers to inject (SQLite's os.c style). */
 struct es_store_faults {
     atomic_int commit_fail_after;  /* fail commits once this many more pass; <0 off */
     atomic_int commit_fail_count;  /* how many commits to fail then */
+    /* Commits appending to this stream conflict, this many more times, as
+     * if another node had appended to it first (es_store_fault_conflict). */
+    pthread_mutex_t conflict_lock;
+    char conflict_stream[WX_STREAM_ID_BYTES_MAX + 1];
+    int conflict_count;
 };
 
 struct es_store {
@@ -130,7 +168,7 @@ struct es_store {
     struct es_store_faults faults;
 };
 
-/* Finds a backend by name ("sqlite", "memory"), or NULL. */
+/* Finds a backend by name ("sqlite", "postgres", "memory"), or NULL. */
 const struct es_store_ops *es_store_backend(const char *name);
 
 int es_store_open(const char *backend, const struct es_store_config *config,
@@ -157,11 +195,23 @@ int es_store_backup(struct es_store *store, const char *dest_dir);
 /* After `after_commits` more successful commits, fail the next `count`
  * commits with WX_ERR_FAULT without storing anything. */
 void es_store_fault_commit(struct es_store *store, int after_commits, int count);
+/* The next `count` commits that append to stream_id fail with
+ * WX_ERR_CONFLICT, that item marked, storing nothing: another node won the
+ * race each time. */
+void es_store_fault_conflict(struct es_store *store, const char *stream_id, int count);
+
+/* Why the store cannot reach its server, into out ("" when it can, or has
+ * no server). */
+void es_store_last_error(struct es_store *store, char *out, size_t out_bytes);
+
+/* True when other writers may append to this store (es_store_ops.shared). */
+bool es_store_shared(const struct es_store *store);
 
 /* Shared by backends: does a stream at `current` satisfy `expect`? */
 bool es_expect_ok(const struct es_expect *expect, int64_t current);
 
 extern const struct es_store_ops es_store_sqlite_ops;
+extern const struct es_store_ops es_store_postgres_ops;
 extern const struct es_store_ops es_store_memory_ops;
 
 #endif

@@ -35,20 +35,7 @@ const struct es_event_type *wallet_event_type(enum wallet_event_kind kind)
     return types_by_kind[kind];
 }
 
-static void key_str(struct wx_buf *b, const char *key, const char *v, bool *first)
-{
-    wx_buf_json_key(b, key, first);
-    if (v == NULL)
-        wx_buf_adds(b, "null");
-    else
-        wx_buf_json_str(b, v);
-}
 
-static void key_i64(struct wx_buf *b, const char *key, int64_t v, bool *first)
-{
-    wx_buf_json_key(b, key, first);
-    wx_buf_add_i64(b, v);
-}
 
 void wallet_event_encode(struct wx_buf *b, const struct wallet_event *e)
 {
@@ -56,33 +43,33 @@ void wallet_event_encode(struct wx_buf *b, const struct wallet_event *e)
     wx_buf_addc(b, '{');
     switch (e->kind) {
     case WALLET_CREATED:
-        key_str(b, "walletId", e->wallet_id, &first);
-        key_str(b, "ownerId", e->owner_id, &first);
-        key_str(b, "currency", e->currency, &first);
+        wx_buf_json_member_str(b, "walletId", e->wallet_id, &first);
+        wx_buf_json_member_str(b, "ownerId", e->owner_id, &first);
+        wx_buf_json_member_str(b, "currency", e->currency, &first);
         break;
     case WALLET_CREDITED:
     case WALLET_DEBITED:
-        key_str(b, "walletId", e->wallet_id, &first);
-        key_str(b, "currency", e->currency, &first);
-        key_i64(b, "amountMinor", e->amount_minor, &first);
-        key_i64(b, "balanceBeforeMinor", e->balance_before_minor, &first);
-        key_i64(b, "balanceAfterMinor", e->balance_after_minor, &first);
-        key_str(b, "description", e->description, &first);
-        key_str(b, "transferId", e->transfer_id, &first);
+        wx_buf_json_member_str(b, "walletId", e->wallet_id, &first);
+        wx_buf_json_member_str(b, "currency", e->currency, &first);
+        wx_buf_json_member_i64(b, "amountMinor", e->amount_minor, &first);
+        wx_buf_json_member_i64(b, "balanceBeforeMinor", e->balance_before_minor, &first);
+        wx_buf_json_member_i64(b, "balanceAfterMinor", e->balance_after_minor, &first);
+        wx_buf_json_member_str(b, "description", e->description, &first);
+        wx_buf_json_member_str(b, "transferId", e->transfer_id, &first);
         /* Only when there is one: events without it stay byte for byte
          * what they were before the field existed. */
         if (e->reference != NULL)
-            key_str(b, "reference", e->reference, &first);
+            wx_buf_json_member_str(b, "reference", e->reference, &first);
         break;
     case TRANSFER_COMPLETED:
-        key_str(b, "transferId", e->transfer_id, &first);
-        key_str(b, "fromWalletId", e->from_wallet_id, &first);
-        key_str(b, "toWalletId", e->to_wallet_id, &first);
-        key_str(b, "currency", e->currency, &first);
-        key_i64(b, "amountMinor", e->amount_minor, &first);
-        key_str(b, "description", e->description, &first);
-        key_i64(b, "fromVersion", e->from_version, &first);
-        key_i64(b, "toVersion", e->to_version, &first);
+        wx_buf_json_member_str(b, "transferId", e->transfer_id, &first);
+        wx_buf_json_member_str(b, "fromWalletId", e->from_wallet_id, &first);
+        wx_buf_json_member_str(b, "toWalletId", e->to_wallet_id, &first);
+        wx_buf_json_member_str(b, "currency", e->currency, &first);
+        wx_buf_json_member_i64(b, "amountMinor", e->amount_minor, &first);
+        wx_buf_json_member_str(b, "description", e->description, &first);
+        wx_buf_json_member_i64(b, "fromVersion", e->from_version, &first);
+        wx_buf_json_member_i64(b, "toVersion", e->to_version, &first);
         break;
     }
     wx_buf_addc(b, '}');
@@ -168,6 +155,8 @@ static int wallet_evolve_stored(void *state, const struct es_event *ev)
     int err = wallet_event_decode(ev, text, sizeof(text), &e);
     if (err)
         return err;
+    char actor[WX_ID_BYTES_MAX + 1];
+    e.actor = es_event_actor(ev, actor) ? actor : NULL;
     /* The same facts the deciders guarantee, checked on the way back in. */
     int64_t after = 0;
     switch (e.kind) {
@@ -216,12 +205,18 @@ static void wallet_encode(const void *state, struct wx_buf *b)
     const struct wallet_state *s = state;
     bool first = true;
     wx_buf_addc(b, '{');
-    key_i64(b, "schema", 1, &first);
-    key_str(b, "ownerId", s->owner_id, &first);
-    key_str(b, "currency", s->currency, &first);
-    key_i64(b, "balanceMinor", s->balance_minor, &first);
-    key_i64(b, "createdAtMs", s->created_at_ms, &first);
-    key_i64(b, "updatedAtMs", s->updated_at_ms, &first);
+    wx_buf_json_member_i64(b, "schema", 1, &first);
+    wx_buf_json_member_str(b, "ownerId", s->owner_id, &first);
+    wx_buf_json_member_str(b, "currency", s->currency, &first);
+    wx_buf_json_member_i64(b, "balanceMinor", s->balance_minor, &first);
+    wx_buf_json_member_i64(b, "createdAtMs", s->created_at_ms, &first);
+    wx_buf_json_member_i64(b, "updatedAtMs", s->updated_at_ms, &first);
+    /* Only when known: snapshots of states without actors stay as they
+     * were, and readers take absent as "". */
+    if (s->created_by[0] != '\0')
+        wx_buf_json_member_str(b, "createdBy", s->created_by, &first);
+    if (s->updated_by[0] != '\0')
+        wx_buf_json_member_str(b, "updatedBy", s->updated_by, &first);
     wx_buf_addc(b, '}');
 }
 
@@ -245,6 +240,10 @@ static int wallet_decode(const char *data, size_t len, void *state)
         s->exists = true;
         snprintf(s->owner_id, sizeof(s->owner_id), "%s", owner);
         snprintf(s->currency, sizeof(s->currency), "%s", currency);
+        const char *created_by = wx_jflat_str(o, "createdBy", WX_ID_BYTES_MAX);
+        const char *updated_by = wx_jflat_str(o, "updatedBy", WX_ID_BYTES_MAX);
+        snprintf(s->created_by, sizeof(s->created_by), "%s", created_by ? created_by : "");
+        snprintf(s->updated_by, sizeof(s->updated_by), "%s", updated_by ? updated_by : "");
         err = 0;
     }
     return err;
@@ -272,18 +271,12 @@ const struct es_aggregate_type transfer_aggregate = {
 
 /* ---- response resources ---- */
 
-static void key_money(struct wx_buf *b, const char *key, int64_t minor, const char *currency,
-                      bool *first)
-{
-    wx_buf_json_key(b, key, first);
-    wx_money_format(b, minor, wx_currency_exponent(currency));
-}
 
-static void key_time(struct wx_buf *b, const char *key, int64_t ms, bool *first)
+
+/* An actor, or null when the events named none. */
+static void key_actor(struct wx_buf *b, const char *key, const char *actor, bool *first)
 {
-    char at[WX_RFC3339_BYTES];
-    wx_time_format(ms, at);
-    key_str(b, key, at, first);
+    wx_buf_json_member_str(b, key, actor[0] != '\0' ? actor : NULL, first);
 }
 
 void wallet_json(struct wx_buf *b, const char *wallet_id, const struct wallet_state *s,
@@ -291,13 +284,15 @@ void wallet_json(struct wx_buf *b, const char *wallet_id, const struct wallet_st
 {
     bool first = true;
     wx_buf_addc(b, '{');
-    key_str(b, "id", wallet_id, &first);
-    key_str(b, "ownerId", s->owner_id, &first);
-    key_str(b, "currency", s->currency, &first);
-    key_money(b, "balance", s->balance_minor, s->currency, &first);
-    key_i64(b, "version", version, &first);
-    key_time(b, "createdAt", s->created_at_ms, &first);
-    key_time(b, "updatedAt", s->updated_at_ms, &first);
+    wx_buf_json_member_str(b, "id", wallet_id, &first);
+    wx_buf_json_member_str(b, "ownerId", s->owner_id, &first);
+    wx_buf_json_member_str(b, "currency", s->currency, &first);
+    wx_money_json_member(b, "balance", s->balance_minor, s->currency, &first);
+    wx_buf_json_member_i64(b, "version", version, &first);
+    wx_time_json_member(b, "createdAt", s->created_at_ms, &first);
+    wx_time_json_member(b, "updatedAt", s->updated_at_ms, &first);
+    key_actor(b, "createdBy", s->created_by, &first);
+    key_actor(b, "updatedBy", s->updated_by, &first);
     wx_buf_addc(b, '}');
 }
 
@@ -306,17 +301,23 @@ void transfer_json(struct wx_buf *b, const char *transfer_id, const struct trans
 {
     bool first = true;
     wx_buf_addc(b, '{');
-    key_str(b, "transferId", transfer_id, &first);
-    key_str(b, "fromWalletId", t->from_wallet_id, &first);
-    key_str(b, "toWalletId", t->to_wallet_id, &first);
-    key_money(b, "amount", t->amount_minor, t->currency, &first);
-    key_str(b, "currency", t->currency, &first);
-    key_str(b, "description", t->description[0] ? t->description : NULL, &first);
-    key_time(b, "createdAt", t->created_at_ms, &first);
+    wx_buf_json_member_str(b, "transferId", transfer_id, &first);
+    wx_buf_json_member_str(b, "fromWalletId", t->from_wallet_id, &first);
+    wx_buf_json_member_str(b, "toWalletId", t->to_wallet_id, &first);
+    wx_money_json_member(b, "amount", t->amount_minor, t->currency, &first);
+    wx_buf_json_member_str(b, "currency", t->currency, &first);
+    wx_buf_json_member_str(b, "description", t->description[0] ? t->description : NULL, &first);
+    wx_time_json_member(b, "createdAt", t->created_at_ms, &first);
     wx_buf_json_key(b, "from", &first);
-    wallet_json(b, t->from_wallet_id, from, t->from_version);
+    if (from != NULL)
+        wallet_json(b, t->from_wallet_id, from, t->from_version);
+    else
+        wx_buf_adds(b, "null");
     wx_buf_json_key(b, "to", &first);
-    wallet_json(b, t->to_wallet_id, to, t->to_version);
+    if (to != NULL)
+        wallet_json(b, t->to_wallet_id, to, t->to_version);
+    else
+        wx_buf_adds(b, "null");
     wx_buf_addc(b, '}');
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "base/err.h"
 #include "es/writer.h"
 #include "wallet/routes.h"
@@ -36,9 +37,13 @@ static int load(struct es_decide_ctx *ctx, const struct es_aggregate_type *type,
     return err;
 }
 
-/* Evolves, encodes and stages one decided event on its stream. */
-static int stage(struct es_decide_ctx *ctx, struct loaded *l, const struct wallet_event *e)
+/* Evolves, encodes and stages one decided event on its stream. The state
+ * records the command's actor, as the event's metadata will. */
+static int stage(struct es_decide_ctx *ctx, struct loaded *l, const struct wallet_event *decided)
 {
+    struct wallet_event ev = *decided;
+    const struct wallet_event *e = &ev;
+    ev.actor = es_decide_actor(ctx);
     if (e->kind == TRANSFER_COMPLETED)
         transfer_evolve(&l->s.transfer, e);
     else
@@ -93,12 +98,24 @@ static void reply_resource(struct es_decide_ctx *ctx, int status, struct wx_buf 
     es_decide_reply(ctx, status, b->data, b->len, location);
 }
 
+/* A wallet the caller may not act on answers as one that does not exist
+ * (API.md: ids do not leak). True when it answered so. */
+static bool hidden(struct es_decide_ctx *ctx, const struct wallet_state *w)
+{
+    if (!w->exists || auth_owns(es_decide_principal(ctx), w->owner_id))
+        return false;
+    es_decide_reject(ctx, WALLET_wallet_not_found, "no wallet with this walletId");
+    return true;
+}
+
 static int run_wallet(struct es_decide_ctx *ctx, const struct wallet_command *c)
 {
     struct loaded w;
     int err = load(ctx, &wallet_aggregate, c->wallet_id, &w);
     if (err)
         return err;
+    if (c->kind != WALLET_CMD_CREATE && hidden(ctx, &w.s.wallet))
+        return 0;
     struct wallet_decision d;
     if (c->kind == WALLET_CMD_CREATE)
         wallet_decide_create(&w.s.wallet, c, es_decide_now_ms(ctx), &d);
@@ -142,6 +159,8 @@ static int run_transfer(struct es_decide_ctx *ctx, const struct wallet_command *
     }
     if (err)
         return err;
+    if (hidden(ctx, &from.s.wallet))
+        return 0;
     struct wallet_decision d;
     wallet_decide_transfer(&from.s.wallet, from.version, &to.s.wallet, to.version,
                            &t.s.transfer, c, es_decide_now_ms(ctx), &d);
@@ -158,7 +177,10 @@ static int run_transfer(struct es_decide_ctx *ctx, const struct wallet_command *
         return err;
     struct wx_buf b;
     wx_buf_init(&b);
-    transfer_json(&b, c->transfer_id, &t.s.transfer, &from.s.wallet, &to.s.wallet);
+    /* The receiving wallet may be anyone's: shown only to who may see it. */
+    bool to_seen = auth_owns(es_decide_principal(ctx), to.s.wallet.owner_id);
+    transfer_json(&b, c->transfer_id, &t.s.transfer, &from.s.wallet,
+                  to_seen ? &to.s.wallet : NULL);
     char location[16 + WX_ID_BYTES_MAX];
     snprintf(location, sizeof(location), "/transfers/%s", c->transfer_id);
     reply_resource(ctx, 201, &b, location);

@@ -38,6 +38,7 @@ void wallet_evolve(struct wallet_state *s, const struct wallet_event *e)
         copy_str(s->currency, sizeof(s->currency), e->currency);
         s->balance_minor = 0;
         s->created_at_ms = e->occurred_at_ms;
+        copy_str(s->created_by, sizeof(s->created_by), e->actor);
         break;
     case WALLET_CREDITED:
     case WALLET_DEBITED:
@@ -51,6 +52,7 @@ void wallet_evolve(struct wallet_state *s, const struct wallet_event *e)
         break;
     }
     s->updated_at_ms = e->occurred_at_ms;
+    copy_str(s->updated_by, sizeof(s->updated_by), e->actor);
 }
 
 void transfer_evolve(struct transfer_state *s, const struct wallet_event *e)

@@ -32,13 +32,18 @@ static bool body_object(const char *body, size_t len, const char *const *allowed
 }
 
 static const char *parse_create(struct json_object *obj, struct wx_arena *arena,
-                                const char *default_currency, struct wallet_command *c)
+                                const char *default_currency, const char *default_owner,
+                                struct wallet_command *c)
 {
     c->expected_version = -1;
     if (!http_json_id(obj, "walletId", HTTP_FIELD_REQUIRED, arena, &c->wallet_id))
         return "walletId is required: 1-64 characters of A-Z a-z 0-9 . _ : -";
-    if (!http_json_id(obj, "ownerId", HTTP_FIELD_REQUIRED, arena, &c->owner_id))
-        return "ownerId is required: 1-64 characters of A-Z a-z 0-9 . _ : -";
+    if (!http_json_id(obj, "ownerId", default_owner ? HTTP_FIELD_OPTIONAL : HTTP_FIELD_REQUIRED,
+                      arena, &c->owner_id))
+        return default_owner ? "ownerId must be 1-64 characters of A-Z a-z 0-9 . _ : -"
+                             : "ownerId is required: 1-64 characters of A-Z a-z 0-9 . _ : -";
+    if (c->owner_id == NULL)
+        c->owner_id = default_owner;
     if (!http_json_string(obj, "currency", HTTP_FIELD_OPTIONAL, WX_CURRENCY_BYTES, arena,
                           &c->currency) ||
         (c->currency != NULL && wx_currency_exponent(c->currency) < 0))
@@ -86,9 +91,9 @@ static const char *parse_transfer(struct json_object *obj, struct wx_arena *aren
 }
 
 bool wallet_command_parse(enum wallet_command_kind kind, const char *wallet_id, const char *body,
-                          size_t len, const char *default_currency, struct wx_arena *arena,
-                          struct wallet_command **cmd_out, const struct es_outcome **outcome,
-                          const char **detail)
+                          size_t len, const char *default_currency, const char *default_owner,
+                          struct wx_arena *arena, struct wallet_command **cmd_out,
+                          const struct es_outcome **outcome, const char **detail)
 {
     static const char *const create_keys[] = {"walletId", "ownerId", "initialBalance",
                                               "currency", NULL};
@@ -115,7 +120,7 @@ bool wallet_command_parse(enum wallet_command_kind kind, const char *wallet_id, 
     }
     c->kind = kind;
     if (kind == WALLET_CMD_CREATE) {
-        *detail = parse_create(obj, arena, default_currency, c);
+        *detail = parse_create(obj, arena, default_currency, default_owner, c);
     } else if (kind == WALLET_CMD_TRANSFER) {
         *detail = parse_transfer(obj, arena, c, outcome);
     } else {

@@ -19,6 +19,7 @@
 
 struct decoded {
     struct wallet_event e;
+    char actor[WX_ID_BYTES_MAX + 1]; /* e.actor's text */
     char text[]; /* e's strings; the event's data_len + 1 bytes */
 };
 
@@ -35,6 +36,7 @@ static int codec_decode(const struct es_event *ev, void **out)
         free(d);
         return err;
     }
+    d->e.actor = es_event_actor(ev, d->actor) ? d->actor : NULL;
     *out = d;
     return 0;
 }
@@ -52,9 +54,17 @@ enum { W_CREATE, W_MOVE };
 
 static const char *const wallets_sql[] = {
     [W_CREATE] = "INSERT OR IGNORE INTO wallets{s}(id, owner_id, currency, balance_minor, version,"
-                 " created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5)",
-    [W_MOVE] = "UPDATE wallets{s} SET balance_minor = ?2, version = ?3, updated_at_ms = ?4"
-               " WHERE id = ?1 AND version < ?3",
+                 " created_at_ms, updated_at_ms, created_by, updated_by)"
+                 " VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5, ?6, ?6)",
+    [W_MOVE] = "UPDATE wallets{s} SET balance_minor = ?2, version = ?3, updated_at_ms = ?4,"
+               " updated_by = ?5 WHERE id = ?1 AND version < ?3",
+    NULL,
+};
+
+/* createdBy and updatedBy came with authentication (issue 21). */
+static const char *const wallets_columns_added[] = {
+    "ALTER TABLE wallets{s} ADD COLUMN created_by TEXT",
+    "ALTER TABLE wallets{s} ADD COLUMN updated_by TEXT",
     NULL,
 };
 
@@ -82,10 +92,12 @@ static int apply_wallets(struct es_proj_tx *tx, const struct es_event *ev, const
         sqlconn_bind_text(st, 3, e->currency);
         sqlite3_bind_int64(st, 4, ev->version);
         sqlite3_bind_int64(st, 5, ev->occurred_at_ms);
+        sqlconn_bind_text(st, 6, e->actor); /* NULL binds NULL */
     } else {
         sqlite3_bind_int64(st, 2, e->balance_after_minor);
         sqlite3_bind_int64(st, 3, ev->version);
         sqlite3_bind_int64(st, 4, ev->occurred_at_ms);
+        sqlconn_bind_text(st, 5, e->actor);
     }
     return sqlconn_run_i64(st, NULL);
 }
@@ -96,8 +108,10 @@ const struct es_consumer wallet_consumer_wallets = {
     .codec = &wallet_codec,
     .schema = "CREATE TABLE IF NOT EXISTS wallets{s}(id TEXT PRIMARY KEY, owner_id TEXT NOT NULL,"
               " currency TEXT NOT NULL, balance_minor INTEGER NOT NULL, version INTEGER NOT NULL,"
-              " created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL) WITHOUT ROWID;"
+              " created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL,"
+              " created_by TEXT, updated_by TEXT) WITHOUT ROWID;"
               "CREATE INDEX IF NOT EXISTS wallets{s}_owner ON wallets{s}(owner_id, id);",
+    .columns_added = wallets_columns_added,
     .drop = "DROP TABLE IF EXISTS wallets{s};",
     .sql = wallets_sql,
     .apply = apply_wallets,
@@ -255,7 +269,9 @@ static int prepare_live(struct sqlconn *c, const char *name, const char *tmpl,
     return es_projector_prepare_live(c, name, tmpl, st_out, NULL);
 }
 
-#define WALLET_COLUMNS "id, owner_id, currency, balance_minor, version, created_at_ms, updated_at_ms"
+#define WALLET_COLUMNS                                                                             \
+    "id, owner_id, currency, balance_minor, version, created_at_ms, updated_at_ms, created_by,"   \
+    " updated_by"
 
 static void wallet_from_row(sqlite3_stmt *st, struct wallet_state *s, int64_t *version)
 {
@@ -267,6 +283,10 @@ static void wallet_from_row(sqlite3_stmt *st, struct wallet_state *s, int64_t *v
     *version = sqlite3_column_int64(st, 4);
     s->created_at_ms = sqlite3_column_int64(st, 5);
     s->updated_at_ms = sqlite3_column_int64(st, 6);
+    const char *created_by = (const char *)sqlite3_column_text(st, 7);
+    const char *updated_by = (const char *)sqlite3_column_text(st, 8);
+    snprintf(s->created_by, sizeof(s->created_by), "%s", created_by ? created_by : "");
+    snprintf(s->updated_by, sizeof(s->updated_by), "%s", updated_by ? updated_by : "");
 }
 
 /* Reads one wallet row into s; WX_ERR_NOT_FOUND when absent. */
@@ -289,7 +309,14 @@ static int read_wallet(struct sqlconn *c, const char *id, struct wallet_state *s
     return err;
 }
 
-int wallet_query_get(struct es_projector *p, const char *wallet_id, struct wx_buf *out)
+/* A wallet another owner has is, to this caller, no wallet at all. */
+static bool visible(const struct wallet_state *s, const char *owner_only)
+{
+    return owner_only == NULL || strcmp(s->owner_id, owner_only) == 0;
+}
+
+int wallet_query_get(struct es_projector *p, const char *wallet_id, const char *owner_only,
+                     struct wx_buf *out)
 {
     struct sqlconn *c;
     int err = es_projector_read_begin(p, &c);
@@ -298,6 +325,8 @@ int wallet_query_get(struct es_projector *p, const char *wallet_id, struct wx_bu
     struct wallet_state s;
     int64_t version;
     err = read_wallet(c, wallet_id, &s, &version);
+    if (!err && !visible(&s, owner_only))
+        err = WX_ERR_NOT_FOUND;
     if (!err)
         wallet_json(out, wallet_id, &s, version);
     es_projector_read_end(p, c);
@@ -355,8 +384,51 @@ out_end:
     return err;
 }
 
-int wallet_query_ledger(struct es_projector *p, const char *wallet_id, int64_t after_version,
-                        size_t limit, struct wx_buf *out)
+/* A text column, or null. */
+static void column_json(struct wx_buf *out, sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        wx_buf_adds(out, "null");
+    else
+        wx_buf_json_str(out, (const char *)sqlite3_column_text(st, i));
+}
+
+/* The LedgerEntry of the row at the cursor (the columns of
+ * wallet_query_ledger's SELECT); WX_ERR_CORRUPT for an unknown currency. */
+static int ledger_entry_json(sqlite3_stmt *st, const char *wallet_id, struct wx_buf *out)
+{
+    int64_t version = sqlite3_column_int64(st, 0);
+    const char *currency = (const char *)sqlite3_column_text(st, 5);
+    int exponent = wx_currency_exponent(currency);
+    if (exponent < 0)
+        return WX_ERR_CORRUPT;
+    char at[WX_RFC3339_BYTES];
+    wx_time_format(sqlite3_column_int64(st, 9), at);
+    wx_buf_printf(out, "{\"entryId\":\"%s:%lld\",\"walletId\":", wallet_id, (long long)version);
+    wx_buf_json_str(out, wallet_id);
+    wx_buf_printf(out, ",\"version\":%lld,\"type\":\"%s\",\"amount\":", (long long)version,
+                  (const char *)sqlite3_column_text(st, 1));
+    wx_money_format(out, sqlite3_column_int64(st, 2), exponent);
+    wx_buf_adds(out, ",\"balanceBefore\":");
+    wx_money_format(out, sqlite3_column_int64(st, 3), exponent);
+    wx_buf_adds(out, ",\"balanceAfter\":");
+    wx_money_format(out, sqlite3_column_int64(st, 4), exponent);
+    wx_buf_adds(out, ",\"currency\":");
+    wx_buf_json_str(out, currency);
+    wx_buf_adds(out, ",\"description\":");
+    column_json(out, st, 6);
+    wx_buf_adds(out, ",\"transferId\":");
+    column_json(out, st, 7);
+    wx_buf_adds(out, ",\"eventId\":");
+    wx_buf_json_str(out, (const char *)sqlite3_column_text(st, 8));
+    wx_buf_adds(out, ",\"occurredAt\":");
+    wx_buf_json_str(out, at);
+    wx_buf_addc(out, '}');
+    return 0;
+}
+
+int wallet_query_ledger(struct es_projector *p, const char *wallet_id, const char *owner_only,
+                        int64_t after_version, size_t limit, struct wx_buf *out)
 {
     struct sqlconn *c;
     int err = es_projector_read_begin(p, &c);
@@ -366,6 +438,8 @@ int wallet_query_ledger(struct es_projector *p, const char *wallet_id, int64_t a
     int64_t wversion;
     sqlite3_stmt *st = NULL;
     err = read_wallet(c, wallet_id, &s, &wversion);
+    if (!err && !visible(&s, owner_only))
+        err = WX_ERR_NOT_FOUND;
     if (!err)
         err = prepare_live(c, "ledger",
                            LEDGER_BOTH("version, type, amount_minor, balance_before_minor,"
@@ -389,45 +463,12 @@ int wallet_query_ledger(struct es_projector *p, const char *wallet_id, int64_t a
             more = true;
             break;
         }
-        int64_t version = sqlite3_column_int64(st, 0);
-        const char *currency = (const char *)sqlite3_column_text(st, 5);
-        int exponent = wx_currency_exponent(currency);
-        if (exponent < 0) {
-            err = WX_ERR_CORRUPT;
-            break;
-        }
-        char at[WX_RFC3339_BYTES];
-        wx_time_format(sqlite3_column_int64(st, 9), at);
         if (n++ > 0)
             wx_buf_addc(out, ',');
-        wx_buf_printf(out, "{\"entryId\":\"%s:%lld\",\"walletId\":", wallet_id,
-                      (long long)version);
-        wx_buf_json_str(out, wallet_id);
-        wx_buf_printf(out, ",\"version\":%lld,\"type\":\"%s\",\"amount\":", (long long)version,
-                      (const char *)sqlite3_column_text(st, 1));
-        wx_money_format(out, sqlite3_column_int64(st, 2), exponent);
-        wx_buf_adds(out, ",\"balanceBefore\":");
-        wx_money_format(out, sqlite3_column_int64(st, 3), exponent);
-        wx_buf_adds(out, ",\"balanceAfter\":");
-        wx_money_format(out, sqlite3_column_int64(st, 4), exponent);
-        wx_buf_adds(out, ",\"currency\":");
-        wx_buf_json_str(out, currency);
-        wx_buf_adds(out, ",\"description\":");
-        if (sqlite3_column_type(st, 6) == SQLITE_NULL)
-            wx_buf_adds(out, "null");
-        else
-            wx_buf_json_str(out, (const char *)sqlite3_column_text(st, 6));
-        wx_buf_adds(out, ",\"transferId\":");
-        if (sqlite3_column_type(st, 7) == SQLITE_NULL)
-            wx_buf_adds(out, "null");
-        else
-            wx_buf_json_str(out, (const char *)sqlite3_column_text(st, 7));
-        wx_buf_adds(out, ",\"eventId\":");
-        wx_buf_json_str(out, (const char *)sqlite3_column_text(st, 8));
-        wx_buf_adds(out, ",\"occurredAt\":");
-        wx_buf_json_str(out, at);
-        wx_buf_addc(out, '}');
-        last = version;
+        err = ledger_entry_json(st, wallet_id, out);
+        if (err)
+            break;
+        last = sqlite3_column_int64(st, 0);
     }
     if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
         err = sqlconn_err(rc);
@@ -470,7 +511,8 @@ static int wallet_at(struct sqlconn *c, const char *id, int64_t version, struct 
     return err;
 }
 
-int wallet_query_transfer(struct es_projector *p, const char *transfer_id, struct wx_buf *out)
+int wallet_query_transfer(struct es_projector *p, const char *transfer_id,
+                          const char *owner_only, struct wx_buf *out)
 {
     struct sqlconn *c;
     int err = es_projector_read_begin(p, &c);
@@ -511,8 +553,12 @@ int wallet_query_transfer(struct es_projector *p, const char *transfer_id, struc
         err = wallet_at(c, t.from_wallet_id, t.from_version, &from);
     if (!err)
         err = wallet_at(c, t.to_wallet_id, t.to_version, &to);
+    /* A caller sees a transfer of one of its wallets, and only its side. */
+    bool from_seen = !err && visible(&from, owner_only), to_seen = !err && visible(&to, owner_only);
+    if (!err && !from_seen && !to_seen)
+        err = WX_ERR_NOT_FOUND;
     if (!err)
-        transfer_json(out, transfer_id, &t, &from, &to);
+        transfer_json(out, transfer_id, &t, from_seen ? &from : NULL, to_seen ? &to : NULL);
 out_end:
     es_projector_read_end(p, c);
     return err;

@@ -31,17 +31,24 @@ extern const struct es_consumer *const wallet_consumers[];
 #define LEDGER_BOTH(cols, where)                                                                  \
     "SELECT " cols " FROM ledger{s} " where " UNION ALL SELECT " cols " FROM ledger_tail{s} " where
 
+/* Queries answer for a caller: owner_only NULL sees every wallet; else
+ * only the wallets that owner has, the others as if they did not exist. */
+
 /* GET /wallets/{id} from the read model: appends the Wallet JSON, or
  * returns WX_ERR_NOT_FOUND. */
-int wallet_query_get(struct es_projector *p, const char *wallet_id, struct wx_buf *out);
+int wallet_query_get(struct es_projector *p, const char *wallet_id, const char *owner_only,
+                     struct wx_buf *out);
 /* A page of wallets of one owner, ids after `after` (NULL from the start). */
 int wallet_query_by_owner(struct es_projector *p, const char *owner_id, const char *after,
                           size_t limit, struct wx_buf *out);
 /* A page of ledger entries, versions after `after_version`; NOT_FOUND when
  * the wallet is not in the read model. */
-int wallet_query_ledger(struct es_projector *p, const char *wallet_id, int64_t after_version,
-                        size_t limit, struct wx_buf *out);
-int wallet_query_transfer(struct es_projector *p, const char *transfer_id, struct wx_buf *out);
+int wallet_query_ledger(struct es_projector *p, const char *wallet_id, const char *owner_only,
+                        int64_t after_version, size_t limit, struct wx_buf *out);
+/* The Transfer, with the side the caller may not see as null; NOT_FOUND
+ * when it sees neither. */
+int wallet_query_transfer(struct es_projector *p, const char *transfer_id,
+                          const char *owner_only, struct wx_buf *out);
 
 /* Rebuilds one wallet's row and ledger entries from its stream. */
 int wallet_rebuild_one(struct es_projector *p, const char *wallet_id);

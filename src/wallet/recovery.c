@@ -83,27 +83,12 @@ struct scan {
     int err;
 };
 
-static void drift_add(struct scan *sc, const char *wallet_id, const char *model,
-                      const char *field, const char *read_model, const char *events)
+static void drift_add(struct scan *sc, const char *wallet_id, const char *model, const char *field,
+                      const char *read_model, const char *events)
 {
-    struct wx_buf b;
-    wx_buf_init(&b);
-    wx_buf_adds(&b, "{\"walletId\":");
-    wx_buf_json_str(&b, wallet_id);
-    wx_buf_adds(&b, ",\"model\":");
-    wx_buf_json_str(&b, model);
-    wx_buf_adds(&b, ",\"field\":");
-    wx_buf_json_str(&b, field);
-    wx_buf_adds(&b, ",\"readModel\":");
-    wx_buf_json_str(&b, read_model);
-    wx_buf_adds(&b, ",\"events\":");
-    wx_buf_json_str(&b, events);
-    wx_buf_addc(&b, '}');
-    if (wx_buf_ok(&b))
-        es_drift_report_add(sc->report, b.data, b.len);
-    else
-        sc->err = WX_ERR_NOMEM;
-    wx_buf_free(&b);
+    int err = es_drift_report_diff(sc->report, "walletId", wallet_id, model, field, read_model, events);
+    if (err)
+        sc->err = err;
 }
 
 static void drift_i64(struct scan *sc, const char *wallet_id, const char *model,
@@ -250,7 +235,8 @@ static int compare_wallet_rows(struct scan *sc)
     sqlite3_stmt *st;
     int err = es_projector_prepare_live(sc->c, "wallets",
                                   "SELECT id, owner_id, currency, balance_minor, version,"
-                                  " created_at_ms, updated_at_ms FROM wallets{s}",
+                                  " created_at_ms, updated_at_ms, coalesce(created_by, ''),"
+                                  " coalesce(updated_by, '') FROM wallets{s}",
                                   &st, NULL);
     if (err)
         return err;
@@ -280,6 +266,12 @@ static int compare_wallet_rows(struct scan *sc)
         if (sqlite3_column_int64(st, 6) != f->s.updated_at_ms)
             drift_i64(sc, id, "wallets", "updatedAtMs", sqlite3_column_int64(st, 6),
                       f->s.updated_at_ms);
+        const char *created_by = (const char *)sqlite3_column_text(st, 7);
+        const char *updated_by = (const char *)sqlite3_column_text(st, 8);
+        if (strcmp(created_by, f->s.created_by) != 0)
+            drift_add(sc, id, "wallets", "createdBy", created_by, f->s.created_by);
+        if (strcmp(updated_by, f->s.updated_by) != 0)
+            drift_add(sc, id, "wallets", "updatedBy", updated_by, f->s.updated_by);
         struct money_total *t = total_for(sc, currency);
         if (t != NULL)
             t->rows += sqlite3_column_int64(st, 3);

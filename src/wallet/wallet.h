@@ -34,7 +34,7 @@
  * ids); decoding unescapes into a buffer this big, and longer data is
  * corrupt. */
 #define WALLET_EVENT_DATA_BYTES_MAX (16 * 1024)
-/* An encoded wallet snapshot (six short fields). */
+/* An encoded wallet snapshot (eight short fields, under 512 bytes). */
 #define WALLET_SNAPSHOT_BYTES_MAX 4096
 /* A cross-domain reference on a credit or debit ("order:<orderId>"). */
 #define WALLET_REFERENCE_BYTES_MAX WX_STREAM_ID_BYTES_MAX
@@ -73,6 +73,10 @@ struct wallet_state {
     int64_t balance_minor;
     int64_t created_at_ms;
     int64_t updated_at_ms;
+    /* Audit (API.md createdBy/updatedBy): the actors of its first and last
+     * events' metadata; "" where an event named none. */
+    char created_by[WX_ID_BYTES_MAX + 1];
+    char updated_by[WX_ID_BYTES_MAX + 1];
 };
 
 struct transfer_state {
@@ -115,6 +119,9 @@ struct wallet_event {
     int64_t from_version;
     int64_t to_version;
     int64_t occurred_at_ms;
+    /* Who caused it: the command's actor, or a stored event's metadata
+     * (es_event_actor); NULL when it names none. Not part of the data. */
+    const char *actor;
 };
 
 enum wallet_command_kind {
@@ -201,12 +208,14 @@ int wallet_stage_movement(struct es_decide_ctx *ctx, const char *wallet_id,
 
 struct wx_arena;
 /* Parses a request body into a command (strings copied into the arena).
- * wallet_id is the path parameter of credit and debit. On failure *outcome
- * is invalid_request (or same_wallet) and *detail says why. */
+ * wallet_id is the path parameter of credit and debit. A create's ownerId
+ * is default_owner when absent (the caller's subject), and required when
+ * that is NULL (no authentication). On failure *outcome is
+ * invalid_request (or same_wallet) and *detail says why. */
 bool wallet_command_parse(enum wallet_command_kind kind, const char *wallet_id, const char *body,
-                          size_t len, const char *default_currency, struct wx_arena *arena,
-                          struct wallet_command **cmd_out, const struct es_outcome **outcome,
-                          const char **detail);
+                          size_t len, const char *default_currency, const char *default_owner,
+                          struct wx_arena *arena, struct wallet_command **cmd_out,
+                          const struct es_outcome **outcome, const char **detail);
 
 /* ---- codec.c: events as stored JSON, resources as response JSON ---- */
 
@@ -228,7 +237,8 @@ extern const struct es_event_type *const wallet_event_types[];
 /* The Wallet resource of API.md. */
 void wallet_json(struct wx_buf *b, const char *wallet_id, const struct wallet_state *s,
                  int64_t version);
-/* The Transfer resource of API.md. */
+/* The Transfer resource of API.md; from or to NULL (null in the JSON)
+ * for a wallet the caller may not see. */
 void transfer_json(struct wx_buf *b, const char *transfer_id, const struct transfer_state *t,
                    const struct wallet_state *from, const struct wallet_state *to);
 

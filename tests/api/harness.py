@@ -1,5 +1,9 @@
 """Starts the real wallex binary on a free loopback port with a temporary
-data directory and talks HTTP to it. Shared by the black-box test files."""
+data directory and talks HTTP to it. Shared by the black-box test files.
+
+With WALLEX_TEST_PG_URL set (tests/pg/pgcluster.py sets it), every server
+runs on --store postgres, each in a schema of its own, so the same suites
+run against PostgreSQL."""
 import decimal
 import http.client
 import json
@@ -14,20 +18,55 @@ import tempfile
 import time
 import traceback
 
+PG_URL = os.environ.get("WALLEX_TEST_PG_URL")
+_schemas = [0]
+# Data directory -> the store arguments of the server that uses it, so
+# offline tools run on a server's directory reach the same log.
+STORE_ARGS_BY_DIR = {}
+
+
+def store_args_for(data_dir):
+    return STORE_ARGS_BY_DIR.get(os.path.abspath(data_dir), [])
+
+
+def position_key(token):
+    """A position token ("lo" or "hi.lo") as something that sorts."""
+    hi, _, lo = str(token).rpartition(".")
+    return (int(hi or 0), int(lo))
+
+
+def store_args(schema):
+    return ["--store", "postgres", "--pg", PG_URL, "--pg-schema", schema] if PG_URL else []
+
+
+# The default of Server.request's token: the server's admin token.
+ADMIN = object()
+
 
 class Server:
-    def __init__(self, binary, data_dir=None, extra_args=()):
+    def __init__(self, binary, data_dir=None, extra_args=(), auth=True):
         self.binary = binary
         self.owns_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="wallex-api-")
         self.extra_args = list(extra_args)
+        # Authentication is on, as users run it: every request carries the
+        # admin token a first start writes to DATA_DIR/admin.token, unless
+        # the test asks otherwise. auth=False runs --auth off (loopback).
+        self.auth = auth
+        self.token = None
+        # On PostgreSQL the log lives in a schema of this server's own; a
+        # restart on the same data directory finds the same schema.
+        _schemas[0] += 1
+        self.schema = "api_%d_%d" % (os.getpid(), _schemas[0])
+        self.store_args = store_args(self.schema) if "--store" not in self.extra_args else []
+        STORE_ARGS_BY_DIR[os.path.abspath(self.data_dir)] = self.store_args
         self.proc = None
         self.port = None
         self.log_path = os.path.join(self.data_dir, "server.log")
         # Like a careful client: every GET waits for the read side to have
         # caught up with the last write this client saw (read-your-writes).
         self.read_your_writes = True
-        self.position = 0
+        self.position = "0"
 
     def start(self):
         log = open(self.log_path, "ab")
@@ -42,7 +81,7 @@ class Server:
         env.setdefault("TSAN_OPTIONS", "halt_on_error=0:exitcode=66:second_deadlock_stack=1")
         self.proc = subprocess.Popen(
             [self.binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir]
-            + self.extra_args,
+            + ([] if self.auth else ["--auth", "off"]) + self.store_args + self.extra_args,
             stdout=log, stderr=log, env=env)
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -51,6 +90,7 @@ class Server:
                 m = re.findall(rb"\(port (\d+)\)", f.read())
             if m:
                 self.port = int(m[-1])
+                self.read_token()
                 return self
             if self.proc.poll() is not None:
                 self.proc = None
@@ -61,6 +101,22 @@ class Server:
         self.proc.wait()
         self.proc = None
         raise RuntimeError("server did not start: " + self.log())
+
+    def read_token(self):
+        """The admin token of the data directory's first start, if any."""
+        path = os.path.join(self.data_dir, "admin.token")
+        if self.auth and os.path.exists(path):
+            with open(path) as f:
+                self.token = f.read().strip()
+
+    def auth_line(self, token=ADMIN):
+        """The Authorization header line (bytes) for raw requests."""
+        token = self.token if token is ADMIN else token
+        return b"Authorization: Bearer %s\r\n" % token.encode() if token else b""
+
+    def authed(self, data, token=ADMIN):
+        """Raw requests (each with "Host: x") with the Authorization line."""
+        return data.replace(b"\r\nHost: x\r\n", b"\r\nHost: x\r\n" + self.auth_line(token))
 
     def log(self):
         with open(self.log_path, "rb") as f:
@@ -93,13 +149,18 @@ class Server:
     def conn(self):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
 
-    def request(self, method, path, body=None, headers=None, raw=None):
-        """Returns (status, headers dict lower-cased, body bytes, parsed json or None)."""
+    def request(self, method, path, body=None, headers=None, raw=None, token=ADMIN):
+        """Returns (status, headers dict lower-cased, body bytes, parsed json or None).
+        token: ADMIN (the server's admin token, when it has one), None for
+        no Authorization header, or a token's text."""
         h = {}
+        token = self.token if token is ADMIN else token
+        if token:
+            h["Authorization"] = "Bearer " + token
         if body is not None or raw is not None:
             h["Content-Type"] = "application/json"
-        if method == "GET" and self.read_your_writes and self.position:
-            h["X-Min-Position"] = str(self.position)
+        if method == "GET" and self.read_your_writes and self.position != "0":
+            h["X-Min-Position"] = self.position
         h.update(headers or {})
         data = raw if raw is not None else (None if body is None else json.dumps(body))
         c = self.conn()
@@ -111,7 +172,7 @@ class Server:
         finally:
             c.close()
         if "x-position" in hdrs:
-            self.position = max(self.position, int(hdrs["x-position"]))
+            self.note_position(hdrs["x-position"])
         parsed = None
         if payload:
             try:
@@ -119,6 +180,17 @@ class Server:
             except ValueError:
                 parsed = None
         return r.status, hdrs, payload, parsed
+
+    def note_position(self, token):
+        if isinstance(token, bytes):
+            token = token.decode()
+        if position_key(token) > position_key(self.position):
+            self.position = token
+
+    def tool(self, cmd, *args):
+        """Runs an offline tool (events, verify, ...) on this server's store."""
+        return subprocess.run([self.binary, cmd, "--data-dir", self.data_dir] + self.store_args
+                              + list(args), capture_output=True, text=True)
 
     def raw(self, data, read_timeout=5):
         """Sends raw bytes and returns whatever comes back (bytes)."""
@@ -144,8 +216,8 @@ class Server:
             s.close()
 
     def count_events(self):
-        out = subprocess.run([self.binary, "events", "--data-dir", self.data_dir],
-                             capture_output=True, check=True)
+        out = subprocess.run([self.binary, "events", "--data-dir", self.data_dir]
+                             + self.store_args, capture_output=True, check=True)
         return len(out.stdout.splitlines())
 
 
@@ -189,12 +261,12 @@ def expect_problem(resp, status, code):
            "problem fields: %r" % body)
 
 
-def run_suite(binary, module_globals, procs, extra_args=()):
+def run_suite(binary, module_globals, procs, extra_args=(), auth=True):
     """The usual shape of a test file: every test_* function against one
     server (which must then exit 0 on SIGTERM), then the proc_* functions
     that start servers of their own; prints the closing line and exits."""
     runner = Runner()
-    s = Server(binary, extra_args=extra_args).start()
+    s = Server(binary, extra_args=extra_args, auth=auth).start()
     try:
         runner.run([v for k, v in sorted(module_globals.items())
                     if k.startswith("test_") and callable(v)], s)

@@ -15,7 +15,7 @@ import time
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Server, expect, expect_problem, run_suite  # noqa: E402
+from harness import Server, expect, expect_problem, position_key, run_suite  # noqa: E402
 
 _seq = [0]
 _seq_lock = threading.Lock()
@@ -280,7 +280,7 @@ def test_events_and_paging(s):
     expect(seen[0]["type"] == "WalletCreated" and seen[1]["type"] == "WalletCredited")
     expect(seen[1]["data"]["amountMinor"] == 100 and seen[1]["data"]["description"] ==
            "Initial balance")
-    positions = [int(e["position"]) for e in seen]
+    positions = [position_key(e["position"]) for e in seen]
     expect(positions == sorted(positions))
     for e in seen:
         expect(e["streamId"] == "wallet:" + wid and len(e["eventId"]) == 36)
@@ -370,6 +370,64 @@ def test_idempotency_concurrent_same_key(s):
     expect(s.request("GET", "/wallets/" + wid)[3]["balance"] == Decimal("1.00"))
 
 
+def test_idempotency_one_rule(s):
+    """API.md's one rule (issue 18, item 14): a 400 is never remembered,
+    whoever found it (the parser: "1e3"; the decider, which alone knows the
+    currency's digits: "1.001" in USD), so a corrected retry with the same
+    key applies; a business outcome (404, 409, 422) is remembered and
+    replayed byte for byte."""
+    def fresh(r, status):
+        expect(r[0] == status and "idempotency-replayed" not in r[1], (r[0], r[1], r[2]))
+
+    def replayed(r, first):
+        expect(r[0] == first[0] and r[2] == first[2] and
+               r[1].get("idempotency-replayed") == "true", (r[0], r[1], r[2]))
+
+    wid = create(s, initial="5.00")[3]["id"]
+    credit = "/wallets/%s/credit" % wid
+    # The decider's 400s, then the parser's.
+    for bad in ['{"amount":"1.001"}', '{"amount":1.001}', '{"amount":1e3}', '{"amount":"1e3"}']:
+        key = {"Idempotency-Key": uid("one-rule")}
+        expect_problem(raw_post(s, credit, bad, key), 400, "invalid_request")
+        expect_problem(raw_post(s, credit, bad, key), 400, "invalid_request")  # decided again
+        r = raw_post(s, credit, '{"amount":"1.00"}', key)
+        fresh(r, 200)
+        replayed(raw_post(s, credit, '{"amount":"1.00"}', key), r)
+    expect(s.request("GET", "/wallets/" + wid)[3]["balance"] == Decimal("9.00"))
+    # An order's price with more digits than USD has: the decider's 400.
+    key = {"Idempotency-Key": uid("one-rule")}
+    order = '{"customerId":"c","currency":"USD","items":[{"productId":"p","quantity":1,' \
+            '"unitPrice":"%s"}]}'
+    expect_problem(raw_post(s, "/orders", order % "1.005", key), 400, "invalid_request")
+    r = raw_post(s, "/orders", order % "1.05", key)
+    fresh(r, 201)
+    replayed(raw_post(s, "/orders", order % "1.05", key), r)
+    # 404: remembered, even once the wallet exists.
+    ghost = uid("ghost")
+    key = {"Idempotency-Key": uid("one-rule")}
+    first = raw_post(s, "/wallets/%s/credit" % ghost, '{"amount":1}', key)
+    expect_problem(first, 404, "wallet_not_found")
+    expect(create(s, wallet_id=ghost)[0] == 201)
+    replayed(raw_post(s, "/wallets/%s/credit" % ghost, '{"amount":1}', key), first)
+    # 409: remembered.
+    key = {"Idempotency-Key": uid("one-rule")}
+    first = raw_post(s, "/wallets", '{"walletId":"%s","ownerId":"o"}' % wid, key)
+    expect_problem(first, 409, "wallet_already_exists")
+    replayed(raw_post(s, "/wallets", '{"walletId":"%s","ownerId":"o"}' % wid, key), first)
+    key = {"Idempotency-Key": uid("one-rule")}
+    first = raw_post(s, credit, '{"amount":1,"expectedVersion":1}', key)
+    expect_problem(first, 409, "version_conflict")
+    replayed(raw_post(s, credit, '{"amount":1,"expectedVersion":1}', key), first)
+    # 422: remembered, even once the funds are there.
+    key = {"Idempotency-Key": uid("one-rule")}
+    debit = "/wallets/%s/debit" % wid
+    first = raw_post(s, debit, '{"amount":100}', key)
+    expect_problem(first, 422, "insufficient_funds")
+    raw_post(s, credit, '{"amount":1000}')
+    replayed(raw_post(s, debit, '{"amount":100}', key), first)
+    expect(s.request("GET", "/wallets/" + wid)[3]["balance"] == Decimal("1009.00"))
+
+
 def test_idempotency_key_validation(s):
     for bad in ["", "has space", "k" * 256, "caf\u00e9"]:
         try:
@@ -418,7 +476,8 @@ def test_http_errors(s):
                              headers={"Content-Type": "text/plain"}), 415,
                    "unsupported_media_type")
     c = s.conn()
-    c.request("POST", "/wallets", body=b'{"walletId":"w","ownerId":"o"}')  # no content type
+    c.request("POST", "/wallets", body=b'{"walletId":"w","ownerId":"o"}',  # no content type
+              headers={"Authorization": "Bearer %s" % s.token} if s.token else {})
     r = c.getresponse()
     expect(r.status == 415)
     r.read()
@@ -458,6 +517,40 @@ def test_metrics(s):
     for line in text.splitlines():
         if line and not line.startswith("#"):
             expect(re.match(r'^[a-z_]+(\{([a-z_]+="[^"]*",?)+\})? [0-9.]+$', line), line)
+
+
+def test_admin_stats(s):
+    """GET /admin/stats, the dashboard's feed: the counters /metrics reads,
+    as JSON, cumulative, histograms per bucket; its own polls are not
+    queries."""
+    wid = create(s, initial="1")[3]["id"]
+    expect(raw_post(s, "/wallets/%s/credit" % wid, '{"amount":1}')[0] == 200)
+    expect(s.request("GET", "/wallets/" + wid)[0] == 200)
+    st, h, _, a = s.request("GET", "/admin/stats")
+    expect(st == 200 and h["content-type"] == "application/json", h)
+    expect({"time", "monotonicMs", "headPosition", "http", "writer", "projections", "relay",
+            "webhooks", "process", "features"} <= set(a), a)
+    for kind in ("commands", "queries", "operations", "unmatched"):
+        k = a["http"][kind]
+        counts, le = k["latencyUs"]["counts"], k["latencyUs"]["le"]
+        expect(len(counts) == len(le) + 1 and le == sorted(le), k)
+        # A request is counted, then its latency observed: at most the
+        # one or two still ending may be missing from the histogram.
+        expect(0 <= k["requests"] - sum(counts) <= 2, (kind, k))
+    expect(a["http"]["commands"]["requests"] >= 2 and a["http"]["queries"]["requests"] >= 1, a)
+    expect(a["writer"]["events"] >= 3 and a["writer"]["batches"] >= 1, a["writer"])
+    expect(sum(a["writer"]["commitUs"]["counts"]) >= 1, a["writer"])
+    names = {p["name"] for p in a["projections"]}
+    expect({"wallets", "ledger", "transfers"} <= names, names)
+    expect(all(p["lag"] >= 0 and p["lagMs"] >= 0 and p["status"] in ("running", "rebuilding")
+               for p in a["projections"]), a["projections"])
+    expect(a["process"]["residentBytes"] > 0 and isinstance(a["features"]["folders"], bool), a)
+    s.request("GET", "/admin/stats")
+    b = s.request("GET", "/admin/stats")[3]
+    expect(b["http"]["queries"]["requests"] == a["http"]["queries"]["requests"],
+           "a poll is no query")
+    expect(b["http"]["operations"]["requests"] >= a["http"]["operations"]["requests"] + 2, b)
+    expect(b["monotonicMs"] >= a["monotonicMs"], (a["monotonicMs"], b["monotonicMs"]))
 
 
 # ---------------------------------------------------------------- bad input
@@ -552,8 +645,9 @@ def read_answers(c, n):
 def test_pipelined_requests_answer_in_order(s):
     wid = create(s)[3]["id"]
     body = b'{"amount":"1.00"}'
-    credit = (b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-              b"\r\nContent-Length: %d\r\n\r\n%s" % (wid.encode(), len(body), body))
+    credit = s.authed(b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type:"
+                      b" application/json\r\nContent-Length: %d\r\n\r\n%s"
+                      % (wid.encode(), len(body), body))
     health = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
     try:
@@ -659,7 +753,7 @@ def test_random_framings_in_random_pieces(s):
     acknowledged, last = 0, None
     for _ in range(120):
         cents = [rng.randint(1, 999) for _ in range(rng.randint(1, 3))]
-        parts = [framed(c) for c in cents]
+        parts = [s.authed(framed(c)) for c in cents]
         broken = rng.random() < 0.4
         if broken:
             k = rng.randrange(len(parts))
@@ -702,8 +796,8 @@ def test_random_framings_in_random_pieces(s):
                 acknowledged += 1
                 last = answer
                 expect(last["version"] == 1 + acknowledged, (seed, last, acknowledged))
-                m = re.search(rb"X-Position: (\d+)", head)
-                s.position = max(s.position, int(m.group(1)))
+                m = re.search(rb"X-Position: ([\d.]+)", head)
+                s.note_position(m.group(1))
         if not broken:
             expect(sum(1 for a in answers if a.startswith(b"200")) == len(parts),
                    (seed, data[:200], got[:400]))
@@ -720,18 +814,18 @@ def test_expect_continue_and_chunked_bodies(s):
     c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
     try:
         body = b'{"amount":"2.50"}'
-        c.sendall(b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                  b"application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n"
-                  % (wid.encode(), len(body)))
+        c.sendall(s.authed(b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                           b"application/json\r\nExpect: 100-continue\r\nContent-Length: %d"
+                           b"\r\n\r\n" % (wid.encode(), len(body))))
         first = c.recv(4096)
         expect(first == b"HTTP/1.1 100 Continue\r\n\r\n", first)
         c.sendall(body)
         answers, _ = read_answers(c, 1)
         expect(answers and b'"balance":2.50' in answers[0][1], answers)
         # Chunked, with an extension and a trailer, in pieces.
-        c.sendall(b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                  b"application/json\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\n{\"amo"
-                  % wid.encode())
+        c.sendall(s.authed(b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                           b"application/json\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1"
+                           b"\r\n{\"amo" % wid.encode()))
         time.sleep(0.05)
         c.sendall(b'\r\nc\r\nunt":"0.50"}\r\n0\r\nX-Trailer: t\r\n\r\n')
         answers, _ = read_answers(c, 1)

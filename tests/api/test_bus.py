@@ -229,7 +229,7 @@ def proc_relay_mirror_and_failures():
         credits(s, "r1", 200)
         expect(relay(s)["status"] in ("running", "connecting"))
         n = expect_mirror(s, redis)
-        expect(n == 202, n)
+        expect(n == 203, n)  # the first start's TokenIssued, a wallet, 1 + 200 credits
         # A stalled Redis (DEBUG SLEEP) and then a dead one: commands go on.
         stall = threading.Thread(target=lambda: Redis(redis.port).cmd("DEBUG", "SLEEP", "2"))
         stall.start()
@@ -254,7 +254,7 @@ def proc_relay_mirror_and_failures():
         expect(re.search(r'wallex_relay_up\{stream="wallex:events"\} 0', m), "relay metric")
         redis.start()
         n = expect_mirror(s, redis)
-        expect(n == 352, n)
+        expect(n == 353, n)
         expect(s.stop() == 0)
     finally:
         s.cleanup()
@@ -544,6 +544,14 @@ def test_retries_then_one_success(s, recv):
     expect(not recv.bad_signatures, recv.bad_signatures)
 
 
+def all_dead_letters(s):
+    return len(s.request("GET", "/admin/dead-letters?limit=1000")[3]["data"])
+
+
+def stats_dead_letters(s):
+    return s.request("GET", "/admin/stats")[3]["webhooks"]["deadLetters"]
+
+
 def test_dead_letter_then_replay(s, recv):
     wallet(s, "h2")
     sid = subscribe(s, recv, "/down", behaviour="fail")
@@ -554,6 +562,10 @@ def test_dead_letter_then_replay(s, recv):
     expect(all(d["attempts"] == 4 and d["lastError"].startswith("HTTP 500") for d in page), page)
     expect(all(d["lastAttemptAt"] >= d["firstAttemptAt"] for d in page))
     expect(len(recv.calls("/down")) == 8)  # 1 + 3 attempts each
+    wait_for(lambda: stats_dead_letters(s) == all_dead_letters(s), 5,
+             "the dead letters in /admin/stats")
+    before = all_dead_letters(s)
+    expect(before >= 2 and s.request("GET", "/admin/stats")[3]["webhooks"]["lag"] is not None)
     sub = s.request("GET", "/subscriptions/" + sid)[3]
     expect(sub["status"] == "active" and sub["delivery"]["failingSince"] is not None, sub)
     recv.behaviour["/down"] = ""
@@ -564,6 +576,7 @@ def test_dead_letter_then_replay(s, recv):
     left = wait_for(lambda: (lambda d: d if len(d) == 1 else None)(s.request(
         "GET", "/admin/dead-letters?subscriptionId=" + sid)[3]["data"]), 5, "one letter left")
     expect(left[0]["eventId"] == second)
+    wait_for(lambda: stats_dead_letters(s) == before - 1, 5, "one letter fewer in /admin/stats")
     m = s.request("GET", "/metrics")[2].decode()
     expect(re.search(r"wallex_webhook_dead_letters_total [1-9]", m), "dead-letter metric")
 

@@ -16,6 +16,7 @@ import time
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import Server, expect, expect_problem, run_suite  # noqa: E402
 
 BINARY = None
@@ -96,6 +97,30 @@ def test_lost_acknowledgement_retry_gets_original(s):
     expect(r[0] == 200 and r[1].get("idempotency-replayed") == "true", r)
     expect(r[3]["balance"] == Decimal("7.00") and r[3]["version"] == 3, r[2])
     expect(wallet(s, wid)["balance"] == Decimal("7.00"))
+
+
+def test_stats_lag_as_time(s):
+    """A read model that cannot apply: /admin/stats shows how old the oldest
+    event it has not applied is, growing, and 0 once it caught up."""
+    fault("projection-ledger")
+    try:
+        create(s)
+        time.sleep(0.4)
+        ledger = [p for p in s.request("GET", "/admin/stats")[3]["projections"]
+                  if p["name"] == "ledger"][0]
+        expect(ledger["status"] == "failed" and ledger["lagMs"] >= 350, ledger)
+        # Positions across PostgreSQL transactions count no events (an estimate).
+        expect(ledger["lag"] >= 1 or harness.PG_URL, ledger)
+    finally:
+        fault("projection-ledger", False)
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        ledger = [p for p in s.request("GET", "/admin/stats")[3]["projections"]
+                  if p["name"] == "ledger"][0]
+        if ledger["lagMs"] == 0 and ledger["status"] == "running":
+            break
+        time.sleep(0.05)
+    expect(ledger["lagMs"] == 0 and ledger["lag"] == 0 and ledger["status"] == "running", ledger)
 
 
 def test_slow_fsync(s):

@@ -249,6 +249,7 @@ def test_trash_and_restore_nested(s):
     f = alice.file("f", b["id"])
     g = alice.file("g", b["id"])
     alice.act(f["id"], "trash")  # on its own, first
+    time.sleep(0.002)  # /trash is newest first by the millisecond, then by id
     alice.act(a["id"], "trash")  # then the folder
     expect(alice.get("/items/" + g["id"])[3]["trashed"] is True)
     expect(alice.get("/folders/%s/children" % top["id"])[3]["data"] == [])
@@ -465,7 +466,9 @@ def test_trash_lists_what_the_caller_may_restore(s):
     sub = bob.folder("sub", top["id"])
     h = bob.file("h", sub["id"])
     mine |= {g["id"], sub["id"], h["id"]}
+    time.sleep(0.002)  # newest first by the millisecond, then by id
     bob.act(g["id"], "trash")
+    time.sleep(0.002)
     bob.act(sub["id"], "trash")  # h goes with it: not a top of its own
     for caller in (alice, bob):
         expect(trash_of(caller, 1) == [sub["id"], g["id"], f["id"]], caller.subject)
@@ -495,6 +498,20 @@ def test_children_pages(s):
     stamps = [(i["updatedAt"], i["id"]) for i in by_time]
     expect(stamps == sorted(stamps, reverse=True))
     expect_problem(alice.get("/folders/%s/children" % by_time[0]["id"]), 404, "file_not_found")
+    # A cursor says where a page starts: one from either order fits the
+    # other, and any text of a cursor's shape is taken (the document lets
+    # clients send it); another shape is 400.
+    kids = "/folders/%s/children" % top["id"]
+    first = alice.get(kids + "?sort=name&limit=3")[3]
+    r = alice.get(kids + "?sort=updatedAt&limit=3&after=" + first["nextCursor"])
+    expect(r[0] == 200, r[2])
+    for after in ("c0~ff~x", "c-5~0a01~a.b", "c9999999999999~7a7a~zz"):
+        for sort in ("name", "updatedAt"):
+            r = alice.get(kids + "?sort=%s&after=%s" % (sort, after))
+            expect(r[0] == 200, (after, sort, r[2]))
+    expect(alice.get(kids + "?after=c0~f5~zz")[3]["data"] == [], "past every name")
+    for after in ("n61~x", "t5~x", "c0~00~x", "c0~6~x", "c~61~x", "c0~61~", "c0~61~bad%20id"):
+        expect_problem(alice.get(kids + "?after=" + after), 400, "invalid_request")
 
 
 def test_search(s):

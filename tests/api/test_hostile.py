@@ -6,7 +6,10 @@ separators stay inside their segment, chunked trailers are fields, bare-LF
 requests are answered at once, a FIN that comes with the request is seen,
 protocol corners (HEAD, absolute-form, 501, 414, 431, body_not_allowed,
 415), strict UTF-8 and nulls in bodies, and SIGTERM under keep-alive load.
-Timeouts are shortened by flags so nothing here waits 30 s.
+Timeouts are shortened by flags so nothing here waits 30 s. The HTTP layer
+is what is under test here, through hand-made raw requests: the servers run
+with --auth off (loopback); what the authenticator does with hostile clients
+(refusing at the head, before any body is read) is in test_auth.py.
 Usage: test_hostile.py path/to/wallex"""
 import json
 import os
@@ -233,9 +236,9 @@ def test_head_wherever_get(s):
     for path in ["/healthz", "/wallets/" + wid, "/wallets/%s/events" % wid, "/metrics"]:
         c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
         try:
-            c.sendall(b"HEAD %s HTTP/1.1\r\nHost: x\r\nX-Min-Position: %d\r\n\r\n"
+            c.sendall(b"HEAD %s HTTP/1.1\r\nHost: x\r\nX-Min-Position: %s\r\n\r\n"
                       b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-                      % (path.encode(), s.position))
+                      % (path.encode(), s.position.encode()))
             got = b""
             while True:
                 chunk = c.recv(65536)
@@ -344,8 +347,8 @@ def test_fin_with_the_request_is_seen(s):
     body = b'{"amount":"0.01"}'
     post = (b"POST /wallets/%s/credit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (wid.encode(), len(body), body))
-    get = b"GET /wallets/%s HTTP/1.1\r\nHost: x\r\nX-Min-Position: %d\r\n\r\n" % (
-        wid.encode(), s.position)
+    get = b"GET /wallets/%s HTTP/1.1\r\nHost: x\r\nX-Min-Position: %s\r\n\r\n" % (
+        wid.encode(), s.position.encode())
     slow = []
     for i in range(40):
         c = socket.create_connection(("127.0.0.1", s.port), timeout=3)
@@ -585,7 +588,9 @@ def test_admin_work_is_off_the_http_threads(s):
     for o, st in zip(out, statuses):
         if st == 503:
             expect(b'"code":"overloaded"' in o and b"Retry-After" in o, o[:400])
-    expect(worst < 0.25, worst)
+    # Before, the two HTTP threads each ran a drift or a rebuild in turn and
+    # /healthz waited seconds; 1 s leaves room for a loaded test machine.
+    expect(worst < 1.0, worst)
     drift = s.request("GET", "/admin/drift")[3]
     expect(drift["drifted"] == [] and drift["checked"] >= 1, drift)
 
@@ -603,7 +608,8 @@ def wait_caught_up(s):
 def proc_slow_clients_lock_nobody_out():
     # --connections-max 40 and 60 connections stuck in their heads: a new
     # client still gets in, because the oldest stalled ones make room.
-    s = Server(BINARY, extra_args=["--connections-max", "40", "--head-timeout-ms", "30000"])
+    s = Server(BINARY, extra_args=["--connections-max", "40", "--head-timeout-ms", "30000"],
+               auth=False)
     s.start()
     stuck = []
     try:
@@ -631,7 +637,7 @@ def proc_sigterm_under_keep_alive_load():
     # Connection: close, the server exits 0 with no sanitizer report, and
     # every acknowledged credit is in the log.
     import http.client
-    s = Server(BINARY).start()
+    s = Server(BINARY, auth=False).start()
     try:
         wid = create(s)
         results, stop = [], threading.Event()
@@ -687,7 +693,7 @@ def main():
                                   proc_sigterm_under_keep_alive_load],
               extra_args=["--min-position-wait-ms", "1500", "--head-timeout-ms", "1500",
                           "--body-timeout-ms", "1500", "--send-timeout-ms", "2000",
-                          "--unsent-bytes-max", "8000000"])
+                          "--unsent-bytes-max", "8000000"], auth=False)
 
 
 if __name__ == "__main__":

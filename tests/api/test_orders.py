@@ -18,7 +18,7 @@ import time
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Server, expect, expect_problem, run_suite  # noqa: E402
+from harness import Server, expect, expect_problem, position_key, run_suite  # noqa: E402
 
 BINARY = None
 _seq = [0]
@@ -159,7 +159,10 @@ def test_create_order(s):
     expect(body["createdAt"] == body["updatedAt"] and body["createdAt"].endswith("Z")
            and len(body["createdAt"]) == 24, body)
     expect(set(body) == {"orderId", "customerId", "currency", "status", "items", "total",
-                         "paidFrom", "version", "createdAt", "updatedAt"}, body)
+                         "paidFrom", "version", "createdAt", "updatedAt", "createdBy",
+                         "updatedBy"}, body)
+    # Audit: who created it (the admin token's subject here).
+    expect(body["createdBy"] == body["updatedBy"] == "admin", body)
     st, _, again, _ = s.request("GET", "/orders/" + oid)
     expect(st == 200 and again == payload, (payload, again))
 
@@ -170,8 +173,10 @@ def test_create_generated_id_and_defaults(s):
     expect(h["location"] == "/orders/" + body["orderId"])
     expect(body["currency"] == "USD" and body["items"] == [] and b'"total":0.00' in payload)
     expect(get_order(s, body["orderId"])["version"] == 1)
-    # customerId is required until tokens exist.
-    expect_problem(raw_post(s, "/orders", '{"items":[]}'), 400, "invalid_request")
+    # customerId defaults to the caller's subject (tests/api/test_auth.py
+    # shows it required with --auth off).
+    st, _, payload, body = raw_post(s, "/orders", '{"items":[]}')
+    expect(st == 201 and body["customerId"] == "admin", payload)
     expect_problem(raw_post(s, "/orders", '{"customerId":"c"}'), 400, "invalid_request")
 
 
@@ -452,9 +457,8 @@ def test_pay_debits_the_wallet_in_the_same_commit(s):
     st, h, payload, body = step(s, oid, "pay", {"walletId": w}, {"X-Correlation-Id": cid})
     expect(st == 200 and body["status"] == "paid" and body["paidFrom"] == w, payload)
     expect(body["version"] == 3 and body["total"] == Decimal("12.50"), body)
-    position = int(h["x-position"])
     # Both sides are visible at the command's X-Position.
-    s.position = position
+    s.position = h["x-position"]
     got = get_wallet(s, w)
     expect(got["balance"] == Decimal("87.50") and got["version"] == wallet_version + 1, got)
     expect(get_order(s, oid)["status"] == "paid")
@@ -466,8 +470,9 @@ def test_pay_debits_the_wallet_in_the_same_commit(s):
     expect(paid["data"] == {"orderId": oid, "walletId": w, "amountMinor": 1250}, paid)
     # One commit: the two events are neighbours in the log, the answer names
     # the later one, and both carry the request's correlation id.
-    positions = sorted([int(debit["position"]), int(paid["position"])])
-    expect(positions[1] == positions[0] + 1 and positions[1] == position, (positions, position))
+    keys = sorted([position_key(debit["position"]), position_key(paid["position"])])
+    expect(keys[1][0] == keys[0][0] and keys[1][1] == keys[0][1] + 1 and
+           keys[1] == position_key(s.position), (keys, s.position))
     expect(debit["metadata"]["correlationId"] == cid == paid["metadata"]["correlationId"])
     expect(debit["metadata"]["causationId"] == paid["metadata"]["causationId"])
     # The ledger shows it as a debit with its description.
@@ -527,7 +532,7 @@ def test_cancel_refunds_a_paid_order(s):
     expect(get_wallet(s, w)["balance"] == Decimal("20.01"))
     st, h, payload, body = step(s, oid, "cancel", {"reason": "changed my mind"})
     expect(st == 200 and body["status"] == "cancelled" and body["paidFrom"] == w, payload)
-    s.position = int(h["x-position"])
+    s.position = h["x-position"]
     expect(get_wallet(s, w)["balance"] == Decimal("30.00"))
     credit = events(s, "/wallets/" + w)[-1]
     cancelled = events(s, "/orders/" + oid)[-1]
@@ -678,7 +683,8 @@ def test_http_errors_on_order_routes(s):
     # confirm, ship and deliver take no body at all, or {}.
     c = s.conn()
     c.request("POST", "/orders/%s/confirm" % oid, headers={"Content-Length": "0",
-                                                          "Content-Type": "application/json"})
+                                                          "Content-Type": "application/json",
+                                                          "Authorization": "Bearer " + s.token})
     r = c.getresponse()
     expect(r.status == 200, r.read())
     c.close()
@@ -1146,7 +1152,7 @@ def proc_kill_9_keeps_paid_orders():
         ok(step(s, oid, "pay", {"walletId": w}))
         s.stop(signal.SIGKILL)
         s.start()
-        s.position = 0
+        s.position = "0"
         wait_until(lambda: caught_up(s), what="catch up after restart")
         expect(get_order(s, oid)["status"] == "paid")
         expect(get_wallet(s, w)["balance"] == Decimal("5.00"))

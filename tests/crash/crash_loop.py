@@ -21,7 +21,9 @@ Clients keep a journal of every acknowledgement. After each round:
     acknowledged command left it with.
 At the end: `wallex verify` on the data directory (money invariants, ledger,
 read models against the log, each payment and refund against its wallet
-movement, the files read model against the log and itself).
+movement, the files read model against the log and itself). Authentication is
+on, as users run it: every command carries the admin token of the data
+directory's first start, across every restart.
 
   tests/crash/crash_loop.py build/wallex              # 3 rounds (CI)
   tests/crash/crash_loop.py build/wallex --rounds 100 # the long run
@@ -80,23 +82,8 @@ class Journal:
                 self.files[it["id"]] = (it["name"], it["parentId"], it["trashed"])
 
 
-AUTH = {}  # Authorization, once the server has written its admin token
-
-
-def authorize(s):
-    path = os.path.join(s.data_dir, "admin.token")
-    if os.path.exists(path):
-        with open(path) as f:
-            AUTH["Authorization"] = "Bearer " + f.read().strip()
-
-
 def send(s, path, body, key):
-    return s.request("POST", path, raw=body.encode(), headers=dict(AUTH, **{"Idempotency-Key":
-                                                                              key}))
-
-
-def get(s, path):
-    return s.request("GET", path, headers=dict(AUTH))
+    return s.request("POST", path, raw=body.encode(), headers={"Idempotency-Key": key})
 
 
 def random_command(rnd):
@@ -201,7 +188,7 @@ def check_round(s, journal, verified_keys):
         page, after, balance = None, None, INITIAL
         while True:
             q = "/wallets/c%d/events?limit=1000" % w + ("&after=" + after if after else "")
-            page = get(s, q)[3]
+            page = s.request("GET", q)[3]
             for e in page["data"]:
                 if e["type"] in ("WalletCredited", "WalletDebited"):
                     balance = Decimal(e["data"]["balanceAfterMinor"]) / 100
@@ -214,11 +201,12 @@ def check_round(s, journal, verified_keys):
     # Every order is where its last acknowledged command left it, in the
     # log itself (folded: ?asOf in the future), whatever the read side holds.
     for order_id, status in journal.orders.items():
-        st, _, payload, order = get(s, "/orders/%s?asOf=2999-01-01T00:00:00Z" % order_id)
+        st, _, payload, order = s.request("GET", "/orders/%s?asOf=2999-01-01T00:00:00Z"
+                                          % order_id)
         assert st == 200 and order["status"] == status, (order_id, status, payload[:300])
     # Every file's name, folder and trash flag, folded from its events.
     for item_id, want in journal.files.items():
-        st, _, payload, page = get(s, "/items/%s/events?limit=1000" % item_id)
+        st, _, payload, page = s.request("GET", "/items/%s/events?limit=1000" % item_id)
         assert st == 200, (item_id, payload[:300])
         name = parent = None
         trashed = False
@@ -240,7 +228,6 @@ def main():
     rnd = random.Random(args.seed)
     print("crash loop: %d rounds, seed %d" % (args.rounds, args.seed), flush=True)
     s = Server(os.path.abspath(args.binary), extra_args=["--log-level", "warn"]).start()
-    authorize(s)
     journal = Journal()
     verified = set()
     failures = 0
@@ -248,13 +235,12 @@ def main():
         for w in range(WALLETS):
             st = s.request("POST", "/wallets", raw=json.dumps(
                 {"walletId": "c%d" % w, "ownerId": "crash", "initialBalance": str(INITIAL)}
-            ).encode(), headers=dict(AUTH))[0]
+            ).encode())[0]
             assert st == 201
         for folder in ({"folderId": "crash-root", "name": "crash"},
                        {"folderId": "crash-left", "name": "left", "parentId": "crash-root"},
                        {"folderId": "crash-right", "name": "right", "parentId": "crash-root"}):
-            st = s.request("POST", "/folders", raw=json.dumps(folder).encode(),
-                           headers=dict(AUTH))[0]
+            st = s.request("POST", "/folders", raw=json.dumps(folder).encode())[0]
             assert st == 201
         for round_no in range(1, args.rounds + 1):
             stop = threading.Event()
@@ -281,8 +267,8 @@ def main():
                 print("round %d: FAILED %r" % (round_no, e), flush=True)
                 break
         assert s.stop() == 0
-        r = subprocess.run([os.path.abspath(args.binary), "verify", "--data-dir", s.data_dir],
-                           capture_output=True, text=True)
+        r = subprocess.run([os.path.abspath(args.binary), "verify", "--data-dir", s.data_dir]
+                           + s.store_args, capture_output=True, text=True)
         report = json.loads(r.stdout) if r.stdout else {}
         if r.returncode != 0 or not report.get("ok"):
             failures += 1

@@ -17,13 +17,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     enum wallet_command_kind kind = (enum wallet_command_kind)(data[0] % 4);
+    /* With a caller (bit 2) a create's ownerId defaults to its subject. */
+    const char *default_owner = data[0] & 4 ? "u-1" : NULL;
     struct wx_arena arena;
     wx_arena_init(&arena);
     struct wallet_command *c = NULL;
     const struct es_outcome *outcome;
     const char *detail = NULL;
-    bool ok = wallet_command_parse(kind, "w-1", (const char *)data + 1, size - 1, "USD", &arena,
-                                   &c, &outcome, &detail);
+    bool ok = wallet_command_parse(kind, "w-1", (const char *)data + 1, size - 1, "USD",
+                                   default_owner, &arena, &c, &outcome, &detail);
     if (!ok) {
         assert(detail != NULL);
         assert(outcome == ES_invalid_request || outcome == WALLET_same_wallet ||

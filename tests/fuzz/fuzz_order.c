@@ -142,8 +142,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct order_command *c = NULL;
     const struct es_outcome *outcome = NULL;
     const char *detail = NULL;
+    /* With a caller (bit 4 of the kind byte) a create's customerId
+     * defaults to its subject. */
+    const char *default_customer = data[0] & 16 ? "c-1" : NULL;
     bool ok = order_command_parse(kind, order_id, product_id, (const char *)data + 2, size - 2,
-                                  currency, &arena, &c, &outcome, &detail);
+                                  currency, default_customer, &arena, &c, &outcome, &detail);
     if (!ok) {
         assert(detail != NULL);
         assert(outcome == ES_invalid_request || outcome == ES_internal_error);

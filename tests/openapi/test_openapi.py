@@ -76,6 +76,21 @@ def test_every_problem_code_documented(build_dir):
             expect(c in documented, "problem code %s is not in openapi.yaml" % c)
 
 
+def test_currencies_documented(build_dir):
+    """Currency's enum and x-minor-digits are base/money.c's table: the
+    contract tests draw amounts by them."""
+    with open(os.path.join(ROOT, "src", "base", "money.c")) as f:
+        table = re.findall(r'\{"([A-Z]{3})", (\d)\}', f.read())
+    expect(len(table) >= 150, table)
+    text = doc_text()
+    block = re.search(r"^    Currency:\n((?:      .*\n)+)", text, re.M).group(1)
+    enum = re.search(r"enum: \[([^\]]*)\]", block).group(1)
+    digits = re.search(r"x-minor-digits: \{([^}]*)\}", block).group(1)
+    expect([c.strip() for c in enum.split(",")] == [c for c, _ in table], "Currency enum")
+    expect([tuple(x.strip().split(": ")) for x in digits.split(",")] == table,
+           "Currency x-minor-digits")
+
+
 def test_served_document(build_dir):
     s = Server(sys.argv[1]).start()
     try:
@@ -93,5 +108,5 @@ if __name__ == "__main__":
         sys.exit(2)
     runner = Runner()
     runner.run([test_redocly_lint, test_every_route_documented, test_every_problem_code_documented,
-                test_served_document], os.path.abspath(sys.argv[2]))
+                test_currencies_documented, test_served_document], os.path.abspath(sys.argv[2]))
     runner.finish()

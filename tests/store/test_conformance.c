@@ -1,8 +1,12 @@
 /*
  * The store conformance suite: one contract, run against every backend
- * (`store_conformance <backend> <dir>`). Expected versions, atomic
- * multi-stream batches, log order, idempotency records and, for durable
- * backends, that everything is still there after a reopen.
+ * (`store_conformance <backend> <dir>`, or `store_conformance postgres
+ * <url>`: each test then gets a schema of its own in that database).
+ * Expected versions, atomic multi-stream batches and which item of one
+ * conflicted, log order, idempotency records and, for durable backends,
+ * that everything is still there after a reopen. On PostgreSQL also the
+ * gap-free order of DESIGN.md §6: an append held open while later ones
+ * commit is neither skipped nor waited for past its commit.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,26 +17,65 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
+#include <unistd.h>
 
 #include "base/err.h"
 #include "store/store.h"
 
 static const char *backend;
-static const char *base_dir;
-static char dir[4096];
+static const char *base_dir; /* postgres: the connection URL */
+static char dir[4096];       /* postgres: the schema */
 static int dir_seq;
 
-/* A fresh store gets a new directory of its own; otherwise the last one is
- * opened again. */
+static bool is_postgres(void)
+{
+    return strcmp(backend, "postgres") == 0;
+}
+
+/* A second connection of the test's own, to the current schema. */
+static PGconn *pg_side_conn(void)
+{
+    PGconn *c = PQconnectdb(base_dir);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    char sql[4200];
+    snprintf(sql, sizeof(sql), "SET search_path TO %s", dir);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    return c;
+}
+
+static void pg_exec(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
+/* A fresh store gets a new directory (a new schema) of its own; otherwise
+ * the last one is opened again. */
 static struct es_store *open_store(bool fresh)
 {
-    if (fresh) {
+    if (fresh && is_postgres()) {
+        snprintf(dir, sizeof(dir), "conformance_%d_%d", (int)getpid(), dir_seq++);
+        PGconn *c = PQconnectdb(base_dir);
+        assert_int_equal(PQstatus(c), CONNECTION_OK);
+        char sql[4200];
+        snprintf(sql, sizeof(sql), "SET client_min_messages = warning; DROP SCHEMA IF EXISTS %s CASCADE",
+                 dir);
+        pg_exec(c, sql);
+        PQfinish(c);
+    } else if (fresh) {
         snprintf(dir, sizeof(dir), "%s-%d", base_dir, dir_seq++);
         char cmd[4200];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
         assert_int_equal(system(cmd), 0);
     }
     struct es_store_config cfg = {.data_dir = dir};
+    if (is_postgres())
+        cfg = (struct es_store_config){.url = base_dir, .pg_schema = dir};
     struct es_store *s = NULL;
     assert_int_equal(es_store_open(backend, &cfg, &s), 0);
     return s;
@@ -131,6 +174,9 @@ static void test_multi_stream_atomicity(void **state)
     struct es_batch_item items[2] = {{.appends = item1, .appends_len = 2, .idem = &rec},
                                      {.appends = item2, .appends_len = 1}};
     assert_int_equal(es_store_commit(s, items, 2), WX_ERR_CONFLICT);
+    /* The store names the item that lost, not the batch. */
+    assert_false(items[0].conflict);
+    assert_true(items[1].conflict);
     assert_int_equal(version_of(s, "x"), 1);
     assert_int_equal(version_of(s, "y"), 0);
     struct es_position head_after;
@@ -340,6 +386,200 @@ static void test_schema_versions(void **state)
     es_store_close(s);
 }
 
+/* Only the items that lost are marked, and the rest commit once they are
+ * taken out: what the writer does when another node won a race. An
+ * idempotency record replaces a stored one only once that has expired. */
+static void test_conflict_names_items(void **state)
+{
+    (void)state;
+    struct es_store *s = open_store(true);
+    assert_int_equal(append(s, "q", ES_EXPECT_NO_STREAM, 0, 1), 0);
+    struct es_event e[3] = {ev("T", "{\"n\":1}"), ev("T", "{\"n\":1}"), ev("T", "{\"n\":1}")};
+    struct es_stream_append aps[3] = {{"p", {ES_EXPECT_NO_STREAM, 0}, e, 1},
+                                      {"q", {ES_EXPECT_EXACT, 5}, e + 1, 1},
+                                      {"r", {ES_EXPECT_EXACT, 0}, e + 2, 1}};
+    struct es_batch_item items[3] = {{.appends = &aps[0], .appends_len = 1},
+                                     {.appends = &aps[1], .appends_len = 1},
+                                     {.appends = &aps[2], .appends_len = 1}};
+    assert_int_equal(es_store_commit(s, items, 3), WX_ERR_CONFLICT);
+    assert_false(items[0].conflict);
+    assert_true(items[1].conflict);
+    assert_int_equal(version_of(s, "p"), 0);
+    items[1] = items[2];
+    assert_int_equal(es_store_commit(s, items, 2), 0);
+    assert_false(items[0].conflict || items[1].conflict);
+    assert_int_equal(version_of(s, "p"), 1);
+    assert_int_equal(version_of(s, "r"), 1);
+
+    struct es_idem_record rec = {.key = "k", .request = "r", .request_len = 1, .status = 200,
+                                 .body = "{}", .body_len = 2, .created_at_ms = 1000};
+    struct es_batch_item item = {.idem = &rec};
+    assert_int_equal(es_store_commit(s, &item, 1), 0);
+    struct es_idem_record again = rec;
+    again.status = 201;
+    again.created_at_ms = 2000;
+    again.expired_before_ms = 500; /* the stored one is younger: another node holds the key */
+    item.idem = &again;
+    assert_int_equal(es_store_commit(s, &item, 1), WX_ERR_CONFLICT);
+    assert_true(item.conflict);
+    again.expired_before_ms = 1500; /* expired: replaced */
+    assert_int_equal(es_store_commit(s, &item, 1), 0);
+    struct wx_arena arena;
+    wx_arena_init(&arena);
+    struct es_idem_record got;
+    assert_int_equal(es_store_idem_get(s, "k", &arena, &got), 0);
+    assert_int_equal(got.status, 201);
+    wx_arena_release(&arena);
+
+    es_store_fault_conflict(s, "p", 1);
+    assert_int_equal(append(s, "p", ES_EXPECT_EXACT, 1, 1), WX_ERR_CONFLICT);
+    assert_int_equal(append(s, "p", ES_EXPECT_EXACT, 1, 1), 0);
+    es_store_close(s);
+}
+
+/* An append without events is a check: the stream must still be at the
+ * expected version when the batch commits, and nothing is written for it. */
+static void test_checks(void **state)
+{
+    (void)state;
+    struct es_store *s = open_store(true);
+    assert_int_equal(append(s, "c", ES_EXPECT_NO_STREAM, 0, 2), 0);
+    struct es_position head_before, head_after;
+    assert_int_equal(es_store_head(s, &head_before), 0);
+    struct es_idem_record rec = {.key = "ck", .request = "r", .request_len = 1, .status = 422,
+                                 .body = "{}", .body_len = 2, .created_at_ms = 1};
+    struct es_stream_append check = {"c", {ES_EXPECT_EXACT, 2}, NULL, 0};
+    struct es_stream_append none = {"absent", {ES_EXPECT_EXACT, 0}, NULL, 0};
+    struct es_stream_append both[2] = {check, none};
+    struct es_batch_item item = {.appends = both, .appends_len = 2, .idem = &rec};
+    assert_int_equal(es_store_commit(s, &item, 1), 0);
+    assert_false(rec.has_position);
+    assert_int_equal(es_store_head(s, &head_after), 0);
+    assert_int_equal(es_position_cmp(&head_before, &head_after), 0);
+    assert_int_equal(version_of(s, "absent"), 0);
+
+    /* Stale: the stream moved on. */
+    struct es_stream_append stale = {"c", {ES_EXPECT_EXACT, 1}, NULL, 0};
+    struct es_event e[1] = {ev("T", "{\"n\":1}")};
+    struct es_stream_append other = {"d", {ES_EXPECT_NO_STREAM, 0}, e, 1};
+    struct es_batch_item items[2] = {{.appends = &other, .appends_len = 1},
+                                     {.appends = &stale, .appends_len = 1}};
+    assert_int_equal(es_store_commit(s, items, 2), WX_ERR_CONFLICT);
+    assert_false(items[0].conflict);
+    assert_true(items[1].conflict);
+    assert_int_equal(version_of(s, "d"), 0);
+
+    /* In one batch a check sees the appends before it, not after it. */
+    struct es_event e2[2] = {ev("T", "{\"n\":1}"), ev("T", "{\"n\":1}")};
+    struct es_stream_append first = {"c", {ES_EXPECT_EXACT, 2}, e2, 1};
+    struct es_stream_append seen = {"c", {ES_EXPECT_EXACT, 3}, NULL, 0};
+    struct es_stream_append later = {"c", {ES_EXPECT_EXACT, 3}, e2 + 1, 1};
+    struct es_batch_item seq[3] = {{.appends = &first, .appends_len = 1},
+                                   {.appends = &seen, .appends_len = 1},
+                                   {.appends = &later, .appends_len = 1}};
+    assert_int_equal(es_store_commit(s, seq, 3), 0);
+    assert_int_equal(version_of(s, "c"), 4);
+    struct es_stream_append before_first = {"e", {ES_EXPECT_EXACT, 0}, NULL, 0};
+    struct es_event e3[1] = {ev("T", "{\"n\":1}")};
+    struct es_stream_append then = {"e", {ES_EXPECT_EXACT, 0}, e3, 1};
+    struct es_batch_item seq2[2] = {{.appends = &before_first, .appends_len = 1},
+                                    {.appends = &then, .appends_len = 1}};
+    assert_int_equal(es_store_commit(s, seq2, 2), 0);
+    assert_int_equal(version_of(s, "e"), 1);
+    es_store_close(s);
+}
+
+/* DESIGN.md §6 on PostgreSQL: a transaction that took its id before later
+ * ones but commits after them. A reader must not skip its events (they
+ * come before the later ones once committed) and must not stall on it
+ * after it ends, committed or rolled back. */
+static void pg_hold_append(PGconn *side, const char *stream, const char *event_id)
+{
+    char sql[512];
+    pg_exec(side, "BEGIN");
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO events(event_id, stream_id, version, type, schema_version, data,"
+             " metadata, occurred_at_ms) VALUES ('%s', '%s', 1, 'T', 1, '{\"n\":1}', '{}', 1)",
+             event_id, stream);
+    pg_exec(side, sql);
+}
+
+static size_t read_all(struct es_store *s, const struct es_position *after, struct collected *c)
+{
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(es_store_read_log(s, after, 1000, collect, c), 0);
+    return c->n;
+}
+
+static void test_gap_free_order(void **state)
+{
+    (void)state;
+    if (!is_postgres())
+        skip();
+    struct es_store *s = open_store(true);
+    PGconn *side = pg_side_conn();
+    assert_int_equal(append(s, "g1", ES_EXPECT_NO_STREAM, 0, 1), 0);
+    pg_hold_append(side, "held", "00000000-0000-7000-8000-000000000001");
+    assert_int_equal(append(s, "g2", ES_EXPECT_NO_STREAM, 0, 1), 0);
+    assert_int_equal(append(s, "g3", ES_EXPECT_NO_STREAM, 0, 2), 0);
+
+    /* Held open: the later, committed appends wait behind it. */
+    struct collected c;
+    struct es_position start = es_position_start(), head;
+    assert_int_equal(read_all(s, &start, &c), 1);
+    assert_string_equal(c.streams[0], "g1");
+    struct es_position checkpoint = c.positions[0];
+    assert_int_equal(es_store_head(s, &head), 0);
+    assert_int_equal(es_position_cmp(&head, &checkpoint), 0);
+
+    /* Committed: it comes first, then the rest; nothing skipped. */
+    pg_exec(side, "COMMIT");
+    assert_int_equal(read_all(s, &checkpoint, &c), 4);
+    assert_string_equal(c.streams[0], "held");
+    assert_string_equal(c.streams[1], "g2");
+    assert_string_equal(c.streams[2], "g3");
+    for (size_t i = 1; i < c.n; i++)
+        assert_true(es_position_cmp(&c.positions[i - 1], &c.positions[i]) < 0);
+    checkpoint = c.positions[c.n - 1];
+
+    /* Rolled back: readers go on past it at once. */
+    pg_hold_append(side, "gone", "00000000-0000-7000-8000-000000000002");
+    assert_int_equal(append(s, "g4", ES_EXPECT_NO_STREAM, 0, 1), 0);
+    assert_int_equal(read_all(s, &checkpoint, &c), 0);
+    pg_exec(side, "ROLLBACK");
+    assert_int_equal(read_all(s, &checkpoint, &c), 1);
+    assert_string_equal(c.streams[0], "g4");
+    checkpoint = c.positions[0];
+
+    /* Transaction ids are compared as numbers: spend ids until the next
+     * one has one more digit, and commit on both sides of it. */
+    uint64_t next = checkpoint.hi + 1, boundary = 10;
+    while (boundary <= next + 1)
+        boundary *= 10;
+    if (boundary - next > 200000) { /* an old cluster: too many to spend */
+        PQfinish(side);
+        es_store_close(s);
+        return;
+    }
+    char burn[256];
+    snprintf(burn, sizeof(burn),
+             "DO $$ BEGIN FOR i IN 1..%llu LOOP PERFORM pg_current_xact_id(); COMMIT;"
+             " END LOOP; END $$",
+             (unsigned long long)(boundary - next - 2));
+    pg_exec(side, burn);
+    assert_int_equal(append(s, "g5", ES_EXPECT_NO_STREAM, 0, 1), 0);
+    assert_int_equal(append(s, "g6", ES_EXPECT_NO_STREAM, 0, 1), 0);
+    assert_int_equal(append(s, "g7", ES_EXPECT_NO_STREAM, 0, 1), 0);
+    assert_int_equal(read_all(s, &checkpoint, &c), 3);
+    assert_string_equal(c.streams[0], "g5");
+    assert_string_equal(c.streams[2], "g7");
+    assert_true(c.positions[0].hi < boundary && c.positions[2].hi >= boundary);
+    assert_int_equal(es_store_head(s, &head), 0);
+    assert_int_equal(es_position_cmp(&head, &c.positions[2]), 0);
+    PQfinish(side);
+    es_store_close(s);
+}
+
 static void test_fault_injection(void **state)
 {
     (void)state;
@@ -356,7 +596,7 @@ static void test_fault_injection(void **state)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s <backend> <dir>\n", argv[0]);
+        fprintf(stderr, "usage: %s <backend> <dir | postgres url>\n", argv[0]);
         return 2;
     }
     backend = argv[1];
@@ -370,6 +610,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_snapshots),
         cmocka_unit_test(test_schema_versions),
         cmocka_unit_test(test_fault_injection),
+        cmocka_unit_test(test_conflict_names_items),
+        cmocka_unit_test(test_checks),
+        cmocka_unit_test(test_gap_free_order),
     };
     return cmocka_run_group_tests_name(backend, tests, NULL, NULL);
 }

@@ -38,8 +38,27 @@ static void test_format(void **state)
     }
 }
 
+/* Only instants that format back in four-digit years parse. */
+static void test_parse_range(void **state)
+{
+    (void)state;
+    int64_t ms = 0;
+    assert_true(wx_time_parse("9999-12-31T23:59:59.999Z", &ms));
+    assert_int_equal(ms, WX_TIME_MS_MAX);
+    assert_true(wx_time_parse("0000-01-01T00:00:00Z", &ms));
+    assert_int_equal(ms, WX_TIME_MS_MIN);
+    ms = 42;
+    assert_false(wx_time_parse("9999-12-31T23:00:00-05:00", &ms)); /* the year 10000 */
+    assert_false(wx_time_parse("0000-01-01T00:00:00+01:00", &ms)); /* the year -1 */
+    assert_int_equal(ms, 42);
+    char out[WX_RFC3339_BYTES];
+    wx_time_format(WX_TIME_MS_MAX, out);
+    assert_string_equal(out, "9999-12-31T23:59:59.999Z");
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_format)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_format),
+                                       cmocka_unit_test(test_parse_range)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,10 @@
 /*
  * The writer (src/es/writer.c) on the memory store with a toy "counter"
  * aggregate: group commit, commands of one batch seeing each other, a
- * failed commit leaving nothing behind, and Idempotency-Key handling.
+ * failed commit leaving nothing behind, Idempotency-Key handling, and
+ * version races lost to another node (a conflicting append made straight
+ * into the store, or one injected): the command is decided again on fresh
+ * state, the rest of its batch commits, and retries are bounded.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +20,7 @@
 #include "base/err.h"
 #include "es/domain.h"
 #include "es/writer.h"
+#include "limits.h"
 #include "store/store.h"
 
 struct counter {
@@ -65,11 +69,41 @@ struct add_cmd {
     const char *stream;
     int64_t add;
     int64_t limit; /* reject when the value would pass it */
+    /* "Another node": after this command loaded its state and before the
+     * writer commits, the test appends to the stream (and stores an
+     * idempotency record) straight into the store. */
+    struct es_store *sneak_store;
+    const char *sneak_key;
+    int64_t sneak_add;
 };
+
+static void sneak(const struct add_cmd *a, int64_t version, const char *request,
+                  size_t request_len)
+{
+    struct es_event ev;
+    memset(&ev, 0, sizeof(ev));
+    strcpy(ev.event_id, "00000000-0000-7000-8000-00000000beef");
+    char data[64];
+    int n = snprintf(data, sizeof(data), "{\"add\":%lld}", (long long)a->sneak_add);
+    ev.type = "Added";
+    ev.schema_version = 1;
+    ev.data = data;
+    ev.data_len = (size_t)n;
+    ev.metadata = "{}";
+    ev.metadata_len = 2;
+    struct es_stream_append ap = {a->stream, {ES_EXPECT_EXACT, version}, &ev, 1};
+    struct es_idem_record rec = {.key = a->sneak_key, .request = request,
+                                 .request_len = request_len, .status = 200,
+                                 .body = "{\"other\":\"node\"}", .body_len = 16,
+                                 .created_at_ms = wx_clock_now_ms(&wx_clock_system)};
+    struct es_batch_item item = {.appends = &ap, .appends_len = 1,
+                                 .idem = a->sneak_key ? &rec : NULL};
+    assert_int_equal(es_store_commit(a->sneak_store, &item, 1), 0);
+}
 
 static void handle_add(struct es_decide_ctx *ctx, struct es_command *cmd)
 {
-    const struct add_cmd *a = cmd->payload;
+    struct add_cmd *a = cmd->payload;
     const void *st;
     int64_t version;
     int err = es_decide_load(ctx, a->type, a->stream, &st, &version);
@@ -78,6 +112,10 @@ static void handle_add(struct es_decide_ctx *ctx, struct es_command *cmd)
         return;
     }
     struct counter next = *(const struct counter *)st;
+    if (a->sneak_store != NULL) {
+        sneak(a, version, cmd->request, cmd->request_len);
+        a->sneak_store = NULL; /* the other node wins once */
+    }
     if (next.value + a->add > a->limit) {
         es_decide_reject(ctx, &toy_outcomes[0], "over the limit");
         return;
@@ -94,6 +132,30 @@ static void handle_add(struct es_decide_ctx *ctx, struct es_command *cmd)
     n = snprintf(body, sizeof(body), "{\"value\":%lld,\"version\":%lld}", (long long)next.value,
                  (long long)version + 1);
     es_decide_reply(ctx, 200, body, (size_t)n, NULL);
+}
+
+/* A command that holds the writer until the test opens the gate, so the
+ * commands submitted meanwhile are decided as one batch. */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+
+static void handle_gate(struct es_decide_ctx *ctx, struct es_command *cmd)
+{
+    (void)cmd;
+    pthread_mutex_lock(&gate_lock);
+    while (!gate_open)
+        pthread_cond_wait(&gate_cond, &gate_lock);
+    pthread_mutex_unlock(&gate_lock);
+    es_decide_reply(ctx, 200, "{}", 2, NULL);
+}
+
+static void gate_set(bool open)
+{
+    pthread_mutex_lock(&gate_lock);
+    gate_open = open;
+    pthread_cond_broadcast(&gate_cond);
+    pthread_mutex_unlock(&gate_lock);
 }
 
 /* Waiting for completions. */
@@ -131,17 +193,29 @@ struct fixture {
     size_t cmd_arenas_used;
 };
 
-static int setup(void **state)
+static int setup_writer(void **state, bool check_reads)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     struct es_store_config cfg = {0};
     assert_int_equal(es_store_open("memory", &cfg, &f->store), 0);
-    struct es_writer_config wcfg = {.store = f->store, .clock = &wx_clock_system};
+    struct es_writer_config wcfg = {.store = f->store, .clock = &wx_clock_system,
+                                    .check_reads = check_reads};
     assert_int_equal(es_writer_start(&wcfg, &f->writer), 0);
     wx_arena_init(&f->arena);
     done_count = 0;
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_writer(state, false);
+}
+
+/* As on PostgreSQL: what a command read is checked with its batch. */
+static int setup_shared(void **state)
+{
+    return setup_writer(state, true);
 }
 
 static int teardown(void **state)
@@ -395,7 +469,6 @@ static void test_actor_and_committed(void **state)
     assert_null(strstr(metadata, "actor"));
 }
 
-
 /* discarded follows every run of a handler that committed does not: a
  * rejection, a failed commit; neither follows a replay. */
 static size_t discarded_calls;
@@ -442,6 +515,197 @@ static void test_discarded(void **state)
     assert_int_equal(discarded_calls, 2);
 }
 
+/* es_event_actor's fast way and its strict reader agree on what the
+ * writer writes and on what it never does. */
+static void test_event_actor_reading(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *metadata;
+        const char *actor; /* NULL: none */
+    } cases[] = {
+        {"{\"correlationId\":\"c\",\"causationId\":\"d\",\"actor\":\"u-1\",\"tokenId\":\"t\"}",
+         "u-1"},
+        {"{\"correlationId\":\"c\"}", NULL},
+        {"{\"actor\":\"first\"}", "first"},
+        /* A correlation id that spells the key: its quotes are escaped. */
+        {"{\"correlationId\":\"x\\\",\\\"actor\\\":\\\"evil\",\"actor\":\"good\"}", "good"},
+        {"{\"correlationId\":\"x\\\",\\\"actor\\\":\\\"evil\"}", NULL},
+        /* An escaped character in the value: the strict reader decides. */
+        {"{\"c\":\"c\",\"actor\":\"a\\u0062\"}", "ab"},
+        {"{\"c\":\"c\",\"actor\":\"\"}", ""},
+        {"{\"c\":\"c\",\"actor\":12}", NULL},
+        {"{\"c\":\"c\",\"actor\":\"unterminated", NULL},
+        {"{\"c\":\"c\",\"actor\":\""
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", NULL}, /* 65 */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct es_event ev = {.metadata = cases[i].metadata,
+                              .metadata_len = strlen(cases[i].metadata)};
+        char actor[WX_ID_BYTES_MAX + 1] = "untouched";
+        bool found = es_event_actor(&ev, actor);
+        if (cases[i].actor == NULL) {
+            assert_false(found);
+        } else {
+            assert_true(found);
+            assert_string_equal(actor, cases[i].actor);
+        }
+    }
+}
+
+static struct es_command *gate_cmd(struct fixture *f)
+{
+    struct es_command *c = new_cmd(f, "counter:gate", 0, INT64_MAX, NULL);
+    c->handle = handle_gate;
+    return c;
+}
+
+/* Another node appended to a stream this node has cached: the command is
+ * decided again on what is stored now, never applied on the stale state,
+ * and a decision that changes with it (here a rejection) is the one given. */
+static void test_conflict_decided_again(void **state)
+{
+    struct fixture *f = *state;
+    struct es_command *first = new_cmd(f, "counter:x", 5, INT64_MAX, NULL);
+    assert_int_equal(es_writer_submit(f->writer, first), 0);
+    wait_done(1);
+    assert_string_equal(first->body, "{\"value\":5,\"version\":1}");
+
+    struct es_command *c = new_cmd(f, "counter:x", 1, INT64_MAX, NULL);
+    struct add_cmd *a = c->payload;
+    a->sneak_store = f->store; /* +100 lands between load and commit */
+    a->sneak_add = 100;
+    /* Each run of the handler is settled: the lost one discarded before
+     * the second is decided, which commits. */
+    committed_calls = 0;
+    discarded_calls = 0;
+    committed_store = f->store;
+    c->committed = on_committed;
+    c->discarded = on_discarded;
+    assert_int_equal(es_writer_submit(f->writer, c), 0);
+    wait_done(2);
+    assert_int_equal(c->status, 200);
+    assert_string_equal(c->body, "{\"value\":106,\"version\":3}");
+    assert_int_equal(discarded_calls, 1);
+    assert_int_equal(committed_calls, 1);
+    assert_int_equal(stream_version(f, "counter:x"), 3);
+    const struct es_writer_stats *st = es_writer_stats(f->writer);
+    assert_int_equal(atomic_load(&st->conflicts), 1);
+    assert_int_equal(atomic_load(&st->conflict_retries), 1);
+    assert_int_equal(atomic_load(&st->commit_failures), 0);
+
+    /* Fresh state says no: 106 + 10 passes the limit once 50 more landed. */
+    struct es_command *r = new_cmd(f, "counter:x", 10, 150, NULL);
+    a = r->payload;
+    a->sneak_store = f->store;
+    a->sneak_add = 50;
+    assert_int_equal(es_writer_submit(f->writer, r), 0);
+    wait_done(3);
+    assert_int_equal(r->status, 422);
+    assert_int_equal(stream_version(f, "counter:x"), 4);
+}
+
+/* In one batch: the command that lost, and a later one on the same stream
+ * (decided on the lost one's state) are decided again; one on another
+ * stream commits in the first round. */
+static void test_conflict_rest_of_batch_commits(void **state)
+{
+    struct fixture *f = *state;
+    gate_set(false);
+    assert_int_equal(es_writer_submit(f->writer, gate_cmd(f)), 0);
+    struct es_command *a = new_cmd(f, "counter:p", 1, INT64_MAX, NULL);
+    struct es_command *b = new_cmd(f, "counter:q", 1, INT64_MAX, NULL);
+    struct es_command *c = new_cmd(f, "counter:p", 2, INT64_MAX, NULL);
+    es_store_fault_conflict(f->store, "counter:p", 1);
+    assert_int_equal(es_writer_submit(f->writer, a), 0);
+    assert_int_equal(es_writer_submit(f->writer, b), 0);
+    assert_int_equal(es_writer_submit(f->writer, c), 0);
+    gate_set(true);
+    wait_done(4);
+    assert_string_equal(a->body, "{\"value\":1,\"version\":1}");
+    assert_string_equal(b->body, "{\"value\":1,\"version\":1}");
+    assert_string_equal(c->body, "{\"value\":3,\"version\":2}");
+    /* b committed before a and c were decided again. */
+    assert_true(es_position_cmp(&b->position, &a->position) < 0);
+    assert_true(es_position_cmp(&a->position, &c->position) < 0);
+    const struct es_writer_stats *st = es_writer_stats(f->writer);
+    assert_int_equal(atomic_load(&st->conflict_retries), 2);
+    assert_int_equal(stream_version(f, "counter:p"), 2);
+    assert_int_equal(stream_version(f, "counter:q"), 1);
+}
+
+/* A stream that loses every race: bounded retries, then 409, never 503,
+ * nothing applied; the next command on it goes through. */
+static void test_conflict_retries_bounded(void **state)
+{
+    struct fixture *f = *state;
+    es_store_fault_conflict(f->store, "counter:h", 1000);
+    struct es_command *c = new_cmd(f, "counter:h", 1, INT64_MAX, "hot-key");
+    assert_int_equal(es_writer_submit(f->writer, c), 0);
+    wait_done(1);
+    assert_int_equal(c->status, 409);
+    assert_non_null(strstr(c->body, "version_conflict"));
+    assert_int_equal(stream_version(f, "counter:h"), 0);
+    const struct es_writer_stats *st = es_writer_stats(f->writer);
+    assert_int_equal(atomic_load(&st->conflict_retries), WX_WRITER_CONFLICT_RETRIES_MAX + 1);
+    es_store_fault_conflict(f->store, "counter:h", 0);
+    struct es_command *again = new_cmd(f, "counter:h", 1, INT64_MAX, "hot-key");
+    assert_int_equal(es_writer_submit(f->writer, again), 0);
+    wait_done(2);
+    assert_int_equal(again->status, 200); /* the 409 was not remembered under the key */
+    assert_false(again->replayed);
+}
+
+/* The same Idempotency-Key on two nodes at once: the other node's commit
+ * lands between our look-up and our commit. Ours loses, and is answered
+ * from the other node's record: applied once. */
+static void test_idempotency_key_race(void **state)
+{
+    struct fixture *f = *state;
+    struct es_command *c = new_cmd(f, "counter:k", 1, INT64_MAX, "both-nodes");
+    struct add_cmd *a = c->payload;
+    a->sneak_store = f->store;
+    a->sneak_key = "both-nodes";
+    a->sneak_add = 1;
+    assert_int_equal(es_writer_submit(f->writer, c), 0);
+    wait_done(1);
+    assert_true(c->replayed);
+    assert_int_equal(c->status, 200);
+    assert_string_equal(c->body, "{\"other\":\"node\"}");
+    assert_int_equal(stream_version(f, "counter:k"), 1);
+}
+
+/* A rejection decided on a cached state another node has changed since:
+ * on a shared store it is checked with the batch, and decided again on the
+ * fresh state, where it fits. Remembered under its key is the fresh answer. */
+static void test_stale_rejection_decided_again(void **state)
+{
+    struct fixture *f = *state;
+    struct es_command *first = new_cmd(f, "counter:s", 100, INT64_MAX, NULL);
+    assert_int_equal(es_writer_submit(f->writer, first), 0);
+    wait_done(1);
+    struct es_command *c = new_cmd(f, "counter:s", 50, 120, "stale-key");
+    struct add_cmd *a = c->payload;
+    a->sneak_store = f->store; /* -100 lands between load and commit */
+    a->sneak_add = -100;
+    assert_int_equal(es_writer_submit(f->writer, c), 0);
+    wait_done(2);
+    assert_int_equal(c->status, 200); /* 100 + 50 > 120 was stale; 0 + 50 fits */
+    assert_string_equal(c->body, "{\"value\":50,\"version\":3}");
+    struct es_command *again = new_cmd(f, "counter:s", 50, 120, "stale-key");
+    assert_int_equal(es_writer_submit(f->writer, again), 0);
+    wait_done(3);
+    assert_true(again->replayed);
+    assert_int_equal(again->status, 200);
+    /* A rejection that still holds on fresh state stands, and commits no event. */
+    struct es_command *no = new_cmd(f, "counter:s", 500, 120, NULL);
+    assert_int_equal(es_writer_submit(f->writer, no), 0);
+    wait_done(4);
+    assert_int_equal(no->status, 422);
+    assert_false(no->has_position);
+    assert_int_equal(stream_version(f, "counter:s"), 3);
+}
+
 int main(void)
 {
     /* The writer counts outcomes by registered table (es/outcome.h). */
@@ -455,6 +719,18 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_uncached_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_actor_and_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discarded, setup, teardown),
+        cmocka_unit_test(test_event_actor_reading),
+        cmocka_unit_test_setup_teardown(test_conflict_decided_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflict_rest_of_batch_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflict_retries_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_key_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_rejection_decided_again, setup_shared,
+                                        teardown),
+        /* Everything else holds with the reads checked as well. */
+        cmocka_unit_test_setup_teardown(test_many_commands_one_stream, setup_shared, teardown),
+        cmocka_unit_test_setup_teardown(test_conflict_rest_of_batch_commits, setup_shared,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency, setup_shared, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
