@@ -193,6 +193,37 @@
  * this many times; the other transaction has finished by then. */
 #define WX_PG_DEADLOCK_RETRIES_MAX 3
 
+/* One statement of the read-model database after its dialect hooks are
+ * written out (rm/rm.h); our longest (a ledger page over both tables) is
+ * under 1 KiB. */
+#define WX_RM_SQL_BYTES_MAX 8192
+
+/* A table name of the read-model database with its set suffix, and the
+ * NUL: PostgreSQL cuts identifiers at 63 bytes; ours are under 32. */
+#define WX_RM_NAME_BYTES_MAX 64
+
+/* Parameters of one read-model statement (?1 .. ?N): a ledger entry has
+ * 13, a webhook delivery state 9. */
+#define WX_RM_PARAMS_MAX 16
+
+/* PostgreSQL read side: query connections one node opens (the HTTP
+ * threads, the admin worker, the delivery thread), beside the projector's
+ * and the delivery thread's writer connections. As many as the log's
+ * readers (WX_PG_READERS_MAX), for the same reasons. */
+#define WX_PG_READ_MODEL_READERS_MAX 8
+
+/* Statements a write transaction sends to PostgreSQL before it reads
+ * their answers (pipelining, rm/postgres.c): each answer is a few dozen
+ * bytes, and past some hundred KB unread the server would stop reading
+ * while we are still sending (libpq's pipeline deadlock). 1000 answers
+ * are about 30 KB; a projector batch of 2000 events (5000 statements)
+ * then costs six round trips instead of 5000. */
+#define WX_PG_PIPELINE_PENDING_MAX 1000
+
+/* Named leases one read-model connection holds at once: every consumer of
+ * the projector, and room. */
+#define WX_RM_LEASES_MAX 40
+
 /* How long a SQLite connection waits on a lock before failing. */
 #define WX_SQLITE_BUSY_TIMEOUT_MS 5000
 
@@ -355,6 +386,20 @@
  * woke it (the writer wakes it after every commit). */
 #define WX_PROJECTOR_IDLE_MS 200
 
+/* Several nodes on one PostgreSQL read side (proj/projector.c). Every
+ * LEASE_MS a node tries to take the leases of consumers no node projects
+ * (their holder died or stopped) and reads every checkpoint: this bounds
+ * how long a dead node's consumers stand still once PostgreSQL has ended
+ * its sessions (at once for a killed process), and how soon a rebuild
+ * asked for on another node starts. SHARED_POLL_MS is how often a node
+ * that projects something looks at the log head for what other nodes
+ * committed (their commits do not wake it), and how often a node follows
+ * the checkpoints while X-Min-Position waiters wait: it bounds the lag
+ * those add. Each look is one indexed query (measured in
+ * docs/architecture.md). */
+#define WX_PROJECTOR_LEASE_MS 250
+#define WX_PROJECTOR_SHARED_POLL_MS 10
+
 /* X-Min-Position: default and largest wait for the read side. */
 #define WX_MIN_POSITION_WAIT_MS_DEFAULT 2000
 #define WX_MIN_POSITION_WAIT_MS_MAX 60000
@@ -375,6 +420,11 @@
 
 /* Differences one drift report lists; the count covers all of them. */
 #define WX_DRIFT_REPORT_MAX 100
+
+/* wallex verify on a shared read side: read models another node projects
+ * are waited for this long to reach the log's head (a node catching up
+ * after downtime projects some 20k-100k events/s here). */
+#define WX_TOOL_AWAIT_MS 60000
 
 /* Events read from the log in one go by drift, verify and offline tools. */
 #define WX_SCAN_BATCH_EVENTS_MAX 10000

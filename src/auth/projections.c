@@ -15,14 +15,14 @@
 #include "base/err.h"
 #include "base/id.h"
 #include "proj/projector.h"
-#include "store/sqlconn.h"
+#include "rm/rm.h"
 
 enum { T_ISSUE, T_REVOKE };
 
 static const char *const tokens_sql[] = {
-    [T_ISSUE] = "INSERT OR IGNORE INTO tokens{s}(id, role, subject, secret_sha256, expires_at_ms,"
+    [T_ISSUE] = "INSERT INTO tokens{s}(id, role, subject, secret_sha256, expires_at_ms,"
                 " revoked, version, created_at_ms, updated_at_ms, position_hi, position_lo)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?7, ?8, ?9)",
+                " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
     [T_REVOKE] = "UPDATE tokens{s} SET revoked = 1, version = ?2, updated_at_ms = ?3,"
                  " position_hi = ?4, position_lo = ?5 WHERE id = ?1 AND version < ?2",
     NULL,
@@ -38,39 +38,41 @@ static int apply_tokens(struct es_proj_tx *tx, const struct es_event *ev, const 
     int err = token_event_decode(ev, text, sizeof(text), &e);
     if (err)
         return err;
-    sqlite3_stmt *st = es_proj_stmt(tx, e.kind == TOKEN_ISSUED ? T_ISSUE : T_REVOKE);
+    struct rm_stmt *st = es_proj_stmt(tx, e.kind == TOKEN_ISSUED ? T_ISSUE : T_REVOKE);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, e.token_id);
-    char hex[2 * AUTH_HASH_BYTES + 1]; /* bound without a copy: lives until the step */
+    rm_bind_text(st, 1, e.token_id);
+    char hex[2 * AUTH_HASH_BYTES + 1]; /* bound without a copy: lives until the run */
     if (e.kind == TOKEN_ISSUED) {
         auth_hash_hex(e.hash, hex);
-        sqlconn_bind_text(st, 2, auth_role_name(e.role));
-        sqlconn_bind_text(st, 3, e.subject);
-        sqlconn_bind_text(st, 4, hex);
+        rm_bind_text(st, 2, auth_role_name(e.role));
+        rm_bind_text(st, 3, e.subject);
+        rm_bind_text(st, 4, hex);
         if (e.expires_at_ms > 0)
-            sqlite3_bind_int64(st, 5, e.expires_at_ms);
-        sqlite3_bind_int64(st, 6, ev->version);
-        sqlite3_bind_int64(st, 7, ev->occurred_at_ms);
-        sqlite3_bind_int64(st, 8, (int64_t)ev->position.hi);
-        sqlite3_bind_int64(st, 9, (int64_t)ev->position.lo);
+            rm_bind_i64(st, 5, e.expires_at_ms);
+        else
+            rm_bind_null(st, 5);
+        rm_bind_i64(st, 6, ev->version);
+        rm_bind_i64(st, 7, ev->occurred_at_ms);
+        rm_bind_i64(st, 8, (int64_t)ev->position.hi);
+        rm_bind_i64(st, 9, (int64_t)ev->position.lo);
     } else {
-        sqlite3_bind_int64(st, 2, ev->version);
-        sqlite3_bind_int64(st, 3, ev->occurred_at_ms);
-        sqlite3_bind_int64(st, 4, (int64_t)ev->position.hi);
-        sqlite3_bind_int64(st, 5, (int64_t)ev->position.lo);
+        rm_bind_i64(st, 2, ev->version);
+        rm_bind_i64(st, 3, ev->occurred_at_ms);
+        rm_bind_i64(st, 4, (int64_t)ev->position.hi);
+        rm_bind_i64(st, 5, (int64_t)ev->position.lo);
     }
-    return sqlconn_run_i64(st, NULL);
+    return rm_run(st);
 }
 
 const struct es_consumer token_consumer = {
     .name = "tokens",
     .categories = categories,
-    .schema = "CREATE TABLE IF NOT EXISTS tokens{s}(id TEXT PRIMARY KEY, role TEXT NOT NULL,"
-              " subject TEXT NOT NULL, secret_sha256 TEXT NOT NULL, expires_at_ms INTEGER,"
-              " revoked INTEGER NOT NULL, version INTEGER NOT NULL,"
-              " created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL,"
-              " position_hi INTEGER NOT NULL, position_lo INTEGER NOT NULL) WITHOUT ROWID;"
+    .schema = "CREATE TABLE IF NOT EXISTS tokens{s}(id " RM_TEXT " PRIMARY KEY,"
+              " role TEXT NOT NULL, subject TEXT NOT NULL, secret_sha256 TEXT NOT NULL,"
+              " expires_at_ms BIGINT, revoked BIGINT NOT NULL, version BIGINT NOT NULL,"
+              " created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL,"
+              " position_hi BIGINT NOT NULL, position_lo BIGINT NOT NULL)" RM_WITHOUT_ROWID ";"
               "CREATE INDEX IF NOT EXISTS tokens{s}_changed"
               " ON tokens{s}(position_hi, position_lo);",
     .drop = "DROP TABLE IF EXISTS tokens{s};",
@@ -86,15 +88,15 @@ const struct es_consumer *const token_consumers[] = {&token_consumer, NULL};
     "id, role, subject, secret_sha256, expires_at_ms, revoked, version, created_at_ms,"           \
     " updated_at_ms"
 
-static const char *column(sqlite3_stmt *st, int i)
+static const char *column(struct rm_stmt *st, int i)
 {
-    const char *s = (const char *)sqlite3_column_text(st, i);
+    const char *s = rm_column_text(st, i);
     return s ? s : "";
 }
 
 /* The row at the cursor into s; WX_ERR_CORRUPT for one this build did not
  * write. */
-static int row_state(sqlite3_stmt *st, struct token_state *s, int64_t *version)
+static int row_state(struct rm_stmt *st, struct token_state *s, int64_t *version)
 {
     token_state_init(s);
     s->exists = true;
@@ -103,35 +105,35 @@ static int row_state(sqlite3_stmt *st, struct token_state *s, int64_t *version)
         !auth_hash_unhex(column(st, 3), s->hash) || !wx_id_ok(column(st, 0)))
         return WX_ERR_CORRUPT;
     memcpy(s->subject, subject, strlen(subject) + 1);
-    s->expires_at_ms = sqlite3_column_int64(st, 4); /* NULL reads 0: never */
-    s->revoked = sqlite3_column_int(st, 5) != 0;
-    *version = sqlite3_column_int64(st, 6);
-    s->created_at_ms = sqlite3_column_int64(st, 7);
-    s->updated_at_ms = sqlite3_column_int64(st, 8);
+    s->expires_at_ms = rm_column_null(st, 4) ? 0 : rm_column_i64(st, 4); /* 0: never */
+    s->revoked = rm_column_i64(st, 5) != 0;
+    *version = rm_column_i64(st, 6);
+    s->created_at_ms = rm_column_i64(st, 7);
+    s->updated_at_ms = rm_column_i64(st, 8);
     return 0;
 }
 
 int token_query_list(struct es_projector *p, const char *after, size_t limit,
                      struct wx_buf *out)
 {
-    struct sqlconn *c;
-    int err = es_projector_read_begin(p, &c);
+    struct es_read *r;
+    int err = es_projector_read_begin(p, &r);
     if (err)
         return err;
-    sqlite3_stmt *st;
-    err = es_projector_prepare_live(c, "tokens",
+    struct rm_stmt *st;
+    err = es_projector_prepare_live(r, "tokens",
                                     "SELECT " TOKEN_COLUMNS " FROM tokens{s}"
                                     " WHERE id > ?1 ORDER BY id LIMIT ?2",
                                     &st, NULL);
     if (err)
         goto out_end;
-    sqlconn_bind_text(st, 1, after ? after : "");
-    sqlite3_bind_int64(st, 2, (int64_t)limit + 1);
+    rm_bind_text(st, 1, after ? after : "");
+    rm_bind_i64(st, 2, (int64_t)limit + 1);
     wx_buf_adds(out, "{\"data\":[");
     size_t n = 0;
     char last[WX_ID_BYTES_MAX + 1] = "";
-    int rc = SQLITE_DONE;
-    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW && n < limit) {
+    bool row = false;
+    while (!err && (err = rm_step(st, &row)) == 0 && row && n < limit) {
         struct token_state s;
         int64_t version;
         err = row_state(st, &s, &version);
@@ -142,54 +144,50 @@ int token_query_list(struct es_projector *p, const char *after, size_t limit,
             wx_buf_addc(out, ',');
         token_json(out, last, &s, false, NULL);
     }
-    if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        err = sqlconn_err(rc);
     wx_buf_adds(out, "],\"nextCursor\":");
-    if (!err && rc == SQLITE_ROW) {
+    if (!err && row) { /* the row past the page's limit */
         wx_buf_adds(out, "\"i");
         wx_buf_adds(out, last);
         wx_buf_adds(out, "\"}");
     } else {
         wx_buf_adds(out, "null}");
     }
-    sqlite3_finalize(st);
+    rm_finalize(st);
 out_end:
-    es_projector_read_end(p, c);
+    es_projector_read_end(p, r);
     return err;
 }
 
 int token_query_changes(struct es_projector *p, struct es_position *cursor, token_row_fn fn,
                         void *ctx)
 {
-    struct sqlconn *c;
-    int err = es_projector_read_begin(p, &c);
+    struct es_read *r;
+    int err = es_projector_read_begin(p, &r);
     if (err)
         return err;
-    sqlite3_stmt *st;
+    struct rm_stmt *st;
     struct es_position checkpoint;
-    err = es_projector_prepare_live(c, "tokens",
+    err = es_projector_prepare_live(r, "tokens",
                                     "SELECT " TOKEN_COLUMNS " FROM tokens{s}"
                                     " WHERE position_hi > ?1 OR (position_hi = ?1 AND"
                                     " position_lo > ?2) ORDER BY position_hi, position_lo",
                                     &st, &checkpoint);
     if (err)
         goto out_end;
-    sqlite3_bind_int64(st, 1, (int64_t)cursor->hi);
-    sqlite3_bind_int64(st, 2, (int64_t)cursor->lo);
-    int rc = SQLITE_DONE;
-    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    rm_bind_i64(st, 1, (int64_t)cursor->hi);
+    rm_bind_i64(st, 2, (int64_t)cursor->lo);
+    bool row = false;
+    while (!err && (err = rm_step(st, &row)) == 0 && row) {
         struct token_state s;
         int64_t version;
         err = row_state(st, &s, &version);
         if (!err)
             err = fn(ctx, column(st, 0), &s, version);
     }
-    if (!err && rc != SQLITE_DONE)
-        err = sqlconn_err(rc);
-    sqlite3_finalize(st);
+    rm_finalize(st);
     if (!err)
         *cursor = checkpoint;
 out_end:
-    es_projector_read_end(p, c);
+    es_projector_read_end(p, r);
     return err;
 }

@@ -1,4 +1,5 @@
-/* The bus's composition: delivery.db, the relay and the deliveries; see bus.h. */
+/* The bus's composition: the delivery state, the relay and the
+ * deliveries; see bus.h. */
 #include "bus/bus.h"
 
 #include <inttypes.h>
@@ -13,6 +14,11 @@
 #include "bus/relay.h"
 #include "bus/webhook.h"
 #include "obs/log.h"
+#include "proj/projector.h"
+
+/* The schema of the delivery state on PostgreSQL, beside the log's: not
+ * the read side's, which may be dropped and rebuilt at will. */
+#define BUS_SCHEMA_SUFFIX "_bus"
 
 struct bus {
     struct bus_delivery_store *delivery;
@@ -35,6 +41,7 @@ static int start_relay(const struct bus_config *c, struct bus *bus)
         .url = c->redis_url,
         .stream = c->redis_stream ? c->redis_stream : BUS_REDIS_STREAM_DEFAULT,
         .maxlen = c->redis_maxlen,
+        .lease_db = c->pg_url != NULL ? es_projector_rm(c->projector) : NULL,
     };
     int err = bus_relay_start(&rc, &bus->relay);
     if (err)
@@ -49,12 +56,22 @@ int bus_start(const struct bus_config *c, struct bus **bus_out)
     if (bus == NULL)
         return WX_ERR_NOMEM;
     bus->redis_required = c->redis_url != NULL && c->redis_required;
-    char path[4096];
+    char path[4096], schema[128];
     snprintf(path, sizeof(path), "%s/%s", c->data_dir,
              c->memory ? "delivery-memory.db" : "delivery.db");
-    int err = bus_delivery_open(&bus_delivery_sqlite_ops, path, c->memory, &bus->delivery);
+    snprintf(schema, sizeof(schema), "%s" BUS_SCHEMA_SUFFIX, c->pg_schema ? c->pg_schema : "");
+    struct bus_delivery_config dc = {.fresh = c->memory};
+    if (c->pg_url != NULL) {
+        dc.url = c->pg_url;
+        dc.schema = schema;
+    } else {
+        dc.path = path;
+    }
+    int err = bus_delivery_open(c->pg_url ? &bus_delivery_postgres_ops : &bus_delivery_sqlite_ops,
+                                &dc, &bus->delivery);
     if (err)
-        wx_logf(WX_LOG_ERROR, "webhooks: cannot open %s: %s", path, wx_strerror(err));
+        wx_logf(WX_LOG_ERROR, "webhooks: cannot open %s: %s", c->pg_url ? schema : path,
+                wx_strerror(err));
     struct bus_webhook_config wc = {
         .store = c->store,
         .projector = c->projector,
@@ -65,6 +82,7 @@ int bus_start(const struct bus_config *c, struct bus **bus_out)
         .timeout_ms = c->webhook_timeout_ms,
         .disable_after_ms = c->disable_after_ms,
         .deny_private = c->deny_private,
+        .shared = c->pg_url != NULL,
     };
     if (!err)
         err = bus_webhook_start(&wc, &bus->webhook);
@@ -128,7 +146,9 @@ bool bus_ready(struct bus *bus, const char **why_out)
     wx_arena_init(&arena);
     struct bus_relay_status s;
     bus_relay_status(bus->relay, &arena, &s);
-    bool up = s.connected && strcmp(s.status, "running") == 0;
+    /* Standing by: another node holds the relay's lease and publishes. */
+    bool up = (s.connected && strcmp(s.status, "running") == 0) ||
+              strcmp(s.status, "standby") == 0;
     wx_arena_release(&arena);
     *why_out = "the Redis relay is not connected; see /admin/relays";
     return up;

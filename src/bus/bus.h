@@ -55,6 +55,11 @@
 /* With nothing new and no wake-up, the relay and the deliveries look at
  * the log this often anyway (a missed wake-up costs at most this). */
 #define BUS_IDLE_MS 200
+/* Several nodes on PostgreSQL: the relay and the deliveries each run on
+ * one node, the holder of a lease; the others try to take it this often,
+ * so this bounds how long publishing and delivering stand still after
+ * their node died (its sessions end at once on kill -9). */
+#define BUS_LEASE_MS 250
 /* A redis:// URL, a password in it, and a Redis error kept for status. */
 #define BUS_REDIS_URL_BYTES_MAX 512
 #define BUS_ERROR_BYTES 256
@@ -149,6 +154,10 @@ struct bus_config {
     struct es_writer *writer;
     const char *data_dir;
     bool memory;           /* a memory store: delivery state starts empty too */
+    /* PostgreSQL: the delivery state in schema <pg_schema>_bus of this
+     * database, shared by every node; NULL: delivery.db in data_dir. */
+    const char *pg_url;
+    const char *pg_schema;
     const char *redis_url; /* NULL: no relay */
     const char *redis_stream;
     int64_t redis_maxlen; /* 0: no trimming */
@@ -160,8 +169,8 @@ struct bus_config {
     bool deny_private;
 };
 
-/* Opens delivery.db and starts the relay (with a Redis URL) and the
- * delivery thread. */
+/* Opens the delivery state and starts the relay (with a Redis URL) and
+ * the delivery thread; on PostgreSQL each runs on one node at a time. */
 int bus_start(const struct bus_config *config, struct bus **bus_out);
 /* Stops the delivery thread, which submits to the writer; call before the
  * writer stops. The bus stays valid for bus_notify. Accepts NULL. */

@@ -6,11 +6,12 @@
 
 #include "base/id.h"
 
-int bus_delivery_open(const struct bus_delivery_ops *ops, const char *path, bool fresh,
+int bus_delivery_open(const struct bus_delivery_ops *ops, const struct bus_delivery_config *config,
                       struct bus_delivery_store **out)
 {
-    assert(ops != NULL && path != NULL && out != NULL);
-    int err = ops->open(path, fresh, out);
+    assert(ops != NULL && config != NULL && out != NULL);
+    assert(config->path != NULL || (config->url != NULL && config->schema != NULL));
+    int err = ops->open(config, out);
     assert(err || (*out)->ops == ops);
     return err;
 }
@@ -91,4 +92,21 @@ int bus_delivery_dead_replayed(struct bus_delivery_store *s, int64_t id, bool de
 {
     assert(delivered || last_error != NULL);
     return s->ops->dead_replayed(s, id, delivered, last_error, at_ms);
+}
+
+int bus_delivery_lease(struct bus_delivery_store *s, bool *held_out)
+{
+    return s->ops->lease(s, held_out);
+}
+
+int bus_delivery_request_add(struct bus_delivery_store *s, const struct bus_delivery_request *r)
+{
+    assert(r->dead_letter_id > 0 || wx_id_ok(r->subscription_id));
+    return s->ops->request_add(s, r);
+}
+
+int bus_delivery_requests_take(struct bus_delivery_store *s, bus_delivery_request_fn fn,
+                               void *ctx)
+{
+    return s->ops->requests_take(s, fn, ctx);
 }

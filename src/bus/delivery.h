@@ -3,9 +3,15 @@
  * attempts at its current event, and its dead letters. This is not a
  * disposable read model (a rebuild from the log cannot know what a
  * receiver already got), so it has a store of its own, behind an ops
- * struct like the event store's: SQLite today (delivery.db beside the
- * log); a PostgreSQL backend can follow for several nodes, where one node
- * at a time delivers under a lease.
+ * struct like the event store's: SQLite (delivery.db beside the log) or
+ * PostgreSQL (schema <pg-schema>_bus, shared by every node). Both are one
+ * implementation over the read-model database (rm/rm.h), SQL written once.
+ *
+ * Several nodes: one delivers at a time, the holder of the store's lease
+ * (bus_delivery_lease). Every write of state and dead letters checks the
+ * lease in its own transaction, so a node that lost it writes nothing
+ * more. Orders given on another node (replays) reach the deliverer as
+ * requests in the store.
  *
  * Thread model: the delivery thread is the only writer; reads (the admin
  * routes) may come from any thread at once and never wait for it.
@@ -49,11 +55,28 @@ struct bus_dead_letter {
 
 typedef int (*bus_dead_letter_fn)(void *ctx, const struct bus_dead_letter *dl);
 
+/* An order for the delivering node, given on another: replay a dead letter
+ * (dead_letter_id > 0), or a subscription from a position. */
+struct bus_delivery_request {
+    int64_t dead_letter_id;
+    const char *subscription_id;
+    struct es_position from;
+};
+
+typedef int (*bus_delivery_request_fn)(void *ctx, const struct bus_delivery_request *r);
+
+struct bus_delivery_config {
+    const char *path;   /* sqlite: delivery.db */
+    const char *url;    /* postgres: connection string */
+    const char *schema; /* postgres: the schema of the delivery tables */
+    bool fresh;         /* start empty (a memory store) */
+};
+
 struct bus_delivery_store;
 
 struct bus_delivery_ops {
     const char *name;
-    int (*open)(const char *path, bool fresh, struct bus_delivery_store **out);
+    int (*open)(const struct bus_delivery_config *config, struct bus_delivery_store **out);
     void (*close)(struct bus_delivery_store *s);
     /* WX_ERR_NOT_FOUND when the subscription has no state yet. */
     int (*state_get)(struct bus_delivery_store *s, const char *subscription_id,
@@ -81,6 +104,13 @@ struct bus_delivery_ops {
     /* After a replay: delivered (the letter goes) or failed once more. */
     int (*dead_replayed)(struct bus_delivery_store *s, int64_t id, bool delivered,
                          const char *last_error, int64_t at_ms);
+    /* Takes or keeps the right to deliver; *held_out says whether this
+     * node has it. Always held on a store of one node. */
+    int (*lease)(struct bus_delivery_store *s, bool *held_out);
+    /* Leaves an order for the node that delivers. */
+    int (*request_add)(struct bus_delivery_store *s, const struct bus_delivery_request *r);
+    /* The waiting orders, oldest first, then forgets them (deliverer only). */
+    int (*requests_take)(struct bus_delivery_store *s, bus_delivery_request_fn fn, void *ctx);
 };
 
 struct bus_delivery_store {
@@ -88,9 +118,10 @@ struct bus_delivery_store {
 };
 
 extern const struct bus_delivery_ops bus_delivery_sqlite_ops;
+extern const struct bus_delivery_ops bus_delivery_postgres_ops;
 
 /* Checked wrappers (preconditions asserted), callers use only these. */
-int bus_delivery_open(const struct bus_delivery_ops *ops, const char *path, bool fresh,
+int bus_delivery_open(const struct bus_delivery_ops *ops, const struct bus_delivery_config *config,
                       struct bus_delivery_store **out);
 void bus_delivery_close(struct bus_delivery_store *s);
 int bus_delivery_state_get(struct bus_delivery_store *s, const char *subscription_id,
@@ -111,5 +142,9 @@ int bus_delivery_dead_next_replay(struct bus_delivery_store *s, const char *subs
                                   struct wx_arena *arena, struct bus_dead_letter *out);
 int bus_delivery_dead_replayed(struct bus_delivery_store *s, int64_t id, bool delivered,
                                const char *last_error, int64_t at_ms);
+int bus_delivery_lease(struct bus_delivery_store *s, bool *held_out);
+int bus_delivery_request_add(struct bus_delivery_store *s, const struct bus_delivery_request *r);
+int bus_delivery_requests_take(struct bus_delivery_store *s, bus_delivery_request_fn fn,
+                               void *ctx);
 
 #endif

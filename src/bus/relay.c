@@ -18,7 +18,11 @@
 #include "http/http.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "rm/rm.h"
 #include "store/store.h"
+
+/* The lease of the one node that publishes. */
+#define RELAY_LEASE "relay"
 
 /* Redis's refusal of an ID at or below the stream's top: already there. */
 #define REFUSED_AS_OLD "equal or smaller than the target stream top item"
@@ -53,6 +57,9 @@ struct bus_relay {
     char maxlen[24]; /* "" when not trimming */
 
     /* The relay thread's own. */
+    struct rm_conn *lease; /* NULL: one node, always leading */
+    bool leading;
+    int64_t lease_due_ms; /* monotonic */
     redisContext *redis;
     struct stream_slot slots[BUS_RELAY_STREAMS_MAX];
     size_t slots_len;
@@ -473,6 +480,25 @@ static void backoff(struct bus_relay *r)
         r->backoff_ms = BUS_RETRY_MS_MAX;
 }
 
+/* Whether this node publishes: the lease, tried (and the session it lives
+ * on checked) every BUS_LEASE_MS. */
+static bool relay_lead(struct bus_relay *r)
+{
+    int64_t now = wx_monotonic_ms();
+    if (r->lease == NULL || now < r->lease_due_ms)
+        return r->lease == NULL || r->leading;
+    r->lease_due_ms = now + BUS_LEASE_MS;
+    bool held = false;
+    rm_exec(r->lease, "SELECT 1"); /* a lost session shows here, and its lease goes */
+    if (rm_lease_try(r->lease, RELAY_LEASE, &held) != 0)
+        held = false;
+    if (held != r->leading)
+        wx_logf(WX_LOG_INFO, "relay: %s", held ? "this node publishes from now"
+                                               : "another node publishes; standing by");
+    r->leading = held;
+    return held;
+}
+
 static void *relay_main(void *arg)
 {
     struct bus_relay *r = arg;
@@ -480,6 +506,12 @@ static void *relay_main(void *arg)
     bus_thread_background();
     bool running = true;
     while (running) {
+        if (!relay_lead(r)) {
+            disconnect(r);
+            set_status(r, "standby", NULL);
+            running = relay_wait(r, BUS_LEASE_MS, false);
+            continue;
+        }
         if (r->redis == NULL && start_session(r) != 0) {
             backoff(r);
             /* Commits do not cut a backoff short: under load they would
@@ -515,7 +547,11 @@ int bus_relay_start(const struct bus_relay_config *config, struct bus_relay **ou
     wx_buf_init(&r->scratch);
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->wake, NULL);
-    int err = WX_ERR_INVALID;
+    int err = config->lease_db != NULL ? rm_conn_open(config->lease_db, RM_CONN_WRITER, &r->lease)
+                                       : 0;
+    if (err)
+        goto err_free;
+    err = WX_ERR_INVALID;
     if (!bus_redis_url_parse(config->url, &r->addr) ||
         !copy_part(r->template, sizeof(r->template), config->stream, strlen(config->stream)) ||
         config->stream[0] == '\0')
@@ -557,6 +593,7 @@ void bus_relay_stop(struct bus_relay *r)
         pthread_join(r->thread, NULL);
     }
     wx_buf_free(&r->scratch);
+    rm_conn_close(r->lease);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->wake);
     free(r);

@@ -15,6 +15,11 @@
  * (FLUSHALL, DEL) is noticed at once instead of being re-created with a
  * gap.
  *
+ * Several nodes run one relay between them (a lease; the others stand by):
+ * its checkpoint is the stream itself, so the one taking over goes on
+ * from the stream's last ID, and an XADD both might send is refused by
+ * Redis once.
+ *
  * Ownership: bus.c starts and stops it; bus_relay_stop frees it.
  */
 #ifndef WALLEX_BUS_RELAY_H
@@ -29,6 +34,7 @@
 #include "es/event.h"
 
 struct es_store;
+struct rm_db;
 struct bus_relay;
 
 struct bus_relay_config {
@@ -36,6 +42,10 @@ struct bus_relay_config {
     const char *url;    /* redis://[:password@]host[:port][/db] */
     const char *stream; /* "wallex:events"; "{category}" in it: one per category */
     int64_t maxlen;     /* XADD MAXLEN ~ this; 0: never trim */
+    /* Several nodes: the relay publishes only while it holds the lease
+     * "relay" in this database (on a connection of its own); the others
+     * stand by. NULL: one node, always publishing. */
+    struct rm_db *lease_db;
 };
 
 /* Parses a redis:// URL. False when malformed. */
@@ -58,7 +68,9 @@ void bus_relay_notify(struct bus_relay *r);
 struct bus_relay_status {
     const char *name;   /* the stream (or its template) */
     struct es_position position; /* the last event known to be in Redis */
-    const char *status; /* "running", "connecting", "failing", "ahead" */
+    /* "running", "connecting", "failing", "ahead", or "standby" (another
+     * node holds the relay's lease) */
+    const char *status;
     const char *last_error; /* NULL when none */
     bool connected;
     uint64_t published;  /* entries added */

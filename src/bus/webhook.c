@@ -86,6 +86,9 @@ struct control {
 
 struct bus_webhook {
     struct bus_webhook_config cfg;
+    bool leading;             /* this node delivers (holds the store's lease) */
+    int64_t lease_due_mono;   /* the next look at the lease */
+    int64_t requests_due_mono; /* the next look for orders given elsewhere */
     int64_t retry_ms[BUS_RETRY_SCHEDULE_MAX];
     CURLM *multi;
     struct sub *subs[BUS_SUBSCRIPTIONS_MAX];
@@ -119,6 +122,7 @@ struct bus_webhook {
      * round of the thread (under lock): how far delivery lags the log. */
     bool slowest_known;
     struct es_position slowest;
+    bool leading_now; /* `leading`, for other threads */
 };
 
 /* ---- subscriptions ---- */
@@ -736,7 +740,8 @@ static struct es_position before(const struct es_position *p)
     return p->hi > 0 ? (struct es_position){p->hi - 1, UINT64_MAX} : es_position_start();
 }
 
-static void run_control(struct bus_webhook *w, const struct control *c)
+/* An order, on the node that delivers. */
+static void apply_control(struct bus_webhook *w, const struct control *c)
 {
     if (c->kind == CONTROL_REPLAY_DEAD) {
         struct wx_arena arena;
@@ -764,6 +769,101 @@ static void run_control(struct bus_webhook *w, const struct control *c)
     s->st.next_attempt_ms = 0;
     s->st.first_attempt_ms = 0;
     save_state(w, s);
+}
+
+/* An order: carried out here, or left for the node that delivers. */
+static void run_control(struct bus_webhook *w, const struct control *c)
+{
+    if (w->leading) {
+        apply_control(w, c);
+        return;
+    }
+    struct bus_delivery_request r = {
+        .dead_letter_id = c->kind == CONTROL_REPLAY_DEAD ? c->dead_letter_id : 0,
+        .subscription_id = c->kind == CONTROL_REPLAY_FROM ? c->subscription_id : NULL,
+        .from = c->from,
+    };
+    int err = bus_delivery_request_add(w->cfg.delivery, &r);
+    if (err)
+        wx_logf(WX_LOG_ERROR, "webhooks: passing an order to the delivering node: %s",
+                wx_strerror(err));
+}
+
+/* An order left by another node, as if given here. */
+static int take_request(void *arg, const struct bus_delivery_request *r)
+{
+    struct bus_webhook *w = arg;
+    struct control c = {.kind = r->dead_letter_id > 0 ? CONTROL_REPLAY_DEAD : CONTROL_REPLAY_FROM,
+                        .dead_letter_id = r->dead_letter_id,
+                        .from = r->from};
+    snprintf(c.subscription_id, sizeof(c.subscription_id), "%s",
+             r->subscription_id ? r->subscription_id : "");
+    apply_control(w, &c);
+    return 0;
+}
+
+/* Publishes what bus_webhook_stats reads of the subscriptions. */
+static void publish_stats(struct bus_webhook *w)
+{
+    uint64_t dead = 0;
+    bool known = false;
+    struct es_position slowest = es_position_start();
+    for (size_t i = 0; i < w->subs_len; i++) {
+        const struct sub *s = w->subs[i];
+        dead += (uint64_t)s->dead;
+        if (s->status != SUBSCRIPTION_ACTIVE)
+            continue; /* a paused one lags on purpose */
+        if (!known || es_position_cmp(&s->st.cursor, &slowest) < 0)
+            slowest = s->st.cursor;
+        known = true;
+    }
+    atomic_store(&w->dead_now, dead);
+    pthread_mutex_lock(&w->lock);
+    w->slowest_known = known;
+    w->slowest = slowest;
+    w->leading_now = w->leading;
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Forgets every subscription (requests in flight abandoned): on taking the
+ * lease each starts from the state the last deliverer saved, and on losing
+ * it nothing more is delivered or written here. */
+static void drop_subs(struct bus_webhook *w)
+{
+    while (w->subs_len > 0)
+        free_sub(w, w->subs[--w->subs_len]);
+    atomic_store(&w->tracked, 0);
+    atomic_store(&w->inflight_now, w->inflight);
+}
+
+/* Whether this node delivers: the lease, tried every BUS_LEASE_MS. */
+static bool lease_check(struct bus_webhook *w, int64_t now_mono)
+{
+    if (now_mono < w->lease_due_mono)
+        return w->leading;
+    w->lease_due_mono = now_mono + BUS_LEASE_MS;
+    bool held = false;
+    if (bus_delivery_lease(w->cfg.delivery, &held) != 0)
+        held = false;
+    if (held != w->leading) {
+        drop_subs(w);
+        wx_logf(WX_LOG_INFO, "webhooks: %s", held ? "this node delivers from now"
+                                                  : "another node delivers; standing by");
+    }
+    w->leading = held;
+    publish_stats(w); /* a node standing by shows nothing of the last lead */
+    return held;
+}
+
+/* On the node that delivers, with other nodes: orders they were given. */
+static void take_requests(struct bus_webhook *w, int64_t now_mono)
+{
+    if (!w->cfg.shared || now_mono < w->requests_due_mono)
+        return;
+    w->requests_due_mono = now_mono + BUS_IDLE_MS;
+    int err = bus_delivery_requests_take(w->cfg.delivery, take_request, w);
+    if (err)
+        wx_logf(WX_LOG_WARN, "webhooks: orders from other nodes: %s", wx_strerror(err));
 }
 
 static void run_controls(struct bus_webhook *w)
@@ -806,28 +906,6 @@ static int64_t sleep_ms(struct bus_webhook *w, int64_t now_ms)
     return ms;
 }
 
-/* Publishes what bus_webhook_stats reads of the subscriptions. */
-static void publish_stats(struct bus_webhook *w)
-{
-    uint64_t dead = 0;
-    bool known = false;
-    struct es_position slowest = es_position_start();
-    for (size_t i = 0; i < w->subs_len; i++) {
-        const struct sub *s = w->subs[i];
-        dead += (uint64_t)s->dead;
-        if (s->status != SUBSCRIPTION_ACTIVE)
-            continue; /* a paused one lags on purpose */
-        if (!known || es_position_cmp(&s->st.cursor, &slowest) < 0)
-            slowest = s->st.cursor;
-        known = true;
-    }
-    atomic_store(&w->dead_now, dead);
-    pthread_mutex_lock(&w->lock);
-    w->slowest_known = known;
-    w->slowest = slowest;
-    pthread_mutex_unlock(&w->lock);
-}
-
 static void *webhook_main(void *arg)
 {
     struct bus_webhook *w = arg;
@@ -837,6 +915,15 @@ static void *webhook_main(void *arg)
     bool catalog_due = true; /* a commit woke us since the last read */
     while (!atomic_load(&w->stopping)) {
         int64_t now_mono = wx_monotonic_ms();
+        if (!lease_check(w, now_mono)) {
+            run_controls(w);
+            catalog_due = true;
+            int64_t wait = w->lease_due_mono - now_mono;
+            if (!atomic_exchange(&w->kicked, false)) /* commits and orders kick */
+                curl_multi_poll(w->multi, NULL, 0, (int)(wait > 0 ? wait : 0), NULL);
+            continue;
+        }
+        take_requests(w, now_mono);
         catalog_due |= atomic_exchange(&w->kicked, false);
         int64_t since = now_mono - catalog_at;
         if ((catalog_due && since >= BUS_WEBHOOK_CATALOG_MS) || since >= BUS_IDLE_MS) {
@@ -943,6 +1030,7 @@ void bus_webhook_stats(struct bus_webhook *w, struct bus_webhook_stats *out)
     pthread_mutex_lock(&w->lock);
     out->slowest_known = w->slowest_known;
     out->slowest = w->slowest;
+    out->delivers_here = w->leading_now;
     pthread_mutex_unlock(&w->lock);
 }
 

@@ -19,6 +19,11 @@
  * delivers only up to that model's checkpoint, so it never meets an event
  * of a subscription it does not know yet.
  *
+ * Several nodes: the thread delivers only while its node holds the
+ * delivery store's lease (tried every BUS_LEASE_MS); on taking it, it
+ * starts from the state the last deliverer saved. Orders given to a node
+ * that does not deliver are left in the store for the one that does.
+ *
  * Ownership: bus.c owns it; bus_webhook_stop joins, bus_webhook_free frees.
  */
 #ifndef WALLEX_BUS_WEBHOOK_H
@@ -48,6 +53,9 @@ struct bus_webhook_config {
     int64_t timeout_ms;
     int64_t disable_after_ms;
     bool deny_private;
+    /* Several nodes share the delivery state: deliver only while holding
+     * its lease, and take orders given on other nodes from the store. */
+    bool shared;
 };
 
 int bus_webhook_start(const struct bus_webhook_config *config, struct bus_webhook **out);
@@ -80,6 +88,9 @@ struct bus_webhook_stats {
     uint64_t dead_letters;  /* in the dead-letter queue now */
     bool slowest_known;     /* false without an active subscription */
     struct es_position slowest; /* the cursor of the active one furthest behind */
+    /* This node delivers (holds the lease). Several nodes on one store:
+     * the others stand by and count nothing of the subscriptions. */
+    bool delivers_here;
 };
 void bus_webhook_stats(struct bus_webhook *w, struct bus_webhook_stats *out);
 

@@ -42,6 +42,7 @@
 #include "obs/log.h"
 #include "ops/ops.h"
 #include "proj/projector.h"
+#include "rm/rm.h"
 #include "store/store.h"
 #include "order/order.h"
 #include "wallet/wallet.h"
@@ -262,8 +263,11 @@ static const char usage_serve[] =
     "                                                    WALLEX_TRASH_RETENTION (30d)\n"
     "\n"
     "With --store postgres the log lives in PostgreSQL (several nodes may share\n"
-    "it) and the read side in DATA_DIR/readmodel.db on this node. Files and\n"
-    "folders are decided on one node only (docs/architecture.md says why).\n"
+    "it) and so do the read models (schema <pg-schema>_read) and the webhook\n"
+    "delivery state (<pg-schema>_bus): any node answers any query, and each read\n"
+    "model is projected by one node at a time. DATA_DIR keeps this node's lock\n"
+    "file and the first start's admin.token. Files and folders are decided on\n"
+    "one node only (docs/architecture.md says why).\n"
     "\n"
     "Logs are JSON lines on stderr, one per request at info.\n"
     "\n"
@@ -701,15 +705,23 @@ static void notify_projector(void *ctx)
     es_projector_notify(ctx);
 }
 
-/* The read side: readmodel.db beside the log. A memory store starts with an
- * empty log every time, so its read side starts empty too. */
+/* The schema of the read models on PostgreSQL: beside the log's, so
+ * several installations in one database keep apart. */
+#define READ_SCHEMA_SUFFIX "_read"
+
+/* The read side: readmodel.db beside a SQLite log, or schema
+ * <pg-schema>_read beside a PostgreSQL log, shared by every node. A memory
+ * store starts with an empty log every time, so its read side starts
+ * empty too. bulk: offline tools rebuilding anyway (no fsync); beside:
+ * another process may have it open. */
 static int open_projector(const struct options *o, struct es_store *store, bool bulk,
-                          bool shared, struct es_projector **out)
+                          bool beside, struct es_projector **out)
 {
-    char path[4096];
+    char path[4096], schema[128];
     bool memory = strcmp(o->store, "memory") == 0;
     snprintf(path, sizeof(path), "%s/%s", o->data_dir,
              memory ? "readmodel-memory.db" : "readmodel.db");
+    snprintf(schema, sizeof(schema), "%s" READ_SCHEMA_SUFFIX, o->pg_schema);
     const struct es_consumer **consumers = NULL;
     size_t consumers_len = 0;
     int err = wx_app_consumers(&consumers, &consumers_len);
@@ -719,18 +731,19 @@ static int open_projector(const struct options *o, struct es_store *store, bool 
     }
     struct es_projector_config cfg = {
         .store = store,
-        .db_path = path,
+        .backend = is_postgres(o) ? &rm_postgres_ops : &rm_sqlite_ops,
+        .rm = {.path = path, .url = o->pg_url, .schema = schema, .disposable = true,
+               .bulk = bulk, .beside = beside},
         .consumers = consumers,
         .consumers_len = consumers_len,
-        .bulk = bulk,
-        .shared = shared,
     };
     err = es_projector_open(&cfg, out);
     free(consumers); /* the projector keeps the consumers, not the list */
     if (!err && memory)
         err = es_projector_reset(*out);
     if (err) {
-        fprintf(stderr, "wallex: cannot open the read side %s: %s\n", path, wx_strerror(err));
+        fprintf(stderr, "wallex: cannot open the read side %s: %s\n",
+                is_postgres(o) ? schema : path, wx_strerror(err));
         es_projector_close(*out);
         *out = NULL;
     }
@@ -770,6 +783,8 @@ static bool bus_settings(const struct options *o, struct bus_config *c)
     memset(c, 0, sizeof(*c));
     c->data_dir = o->data_dir;
     c->memory = strcmp(o->store, "memory") == 0;
+    c->pg_url = is_postgres(o) ? o->pg_url : NULL;
+    c->pg_schema = o->pg_schema;
     c->redis_url = o->redis_url;
     c->redis_stream = o->redis_stream;
     c->redis_maxlen = o->redis_maxlen;
@@ -1018,9 +1033,9 @@ static int cmd_serve(int argc, char **argv)
     int err = serve_open(&o, &bc, &sv);
     if (!err && is_postgres(&o))
         wx_log_always("wallex %s: serving http://%s (port %u), postgres store (schema %s),"
-                      " read side in %s",
+                      " read side in schema %s" READ_SCHEMA_SUFFIX,
                       WALLEX_VERSION, o.listen, http_server_port(sv.http), o.pg_schema,
-                      o.data_dir);
+                      o.pg_schema);
     else if (!err)
         wx_log_always("wallex %s: serving http://%s (port %u), %s store in %s", WALLEX_VERSION,
                       o.listen, http_server_port(sv.http), o.store, o.data_dir);
@@ -1118,6 +1133,11 @@ static int catch_up(struct es_store *store, struct es_projector *p, const char *
         }
         wx_arena_release(&arena);
     }
+    /* On a shared read side a running node may project some read models:
+     * they are caught up when it has brought them to this head. */
+    if (!err && (err = es_projector_await(p, &head, WX_TOOL_AWAIT_MS)) == WX_ERR_BUSY)
+        fprintf(stderr, "\nwallex: read models projected by another node did not reach the log's"
+                        " head within %d s\n", WX_TOOL_AWAIT_MS / 1000);
     int64_t ms = wx_monotonic_ms() - started;
     if (tty)
         fputc('\n', stderr);

@@ -84,7 +84,8 @@ void ops_route_admin_projections(struct http_request *req)
         wx_buf_json_str(&b, pos);
         wx_buf_adds(&b, ",\"headPosition\":");
         wx_buf_json_str(&b, head_token);
-        wx_buf_printf(&b, ",\"lag\":%llu,\"status\":", (unsigned long long)lag);
+        wx_buf_printf(&b, ",\"lag\":%llu,\"projectedHere\":%s,\"status\":",
+                      (unsigned long long)lag, list[i].here ? "true" : "false");
         wx_buf_json_str(&b, list[i].status);
         wx_buf_adds(&b, ",\"lastError\":");
         if (list[i].last_error != NULL)

@@ -134,9 +134,10 @@ static int projections_part(const struct wx_app *app, struct wx_arena *arena,
         wx_buf_json_str(b, list[i].status);
         wx_buf_adds(b, ",\"position\":");
         wx_buf_json_str(b, pos);
-        wx_buf_printf(b, ",\"lag\":%" PRIu64 ",\"lagMs\":%" PRId64,
+        wx_buf_printf(b, ",\"lag\":%" PRIu64 ",\"lagMs\":%" PRId64 ",\"projectedHere\":%s",
                       es_position_lag(head, &list[i].position),
-                      lag_ms(app->store, head, &list[i].position, now_ms, &memo_pos, &memo_ms));
+                      lag_ms(app->store, head, &list[i].position, now_ms, &memo_pos, &memo_ms),
+                      list[i].here ? "true" : "false");
         wx_buf_adds(b, ",\"lastError\":");
         if (list[i].last_error != NULL)
             wx_buf_json_str(b, list[i].last_error);
@@ -194,9 +195,9 @@ static void webhooks_part(struct bus *bus, const struct es_position *head, struc
                   ",\"webhooks\":{\"subscriptions\":%" PRIu64 ",\"inFlight\":%" PRIu64
                   ",\"retrying\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"failed\":%" PRIu64
                   ",\"deadLettered\":%" PRIu64 ",\"replayed\":%" PRIu64 ",\"deadLetters\":%" PRIu64
-                  ",\"lag\":",
+                  ",\"deliversHere\":%s,\"lag\":",
                   s.subscriptions, s.in_flight, s.retrying, s.delivered, s.failed, s.dead_lettered,
-                  s.replayed, s.dead_letters);
+                  s.replayed, s.dead_letters, s.delivers_here ? "true" : "false");
     if (s.slowest_known)
         wx_buf_printf(b, "%" PRIu64 "}", es_position_lag(head, &s.slowest));
     else

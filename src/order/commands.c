@@ -138,8 +138,11 @@ static int run(struct es_decide_ctx *ctx, const struct order_command *c)
     struct order_state *s;
     int64_t version;
     int err = load(ctx, c, stream, &s, &version);
-    if (!err && s->exists && !auth_owns(es_decide_principal(ctx), s->customer_id)) {
-        /* Another customer's order is, to this caller, no order at all. */
+    /* Another customer's order is, to this caller, no order at all; but a
+     * create with its id is 409 as API.md lists (and as a wallet's is):
+     * a client-chosen id is taken whoever holds it. */
+    if (!err && s->exists && c->kind != ORDER_CMD_CREATE &&
+        !auth_owns(es_decide_principal(ctx), s->customer_id)) {
         es_decide_reject(ctx, ORDER_order_not_found, "no order with this orderId");
         return 0;
     }

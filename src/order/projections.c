@@ -13,7 +13,6 @@
 #include "base/err.h"
 #include "base/id.h"
 #include "base/money.h"
-#include "store/sqlconn.h"
 
 /* ---- decoding each event once for both consumers ---- */
 
@@ -78,38 +77,36 @@ static const char *const orders_sql[] = {
 static int row_get(struct es_proj_tx *tx, const char *order_id, int64_t *version,
                    enum order_status *status)
 {
-    sqlite3_stmt *st = es_proj_stmt(tx, O_VERSION);
+    struct rm_stmt *st = es_proj_stmt(tx, O_VERSION);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, order_id);
+    rm_bind_text(st, 1, order_id);
     *version = -1;
     *status = ORDER_PENDING;
-    int err = 0;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *version = sqlite3_column_int64(st, 0);
-        if (!order_status_parse((const char *)sqlite3_column_text(st, 1), status))
+    bool row = false;
+    int err = rm_step(st, &row);
+    if (!err && row) {
+        *version = rm_column_i64(st, 0);
+        if (!order_status_parse(rm_column_text(st, 1), status))
             err = WX_ERR_CORRUPT;
-    } else if (rc != SQLITE_DONE) {
-        err = sqlconn_err(rc);
     }
-    sqlite3_reset(st);
+    rm_reset(st);
     return err;
 }
 
 static int put_item(struct es_proj_tx *tx, const char *order_id, int64_t position,
                     const struct order_item *it)
 {
-    sqlite3_stmt *st = es_proj_stmt(tx, O_ITEM_PUT);
+    struct rm_stmt *st = es_proj_stmt(tx, O_ITEM_PUT);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, order_id);
-    sqlite3_bind_int64(st, 2, position);
-    sqlconn_bind_text(st, 3, it->product_id);
-    sqlite3_bind_int64(st, 4, it->quantity);
-    sqlite3_bind_int64(st, 5, it->unit_price_minor);
-    sqlite3_bind_int64(st, 6, it->line_total_minor);
-    return sqlconn_run_i64(st, NULL);
+    rm_bind_text(st, 1, order_id);
+    rm_bind_i64(st, 2, position);
+    rm_bind_text(st, 3, it->product_id);
+    rm_bind_i64(st, 4, it->quantity);
+    rm_bind_i64(st, 5, it->unit_price_minor);
+    rm_bind_i64(st, 6, it->line_total_minor);
+    return rm_run(st);
 }
 
 static int put_items(struct es_proj_tx *tx, const char *order_id, const struct order_event *e)
@@ -123,24 +120,24 @@ static int put_items(struct es_proj_tx *tx, const char *order_id, const struct o
 static int run_with_item(struct es_proj_tx *tx, int id, const char *order_id,
                          const struct order_item *it)
 {
-    sqlite3_stmt *st = es_proj_stmt(tx, id);
+    struct rm_stmt *st = es_proj_stmt(tx, id);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, order_id);
-    sqlconn_bind_text(st, 2, it->product_id);
+    rm_bind_text(st, 1, order_id);
+    rm_bind_text(st, 2, it->product_id);
     if (id == O_ITEM_CHANGE) {
-        sqlite3_bind_int64(st, 3, it->quantity);
-        sqlite3_bind_int64(st, 4, it->unit_price_minor);
-        sqlite3_bind_int64(st, 5, it->line_total_minor);
+        rm_bind_i64(st, 3, it->quantity);
+        rm_bind_i64(st, 4, it->unit_price_minor);
+        rm_bind_i64(st, 5, it->line_total_minor);
     }
-    return sqlconn_run_i64(st, NULL);
+    return rm_run(st);
 }
 
 /* The items part of an event, before the row's own update. */
 static int apply_items(struct es_proj_tx *tx, const struct order_event *e)
 {
     int64_t next = 0;
-    sqlite3_stmt *st;
+    struct rm_stmt *st;
     int err = 0;
     switch (e->kind) {
     case ORDER_CREATED:
@@ -149,8 +146,8 @@ static int apply_items(struct es_proj_tx *tx, const struct order_event *e)
         st = es_proj_stmt(tx, O_ITEM_NEXT);
         if (st == NULL)
             return WX_ERR_IO;
-        sqlconn_bind_text(st, 1, e->order_id);
-        err = sqlconn_run_i64(st, &next);
+        rm_bind_text(st, 1, e->order_id);
+        err = rm_run_i64(st, &next);
         return err ? err : put_item(tx, e->order_id, next, &e->item);
     case ORDER_ITEM_CHANGED:
         return run_with_item(tx, O_ITEM_CHANGE, e->order_id, &e->item);
@@ -160,8 +157,8 @@ static int apply_items(struct es_proj_tx *tx, const struct order_event *e)
         st = es_proj_stmt(tx, O_ITEMS_CLEAR);
         if (st == NULL)
             return WX_ERR_IO;
-        sqlconn_bind_text(st, 1, e->order_id);
-        err = sqlconn_run_i64(st, NULL);
+        rm_bind_text(st, 1, e->order_id);
+        err = rm_run(st);
         return err ? err : put_items(tx, e->order_id, e);
     default:
         return 0;
@@ -203,17 +200,17 @@ static int apply_orders(struct es_proj_tx *tx, const struct es_event *ev, const 
         return 0; /* applied already */
     if (have + 1 != ev->version && !(have < 0 && ev->version == 1))
         return WX_ERR_CORRUPT; /* a gap: the read model missed an event */
-    sqlite3_stmt *st;
+    struct rm_stmt *st;
     if (e->kind == ORDER_CREATED) {
         st = es_proj_stmt(tx, O_INSERT);
         if (st == NULL)
             return WX_ERR_IO;
-        sqlconn_bind_text(st, 1, e->order_id);
-        sqlconn_bind_text(st, 2, e->customer_id);
-        sqlconn_bind_text(st, 3, e->currency);
-        sqlite3_bind_int64(st, 4, ev->occurred_at_ms);
-        sqlconn_bind_text(st, 5, e->actor); /* NULL binds NULL */
-        err = sqlconn_run_i64(st, NULL);
+        rm_bind_text(st, 1, e->order_id);
+        rm_bind_text(st, 2, e->customer_id);
+        rm_bind_text(st, 3, e->currency);
+        rm_bind_i64(st, 4, ev->occurred_at_ms);
+        rm_bind_text(st, 5, e->actor); /* NULL binds NULL */
+        err = rm_run(st);
     }
     if (!err)
         err = apply_items(tx, e);
@@ -222,39 +219,42 @@ static int apply_orders(struct es_proj_tx *tx, const struct es_event *ev, const 
     st = es_proj_stmt(tx, O_UPDATE);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, e->order_id);
-    sqlconn_bind_text(st, 2, order_status_name(status_after(e, before)));
+    rm_bind_text(st, 1, e->order_id);
+    rm_bind_text(st, 2, order_status_name(status_after(e, before)));
     if (e->kind == ORDER_PAID_EV)
-        sqlconn_bind_text(st, 3, e->wallet_id);
-    sqlite3_bind_int64(st, 4, ev->version);
-    sqlite3_bind_int64(st, 5, ev->occurred_at_ms);
-    sqlconn_bind_text(st, 6, e->actor);
-    return sqlconn_run_i64(st, NULL);
+        rm_bind_text(st, 3, e->wallet_id);
+    rm_bind_i64(st, 4, ev->version);
+    rm_bind_i64(st, 5, ev->occurred_at_ms);
+    rm_bind_text(st, 6, e->actor);
+    return rm_run(st);
 }
 
 /* createdBy and updatedBy came with authentication (issue 21). */
-static const char *const orders_columns_added[] = {
-    "ALTER TABLE orders{s} ADD COLUMN created_by TEXT",
-    "ALTER TABLE orders{s} ADD COLUMN updated_by TEXT",
-    NULL,
+static const struct es_column_added orders_columns_added[] = {
+    {"orders{s}", "created_by", "TEXT"},
+    {"orders{s}", "updated_by", "TEXT"},
+    {NULL, NULL, NULL},
 };
 
 const struct es_consumer order_consumer_orders = {
     .name = "orders",
     .categories = categories,
     .codec = &order_codec,
-    .schema = "CREATE TABLE IF NOT EXISTS orders{s}(id TEXT PRIMARY KEY, customer_id TEXT NOT NULL,"
-              " currency TEXT NOT NULL, status TEXT NOT NULL, total_minor INTEGER NOT NULL,"
-              " paid_from TEXT, version INTEGER NOT NULL, created_at_ms INTEGER NOT NULL,"
-              " updated_at_ms INTEGER NOT NULL, created_by TEXT, updated_by TEXT) WITHOUT ROWID;"
+    .schema = "CREATE TABLE IF NOT EXISTS orders{s}(id " RM_TEXT " PRIMARY KEY,"
+              " customer_id " RM_TEXT " NOT NULL, currency TEXT NOT NULL,"
+              " status " RM_TEXT " NOT NULL, total_minor BIGINT NOT NULL, paid_from TEXT,"
+              " version BIGINT NOT NULL, created_at_ms BIGINT NOT NULL,"
+              " updated_at_ms BIGINT NOT NULL, created_by TEXT, updated_by TEXT)"
+              RM_WITHOUT_ROWID ";"
               "CREATE INDEX IF NOT EXISTS orders{s}_created ON orders{s}(created_at_ms, id);"
               "CREATE INDEX IF NOT EXISTS orders{s}_status ON orders{s}(status, created_at_ms, id);"
               "CREATE INDEX IF NOT EXISTS orders{s}_customer"
               " ON orders{s}(customer_id, created_at_ms, id);"
-              "CREATE TABLE IF NOT EXISTS order_items{s}(order_id TEXT NOT NULL,"
-              " position INTEGER NOT NULL, product_id TEXT NOT NULL, quantity INTEGER NOT NULL,"
-              " unit_price_minor INTEGER NOT NULL, line_total_minor INTEGER NOT NULL,"
-              " PRIMARY KEY(order_id, position)) WITHOUT ROWID;"
+              "CREATE TABLE IF NOT EXISTS order_items{s}(order_id " RM_TEXT " NOT NULL,"
+              " position BIGINT NOT NULL, product_id " RM_TEXT " NOT NULL,"
+              " quantity BIGINT NOT NULL, unit_price_minor BIGINT NOT NULL,"
+              " line_total_minor BIGINT NOT NULL, PRIMARY KEY(order_id, position))"
+              RM_WITHOUT_ROWID ";"
               "CREATE UNIQUE INDEX IF NOT EXISTS order_items{s}_product"
               " ON order_items{s}(order_id, product_id);",
     .columns_added = orders_columns_added,
@@ -270,13 +270,17 @@ enum { S_ROW, S_PUT_ROW, S_COUNT, S_REVENUE_GET, S_REVENUE_PUT };
 static const char *const stats_sql[] = {
     [S_ROW] = "SELECT status, currency, revenue_minor, version FROM order_stats_orders{s}"
               " WHERE order_id = ?1",
-    [S_PUT_ROW] = "INSERT OR REPLACE INTO order_stats_orders{s}(order_id, status, currency,"
-                  " revenue_minor, version) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_PUT_ROW] = "INSERT INTO order_stats_orders{s}(order_id, status, currency,"
+                  " revenue_minor, version) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (order_id)"
+                  " DO UPDATE SET status = excluded.status, currency = excluded.currency,"
+                  " revenue_minor = excluded.revenue_minor, version = excluded.version",
     [S_COUNT] = "INSERT INTO order_status_counts{s}(status, orders) VALUES (?1, ?2)"
-                " ON CONFLICT(status) DO UPDATE SET orders = orders + excluded.orders",
+                " ON CONFLICT (status) DO UPDATE SET orders = order_status_counts{s}.orders"
+                " + excluded.orders",
     [S_REVENUE_GET] = "SELECT revenue, orders FROM order_revenue{s} WHERE currency = ?1",
-    [S_REVENUE_PUT] = "INSERT OR REPLACE INTO order_revenue{s}(currency, revenue, orders)"
-                      " VALUES (?1, ?2, ?3)",
+    [S_REVENUE_PUT] = "INSERT INTO order_revenue{s}(currency, revenue, orders)"
+                      " VALUES (?1, ?2, ?3) ON CONFLICT (currency) DO UPDATE"
+                      " SET revenue = excluded.revenue, orders = excluded.orders",
     NULL,
 };
 
@@ -299,34 +303,32 @@ static bool in_revenue(enum order_status s)
 static int stats_row_get(struct es_proj_tx *tx, const char *order_id, struct stats_row *r)
 {
     memset(r, 0, sizeof(*r));
-    sqlite3_stmt *st = es_proj_stmt(tx, S_ROW);
+    struct rm_stmt *st = es_proj_stmt(tx, S_ROW);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, order_id);
-    int rc = sqlite3_step(st);
-    int err = 0;
-    if (rc == SQLITE_ROW) {
+    rm_bind_text(st, 1, order_id);
+    bool row = false;
+    int err = rm_step(st, &row);
+    if (!err && row) {
         r->exists = true;
-        if (!order_status_parse((const char *)sqlite3_column_text(st, 0), &r->status))
+        if (!order_status_parse(rm_column_text(st, 0), &r->status))
             err = WX_ERR_CORRUPT;
-        snprintf(r->currency, sizeof(r->currency), "%s", (const char *)sqlite3_column_text(st, 1));
-        r->revenue_minor = sqlite3_column_int64(st, 2);
-        r->version = sqlite3_column_int64(st, 3);
-    } else if (rc != SQLITE_DONE) {
-        err = sqlconn_err(rc);
+        snprintf(r->currency, sizeof(r->currency), "%s", rm_column_text(st, 1));
+        r->revenue_minor = rm_column_i64(st, 2);
+        r->version = rm_column_i64(st, 3);
     }
-    sqlite3_reset(st);
+    rm_reset(st);
     return err;
 }
 
 static int count_add(struct es_proj_tx *tx, enum order_status s, int64_t delta)
 {
-    sqlite3_stmt *st = es_proj_stmt(tx, S_COUNT);
+    struct rm_stmt *st = es_proj_stmt(tx, S_COUNT);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, order_status_name(s));
-    sqlite3_bind_int64(st, 2, delta);
-    return sqlconn_run_i64(st, NULL);
+    rm_bind_text(st, 1, order_status_name(s));
+    rm_bind_i64(st, 2, delta);
+    return rm_run(st);
 }
 
 /* Revenue is kept as decimal text of a 128-bit sum: exact however many
@@ -334,22 +336,21 @@ static int count_add(struct es_proj_tx *tx, enum order_status s, int64_t delta)
 static int revenue_add(struct es_proj_tx *tx, const char *currency, int64_t amount_minor,
                        int64_t orders_delta)
 {
-    sqlite3_stmt *st = es_proj_stmt(tx, S_REVENUE_GET);
+    struct rm_stmt *st = es_proj_stmt(tx, S_REVENUE_GET);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, currency);
+    rm_bind_text(st, 1, currency);
     __int128 revenue = 0;
     int64_t orders = 0;
     int err = 0;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        if (!wx_wide_parse((const char *)sqlite3_column_text(st, 0), &revenue))
+    bool row = false;
+    err = rm_step(st, &row);
+    if (!err && row) {
+        if (!wx_wide_parse(rm_column_text(st, 0), &revenue))
             err = WX_ERR_CORRUPT;
-        orders = sqlite3_column_int64(st, 1);
-    } else if (rc != SQLITE_DONE) {
-        err = sqlconn_err(rc);
+        orders = rm_column_i64(st, 1);
     }
-    sqlite3_reset(st);
+    rm_reset(st);
     if (err)
         return err;
     revenue += amount_minor;
@@ -362,10 +363,10 @@ static int revenue_add(struct es_proj_tx *tx, const char *currency, int64_t amou
         wx_buf_free(&b);
         return st == NULL ? WX_ERR_IO : WX_ERR_NOMEM;
     }
-    sqlconn_bind_text(st, 1, currency);
-    sqlconn_bind_text(st, 2, b.data);
-    sqlite3_bind_int64(st, 3, orders);
-    err = sqlconn_run_i64(st, NULL);
+    rm_bind_text(st, 1, currency);
+    rm_bind_text(st, 2, b.data);
+    rm_bind_i64(st, 3, orders);
+    err = rm_run(st);
     wx_buf_free(&b);
     return err;
 }
@@ -400,15 +401,15 @@ static int apply_stats(struct es_proj_tx *tx, const struct es_event *ev, const v
         err = revenue_add(tx, r.currency, -r.revenue_minor, -1);
     if (err)
         return err;
-    sqlite3_stmt *st = es_proj_stmt(tx, S_PUT_ROW);
+    struct rm_stmt *st = es_proj_stmt(tx, S_PUT_ROW);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, e->order_id);
-    sqlconn_bind_text(st, 2, order_status_name(next.status));
-    sqlconn_bind_text(st, 3, next.currency);
-    sqlite3_bind_int64(st, 4, next.revenue_minor);
-    sqlite3_bind_int64(st, 5, next.version);
-    return sqlconn_run_i64(st, NULL);
+    rm_bind_text(st, 1, e->order_id);
+    rm_bind_text(st, 2, order_status_name(next.status));
+    rm_bind_text(st, 3, next.currency);
+    rm_bind_i64(st, 4, next.revenue_minor);
+    rm_bind_i64(st, 5, next.version);
+    return rm_run(st);
 }
 
 int order_stats_forget(struct es_proj_tx *tx, void *order_id)
@@ -420,15 +421,15 @@ int order_stats_forget(struct es_proj_tx *tx, void *order_id)
     err = count_add(tx, r.status, -1);
     if (!err && in_revenue(r.status))
         err = revenue_add(tx, r.currency, -r.revenue_minor, -1);
-    sqlite3_stmt *st = NULL;
+    struct rm_stmt *st = NULL;
     if (!err)
-        err = es_proj_prepare(tx->db, "DELETE FROM order_stats_orders{s} WHERE order_id = ?1",
+        err = es_proj_prepare(tx->conn, "DELETE FROM order_stats_orders{s} WHERE order_id = ?1",
                               tx->set, &st);
     if (!err) {
-        sqlconn_bind_text(st, 1, order_id);
-        err = sqlconn_err(sqlite3_step(st));
+        rm_bind_text(st, 1, order_id);
+        err = rm_run(st);
     }
-    sqlite3_finalize(st);
+    rm_finalize(st);
     return err;
 }
 
@@ -436,13 +437,13 @@ const struct es_consumer order_consumer_stats = {
     .name = "order_stats",
     .categories = categories,
     .codec = &order_codec,
-    .schema = "CREATE TABLE IF NOT EXISTS order_stats_orders{s}(order_id TEXT PRIMARY KEY,"
-              " status TEXT NOT NULL, currency TEXT NOT NULL, revenue_minor INTEGER NOT NULL,"
-              " version INTEGER NOT NULL) WITHOUT ROWID;"
-              "CREATE TABLE IF NOT EXISTS order_status_counts{s}(status TEXT PRIMARY KEY,"
-              " orders INTEGER NOT NULL) WITHOUT ROWID;"
-              "CREATE TABLE IF NOT EXISTS order_revenue{s}(currency TEXT PRIMARY KEY,"
-              " revenue TEXT NOT NULL, orders INTEGER NOT NULL) WITHOUT ROWID;",
+    .schema = "CREATE TABLE IF NOT EXISTS order_stats_orders{s}(order_id " RM_TEXT " PRIMARY KEY,"
+              " status TEXT NOT NULL, currency TEXT NOT NULL, revenue_minor BIGINT NOT NULL,"
+              " version BIGINT NOT NULL)" RM_WITHOUT_ROWID ";"
+              "CREATE TABLE IF NOT EXISTS order_status_counts{s}(status " RM_TEXT " PRIMARY KEY,"
+              " orders BIGINT NOT NULL)" RM_WITHOUT_ROWID ";"
+              "CREATE TABLE IF NOT EXISTS order_revenue{s}(currency " RM_TEXT " PRIMARY KEY,"
+              " revenue TEXT NOT NULL, orders BIGINT NOT NULL)" RM_WITHOUT_ROWID ";",
     .drop = "DROP TABLE IF EXISTS order_stats_orders{s}; DROP TABLE IF EXISTS"
             " order_status_counts{s}; DROP TABLE IF EXISTS order_revenue{s};",
     .sql = stats_sql,

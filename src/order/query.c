@@ -13,40 +13,31 @@
 #include "base/money.h"
 #include "http/http.h"
 #include "order/projections.h"
-#include "store/sqlconn.h"
 
 #define ORDER_COLUMNS                                                                             \
     "id, customer_id, currency, status, paid_from, version, created_at_ms, updated_at_ms,"        \
     " created_by, updated_by"
 
-/* A step that gave neither a row nor the end: always an error (sqlconn_err
- * maps SQLITE_OK to 0, and no row is no success). */
-static int no_row(int rc)
-{
-    int err = sqlconn_err(rc);
-    return err ? err : WX_ERR_IO;
-}
-
 /* The order row at the statement's cursor into s (items not yet). */
-static int order_from_row(sqlite3_stmt *st, struct order_state *s, int64_t *version)
+static int order_from_row(struct rm_stmt *st, struct order_state *s, int64_t *version)
 {
     order_state_init(s);
     s->exists = true;
-    const char *customer = (const char *)sqlite3_column_text(st, 1);
-    const char *currency = (const char *)sqlite3_column_text(st, 2);
+    const char *customer = rm_column_text(st, 1);
+    const char *currency = rm_column_text(st, 2);
     if (strlen(customer) > WX_ID_BYTES_MAX || wx_currency_exponent(currency) < 0 ||
-        !order_status_parse((const char *)sqlite3_column_text(st, 3), &s->status))
+        !order_status_parse(rm_column_text(st, 3), &s->status))
         return WX_ERR_CORRUPT;
     snprintf(s->customer_id, sizeof(s->customer_id), "%s", customer);
     snprintf(s->currency, sizeof(s->currency), "%s", currency);
-    if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+    if (!rm_column_null(st, 4))
         snprintf(s->paid_from, sizeof(s->paid_from), "%s",
-                 (const char *)sqlite3_column_text(st, 4));
-    *version = sqlite3_column_int64(st, 5);
-    s->created_at_ms = sqlite3_column_int64(st, 6);
-    s->updated_at_ms = sqlite3_column_int64(st, 7);
-    const char *created_by = (const char *)sqlite3_column_text(st, 8);
-    const char *updated_by = (const char *)sqlite3_column_text(st, 9);
+                 rm_column_text(st, 4));
+    *version = rm_column_i64(st, 5);
+    s->created_at_ms = rm_column_i64(st, 6);
+    s->updated_at_ms = rm_column_i64(st, 7);
+    const char *created_by = rm_column_text(st, 8);
+    const char *updated_by = rm_column_text(st, 9);
     if ((created_by && strlen(created_by) > WX_ID_BYTES_MAX) ||
         (updated_by && strlen(updated_by) > WX_ID_BYTES_MAX))
         return WX_ERR_CORRUPT;
@@ -56,33 +47,34 @@ static int order_from_row(sqlite3_stmt *st, struct order_state *s, int64_t *vers
 }
 
 /* An order's items, in their order, into s (whose total they make). */
-static int read_items(sqlite3_stmt *items, const char *order_id, struct order_state *s)
+static int read_items(struct rm_stmt *items, const char *order_id, struct order_state *s)
 {
-    sqlite3_reset(items);
-    sqlconn_bind_text(items, 1, order_id);
-    int rc;
+    rm_reset(items);
+    rm_bind_text(items, 1, order_id);
     s->items_len = 0;
     s->total_minor = 0;
-    while ((rc = sqlite3_step(items)) == SQLITE_ROW) {
+    bool row;
+    int err;
+    while ((err = rm_step(items, &row)) == 0 && row) {
         if (s->items_len == ORDER_ITEMS_MAX)
             return WX_ERR_CORRUPT;
         struct order_item *it = &s->items[s->items_len++];
-        const char *product = (const char *)sqlite3_column_text(items, 0);
+        const char *product = rm_column_text(items, 0);
         if (strlen(product) > WX_ID_BYTES_MAX)
             return WX_ERR_CORRUPT;
         snprintf(it->product_id, sizeof(it->product_id), "%s", product);
-        it->quantity = sqlite3_column_int64(items, 1);
-        it->unit_price_minor = sqlite3_column_int64(items, 2);
-        it->line_total_minor = sqlite3_column_int64(items, 3);
+        it->quantity = rm_column_i64(items, 1);
+        it->unit_price_minor = rm_column_i64(items, 2);
+        it->line_total_minor = rm_column_i64(items, 3);
         if (__builtin_add_overflow(s->total_minor, it->line_total_minor, &s->total_minor))
             return WX_ERR_CORRUPT;
     }
-    return rc == SQLITE_DONE ? 0 : sqlconn_err(rc);
+    return err;
 }
 
-static int prepare_items(struct sqlconn *c, sqlite3_stmt **st)
+static int prepare_items(struct es_read *r, struct rm_stmt **st)
 {
-    return es_projector_prepare_live(c, "orders",
+    return es_projector_prepare_live(r, "orders",
                                      "SELECT product_id, quantity, unit_price_minor,"
                                      " line_total_minor FROM order_items{s} WHERE order_id = ?1"
                                      " ORDER BY position",
@@ -92,26 +84,25 @@ static int prepare_items(struct sqlconn *c, sqlite3_stmt **st)
 int order_query_get(struct es_projector *p, const char *order_id, const char *customer_only,
                     struct wx_buf *out)
 {
-    struct sqlconn *c;
-    int err = es_projector_read_begin(p, &c);
+    struct es_read *r;
+    int err = es_projector_read_begin(p, &r);
     if (err)
         return err;
-    sqlite3_stmt *st = NULL, *items = NULL;
+    struct rm_stmt *st = NULL, *items = NULL;
     struct order_state *s = malloc(sizeof(*s));
     err = s == NULL ? WX_ERR_NOMEM : 0;
     if (!err)
         err = es_projector_prepare_live(
-            c, "orders", "SELECT " ORDER_COLUMNS " FROM orders{s} WHERE id = ?1", &st, NULL);
+            r, "orders", "SELECT " ORDER_COLUMNS " FROM orders{s} WHERE id = ?1", &st, NULL);
     if (!err)
-        err = prepare_items(c, &items);
+        err = prepare_items(r, &items);
     if (!err) {
-        sqlconn_bind_text(st, 1, order_id);
-        int rc = sqlite3_step(st);
+        rm_bind_text(st, 1, order_id);
+        bool row = false;
+        err = rm_step(st, &row);
         int64_t version = 0;
-        if (rc == SQLITE_ROW)
-            err = order_from_row(st, s, &version);
-        else
-            err = rc == SQLITE_DONE ? WX_ERR_NOT_FOUND : no_row(rc);
+        if (!err)
+            err = row ? order_from_row(st, s, &version) : WX_ERR_NOT_FOUND;
         /* Another customer's order is, to this caller, no order at all. */
         if (!err && customer_only != NULL && strcmp(s->customer_id, customer_only) != 0)
             err = WX_ERR_NOT_FOUND;
@@ -120,10 +111,10 @@ int order_query_get(struct es_projector *p, const char *order_id, const char *cu
         if (!err)
             order_json(out, order_id, s, version);
     }
-    sqlite3_finalize(st);
-    sqlite3_finalize(items);
+    rm_finalize(st);
+    rm_finalize(items);
     free(s);
-    es_projector_read_end(p, c);
+    es_projector_read_end(p, r);
     return err;
 }
 
@@ -152,31 +143,32 @@ static const char *list_sql(const struct order_list_query *q)
          " (created_at_ms, id) < (?3, ?4) ORDER BY created_at_ms DESC, id DESC LIMIT ?5"},
         {"SELECT " ORDER_COLUMNS " FROM orders{s} WHERE status = ?1 AND"
          " (created_at_ms, id) < (?3, ?4) ORDER BY created_at_ms DESC, id DESC LIMIT ?5",
-         "SELECT " ORDER_COLUMNS " FROM orders{s} INDEXED BY orders{s}_customer"
+         "SELECT " ORDER_COLUMNS " FROM orders{s}{sqlite: INDEXED BY orders{s}_customer}"
          " WHERE customer_id = ?2 AND status = ?1 AND (created_at_ms, id) < (?3, ?4)"
          " ORDER BY created_at_ms DESC, id DESC LIMIT ?5"},
     };
     return sql[q->by_status][q->customer_id != NULL];
 }
 
-static int list_rows(sqlite3_stmt *st, sqlite3_stmt *items, const struct order_list_query *q,
+static int list_rows(struct rm_stmt *st, struct rm_stmt *items, const struct order_list_query *q,
                      struct order_state *s, struct wx_buf *out)
 {
     size_t n = 0;
     bool more = false;
     char last_id[WX_ID_BYTES_MAX + 1] = "";
     int64_t last_ms = 0;
-    int rc, err = 0;
+    int err = 0;
+    bool row;
     wx_buf_adds(out, "{\"data\":[");
-    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while (!err && (err = rm_step(st, &row)) == 0 && row) {
         if (n == q->limit || (n > 0 && out->len >= WX_PAGE_BYTES_MAX)) {
             more = true;
             break;
         }
         int64_t version;
-        const char *id = (const char *)sqlite3_column_text(st, 0);
+        const char *id = rm_column_text(st, 0);
         snprintf(last_id, sizeof(last_id), "%s", id);
-        last_ms = sqlite3_column_int64(st, 6);
+        last_ms = rm_column_i64(st, 6);
         err = order_from_row(st, s, &version);
         if (!err)
             err = read_items(items, last_id, s);
@@ -186,8 +178,6 @@ static int list_rows(sqlite3_stmt *st, sqlite3_stmt *items, const struct order_l
             order_json(out, last_id, s, version);
         }
     }
-    if (!err && !more && rc != SQLITE_DONE)
-        err = no_row(rc);
     wx_buf_adds(out, "],\"nextCursor\":");
     if (more)
         wx_buf_printf(out, "\"%lld~%s\"}", (long long)last_ms, last_id);
@@ -199,41 +189,41 @@ static int list_rows(sqlite3_stmt *st, sqlite3_stmt *items, const struct order_l
 int order_query_list(struct es_projector *p, const struct order_list_query *q,
                      struct wx_buf *out)
 {
-    struct sqlconn *c;
-    int err = es_projector_read_begin(p, &c);
+    struct es_read *r;
+    int err = es_projector_read_begin(p, &r);
     if (err)
         return err;
-    sqlite3_stmt *st = NULL, *items = NULL;
+    struct rm_stmt *st = NULL, *items = NULL;
     struct order_state *s = malloc(sizeof(*s));
     err = s == NULL ? WX_ERR_NOMEM : 0;
     if (!err)
-        err = es_projector_prepare_live(c, "orders", list_sql(q), &st, NULL);
+        err = es_projector_prepare_live(r, "orders", list_sql(q), &st, NULL);
     if (!err)
-        err = prepare_items(c, &items);
+        err = prepare_items(r, &items);
     if (!err) {
         if (q->by_status)
-            sqlconn_bind_text(st, 1, order_status_name(q->status));
+            rm_bind_text(st, 1, order_status_name(q->status));
         if (q->customer_id != NULL)
-            sqlconn_bind_text(st, 2, q->customer_id);
+            rm_bind_text(st, 2, q->customer_id);
         /* No cursor: (created, id) < (the largest time, NULL) holds for
          * every row, since no order was created at INT64_MAX ms. */
-        sqlite3_bind_int64(st, 3, q->after ? q->after_created_ms : INT64_MAX);
+        rm_bind_i64(st, 3, q->after ? q->after_created_ms : INT64_MAX);
         if (q->after)
-            sqlconn_bind_text(st, 4, q->after_id);
-        sqlite3_bind_int64(st, 5, (int64_t)q->limit + 1);
+            rm_bind_text(st, 4, q->after_id);
+        rm_bind_i64(st, 5, (int64_t)q->limit + 1);
         err = list_rows(st, items, q, s, out);
     }
-    sqlite3_finalize(st);
-    sqlite3_finalize(items);
+    rm_finalize(st);
+    rm_finalize(items);
     free(s);
-    es_projector_read_end(p, c);
+    es_projector_read_end(p, r);
     return err;
 }
 
 /* "revenue" and "averageOrderValue" (revenue over the orders that make it,
  * rounded half-even to the currency's minor digits), one member a
  * currency with at least one such order, then the closing brace. */
-static int order_stats_money(sqlite3_stmt *revenue, struct wx_buf *out)
+static int order_stats_money(struct rm_stmt *revenue, struct wx_buf *out)
 {
     struct {
         char currency[WX_CURRENCY_BYTES + 1];
@@ -241,18 +231,19 @@ static int order_stats_money(sqlite3_stmt *revenue, struct wx_buf *out)
         int64_t orders;
     } rows[ORDER_STATS_CURRENCIES_MAX];
     size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(revenue)) == SQLITE_ROW) {
-        const char *currency = (const char *)sqlite3_column_text(revenue, 0);
+    bool row;
+    int err;
+    while ((err = rm_step(revenue, &row)) == 0 && row) {
+        const char *currency = rm_column_text(revenue, 0);
         if (n == ORDER_STATS_CURRENCIES_MAX || wx_currency_exponent(currency) < 0 ||
-            !wx_wide_parse((const char *)sqlite3_column_text(revenue, 1), &rows[n].revenue) ||
-            rows[n].revenue < 0 || sqlite3_column_int64(revenue, 2) <= 0)
+            !wx_wide_parse(rm_column_text(revenue, 1), &rows[n].revenue) ||
+            rows[n].revenue < 0 || rm_column_i64(revenue, 2) <= 0)
             return WX_ERR_CORRUPT;
         snprintf(rows[n].currency, sizeof(rows[n].currency), "%s", currency);
-        rows[n++].orders = sqlite3_column_int64(revenue, 2);
+        rows[n++].orders = rm_column_i64(revenue, 2);
     }
-    if (rc != SQLITE_DONE)
-        return no_row(rc);
+    if (err)
+        return err;
     for (int part = 0; part < 2; part++) {
         wx_buf_adds(out, part == 0 ? "},\"revenue\":{" : "},\"averageOrderValue\":{");
         for (size_t i = 0; i < n; i++) {
@@ -268,28 +259,28 @@ static int order_stats_money(sqlite3_stmt *revenue, struct wx_buf *out)
 
 int order_query_stats(struct es_projector *p, struct wx_buf *out)
 {
-    struct sqlconn *c;
-    int err = es_projector_read_begin(p, &c);
+    struct es_read *r;
+    int err = es_projector_read_begin(p, &r);
     if (err)
         return err;
-    sqlite3_stmt *counts = NULL, *revenue = NULL;
-    err = es_projector_prepare_live(c, "order_stats",
+    struct rm_stmt *counts = NULL, *revenue = NULL;
+    err = es_projector_prepare_live(r, "order_stats",
                                     "SELECT status, orders FROM order_status_counts{s}", &counts,
                                     NULL);
     if (!err)
-        err = es_projector_prepare_live(c, "order_stats",
+        err = es_projector_prepare_live(r, "order_stats",
                                         "SELECT currency, revenue, orders FROM order_revenue{s}"
                                         " WHERE orders > 0 ORDER BY currency",
                                         &revenue, NULL);
     int64_t by_status[ORDER_STATUSES] = {0};
     int64_t total = 0;
-    int rc;
-    while (!err && (rc = sqlite3_step(counts)) == SQLITE_ROW) {
+    bool row;
+    while (!err && (err = rm_step(counts, &row)) == 0 && row) {
         enum order_status s;
-        if (!order_status_parse((const char *)sqlite3_column_text(counts, 0), &s))
+        if (!order_status_parse(rm_column_text(counts, 0), &s))
             err = WX_ERR_CORRUPT;
         else
-            by_status[s] = sqlite3_column_int64(counts, 1);
+            by_status[s] = rm_column_i64(counts, 1);
     }
     if (!err) {
         for (int i = 0; i < ORDER_STATUSES; i++)
@@ -300,8 +291,8 @@ int order_query_stats(struct es_projector *p, struct wx_buf *out)
                           (long long)by_status[i]);
         err = order_stats_money(revenue, out);
     }
-    sqlite3_finalize(counts);
-    sqlite3_finalize(revenue);
-    es_projector_read_end(p, c);
+    rm_finalize(counts);
+    rm_finalize(revenue);
+    es_projector_read_end(p, r);
     return err;
 }

@@ -18,35 +18,32 @@
 #include "base/map.h"
 #include "base/money.h"
 #include "order/projections.h"
-#include "store/sqlconn.h"
 #include "store/store.h"
 #include "wallet/wallet.h"
 
 /* ---- rebuild one order ---- */
 
-static int rebuild_one_job(struct es_projector *p, sqlite3 *db, void *ctx)
+/* Orders, then order_stats: the order the domain registers them in, which
+ * is the order their checkpoints are locked in (es_projector_replay_stream). */
+static int rebuild_one_job(struct es_projector *p, struct rm_conn *conn, void *ctx)
 {
     const char *order_id = ctx;
     char stream[WX_STREAM_ID_BYTES_MAX + 1];
     order_stream_id(order_id, stream);
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return WX_ERR_BUSY;
+    int err = rm_begin(conn, RM_TX_WRITE);
+    if (err)
+        return err;
     static const char *const forget_order[] = {
         "DELETE FROM orders{s} WHERE id = ?1",
         "DELETE FROM order_items{s} WHERE order_id = ?1",
         NULL,
     };
     struct es_forget_sql forget = {forget_order, order_id};
-    int err = es_projector_replay_stream(p, db, "orders", stream, es_projector_forget_sql,
-                                         &forget);
+    err = es_projector_replay_stream(p, conn, "orders", stream, es_projector_forget_sql, &forget);
     if (!err)
-        err = es_projector_replay_stream(p, db, "order_stats", stream, order_stats_forget,
+        err = es_projector_replay_stream(p, conn, "order_stats", stream, order_stats_forget,
                                          (void *)order_id);
-    if (!err && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        err = WX_ERR_IO;
-    if (err)
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    return err;
+    return rm_end(conn, err);
 }
 
 int order_rebuild_one(struct es_projector *p, const char *order_id)
@@ -75,7 +72,7 @@ struct seen {
 };
 
 struct scan {
-    struct sqlconn *c;
+    struct es_read *r;
     struct es_projector *p;
     struct es_drift_report *report;
     struct es_position orders_pos, stats_pos;
@@ -165,10 +162,9 @@ static int scan_event(void *arg, const struct es_event *stored)
 
 static int scan_log(struct scan *sc)
 {
-    char set[ES_SET_BYTES];
-    int err = es_projector_live(sc->c->db, "orders", set, &sc->orders_pos);
+    int err = es_read_position(sc->r, "orders", &sc->orders_pos);
     if (!err)
-        err = es_projector_live(sc->c->db, "order_stats", set, &sc->stats_pos);
+        err = es_read_position(sc->r, "order_stats", &sc->stats_pos);
     if (err)
         return err;
     sc->last = es_position_start();
@@ -253,58 +249,61 @@ static int recount_add(struct recount *r, const struct order_state *s)
 }
 
 /* Compares one order's row and items with its fold. */
-static int compare_order(struct scan *sc, sqlite3_stmt *row, sqlite3_stmt *items, const char *id,
-                         const struct order_state *s, int64_t version)
+static int compare_order(struct scan *sc, struct rm_stmt *row, struct rm_stmt *items,
+                         const char *id, const struct order_state *s, int64_t version)
 {
-    sqlite3_reset(row);
-    sqlconn_bind_text(row, 1, id);
-    if (sqlite3_step(row) != SQLITE_ROW) {
-        drift_i64(sc, id, "orders", "exists", 0, 1);
-        return 0;
+    rm_reset(row);
+    rm_bind_text(row, 1, id);
+    bool found = false;
+    int err = rm_step(row, &found);
+    if (err || !found) {
+        if (!err)
+            drift_i64(sc, id, "orders", "exists", 0, 1);
+        return err;
     }
-    drift_i64(sc, id, "orders", "version", sqlite3_column_int64(row, 0), version);
-    drift_i64(sc, id, "orders", "totalMinor", sqlite3_column_int64(row, 1), s->total_minor);
-    const char *status = (const char *)sqlite3_column_text(row, 2);
+    drift_i64(sc, id, "orders", "version", rm_column_i64(row, 0), version);
+    drift_i64(sc, id, "orders", "totalMinor", rm_column_i64(row, 1), s->total_minor);
+    const char *status = rm_column_text(row, 2);
     if (strcmp(status, order_status_name(s->status)) != 0)
         drift_add(sc, id, "orders", "status", status, order_status_name(s->status));
-    const char *created_by = (const char *)sqlite3_column_text(row, 3);
-    const char *updated_by = (const char *)sqlite3_column_text(row, 4);
+    const char *created_by = rm_column_text(row, 3);
+    const char *updated_by = rm_column_text(row, 4);
     if (strcmp(created_by, s->created_by) != 0)
         drift_add(sc, id, "orders", "createdBy", created_by, s->created_by);
     if (strcmp(updated_by, s->updated_by) != 0)
         drift_add(sc, id, "orders", "updatedBy", updated_by, s->updated_by);
-    sqlite3_reset(items);
-    sqlconn_bind_text(items, 1, id);
+    rm_reset(items);
+    rm_bind_text(items, 1, id);
     size_t n = 0;
-    while (sqlite3_step(items) == SQLITE_ROW) {
+    while ((err = rm_step(items, &found)) == 0 && found) {
         const struct order_item *it = n < s->items_len ? &s->items[n] : NULL;
         char field[32 + WX_ID_BYTES_MAX];
         snprintf(field, sizeof(field), "item %zu", n);
-        if (it == NULL || strcmp((const char *)sqlite3_column_text(items, 0), it->product_id) ||
-            sqlite3_column_int64(items, 1) != it->quantity ||
-            sqlite3_column_int64(items, 2) != it->unit_price_minor ||
-            sqlite3_column_int64(items, 3) != it->line_total_minor)
-            drift_add(sc, id, "orders", field, (const char *)sqlite3_column_text(items, 0),
+        if (it == NULL || strcmp(rm_column_text(items, 0), it->product_id) ||
+            rm_column_i64(items, 1) != it->quantity ||
+            rm_column_i64(items, 2) != it->unit_price_minor ||
+            rm_column_i64(items, 3) != it->line_total_minor)
+            drift_add(sc, id, "orders", field, rm_column_text(items, 0),
                       it ? it->product_id : "(none)");
         n++;
     }
     drift_i64(sc, id, "orders", "items", (int64_t)n, (int64_t)s->items_len);
-    return 0;
+    return err;
 }
 
 static int compare_all(struct scan *sc, struct recount *rc)
 {
-    sqlite3_stmt *row = NULL, *items = NULL;
+    struct rm_stmt *row = NULL, *items = NULL;
     struct order_state *s = malloc(sizeof(*s));
     int err = s == NULL ? WX_ERR_NOMEM : 0;
     if (!err)
-        err = es_projector_prepare_live(sc->c, "orders",
+        err = es_projector_prepare_live(sc->r, "orders",
                                         "SELECT version, total_minor, status,"
                                         " coalesce(created_by, ''), coalesce(updated_by, '')"
                                         " FROM orders{s} WHERE id = ?1",
                                         &row, NULL);
     if (!err)
-        err = es_projector_prepare_live(sc->c, "orders",
+        err = es_projector_prepare_live(sc->r, "orders",
                                         "SELECT product_id, quantity, unit_price_minor,"
                                         " line_total_minor FROM order_items{s}"
                                         " WHERE order_id = ?1 ORDER BY position",
@@ -333,8 +332,8 @@ static int compare_all(struct scan *sc, struct recount *rc)
         if (!err && seen->version_orders > 0)
             sc->report->checked++;
     }
-    sqlite3_finalize(row);
-    sqlite3_finalize(items);
+    rm_finalize(row);
+    rm_finalize(items);
     free(s);
     return err ? err : sc->err;
 }
@@ -342,28 +341,29 @@ static int compare_all(struct scan *sc, struct recount *rc)
 /* The counters of order_stats against the recount. */
 static int compare_stats(struct scan *sc, struct recount *rc)
 {
-    sqlite3_stmt *counts = NULL, *revenue = NULL;
-    int err = es_projector_prepare_live(sc->c, "order_stats",
+    struct rm_stmt *counts = NULL, *revenue = NULL;
+    int err = es_projector_prepare_live(sc->r, "order_stats",
                                         "SELECT status, orders FROM order_status_counts{s}",
                                         &counts, NULL);
     if (!err)
-        err = es_projector_prepare_live(sc->c, "order_stats",
+        err = es_projector_prepare_live(sc->r, "order_stats",
                                         "SELECT currency, revenue, orders FROM order_revenue{s}",
                                         &revenue, NULL);
     int64_t seen[ORDER_STATUSES] = {0};
-    while (!err && sqlite3_step(counts) == SQLITE_ROW) {
+    bool row;
+    while (!err && (err = rm_step(counts, &row)) == 0 && row) {
         enum order_status st;
-        if (order_status_parse((const char *)sqlite3_column_text(counts, 0), &st))
-            seen[st] = sqlite3_column_int64(counts, 1);
+        if (order_status_parse(rm_column_text(counts, 0), &st))
+            seen[st] = rm_column_i64(counts, 1);
     }
     for (int i = 0; i < ORDER_STATUSES && !err; i++)
         drift_i64(sc, "*", "order_stats", order_status_name(i), seen[i], rc->by_status[i]);
     size_t matched = 0;
-    while (!err && sqlite3_step(revenue) == SQLITE_ROW) {
-        const char *currency = (const char *)sqlite3_column_text(revenue, 0);
+    while (!err && (err = rm_step(revenue, &row)) == 0 && row) {
+        const char *currency = rm_column_text(revenue, 0);
         __int128 have = 0;
-        wx_wide_parse((const char *)sqlite3_column_text(revenue, 1), &have);
-        int64_t orders = sqlite3_column_int64(revenue, 2);
+        wx_wide_parse(rm_column_text(revenue, 1), &have);
+        int64_t orders = rm_column_i64(revenue, 2);
         struct money *m = wx_map_get(&rc->revenue, currency);
         struct money want = m ? *m : (struct money){0, 0};
         matched += m != NULL;
@@ -375,8 +375,8 @@ static int compare_stats(struct scan *sc, struct recount *rc)
     if (!err && matched != rc->revenue.len)
         drift_i64(sc, "*", "order_stats", "currencies", (int64_t)matched,
                   (int64_t)rc->revenue.len);
-    sqlite3_finalize(counts);
-    sqlite3_finalize(revenue);
+    rm_finalize(counts);
+    rm_finalize(revenue);
     return err;
 }
 
@@ -397,7 +397,7 @@ static int drift_run(struct es_projector *p, struct scan *sc, struct es_drift_re
     struct recount rc;
     memset(&rc, 0, sizeof(rc));
     wx_map_init(&rc.revenue);
-    int err = es_projector_read_begin(p, &sc->c);
+    int err = es_projector_read_begin(p, &sc->r);
     if (!err)
         err = scan_log(sc);
     if (!err)
@@ -410,8 +410,7 @@ static int drift_run(struct es_projector *p, struct scan *sc, struct es_drift_re
 
 static void drift_done(struct scan *sc)
 {
-    if (sc->c != NULL)
-        es_projector_read_end(sc->p, sc->c);
+    es_projector_read_end(sc->p, sc->r);
     free_map(&sc->orders);
     wx_buf_free(&sc->scratch);
 }
@@ -471,9 +470,9 @@ static void check_money(struct scan *sc, struct wx_buf *v, size_t *n, int64_t *p
  * total is the sum of its lines, in the read model. */
 static int check_totals(struct scan *sc, struct wx_buf *v, size_t *n)
 {
-    sqlite3_stmt *st;
+    struct rm_stmt *st;
     int err = es_projector_prepare_live(
-        sc->c, "orders",
+        sc->r, "orders",
         "SELECT o.id, o.total_minor, (SELECT coalesce(sum(line_total_minor), 0) FROM"
         " order_items{s} i WHERE i.order_id = o.id), (SELECT count(*) FROM order_items{s} i"
         " WHERE i.order_id = o.id AND i.line_total_minor != i.quantity * i.unit_price_minor)"
@@ -481,19 +480,19 @@ static int check_totals(struct scan *sc, struct wx_buf *v, size_t *n)
         &st, NULL);
     if (err)
         return err;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (sqlite3_column_int64(st, 1) == sqlite3_column_int64(st, 2) &&
-            sqlite3_column_int64(st, 3) == 0)
+    bool row;
+    while ((err = rm_step(st, &row)) == 0 && row) {
+        if (rm_column_i64(st, 1) == rm_column_i64(st, 2) &&
+            rm_column_i64(st, 3) == 0)
             continue;
         char text[96 + WX_ID_BYTES_MAX];
         snprintf(text, sizeof(text), "order %s: total %lld, items %lld, %lld wrong lines",
-                 (const char *)sqlite3_column_text(st, 0), (long long)sqlite3_column_int64(st, 1),
-                 (long long)sqlite3_column_int64(st, 2), (long long)sqlite3_column_int64(st, 3));
+                 rm_column_text(st, 0), (long long)rm_column_i64(st, 1),
+                 (long long)rm_column_i64(st, 2), (long long)rm_column_i64(st, 3));
         violation(v, n, text);
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : WX_ERR_IO;
+    rm_finalize(st);
+    return err;
 }
 
 int order_verify(struct es_projector *p, struct wx_buf *out, struct wx_buf *v,

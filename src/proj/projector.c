@@ -1,10 +1,16 @@
 /*
- * The projector thread, checkpoints and table-set swaps; see projector.h.
+ * The projector thread, checkpoints, table-set swaps and consumer leases;
+ * see projector.h.
  *
- * The read side is disposable, so its database runs with
- * synchronous=NORMAL: after a crash it may lose its last transactions, and
- * their events are simply projected again from the checkpoint that was
- * lost with them (rows and checkpoint always commit together).
+ * On SQLite the read side is one node's, every consumer is projected here
+ * and nothing below about leases ever happens (every lease is held). On
+ * PostgreSQL (rm_shared) the thread also, every WX_PROJECTOR_LEASE_MS,
+ * tries to take the leases of consumers no node projects, reads every
+ * checkpoint ("follows" the consumers other nodes project, and learns of
+ * rebuilds asked for elsewhere), and while X-Min-Position waiters wait,
+ * follows every WX_PROJECTOR_SHARED_POLL_MS. A batch of a consumer begins
+ * by locking its checkpoint row, so a one-aggregate rebuild on another node
+ * (es_projector_replay_stream) and the holder's batches take turns.
  */
 #include "proj/projector.h"
 
@@ -22,58 +28,59 @@
 #include "base/fault.h"
 #include "es/domain.h"
 #include "obs/log.h"
-#include "proj/bootguard.h"
-#include "store/sqlconn.h"
 #include "store/store.h"
 
 static const char read_schema[] =
     "CREATE TABLE IF NOT EXISTS projections("
-    " name TEXT PRIMARY KEY,"
+    " name " RM_TEXT " PRIMARY KEY,"
     " live_set TEXT NOT NULL,"
-    " position_hi INTEGER NOT NULL,"
-    " position_lo INTEGER NOT NULL,"
+    " position_hi BIGINT NOT NULL,"
+    " position_lo BIGINT NOT NULL,"
     " rebuild_set TEXT,"
-    " rebuild_hi INTEGER,"
-    " rebuild_lo INTEGER) WITHOUT ROWID;";
+    " rebuild_hi BIGINT,"
+    " rebuild_lo BIGINT)" RM_WITHOUT_ROWID ";";
 
-static const char write_pragmas[] = "PRAGMA journal_mode=WAL;"
-                                    " PRAGMA synchronous=NORMAL;"
-                                    " PRAGMA cache_size=-65536;";
-static const char read_pragmas[] = "PRAGMA cache_size=-16384;";
+#define ROW_COLUMNS "live_set, position_hi, position_lo, rebuild_set, rebuild_hi, rebuild_lo"
 
 enum {
     SQL_GET,
+    SQL_ALL,
     SQL_INSERT,
+    SQL_LOCK,
     SQL_SET_LIVE_POS,
     SQL_SET_REBUILD_POS,
     SQL_START_REBUILD,
     SQL_SWAP,
     SQL_RESET,
-    SQL_BEGIN,
-    SQL_BEGIN_IMMEDIATE,
-    SQL_COMMIT,
-    SQL_ROLLBACK,
+    SQL_COUNT
 };
 
-static const char *const proj_sql[SQLCONN_STMTS_MAX] = {
-    [SQL_GET] = "SELECT live_set, position_hi, position_lo, rebuild_set, rebuild_hi, rebuild_lo"
-                " FROM projections WHERE name = ?1",
+static const char *const proj_sql[SQL_COUNT] = {
+    [SQL_GET] = "SELECT " ROW_COLUMNS " FROM projections WHERE name = ?1",
+    [SQL_ALL] = "SELECT " ROW_COLUMNS ", name FROM projections",
     [SQL_INSERT] = "INSERT INTO projections(name, live_set, position_hi, position_lo)"
-                   " VALUES (?1, '_a', 0, 0)",
+                   " VALUES (?1, '_a', 0, 0) ON CONFLICT (name) DO NOTHING",
+    /* Whoever changes a consumer's rows locks its checkpoint first. */
+    [SQL_LOCK] = "SELECT live_set, position_hi, position_lo FROM projections WHERE name = ?1"
+                 "{pg: FOR UPDATE}",
     [SQL_SET_LIVE_POS] = "UPDATE projections SET position_hi = ?2, position_lo = ?3 WHERE name = ?1",
     [SQL_SET_REBUILD_POS] = "UPDATE projections SET rebuild_hi = ?2, rebuild_lo = ?3"
                             " WHERE name = ?1",
-    [SQL_START_REBUILD] = "UPDATE projections SET rebuild_set = ?2, rebuild_hi = 0, rebuild_lo = 0"
-                          " WHERE name = ?1",
+    [SQL_START_REBUILD] = "UPDATE projections SET rebuild_set = CASE live_set WHEN '_a' THEN '_b'"
+                          " ELSE '_a' END, rebuild_hi = 0, rebuild_lo = 0"
+                          " WHERE name = ?1 AND rebuild_set IS NULL RETURNING rebuild_set",
     [SQL_SWAP] = "UPDATE projections SET live_set = rebuild_set, position_hi = rebuild_hi,"
                  " position_lo = rebuild_lo, rebuild_set = NULL, rebuild_hi = NULL,"
                  " rebuild_lo = NULL WHERE name = ?1",
     [SQL_RESET] = "UPDATE projections SET live_set = '_a', position_hi = 0, position_lo = 0,"
                   " rebuild_set = NULL, rebuild_hi = NULL, rebuild_lo = NULL WHERE name = ?1",
-    [SQL_BEGIN] = "BEGIN",
-    [SQL_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
-    [SQL_COMMIT] = "COMMIT",
-    [SQL_ROLLBACK] = "ROLLBACK",
+};
+
+/* A consumer's row of the projections table. */
+struct row {
+    char live[ES_SET_BYTES];
+    char rebuild[ES_SET_BYTES]; /* "" when no rebuild runs */
+    struct es_position live_pos, rebuild_pos;
 };
 
 struct cursor {
@@ -94,6 +101,9 @@ struct consumer_rt {
     atomic_uint_fast64_t lag_counts[ES_LAG_BUCKETS + 1];
     struct cursor live;
     struct cursor rebuild;
+    /* This node projects it (holds its lease). Otherwise live.pos and
+     * rebuild.pos are the holder's, as last read from the database. */
+    bool held;
     bool failed;
     char last_error[WX_ERROR_TEXT_BYTES];
     int64_t retry_at_ms; /* monotonic */
@@ -101,7 +111,7 @@ struct consumer_rt {
 };
 
 struct job {
-    int (*fn)(struct es_projector *p, sqlite3 *db, void *ctx);
+    int (*fn)(struct es_projector *p, struct rm_conn *conn, void *ctx);
     void *ctx;
     int err;
     bool done;
@@ -109,10 +119,13 @@ struct job {
 
 struct es_projector {
     struct es_store *store;
-    char *db_path;
-    bool unsynced; /* synchronous=OFF under the boot marker (proj/bootguard.h) */
-    struct sqlconn wdb;
-    struct sqlpool readers;
+    struct rm_db *db;
+    struct rm_conn *w; /* the projector's own: rows, checkpoints, DDL, leases */
+    struct rm_stmt *stmts[SQL_COUNT];
+    bool shared;           /* several nodes: leases and following */
+    int64_t lease_due_ms;  /* monotonic: the next lease attempts and slow follow */
+    int64_t follow_due_ms; /* monotonic: the next fast follow, while watches wait */
+    bool lease_failing;    /* the last attempt failed (logged once) */
     struct consumer_rt rt[WX_PROJECTOR_CONSUMERS_MAX];
     size_t rt_len;
 
@@ -126,6 +139,19 @@ struct es_projector {
     struct job *job;
     struct es_projector_watch *watches; /* registered, in no order */
     size_t watches_len;
+};
+
+/* A read transaction and the live sets it sees. */
+struct es_live {
+    char name[WX_ID_BYTES_MAX + 1];
+    char set[ES_SET_BYTES];
+    struct es_position pos;
+};
+
+struct es_read {
+    struct rm_conn *conn;
+    struct es_live live[WX_PROJECTOR_CONSUMERS_MAX];
+    size_t live_len;
 };
 
 /* ---- statements with table-set suffixes ---- */
@@ -150,175 +176,362 @@ int es_proj_sql(const char *tmpl, const char *set, char *out, size_t out_bytes)
     return 0;
 }
 
-void es_proj_tx_init(struct es_proj_tx *tx, const struct es_consumer *c, sqlite3 *db,
+void es_proj_tx_init(struct es_proj_tx *tx, const struct es_consumer *c, struct rm_conn *conn,
                      const char *set)
 {
     memset(tx, 0, sizeof(*tx));
     tx->consumer = c;
-    tx->db = db;
+    tx->conn = conn;
     snprintf(tx->set, sizeof(tx->set), "%s", set);
 }
 
 void es_proj_tx_finalize(struct es_proj_tx *tx)
 {
     for (int i = 0; i < WX_CONSUMER_STMTS_MAX; i++) {
-        sqlite3_finalize(tx->stmts[i]);
+        rm_finalize(tx->stmts[i]);
         tx->stmts[i] = NULL;
     }
 }
 
-/* `tmpl` for set, prepared on db with SQLite's prepare flags. */
-static int prepare_set(sqlite3 *db, const char *tmpl, const char *set, unsigned flags,
-                       sqlite3_stmt **st_out)
+static int prepare_set(struct rm_conn *conn, const char *tmpl, const char *set, unsigned flags,
+                       struct rm_stmt **st_out)
 {
     *st_out = NULL;
-    char sql[4096];
+    char sql[WX_RM_SQL_BYTES_MAX];
     int err = es_proj_sql(tmpl, set, sql, sizeof(sql));
-    if (err)
-        return err;
-    if (sqlite3_prepare_v3(db, sql, -1, flags, st_out, NULL) != SQLITE_OK) {
-        wx_logf(WX_LOG_ERROR, "projector: prepare: %s", sqlite3_errmsg(db));
-        return WX_ERR_IO;
-    }
-    return 0;
+    return err ? err : rm_prepare(conn, sql, flags, st_out);
 }
 
-sqlite3_stmt *es_proj_stmt(struct es_proj_tx *tx, int id)
+struct rm_stmt *es_proj_stmt(struct es_proj_tx *tx, int id)
 {
     assert(id >= 0 && id < WX_CONSUMER_STMTS_MAX && tx->consumer->sql[id] != NULL);
     if (tx->stmts[id] == NULL) {
-        if (prepare_set(tx->db, tx->consumer->sql[id], tx->set, SQLITE_PREPARE_PERSISTENT,
+        if (prepare_set(tx->conn, tx->consumer->sql[id], tx->set, RM_PERSISTENT,
                         &tx->stmts[id]) != 0)
             return NULL;
     } else {
-        sqlite3_reset(tx->stmts[id]);
-        sqlite3_clear_bindings(tx->stmts[id]);
+        rm_reset(tx->stmts[id]);
     }
     return tx->stmts[id];
 }
 
-int es_proj_prepare(sqlite3 *db, const char *tmpl, const char *set, sqlite3_stmt **st_out)
+int es_proj_prepare(struct rm_conn *conn, const char *tmpl, const char *set,
+                    struct rm_stmt **st_out)
 {
-    return prepare_set(db, tmpl, set, 0, st_out);
+    return prepare_set(conn, tmpl, set, 0, st_out);
 }
 
-static int exec_set(sqlite3 *db, const char *tmpl, const char *set)
+static int exec_set(struct rm_conn *conn, const char *tmpl, const char *set)
 {
-    char sql[4096];
+    char sql[WX_RM_SQL_BYTES_MAX];
     int err = es_proj_sql(tmpl, set, sql, sizeof(sql));
-    if (err)
-        return err;
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        wx_logf(WX_LOG_ERROR, "projector: %s", msg ? msg : sqlite3_errstr(rc));
-    sqlite3_free(msg);
-    return sqlconn_err(rc);
+    return err ? err : rm_exec(conn, sql);
 }
 
 /* A set's schema as this build has it: the tables, created when missing,
- * and the columns a later release added to tables an older one created.
- * SQLite has no ADD COLUMN IF NOT EXISTS; the one error it gives for a
- * column already there is "duplicate column name", and only that is
- * taken as done. */
-static int exec_schema(sqlite3 *db, const struct es_consumer *c, const char *set)
+ * and the columns a later release added to tables an older one created
+ * (es_consumer.columns_added), each added where the catalog does not have
+ * it: neither dialect adds a column only if missing in a way the other
+ * shares (SQLite has no ADD COLUMN IF NOT EXISTS). */
+static int exec_schema(struct rm_conn *conn, const struct es_consumer *c, const char *set)
 {
-    int err = exec_set(db, c->schema, set);
-    for (const char *const *add = c->columns_added; !err && add && *add; add++) {
-        char sql[1024];
-        err = es_proj_sql(*add, set, sql, sizeof(sql));
-        char *msg = NULL;
-        int rc = err ? SQLITE_OK : sqlite3_exec(db, sql, NULL, NULL, &msg);
-        if (rc != SQLITE_OK && (msg == NULL || strncmp(msg, "duplicate column name", 21) != 0)) {
-            wx_logf(WX_LOG_ERROR, "projector: %s", msg ? msg : sqlite3_errstr(rc));
-            err = sqlconn_err(rc);
-        }
-        sqlite3_free(msg);
+    int err = exec_set(conn, c->schema, set);
+    for (const struct es_column_added *add = c->columns_added; !err && add && add->table; add++) {
+        char table[WX_RM_NAME_BYTES_MAX], sql[WX_RM_SQL_BYTES_MAX];
+        bool exists = false;
+        err = es_proj_sql(add->table, set, table, sizeof(table));
+        if (!err)
+            err = rm_column_exists(conn, table, add->column, &exists);
+        if (err || exists)
+            continue;
+        if ((size_t)snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s %s", table,
+                             add->column, add->type) >= sizeof(sql))
+            err = WX_ERR_TOO_LARGE;
+        else
+            err = rm_exec(conn, sql);
     }
     return err;
 }
 
-static int simple(struct es_projector *p, int id)
+/* The projector's own statement `id`, reset and unbound. */
+static struct rm_stmt *stmt(struct es_projector *p, int id)
 {
-    sqlite3_stmt *st = sqlconn_stmt(&p->wdb, id);
-    return st == NULL ? WX_ERR_IO : sqlconn_run_i64(st, NULL);
+    if (p->stmts[id] == NULL) {
+        if (rm_prepare(p->w, proj_sql[id], RM_PERSISTENT, &p->stmts[id]) != 0)
+            return NULL;
+    } else {
+        rm_reset(p->stmts[id]);
+    }
+    return p->stmts[id];
+}
+
+static int run_name(struct es_projector *p, int id, const char *name)
+{
+    struct rm_stmt *st = stmt(p, id);
+    if (st == NULL)
+        return WX_ERR_IO;
+    rm_bind_text(st, 1, name);
+    return rm_run(st);
 }
 
 static int set_pos(struct es_projector *p, int id, const char *name, const struct es_position *pos)
 {
-    sqlite3_stmt *st = sqlconn_stmt(&p->wdb, id);
+    struct rm_stmt *st = stmt(p, id);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, name);
-    sqlite3_bind_int64(st, 2, (int64_t)pos->hi);
-    sqlite3_bind_int64(st, 3, (int64_t)pos->lo);
-    return sqlconn_run_i64(st, NULL);
+    rm_bind_text(st, 1, name);
+    rm_bind_i64(st, 2, (int64_t)pos->hi);
+    rm_bind_i64(st, 3, (int64_t)pos->lo);
+    return rm_run(st);
 }
 
-/* Ends the transaction: commit when all went well, else roll back (SQLite
- * may have rolled back already; either way nothing of it remains). */
-static int tx_end(struct es_projector *p, int err)
+static bool set_ok(const char *set)
 {
+    return set != NULL && (strcmp(set, "_a") == 0 || strcmp(set, "_b") == 0);
+}
+
+static struct es_position pos_at(struct rm_stmt *st, int col)
+{
+    return (struct es_position){(uint64_t)rm_column_i64(st, col),
+                                (uint64_t)rm_column_i64(st, col + 1)};
+}
+
+/* The row at st's cursor (ROW_COLUMNS) into r. */
+static int row_from(struct rm_stmt *st, struct row *r)
+{
+    memset(r, 0, sizeof(*r));
+    const char *live = rm_column_text(st, 0), *rebuild = rm_column_text(st, 3);
+    if (!set_ok(live) || (rebuild != NULL && !set_ok(rebuild)))
+        return WX_ERR_CORRUPT;
+    snprintf(r->live, sizeof(r->live), "%s", live);
+    r->live_pos = pos_at(st, 1);
+    if (rebuild != NULL) {
+        snprintf(r->rebuild, sizeof(r->rebuild), "%s", rebuild);
+        r->rebuild_pos = pos_at(st, 4);
+    }
+    return 0;
+}
+
+/* The consumer's row as committed (or as this transaction sees it). */
+static int row_get(struct es_projector *p, const char *name, struct row *r)
+{
+    struct rm_stmt *st = stmt(p, SQL_GET);
+    if (st == NULL)
+        return WX_ERR_IO;
+    rm_bind_text(st, 1, name);
+    bool found = false;
+    int err = rm_step(st, &found);
     if (!err)
-        err = simple(p, SQL_COMMIT);
-    if (err)
-        simple(p, SQL_ROLLBACK);
+        err = found ? row_from(st, r) : WX_ERR_NOT_FOUND;
+    rm_reset(st);
     return err;
-}
-
-static const char *other_set(const char *set)
-{
-    return strcmp(set, "_a") == 0 ? "_b" : "_a";
 }
 
 /* ---- opening ---- */
 
+/* In the open's DDL transaction: the row exists and so do the tables of
+ * its sets. */
+static int ensure_consumer(struct es_projector *p, struct consumer_rt *rt)
+{
+    struct row r;
+    int err = run_name(p, SQL_INSERT, rt->c->name);
+    if (!err)
+        err = row_get(p, rt->c->name, &r);
+    if (!err)
+        err = exec_schema(p->w, rt->c, r.live);
+    if (!err && r.rebuild[0] != '\0')
+        err = exec_schema(p->w, rt->c, r.rebuild);
+    return err;
+}
+
+/* Takes up the consumer as its row says: this node projects it from now. */
 static int load_consumer(struct es_projector *p, struct consumer_rt *rt)
 {
-    sqlite3_stmt *st = sqlconn_stmt(&p->wdb, SQL_GET);
-    if (st == NULL)
-        return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, rt->c->name);
-    int rc = sqlite3_step(st);
-    char live[ES_SET_BYTES] = "_a", rebuild[ES_SET_BYTES] = "";
-    if (rc == SQLITE_ROW) {
-        snprintf(live, sizeof(live), "%s", (const char *)sqlite3_column_text(st, 0));
-        rt->live.pos = (struct es_position){(uint64_t)sqlite3_column_int64(st, 1),
-                                            (uint64_t)sqlite3_column_int64(st, 2)};
-        if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
-            snprintf(rebuild, sizeof(rebuild), "%s", (const char *)sqlite3_column_text(st, 3));
-            rt->rebuild.pos = (struct es_position){(uint64_t)sqlite3_column_int64(st, 4),
-                                                   (uint64_t)sqlite3_column_int64(st, 5)};
-        }
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return sqlconn_err(rc);
-    if (strcmp(live, "_a") != 0 && strcmp(live, "_b") != 0)
-        return WX_ERR_CORRUPT;
-    int err = 0;
-    if (rc == SQLITE_DONE) {
-        st = sqlconn_stmt(&p->wdb, SQL_INSERT);
-        sqlconn_bind_text(st, 1, rt->c->name);
-        err = sqlconn_run_i64(st, NULL);
-    }
-    if (!err)
-        err = exec_schema(p->wdb.db, rt->c, live);
-    es_proj_tx_init(&rt->live.tx, rt->c, p->wdb.db, live);
+    struct row r;
+    int err = row_get(p, rt->c->name, &r);
+    if (err)
+        return err;
+    es_proj_tx_finalize(&rt->live.tx);
+    es_proj_tx_finalize(&rt->rebuild.tx);
+    pthread_mutex_lock(&p->lock);
+    es_proj_tx_init(&rt->live.tx, rt->c, p->w, r.live);
+    rt->live.pos = r.live_pos;
     rt->live.active = true;
-    if (!err && rebuild[0] != '\0') {
-        err = exec_schema(p->wdb.db, rt->c, rebuild);
-        es_proj_tx_init(&rt->rebuild.tx, rt->c, p->wdb.db, rebuild);
-        rt->rebuild.active = true;
-    }
-    /* A process that ended without a clean stop may have left rows staged
+    rt->rebuild.active = r.rebuild[0] != '\0';
+    es_proj_tx_init(&rt->rebuild.tx, rt->c, p->w, rt->rebuild.active ? r.rebuild : "_a");
+    rt->rebuild.pos = r.rebuild_pos;
+    /* A holder that ended without a clean stop may have left rows staged
      * (kill -9 between folds). Counting one makes the first quiet moment,
      * or the next clean stop, fold them even if no event comes; folding an
      * empty stage costs one small transaction. */
     if (rt->c->fold != NULL) {
         rt->live.tx.staged = 1;
         rt->rebuild.tx.staged = rt->rebuild.active ? 1 : 0;
+    }
+    rt->held = true;
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+/* ---- leases ---- */
+
+static void lease_lost(struct es_projector *p, struct consumer_rt *rt)
+{
+    es_proj_tx_finalize(&rt->live.tx);
+    es_proj_tx_finalize(&rt->rebuild.tx);
+    pthread_mutex_lock(&p->lock);
+    rt->held = false;
+    rt->failed = false;
+    rt->last_error[0] = '\0';
+    rt->backoff_ms = 0;
+    pthread_mutex_unlock(&p->lock);
+    wx_logf(WX_LOG_WARN, "projector: %s: lease lost; another node may project it now",
+            rt->c->name);
+}
+
+/* Tries the lease of every consumer no one here projects, and notices the
+ * ones whose session was lost. */
+static void leases_refresh(struct es_projector *p)
+{
+    for (size_t i = 0; i < p->rt_len; i++) {
+        struct consumer_rt *rt = &p->rt[i];
+        if (rt->held && !rm_lease_held(p->w, rt->c->name))
+            lease_lost(p, rt);
+        if (rt->held)
+            continue;
+        bool held = false;
+        int err = rm_lease_try(p->w, rt->c->name, &held);
+        if (!err && held && (err = load_consumer(p, rt)) != 0)
+            rm_lease_release(p->w, rt->c->name);
+        if (err && !p->lease_failing)
+            wx_logf(WX_LOG_WARN, "projector: %s: taking its lease: %s (trying again every %d ms)",
+                    rt->c->name, wx_strerror(err), WX_PROJECTOR_LEASE_MS);
+        p->lease_failing = err != 0;
+        if (err)
+            return; /* PostgreSQL is away: the others would fail alike */
+        if (held)
+            wx_logf(WX_LOG_INFO, "projector: %s is projected on this node from %llu.%llu",
+                    rt->c->name, (unsigned long long)rt->live.pos.hi,
+                    (unsigned long long)rt->live.pos.lo);
+    }
+}
+
+static struct consumer_rt *find(struct es_projector *p, const char *name)
+{
+    for (size_t i = 0; i < p->rt_len; i++)
+        if (strcmp(p->rt[i].c->name, name) == 0)
+            return &p->rt[i];
+    return NULL;
+}
+
+static void watches_fire(struct es_projector_watch *fired);
+static struct es_projector_watch *watches_take_reached(struct es_projector *p);
+
+/* One row of SQL_ALL: a consumer projected elsewhere moves to where its
+ * holder committed; one projected here learns of a rebuild asked for on
+ * another node. */
+static void follow_row(struct es_projector *p, struct consumer_rt *rt, const struct row *r)
+{
+    pthread_mutex_lock(&p->lock);
+    if (!rt->held) {
+        rt->live.pos = r->live_pos;
+        snprintf(rt->live.tx.set, sizeof(rt->live.tx.set), "%s", r->live);
+        rt->rebuild.active = r->rebuild[0] != '\0';
+        rt->rebuild.pos = r->rebuild_pos;
+    } else if (r->rebuild[0] != '\0' && !rt->rebuild.active) {
+        es_proj_tx_init(&rt->rebuild.tx, rt->c, p->w, r->rebuild);
+        rt->rebuild.pos = r->rebuild_pos;
+        rt->rebuild.active = true;
+        wx_logf(WX_LOG_INFO, "projector: rebuilding %s into set %s (asked for on another node)",
+                rt->c->name, r->rebuild);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Reads every checkpoint (SQL_ALL), then wakes the watches they reach. */
+static int follow(struct es_projector *p)
+{
+    struct rm_stmt *st = stmt(p, SQL_ALL);
+    if (st == NULL)
+        return WX_ERR_IO;
+    bool found;
+    int err;
+    while ((err = rm_step(st, &found)) == 0 && found) {
+        struct consumer_rt *rt = find(p, rm_column_text(st, 6));
+        struct row r;
+        if (rt != NULL && (err = row_from(st, &r)) != 0)
+            break;
+        if (rt != NULL)
+            follow_row(p, rt, &r);
+    }
+    rm_reset(st);
+    pthread_mutex_lock(&p->lock);
+    struct es_projector_watch *fired = p->watches != NULL ? watches_take_reached(p) : NULL;
+    pthread_mutex_unlock(&p->lock);
+    watches_fire(fired);
+    return err;
+}
+
+/* Shared read side: leases and the slow follow when due, the fast follow
+ * while anyone waits for a position. */
+static void shared_upkeep(struct es_projector *p)
+{
+    int64_t now = wx_monotonic_ms();
+    bool slow = now >= p->lease_due_ms;
+    if (slow) {
+        leases_refresh(p);
+        p->lease_due_ms = now + WX_PROJECTOR_LEASE_MS;
+    }
+    pthread_mutex_lock(&p->lock);
+    bool waiting = p->watches != NULL && now >= p->follow_due_ms;
+    pthread_mutex_unlock(&p->lock);
+    if (slow || waiting) {
+        p->follow_due_ms = now + WX_PROJECTOR_SHARED_POLL_MS;
+        int err = follow(p);
+        if (err)
+            wx_logf(WX_LOG_WARN, "projector: reading the checkpoints: %s", wx_strerror(err));
+    }
+}
+
+static void projector_free(struct es_projector *p)
+{
+    for (size_t i = 0; i < p->rt_len; i++) {
+        es_proj_tx_finalize(&p->rt[i].live.tx);
+        es_proj_tx_finalize(&p->rt[i].rebuild.tx);
+    }
+    for (int i = 0; i < SQL_COUNT; i++)
+        rm_finalize(p->stmts[i]);
+    rm_conn_close(p->w);
+    rm_close(p->db);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->moved);
+    free(p);
+}
+
+/* The schema and every consumer's row and tables, then the consumers this
+ * node may project. */
+static int open_consumers(struct es_projector *p, const struct es_projector_config *config)
+{
+    int err = rm_begin(p->w, RM_TX_DDL);
+    if (!err)
+        err = rm_exec(p->w, read_schema);
+    for (size_t i = 0; i < config->consumers_len && !err; i++) {
+        p->rt[i].c = config->consumers[i];
+        p->rt_len++;
+        err = ensure_consumer(p, &p->rt[i]);
+    }
+    err = rm_end(p->w, err);
+    for (size_t i = 0; i < p->rt_len && !err; i++) {
+        es_proj_tx_init(&p->rt[i].live.tx, p->rt[i].c, p->w, "_a");
+        es_proj_tx_init(&p->rt[i].rebuild.tx, p->rt[i].c, p->w, "_a");
+        if (!p->shared)
+            err = load_consumer(p, &p->rt[i]);
+    }
+    if (!err && p->shared) {
+        leases_refresh(p);
+        p->lease_due_ms = wx_monotonic_ms() + WX_PROJECTOR_LEASE_MS;
+        err = follow(p);
     }
     return err;
 }
@@ -330,36 +543,23 @@ int es_projector_open(const struct es_projector_config *config, struct es_projec
     if (p == NULL)
         return WX_ERR_NOMEM;
     p->store = config->store;
-    p->db_path = strdup(config->db_path);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->moved, NULL);
-    int err = WX_ERR_NOMEM;
-    if (p->db_path == NULL)
-        goto err_close;
-    sqlpool_init(&p->readers, p->db_path, read_pragmas, NULL);
-    err = config->shared ? 0 : boot_guard_open(p->db_path, &p->unsynced);
-    if (!err)
-        err = sqlconn_open(&p->wdb, p->db_path, true, write_pragmas, read_schema, proj_sql);
-    if (!err && (config->bulk || p->unsynced))
-        err = sqlconn_exec(&p->wdb, "PRAGMA synchronous=OFF;");
-    if (err)
-        goto err_close;
-    err = simple(p, SQL_BEGIN_IMMEDIATE);
-    for (size_t i = 0; i < config->consumers_len && !err; i++) {
-        p->rt[i].c = config->consumers[i];
-        p->rt_len++;
-        err = load_consumer(p, &p->rt[i]);
+    int err = rm_open(config->backend, &config->rm, &p->db);
+    if (!err) {
+        p->shared = rm_shared(p->db);
+        err = rm_conn_open(p->db, RM_CONN_WRITER, &p->w);
     }
-    err = tx_end(p, err);
-    if (err)
-        goto err_close;
+    if (!err)
+        err = open_consumers(p, config);
+    if (err) {
+        wx_logf(WX_LOG_ERROR, "projector: cannot open the read side: %s", wx_strerror(err));
+        projector_free(p);
+        return err;
+    }
     *out = p;
     return 0;
-err_close:
-    wx_logf(WX_LOG_ERROR, "projector: cannot open %s: %s", config->db_path, wx_strerror(err));
-    es_projector_close(p);
-    return err;
 }
 
 /* ---- projecting ---- */
@@ -481,6 +681,30 @@ static void fold_done(struct es_proj_tx *tx, int64_t now_ms)
     tx->folded_at_ms = now_ms;
 }
 
+/* Just after a write transaction began: this node still holds the leases
+ * of these consumers (the begin may have found the session lost and made
+ * a new one, without them), and on a shared read side their checkpoints
+ * are locked, so nobody else changes their rows until the commit. */
+static int claim(struct es_projector *p, struct consumer_rt *const *rts, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (!rm_lease_held(p->w, rts[i]->c->name)) {
+            lease_lost(p, rts[i]);
+            return WX_ERR_BUSY;
+        }
+        if (!p->shared || (i > 0 && rts[i] == rts[i - 1]))
+            continue;
+        struct rm_stmt *st = stmt(p, SQL_LOCK);
+        if (st == NULL)
+            return WX_ERR_IO;
+        rm_bind_text(st, 1, rts[i]->c->name);
+        int err = rm_run(st);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
 /* ---- watches ---- */
 
 static bool caught_up(struct es_projector *p, const char *const *names,
@@ -535,6 +759,12 @@ int es_projector_watch(struct es_projector *p, struct es_projector_watch *w, boo
             p->watches->prev = w;
         p->watches = w;
         p->watches_len++;
+        /* On a shared read side the thread follows the other nodes'
+         * checkpoints from now on; it may be asleep for a while. */
+        if (p->shared && p->watches_len == 1) {
+            p->kicked = true;
+            pthread_cond_signal(&p->wake);
+        }
     }
     pthread_mutex_unlock(&p->lock);
     return err;
@@ -559,6 +789,25 @@ bool es_projector_unwatch(struct es_projector *p, struct es_projector_watch *w)
     return registered;
 }
 
+/* The batch after the read: folds what is due and moves the checkpoints,
+ * still inside the transaction. *folded_out marks the folded cursors. */
+static int batch_finish(struct es_projector *p, struct advance_ctx *a, int64_t now_ms,
+                        bool *folded_out)
+{
+    int err = 0;
+    for (size_t i = 0; i < a->len && !err; i++) {
+        struct es_proj_tx *tx = &a->curs[i]->tx;
+        if (fold_due(tx, now_ms)) {
+            err = tx->consumer->fold(tx);
+            folded_out[i] = true;
+        }
+    }
+    for (size_t i = 0; i < a->len && !err && a->applied > 0; i++)
+        err = set_pos(p, a->curs[i] == &a->rts[i]->live ? SQL_SET_LIVE_POS : SQL_SET_REBUILD_POS,
+                      a->rts[i]->c->name, &a->last);
+    return err;
+}
+
 /* Applies the next batch after the cursors' common position (not past cap)
  * in one transaction with their checkpoints, and folds what is due. */
 static int advance_all(struct es_projector *p, struct advance_ctx *a, bool *progress)
@@ -571,29 +820,23 @@ static int advance_all(struct es_projector *p, struct advance_ctx *a, bool *prog
     a->p = p;
     a->last = first->pos;
     a->applied = 0;
-    int err = simple(p, SQL_BEGIN);
+    int err = rm_begin(p->w, RM_TX_WRITE);
     if (err)
         return err;
+    err = claim(p, a->rts, a->len);
     size_t batch = first->behind ? WX_PROJECTOR_CATCHUP_EVENTS_MAX : WX_PROJECTOR_BATCH_EVENTS_MAX;
     struct es_position from = first->pos;
     wx_buf_init(&a->scratch);
-    err = es_store_read_log(p->store, &from, batch, apply_one, a);
+    if (!err)
+        err = es_store_read_log(p->store, &from, batch, apply_one, a);
     wx_buf_free(&a->scratch);
     if (err == READ_STOP)
         err = 0;
     int64_t now_ms = wx_monotonic_ms();
     bool folded[WX_PROJECTOR_CONSUMERS_MAX] = {false};
-    for (size_t i = 0; i < a->len && !err; i++) {
-        struct es_proj_tx *tx = &a->curs[i]->tx;
-        if (fold_due(tx, now_ms)) {
-            err = tx->consumer->fold(tx);
-            folded[i] = true;
-        }
-    }
-    for (size_t i = 0; i < a->len && !err && a->applied > 0; i++)
-        err = set_pos(p, a->curs[i] == &a->rts[i]->live ? SQL_SET_LIVE_POS : SQL_SET_REBUILD_POS,
-                      a->rts[i]->c->name, &a->last);
-    err = tx_end(p, err);
+    if (!err)
+        err = batch_finish(p, a, now_ms, folded);
+    err = rm_end(p->w, err);
     if (err)
         return err;
     for (size_t i = 0; i < a->len; i++)
@@ -625,23 +868,20 @@ static int swap_sets(struct es_projector *p, struct consumer_rt *rt)
     int64_t staged = rt->rebuild.tx.staged; /* carried over to the live handle */
     char old[ES_SET_BYTES];
     snprintf(old, sizeof(old), "%s", rt->live.tx.set);
-    int err = simple(p, SQL_BEGIN_IMMEDIATE);
+    int err = rm_begin(p->w, RM_TX_DDL);
     if (err)
         return err;
-    sqlite3_stmt *st = sqlconn_stmt(&p->wdb, SQL_SWAP);
-    if (st == NULL) {
-        err = WX_ERR_IO;
-    } else {
-        sqlconn_bind_text(st, 1, rt->c->name);
-        err = sqlconn_run_i64(st, NULL);
-    }
+    struct consumer_rt *rts[] = {rt};
+    err = claim(p, rts, 1);
     if (!err)
-        err = exec_set(p->wdb.db, rt->c->drop, old);
-    err = tx_end(p, err);
+        err = run_name(p, SQL_SWAP, rt->c->name);
+    if (!err)
+        err = exec_set(p->w, rt->c->drop, old);
+    err = rm_end(p->w, err);
     if (err)
         return err;
     pthread_mutex_lock(&p->lock);
-    es_proj_tx_init(&rt->live.tx, rt->c, p->wdb.db, rt->rebuild.tx.set);
+    es_proj_tx_init(&rt->live.tx, rt->c, p->w, rt->rebuild.tx.set);
     rt->live.tx.staged = staged;
     rt->live.pos = rt->rebuild.pos;
     rt->rebuild.active = false;
@@ -655,6 +895,8 @@ static int swap_sets(struct es_projector *p, struct consumer_rt *rt)
 
 static void note_failure(struct es_projector *p, struct consumer_rt *rt, int err)
 {
+    if (!rt->held)
+        return; /* the lease went; another node takes over */
     pthread_mutex_lock(&p->lock);
     if (!rt->failed)
         wx_logf(WX_LOG_ERROR, "projector: %s failed: %s; retrying with backoff", rt->c->name,
@@ -680,6 +922,27 @@ static void note_success(struct es_projector *p, struct consumer_rt *rt)
     pthread_mutex_unlock(&p->lock);
 }
 
+/* One consumer on its own: its live cursor to the head, its rebuild to the
+ * live checkpoint, then the swap. */
+static int step_one(struct es_projector *p, struct consumer_rt *rt,
+                    const struct es_position *head, bool *progress)
+{
+    int err = 0;
+    if (es_position_cmp(&rt->live.pos, head) < 0)
+        err = advance(p, rt, &rt->live, NULL, progress);
+    /* The rebuild never passes the live checkpoint, so it meets it
+     * exactly and the swap keeps the same position. */
+    if (!err && rt->held && rt->rebuild.active &&
+        es_position_cmp(&rt->rebuild.pos, &rt->live.pos) < 0)
+        err = advance(p, rt, &rt->rebuild, &rt->live.pos, progress);
+    if (!err && rt->held && rt->rebuild.active &&
+        es_position_cmp(&rt->rebuild.pos, &rt->live.pos) == 0) {
+        err = swap_sets(p, rt);
+        *progress = true;
+    }
+    return err;
+}
+
 int es_projector_step(struct es_projector *p, bool *progress_out)
 {
     struct es_position head;
@@ -696,6 +959,8 @@ int es_projector_step(struct es_projector *p, bool *progress_out)
     bool aligned = true;
     for (size_t i = 0; i < p->rt_len; i++) {
         struct consumer_rt *rt = &p->rt[i];
+        if (!rt->held)
+            continue;
         if (rt->failed)
             aligned = false;
         else if (group.len > 0 && es_position_cmp(&rt->live.pos, &group.curs[0]->pos) != 0)
@@ -708,19 +973,9 @@ int es_projector_step(struct es_projector *p, bool *progress_out)
         progress = false; /* retried one by one below */
     for (size_t i = 0; i < p->rt_len; i++) {
         struct consumer_rt *rt = &p->rt[i];
-        if (rt->failed && now < rt->retry_at_ms)
+        if (!rt->held || (rt->failed && now < rt->retry_at_ms))
             continue;
-        err = 0;
-        if (es_position_cmp(&rt->live.pos, &head) < 0)
-            err = advance(p, rt, &rt->live, NULL, &progress);
-        /* The rebuild never passes the live checkpoint, so it meets it
-         * exactly and the swap keeps the same position. */
-        if (!err && rt->rebuild.active && es_position_cmp(&rt->rebuild.pos, &rt->live.pos) < 0)
-            err = advance(p, rt, &rt->rebuild, &rt->live.pos, &progress);
-        if (!err && rt->rebuild.active && es_position_cmp(&rt->rebuild.pos, &rt->live.pos) == 0) {
-            err = swap_sets(p, rt);
-            progress = true;
-        }
+        err = step_one(p, rt, &head, &progress);
         if (err)
             note_failure(p, rt, err);
         else
@@ -733,26 +988,31 @@ int es_projector_step(struct es_projector *p, bool *progress_out)
 int es_projector_reset(struct es_projector *p)
 {
     assert(!p->thread_started);
-    int err = simple(p, SQL_BEGIN_IMMEDIATE);
+    for (size_t i = 0; i < p->rt_len; i++) {
+        if (!p->rt[i].held) {
+            wx_logf(WX_LOG_ERROR, "projector: %s is projected by a running node; rebuild it"
+                                  " there (POST /admin/projections/%s/rebuild)",
+                    p->rt[i].c->name, p->rt[i].c->name);
+            return WX_ERR_BUSY;
+        }
+    }
+    int err = rm_begin(p->w, RM_TX_DDL);
     for (size_t i = 0; i < p->rt_len && !err; i++) {
         struct consumer_rt *rt = &p->rt[i];
         es_proj_tx_finalize(&rt->live.tx);
         es_proj_tx_finalize(&rt->rebuild.tx);
-        err = exec_set(p->wdb.db, rt->c->drop, "_a");
+        err = exec_set(p->w, rt->c->drop, "_a");
         if (!err)
-            err = exec_set(p->wdb.db, rt->c->drop, "_b");
+            err = exec_set(p->w, rt->c->drop, "_b");
         if (!err)
-            err = exec_set(p->wdb.db, rt->c->schema, "_a");
-        sqlite3_stmt *st = sqlconn_stmt(&p->wdb, SQL_RESET);
-        if (!err && st != NULL) {
-            sqlconn_bind_text(st, 1, rt->c->name);
-            err = sqlconn_run_i64(st, NULL);
-        }
-        es_proj_tx_init(&rt->live.tx, rt->c, p->wdb.db, "_a");
+            err = exec_set(p->w, rt->c->schema, "_a");
+        if (!err)
+            err = run_name(p, SQL_RESET, rt->c->name);
+        es_proj_tx_init(&rt->live.tx, rt->c, p->w, "_a");
         rt->live.pos = es_position_start();
         rt->rebuild.active = false;
     }
-    return tx_end(p, err);
+    return rm_end(p->w, err);
 }
 
 /* Folds staged rows outside a batch: those due when the log is quiet, or
@@ -766,15 +1026,20 @@ static void fold_pending(struct es_projector *p, bool all)
         struct cursor *curs[] = {&rt->live, &rt->rebuild};
         for (size_t k = 0; k < 2; k++) {
             struct es_proj_tx *tx = &curs[k]->tx;
-            if (!curs[k]->active || rt->failed || fault_injected("projection", rt->c->name))
+            if (!rt->held || !curs[k]->active || rt->failed ||
+                fault_injected("projection", rt->c->name))
                 continue;
             /* At close even rows staged a moment ago are folded. */
             int64_t at_ms = all ? INT64_MAX : now_ms;
             if (!fold_due(tx, at_ms))
                 continue;
-            int err = simple(p, SQL_BEGIN);
+            struct consumer_rt *rts[] = {rt};
+            int err = rm_begin(p->w, RM_TX_WRITE);
             if (!err)
-                err = tx_end(p, tx->consumer->fold(tx));
+                err = claim(p, rts, 1);
+            if (!err)
+                err = tx->consumer->fold(tx);
+            err = rm_end(p->w, err);
             if (err)
                 wx_logf(WX_LOG_WARN, "projector: folding %s: %s", rt->c->name, wx_strerror(err));
             else
@@ -785,43 +1050,83 @@ static void fold_pending(struct es_projector *p, bool all)
 
 /* ---- thread ---- */
 
+static size_t held_count(struct es_projector *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->rt_len; i++)
+        n += p->rt[i].held;
+    return n;
+}
+
+/* How long the thread sleeps when nothing is left to do. The writer wakes
+ * it after each commit of this node; what other nodes commit, and the
+ * checkpoints they move, are looked at every SHARED_POLL_MS while this
+ * node projects something or someone waits for a position. */
+static int64_t idle_ms(struct es_projector *p)
+{
+    if (!p->shared)
+        return WX_PROJECTOR_IDLE_MS;
+    if (held_count(p) > 0 || p->watches != NULL)
+        return WX_PROJECTOR_SHARED_POLL_MS;
+    int64_t until = p->lease_due_ms - wx_monotonic_ms();
+    return until < 1 ? 1 : until;
+}
+
+/* Runs a job posted by another thread; true when there was one. */
+static bool run_job(struct es_projector *p)
+{
+    pthread_mutex_lock(&p->lock);
+    struct job *job = p->job;
+    pthread_mutex_unlock(&p->lock);
+    if (job == NULL)
+        return false;
+    job->err = job->fn(p, p->w, job->ctx);
+    pthread_mutex_lock(&p->lock);
+    job->done = true;
+    p->job = NULL;
+    pthread_cond_broadcast(&p->moved);
+    pthread_mutex_unlock(&p->lock);
+    return true;
+}
+
+/* Under the lock: true when the thread must end. A job posted just before
+ * the stop would otherwise leave its caller waiting on a pointer to its
+ * own stack forever. */
+static bool stop_requested(struct es_projector *p)
+{
+    if (!p->stopping)
+        return false;
+    if (p->job != NULL) {
+        p->job->err = WX_ERR_CLOSED;
+        p->job->done = true;
+        p->job = NULL;
+        pthread_cond_broadcast(&p->moved);
+    }
+    return true;
+}
+
 static void *projector_main(void *arg)
 {
     struct es_projector *p = arg;
     pthread_setname_np(pthread_self(), "wx-projector"); /* for top -H and perf */
     for (;;) {
         pthread_mutex_lock(&p->lock);
-        if (p->stopping) {
-            /* A job posted just before the stop would otherwise leave its
-             * caller waiting on a pointer to its own stack forever. */
-            if (p->job != NULL) {
-                p->job->err = WX_ERR_CLOSED;
-                p->job->done = true;
-                p->job = NULL;
-                pthread_cond_broadcast(&p->moved);
-            }
-            pthread_mutex_unlock(&p->lock);
-            break;
-        }
-        struct job *job = p->job;
+        bool stop = stop_requested(p);
         pthread_mutex_unlock(&p->lock);
-        if (job != NULL) {
-            job->err = job->fn(p, p->wdb.db, job->ctx);
-            pthread_mutex_lock(&p->lock);
-            job->done = true;
-            p->job = NULL;
-            pthread_cond_broadcast(&p->moved);
-            pthread_mutex_unlock(&p->lock);
+        if (stop)
+            break;
+        if (run_job(p))
             continue;
-        }
+        if (p->shared)
+            shared_upkeep(p);
         bool progress = false;
-        int err = es_projector_step(p, &progress);
+        int err = held_count(p) > 0 ? es_projector_step(p, &progress) : 0;
         if (err)
             wx_logf(WX_LOG_ERROR, "projector: reading the log head: %s", wx_strerror(err));
         if (progress) {
             bool behind = false;
             for (size_t i = 0; i < p->rt_len; i++)
-                behind |= p->rt[i].live.behind || p->rt[i].rebuild.active;
+                behind |= p->rt[i].held && (p->rt[i].live.behind || p->rt[i].rebuild.active);
             if (!behind)
                 usleep(WX_PROJECTOR_COALESCE_MS * 1000);
             continue;
@@ -830,7 +1135,7 @@ static void *projector_main(void *arg)
         pthread_mutex_lock(&p->lock);
         if (!p->kicked && !p->stopping && p->job == NULL) {
             struct timespec until;
-            wx_deadline_after_ms(WX_PROJECTOR_IDLE_MS, &until);
+            wx_deadline_after_ms(idle_ms(p), &until);
             pthread_cond_timedwait(&p->wake, &p->lock, &until);
         }
         p->kicked = false;
@@ -847,20 +1152,6 @@ int es_projector_start(struct es_projector *p)
     return 0;
 }
 
-/* Everything on disk with fsync, the WAL emptied, then the boot marker
- * says clean. Left unmarked when that fails: the next boot rebuilds. */
-static void close_synced(struct es_projector *p)
-{
-    int log_frames = 0, done_frames = 0;
-    int rc = sqlconn_exec(&p->wdb, "PRAGMA synchronous=FULL;") == 0
-                 ? sqlite3_wal_checkpoint_v2(p->wdb.db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
-                                             &log_frames, &done_frames)
-                 : SQLITE_ERROR;
-    if (rc != SQLITE_OK || boot_guard_clean(p->db_path) != 0)
-        wx_logf(WX_LOG_WARN, "projector: %s not closed cleanly; a reboot would rebuild it",
-                p->db_path);
-}
-
 void es_projector_close(struct es_projector *p)
 {
     if (p == NULL)
@@ -873,22 +1164,8 @@ void es_projector_close(struct es_projector *p)
         pthread_mutex_unlock(&p->lock);
         pthread_join(p->thread, NULL);
     }
-    if (p->wdb.db != NULL)
-        fold_pending(p, true); /* a restart then starts with nothing staged */
-    if (p->wdb.db != NULL && p->unsynced)
-        close_synced(p);
-    for (size_t i = 0; i < p->rt_len; i++) {
-        es_proj_tx_finalize(&p->rt[i].live.tx);
-        es_proj_tx_finalize(&p->rt[i].rebuild.tx);
-    }
-    sqlconn_close(&p->wdb);
-    if (p->db_path != NULL)
-        sqlpool_destroy(&p->readers);
-    pthread_mutex_destroy(&p->lock);
-    pthread_cond_destroy(&p->wake);
-    pthread_cond_destroy(&p->moved);
-    free(p->db_path);
-    free(p);
+    fold_pending(p, true); /* a restart then starts with nothing staged */
+    projector_free(p);
 }
 
 void es_projector_notify(struct es_projector *p)
@@ -901,14 +1178,6 @@ void es_projector_notify(struct es_projector *p)
 
 /* ---- queries on the projector ---- */
 
-static struct consumer_rt *find(struct es_projector *p, const char *name)
-{
-    for (size_t i = 0; i < p->rt_len; i++)
-        if (strcmp(p->rt[i].c->name, name) == 0)
-            return &p->rt[i];
-    return NULL;
-}
-
 const struct es_consumer *es_projector_consumer(struct es_projector *p, const char *name)
 {
     struct consumer_rt *rt = find(p, name);
@@ -918,6 +1187,11 @@ const struct es_consumer *es_projector_consumer(struct es_projector *p, const ch
 struct es_store *es_projector_store(struct es_projector *p)
 {
     return p->store;
+}
+
+struct rm_db *es_projector_rm(struct es_projector *p)
+{
+    return p->db;
 }
 
 static bool caught_up(struct es_projector *p, const char *const *names,
@@ -941,6 +1215,23 @@ bool es_projector_ready(struct es_projector *p)
         ready &= !p->rt[i].failed;
     pthread_mutex_unlock(&p->lock);
     return ready;
+}
+
+int es_projector_await(struct es_projector *p, const struct es_position *head,
+                       int64_t timeout_ms)
+{
+    assert(!p->thread_started);
+    int64_t deadline = wx_monotonic_ms() + timeout_ms;
+    for (;;) {
+        int err = p->shared ? follow(p) : 0;
+        if (err)
+            return err;
+        if (caught_up(p, NULL, head))
+            return 0;
+        if (wx_monotonic_ms() >= deadline)
+            return WX_ERR_BUSY;
+        usleep(WX_PROJECTOR_SHARED_POLL_MS * 1000);
+    }
 }
 
 int es_projector_position(struct es_projector *p, const char *name, struct es_position *out)
@@ -971,6 +1262,7 @@ int es_projector_status(struct es_projector *p, struct wx_arena *arena,
         list[i].position = rt->live.pos;
         list[i].rebuilding = rt->rebuild.active;
         list[i].rebuild_position = rt->rebuild.pos;
+        list[i].here = rt->held;
         list[i].status = rt->failed ? "failed" : rt->rebuild.active ? "rebuilding" : "running";
         list[i].last_error = rt->last_error[0] ? wx_arena_strdup(arena, rt->last_error) : NULL;
         for (size_t k = 0; k <= ES_LAG_BUCKETS; k++)
@@ -982,11 +1274,11 @@ int es_projector_status(struct es_projector *p, struct wx_arena *arena,
     return 0;
 }
 
-int es_projector_job(struct es_projector *p, int (*fn)(struct es_projector *, sqlite3 *, void *),
-                     void *ctx)
+int es_projector_job(struct es_projector *p,
+                     int (*fn)(struct es_projector *p, struct rm_conn *conn, void *ctx), void *ctx)
 {
     if (!p->thread_started)
-        return fn(p, p->wdb.db, ctx);
+        return fn(p, p->w, ctx);
     struct job job = {.fn = fn, .ctx = ctx};
     pthread_mutex_lock(&p->lock);
     while (p->job != NULL && !p->stopping) /* one job at a time */
@@ -1005,34 +1297,58 @@ int es_projector_job(struct es_projector *p, int (*fn)(struct es_projector *, sq
     return job.err;
 }
 
-static int start_rebuild(struct es_projector *p, sqlite3 *db, void *ctx)
+/* Marks the consumer's row as rebuilding into its other set, whose tables
+ * it makes afresh; *set_out names it. WX_ERR_BUSY when a rebuild runs. */
+static int rebuild_mark(struct es_projector *p, struct consumer_rt *rt,
+                        char set_out[ES_SET_BYTES])
 {
-    (void)db;
-    struct consumer_rt *rt = ctx;
-    if (rt->rebuild.active)
-        return WX_ERR_BUSY;
-    const char *set = other_set(rt->live.tx.set);
-    int err = simple(p, SQL_BEGIN_IMMEDIATE);
-    if (err)
-        return err;
-    err = exec_set(p->wdb.db, rt->c->drop, set);
-    if (!err)
-        err = exec_set(p->wdb.db, rt->c->schema, set);
-    sqlite3_stmt *st = sqlconn_stmt(&p->wdb, SQL_START_REBUILD);
-    if (!err && st != NULL) {
-        sqlconn_bind_text(st, 1, rt->c->name);
-        sqlconn_bind_text(st, 2, set);
-        err = sqlconn_run_i64(st, NULL);
+    struct rm_stmt *st = stmt(p, SQL_START_REBUILD);
+    if (st == NULL)
+        return WX_ERR_IO;
+    rm_bind_text(st, 1, rt->c->name);
+    bool marked = false;
+    int err = rm_step(st, &marked);
+    if (!err && marked && !set_ok(rm_column_text(st, 0)))
+        err = WX_ERR_CORRUPT;
+    if (!err && marked)
+        snprintf(set_out, ES_SET_BYTES, "%s", rm_column_text(st, 0));
+    if (!err) {
+        bool more;
+        err = rm_step(st, &more); /* SQLite writes RETURNING rows as it steps */
     }
-    err = tx_end(p, err);
+    rm_reset(st);
+    if (!err && !marked)
+        err = WX_ERR_BUSY;
+    if (!err)
+        err = exec_set(p->w, rt->c->drop, set_out);
+    if (!err)
+        err = exec_set(p->w, rt->c->schema, set_out);
+    return err;
+}
+
+static int start_rebuild(struct es_projector *p, struct rm_conn *conn, void *ctx)
+{
+    (void)conn;
+    struct consumer_rt *rt = ctx;
+    if (rt->held && rt->rebuild.active)
+        return WX_ERR_BUSY;
+    char set[ES_SET_BYTES] = "";
+    int err = rm_begin(p->w, RM_TX_DDL);
+    if (!err)
+        err = rebuild_mark(p, rt, set);
+    err = rm_end(p->w, err);
     if (err)
         return err;
+    wx_logf(WX_LOG_INFO, "projector: rebuilding %s into set %s%s", rt->c->name, set,
+            rt->held ? "" : " (on the node that projects it)");
+    if (!rt->held)
+        return 0; /* its holder learns of it when it next reads the checkpoints */
     pthread_mutex_lock(&p->lock);
-    es_proj_tx_init(&rt->rebuild.tx, rt->c, p->wdb.db, set);
+    es_proj_tx_finalize(&rt->rebuild.tx);
+    es_proj_tx_init(&rt->rebuild.tx, rt->c, p->w, set);
     rt->rebuild.pos = es_position_start();
     rt->rebuild.active = true;
     pthread_mutex_unlock(&p->lock);
-    wx_logf(WX_LOG_INFO, "projector: rebuilding %s into set %s", rt->c->name, set);
     return 0;
 }
 
@@ -1044,55 +1360,85 @@ int es_projector_rebuild(struct es_projector *p, const char *name)
     return es_projector_job(p, start_rebuild, rt);
 }
 
-int es_projector_live(sqlite3 *db, const char *name, char set_out[ES_SET_BYTES],
-                      struct es_position *position_out)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT live_set, position_hi, position_lo FROM projections"
-                               " WHERE name = ?1", -1, &st, NULL) != SQLITE_OK)
-        return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, name);
-    int rc = sqlite3_step(st);
-    int err = 0;
-    if (rc == SQLITE_ROW) {
-        snprintf(set_out, ES_SET_BYTES, "%s", (const char *)sqlite3_column_text(st, 0));
-        if (position_out != NULL)
-            *position_out = (struct es_position){(uint64_t)sqlite3_column_int64(st, 1),
-                                                 (uint64_t)sqlite3_column_int64(st, 2)};
-    } else {
-        err = rc == SQLITE_DONE ? WX_ERR_NOT_FOUND : sqlconn_err(rc);
-    }
-    sqlite3_finalize(st);
-    return err;
-}
+/* ---- reads ---- */
 
-int es_projector_read_begin(struct es_projector *p, struct sqlconn **conn_out)
+int es_projector_read_begin(struct es_projector *p, struct es_read **out)
 {
-    int err = sqlpool_acquire(&p->readers, conn_out);
-    if (err)
+    struct es_read *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return WX_ERR_NOMEM;
+    int err = rm_read_acquire(p->db, &r->conn);
+    if (err) {
+        free(r);
         return err;
-    err = sqlconn_exec(*conn_out, "BEGIN");
-    if (err)
-        sqlpool_release(&p->readers, *conn_out);
-    return err;
+    }
+    err = rm_begin(r->conn, RM_TX_READ);
+    struct rm_stmt *st = NULL;
+    if (!err)
+        err = rm_prepare(r->conn, proj_sql[SQL_ALL], 0, &st);
+    bool found;
+    while (!err && (err = rm_step(st, &found)) == 0 && found) {
+        struct es_live *l = &r->live[r->live_len];
+        const char *set = rm_column_text(st, 0), *name = rm_column_text(st, 6);
+        if (find(p, name) == NULL)
+            continue; /* a read model of another build of wallex */
+        if (!set_ok(set) || r->live_len == WX_PROJECTOR_CONSUMERS_MAX) {
+            err = WX_ERR_CORRUPT;
+            break;
+        }
+        snprintf(l->name, sizeof(l->name), "%s", name);
+        snprintf(l->set, sizeof(l->set), "%s", set);
+        l->pos = pos_at(st, 1);
+        r->live_len++;
+    }
+    rm_finalize(st);
+    if (err) {
+        es_projector_read_end(p, r);
+        return err;
+    }
+    *out = r;
+    return 0;
 }
 
-void es_projector_read_end(struct es_projector *p, struct sqlconn *conn)
+void es_projector_read_end(struct es_projector *p, struct es_read *r)
 {
-    sqlconn_exec(conn, "COMMIT");
-    sqlpool_release(&p->readers, conn);
+    if (r == NULL)
+        return;
+    rm_end(r->conn, 0); /* a read transaction: nothing to keep or lose */
+    rm_read_release(p->db, r->conn);
+    free(r);
 }
 
-int es_projector_prepare_live(struct sqlconn *c, const char *name, const char *tmpl,
-                              sqlite3_stmt **st_out, struct es_position *position_out)
+static const struct es_live *live_of(struct es_read *r, const char *name)
+{
+    for (size_t i = 0; i < r->live_len; i++)
+        if (strcmp(r->live[i].name, name) == 0)
+            return &r->live[i];
+    return NULL;
+}
+
+int es_read_position(struct es_read *r, const char *name, struct es_position *position_out)
+{
+    const struct es_live *l = live_of(r, name);
+    if (l == NULL)
+        return WX_ERR_IO; /* every consumer has its row from the projector's open */
+    *position_out = l->pos;
+    return 0;
+}
+
+int es_projector_prepare_live(struct es_read *r, const char *name, const char *tmpl,
+                              struct rm_stmt **st_out, struct es_position *position_out)
 {
     *st_out = NULL;
-    char set[ES_SET_BYTES];
-    int err = es_projector_live(c->db, name, set, position_out);
-    if (err)
-        return err == WX_ERR_NOT_FOUND ? WX_ERR_IO : err;
-    return es_proj_prepare(c->db, tmpl, set, st_out);
+    const struct es_live *l = live_of(r, name);
+    if (l == NULL)
+        return WX_ERR_IO;
+    if (position_out != NULL)
+        *position_out = l->pos;
+    return es_proj_prepare(r->conn, tmpl, l->set, st_out);
 }
+
+/* ---- one aggregate again ---- */
 
 struct replay_ctx {
     struct es_proj_tx *tx;
@@ -1118,8 +1464,34 @@ static int replay_one(void *arg, const struct es_event *stored)
     return err;
 }
 
-int es_projector_replay_stream(struct es_projector *p, sqlite3 *db, const char *consumer,
-                               const char *stream_id,
+/* Locks the consumer's checkpoint in conn's transaction and reads its live
+ * set and position. */
+static int lock_live(struct es_projector *p, struct rm_conn *conn, const char *name,
+                     char set_out[ES_SET_BYTES], struct es_position *pos_out)
+{
+    struct rm_stmt *st;
+    int err = conn == p->w ? ((st = stmt(p, SQL_LOCK)) ? 0 : WX_ERR_IO)
+                           : rm_prepare(conn, proj_sql[SQL_LOCK], 0, &st);
+    if (err)
+        return err;
+    rm_bind_text(st, 1, name);
+    bool found = false;
+    err = rm_step(st, &found);
+    if (!err && (!found || !set_ok(rm_column_text(st, 0))))
+        err = WX_ERR_CORRUPT;
+    if (!err) {
+        snprintf(set_out, ES_SET_BYTES, "%s", rm_column_text(st, 0));
+        *pos_out = pos_at(st, 1);
+    }
+    if (conn == p->w)
+        rm_reset(st);
+    else
+        rm_finalize(st);
+    return err;
+}
+
+int es_projector_replay_stream(struct es_projector *p, struct rm_conn *conn,
+                               const char *consumer, const char *stream_id,
                                int (*forget)(struct es_proj_tx *tx, void *ctx), void *ctx)
 {
     const struct es_consumer *c = es_projector_consumer(p, consumer);
@@ -1127,11 +1499,11 @@ int es_projector_replay_stream(struct es_projector *p, sqlite3 *db, const char *
         return WX_ERR_NOT_FOUND;
     char set[ES_SET_BYTES];
     struct replay_ctx r;
-    int err = es_projector_live(db, consumer, set, &r.upto);
+    int err = lock_live(p, conn, consumer, set, &r.upto);
     if (err)
         return err;
     struct es_proj_tx tx;
-    es_proj_tx_init(&tx, c, db, set);
+    es_proj_tx_init(&tx, c, conn, set);
     r.tx = &tx;
     wx_buf_init(&r.scratch);
     err = forget(&tx, ctx);
@@ -1148,13 +1520,13 @@ int es_projector_forget_sql(struct es_proj_tx *tx, void *forget_sql)
     const struct es_forget_sql *f = forget_sql;
     int err = 0;
     for (size_t i = 0; !err && f->sql[i] != NULL; i++) {
-        sqlite3_stmt *st;
-        err = es_proj_prepare(tx->db, f->sql[i], tx->set, &st);
+        struct rm_stmt *st;
+        err = es_proj_prepare(tx->conn, f->sql[i], tx->set, &st);
         if (err)
             return err;
-        sqlconn_bind_text(st, 1, f->arg);
-        err = sqlconn_err(sqlite3_step(st));
-        sqlite3_finalize(st);
+        rm_bind_text(st, 1, f->arg);
+        err = rm_run(st);
+        rm_finalize(st);
     }
     return err;
 }

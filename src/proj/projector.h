@@ -1,24 +1,32 @@
 /*
- * The projector (DESIGN.md §4-5): one thread that feeds every read model
- * ("consumer") from the event log. Each consumer has a checkpoint in the
- * read-model database and writes its rows and its new checkpoint in one
- * transaction, and its apply is idempotent, so replaying an event never
- * counts twice.
+ * The projector (DESIGN.md §4-5, §12): one thread that feeds every read
+ * model ("consumer") from the event log. Each consumer has a checkpoint in
+ * the read-model database (rm/rm.h) and writes its rows and its new
+ * checkpoint in one transaction, and its apply is idempotent, so replaying
+ * an event never counts twice.
  *
- * The read side lives in its own SQLite file (readmodel.db) beside the log.
- * Each consumer's tables exist as set "_a" or "_b"; the projections table
- * says which set is live. A rebuild fills the other set from the start of
- * the log while the live one keeps serving, then swaps them in one
- * transaction. Readers look the live set up inside their read transaction,
- * so they always see one consistent set.
+ * The read side lives in a SQLite file beside the log (readmodel.db) or,
+ * with the PostgreSQL store, in a schema of the log's database that every
+ * node shares. Each consumer's tables exist as set "_a" or "_b"; the
+ * projections table says which set is live. A rebuild fills the other set
+ * from the start of the log while the live one keeps serving, then swaps
+ * them in one transaction. Readers look the live sets up inside their read
+ * transaction, so they always see one consistent set.
  *
- * Ownership: the projector owns its connections and thread; consumers are
- * static descriptions owned by the caller.
+ * Several nodes: each consumer is projected by the node holding its lease
+ * (rm_lease_try on the projector's own connection, which also writes the
+ * consumer's rows and checkpoint, so a node that lost its session can
+ * commit nothing more). The other nodes follow its checkpoint from the
+ * database, to answer X-Min-Position and /admin/projections, and take the
+ * lease over when its holder dies. Consumers' SQL is written once for both
+ * backends (rm/rm.h).
+ *
+ * Ownership: the projector owns its read-model database, connections and
+ * thread; consumers are static descriptions owned by the caller.
  */
 #ifndef WALLEX_PROJ_PROJECTOR_H
 #define WALLEX_PROJ_PROJECTOR_H
 
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,10 +34,10 @@
 #include "base/arena.h"
 #include "es/event.h"
 #include "limits.h"
+#include "rm/rm.h"
 
 struct es_store;
 struct es_projector;
-struct sqlconn;
 
 #define ES_SET_BYTES 3 /* "_a" or "_b" and the NUL */
 
@@ -37,14 +45,21 @@ struct sqlconn;
  * from the consumer's templates with "{s}" replaced by the set suffix. */
 struct es_proj_tx {
     const struct es_consumer *consumer;
-    sqlite3 *db;
+    struct rm_conn *conn;
     char set[ES_SET_BYTES];
-    sqlite3_stmt *stmts[WX_CONSUMER_STMTS_MAX];
+    struct rm_stmt *stmts[WX_CONSUMER_STMTS_MAX];
     /* Rows apply staged since the last fold (see es_consumer.fold). A
      * fresh handle has never folded, so its first staged rows fold at once,
      * with whatever an earlier run left staged. */
     int64_t staged;
     int64_t folded_at_ms; /* monotonic */
+};
+
+/* A column a release added to a consumer's table (es_consumer.columns_added). */
+struct es_column_added {
+    const char *table;  /* "dogs{s}" */
+    const char *column; /* "walked_by" */
+    const char *type;   /* in the common dialect: "TEXT", "BIGINT" */
 };
 
 struct es_consumer {
@@ -55,14 +70,15 @@ struct es_consumer {
     /* Decodes its events; consumers sharing a codec share one decode of
      * each event. NULL: apply gets decoded == NULL. */
     const struct es_event_codec *codec;
-    /* CREATE statements, "{s}" for the set suffix; IF NOT EXISTS. */
+    /* CREATE statements, "{s}" for the set suffix; IF NOT EXISTS. Like
+     * every statement here, in the common dialect (rm/rm.h). */
     const char *schema;
-    /* Columns added to the schema's tables after they first shipped, one
-     * "ALTER TABLE t{s} ADD COLUMN ..." each (NULL-terminated; NULL for
-     * none), so a read model an older release wrote keeps serving without
-     * a rebuild: run at every open, skipped where the column exists. The
-     * schema itself has them too, for tables created from now on. */
-    const char *const *columns_added;
+    /* Columns added to the schema's tables after they first shipped
+     * (ended by an entry with table NULL; NULL for none), so a read model
+     * an older release wrote keeps serving without a rebuild: at every
+     * open each is added where the table lacks it. The schema itself has
+     * them too, for tables created from now on. */
+    const struct es_column_added *columns_added;
     /* DROP statements for one set. */
     const char *drop;
     /* Statement templates for apply, "{s}" for the set suffix. */
@@ -91,25 +107,23 @@ struct es_event_codec {
 };
 
 /* Returns the statement `id`, ready to bind, or NULL on error. */
-sqlite3_stmt *es_proj_stmt(struct es_proj_tx *tx, int id);
-void es_proj_tx_init(struct es_proj_tx *tx, const struct es_consumer *c, sqlite3 *db,
+struct rm_stmt *es_proj_stmt(struct es_proj_tx *tx, int id);
+void es_proj_tx_init(struct es_proj_tx *tx, const struct es_consumer *c, struct rm_conn *conn,
                      const char *set);
 void es_proj_tx_finalize(struct es_proj_tx *tx);
 /* Writes `tmpl` with every "{s}" replaced by set into out. */
 int es_proj_sql(const char *tmpl, const char *set, char *out, size_t out_bytes);
-/* Prepares `tmpl` for set on db (not cached: for queries and tools). */
-int es_proj_prepare(sqlite3 *db, const char *tmpl, const char *set, sqlite3_stmt **st_out);
+/* Prepares `tmpl` for set on conn (not kept: for queries and tools). */
+int es_proj_prepare(struct rm_conn *conn, const char *tmpl, const char *set,
+                    struct rm_stmt **st_out);
 
 struct es_projector_config {
     struct es_store *store;
-    const char *db_path; /* readmodel.db, or a "file:...?mode=memory" URI */
+    /* The read-model database: its backend and settings (rm/rm.h). */
+    const struct rm_ops *backend;
+    struct rm_config rm;
     const struct es_consumer *const *consumers;
     size_t consumers_len;
-    /* Offline tools: the read side is rebuilt anyway, so skip fsyncs. */
-    bool bulk;
-    /* Another process may have the read model open (drift beside a
-     * server): its boot marker (proj/bootguard.h) is left alone. */
-    bool shared;
 };
 
 /* Opens the read side and its schema; no thread yet. */
@@ -153,8 +167,15 @@ bool es_projector_unwatch(struct es_projector *p, struct es_projector_watch *w);
 /* No consumer is failed. */
 bool es_projector_ready(struct es_projector *p);
 /* Starts rebuilding a consumer: 0, WX_ERR_NOT_FOUND, or WX_ERR_BUSY when a
- * rebuild is already running. */
+ * rebuild is already running. On any node: the consumer's holder fills
+ * the other set and swaps it in. */
 int es_projector_rebuild(struct es_projector *p, const char *name);
+
+/* Offline tools on a shared read side: waits until every consumer this
+ * process does not project has reached `head` on the node that does, at
+ * most timeout_ms (WX_ERR_BUSY then). */
+int es_projector_await(struct es_projector *p, const struct es_position *head,
+                       int64_t timeout_ms);
 
 /* Upper bounds (ms) of the lag histogram buckets; one more bucket holds
  * everything above the last bound. */
@@ -169,11 +190,13 @@ struct es_projection_status {
     const char *last_error; /* NULL when none; copied into the arena */
     bool rebuilding;
     struct es_position rebuild_position;
+    bool here; /* this node projects it (holds its lease) */
 };
 
 /* A consumer's live checkpoint as this process's projector last committed
- * it, from memory (no read transaction): WX_ERR_NOT_FOUND for a name it
- * does not run. */
+ * it (on a shared read side, for a consumer another node holds: the
+ * holder's, as last read), from memory (no read transaction):
+ * WX_ERR_NOT_FOUND for a name it does not run. */
 int es_projector_position(struct es_projector *p, const char *name, struct es_position *out);
 
 /* Copies the status of every consumer into arena memory. */
@@ -184,18 +207,19 @@ int es_projector_status(struct es_projector *p, struct wx_arena *arena,
  * connection, and waits for it. fn's error is returned; WX_ERR_CLOSED once
  * the thread is stopping. Callers are done before es_projector_close (the
  * server stops HTTP first), which frees p. */
-int es_projector_job(struct es_projector *p, int (*fn)(struct es_projector *p, sqlite3 *db,
-                                                       void *ctx),
-                     void *ctx);
+int es_projector_job(struct es_projector *p,
+                     int (*fn)(struct es_projector *p, struct rm_conn *conn, void *ctx), void *ctx);
 /* For es_projector_job functions that rebuild one aggregate's rows: in
- * the job's open transaction, `forget` deletes what the consumer has of
- * the stream (its rows, its part of totals), then the stream's events up
- * to the consumer's live checkpoint are applied again through the
- * consumer's own apply, so the rows come back exactly as the projector
- * would have written them. `forget` gets the consumer's live-set handle
- * and ctx. */
-int es_projector_replay_stream(struct es_projector *p, sqlite3 *db, const char *consumer,
-                               const char *stream_id,
+ * the job's open write transaction, the consumer's checkpoint is locked
+ * (its holder's next batch waits, on whichever node), `forget` deletes
+ * what the consumer has of the stream (its rows, its part of totals), then
+ * the stream's events up to the consumer's live checkpoint are applied
+ * again through the consumer's own apply, so the rows come back exactly as
+ * the projector would have written them. `forget` gets the consumer's
+ * live-set handle and ctx. Lock the consumers in the order the domain
+ * registered them. */
+int es_projector_replay_stream(struct es_projector *p, struct rm_conn *conn,
+                               const char *consumer, const char *stream_id,
                                int (*forget)(struct es_proj_tx *tx, void *ctx), void *ctx);
 /* A forget for es_projector_replay_stream: runs each statement of a
  * NULL-terminated list (`{s}` for the set) with ?1 bound to the text in
@@ -206,23 +230,23 @@ struct es_forget_sql {
 };
 int es_projector_forget_sql(struct es_proj_tx *tx, void *forget_sql);
 
-/* A consumer's live set and checkpoint as committed, read on db. */
-int es_projector_live(sqlite3 *db, const char *name, char set_out[ES_SET_BYTES],
-                      struct es_position *position_out);
 const struct es_consumer *es_projector_consumer(struct es_projector *p, const char *name);
 struct es_store *es_projector_store(struct es_projector *p);
+/* The read-model database (the relay's lease lives there). */
+struct rm_db *es_projector_rm(struct es_projector *p);
 
-/* Prepares `tmpl` against the live set of consumer `name` on a read
- * connection inside its read transaction (es_projector_read_begin);
- * position_out (may be NULL) gets that consumer's checkpoint as the same
- * transaction sees it. */
-int es_projector_prepare_live(struct sqlconn *c, const char *name, const char *tmpl,
-                              sqlite3_stmt **st_out, struct es_position *position_out);
-
-/* Read connections for queries. Between acquire and release the caller
- * holds one read transaction (BEGIN ... COMMIT) so the live set it looked
- * up stays consistent with the rows it reads. */
-int es_projector_read_begin(struct es_projector *p, struct sqlconn **conn_out);
-void es_projector_read_end(struct es_projector *p, struct sqlconn *conn);
+/* A read transaction for queries: one read connection, and every
+ * consumer's live set and checkpoint as that transaction sees them, so the
+ * set a query looks up stays consistent with the rows it reads. */
+struct es_read;
+int es_projector_read_begin(struct es_projector *p, struct es_read **out);
+/* Ends the transaction and frees r. Accepts NULL. */
+void es_projector_read_end(struct es_projector *p, struct es_read *r);
+/* Prepares `tmpl` against the live set of consumer `name`; position_out
+ * (may be NULL) gets that consumer's checkpoint in the same snapshot. */
+int es_projector_prepare_live(struct es_read *r, const char *name, const char *tmpl,
+                              struct rm_stmt **st_out, struct es_position *position_out);
+/* The consumer's checkpoint in the read transaction's snapshot. */
+int es_read_position(struct es_read *r, const char *name, struct es_position *position_out);
 
 #endif

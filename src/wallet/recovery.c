@@ -11,41 +11,39 @@
 
 #include "base/err.h"
 #include "base/map.h"
-#include "store/sqlconn.h"
 #include "store/store.h"
 #include "wallet/projections.h"
 
 /* ---- rebuild one wallet ---- */
 
 /* delete_sql: NULL-terminated statements that forget the wallet's rows. */
-static int rebuild_one_consumer(struct es_projector *p, sqlite3 *db, const char *name,
+static int rebuild_one_consumer(struct es_projector *p, struct rm_conn *conn, const char *name,
                                 const char *const *delete_sql, const char *wallet_id)
 {
     char stream[WX_STREAM_ID_BYTES_MAX + 1];
     wallet_stream_id(wallet_id, stream);
     struct es_forget_sql forget = {delete_sql, wallet_id};
-    return es_projector_replay_stream(p, db, name, stream, es_projector_forget_sql, &forget);
+    return es_projector_replay_stream(p, conn, name, stream, es_projector_forget_sql, &forget);
 }
 
-static int rebuild_one_job(struct es_projector *p, sqlite3 *db, void *ctx)
+/* Wallets, then ledger: the order the domain registers them in, which is
+ * the order their checkpoints are locked in (es_projector_replay_stream). */
+static int rebuild_one_job(struct es_projector *p, struct rm_conn *conn, void *ctx)
 {
     const char *wallet_id = ctx;
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return WX_ERR_BUSY;
+    int err = rm_begin(conn, RM_TX_WRITE);
+    if (err)
+        return err;
     static const char *const forget_wallet[] = {"DELETE FROM wallets{s} WHERE id = ?1", NULL};
     static const char *const forget_ledger[] = {
         "DELETE FROM ledger{s} WHERE wallet_id = ?1",
         "DELETE FROM ledger_tail{s} WHERE wallet_id = ?1",
         NULL,
     };
-    int err = rebuild_one_consumer(p, db, "wallets", forget_wallet, wallet_id);
+    err = rebuild_one_consumer(p, conn, "wallets", forget_wallet, wallet_id);
     if (!err)
-        err = rebuild_one_consumer(p, db, "ledger", forget_ledger, wallet_id);
-    if (!err && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        err = WX_ERR_IO;
-    if (err)
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    return err;
+        err = rebuild_one_consumer(p, conn, "ledger", forget_ledger, wallet_id);
+    return rm_end(conn, err);
 }
 
 int wallet_rebuild_one(struct es_projector *p, const char *wallet_id)
@@ -69,12 +67,12 @@ struct money_total {
 };
 
 struct scan {
-    struct sqlconn *c;
+    struct es_read *r;
     struct es_drift_report *report;
     struct wx_buf scratch; /* upcast data */
     struct es_position wallets_pos, ledger_pos;
     struct wx_map wallets; /* id -> struct folded */
-    sqlite3_stmt *ledger_row;
+    struct rm_stmt *ledger_row;
     int64_t ledger_events;
     int64_t events;
     struct es_position last; /* of the last event scanned */
@@ -117,29 +115,34 @@ static struct money_total *total_for(struct scan *sc, const char *currency)
 static void check_ledger_row(struct scan *sc, const char *wallet_id, const struct es_event *ev,
                              const struct wallet_event *e)
 {
-    sqlite3_stmt *st = sc->ledger_row;
-    sqlite3_reset(st);
-    sqlconn_bind_text(st, 1, wallet_id);
-    sqlite3_bind_int64(st, 2, ev->version);
-    int rc = sqlite3_step(st);
+    struct rm_stmt *st = sc->ledger_row;
+    rm_reset(st);
+    rm_bind_text(st, 1, wallet_id);
+    rm_bind_i64(st, 2, ev->version);
+    bool row = false;
+    int err = rm_step(st, &row);
     char field[32];
     snprintf(field, sizeof(field), "entry v%lld", (long long)ev->version);
-    if (rc != SQLITE_ROW) {
+    if (err) {
+        sc->err = err;
+        return;
+    }
+    if (!row) {
         drift_add(sc, wallet_id, "ledger", field, "missing", "present");
         return;
     }
-    const char *type = (const char *)sqlite3_column_text(st, 0);
+    const char *type = rm_column_text(st, 0);
     const char *want = e->kind == WALLET_CREDITED ? "CREDIT" : "DEBIT";
     if (strcmp(type, want) != 0)
         drift_add(sc, wallet_id, "ledger", field, type, want);
-    if (sqlite3_column_int64(st, 1) != e->amount_minor)
-        drift_i64(sc, wallet_id, "ledger", "amountMinor", sqlite3_column_int64(st, 1),
+    if (rm_column_i64(st, 1) != e->amount_minor)
+        drift_i64(sc, wallet_id, "ledger", "amountMinor", rm_column_i64(st, 1),
                   e->amount_minor);
-    if (sqlite3_column_int64(st, 2) != e->balance_before_minor)
-        drift_i64(sc, wallet_id, "ledger", "balanceBeforeMinor", sqlite3_column_int64(st, 2),
+    if (rm_column_i64(st, 2) != e->balance_before_minor)
+        drift_i64(sc, wallet_id, "ledger", "balanceBeforeMinor", rm_column_i64(st, 2),
                   e->balance_before_minor);
-    if (sqlite3_column_int64(st, 3) != e->balance_after_minor)
-        drift_i64(sc, wallet_id, "ledger", "balanceAfterMinor", sqlite3_column_int64(st, 3),
+    if (rm_column_i64(st, 3) != e->balance_after_minor)
+        drift_i64(sc, wallet_id, "ledger", "balanceAfterMinor", rm_column_i64(st, 3),
                   e->balance_after_minor);
 }
 
@@ -203,10 +206,9 @@ static void free_folded(struct wx_map *m)
  * by the open read transaction. */
 static int scan_log(struct es_projector *p, struct scan *sc)
 {
-    char set[ES_SET_BYTES];
-    int err = es_projector_live(sc->c->db, "wallets", set, &sc->wallets_pos);
+    int err = es_read_position(sc->r, "wallets", &sc->wallets_pos);
     if (!err)
-        err = es_projector_prepare_live(sc->c, "ledger",
+        err = es_projector_prepare_live(sc->r, "ledger",
                                   LEDGER_BOTH("type, amount_minor, balance_before_minor,"
                                               " balance_after_minor",
                                               "WHERE wallet_id = ?1 AND version = ?2"),
@@ -224,7 +226,7 @@ static int scan_log(struct es_projector *p, struct scan *sc)
             break;
     }
     wx_buf_free(&sc->scratch);
-    sqlite3_finalize(sc->ledger_row);
+    rm_finalize(sc->ledger_row);
     sc->ledger_row = NULL;
     return err ? err : sc->err;
 }
@@ -232,53 +234,51 @@ static int scan_log(struct es_projector *p, struct scan *sc)
 /* Compares every wallet row with the fold; marks the folds it saw. */
 static int compare_wallet_rows(struct scan *sc)
 {
-    sqlite3_stmt *st;
-    int err = es_projector_prepare_live(sc->c, "wallets",
+    struct rm_stmt *st;
+    int err = es_projector_prepare_live(sc->r, "wallets",
                                   "SELECT id, owner_id, currency, balance_minor, version,"
                                   " created_at_ms, updated_at_ms, coalesce(created_by, ''),"
                                   " coalesce(updated_by, '') FROM wallets{s}",
                                   &st, NULL);
     if (err)
         return err;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(st, 0);
+    bool row;
+    while ((err = rm_step(st, &row)) == 0 && row) {
+        const char *id = rm_column_text(st, 0);
         struct folded *f = wx_map_get(&sc->wallets, id);
         if (f == NULL || f->version == 0) {
             drift_add(sc, id, "wallets", "row", "present", "absent");
             continue;
         }
         f->seen_row = true;
-        const char *owner = (const char *)sqlite3_column_text(st, 1);
-        const char *currency = (const char *)sqlite3_column_text(st, 2);
+        const char *owner = rm_column_text(st, 1);
+        const char *currency = rm_column_text(st, 2);
         if (strcmp(owner, f->s.owner_id) != 0)
             drift_add(sc, id, "wallets", "ownerId", owner, f->s.owner_id);
         if (strcmp(currency, f->s.currency) != 0)
             drift_add(sc, id, "wallets", "currency", currency, f->s.currency);
-        if (sqlite3_column_int64(st, 3) != f->s.balance_minor)
-            drift_i64(sc, id, "wallets", "balanceMinor", sqlite3_column_int64(st, 3),
+        if (rm_column_i64(st, 3) != f->s.balance_minor)
+            drift_i64(sc, id, "wallets", "balanceMinor", rm_column_i64(st, 3),
                       f->s.balance_minor);
-        if (sqlite3_column_int64(st, 4) != f->version)
-            drift_i64(sc, id, "wallets", "version", sqlite3_column_int64(st, 4), f->version);
-        if (sqlite3_column_int64(st, 5) != f->s.created_at_ms)
-            drift_i64(sc, id, "wallets", "createdAtMs", sqlite3_column_int64(st, 5),
+        if (rm_column_i64(st, 4) != f->version)
+            drift_i64(sc, id, "wallets", "version", rm_column_i64(st, 4), f->version);
+        if (rm_column_i64(st, 5) != f->s.created_at_ms)
+            drift_i64(sc, id, "wallets", "createdAtMs", rm_column_i64(st, 5),
                       f->s.created_at_ms);
-        if (sqlite3_column_int64(st, 6) != f->s.updated_at_ms)
-            drift_i64(sc, id, "wallets", "updatedAtMs", sqlite3_column_int64(st, 6),
+        if (rm_column_i64(st, 6) != f->s.updated_at_ms)
+            drift_i64(sc, id, "wallets", "updatedAtMs", rm_column_i64(st, 6),
                       f->s.updated_at_ms);
-        const char *created_by = (const char *)sqlite3_column_text(st, 7);
-        const char *updated_by = (const char *)sqlite3_column_text(st, 8);
+        const char *created_by = rm_column_text(st, 7);
+        const char *updated_by = rm_column_text(st, 8);
         if (strcmp(created_by, f->s.created_by) != 0)
             drift_add(sc, id, "wallets", "createdBy", created_by, f->s.created_by);
         if (strcmp(updated_by, f->s.updated_by) != 0)
             drift_add(sc, id, "wallets", "updatedBy", updated_by, f->s.updated_by);
         struct money_total *t = total_for(sc, currency);
         if (t != NULL)
-            t->rows += sqlite3_column_int64(st, 3);
+            t->rows += rm_column_i64(st, 3);
     }
-    if (rc != SQLITE_DONE)
-        err = sqlconn_err(rc);
-    sqlite3_finalize(st);
+    rm_finalize(st);
     for (size_t i = 0; i < sc->wallets.cap && !err; i++) {
         struct folded *f = sc->wallets.slots[i].value;
         if (f != NULL && f->version > 0 && !f->seen_row)
@@ -290,16 +290,16 @@ static int compare_wallet_rows(struct scan *sc)
 /* Ledger rows nobody accounts for (an entry without its event). */
 static int compare_ledger_count(struct scan *sc)
 {
-    sqlite3_stmt *st;
+    struct rm_stmt *st;
     int err = es_projector_prepare_live(
-        sc->c, "ledger",
+        sc->r, "ledger",
         "SELECT (SELECT count(*) FROM ledger{s}) + (SELECT count(*) FROM ledger_tail{s})", &st,
         NULL);
     if (err)
         return err;
     int64_t rows = 0;
-    err = sqlconn_run_i64(st, &rows);
-    sqlite3_finalize(st);
+    err = rm_run_i64(st, &rows);
+    rm_finalize(st);
     if (!err && rows != sc->ledger_events)
         drift_i64(sc, "*", "ledger", "entries", rows, sc->ledger_events);
     return err;
@@ -311,7 +311,7 @@ static int drift_run(struct es_projector *p, struct scan *sc, struct es_drift_re
     memset(sc, 0, sizeof(*sc));
     sc->report = report;
     wx_map_init(&sc->wallets);
-    int err = es_projector_read_begin(p, &sc->c);
+    int err = es_projector_read_begin(p, &sc->r);
     if (err)
         return err;
     err = scan_log(p, sc);
@@ -326,8 +326,7 @@ static int drift_run(struct es_projector *p, struct scan *sc, struct es_drift_re
 
 static void drift_done(struct es_projector *p, struct scan *sc)
 {
-    if (sc->c != NULL)
-        es_projector_read_end(p, sc->c);
+    es_projector_read_end(p, sc->r);
     free_folded(&sc->wallets);
 }
 
@@ -368,9 +367,9 @@ static int check_ledger_chains(struct scan *sc, struct wx_buf *v, size_t *n)
 {
     /* Both parts come in (wallet, version) order from their keys, so the
      * union is a merge, not a sort of the whole ledger. */
-    sqlite3_stmt *st;
+    struct rm_stmt *st;
     int err = es_projector_prepare_live(
-        sc->c, "ledger",
+        sc->r, "ledger",
         LEDGER_BOTH("wallet_id, version, balance_before_minor, balance_after_minor", "")
         " ORDER BY wallet_id, version",
         &st, NULL);
@@ -378,31 +377,29 @@ static int check_ledger_chains(struct scan *sc, struct wx_buf *v, size_t *n)
         return err;
     char wallet[WX_ID_BYTES_MAX + 1] = "";
     int64_t prev_after = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *w = (const char *)sqlite3_column_text(st, 0);
+    bool row;
+    while ((err = rm_step(st, &row)) == 0 && row) {
+        const char *w = rm_column_text(st, 0);
         if (strcmp(w, wallet) != 0) {
             snprintf(wallet, sizeof(wallet), "%s", w);
             prev_after = 0;
         }
-        int64_t before = sqlite3_column_int64(st, 2), after = sqlite3_column_int64(st, 3);
+        int64_t before = rm_column_i64(st, 2), after = rm_column_i64(st, 3);
         char text[160];
         if (before != prev_after) {
             snprintf(text, sizeof(text), "ledger of %s: version %lld starts at %lld, not %lld", w,
-                     (long long)sqlite3_column_int64(st, 1), (long long)before,
+                     (long long)rm_column_i64(st, 1), (long long)before,
                      (long long)prev_after);
             violation(v, n, text);
         }
         if (after < 0) {
             snprintf(text, sizeof(text), "ledger of %s: negative balance at version %lld", w,
-                     (long long)sqlite3_column_int64(st, 1));
+                     (long long)rm_column_i64(st, 1));
             violation(v, n, text);
         }
         prev_after = after;
     }
-    if (rc != SQLITE_DONE)
-        err = sqlconn_err(rc);
-    sqlite3_finalize(st);
+    rm_finalize(st);
     return err;
 }
 

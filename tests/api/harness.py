@@ -221,6 +221,103 @@ class Server:
         return len(out.stdout.splitlines())
 
 
+def _sql_literal(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, int):
+        return str(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+class ReadSide:
+    """A server's read models, for tests that look underneath them: the
+    SQLite file readmodel.db, or on PostgreSQL the schema <schema>_read in
+    the server's database (read and changed with psql). Rows come back as
+    tuples; on PostgreSQL every all-digit value is an int, as SQLite gives
+    it. Use `?` placeholders."""
+
+    def __init__(self, server):
+        self.server = server
+        self.path = os.path.join(server.data_dir, "readmodel.db")
+        self.schema = server.schema + "_read" if server.store_args else None
+
+    def _psql(self, sql):
+        out = subprocess.run(["psql", PG_URL, "-At", "-F", "\x1f", "-v", "ON_ERROR_STOP=1",
+                              "-c", "SET search_path TO %s" % self.schema, "-c", sql],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise AssertionError("psql: %s" % out.stderr[-500:])
+        rows = []
+        for line in out.stdout.splitlines()[1:]:  # the first is SET's own line
+            rows.append(tuple(int(v) if re.fullmatch(r"-?\d+", v) else v
+                              for v in line.split("\x1f")))
+        return rows
+
+    def rows(self, sql, *params):
+        if self.schema is None:
+            import sqlite3
+            db = sqlite3.connect(self.path, timeout=10)
+            try:
+                return db.execute(sql, params).fetchall()
+            finally:
+                db.close()
+        parts = sql.split("?")
+        text = parts[0] + "".join(_sql_literal(v) + rest for v, rest in zip(params, parts[1:]))
+        return self._psql(text)
+
+    def execute(self, sql, *params):
+        self.execute_all([(sql,) + params])
+
+    def execute_all(self, statements):
+        """Changes rows in one transaction, as the projector would: on
+        PostgreSQL after locking every checkpoint row, so no batch or fold
+        of the node that projects is half-way through the same rows
+        (SQLite's write lock does that). statements: (sql, *params) tuples."""
+        if self.schema is None:
+            import sqlite3
+            db = sqlite3.connect(self.path, timeout=10)
+            try:
+                for sql, *params in statements:
+                    db.execute(sql, params)
+                db.commit()
+            finally:
+                db.close()
+            return
+        texts = []
+        for sql, *params in statements:
+            parts = sql.split("?")
+            texts.append(parts[0] + "".join(_sql_literal(v) + rest
+                                            for v, rest in zip(params, parts[1:])))
+        self._psql("BEGIN; SELECT name FROM projections FOR UPDATE; %s; COMMIT"
+                   % "; ".join(texts))
+
+    def live_set(self, name):
+        return self.rows("SELECT live_set FROM projections WHERE name = ?", name)[0][0]
+
+    def drop(self):
+        """Deletes the whole read side (the server is stopped)."""
+        if self.schema is None:
+            os.unlink(self.path)
+        else:
+            subprocess.run(["psql", PG_URL, "-c", "DROP SCHEMA %s CASCADE" % self.schema],
+                           capture_output=True, check=True)
+
+    def tables(self, suffix):
+        if self.schema is None:
+            return [t for (t,) in self.rows("SELECT name FROM sqlite_master WHERE type='table'"
+                                            " AND name LIKE ?", "%" + suffix)]
+        return [t for (t,) in self.rows("SELECT tablename FROM pg_tables WHERE schemaname = ?"
+                                        " AND tablename LIKE ?", self.schema, "%" + suffix)]
+
+    def dump(self):
+        """Every read-model table by logical name (set suffix stripped), rows sorted."""
+        out = {}
+        for name, live in self.rows("SELECT name, live_set FROM projections ORDER BY name"):
+            for t in self.tables(live):
+                out[t[: -len(live)]] = sorted(self.rows("SELECT * FROM %s" % t), key=repr)
+        return out
+
+
 class Runner:
     """A tiny test runner: functions named test_*, one line per result and the
     closing line 'N passed, N failed'."""

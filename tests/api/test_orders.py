@@ -470,9 +470,10 @@ def test_pay_debits_the_wallet_in_the_same_commit(s):
     expect(paid["data"] == {"orderId": oid, "walletId": w, "amountMinor": 1250}, paid)
     # One commit: the two events are neighbours in the log, the answer names
     # the later one, and both carry the request's correlation id.
-    keys = sorted([position_key(debit["position"]), position_key(paid["position"])])
-    expect(keys[1][0] == keys[0][0] and keys[1][1] == keys[0][1] + 1 and
-           keys[1] == position_key(s.position), (keys, s.position))
+    positions = sorted([position_key(debit["position"]), position_key(paid["position"])])
+    answered = position_key(h["x-position"])
+    expect(positions[0][0] == positions[1][0] and positions[1][1] == positions[0][1] + 1
+           and positions[1] == answered, (positions, answered))
     expect(debit["metadata"]["correlationId"] == cid == paid["metadata"]["correlationId"])
     expect(debit["metadata"]["causationId"] == paid["metadata"]["causationId"])
     # The ledger shows it as a debit with its description.

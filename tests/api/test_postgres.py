@@ -250,6 +250,240 @@ def proc_two_nodes_one_database():
         n2.cleanup()
 
 
+def projected_here(s):
+    """{consumer: projectedHere} of a node, or None when it does not answer."""
+    try:
+        st, _, _, body = s.request("GET", "/admin/projections", headers={"X-Min-Position": "0"})
+    except OSError:
+        return None
+    return {p["name"]: p["projectedHere"] for p in body["data"]} if st == 200 else None
+
+
+class Transfers:
+    """Transfers back and forth between a few wallets from threads bound to
+    nodes, until stopped; a thread whose node dies moves to the next live
+    one, as a client behind a load balancer would. Keeps every
+    acknowledged transfer id and the highest X-Position each node gave."""
+
+    def __init__(self, nodes, wallets, threads=8):
+        self.nodes, self.wallets = nodes, wallets
+        self.acked, self.codes, self.positions = [], {}, {}
+        self.stop = False
+        # Daemons: a failing test must not hang on them.
+        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True)
+                        for i in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def run(self, i):
+        k = 0
+        node = i % len(self.nodes)
+        while not self.stop:
+            k += 1
+            a = self.wallets[(i + k) % len(self.wallets)]
+            b = self.wallets[(i + 3 * k + 1) % len(self.wallets)]
+            if a == b:
+                continue
+            tid = "t-%d-%d-%d" % (os.getpid(), i, k)
+            s = self.nodes[node]
+            try:
+                st, h, _, _ = post(s, "/transfers", {"transferId": tid, "fromWalletId": a,
+                                                     "toWalletId": b, "amount": "1.00"})
+            except OSError:
+                node = (node + 1) % len(self.nodes)  # that node is gone: fail over
+                time.sleep(0.01)
+                continue
+            with _lock:
+                self.codes[st] = self.codes.get(st, 0) + 1
+                if st == 201:
+                    self.acked.append(tid)
+                    old = self.positions.get(node, "0")
+                    if position_key(h["x-position"]) > position_key(old):
+                        self.positions[node] = h["x-position"]
+
+    def finish(self):
+        self.stop = True
+        for t in self.threads:
+            t.join()
+
+
+# API.md: a token issued or revoked is known on every node within 1 s.
+TOKEN_DELAY_S_MAX = 1.0
+
+
+def until_status(node, path, token, status):
+    """Seconds until `path` with `token` answers `status` on node (None
+    past three times the promised delay)."""
+    started = time.time()
+    while time.time() - started < 3 * TOKEN_DELAY_S_MAX:
+        if node.request("GET", path, token=token)[0] == status:
+            return time.time() - started
+        time.sleep(0.01)
+    return None
+
+
+def tokens_cross_nodes(n1, n2):
+    """A user token issued on one node works on the other within the
+    promised delay (its refresher reads the tokens read model another node
+    may project); revoked there, the first refuses it within the delay."""
+    subject = uid("u")
+    st, _, payload, body = post(n1, "/admin/tokens", {"role": "user", "subject": subject})
+    expect(st == 201, payload)
+    mine = "/wallets?ownerId=" + subject
+    expect(n1.request("GET", mine, token=body["token"])[0] == 200, "known at once where issued")
+    issued = until_status(n2, mine, body["token"], 200)
+    expect(issued is not None and issued <= TOKEN_DELAY_S_MAX, ("issued, known after", issued))
+    st, _, payload, _ = n2.request("DELETE", "/admin/tokens/" + body["tokenId"])
+    expect(st == 204, payload)
+    expect(n2.request("GET", mine, token=body["token"])[0] == 401, "refused at once where revoked")
+    revoked = until_status(n1, mine, body["token"], 401)
+    expect(revoked is not None and revoked <= TOKEN_DELAY_S_MAX, ("revoked, known after", revoked))
+    print("     a token issued on one node known on the other after %.0f ms, its revocation"
+          " after %.0f ms" % (issued * 1000, revoked * 1000), flush=True)
+
+
+def proc_two_nodes_share_the_read_side():
+    """Two nodes on one database share one read side: the first projects
+    every read model, the other answers queries from the same tables and
+    follows its checkpoints; a token issued or revoked on one is known on
+    the other within API.md's second. Transfers both ways on the same four
+    wallets from both nodes; kill -9 of the node that projects: the other
+    takes its leases over and catches up, every acknowledged transfer is
+    there, money is conserved, and a position from either node is waited
+    for on the other."""
+    schema = "shared_%d" % os.getpid()
+    n1 = pg_server(schema).start()
+    n2 = pg_server(schema)
+    n2.token = n1.token  # the first start's token is in n1's directory; tokens are in the log
+    n2.start()
+    load = None
+    try:
+        expect(all(projected_here(n1).values()), projected_here(n1))
+        expect(not any(projected_here(n2).values()), projected_here(n2))
+        # The dashboard's feed on both nodes: the same read models, each
+        # projected by one of them, and one node delivering webhooks.
+        stats = [n.request("GET", "/admin/stats") for n in (n1, n2)]
+        expect(all(st[0] == 200 for st in stats), stats)
+        expect([sorted((p["name"], p["projectedHere"]) for p in st[3]["projections"])
+                for st in stats] == [sorted((name, here) for name in projected_here(n1))
+                                     for here in (True, False)], stats)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            delivering = [n.request("GET", "/admin/stats")[3]["webhooks"]["deliversHere"]
+                          for n in (n1, n2)]
+            if sorted(delivering) == [False, True]:
+                break
+            time.sleep(0.05)
+        expect(sorted(delivering) == [False, True], delivering)
+        tokens_cross_nodes(n1, n2)
+        wallets = [uid() for _ in range(4)]
+        for w in wallets:
+            create(n1, w, "1000.00")
+        # Created on one node, visible on the other at that node's position.
+        n2.note_position(n1.position)
+        expect(all(n2.request("GET", "/wallets/" + w)[0] == 200 for w in wallets))
+        load = Transfers([n1, n2], wallets)
+        time.sleep(1.0)
+        n1.proc.kill()  # SIGKILL: no clean stop, no lease handed over
+        n1.proc.wait()
+        n1.proc = None
+        killed = time.time()
+        took_over = None
+        while time.time() - killed < 10:
+            here = projected_here(n2)
+            if here and all(here.values()):
+                took_over = time.time() - killed
+                break
+            time.sleep(0.02)
+        expect(took_over is not None, "the live node did not take the read models over")
+        time.sleep(0.5)
+        load.finish()
+        print("     takeover after kill -9: %.0f ms; %d transfers acknowledged %r"
+              % (took_over * 1000, len(load.acked), load.codes), flush=True)
+        expect(set(load.codes) <= {201, 409, 422}, load.codes)
+        expect(len(load.acked) > 50 and 1 in load.positions and 0 in load.positions, load.codes)
+        # The dead node's last acknowledged position is waited for on the
+        # live one, and every acknowledged transfer is in its read models.
+        n2.position = load.positions[0]
+        n2.note_position(load.positions[1])
+        for tid in load.acked:
+            st, _, _, body = n2.request("GET", "/transfers/" + tid)
+            expect(st == 200, (tid, st, body))
+        total = sum(n2.request("GET", "/wallets/" + w)[3]["balance"] for w in wallets)
+        expect(total == Decimal("4000.00"), total)
+        # Back up, the killed node follows: a position the other gave is
+        # answered here, with the same balances.
+        n1.start()
+        expect(not any(projected_here(n1).values()), projected_here(n1))
+        n1.position = n2.position
+        for w in wallets:
+            a, b = n1.request("GET", "/wallets/" + w), n2.request("GET", "/wallets/" + w)
+            expect(a[0] == 200 and a[3] == b[3], (a[3], b[3]))
+            expect(a[3]["balance"] >= 0, a[3])
+        r = verify_log(schema)
+        expect(r.returncode == 0 and json.loads(r.stdout)["ok"], r.stdout[-800:] + r.stderr[-500:])
+        expect(n1.stop() == 0 and n2.stop() == 0)
+    finally:
+        if load is not None:
+            load.finish()
+        n1.cleanup()
+        n2.cleanup()
+
+
+def proc_leases_move_and_rebuilds_cross_nodes():
+    """A read model's rebuild asked for on a node that does not project it
+    runs on the one that does; a one-wallet rebuild on the follower waits
+    for the holder's batches (the checkpoint row is locked) and leaves no
+    drift; a clean stop hands every lease over."""
+    schema = "leases_%d" % os.getpid()
+    n1 = pg_server(schema).start()
+    n2 = pg_server(schema)
+    n2.token = n1.token  # the first start's token is in n1's directory; tokens are in the log
+    n2.start()
+    load = None
+    try:
+        wallets = [uid() for _ in range(3)]
+        for w in wallets:
+            create(n1, w, "100.00")
+        # The rebuilds replay up to the holder's checkpoint: past the wallets.
+        n2.position = n1.position
+        expect(all(n2.request("GET", "/wallets/" + w)[0] == 200 for w in wallets))
+        load = Transfers([n1], wallets, threads=2)
+        st, _, _, body = n2.request("POST", "/admin/projections/wallets/rebuild")
+        expect(st == 202, body)
+        for w in wallets:
+            st, _, _, body = n2.request("POST", "/admin/wallets/%s/rebuild" % w)
+            expect(st == 200, body)
+        time.sleep(0.5)
+        load.finish()
+
+        def rebuilt():
+            p = {x["name"]: x for x in n1.request("GET", "/admin/projections")[3]["data"]}
+            return p["wallets"]["status"] == "running" and p["wallets"]["lag"] == 0
+        wait = time.time() + 20
+        while not rebuilt() and time.time() < wait:
+            time.sleep(0.05)
+        expect(rebuilt(), n1.request("GET", "/admin/projections")[3])
+        expect("rebuilt and swapped in" in n1.log(), "the holder did not rebuild")
+        n2.note_position(n1.position)
+        for node in (n1, n2):
+            drift = node.request("GET", "/admin/drift")[3]
+            expect(drift["drifted"] == [], drift)
+        # A clean stop ends the holder's sessions: the other takes over.
+        expect(n1.stop() == 0)
+        stopped = time.time()
+        while time.time() - stopped < 5 and not all((projected_here(n2) or {"": False}).values()):
+            time.sleep(0.02)
+        expect(all(projected_here(n2).values()), projected_here(n2))
+        print("     takeover after SIGTERM: %.0f ms" % ((time.time() - stopped) * 1000), flush=True)
+        expect(n2.stop() == 0)
+    finally:
+        if load is not None:
+            load.finish()
+        n1.cleanup()
+        n2.cleanup()
+
+
 def same_wallets(s, before):
     """The read side has caught up with the log and shows these wallets."""
     deadline = time.time() + 20
@@ -348,7 +582,8 @@ def main():
         CLUSTER = cluster
         harness.PG_URL = cluster.url
         runner.run([proc_unreachable_at_start, proc_restart_and_outage_under_load,
-                    proc_two_nodes_one_database, proc_migrate_round_trip])
+                    proc_two_nodes_one_database, proc_two_nodes_share_the_read_side,
+                    proc_leases_move_and_rebuilds_cross_nodes, proc_migrate_round_trip])
     runner.finish()
 
 

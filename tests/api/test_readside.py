@@ -19,7 +19,7 @@ from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Server, expect, expect_problem, position_key, run_suite  # noqa: E402
+from harness import ReadSide, Server, expect, expect_problem, position_key, run_suite  # noqa: E402
 
 BINARY = None
 _n = [0]
@@ -69,18 +69,14 @@ def tool(data_dir, cmd):
                           capture_output=True, text=True)
 
 
-def dump_read_side(path):
-    """Every read-model table by logical name (set suffix stripped), rows sorted."""
-    db = sqlite3.connect(path)
-    out = {}
-    for name, live in db.execute("SELECT name, live_set FROM projections ORDER BY name"):
-        tables = [t for (t,) in db.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name LIKE ?",
-            ("%" + live,))]
-        for t in tables:
-            rows = db.execute("SELECT * FROM %s" % t).fetchall()
-            out[t[: -len(live)]] = sorted(rows, key=repr)
-    db.close()
+def differences(a, b):
+    """What differs between two dumps, briefly."""
+    out = []
+    for t in sorted(set(a) | set(b)):
+        x, y = a.get(t, []), b.get(t, [])
+        if x != y:
+            out.append((t, len(x), len(y), [r for r in x if r not in y][:2],
+                        [r for r in y if r not in x][:2]))
     return out
 
 
@@ -238,14 +234,14 @@ def test_drift_finds_and_wallet_rebuild_fixes(s):
     wid = create(s, initial="5.00")
     post(s, "/wallets/%s/credit" % wid, {"amount": "1"})
     wait_until(lambda: caught_up(s), what="catch up")
-    db = sqlite3.connect(os.path.join(s.data_dir, "readmodel.db"), timeout=10)
-    wset = db.execute("SELECT live_set FROM projections WHERE name='wallets'").fetchone()[0]
-    lset = db.execute("SELECT live_set FROM projections WHERE name='ledger'").fetchone()[0]
-    db.execute("UPDATE wallets%s SET balance_minor = balance_minor + 1 WHERE id = ?" % wset, (wid,))
-    for table in ("ledger", "ledger_tail"):  # the entry is in one of them, staged or folded
-        db.execute("DELETE FROM %s%s WHERE wallet_id = ? AND version = 3" % (table, lset), (wid,))
-    db.commit()
-    db.close()
+    rs = ReadSide(s)
+    wset, lset = rs.live_set("wallets"), rs.live_set("ledger")
+    # The entry is in one of two tables, staged or folded: both in one
+    # transaction, or a fold between the two could move it out of reach.
+    rs.execute_all([("UPDATE wallets%s SET balance_minor = balance_minor + 1 WHERE id = ?" % wset,
+                     wid)] +
+                   [("DELETE FROM %s%s WHERE wallet_id = ? AND version = 3" % (table, lset), wid)
+                    for table in ("ledger", "ledger_tail")])
     drift = s.request("GET", "/admin/drift")[3]
     fields = {(d["walletId"], d["model"], d["field"]) for d in drift["drifted"]}
     expect((wid, "wallets", "balanceMinor") in fields, drift)
@@ -262,16 +258,20 @@ def test_drift_finds_and_wallet_rebuild_fixes(s):
 
 # ------------------------------------------------------------ with own servers
 
+def placed(folded, staged):
+    """Where (ledger, ledger_tail) should hold a wallet's entries: SQLite
+    stages new ones in the tail; PostgreSQL writes every entry straight to
+    the ledger (src/wallet/projections.c)."""
+    return (sorted(folded + staged), []) if harness.PG_URL else (folded, staged)
+
+
 def ledger_rows(s, wid):
     """The wallet's ledger versions in (folded ledger, staged tail)."""
-    db = sqlite3.connect(os.path.join(s.data_dir, "readmodel.db"), timeout=10)
-    try:
-        lset = db.execute("SELECT live_set FROM projections WHERE name='ledger'").fetchone()[0]
-        return tuple([v for (v,) in db.execute(
-            "SELECT version FROM %s%s WHERE wallet_id = ? ORDER BY version" % (t, lset), (wid,))]
-            for t in ("ledger", "ledger_tail"))
-    finally:
-        db.close()
+    rs = ReadSide(s)
+    lset = rs.live_set("ledger")
+    return tuple([v for (v,) in rs.rows(
+        "SELECT version FROM %s%s WHERE wallet_id = ? ORDER BY version" % (t, lset), wid)]
+        for t in ("ledger", "ledger_tail"))
 
 
 def whole_ledger(s, wid):
@@ -305,7 +305,8 @@ def server_with_faults():
 
 def proc_ledger_staged_then_folded():
     """New ledger entries are staged in ledger_tail and folded into ledger in
-    batches (src/wallet/projections.c). Pages, transfers, drift, a wallet
+    batches on SQLite, written to ledger at once on PostgreSQL
+    (src/wallet/projections.c). Pages, transfers, drift, a wallet
     rebuild and a restart must read the same entries wherever they are; the
     fault file fold-ledger holds them in the tail."""
     with server_with_faults() as (s, fault_dir):
@@ -313,7 +314,8 @@ def proc_ledger_staged_then_folded():
         a, b = create(s, initial="10.00"), create(s)
         post(s, "/wallets/%s/credit" % a, {"amount": "1.00"})
         # Quiet: the projector folds by itself.
-        wait_until(lambda: caught_up(s) and ledger_rows(s, a) == ([2, 3], []), what="idle fold")
+        wait_until(lambda: caught_up(s) and ledger_rows(s, a) == placed([2, 3], []),
+                   what="idle fold")
         open(hold, "w").close()
         post(s, "/wallets/%s/credit" % a, {"amount": "2.00"})
         tid = uid("t")
@@ -321,7 +323,7 @@ def proc_ledger_staged_then_folded():
                                "amount": "3.00"})
         post(s, "/wallets/%s/debit" % a, {"amount": "0.50"})
         wait_until(lambda: caught_up(s), what="catch up")
-        expect(ledger_rows(s, a) == ([2, 3], [4, 5, 6]), ledger_rows(s, a))
+        expect(ledger_rows(s, a) == placed([2, 3], [4, 5, 6]), ledger_rows(s, a))
         split = whole_ledger(s, a)
         expect([e["version"] for e in split] == [2, 3, 4, 5, 6], split)
         expect([str(e["balanceAfter"]) for e in split] == ["10.00", "11.00", "13.00", "10.00",
@@ -333,21 +335,22 @@ def proc_ledger_staged_then_folded():
         expect(s.request("GET", "/admin/drift")[3]["drifted"] == [])
         # A wallet rebuild re-stages the wallet's entries; nothing changes.
         expect(s.request("POST", "/admin/wallets/%s/rebuild" % a)[0] == 200)
-        expect(ledger_rows(s, a) == ([], [2, 3, 4, 5, 6]), ledger_rows(s, a))
+        expect(ledger_rows(s, a) == placed([], [2, 3, 4, 5, 6]), ledger_rows(s, a))
         expect(whole_ledger(s, a) == split)
         # Staged entries survive a restart (the hold keeps even the close
         # from folding).
         expect(s.stop() == 0)
         s.start()
-        expect(ledger_rows(s, a) == ([], [2, 3, 4, 5, 6]) and whole_ledger(s, a) == split)
+        expect(ledger_rows(s, a) == placed([], [2, 3, 4, 5, 6]) and whole_ledger(s, a) == split)
         os.unlink(hold)
         # With no new event after the restart, the stage the earlier process
         # left still folds, at the first quiet moment (a kill -9 between
         # folds leaves the same).
-        wait_until(lambda: ledger_rows(s, a) == ([2, 3, 4, 5, 6], []),
+        wait_until(lambda: ledger_rows(s, a) == placed([2, 3, 4, 5, 6], []),
                    what="fold of a stage left by the earlier process")
         post(s, "/wallets/%s/credit" % a, {"amount": "0.25"})
-        wait_until(lambda: caught_up(s) and ledger_rows(s, a) == ([2, 3, 4, 5, 6, 7], []),
+        wait_until(lambda: caught_up(s) and ledger_rows(s, a) == placed([2, 3, 4, 5, 6, 7],
+                                                                           []),
                    what="fold after the hold")
         after = whole_ledger(s, a)
         expect(after[:5] == split and str(after[5]["balanceAfter"]) == "9.75", after)
@@ -357,11 +360,39 @@ def proc_ledger_staged_then_folded():
         expect(r.returncode == 0 and json.loads(r.stdout)["wallet"]["ledgerEntries"] == 7, r.stdout)
 
 
+def proc_read_model_of_an_older_release():
+    """A read model written before createdBy and updatedBy existed (issue
+    21) keeps serving after the upgrade, on SQLite and PostgreSQL alike: at
+    open the projector adds the columns a release added where a table lacks
+    them (es_consumer.columns_added), and what it projects from then on
+    fills them."""
+    s = Server(BINARY).start()
+    try:
+        wid = create(s, initial="5.00")
+        wait_until(lambda: caught_up(s), what="catch up")
+        expect(s.stop() == 0)
+        rs = ReadSide(s)
+        wset = rs.live_set("wallets")
+        rs.execute_all([("ALTER TABLE wallets%s DROP COLUMN %s" % (wset, c),)
+                        for c in ("created_by", "updated_by")])
+        s.start()
+        st, _, _, w = s.request("GET", "/wallets/" + wid)
+        expect(st == 200 and w["balance"] == Decimal("5.00") and w["updatedBy"] is None, w)
+        expect(post(s, "/wallets/%s/credit" % wid, {"amount": "1"})[0] == 200)
+        st, _, _, w = s.request("GET", "/wallets/" + wid)
+        expect(st == 200 and w["updatedBy"] == "admin" and w["balance"] == Decimal("6.00"), w)
+        expect(s.stop() == 0)
+    finally:
+        s.cleanup()
+
+
 def proc_read_model_after_a_reboot():
     """The read model runs without fsync under a boot marker
-    (src/proj/bootguard.h): left open by another boot, it is rebuilt from
+    (src/rm/bootguard.h): left open by another boot, it is rebuilt from
     the log; left open by this boot (a process crash) or closed cleanly, it
-    is kept."""
+    is kept. SQLite's read side only: PostgreSQL keeps its own."""
+    if harness.PG_URL:
+        return
     s = Server(BINARY).start()
     marker = os.path.join(s.data_dir, "readmodel.db.boot")
     try:
@@ -438,20 +469,22 @@ def proc_replay_gives_identical_tables():
         some_activity(s)
         wait_until(lambda: caught_up(s), what="catch up")
         expect(s.stop() == 0)
-        path = os.path.join(s.data_dir, "readmodel.db")
-        before = dump_read_side(path)
+        rs = ReadSide(s)
+        before = rs.dump()
         expect(len(before["wallets"]) == 8 and len(before["ledger"]) > 50, before.keys())
-        os.unlink(path)
+        rs.drop()
         r = tool(s.data_dir, "rebuild")
         expect(r.returncode == 0, r.stderr)
-        expect(dump_read_side(path) == before, "rebuilt tables differ")
+        after = rs.dump()
+        expect(after == before, ("rebuilt tables differ", differences(before, after)))
         # Deleting the read side and starting the server rebuilds it too.
-        os.unlink(path)
+        rs.drop()
         s.start()
         s.position = 10 ** 9  # unknown: wait until the projector has caught up
         wait_until(lambda: caught_up(s), what="rebuild at start")
         expect(s.stop() == 0)
-        expect(dump_read_side(path) == before, "tables rebuilt at start differ")
+        after = rs.dump()
+        expect(after == before, ("tables rebuilt at start differ", differences(before, after)))
         r = tool(s.data_dir, "drift")
         expect(r.returncode == 0 and json.loads(r.stdout)["drifted"] == [], r.stdout)
     finally:
@@ -493,11 +526,9 @@ def proc_kill_9_during_projection():
         report = json.loads(r.stdout)
         expect(r.returncode == 0 and report["ok"], r.stdout[:2000])
         # Every acknowledged transfer has its two ledger entries, no more.
-        db = sqlite3.connect(os.path.join(s.data_dir, "readmodel.db"))
-        lset = db.execute("SELECT live_set FROM projections WHERE name='ledger'").fetchone()[0]
-        legs = db.execute("SELECT count(*) FROM ledger%s WHERE transfer_id IS NOT NULL"
-                          % lset).fetchone()[0]
-        db.close()
+        rs = ReadSide(s)
+        legs = rs.rows("SELECT count(*) FROM ledger%s WHERE transfer_id IS NOT NULL"
+                       % rs.live_set("ledger"))[0][0]
         expect(legs >= 2 * acked[0] and legs % 2 == 0, (legs, acked[0]))
         expect(report["wallet"]["ledgerEntries"] == 10 + legs, report)
     finally:
@@ -511,14 +542,12 @@ def proc_verify_detects_broken_invariant():
         wait_until(lambda: caught_up(s), what="catch up")
         expect(s.stop() == 0)
         expect(tool(s.data_dir, "verify").returncode == 0)
-        db = sqlite3.connect(os.path.join(s.data_dir, "readmodel.db"))
-        lset = db.execute("SELECT live_set FROM projections WHERE name='ledger'").fetchone()[0]
+        rs = ReadSide(s)
+        lset = rs.live_set("ledger")
         # A clean stop folded every entry into ledger{set}.
-        db.execute("UPDATE ledger%s SET balance_before_minor = balance_before_minor + 7"
+        rs.execute("UPDATE ledger%s SET balance_before_minor = balance_before_minor + 7"
                    " WHERE (wallet_id, version) IN (SELECT wallet_id, version FROM ledger%s"
                    " LIMIT 1)" % (lset, lset))
-        db.commit()
-        db.close()
         r = tool(s.data_dir, "verify")
         report = json.loads(r.stdout)
         expect(r.returncode == 1 and not report["ok"] and report["violations"], r.stdout[:1000])
@@ -621,7 +650,9 @@ def main():
         sys.exit(2)
     BINARY = os.path.abspath(sys.argv[1])
     random.seed(7)
-    run_suite(BINARY, globals(), [proc_ledger_staged_then_folded, proc_read_model_after_a_reboot,
+    run_suite(BINARY, globals(), [proc_ledger_staged_then_folded,
+                                  proc_read_model_of_an_older_release,
+                                  proc_read_model_after_a_reboot,
                                   proc_failure_and_recovery, proc_replay_gives_identical_tables,
                 proc_kill_9_during_projection, proc_verify_detects_broken_invariant,
                 proc_backup_while_writing_and_restore,

@@ -549,11 +549,11 @@ def identity(client):
     send("identity", "GET", "/orders?customerId=owner-1", user, None, {403})
     send("identity", "POST", "/orders", user, {"customerId": "owner-1", "items": []}, {403})
     send("identity", "GET", "/wallets/admin-wallet", user, None, {404})
-    # Another customer's order is no order at all to a user, creating one
-    # with its orderId included (404, not 409 order_already_exists).
+    # Another customer's order is no order at all to a user, except that its
+    # orderId is taken: a create with it is 409, as a wallet's is.
     send("identity", "POST", "/orders", admin,
          {"orderId": "admin-order", "customerId": "owner-1", "items": []}, {201})
-    send("identity", "POST", "/orders", user, {"orderId": "admin-order", "items": []}, {404})
+    send("identity", "POST", "/orders", user, {"orderId": "admin-order", "items": []}, {409})
     send("identity", "GET", "/orders/admin-order/events", user, None, {404})
     send("identity", "HEAD", "/wallets/admin-wallet/ledger", user, None, {404})
     send("identity", "POST", "/wallets/admin-wallet/debit", user, {"amount": "1.00"}, {404})

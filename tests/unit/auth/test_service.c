@@ -50,8 +50,11 @@ static int setup(void **state)
     assert_int_equal(es_store_open("memory", &cfg, &f->store), 0);
     char path[128];
     snprintf(path, sizeof(path), "%s/readmodel.db", f->dir);
-    struct es_projector_config pc = {
-        .store = f->store, .db_path = path, .consumers = token_consumers, .consumers_len = 1};
+    struct es_projector_config pc = {.store = f->store,
+                                     .backend = &rm_sqlite_ops,
+                                     .rm = {.path = path},
+                                     .consumers = token_consumers,
+                                     .consumers_len = 1};
     assert_int_equal(es_projector_open(&pc, &f->projector), 0);
     assert_int_equal(es_projector_start(f->projector), 0);
     struct es_writer_config wc = {.store = f->store,
@@ -222,8 +225,11 @@ static void test_first_start_waits_for_the_read_model(void **state)
     assert_int_equal(es_store_open("memory", &cfg, &fp->store), 0);
     char path[128];
     snprintf(path, sizeof(path), "%s/readmodel.db", fp->dir);
-    struct es_projector_config pc = {
-        .store = fp->store, .db_path = path, .consumers = token_consumers, .consumers_len = 1};
+    struct es_projector_config pc = {.store = fp->store,
+                                     .backend = &rm_sqlite_ops,
+                                     .rm = {.path = path},
+                                     .consumers = token_consumers,
+                                     .consumers_len = 1};
     assert_int_equal(es_projector_open(&pc, &fp->projector), 0); /* not started yet */
     struct es_writer_config wc = {.store = fp->store, .clock = &wx_clock_system};
     assert_int_equal(es_writer_start(&wc, &fp->writer), 0);

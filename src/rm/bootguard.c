@@ -1,5 +1,5 @@
 /* The read model's boot marker; see bootguard.h. */
-#include "proj/bootguard.h"
+#include "rm/bootguard.h"
 
 #include <errno.h>
 #include <fcntl.h>

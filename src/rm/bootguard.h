@@ -11,8 +11,8 @@
  * those bursts delayed the writer's own fsync; without them p99 at 64
  * connections fell from 10-11 ms to 7.7 ms (docs/architecture.md).
  */
-#ifndef WALLEX_PROJ_BOOTGUARD_H
-#define WALLEX_PROJ_BOOTGUARD_H
+#ifndef WALLEX_RM_BOOTGUARD_H
+#define WALLEX_RM_BOOTGUARD_H
 
 #include <stdbool.h>
 
