@@ -358,7 +358,7 @@
 
 /* Prepared statements one consumer may use (each handle keeps this many
  * pointers): the files consumer writes four tables that change together
- * and uses 26. */
+ * and uses 30. */
 #define WX_CONSUMER_STMTS_MAX 32
 
 /* Retry of a failed projection: first wait, doubling up to the maximum. */

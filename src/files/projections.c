@@ -7,9 +7,9 @@
  * Every apply is idempotent: the item's row carries the version of the
  * last event it took, and an event at or below it is skipped. The SQL is
  * the dialect SQLite and PostgreSQL share (ON CONFLICT, BIGINT, ?N, row
- * values, correlated subqueries; WITHOUT ROWID is SQLite's alone). Names
- * and paths compare by their bytes, SQLite's BINARY collation (PostgreSQL
- * needs COLLATE "C" on those columns for the same order).
+ * values, correlated subqueries, substr and length counting characters;
+ * rm/rm.h). Ids, names and paths are RM_TEXT: they compare by their bytes
+ * on both backends, so pages and the search's prefix ranges agree.
  */
 #include "files/projections.h"
 
@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "base/err.h"
-#include "store/sqlconn.h"
 
 /* ---- decoding each event once ---- */
 
@@ -79,6 +78,9 @@ enum {
     I_PERMISSIONS_RAISE,
     I_SUBJECT_CLEAR,
     I_SUBJECT_FILL,
+    I_NEW_CLEAR,
+    I_NEW_INHERIT,
+    I_NEW_OWNER,
 };
 
 static const char *const items_sql[] = {
@@ -166,6 +168,18 @@ static const char *const items_sql[] = {
         " FROM item_tree{s} t JOIN item_tree{s} a ON a.descendant = t.descendant"
         " JOIN items{s} i ON i.id = a.ancestor AND i.owner_id = ?2 WHERE t.ancestor = ?1"
         ") x JOIN items{s} it ON it.id = x.d GROUP BY x.d, it.trashed_at_ms",
+    /* A new item's permissions: its folder's, and manage for its owner (it
+     * has no grants yet, and is not trashed). Each row by its key, so the
+     * plan is the same at any size on both backends; the subtree's join
+     * above, which PostgreSQL plans as hash joins over whole tables until
+     * it has statistics, cost 2.5 ms a create at 4k items there. */
+    [I_NEW_CLEAR] = "DELETE FROM item_permissions{s} WHERE item_id = ?1",
+    [I_NEW_INHERIT] =
+        "INSERT INTO item_permissions{s}(item_id, subject, level, trashed_at_ms)"
+        " SELECT ?1, subject, level, NULL FROM item_permissions{s} WHERE item_id = ?2",
+    [I_NEW_OWNER] =
+        "INSERT INTO item_permissions{s}(item_id, subject, level, trashed_at_ms)"
+        " VALUES (?1, ?2, 3, NULL) ON CONFLICT(item_id, subject) DO UPDATE SET level = 3",
     NULL,
 };
 
@@ -183,54 +197,52 @@ struct row {
 static int row_get(struct es_proj_tx *tx, const char *id, struct row *r)
 {
     r->exists = false;
-    sqlite3_stmt *st = es_proj_stmt(tx, I_ROW);
+    struct rm_stmt *st = es_proj_stmt(tx, I_ROW);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, id);
-    int err = 0;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *path = (const char *)sqlite3_column_text(st, 2);
+    rm_bind_text(st, 1, id);
+    bool found = false;
+    int err = rm_step(st, &found);
+    if (!err && found) {
+        const char *path = rm_column_text(st, 2);
         r->exists = true;
-        r->version = sqlite3_column_int64(st, 0);
-        r->depth = sqlite3_column_int64(st, 1);
-        r->hidden = sqlite3_column_int64(st, 3);
+        r->version = rm_column_i64(st, 0);
+        r->depth = rm_column_i64(st, 1);
+        r->hidden = rm_column_i64(st, 3);
         if (path == NULL || strlen(path) > FILES_PATH_BYTES_MAX)
             err = WX_ERR_CORRUPT;
         else
             memcpy(r->path, path, strlen(path) + 1);
-    } else if (rc != SQLITE_DONE) {
-        err = sqlconn_err(rc);
     }
-    sqlite3_reset(st);
+    rm_reset(st);
     return err;
 }
 
 /* Runs statement `id` with ?1 = id and, when not NULL, ?2 and ?3 as text. */
 static int run_text(struct es_proj_tx *tx, int stmt, const char *id, const char *a2, const char *a3)
 {
-    sqlite3_stmt *st = es_proj_stmt(tx, stmt);
+    struct rm_stmt *st = es_proj_stmt(tx, stmt);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, id);
+    rm_bind_text(st, 1, id);
     if (a2 != NULL)
-        sqlconn_bind_text(st, 2, a2);
+        rm_bind_text(st, 2, a2);
     if (a3 != NULL)
-        sqlconn_bind_text(st, 3, a3);
-    return sqlconn_run_i64(st, NULL);
+        rm_bind_text(st, 3, a3);
+    return rm_run(st);
 }
 
 /* ?1 = id, ?2 = text (may be NULL: SQL NULL), ?3 = integer. */
 static int run_text_int(struct es_proj_tx *tx, int stmt, const char *id, const char *a2, int64_t a3)
 {
-    sqlite3_stmt *st = es_proj_stmt(tx, stmt);
+    struct rm_stmt *st = es_proj_stmt(tx, stmt);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, id);
+    rm_bind_text(st, 1, id);
     if (a2 != NULL)
-        sqlconn_bind_text(st, 2, a2);
-    sqlite3_bind_int64(st, 3, a3);
-    return sqlconn_run_i64(st, NULL);
+        rm_bind_text(st, 2, a2);
+    rm_bind_i64(st, 3, a3);
+    return rm_run(st);
 }
 
 static int run_ids(struct es_proj_tx *tx, const int *stmts, size_t n, const char *id)
@@ -259,32 +271,35 @@ static int apply_create(struct es_proj_tx *tx, const struct files_event *e)
     char path[FILES_PATH_BYTES_MAX + 1];
     if (!err)
         err = join_path(e->parent_id ? parent.path : NULL, e->name, path);
-    sqlite3_stmt *st = err ? NULL : es_proj_stmt(tx, I_INSERT);
+    struct rm_stmt *st = err ? NULL : es_proj_stmt(tx, I_INSERT);
     if (err || st == NULL)
         return err ? err : WX_ERR_IO;
     bool file = e->kind == FILES_FILE_CREATED;
-    sqlconn_bind_text(st, 1, e->item_id);
-    sqlconn_bind_text(st, 2, file ? "file" : "folder");
-    sqlconn_bind_text(st, 3, e->name);
-    sqlconn_bind_text(st, 4, e->parent_id);
-    sqlconn_bind_text(st, 5, e->owner_id);
+    rm_bind_text(st, 1, e->item_id);
+    rm_bind_text(st, 2, file ? "file" : "folder");
+    rm_bind_text(st, 3, e->name);
+    rm_bind_text(st, 4, e->parent_id);
+    rm_bind_text(st, 5, e->owner_id);
     if (file) {
-        sqlite3_bind_int64(st, 6, e->size);
-        sqlconn_bind_text(st, 7, e->mime_type);
-        sqlconn_bind_text(st, 8, e->content_hash);
+        rm_bind_i64(st, 6, e->size);
+        rm_bind_text(st, 7, e->mime_type);
+        rm_bind_text(st, 8, e->content_hash);
     }
-    sqlconn_bind_text(st, 9, e->actor);
-    sqlite3_bind_int64(st, 10, e->occurred_at_ms);
-    sqlite3_bind_int64(st, 11, parent.exists ? parent.hidden : 0);
-    sqlite3_bind_int64(st, 12, parent.exists ? parent.depth + 1 : 1);
-    sqlconn_bind_text(st, 13, path);
-    err = sqlconn_run_i64(st, NULL);
+    rm_bind_text(st, 9, e->actor);
+    rm_bind_i64(st, 10, e->occurred_at_ms);
+    rm_bind_i64(st, 11, parent.exists ? parent.hidden : 0);
+    rm_bind_i64(st, 12, parent.exists ? parent.depth + 1 : 1);
+    rm_bind_text(st, 13, path);
+    err = rm_run(st);
     if (!err)
         err = run_text(tx, I_TREE_SELF, e->item_id, NULL, NULL);
     if (!err && e->parent_id != NULL)
         err = run_text(tx, I_TREE_UNDER, e->item_id, e->parent_id, NULL);
-    static const int perms[] = {I_PERMISSIONS_CLEAR, I_PERMISSIONS_FILL};
-    return err ? err : run_ids(tx, perms, 2, e->item_id);
+    if (!err)
+        err = run_text(tx, I_NEW_CLEAR, e->item_id, NULL, NULL);
+    if (!err && e->parent_id != NULL)
+        err = run_text(tx, I_NEW_INHERIT, e->item_id, e->parent_id, NULL);
+    return err ? err : run_text(tx, I_NEW_OWNER, e->item_id, e->owner_id, NULL);
 }
 
 static int apply_rename(struct es_proj_tx *tx, const struct files_event *e, const struct row *r)
@@ -319,12 +334,12 @@ static int apply_move(struct es_proj_tx *tx, const struct files_event *e, const 
     if (!err)
         err = run_text(tx, I_TREE_ATTACH, e->item_id, e->parent_id, NULL);
     if (!err) {
-        sqlite3_stmt *st = es_proj_stmt(tx, I_DEPTHS);
+        struct rm_stmt *st = es_proj_stmt(tx, I_DEPTHS);
         if (st == NULL)
             return WX_ERR_IO;
-        sqlconn_bind_text(st, 1, e->item_id);
-        sqlite3_bind_int64(st, 2, parent.depth + 1);
-        err = sqlconn_run_i64(st, NULL);
+        rm_bind_text(st, 1, e->item_id);
+        rm_bind_i64(st, 2, parent.depth + 1);
+        err = rm_run(st);
     }
     if (!err)
         err = run_text(tx, I_PATHS, e->item_id, next, r->path);
@@ -334,28 +349,28 @@ static int apply_move(struct es_proj_tx *tx, const struct files_event *e, const 
 
 static int apply_file(struct es_proj_tx *tx, const struct files_event *e)
 {
-    sqlite3_stmt *st = es_proj_stmt(tx, I_FILE);
+    struct rm_stmt *st = es_proj_stmt(tx, I_FILE);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, e->item_id);
+    rm_bind_text(st, 1, e->item_id);
     if (e->has_size)
-        sqlite3_bind_int64(st, 2, e->size);
-    sqlconn_bind_text(st, 3, e->mime_type);
-    sqlconn_bind_text(st, 4, e->content_hash);
-    return sqlconn_run_i64(st, NULL);
+        rm_bind_i64(st, 2, e->size);
+    rm_bind_text(st, 3, e->mime_type);
+    rm_bind_text(st, 4, e->content_hash);
+    return rm_run(st);
 }
 
 static int apply_trash(struct es_proj_tx *tx, const struct files_event *e)
 {
     bool trash = e->kind == FILES_TRASHED;
-    sqlite3_stmt *st = es_proj_stmt(tx, I_TRASH);
+    struct rm_stmt *st = es_proj_stmt(tx, I_TRASH);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, e->item_id);
-    sqlite3_bind_int64(st, 2, trash);
+    rm_bind_text(st, 1, e->item_id);
+    rm_bind_i64(st, 2, trash);
     if (trash)
-        sqlite3_bind_int64(st, 3, e->occurred_at_ms);
-    int err = sqlconn_run_i64(st, NULL);
+        rm_bind_i64(st, 3, e->occurred_at_ms);
+    int err = rm_run(st);
     if (!err)
         err = run_text(tx, I_PERMISSIONS_TRASH, e->item_id, NULL, NULL);
     /* Restoring shows only what no other trashed folder above still hides. */
@@ -376,14 +391,14 @@ static int apply_grant(struct es_proj_tx *tx, const struct files_event *e)
 
 static int touch(struct es_proj_tx *tx, const struct files_event *e, int64_t version)
 {
-    sqlite3_stmt *st = es_proj_stmt(tx, I_TOUCH);
+    struct rm_stmt *st = es_proj_stmt(tx, I_TOUCH);
     if (st == NULL)
         return WX_ERR_IO;
-    sqlconn_bind_text(st, 1, e->item_id);
-    sqlconn_bind_text(st, 2, e->actor);
-    sqlite3_bind_int64(st, 3, e->occurred_at_ms);
-    sqlite3_bind_int64(st, 4, version);
-    return sqlconn_run_i64(st, NULL);
+    rm_bind_text(st, 1, e->item_id);
+    rm_bind_text(st, 2, e->actor);
+    rm_bind_i64(st, 3, e->occurred_at_ms);
+    rm_bind_i64(st, 4, version);
+    return rm_run(st);
 }
 
 static int apply_items(struct es_proj_tx *tx, const struct es_event *ev, const void *decoded)
@@ -439,28 +454,30 @@ const struct es_consumer files_consumer_items = {
     .categories = categories,
     .codec = &files_codec,
     .schema =
-        "CREATE TABLE IF NOT EXISTS items{s}(id TEXT PRIMARY KEY, kind TEXT NOT NULL,"
-        " name TEXT NOT NULL, parent_id TEXT, owner_id TEXT NOT NULL, size BIGINT,"
-        " mime_type TEXT, content_hash TEXT, created_by TEXT NOT NULL,"
+        "CREATE TABLE IF NOT EXISTS items{s}(id " RM_TEXT " PRIMARY KEY, kind TEXT NOT NULL,"
+        " name " RM_TEXT " NOT NULL, parent_id " RM_TEXT ", owner_id " RM_TEXT " NOT NULL,"
+        " size BIGINT, mime_type TEXT, content_hash TEXT, created_by TEXT NOT NULL,"
         " updated_by TEXT NOT NULL, created_at_ms BIGINT NOT NULL,"
         " updated_at_ms BIGINT NOT NULL, trashed BIGINT NOT NULL, trashed_at_ms BIGINT,"
-        " hidden BIGINT NOT NULL, depth BIGINT NOT NULL, path TEXT NOT NULL,"
-        " version BIGINT NOT NULL) WITHOUT ROWID;"
+        " hidden BIGINT NOT NULL, depth BIGINT NOT NULL, path " RM_TEXT " NOT NULL,"
+        " version BIGINT NOT NULL)" RM_WITHOUT_ROWID ";"
         "CREATE INDEX IF NOT EXISTS items{s}_by_name ON items{s}(parent_id, trashed, name, id);"
         "CREATE INDEX IF NOT EXISTS items{s}_by_time"
         " ON items{s}(parent_id, trashed, updated_at_ms, id);"
         "CREATE INDEX IF NOT EXISTS items{s}_names ON items{s}(name, id);"
         "CREATE INDEX IF NOT EXISTS items{s}_trash ON items{s}(trashed, trashed_at_ms, id);"
-        "CREATE TABLE IF NOT EXISTS item_tree{s}(ancestor TEXT NOT NULL,"
-        " descendant TEXT NOT NULL, depth BIGINT NOT NULL,"
-        " PRIMARY KEY(ancestor, descendant)) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS item_tree{s}(ancestor " RM_TEXT " NOT NULL,"
+        " descendant " RM_TEXT " NOT NULL, depth BIGINT NOT NULL,"
+        " PRIMARY KEY(ancestor, descendant))" RM_WITHOUT_ROWID ";"
         "CREATE INDEX IF NOT EXISTS item_tree{s}_up ON item_tree{s}(descendant, depth);"
-        "CREATE TABLE IF NOT EXISTS item_grants{s}(item_id TEXT NOT NULL, subject TEXT NOT NULL,"
-        " level BIGINT NOT NULL, PRIMARY KEY(item_id, subject, level)) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS item_grants{s}(item_id " RM_TEXT " NOT NULL,"
+        " subject " RM_TEXT " NOT NULL, level BIGINT NOT NULL,"
+        " PRIMARY KEY(item_id, subject, level))" RM_WITHOUT_ROWID ";"
         "CREATE INDEX IF NOT EXISTS item_grants{s}_subject ON item_grants{s}(subject, item_id);"
-        "CREATE TABLE IF NOT EXISTS item_permissions{s}(item_id TEXT NOT NULL,"
-        " subject TEXT NOT NULL, level BIGINT NOT NULL, trashed_at_ms BIGINT,"
-        " PRIMARY KEY(item_id, subject)) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS item_permissions{s}(item_id " RM_TEXT " NOT NULL,"
+        " subject " RM_TEXT " NOT NULL, level BIGINT NOT NULL, trashed_at_ms BIGINT,"
+        " PRIMARY KEY(item_id, subject))" RM_WITHOUT_ROWID ";"
+        /* Partial: only the rows of trashed items, on both backends. */
         "CREATE INDEX IF NOT EXISTS item_permissions{s}_trash ON item_permissions{s}(subject,"
         " trashed_at_ms, item_id, level) WHERE trashed_at_ms IS NOT NULL;",
     .drop = "DROP TABLE IF EXISTS items{s}; DROP TABLE IF EXISTS item_tree{s};"

@@ -21,13 +21,18 @@
 #include "base/unicode.h"
 #include "files/projections.h"
 #include "http/http.h"
-#include "store/sqlconn.h"
 
-/* The caller's level on item i: ?21 when its role gives one (admin 3,
- * reader 1), else its subject's (?20) or everyone's highest. */
+/* The caller's level on item i: ?2 when its role gives one (admin 3,
+ * reader 1), else its subject's (?1) or everyone's highest.
+ *
+ * Parameters: the caller is ?1 and ?2 in every statement with LEVEL, then
+ * a list has its cursor in ?3 and ?4 and its limit in ?5, and what it needs
+ * beyond that after them, so no statement leaves a number out (PostgreSQL
+ * infers a parameter's type from its use, and one it does not see is an
+ * error). */
 #define LEVEL                                                                                      \
-    "CASE WHEN ?21 > 0 THEN ?21 ELSE coalesce((SELECT max(p.level) FROM item_permissions{s} p"     \
-    " WHERE p.item_id = i.id AND p.subject IN (?20, '*')), 0) END"
+    "CASE WHEN ?2 > 0 THEN ?2 ELSE coalesce((SELECT max(p.level) FROM item_permissions{s} p"       \
+    " WHERE p.item_id = i.id AND p.subject IN (?1, '*')), 0) END"
 
 #define COLUMNS                                                                                    \
     "i.id, i.kind, i.name, i.parent_id, i.path, i.size, i.mime_type, i.content_hash,"              \
@@ -54,26 +59,19 @@ enum {
     C_LEVEL,
 };
 
-/* A step that gave neither a row nor the end is an error. */
-static int no_row(int rc)
-{
-    int err = sqlconn_err(rc);
-    return err ? err : WX_ERR_IO;
-}
-
-static void bind_caller(sqlite3_stmt *st, const struct files_caller *who)
+static void bind_caller(struct rm_stmt *st, const struct files_caller *who)
 {
     int role = who->role == FILES_ROLE_ADMIN    ? FILES_LEVEL_MANAGE
                : who->role == FILES_ROLE_READER ? FILES_LEVEL_READ
                                                 : 0;
-    sqlconn_bind_text(st, 20, who->subject);
-    sqlite3_bind_int(st, 21, role);
+    rm_bind_text(st, 1, who->subject);
+    rm_bind_i64(st, 2, role);
 }
 
 /* Text column col into out (max + 1 bytes); NULL reads as "". */
-static bool column_into(sqlite3_stmt *st, int col, char *out, size_t max)
+static bool column_into(struct rm_stmt *st, int col, char *out, size_t max)
 {
-    const char *s = (const char *)sqlite3_column_text(st, col);
+    const char *s = rm_column_text(st, col);
     size_t len = s ? strlen(s) : 0;
     if (len > max)
         return false;
@@ -83,12 +81,12 @@ static bool column_into(sqlite3_stmt *st, int col, char *out, size_t max)
 }
 
 /* The row at the statement's cursor: its item, level and whether hidden. */
-static int row_item(sqlite3_stmt *st, struct files_item *s, int64_t *version,
+static int row_item(struct rm_stmt *st, struct files_item *s, int64_t *version,
                     enum files_level *level, bool *hidden)
 {
     files_item_init(s);
     s->exists = true;
-    const char *kind = (const char *)sqlite3_column_text(st, C_KIND);
+    const char *kind = rm_column_text(st, C_KIND);
     s->kind = kind != NULL && strcmp(kind, "file") == 0 ? FILES_FILE : FILES_FOLDER;
     if (!column_into(st, C_NAME, s->name, FILES_NAME_BYTES_MAX) ||
         !column_into(st, C_PARENT, s->parent_id, WX_ID_BYTES_MAX) ||
@@ -98,28 +96,28 @@ static int row_item(sqlite3_stmt *st, struct files_item *s, int64_t *version,
         !column_into(st, C_MIME, s->mime_type, FILES_MIME_BYTES_MAX) ||
         !column_into(st, C_HASH, s->content_hash, FILES_HASH_BYTES_MAX))
         return WX_ERR_CORRUPT;
-    s->size = sqlite3_column_int64(st, C_SIZE);
-    s->created_at_ms = sqlite3_column_int64(st, C_CREATED);
-    s->updated_at_ms = sqlite3_column_int64(st, C_UPDATED);
-    s->trashed_at_ms = sqlite3_column_int64(st, C_TRASHED_AT);
-    *version = sqlite3_column_int64(st, C_VERSION);
-    *hidden = sqlite3_column_int64(st, C_HIDDEN) != 0;
-    int64_t l = sqlite3_column_int64(st, C_LEVEL);
+    s->size = rm_column_i64(st, C_SIZE);
+    s->created_at_ms = rm_column_i64(st, C_CREATED);
+    s->updated_at_ms = rm_column_i64(st, C_UPDATED);
+    s->trashed_at_ms = rm_column_i64(st, C_TRASHED_AT);
+    *version = rm_column_i64(st, C_VERSION);
+    *hidden = rm_column_i64(st, C_HIDDEN) != 0;
+    int64_t l = rm_column_i64(st, C_LEVEL);
     *level = l >= FILES_LEVEL_MANAGE ? FILES_LEVEL_MANAGE : l > 0 ? (enum files_level)l : 0;
     return 0;
 }
 
 /* The Item JSON of the row, without its closing brace when open is set
  * (the tree adds "children"). */
-static int row_json(sqlite3_stmt *st, struct wx_buf *out, bool open)
+static int row_json(struct rm_stmt *st, struct wx_buf *out, bool open)
 {
     struct files_item *s = malloc(sizeof(*s));
     if (s == NULL)
         return WX_ERR_NOMEM;
     int64_t version;
-    struct files_view v = {.path = (const char *)sqlite3_column_text(st, C_PATH)};
+    struct files_view v = {.path = rm_column_text(st, C_PATH)};
     int err = row_item(st, s, &version, &v.level, &v.trashed);
-    const char *id = (const char *)sqlite3_column_text(st, C_ID);
+    const char *id = rm_column_text(st, C_ID);
     if (!err && (id == NULL || v.path == NULL))
         err = WX_ERR_CORRUPT;
     if (!err) {
@@ -139,65 +137,67 @@ struct seen_item {
     enum files_level level;
 };
 
-static int see(struct sqlconn *c, const struct files_caller *who, const char *id,
+static int see(struct es_read *r, const struct files_caller *who, const char *id,
                struct seen_item *out)
 {
-    sqlite3_stmt *st;
+    struct rm_stmt *st;
     int err = es_projector_prepare_live(
-        c, "items", "SELECT i.kind, i.hidden, " LEVEL " FROM items{s} i WHERE i.id = ?1", &st,
+        r, "items", "SELECT i.kind, i.hidden, " LEVEL " FROM items{s} i WHERE i.id = ?3", &st,
         NULL);
     if (err)
         return err;
-    sqlconn_bind_text(st, 1, id);
+    rm_bind_text(st, 3, id);
     bind_caller(st, who);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *kind = (const char *)sqlite3_column_text(st, 0);
+    bool found = false;
+    err = rm_step(st, &found);
+    if (!err && found) {
+        const char *kind = rm_column_text(st, 0);
         out->folder = kind != NULL && strcmp(kind, "folder") == 0;
-        out->hidden = sqlite3_column_int64(st, 1) != 0;
-        out->level = (enum files_level)sqlite3_column_int64(st, 2);
+        out->hidden = rm_column_i64(st, 1) != 0;
+        out->level = (enum files_level)rm_column_i64(st, 2);
         err = out->level > FILES_LEVEL_NONE ? 0 : WX_ERR_NOT_FOUND;
-    } else {
-        err = rc == SQLITE_DONE ? WX_ERR_NOT_FOUND : no_row(rc);
+    } else if (!err) {
+        err = WX_ERR_NOT_FOUND;
     }
-    sqlite3_finalize(st);
+    rm_finalize(st);
     return err;
 }
 
 int files_query_get(struct es_projector *p, const struct files_caller *who, const char *id,
                     struct wx_buf *out)
 {
-    struct sqlconn *c;
-    int err = es_projector_read_begin(p, &c);
+    struct es_read *r;
+    int err = es_projector_read_begin(p, &r);
     if (err)
         return err;
-    sqlite3_stmt *st = NULL;
+    struct rm_stmt *st = NULL;
     err = es_projector_prepare_live(
-        c, "items", "SELECT " COLUMNS " FROM items{s} i WHERE i.id = ?1", &st, NULL);
+        r, "items", "SELECT " COLUMNS " FROM items{s} i WHERE i.id = ?3", &st, NULL);
     if (!err) {
-        sqlconn_bind_text(st, 1, id);
+        rm_bind_text(st, 3, id);
         bind_caller(st, who);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW && sqlite3_column_int64(st, C_LEVEL) > 0)
+        bool found = false;
+        err = rm_step(st, &found);
+        if (!err && found && rm_column_i64(st, C_LEVEL) > 0)
             err = row_json(st, out, false);
-        else
-            err = rc == SQLITE_ROW || rc == SQLITE_DONE ? WX_ERR_NOT_FOUND : no_row(rc);
+        else if (!err)
+            err = WX_ERR_NOT_FOUND;
     }
-    sqlite3_finalize(st);
-    es_projector_read_end(p, c);
+    rm_finalize(st);
+    es_projector_read_end(p, r);
     return err;
 }
 
 int files_query_readable(struct es_projector *p, const struct files_caller *who, const char *id,
                          bool *readable_out)
 {
-    struct sqlconn *c;
-    int err = es_projector_read_begin(p, &c);
+    struct es_read *r;
+    int err = es_projector_read_begin(p, &r);
     if (err)
         return err;
     struct seen_item it;
-    err = see(c, who, id, &it);
-    es_projector_read_end(p, c);
+    err = see(r, who, id, &it);
+    es_projector_read_end(p, r);
     *readable_out = err == 0;
     return err == WX_ERR_NOT_FOUND ? 0 : err;
 }
@@ -217,7 +217,8 @@ static void cursor_hex(struct wx_buf *b, const char *name)
 
 /* The name of a cursor, from its hex: any bytes but NUL, at most a name's
  * length. Not checked as a name: a cursor only says where a page starts,
- * and the document (docs/openapi.yaml) lets a client send any such text. */
+ * and the document (docs/openapi.yaml) lets a client send any such text
+ * (list() reads one that is not UTF-8 as where it would sort). */
 static const char *cursor_unhex(const char *hex, size_t len, struct wx_arena *arena)
 {
     if (len == 0 || len % 2 != 0 || len / 2 > FILES_NAME_BYTES_MAX)
@@ -284,49 +285,49 @@ struct page_shape {
     enum files_cursor cursor;
     int time_column; /* C_UPDATED or C_TRASHED_AT */
     const char *prefix;
-    const char *prefix_end; /* ?6: the first name past those with the prefix */
-    int (*pick)(struct sqlconn *c, const char *folder, const struct page_shape *shape,
+    const char *prefix_end; /* ?8: the first name past those with the prefix */
+    int (*pick)(struct es_read *r, const char *folder, const struct page_shape *shape,
                 const char **sql_out);
 };
 
-static void bind_page(sqlite3_stmt *st, const struct files_page *page, bool by_name)
+static void bind_page(struct rm_stmt *st, const struct files_page *page, bool by_name)
 {
     if (by_name) {
-        sqlconn_bind_text(st, 2, page->after ? page->after_name : "");
-        sqlconn_bind_text(st, 3, page->after ? page->after_id : "");
+        rm_bind_text(st, 3, page->after ? page->after_name : "");
+        rm_bind_text(st, 4, page->after ? page->after_id : "");
     } else {
         /* No cursor: (time, id) < (the largest time, NULL) holds for every
          * row, since nothing happens at INT64_MAX ms. */
-        sqlite3_bind_int64(st, 2, page->after ? page->after_ms : INT64_MAX);
+        rm_bind_i64(st, 3, page->after ? page->after_ms : INT64_MAX);
         if (page->after)
-            sqlconn_bind_text(st, 3, page->after_id);
+            rm_bind_text(st, 4, page->after_id);
     }
-    sqlite3_bind_int64(st, 5, (int64_t)page->limit + 1);
+    rm_bind_i64(st, 5, (int64_t)page->limit + 1);
 }
 
-static int page_rows(sqlite3_stmt *st, const struct files_page *page,
+static int page_rows(struct rm_stmt *st, const struct files_page *page,
                      const struct page_shape *shape, struct wx_buf *out)
 {
     size_t n = 0, prefix_len = shape->prefix ? strlen(shape->prefix) : 0;
     bool more = false;
     struct wx_buf cursor;
     wx_buf_init(&cursor);
-    int rc, err = 0;
+    bool row = false;
+    int err = 0;
     wx_buf_adds(out, "{\"data\":[");
-    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, C_NAME);
+    while (!err && (err = rm_step(st, &row)) == 0 && row) {
+        const char *name = rm_column_text(st, C_NAME);
         if (prefix_len > 0 && (name == NULL || strncmp(name, shape->prefix, prefix_len) != 0))
             break; /* by name: no later row starts with the prefix either */
         if (n == page->limit || (n > 0 && out->len >= WX_PAGE_BYTES_MAX)) {
             more = true;
             break;
         }
-        const char *id = (const char *)sqlite3_column_text(st, C_ID);
+        const char *id = rm_column_text(st, C_ID);
         wx_buf_reset(&cursor);
         wx_buf_addc(&cursor, (char)shape->cursor);
         if (shape->cursor != FILES_CURSOR_NAME)
-            wx_buf_printf(&cursor, "%lld~",
-                          (long long)sqlite3_column_int64(st, shape->time_column));
+            wx_buf_printf(&cursor, "%lld~", (long long)rm_column_i64(st, shape->time_column));
         if (shape->cursor != FILES_CURSOR_TIME) {
             cursor_hex(&cursor, name ? name : "");
             wx_buf_addc(&cursor, '~');
@@ -336,8 +337,6 @@ static int page_rows(sqlite3_stmt *st, const struct files_page *page,
             wx_buf_addc(out, ',');
         err = row_json(st, out, false);
     }
-    if (!err && !more && rc != SQLITE_DONE && rc != SQLITE_ROW)
-        err = no_row(rc);
     wx_buf_adds(out, "],\"nextCursor\":");
     if (more) {
         wx_buf_addc(out, '"');
@@ -352,49 +351,141 @@ static int page_rows(sqlite3_stmt *st, const struct files_page *page,
     return err;
 }
 
+/* The prefix's end into out: the first name past every name that starts
+ * with the prefix, which is the prefix with its last code point one higher
+ * (UTF-8's byte order is its code points' order, and no code point's bytes
+ * begin another's), skipping the surrogates; a last U+10FFFF is dropped and
+ * the one before raised. False when there is no end (an empty prefix, or
+ * one of U+10FFFF alone): every name from the prefix on has it. The end is
+ * UTF-8 too, since PostgreSQL takes no other text; it may be 3 bytes
+ * longer than the prefix. `prefix` is UTF-8 (the route checks it). */
+static bool prefix_end(const char *prefix, char out[FILES_NAME_BYTES_MAX + 4 + 1])
+{
+    size_t len = strlen(prefix);
+    assert(len <= FILES_NAME_BYTES_MAX);
+    while (len > 0) {
+        size_t at = len - 1;
+        while (at > 0 && ((unsigned char)prefix[at] & 0xc0) == 0x80)
+            at--;
+        const unsigned char *c = (const unsigned char *)prefix + at;
+        size_t n = len - at;
+        uint32_t cp =
+            n == 1   ? c[0]
+            : n == 2 ? (uint32_t)(c[0] & 0x1f) << 6 | (c[1] & 0x3f)
+            : n == 3 ? (uint32_t)(c[0] & 0x0f) << 12 | (uint32_t)(c[1] & 0x3f) << 6 | (c[2] & 0x3f)
+                     : (uint32_t)(c[0] & 0x07) << 18 | (uint32_t)(c[1] & 0x3f) << 12 |
+                           (uint32_t)(c[2] & 0x3f) << 6 | (c[3] & 0x3f);
+        len = at;
+        if (cp >= 0x10ffff)
+            continue;
+        cp = cp == 0xd7ff ? 0xe000 : cp + 1;
+        memcpy(out, prefix, at);
+        size_t k = wx_utf8_encode(cp, (unsigned char *)out + at);
+        out[at + k] = '\0';
+        return true;
+    }
+    return false;
+}
+
+/* A cursor's name that is not UTF-8 (any bytes are taken, list()) as the
+ * first UTF-8 name past it, into out: no name equals it, so a page after
+ * it is a page from that name on, with any id. The longest UTF-8 start of
+ * the name, then the least character whose bytes sort past the rest (UTF-8
+ * sorts as its code points, so one binary search finds it); when none
+ * does, the start's end as a prefix's. False when no name is past it.
+ * PostgreSQL takes no text but UTF-8; SQLite gets the same for the same
+ * pages. */
+static bool name_after(const char *name, char out[FILES_NAME_BYTES_MAX + 4 + 1])
+{
+    size_t len = strlen(name), v = 0;
+    assert(len <= FILES_NAME_BYTES_MAX);
+    for (;;) {
+        size_t k = 1;
+        while (k <= 4 && v + k <= len && !wx_utf8_valid(name + v, k))
+            k++;
+        if (k > 4 || v + k > len)
+            break;
+        v += k;
+    }
+    const unsigned char *rest = (const unsigned char *)name + v;
+    size_t rest_len = len - v;
+    /* Code points without the surrogates, by index. */
+    uint32_t lo = 0, hi = 0x10ffff - 0x800 + 1;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2, cp = mid < 0xd800 ? mid : mid + 0x800;
+        unsigned char c[4];
+        size_t n = wx_utf8_encode(cp, c);
+        int cmp = memcmp(c, rest, n < rest_len ? n : rest_len);
+        if (cmp > 0 || (cmp == 0 && n > rest_len))
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    char start[FILES_NAME_BYTES_MAX + 1];
+    memcpy(start, name, v);
+    start[v] = '\0';
+    if (lo > 0x10ffff - 0x800)
+        return prefix_end(start, out);
+    memcpy(out, start, v);
+    size_t n = wx_utf8_encode(lo < 0xd800 ? lo : lo + 0x800, (unsigned char *)out + v);
+    out[v + n] = '\0';
+    return true;
+}
+
 static void empty_page(struct wx_buf *out)
 {
     wx_buf_adds(out, "{\"data\":[],\"nextCursor\":null}");
 }
 
 /* Runs a list: `folder` (when not NULL) must be a readable folder, and an
- * empty page answers for a hidden one; ?1 is the folder, ?4 the extra. */
+ * empty page answers for a hidden one; ?6 is the folder, ?7 the extra. */
 static int list(struct es_projector *p, const struct files_caller *who, const char *folder,
                 const char *sql, const char *extra, const struct files_page *page,
                 const struct page_shape *shape, struct wx_buf *out)
 {
-    struct sqlconn *c;
-    int err = es_projector_read_begin(p, &c);
+    struct es_read *r;
+    int err = es_projector_read_begin(p, &r);
     if (err)
         return err;
-    sqlite3_stmt *st = NULL;
+    struct rm_stmt *st = NULL;
     struct seen_item it = {.folder = true};
     if (folder != NULL)
-        err = see(c, who, folder, &it);
+        err = see(r, who, folder, &it);
     if (!err && !it.folder)
         err = WX_ERR_NOT_FOUND;
     if (!err && it.hidden) {
         empty_page(out);
         goto out;
     }
+    struct files_page at = *page;
+    char after_name[FILES_NAME_BYTES_MAX + 4 + 1];
+    if (!err && shape->by_name && page->after &&
+        !wx_utf8_valid(page->after_name, strlen(page->after_name))) {
+        if (!name_after(page->after_name, after_name)) {
+            empty_page(out);
+            goto out;
+        }
+        at.after_name = after_name;
+        at.after_id = ""; /* below every id */
+    }
     if (!err && shape->pick != NULL)
-        err = shape->pick(c, folder, shape, &sql);
+        err = shape->pick(r, folder, shape, &sql);
     if (!err)
-        err = es_projector_prepare_live(c, "items", sql, &st, NULL);
+        err = es_projector_prepare_live(r, "items", sql, &st, NULL);
     if (!err) {
         if (folder != NULL)
-            sqlconn_bind_text(st, 1, folder);
+            rm_bind_text(st, 6, folder);
         if (extra != NULL)
-            sqlconn_bind_text(st, 4, extra);
+            rm_bind_text(st, 7, extra);
         if (shape->prefix_end != NULL)
-            sqlconn_bind_text(st, 6, shape->prefix_end);
+            rm_bind_text(st, 8, shape->prefix_end);
         bind_caller(st, who);
-        bind_page(st, page, shape->by_name);
-        err = page_rows(st, page, shape, out);
+        bind_page(st, &at, shape->by_name);
+        err = page_rows(st, &at, shape, out);
     }
 out:
-    sqlite3_finalize(st);
-    es_projector_read_end(p, c);
+    rm_finalize(st);
+    es_projector_read_end(p, r);
     return err;
 }
 
@@ -402,11 +493,11 @@ int files_query_children(struct es_projector *p, const struct files_caller *who,
                          enum files_sort sort, const struct files_page *page, struct wx_buf *out)
 {
     static const char *const sql[] = {
-        [FILES_SORT_NAME] = "SELECT " COLUMNS " FROM items{s} i WHERE i.parent_id = ?1 AND"
-                            " i.trashed = 0 AND (i.name, i.id) > (?2, ?3)"
+        [FILES_SORT_NAME] = "SELECT " COLUMNS " FROM items{s} i WHERE i.parent_id = ?6 AND"
+                            " i.trashed = 0 AND (i.name, i.id) > (?3, ?4)"
                             " ORDER BY i.name, i.id LIMIT ?5",
-        [FILES_SORT_UPDATED] = "SELECT " COLUMNS " FROM items{s} i WHERE i.parent_id = ?1 AND"
-                               " i.trashed = 0 AND (i.updated_at_ms, i.id) < (?2, ?3)"
+        [FILES_SORT_UPDATED] = "SELECT " COLUMNS " FROM items{s} i WHERE i.parent_id = ?6 AND"
+                               " i.trashed = 0 AND (i.updated_at_ms, i.id) < (?3, ?4)"
                                " ORDER BY i.updated_at_ms DESC, i.id DESC LIMIT ?5",
     };
     /* One cursor for both orders: a page of either continues after it. */
@@ -426,70 +517,62 @@ int files_query_children(struct es_projector *p, const struct files_caller *who,
  * first, up to that bound, and a smaller one is read the second way. A
  * larger subtree with few of the prefix's names among many elsewhere is
  * still slow; an index of closure rows by (ancestor, name) would serve
- * every case, at the cost of one more B-tree on every closure row. ?6 is
+ * every case, at the cost of one more B-tree on every closure row. ?8 is
  * the prefix's end (NULL without a prefix): in the first way it ends the
  * index range, as the prefix starts it. */
 static const char search_by_names[] =
-    "SELECT " COLUMNS " FROM items{s} i WHERE i.name >= ?4 AND (i.name, i.id) > (?2, ?3)"
-    " AND i.hidden = 0 AND EXISTS (SELECT 1 FROM item_tree{s} t WHERE t.ancestor = ?1 AND"
+    "SELECT " COLUMNS " FROM items{s} i WHERE i.name >= ?7 AND (i.name, i.id) > (?3, ?4)"
+    " AND i.hidden = 0 AND EXISTS (SELECT 1 FROM item_tree{s} t WHERE t.ancestor = ?6 AND"
     " t.descendant = i.id AND t.depth > 0) ORDER BY i.name, i.id LIMIT ?5";
 static const char search_by_names_to_end[] =
-    "SELECT " COLUMNS " FROM items{s} i WHERE i.name >= ?4 AND i.name < ?6 AND"
-    " (i.name, i.id) > (?2, ?3) AND i.hidden = 0 AND EXISTS (SELECT 1 FROM item_tree{s} t"
-    " WHERE t.ancestor = ?1 AND t.descendant = i.id AND t.depth > 0)"
+    "SELECT " COLUMNS " FROM items{s} i WHERE i.name >= ?7 AND i.name < ?8 AND"
+    " (i.name, i.id) > (?3, ?4) AND i.hidden = 0 AND EXISTS (SELECT 1 FROM item_tree{s} t"
+    " WHERE t.ancestor = ?6 AND t.descendant = i.id AND t.depth > 0)"
     " ORDER BY i.name, i.id LIMIT ?5";
 /* The page's ids first (CROSS JOIN keeps the closure rows outermost), so
  * the caller's level is looked up for the page's rows only. */
 static const char search_in_subtree[] =
     "SELECT " COLUMNS " FROM (SELECT s.id AS id FROM item_tree{s} t CROSS JOIN items{s} s"
-    " WHERE t.ancestor = ?1 AND t.depth > 0 AND s.id = t.descendant AND s.hidden = 0 AND"
-    " s.name >= ?4 AND (?6 IS NULL OR s.name < ?6) AND (s.name, s.id) > (?2, ?3)"
+    " WHERE t.ancestor = ?6 AND t.depth > 0 AND s.id = t.descendant AND s.hidden = 0 AND"
+    " s.name >= ?7 AND (CAST(?8 AS TEXT) IS NULL OR s.name < ?8) AND (s.name, s.id) > (?3, ?4)"
     " ORDER BY s.name, s.id LIMIT ?5) m CROSS JOIN items{s} i WHERE i.id = m.id"
     " ORDER BY i.name, i.id";
 
-static int search_pick(struct sqlconn *c, const char *folder, const struct page_shape *shape,
+static int search_pick(struct es_read *r, const char *folder, const struct page_shape *shape,
                        const char **sql_out)
 {
-    sqlite3_stmt *st;
+    struct rm_stmt *st;
     int err = es_projector_prepare_live(
-        c, "items",
-        "SELECT count(*) FROM (SELECT 1 FROM item_tree{s} WHERE ancestor = ?1 LIMIT ?2)", &st,
+        r, "items",
+        "SELECT count(*) FROM (SELECT 1 FROM item_tree{s} WHERE ancestor = ?1 LIMIT ?2) x", &st,
         NULL);
     if (err)
         return err;
-    sqlconn_bind_text(st, 1, folder);
-    sqlite3_bind_int64(st, 2, FILES_SEARCH_SUBTREE_SCAN_MAX + 1); /* the folder's own row too */
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        bool small = sqlite3_column_int64(st, 0) <= FILES_SEARCH_SUBTREE_SCAN_MAX;
+    rm_bind_text(st, 1, folder);
+    rm_bind_i64(st, 2, FILES_SEARCH_SUBTREE_SCAN_MAX + 1); /* the folder's own row too */
+    bool found = false;
+    err = rm_step(st, &found);
+    if (!err && !found)
+        err = WX_ERR_IO; /* a count has a row */
+    if (!err) {
+        bool small = rm_column_i64(st, 0) <= FILES_SEARCH_SUBTREE_SCAN_MAX;
         *sql_out = small                       ? search_in_subtree
                    : shape->prefix_end != NULL ? search_by_names_to_end
                                                : search_by_names;
-    } else {
-        err = no_row(rc);
     }
-    sqlite3_finalize(st);
+    rm_finalize(st);
     return err;
 }
 
 int files_query_search(struct es_projector *p, const struct files_caller *who, const char *under,
                        const char *prefix, const struct files_page *page, struct wx_buf *out)
 {
-    /* The prefix's end: the prefix with its last byte one higher (UTF-8
-     * has no 0xff byte, so it never carries). It may not be UTF-8 itself;
-     * SQLite's BINARY collation compares it byte for byte all the same. */
-    size_t len = strlen(prefix);
-    char end[FILES_NAME_BYTES_MAX + 1];
-    assert(len <= FILES_NAME_BYTES_MAX);
-    memcpy(end, prefix, len + 1);
-    if (len > 0) {
-        assert((unsigned char)end[len - 1] < 0xff);
-        end[len - 1]++;
-    }
+    char end[FILES_NAME_BYTES_MAX + 4 + 1];
+    bool ended = prefix_end(prefix, end);
     struct page_shape shape = {.by_name = true,
                                .cursor = FILES_CURSOR_NAME,
                                .prefix = prefix,
-                               .prefix_end = len > 0 ? end : NULL,
+                               .prefix_end = ended ? end : NULL,
                                .pick = search_pick};
     return list(p, who, under, search_by_names, prefix, page, &shape, out);
 }
@@ -503,8 +586,8 @@ int files_query_shared(struct es_projector *p, const struct files_caller *who,
     }
     static const char sql[] =
         "SELECT " COLUMNS " FROM items{s} i WHERE i.id IN (SELECT g.item_id FROM item_grants{s} g"
-        " WHERE g.subject = ?20) AND i.owner_id <> ?20 AND i.hidden = 0 AND"
-        " (i.name, i.id) > (?2, ?3) ORDER BY i.name, i.id LIMIT ?5";
+        " WHERE g.subject = ?1) AND i.owner_id <> ?1 AND i.hidden = 0 AND"
+        " (i.name, i.id) > (?3, ?4) ORDER BY i.name, i.id LIMIT ?5";
     struct page_shape shape = {.by_name = true, .cursor = FILES_CURSOR_NAME};
     return list(p, who, NULL, sql, NULL, page, &shape, out);
 }
@@ -515,7 +598,7 @@ int files_query_trash(struct es_projector *p, const struct files_caller *who,
     /* An admin or a reader sees every item in the trash: the trash's own
      * index, newest first. */
     static const char everyone[] = "SELECT " COLUMNS " FROM items{s} i WHERE i.trashed = 1 AND"
-                                   " (i.trashed_at_ms, i.id) < (?2, ?3)"
+                                   " (i.trashed_at_ms, i.id) < (?3, ?4)"
                                    " ORDER BY i.trashed_at_ms DESC, i.id DESC LIMIT ?5";
     /* A user, what it may restore (write): the newest of its own
      * permission rows on trashed items and of everyone's (their partial
@@ -524,11 +607,11 @@ int files_query_trash(struct es_projector *p, const struct files_caller *who,
      * empty /trash take 37 ms) nor everything the caller may restore. */
     static const char restorable[] =
         "SELECT " COLUMNS " FROM (SELECT id FROM (SELECT p.item_id AS id FROM item_permissions{s} p"
-        " WHERE p.subject = ?20 AND p.trashed_at_ms IS NOT NULL AND (p.trashed_at_ms, p.item_id)"
-        " < (?2, ?3) AND p.level >= 2 ORDER BY p.trashed_at_ms DESC, p.item_id DESC LIMIT ?5)"
+        " WHERE p.subject = ?1 AND p.trashed_at_ms IS NOT NULL AND (p.trashed_at_ms, p.item_id)"
+        " < (?3, ?4) AND p.level >= 2 ORDER BY p.trashed_at_ms DESC, p.item_id DESC LIMIT ?5) a"
         " UNION SELECT id FROM (SELECT p.item_id AS id FROM item_permissions{s} p"
         " WHERE p.subject = '*' AND p.trashed_at_ms IS NOT NULL AND (p.trashed_at_ms, p.item_id)"
-        " < (?2, ?3) AND p.level >= 2 ORDER BY p.trashed_at_ms DESC, p.item_id DESC LIMIT ?5))"
+        " < (?3, ?4) AND p.level >= 2 ORDER BY p.trashed_at_ms DESC, p.item_id DESC LIMIT ?5) b)"
         " m CROSS JOIN items{s} i WHERE i.id = m.id AND i.trashed = 1"
         " ORDER BY i.trashed_at_ms DESC, i.id DESC LIMIT ?5";
     struct page_shape shape = {
@@ -569,7 +652,7 @@ static void tree_render(const struct tree_node *nodes, const struct wx_buf *json
 }
 
 /* The root and every live item under it to depth_max, nested. */
-static int tree_rows(sqlite3_stmt *st, int depth_max, struct wx_buf *out)
+static int tree_rows(struct rm_stmt *st, int depth_max, struct wx_buf *out)
 {
     struct tree_node *nodes = calloc(FILES_TREE_NODES_MAX + 1, sizeof(*nodes));
     struct wx_map index; /* id -> node + 1 */
@@ -577,18 +660,19 @@ static int tree_rows(sqlite3_stmt *st, int depth_max, struct wx_buf *out)
     wx_map_init(&index);
     wx_buf_init(&json);
     size_t n = 0;
-    int rc, err = nodes == NULL ? WX_ERR_NOMEM : 0;
-    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    bool row = false;
+    int err = nodes == NULL ? WX_ERR_NOMEM : 0;
+    while (!err && (err = rm_step(st, &row)) == 0 && row) {
         if (n == FILES_TREE_NODES_MAX + 1) {
             err = WX_ERR_TOO_LARGE;
             break;
         }
         struct tree_node *t = &nodes[n];
-        const char *id = (const char *)sqlite3_column_text(st, C_ID);
-        const char *parent = (const char *)sqlite3_column_text(st, C_PARENT);
-        const char *kind = (const char *)sqlite3_column_text(st, C_KIND);
+        const char *id = rm_column_text(st, C_ID);
+        const char *parent = rm_column_text(st, C_PARENT);
+        const char *kind = rm_column_text(st, C_KIND);
         t->folder = kind != NULL && strcmp(kind, "folder") == 0;
-        t->depth = sqlite3_column_int(st, C_LEVEL + 1);
+        t->depth = (int)rm_column_i64(st, C_LEVEL + 1);
         t->first_child = t->next = t->last_child = SIZE_MAX;
         t->json_at = json.len;
         err = row_json(st, &json, true);
@@ -609,8 +693,6 @@ static int tree_rows(sqlite3_stmt *st, int depth_max, struct wx_buf *out)
         }
         n++;
     }
-    if (!err && rc != SQLITE_DONE)
-        err = no_row(rc);
     if (!err && n == 0)
         err = WX_ERR_NOT_FOUND;
     if (!err && !wx_buf_ok(&json))
@@ -626,13 +708,13 @@ static int tree_rows(sqlite3_stmt *st, int depth_max, struct wx_buf *out)
 int files_query_tree(struct es_projector *p, const struct files_caller *who, const char *id,
                      int depth, struct wx_buf *out)
 {
-    struct sqlconn *c;
-    int err = es_projector_read_begin(p, &c);
+    struct es_read *r;
+    int err = es_projector_read_begin(p, &r);
     if (err)
         return err;
-    sqlite3_stmt *st = NULL;
+    struct rm_stmt *st = NULL;
     struct seen_item it;
-    err = see(c, who, id, &it);
+    err = see(r, who, id, &it);
     if (!err && !it.folder)
         err = WX_ERR_NOT_FOUND;
     /* The root at depth 0 even when trashed; below it only live items,
@@ -641,26 +723,31 @@ int files_query_tree(struct es_projector *p, const struct files_caller *who, con
      * depth, and a depth=1 tree of a folder with 100k items below read all
      * their closure rows (23 ms). Trashed children are not descended
      * into, which leaves exactly the items not hidden. The recursion ends
-     * one row past the bound (a LIMIT in a recursive CTE ends the
-     * recursion in SQLite). Rows by depth, then name: each parent before
-     * its children, siblings in order. */
+     * one row past the bound: SQLite ends it at a LIMIT in the recursive
+     * CTE, which PostgreSQL does not implement; there the CTE's rows are
+     * made as they are read, so a LIMIT on reading them ends it. The root's
+     * id is cast to the ids' collation (PostgreSQL wants one for both
+     * terms). Rows by depth, then name: each parent before its children,
+     * siblings in order. */
     if (!err)
         err = es_projector_prepare_live(
-            c, "items",
-            "WITH RECURSIVE sub(id, depth) AS (SELECT ?1, 0 UNION ALL SELECT k.id, sub.depth + 1"
-            " FROM sub JOIN items{s} k ON k.parent_id = sub.id WHERE sub.depth < ?2 AND"
-            " k.trashed = 0 LIMIT ?3) SELECT " COLUMNS ", sub.depth FROM sub CROSS JOIN"
-            " items{s} i WHERE i.id = sub.id ORDER BY sub.depth, i.name, i.id",
+            r, "items",
+            "WITH RECURSIVE sub(id, depth) AS (SELECT CAST(?3 AS TEXT){pg: COLLATE \"C\"}, 0"
+            " UNION ALL SELECT k.id, sub.depth + 1 FROM sub JOIN items{s} k"
+            " ON k.parent_id = sub.id WHERE sub.depth < ?4 AND k.trashed = 0{sqlite: LIMIT ?5})"
+            " SELECT " COLUMNS ", sub.depth FROM {sqlite:sub}{pg:(SELECT id, depth FROM sub"
+            " LIMIT ?5) sub} CROSS JOIN items{s} i WHERE i.id = sub.id"
+            " ORDER BY sub.depth, i.name, i.id",
             &st, NULL);
     if (!err) {
-        sqlconn_bind_text(st, 1, id);
-        sqlite3_bind_int(st, 2, it.hidden ? 0 : depth);
-        sqlite3_bind_int(st, 3, FILES_TREE_NODES_MAX + 2);
+        rm_bind_text(st, 3, id);
+        rm_bind_i64(st, 4, it.hidden ? 0 : depth);
+        rm_bind_i64(st, 5, FILES_TREE_NODES_MAX + 2);
         bind_caller(st, who);
         err = tree_rows(st, depth, out);
     }
-    sqlite3_finalize(st);
-    es_projector_read_end(p, c);
+    rm_finalize(st);
+    es_projector_read_end(p, r);
     return err;
 }
 
@@ -669,28 +756,26 @@ int files_query_tree(struct es_projector *p, const struct files_caller *who, con
 int files_query_expired(struct es_projector *p, int64_t before_ms, size_t max,
                         char (*ids)[WX_ID_BYTES_MAX + 1], size_t *len_out)
 {
-    struct sqlconn *c;
-    int err = es_projector_read_begin(p, &c);
+    struct es_read *r;
+    int err = es_projector_read_begin(p, &r);
     if (err)
         return err;
-    sqlite3_stmt *st = NULL;
-    err = es_projector_prepare_live(c, "items",
+    struct rm_stmt *st = NULL;
+    err = es_projector_prepare_live(r, "items",
                                     "SELECT id FROM items{s} WHERE trashed = 1 AND"
                                     " trashed_at_ms < ?1 ORDER BY trashed_at_ms, id LIMIT ?2",
                                     &st, NULL);
     size_t n = 0;
     if (!err) {
-        sqlite3_bind_int64(st, 1, before_ms);
-        sqlite3_bind_int64(st, 2, (int64_t)max);
-        int rc;
-        while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        rm_bind_i64(st, 1, before_ms);
+        rm_bind_i64(st, 2, (int64_t)max);
+        bool row = false;
+        while (n < max && (err = rm_step(st, &row)) == 0 && row)
             if (column_into(st, 0, ids[n], WX_ID_BYTES_MAX))
                 n++;
-        if (n < max && rc != SQLITE_DONE)
-            err = no_row(rc);
     }
-    sqlite3_finalize(st);
-    es_projector_read_end(p, c);
+    rm_finalize(st);
+    es_projector_read_end(p, r);
     *len_out = n;
     return err;
 }

@@ -22,7 +22,6 @@
 #include "base/map.h"
 #include "files/projections.h"
 #include "files/service.h"
-#include "store/sqlconn.h"
 #include "store/store.h"
 
 #define NONE FILES_NODE_NONE
@@ -47,11 +46,11 @@ static const char *const drift_sql[Q_LEN] = {
 
 struct scan {
     struct es_projector *p;
-    struct sqlconn *c;
+    struct es_read *r;
     struct es_drift_report *report;
     struct files_tree *tree;
     struct wx_map versions; /* item id -> version at the checkpoint */
-    sqlite3_stmt *st[Q_LEN];
+    struct rm_stmt *st[Q_LEN];
     int64_t want[4], have[4]; /* rows expected and found: items, closure, permissions, grants */
     struct wx_buf path;
     const char **subjects; /* SUBJECTS_MAX */
@@ -99,19 +98,24 @@ static void drift_i64(struct scan *sc, const char *id, const char *model, const 
     drift_add(sc, id, model, field, a, b);
 }
 
-static const char *col(sqlite3_stmt *st, int i)
+static const char *col(struct rm_stmt *st, int i)
 {
-    return (const char *)sqlite3_column_text(st, i);
+    return rm_column_text(st, i);
 }
 
 static void compare_row(struct scan *sc, uint32_t n, const char *id)
 {
     const struct files_tree *t = sc->tree;
-    sqlite3_stmt *st = sc->st[Q_ROW];
-    sqlite3_reset(st);
-    sqlconn_bind_text(st, 1, id);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        drift_add(sc, id, "items", "exists", "false", "true");
+    struct rm_stmt *st = sc->st[Q_ROW];
+    rm_reset(st);
+    rm_bind_text(st, 1, id);
+    bool found = false;
+    int err = rm_step(st, &found);
+    if (err || !found) {
+        if (err)
+            sc->err = err;
+        else
+            drift_add(sc, id, "items", "exists", "false", "true");
         return;
     }
     uint32_t parent = files_tree_parent(t, n);
@@ -120,11 +124,11 @@ static void compare_row(struct scan *sc, uint32_t n, const char *id)
     drift_str(sc, id, "name", col(st, 0), files_tree_name(t, n));
     drift_str(sc, id, "parentId", col(st, 1), parent != NONE ? files_tree_id(t, parent) : NULL);
     drift_str(sc, id, "ownerId", col(st, 2), files_tree_owner(t, n));
-    drift_i64(sc, id, "items", "trashed", sqlite3_column_int64(st, 3), files_tree_trashed(t, n));
-    drift_i64(sc, id, "items", "hidden", sqlite3_column_int64(st, 4), files_tree_hidden(t, n));
-    drift_i64(sc, id, "items", "depth", sqlite3_column_int64(st, 5), files_tree_depth(t, n));
+    drift_i64(sc, id, "items", "trashed", rm_column_i64(st, 3), files_tree_trashed(t, n));
+    drift_i64(sc, id, "items", "hidden", rm_column_i64(st, 4), files_tree_hidden(t, n));
+    drift_i64(sc, id, "items", "depth", rm_column_i64(st, 5), files_tree_depth(t, n));
     drift_str(sc, id, "path", col(st, 6), wx_buf_ok(&sc->path) ? sc->path.data : "");
-    drift_i64(sc, id, "items", "version", sqlite3_column_int64(st, 7),
+    drift_i64(sc, id, "items", "version", rm_column_i64(st, 7),
               (int64_t)(uintptr_t)wx_map_get(&sc->versions, id));
     drift_str(sc, id, "kind", col(st, 8),
               files_tree_kind(t, n) == FILES_FOLDER ? "folder" : "file");
@@ -135,14 +139,16 @@ static void compare_row(struct scan *sc, uint32_t n, const char *id)
 static void compare_closure(struct scan *sc, uint32_t n, const char *id)
 {
     const struct files_tree *t = sc->tree;
-    sqlite3_stmt *st = sc->st[Q_CLOSURE];
-    sqlite3_reset(st);
-    sqlconn_bind_text(st, 1, id);
+    struct rm_stmt *st = sc->st[Q_CLOSURE];
+    rm_reset(st);
+    rm_bind_text(st, 1, id);
     int64_t rows = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    bool row = false;
+    int err;
+    while ((err = rm_step(st, &row)) == 0 && row) {
         rows++;
         const char *ancestor = col(st, 0);
-        int64_t depth = sqlite3_column_int64(st, 1);
+        int64_t depth = rm_column_i64(st, 1);
         uint32_t x = n;
         for (int64_t k = 0; k < depth && x != NONE; k++)
             x = files_tree_parent(t, x);
@@ -151,6 +157,10 @@ static void compare_closure(struct scan *sc, uint32_t n, const char *id)
             snprintf(at, sizeof(at), "ancestor at %lld", (long long)depth);
             drift_add(sc, id, "item_tree", at, ancestor, x != NONE ? files_tree_id(t, x) : NULL);
         }
+    }
+    if (err) {
+        sc->err = err;
+        return;
     }
     int64_t want = files_tree_depth(t, n);
     drift_i64(sc, id, "item_tree", "rows", rows, want);
@@ -186,15 +196,21 @@ static size_t subjects_of(const struct files_tree *t, uint32_t n, const char **o
 static void compare_permissions(struct scan *sc, uint32_t n, const char *id)
 {
     const struct files_tree *t = sc->tree;
-    sqlite3_stmt *st = sc->st[Q_PERMISSIONS];
-    sqlite3_reset(st);
-    sqlconn_bind_text(st, 1, id);
+    struct rm_stmt *st = sc->st[Q_PERMISSIONS];
+    rm_reset(st);
+    rm_bind_text(st, 1, id);
     int64_t rows = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    bool row = false;
+    int err;
+    while ((err = rm_step(st, &row)) == 0 && row) {
         rows++;
         const char *subject = col(st, 0);
-        drift_i64(sc, id, "item_permissions", subject, sqlite3_column_int64(st, 1),
+        drift_i64(sc, id, "item_permissions", subject, rm_column_i64(st, 1),
                   files_tree_subject_level(t, n, subject));
+    }
+    if (err) {
+        sc->err = err;
+        return;
     }
     int64_t want = (int64_t)subjects_of(t, n, sc->subjects);
     drift_i64(sc, id, "item_permissions", "rows", rows, want);
@@ -206,14 +222,16 @@ static void compare_grants(struct scan *sc, uint32_t n, const char *id)
     const char *subjects[FILES_GRANTS_MAX];
     uint8_t levels[FILES_GRANTS_MAX];
     size_t len = files_tree_grants(sc->tree, n, subjects, levels);
-    sqlite3_stmt *st = sc->st[Q_GRANTS];
-    sqlite3_reset(st);
-    sqlconn_bind_text(st, 1, id);
+    struct rm_stmt *st = sc->st[Q_GRANTS];
+    rm_reset(st);
+    rm_bind_text(st, 1, id);
     int64_t rows = 0, want = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    bool row = false;
+    int err;
+    while ((err = rm_step(st, &row)) == 0 && row) {
         rows++;
         const char *subject = col(st, 0);
-        int64_t level = sqlite3_column_int64(st, 1);
+        int64_t level = rm_column_i64(st, 1);
         bool held = false;
         for (size_t g = 0; g < len && !held; g++)
             held = strcmp(subjects[g], subject) == 0 && level >= FILES_LEVEL_READ &&
@@ -221,6 +239,10 @@ static void compare_grants(struct scan *sc, uint32_t n, const char *id)
         if (!held)
             drift_add(sc, id, "item_grants", subject, files_level_name((enum files_level)level),
                       NULL);
+    }
+    if (err) {
+        sc->err = err;
+        return;
     }
     for (size_t g = 0; g < len; g++)
         want += __builtin_popcount(levels[g]);
@@ -232,14 +254,16 @@ static void compare_grants(struct scan *sc, uint32_t n, const char *id)
 static void compare_totals(struct scan *sc)
 {
     static const char *const models[] = {"items", "item_tree", "item_permissions", "item_grants"};
-    sqlite3_stmt *st = sc->st[Q_TOTALS];
+    struct rm_stmt *st = sc->st[Q_TOTALS];
     sc->want[0] = (int64_t)files_tree_len(sc->tree);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sc->err = WX_ERR_IO;
+    bool found = false;
+    int err = rm_step(st, &found);
+    if (err || !found) {
+        sc->err = err ? err : WX_ERR_IO;
         return;
     }
     for (int i = 0; i < 4; i++)
-        drift_i64(sc, "*", models[i], "rows", sqlite3_column_int64(st, i), sc->want[i]);
+        drift_i64(sc, "*", models[i], "rows", rm_column_i64(st, i), sc->want[i]);
 }
 
 static int drift_run(struct es_projector *p, struct scan *sc, struct es_drift_report *report)
@@ -250,13 +274,12 @@ static int drift_run(struct es_projector *p, struct scan *sc, struct es_drift_re
     wx_map_init(&sc->versions);
     wx_buf_init(&sc->path);
     struct es_position at;
-    char set[ES_SET_BYTES];
     sc->subjects = malloc(SUBJECTS_MAX * sizeof(*sc->subjects));
-    int err = sc->subjects == NULL ? WX_ERR_NOMEM : es_projector_read_begin(p, &sc->c);
+    int err = sc->subjects == NULL ? WX_ERR_NOMEM : es_projector_read_begin(p, &sc->r);
     if (!err)
-        err = es_projector_live(sc->c->db, "items", set, &at);
+        err = es_read_position(sc->r, "items", &at);
     for (int q = 0; q < Q_LEN && !err; q++)
-        err = es_proj_prepare(sc->c->db, drift_sql[q], set, &sc->st[q]);
+        err = es_projector_prepare_live(sc->r, "items", drift_sql[q], &sc->st[q], NULL);
     if (!err)
         err = files_tree_fold_log(es_projector_store(p), &at, &sc->versions, &sc->tree);
     uint32_t cursor = 0, n;
@@ -276,9 +299,8 @@ static int drift_run(struct es_projector *p, struct scan *sc, struct es_drift_re
 static void drift_done(struct scan *sc)
 {
     for (int q = 0; q < Q_LEN; q++)
-        sqlite3_finalize(sc->st[q]);
-    if (sc->c != NULL)
-        es_projector_read_end(sc->p, sc->c);
+        rm_finalize(sc->st[q]);
+    es_projector_read_end(sc->p, sc->r);
     files_tree_free(sc->tree);
     wx_map_free(&sc->versions);
     wx_buf_free(&sc->path);
@@ -350,17 +372,18 @@ static const struct {
 
 static int check_model(struct scan *sc, struct wx_buf *v, size_t *n)
 {
-    char set[ES_SET_BYTES];
-    int err = es_projector_live(sc->c->db, "items", set, NULL);
+    int err = 0;
     for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]) && !err; i++) {
-        sqlite3_stmt *st;
-        err = es_proj_prepare(sc->c->db, checks[i].sql, set, &st);
+        struct rm_stmt *st;
+        err = es_projector_prepare_live(sc->r, "items", checks[i].sql, &st, NULL);
         if (err)
             break;
-        if (sqlite3_step(st) != SQLITE_ROW)
-            err = WX_ERR_IO;
-        int64_t count = err ? 0 : sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
+        bool found = false;
+        err = rm_step(st, &found);
+        if (!err && !found)
+            err = WX_ERR_IO; /* a count has a row */
+        int64_t count = err ? 0 : rm_column_i64(st, 0);
+        rm_finalize(st);
         if (count > 0) {
             char text[256];
             snprintf(text, sizeof(text), "%lld %s", (long long)count, checks[i].what);
@@ -413,7 +436,7 @@ int files_verify(struct es_projector *p, struct wx_buf *out, struct wx_buf *v,
  * subtree. */
 struct rebuild {
     const char *id;
-    sqlite3 *db;
+    struct rm_conn *conn;
     char set[ES_SET_BYTES];
     struct es_position upto;
     struct files_item *s;
@@ -437,15 +460,14 @@ static int rebuild_fold(void *arg, const struct es_event *stored)
 /* Runs a statement with text parameters ?1.. (NULL binds SQL NULL). */
 static int rb_run(struct rebuild *r, const char *tmpl, const char *const *args, size_t n)
 {
-    sqlite3_stmt *st;
-    int err = es_proj_prepare(r->db, tmpl, r->set, &st);
+    struct rm_stmt *st;
+    int err = es_proj_prepare(r->conn, tmpl, r->set, &st);
     if (err)
         return err;
     for (size_t i = 0; i < n; i++)
-        sqlconn_bind_text(st, (int)i + 1, args[i]);
-    int rc = sqlite3_step(st);
-    err = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlconn_err(rc);
-    sqlite3_finalize(st);
+        rm_bind_text(st, (int)i + 1, args[i]);
+    err = rm_run(st);
+    rm_finalize(st);
     return err;
 }
 
@@ -453,9 +475,9 @@ static int rb_row(struct rebuild *r)
 {
     const struct files_item *s = r->s;
     bool file = s->kind == FILES_FILE;
-    sqlite3_stmt *st;
+    struct rm_stmt *st;
     int err = es_proj_prepare(
-        r->db,
+        r->conn,
         "INSERT INTO items{s}(id, kind, name, parent_id, owner_id, size, mime_type, content_hash,"
         " created_by, updated_by, created_at_ms, updated_at_ms, trashed, trashed_at_ms, hidden,"
         " depth, path, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
@@ -468,47 +490,50 @@ static int rb_row(struct rebuild *r)
         r->set, &st);
     if (err)
         return err;
-    sqlconn_bind_text(st, 1, r->id);
-    sqlconn_bind_text(st, 2, file ? "file" : "folder");
-    sqlconn_bind_text(st, 3, s->name);
-    sqlconn_bind_text(st, 4, s->parent_id[0] ? s->parent_id : NULL);
-    sqlconn_bind_text(st, 5, s->owner_id);
+    rm_bind_text(st, 1, r->id);
+    rm_bind_text(st, 2, file ? "file" : "folder");
+    rm_bind_text(st, 3, s->name);
+    rm_bind_text(st, 4, s->parent_id[0] ? s->parent_id : NULL);
+    rm_bind_text(st, 5, s->owner_id);
     if (file) {
-        sqlite3_bind_int64(st, 6, s->size);
-        sqlconn_bind_text(st, 7, s->mime_type);
-        sqlconn_bind_text(st, 8, s->content_hash[0] ? s->content_hash : NULL);
+        rm_bind_i64(st, 6, s->size);
+        rm_bind_text(st, 7, s->mime_type);
+        rm_bind_text(st, 8, s->content_hash[0] ? s->content_hash : NULL);
     }
-    sqlconn_bind_text(st, 9, s->created_by);
-    sqlconn_bind_text(st, 10, s->updated_by);
-    sqlite3_bind_int64(st, 11, s->created_at_ms);
-    sqlite3_bind_int64(st, 12, s->updated_at_ms);
-    sqlite3_bind_int(st, 13, s->trashed);
+    rm_bind_text(st, 9, s->created_by);
+    rm_bind_text(st, 10, s->updated_by);
+    rm_bind_i64(st, 11, s->created_at_ms);
+    rm_bind_i64(st, 12, s->updated_at_ms);
+    rm_bind_i64(st, 13, s->trashed);
     if (s->trashed)
-        sqlite3_bind_int64(st, 14, s->trashed_at_ms);
-    sqlite3_bind_int64(st, 15, r->version);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : sqlconn_err(rc);
+        rm_bind_i64(st, 14, s->trashed_at_ms);
+    rm_bind_i64(st, 15, r->version);
+    err = rm_run(st);
+    rm_finalize(st);
+    return err;
 }
 
 static int rb_grants(struct rebuild *r)
 {
-    const char *args[3] = {r->id, NULL, NULL};
+    const char *args[1] = {r->id};
     int err = rb_run(r, "DELETE FROM item_grants{s} WHERE item_id = ?1", args, 1);
+    struct rm_stmt *st = NULL;
+    if (!err)
+        err = es_proj_prepare(r->conn,
+                              "INSERT INTO item_grants{s}(item_id, subject, level)"
+                              " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                              r->set, &st);
     for (size_t g = 0; g < r->s->grants_len && !err; g++) {
         for (int l = FILES_LEVEL_READ; l <= FILES_LEVEL_MANAGE && !err; l++) {
             if (!(r->s->grants[g].levels & (1u << l)))
                 continue;
-            char level[4];
-            snprintf(level, sizeof(level), "%d", l);
-            args[1] = r->s->grants[g].subject;
-            args[2] = level;
-            err = rb_run(r,
-                         "INSERT INTO item_grants{s}(item_id, subject, level) VALUES (?1, ?2,"
-                         " CAST(?3 AS BIGINT)) ON CONFLICT DO NOTHING",
-                         args, 3);
+            rm_bind_text(st, 1, r->id);
+            rm_bind_text(st, 2, r->s->grants[g].subject);
+            rm_bind_i64(st, 3, l);
+            err = rm_run(st);
         }
     }
+    rm_finalize(st);
     return err;
 }
 
@@ -516,27 +541,28 @@ static int rb_grants(struct rebuild *r)
  * of NUL-terminated strings. */
 static int rb_subtree(struct rebuild *r, struct wx_buf *ids, size_t *len_out)
 {
-    sqlite3_stmt *st;
+    struct rm_stmt *st;
     int err =
-        es_proj_prepare(r->db,
-                        "WITH RECURSIVE sub(id, d) AS (SELECT ?1, 0 UNION ALL SELECT i.id,"
+        es_proj_prepare(r->conn,
+                        "WITH RECURSIVE sub(id, d) AS (SELECT CAST(?1 AS TEXT)"
+                        "{pg: COLLATE \"C\"}, 0 UNION ALL SELECT i.id,"
                         " sub.d + 1 FROM items{s} i JOIN sub ON i.parent_id = sub.id WHERE"
                         " sub.d < " FILES_RECURSION_DEPTH_MAX ") SELECT id FROM sub ORDER BY d",
                         r->set, &st);
     if (err)
         return err;
-    sqlconn_bind_text(st, 1, r->id);
+    rm_bind_text(st, 1, r->id);
     size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    bool row = false;
+    while ((err = rm_step(st, &row)) == 0 && row) {
         const char *id = col(st, 0);
         wx_buf_add(ids, id, strlen(id) + 1);
         n++;
     }
-    sqlite3_finalize(st);
+    rm_finalize(st);
     *len_out = n;
-    if (rc != SQLITE_DONE)
-        return sqlconn_err(rc);
+    if (err)
+        return err;
     return wx_buf_ok(ids) ? 0 : WX_ERR_NOMEM;
 }
 
@@ -583,15 +609,14 @@ static int rb_parent_exists(struct rebuild *r, bool *out)
     *out = true;
     if (r->s->parent_id[0] == '\0')
         return 0;
-    sqlite3_stmt *st;
-    int err = es_proj_prepare(r->db, "SELECT 1 FROM items{s} WHERE id = ?1", r->set, &st);
+    struct rm_stmt *st;
+    int err = es_proj_prepare(r->conn, "SELECT 1 FROM items{s} WHERE id = ?1", r->set, &st);
     if (err)
         return err;
-    sqlconn_bind_text(st, 1, r->s->parent_id);
-    int rc = sqlite3_step(st);
-    *out = rc == SQLITE_ROW;
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sqlconn_err(rc);
+    rm_bind_text(st, 1, r->s->parent_id);
+    err = rm_step(st, out);
+    rm_finalize(st);
+    return err;
 }
 
 static int rb_apply(struct rebuild *r)
@@ -634,9 +659,9 @@ static int rb_apply(struct rebuild *r)
     return err;
 }
 
-static int rebuild_one_job(struct es_projector *p, sqlite3 *db, void *ctx)
+static int rebuild_one_job(struct es_projector *p, struct rm_conn *conn, void *ctx)
 {
-    struct rebuild r = {.id = ctx, .db = db};
+    struct rebuild r = {.id = ctx, .conn = conn};
     char stream[WX_STREAM_ID_BYTES_MAX + 1];
     files_stream_id(r.id, stream);
     r.s = malloc(sizeof(*r.s));
@@ -644,9 +669,10 @@ static int rebuild_one_job(struct es_projector *p, sqlite3 *db, void *ctx)
         return WX_ERR_NOMEM;
     files_item_init(r.s);
     wx_buf_init(&r.scratch);
-    int err = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : WX_ERR_BUSY;
-    if (!err)
-        err = es_projector_live(db, "items", r.set, &r.upto);
+    int err = rm_begin(conn, RM_TX_WRITE);
+    if (err)
+        goto out_free;
+    err = es_projector_lock_live(p, conn, "items", r.set, &r.upto);
     if (!err)
         err = es_store_read_stream(es_projector_store(p), stream, 1, WX_STREAM_EVENTS_FOLD_MAX,
                                    rebuild_fold, &r);
@@ -654,10 +680,8 @@ static int rebuild_one_job(struct es_projector *p, sqlite3 *db, void *ctx)
         err = WX_ERR_NOT_FOUND; /* nothing of it at the checkpoint yet */
     if (!err)
         err = rb_apply(&r);
-    if (!err && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        err = WX_ERR_IO;
-    if (err)
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    err = rm_end(conn, err);
+out_free:
     wx_buf_free(&r.scratch);
     free(r.s);
     return err;
