@@ -17,7 +17,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Server, expect, expect_problem, run_suite  # noqa: E402
+from harness import Server, expect, expect_problem, run_suite, store_args_for  # noqa: E402
 
 BINARY = None
 _seq = [0]
@@ -766,7 +766,8 @@ def proc_restart_keeps_the_tree():
         alice.folder("y", x["id"], want=409)
         who("bob").act(y["id"], "rename", {"name": "by-bob"})
         expect(s.stop() == 0)
-        out = subprocess.run([BINARY, "verify", "--data-dir", s.data_dir], capture_output=True)
+        out = subprocess.run([BINARY, "verify", "--data-dir", s.data_dir]
+                             + store_args_for(s.data_dir), capture_output=True)
         expect(out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:])
         report = json.loads(out.stdout)
         expect(report["files"]["items"] == 4 and report["files"]["drifted"] == [], report)
@@ -826,7 +827,8 @@ def main():
                     if k.startswith("test_") and callable(v)], s)
         rc = s.stop()
         runner.run([lambda: expect(rc == 0, "SIGTERM exit code %r" % rc)])
-        out = subprocess.run([BINARY, "verify", "--data-dir", s.data_dir], capture_output=True)
+        out = subprocess.run([BINARY, "verify", "--data-dir", s.data_dir]
+                             + store_args_for(s.data_dir), capture_output=True)
         runner.run([lambda: expect(out.returncode == 0, out.stdout[-3000:])])
     finally:
         s.cleanup()
