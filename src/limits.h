@@ -356,8 +356,10 @@
 /* Read models (consumers) one projector runs, over every domain. */
 #define WX_PROJECTOR_CONSUMERS_MAX 32
 
-/* Prepared statements one consumer may use. */
-#define WX_CONSUMER_STMTS_MAX 8
+/* Prepared statements one consumer may use (each handle keeps this many
+ * pointers): the files consumer writes four tables that change together
+ * and uses 30. */
+#define WX_CONSUMER_STMTS_MAX 32
 
 /* Retry of a failed projection: first wait, doubling up to the maximum. */
 #define WX_PROJECTOR_RETRY_MS_MIN 100

@@ -659,16 +659,25 @@
 
   /* The folder tree (API.md, Files and folders): shown only once the server
    * has the routes (features.folders in /admin/stats). */
-  function treeNode(item) {
+  /* A folder below the root opens as the root in its turn (the tree
+   * reaches three levels down); a file says its size and MIME type. */
+  function treeNode(item, root) {
     const kids = item.children || [];
-    return el('li', {}, el('span', { text: (item.kind === 'folder' ? 'folder ' : 'file ') + item.name }),
-      kids.length ? el('ul', {}, ...kids.map(treeNode)) : null);
+    const label = item.kind === 'folder' && !root
+      ? el('button', { type: 'button', class: 'linkish', text: item.name, 'aria-label': 'Open folder ' + item.name, on: { click: () => { $('folder-id').value = item.id; openFolder(item.id); } } })
+      : el('span', { text: item.name });
+    const facts = item.kind === 'folder'
+      ? 'folder' + (item.trashed ? ', in the trash' : '')
+      : 'file, ' + item.size + ' bytes, ' + item.mimeType;
+    return el('li', {}, label, el('span', { class: 'sub', text: ' (' + facts + ')' }),
+      kids.length ? el('ul', {}, ...kids.map((k) => treeNode(k, false))) : null);
   }
   async function openFolder(id) {
     const res = await api('GET', '/folders/' + enc(id) + '/tree?depth=3');
     const box = $('folder-tree');
     if (!res.ok) { box.replaceChildren(el('p', { class: 'msg bad', text: problemText(res, 'read this folder') })); return; }
-    box.replaceChildren(el('ul', { class: 'tree', 'aria-label': 'Folder ' + id }, treeNode(res.data)));
+    box.replaceChildren(el('p', { id: 'folder-path', text: res.data.path }),
+      el('ul', { class: 'tree', 'aria-label': 'Folder ' + res.data.path }, treeNode(res.data, true)));
   }
 
   function onSubmit(id, fn) {

@@ -137,8 +137,9 @@ int wx_app_verify(struct es_projector *p, struct wx_buf *out, bool *ok_out)
 
 /* ---- route helpers ---- */
 
-void wx_submit_committed(struct http_request *req, es_command_fn handle, void *payload,
-                         void (*committed)(struct es_command *cmd))
+void wx_submit_hooks(struct http_request *req, es_command_fn handle, void *payload,
+                     void (*committed)(struct es_command *cmd),
+                     void (*discarded)(struct es_command *cmd))
 {
     struct es_command *cmd = wx_arena_alloc(&req->arena, sizeof(*cmd));
     if (cmd == NULL) {
@@ -148,6 +149,7 @@ void wx_submit_committed(struct http_request *req, es_command_fn handle, void *p
     cmd->handle = handle;
     cmd->payload = payload;
     cmd->committed = committed;
+    cmd->discarded = discarded;
     const struct auth_principal *p = wx_principal(req);
     if (p != NULL) {
         cmd->principal = p;
@@ -157,9 +159,15 @@ void wx_submit_committed(struct http_request *req, es_command_fn handle, void *p
     http_submit(req, cmd);
 }
 
+void wx_submit_committed(struct http_request *req, es_command_fn handle, void *payload,
+                         void (*committed)(struct es_command *cmd))
+{
+    wx_submit_hooks(req, handle, payload, committed, NULL);
+}
+
 void wx_submit(struct http_request *req, es_command_fn handle, void *payload)
 {
-    wx_submit_committed(req, handle, payload, NULL);
+    wx_submit_hooks(req, handle, payload, NULL, NULL);
 }
 
 const struct auth_principal *wx_principal(const struct http_request *req)

@@ -65,6 +65,11 @@ void wx_submit(struct http_request *req, es_command_fn handle, void *payload);
 /* The same with an es_command.committed hook. */
 void wx_submit_committed(struct http_request *req, es_command_fn handle, void *payload,
                          void (*committed)(struct es_command *cmd));
+/* The same with both hooks, es_command.committed and .discarded (either
+ * may be NULL). */
+void wx_submit_hooks(struct http_request *req, es_command_fn handle, void *payload,
+                     void (*committed)(struct es_command *cmd),
+                     void (*discarded)(struct es_command *cmd));
 
 /* The request's caller (auth/auth.h), NULL when authentication is off: the
  * domains' routes decide ownership with it (auth_owns). */

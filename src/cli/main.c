@@ -35,6 +35,8 @@
 #include "cli/token.h"
 #include "es/domain.h"
 #include "es/writer.h"
+#include "files/files.h"
+#include "files/service.h"
 #include "http/http.h"
 #include "limits.h"
 #include "obs/log.h"
@@ -52,6 +54,7 @@ static const struct es_domain *const domains[] = {
     &order_domain,
     &bus_domain,
     &auth_domain,
+    &files_domain,
 };
 
 #ifndef WALLEX_VERSION
@@ -103,6 +106,8 @@ struct options {
     const char *webhook_timeout;
     const char *disable_after;
     bool deny_private;
+    const char *trash_retention; /* serve: a duration, or 0 / off */
+    int64_t trash_retention_ms;
 };
 
 static const char *env_or(const char *name, const char *fallback)
@@ -164,6 +169,7 @@ static void options_defaults(struct options *o)
     o->webhook_timeout = env_or("WALLEX_WEBHOOK_TIMEOUT", BUS_WEBHOOK_TIMEOUT_DEFAULT);
     o->disable_after = env_or("WALLEX_WEBHOOK_DISABLE_AFTER", BUS_DISABLE_AFTER_DEFAULT);
     o->deny_private = env_flag("WALLEX_WEBHOOK_DENY_PRIVATE");
+    o->trash_retention = env_or("WALLEX_TRASH_RETENTION", FILES_TRASH_RETENTION_DEFAULT);
 }
 
 static bool int_opt(const char *name, const char *text, int64_t min, int64_t max, int64_t *out)
@@ -251,11 +257,17 @@ static const char usage_serve[] =
     "  --webhook-deny-private refuse loopback and private receiver addresses\n"
     "                                                    WALLEX_WEBHOOK_DENY_PRIVATE (off)\n"
     "\n"
+    "files and folders (docs/operations.md, \"Files and folders\"):\n"
+    "  --trash-retention D    items in the trash longer than D are purged (an ItemPurged\n"
+    "                         event by the server); 0 or off keeps them\n"
+    "                                                    WALLEX_TRASH_RETENTION (30d)\n"
+    "\n"
     "With --store postgres the log lives in PostgreSQL (several nodes may share\n"
     "it) and so do the read models (schema <pg-schema>_read) and the webhook\n"
     "delivery state (<pg-schema>_bus): any node answers any query, and each read\n"
     "model is projected by one node at a time. DATA_DIR keeps this node's lock\n"
-    "file and the first start's admin.token.\n"
+    "file and the first start's admin.token. Files and folders are decided on\n"
+    "one node only (docs/architecture.md says why).\n"
     "\n"
     "Logs are JSON lines on stderr, one per request at info.\n"
     "\n"
@@ -277,7 +289,10 @@ static const char usage_offline[] =
     "           entry starts where the previous one ended; for orders, that each\n"
     "           total is the sum of its lines, that the statistics equal a\n"
     "           recount, and that every payment and refund has its wallet\n"
-    "           movement and no other movement names an order (exit 1 if not)\n";
+    "           movement and no other movement names an order; for files and\n"
+    "           folders, that items, the closure table and the effective\n"
+    "           permissions equal a fold of the log and a recomputation, and\n"
+    "           that names are unique among live siblings (exit 1 if not)\n";
 
 static const char usage_backup[] =
     "usage: wallex backup --to DIR [--data-dir DIR]\n"
@@ -371,7 +386,8 @@ enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_STORE, OPT_PG, OPT_PG_SCHEMA, OPT_CUR
        OPT_SNAPSHOT_EVERY, OPT_URL, OPT_WALLETS, OPT_OPS, OPT_CONNECTIONS, OPT_MIX, OPT_SEED, OPT_FROM, OPT_LIMIT,
        OPT_REDIS, OPT_REDIS_STREAM, OPT_REDIS_MAXLEN, OPT_REDIS_REQUIRED, OPT_RETRY_SCHEDULE,
        OPT_WEBHOOK_TIMEOUT, OPT_DISABLE_AFTER, OPT_DENY_PRIVATE, OPT_WORKLOAD, OPT_AUTH,
-       OPT_RATE_LIMIT_USER, OPT_TOKEN, OPT_ROLE, OPT_SUBJECT, OPT_EXPIRES, OPT_HELP };
+       OPT_RATE_LIMIT_USER, OPT_TOKEN, OPT_ROLE, OPT_SUBJECT, OPT_EXPIRES, OPT_TRASH_RETENTION,
+       OPT_HELP };
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -415,6 +431,7 @@ static const struct option long_options[] = {
     {"role", required_argument, NULL, OPT_ROLE},
     {"subject", required_argument, NULL, OPT_SUBJECT},
     {"expires", required_argument, NULL, OPT_EXPIRES},
+    {"trash-retention", required_argument, NULL, OPT_TRASH_RETENTION},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -488,6 +505,13 @@ static int options_check(const struct int_texts *t, struct options *o)
         fprintf(stderr, "wallex: --auth must be on or off\n");
         return 2;
     }
+    o->trash_retention_ms = 0;
+    if (strcmp(o->trash_retention, "0") != 0 && strcmp(o->trash_retention, "off") != 0 &&
+        !bus_duration_parse(o->trash_retention, INT64_MAX / 2, &o->trash_retention_ms)) {
+        fprintf(stderr, "wallex: --trash-retention must be a duration such as 30d (ms, s, m, h,"
+                        " d), or 0 or off\n");
+        return 2;
+    }
     return rate_limit_parse(o);
 }
 
@@ -555,6 +579,7 @@ static int parse_options(int argc, char **argv, const char *usage, struct option
         case OPT_WEBHOOK_TIMEOUT: o->webhook_timeout = optarg; break;
         case OPT_DISABLE_AFTER: o->disable_after = optarg; break;
         case OPT_DENY_PRIVATE: o->deny_private = true; break;
+        case OPT_TRASH_RETENTION: o->trash_retention = optarg; break;
         case OPT_HELP: fputs(usage, stdout); return 1;
         default: fputs(usage, stderr); return 2;
         }
@@ -858,6 +883,22 @@ static int serve_open(const struct options *o, struct bus_config *bc, struct ser
         return err;
     if (strcmp(o->auth, "on") == 0 && (err = serve_auth(o, sv)) != 0)
         return err;
+    struct files_config fc = {
+        .store = sv->store,
+        .writer = sv->writer,
+        .projector = sv->projector,
+        .clock = &wx_clock_system,
+        .retention_ms = o->trash_retention_ms,
+    };
+    if ((err = files_start(&fc)) != 0) {
+        fprintf(stderr, "wallex: cannot start the files domain: %s\n", wx_strerror(err));
+        return err;
+    }
+    /* The files rules that span items are decided against this node's
+     * tree index, which learns only this node's commands. */
+    if (is_postgres(o))
+        wx_logf(WX_LOG_WARN, "files: decided against this node's tree index: serve files and"
+                             " folders from one node only (docs/architecture.md)");
     sv->app = (struct wx_app){
         .store = sv->store,
         .writer = sv->writer,
@@ -908,8 +949,10 @@ static void serve_close(struct serve *sv)
      * them) while everything they use is still there. */
     wx_worker_stop(sv->admin);
     bus_stop(sv->bus);
+    files_quiesce();                /* its sweeper submits to the writer */
     auth_service_quiesce(sv->auth); /* its refresher may submit to the writer */
     es_writer_stop(sv->writer);
+    files_stop();
     http_server_stop(sv->http);
     auth_service_stop(sv->auth);
     free(sv->routes);

@@ -620,9 +620,12 @@ err_nomem:
     return EFFECT_BROKEN;
 }
 
+/* *ran_out says whether the handler ran (then `committed` or `discarded`
+ * follows, once its round is settled). */
 static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
-                                   struct es_batch_item *item, int64_t now_ms)
+                                   struct es_batch_item *item, int64_t now_ms, bool *ran_out)
 {
+    *ran_out = false;
     cmd->status = 0;
     cmd->has_position = false;
     cmd->replayed = false;
@@ -640,6 +643,7 @@ static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
     ctx->cmd = cmd;
     ctx->now_ms = now_ms;
     cmd->handle(ctx, cmd);
+    *ran_out = true;
 
     if (ctx->err == 0 && !ctx->answered)
         ctx->err = WX_ERR_INVALID; /* a handler bug; fail the command, not the server */
@@ -663,6 +667,7 @@ struct round {
     size_t *item_cmd; /* item -> index into cmds */
     size_t items_len;
     bool *again;      /* per command: lost a race, decide it again */
+    bool *ran;        /* per command: its handler ran, not settled yet */
 };
 
 /* Decides every command of the round; false when memory ran out midway
@@ -674,11 +679,12 @@ static bool decide_round(struct es_writer *w, struct round *r, int64_t now_ms)
     for (size_t i = 0; i < r->len; i++) {
         struct es_command *cmd = r->cmds[i];
         r->again[i] = false;
+        r->ran[i] = false;
         if (broken) {
             answer_problem(cmd, ES_internal_error, "Out of memory");
             continue;
         }
-        enum cmd_effect effect = run_command(w, cmd, &r->items[r->items_len], now_ms);
+        enum cmd_effect effect = run_command(w, cmd, &r->items[r->items_len], now_ms, &r->ran[i]);
         if (effect == EFFECT_BROKEN)
             broken = true;
         else if (effect == EFFECT_WRITE)
@@ -775,10 +781,20 @@ static void settle_round(struct es_writer *w, struct round *r, int err)
                 cmd->position = ap->events[ap->events_len - 1].position;
                 atomic_fetch_add(&w->stats.events, ap->events_len);
             }
-            if (item->appends_len > 0 && cmd->committed != NULL)
-                cmd->committed(cmd);
+            if (item->appends_len > 0) {
+                r->ran[r->item_cmd[k]] = false; /* settled */
+                if (cmd->committed != NULL)
+                    cmd->committed(cmd);
+            }
         }
     }
+    /* Every other run of a handler this round wrote nothing to the log: it
+     * rejected or failed, its commit failed, or it lost a race and is
+     * decided again next round (on what the log holds, so what it staged
+     * must be forgotten first). */
+    for (size_t i = 0; i < r->len; i++)
+        if (r->ran[i] && r->cmds[i]->discarded != NULL)
+            r->cmds[i]->discarded(r->cmds[i]);
     if (err) {
         atomic_fetch_add(&w->stats.commit_failures, 1);
         wx_logf(WX_LOG_ERROR, "writer: batch of %zu commands failed: %s", r->len,
@@ -819,8 +835,9 @@ static void run_rounds(struct es_writer *w, struct es_command **cmds, size_t n,
         .items = wx_arena_alloc(&w->batch_arena, n * sizeof(*r.items)),
         .item_cmd = wx_arena_alloc(&w->batch_arena, n * sizeof(*r.item_cmd)),
         .again = wx_arena_alloc(&w->batch_arena, n * sizeof(*r.again)),
+        .ran = wx_arena_alloc(&w->batch_arena, n * sizeof(*r.ran)),
     };
-    if (r.items == NULL || r.item_cmd == NULL || r.again == NULL) {
+    if (r.items == NULL || r.item_cmd == NULL || r.again == NULL || r.ran == NULL) {
         for (size_t i = 0; i < n; i++)
             answer_problem(cmds[i], ES_internal_error, "Out of memory");
         return;

@@ -70,6 +70,18 @@ struct es_command {
      * token refused from the next request). Not called when the command
      * wrote no event, failed, or was answered from an idempotency record. */
     void (*committed)(struct es_command *cmd);
+    /* Optional: on the writer thread, before `complete`, after a run of
+     * the handler whose events did not reach the log: it rejected or
+     * failed, its batch did not commit, or it lost a version race to
+     * another node (then this follows before it is decided again, on
+     * fresh state, in the batch's next round). Each run of the handler is
+     * followed by exactly one of `committed` and `discarded`; neither
+     * follows a command answered without running it (an idempotency
+     * replay, a key in use). For a domain that keeps state of its own in
+     * the writer's memory as its handler stages events (an index over many
+     * aggregates, which the writer's per-stream overlay cannot hold): what
+     * was staged for this command did not happen. */
+    void (*discarded)(struct es_command *cmd);
 
     /* Set by the writer before `complete`. */
     int status;

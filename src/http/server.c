@@ -404,8 +404,8 @@ static const char *read_common_headers(struct http_request *req)
     return NULL;
 }
 
-/* Routes that take a body take JSON in UTF-8, said once; bodiless POSTs
- * (admin actions) need no Content-Type. */
+/* Routes that take a body take JSON in UTF-8, said once; requests without
+ * a body need no Content-Type. */
 static bool content_type_ok(struct http_request *req)
 {
     size_t n = 0;
@@ -495,7 +495,11 @@ bool http_request_head(struct http_request *req)
     const char *why = read_common_headers(req);
     if (why != NULL)
         return refuse(req, ES_invalid_request, why);
-    if (body_max > 0 && !content_type_ok(req))
+    /* RFC 9110 §8.3: Content-Type describes content; a request that sends
+     * none (a POST that takes no body, or one whose body is optional)
+     * needs none. */
+    bool bodiless = !req->wire.chunked && req->wire.content_length <= 0;
+    if (body_max > 0 && !bodiless && !content_type_ok(req))
         return refuse(req, ES_unsupported_media_type,
                       "Content-Type must be application/json, once, in UTF-8");
     return true;

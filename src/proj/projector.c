@@ -1551,6 +1551,14 @@ int es_projector_replay_stream(struct es_projector *p, struct rm_conn *conn, con
     return err;
 }
 
+int es_projector_lock_live(struct es_projector *p, struct rm_conn *conn, const char *consumer,
+                           char set_out[ES_SET_BYTES], struct es_position *position_out)
+{
+    if (es_projector_consumer(p, consumer) == NULL)
+        return WX_ERR_NOT_FOUND;
+    return lock_live(p, conn, consumer, set_out, position_out);
+}
+
 int es_projector_forget_sql(struct es_proj_tx *tx, void *forget_sql)
 {
     const struct es_forget_sql *f = forget_sql;

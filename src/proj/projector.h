@@ -220,6 +220,14 @@ int es_projector_job(struct es_projector *p,
 int es_projector_replay_stream(struct es_projector *p, struct rm_conn *conn, const char *consumer,
                                const char *stream_id,
                                int (*forget)(struct es_proj_tx *tx, void *ctx), void *ctx);
+/* For es_projector_job functions that rewrite a consumer's rows their own
+ * way rather than through its apply (a domain repairing what one
+ * aggregate's rows imply elsewhere): in the job's open write transaction,
+ * locks the consumer's checkpoint as es_projector_replay_stream does, and
+ * gives its live set and position, up to which the rows are to be
+ * rewritten. */
+int es_projector_lock_live(struct es_projector *p, struct rm_conn *conn, const char *consumer,
+                           char set_out[ES_SET_BYTES], struct es_position *position_out);
 /* A forget for es_projector_replay_stream: runs each statement of a
  * NULL-terminated list (`{s}` for the set) with ?1 bound to the text in
  * `arg`. */

@@ -99,6 +99,28 @@ def token_id(s, owner):
     return issue(s, "reader", uid("x"))["tokenId"]
 
 
+def folder_of(s, owner):
+    """A top-level folder the admin makes and grants manage on to owner:
+    what is in it is owner's to do anything with, and nobody else's."""
+    fid = uid("d")
+    ok(post(s, "/folders", {"folderId": fid, "name": fid}), 201)
+    ok(post(s, "/items/%s/grants" % fid, {"subject": owner, "permission": "manage"}))
+    return fid
+
+
+def item_of(s, owner, kind="file", trashed=False):
+    top = folder_of(s, owner)
+    iid = uid("i")
+    if kind == "folder":
+        ok(post(s, "/folders", {"folderId": iid, "name": iid, "parentId": top}), 201)
+    else:
+        ok(post(s, "/files", {"fileId": iid, "name": iid, "parentId": top, "size": 1,
+                              "mimeType": "text/plain"}), 201)
+    if trashed:
+        ok(post(s, "/items/%s/trash" % iid, {}))
+    return iid
+
+
 # ---------------------------------------------------------------- the matrix
 
 # Each route: (method, pattern, access, build). build(s, owner) makes what
@@ -135,6 +157,26 @@ def route_cases():
 
     def fixed(path, body=None):
         return lambda s, o: (path, body, None)
+
+    def on_item(suffix, body=None, kind="file", trashed=False):
+        def build(s, o):
+            iid = item_of(s, o, kind, trashed)
+            return "/items/%s%s" % (iid, suffix), body, "/items/" + iid
+        return build
+
+    def in_folder(path, body):
+        def build(s, o):
+            return path, dict(body, name=uid("n"), parentId=folder_of(s, o)), None
+        return build
+
+    def moved(s, o):
+        iid = item_of(s, o)
+        return "/items/%s/move" % iid, {"parentId": folder_of(s, o)}, "/items/" + iid
+
+    def revoked(s, o):
+        iid = item_of(s, o)
+        ok(post(s, "/items/%s/grants" % iid, {"subject": "g", "permission": "read"}))
+        return "/items/%s/grants/g/read" % iid, None, "/items/" + iid
 
     def with_sub(suffix, body=None):
         def build(s, o):
@@ -194,6 +236,30 @@ def route_cases():
                                                               versions=2)),
         ("POST", "/admin/orders/{id}/rebuild", "admin", lambda s, o: (
             lambda oid: ("/admin/orders/%s/rebuild" % oid, None, O % oid))(order(s, o))),
+        # files and folders: the owner's are in a folder granted manage to
+        # it; another's are invisible to the caller (404)
+        ("POST", "/folders", "command", in_folder("/folders", {})),
+        ("POST", "/files", "command", in_folder("/files", {"size": 1, "mimeType": "text/plain"})),
+        ("GET", "/items", "query", lambda s, o: ("/items?under=" + folder_of(s, o), None, None)),
+        ("GET", "/items/{id}", "query", on_item("")),
+        ("PATCH", "/items/{id}", "command", on_item("", {"size": 5})),
+        ("DELETE", "/items/{id}", "command", on_item("", trashed=True)),
+        ("GET", "/items/{id}/events", "query", on_item("/events")),
+        ("POST", "/items/{id}/rename", "command", on_item("/rename", {"name": "renamed"})),
+        ("POST", "/items/{id}/move", "command", moved),
+        ("POST", "/items/{id}/trash", "command", on_item("/trash", {})),
+        ("POST", "/items/{id}/restore", "command", on_item("/restore", {}, trashed=True)),
+        ("POST", "/items/{id}/grants", "command", on_item("/grants", {"subject": "g2",
+                                                                     "permission": "write"})),
+        ("DELETE", "/items/{id}/grants/{subject}/{permission}", "command", revoked),
+        ("GET", "/folders/{id}/children", "query", lambda s, o: (
+            "/folders/%s/children" % folder_of(s, o), None, None)),
+        ("GET", "/folders/{id}/tree", "query", lambda s, o: (
+            "/folders/%s/tree" % folder_of(s, o), None, None)),
+        ("GET", "/shared-with-me", "query", fixed("/shared-with-me")),
+        ("GET", "/trash", "query", fixed("/trash")),
+        ("POST", "/admin/items/{id}/rebuild", "admin", lambda s, o: (
+            lambda i: ("/admin/items/%s/rebuild" % i, None, "/items/" + i))(item_of(s, o))),
         # the event bus
         ("POST", "/subscriptions", "admin", fixed("/subscriptions", {
             "url": "http://127.0.0.1:9/hook", "eventTypes": ["TokenRevoked"]})),
@@ -222,7 +288,9 @@ ADMIN_STATUS = {"/admin/dead-letters/{id}/replay": 404}
 # A user acting on another subject's resource: 404 as if absent (ids do not
 # leak), 403 where it names the other subject itself.
 OTHER_STATUS = {("POST", "/wallets"): 403, ("GET", "/wallets"): 403,
-                ("POST", "/orders"): 403, ("GET", "/orders"): 403}
+                ("POST", "/orders"): 403, ("GET", "/orders"): 403,
+                # what is shared with the caller and its trash: its own, of nobody else's
+                ("GET", "/shared-with-me"): 200, ("GET", "/trash"): 200}
 UNAUTHENTICATED = ["none", "malformed", "bad_secret", "expired", "revoked"]
 CALLERS = UNAUTHENTICATED + ["user_own", "user_other", "reader", "admin"]
 

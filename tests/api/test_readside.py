@@ -194,7 +194,7 @@ def test_admin_projections(s):
     wait_until(lambda: caught_up(s), what="catch up")
     ps = projections(s)
     expect(set(ps) == {"wallets", "ledger", "transfers", "orders", "order_stats",
-                       "subscriptions", "tokens"}, ps)
+                       "subscriptions", "tokens", "items"}, ps)
     for p in ps.values():
         expect(p["position"] == p["headPosition"] and p["lag"] == 0 and p["lastError"] is None)
     expect(s.request("GET", "/readyz")[0] == 200)

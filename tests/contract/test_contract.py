@@ -123,6 +123,8 @@ class Pools:
         self.transfers = []
         self.subscriptions = []
         self.tokens = []     # ids of tokens the generator issued (never the admin's)
+        self.items = []      # files and folders
+        self.folders = []
         self.owners = ["owner-1"]
 
     def learn(self, op, status, body):
@@ -139,6 +141,10 @@ class Pools:
             self.subscriptions.append(body["subscriptionId"])
         if "tokenId" in body and "token" in body:
             self.tokens.append(body["tokenId"])
+        if "kind" in body and "path" in body:
+            self.items.append(body["id"])
+            if body["kind"] == "folder":
+                self.folders.append(body["id"])
 
 
 POOLS = Pools()
@@ -222,6 +228,11 @@ def draw_request(draw, op):
                 v = pick(draw, POOLS.subscriptions, GEN.of(schema))
             elif op.template.startswith("/admin/tokens/"):
                 v = pick(draw, POOLS.tokens, GEN.of(schema))
+            elif op.template.startswith("/folders/") and name == "id":
+                v = pick(draw, POOLS.folders, GEN.of(schema))
+            elif (op.template.startswith("/items/") or
+                  op.template.startswith("/admin/items/")) and name == "id":
+                v = pick(draw, POOLS.items, GEN.of(schema))
             else:
                 v = draw(GEN.of(schema))
             params[name] = str(v)
@@ -229,6 +240,8 @@ def draw_request(draw, op):
             if p.get("required") or draw(st.booleans()):
                 if name in ("ownerId", "customerId"):
                     v = pick(draw, POOLS.owners, GEN.of(schema))
+                elif name == "under":
+                    v = pick(draw, POOLS.folders, GEN.of(schema))
                 else:
                     v = draw(GEN.of(schema))
                 query[name] = str(v)
@@ -279,6 +292,8 @@ def fit_body(draw, op, params, body):
                                                             else "y")
     if t == "/orders/{id}/pay":
         body["walletId"] = pick(draw, POOLS.wallets, st.just(body["walletId"]))
+    if "parentId" in body:  # files and folders go into real folders, mostly
+        body["parentId"] = pick(draw, POOLS.folders, st.just(body["parentId"]))
     if "url" in body:
         body["url"] = HOOK
     if "expiresAt" in body:
@@ -572,7 +587,8 @@ def test_generated(s, build_dir, examples):
     identity(client)
     rate_limit(client)
     # Creations first, so later operations find resources.
-    first = ["createWallet", "createOrder", "createSubscription", "createTransfer"]
+    first = ["createWallet", "createOrder", "createSubscription", "createTransfer", "createFolder",
+             "createFile"]
     ops = sorted(DOC.ops, key=lambda o: (first.index(o.id) if o.id in first else 9, o.id))
     for op in ops:
         run_operation(client, op, examples)

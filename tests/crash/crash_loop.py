@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Crash loop: a real server under concurrent transfers, credits, debits and
+"""Crash loop: a real server under concurrent transfers, credits, debits,
 order flows (create an order of 3 items, confirm it, pay it from a wallet,
-sometimes cancel it once paid, which refunds it), each command with its own
-Idempotency-Key, killed with SIGKILL at random moments and restarted.
+sometimes cancel it once paid, which refunds it) and file flows (create a
+file, rename it, move it to another folder, sometimes trash and restore it),
+each command with its own Idempotency-Key, killed with SIGKILL at random
+moments and restarted.
 Clients keep a journal of every acknowledgement. After each round:
   - every acknowledged command, sent again with its key, comes back byte for
     byte with Idempotency-Replayed: true (it is durable, and a retry never
@@ -14,11 +16,14 @@ Clients keep a journal of every acknowledgement. After each round:
     acknowledged debits, minus acknowledged payments plus acknowledged
     refunds, none negative;
   - every order is, in the log, in the status its last acknowledged command
-    left it.
+    left it;
+  - every file has, in the log, the name, folder and trash flag its last
+    acknowledged command left it with.
 At the end: `wallex verify` on the data directory (money invariants, ledger,
 read models against the log, each payment and refund against its wallet
-movement). Authentication is on, as users run it: every command carries the
-admin token of the data directory's first start, across every restart.
+movement, the files read model against the log and itself). Authentication is
+on, as users run it: every command carries the admin token of the data
+directory's first start, across every restart.
 
   tests/crash/crash_loop.py build/wallex              # 3 rounds (CI)
   tests/crash/crash_loop.py build/wallex --rounds 100 # the long run
@@ -52,6 +57,7 @@ class Journal:
         self.paid = Decimal(0)      # acknowledged order payments
         self.refunded = Decimal(0)  # acknowledged cancels of paid orders
         self.orders = {}            # order id -> status its last acknowledged command left
+        self.files = {}             # item id -> (name, parentId, trashed) likewise
         self.replays_checked = 0
 
     def settle(self, key, path, body, status, payload):
@@ -71,6 +77,9 @@ class Journal:
                     self.paid += order["total"]
                 if path.endswith("/cancel") and order["paidFrom"] is not None:
                     self.refunded += order["total"]
+            if (path.startswith("/files") or path.startswith("/items")) and status in (200, 201):
+                it = json.loads(payload)
+                self.files[it["id"]] = (it["name"], it["parentId"], it["trashed"])
 
 
 def send(s, path, body, key):
@@ -106,14 +115,31 @@ def order_flow(rnd, order_id):
     return steps
 
 
+def file_flow(rnd, file_id):
+    """One file's life: created in the left folder, renamed, moved to the
+    right one, sometimes trashed, and then sometimes restored."""
+    steps = [("/files", json.dumps({"fileId": file_id, "name": file_id, "parentId": "crash-left",
+                                    "size": rnd.randint(0, 10 ** 6), "mimeType": "text/plain"})),
+             ("/items/%s/rename" % file_id, json.dumps({"name": file_id + "-renamed"})),
+             ("/items/%s/move" % file_id, json.dumps({"parentId": "crash-right"}))]
+    if rnd.random() < 0.4:
+        steps.append(("/items/%s/trash" % file_id, "{}"))
+        if rnd.random() < 0.5:
+            steps.append(("/items/%s/restore" % file_id, "{}"))
+    return steps
+
+
 def client(s, journal, stop, seed, round_no):
     rnd = random.Random(seed)
     n = 0
     while not stop.is_set():
         n += 1
         key = "r%d-c%d-%d" % (round_no, seed, n)
-        if rnd.random() < 0.25:
+        r = rnd.random()
+        if r < 0.2:
             steps = order_flow(rnd, "o-" + key)
+        elif r < 0.4:
+            steps = file_flow(rnd, "f-" + key)
         else:
             steps = [random_command(rnd)]
         for i, (path, body) in enumerate(steps):
@@ -178,6 +204,17 @@ def check_round(s, journal, verified_keys):
         st, _, payload, order = s.request("GET", "/orders/%s?asOf=2999-01-01T00:00:00Z"
                                           % order_id)
         assert st == 200 and order["status"] == status, (order_id, status, payload[:300])
+    # Every file's name, folder and trash flag, folded from its events.
+    for item_id, want in journal.files.items():
+        st, _, payload, page = s.request("GET", "/items/%s/events?limit=1000" % item_id)
+        assert st == 200, (item_id, payload[:300])
+        name = parent = None
+        trashed = False
+        for e in page["data"]:
+            name = e["data"].get("name", name)
+            parent = e["data"].get("parentId", parent)
+            trashed = {"ItemTrashed": True, "ItemRestored": False}.get(e["type"], trashed)
+        assert (name, parent, trashed) == want, (item_id, (name, parent, trashed), want)
     return lost
 
 
@@ -200,6 +237,11 @@ def main():
                 {"walletId": "c%d" % w, "ownerId": "crash", "initialBalance": str(INITIAL)}
             ).encode())[0]
             assert st == 201
+        for folder in ({"folderId": "crash-root", "name": "crash"},
+                       {"folderId": "crash-left", "name": "left", "parentId": "crash-root"},
+                       {"folderId": "crash-right", "name": "right", "parentId": "crash-root"}):
+            st = s.request("POST", "/folders", raw=json.dumps(folder).encode())[0]
+            assert st == 201
         for round_no in range(1, args.rounds + 1):
             stop = threading.Event()
             with concurrent.futures.ThreadPoolExecutor(args.clients) as ex:
@@ -216,9 +258,10 @@ def main():
             try:
                 lost = check_round(s, journal, verified)
                 print("round %d: ok, %d acknowledged so far (%d orders, payments %s, refunds"
-                      " %s), %d answers lost in the crash settled by retrying with their keys"
-                      % (round_no, len(journal.acked), len(journal.orders), journal.paid,
-                         journal.refunded, lost), flush=True)
+                      " %s, %d files), %d answers lost in the crash settled by retrying with"
+                      " their keys" % (round_no, len(journal.acked), len(journal.orders),
+                                       journal.paid, journal.refunded, len(journal.files), lost),
+                      flush=True)
             except AssertionError as e:
                 failures += 1
                 print("round %d: FAILED %r" % (round_no, e), flush=True)
@@ -231,9 +274,10 @@ def main():
             failures += 1
             print("verify FAILED: %s %s" % (r.stdout[:2000], r.stderr[-2000:]))
         else:
-            print("verify: ok, %d events, %d ledger entries, %d orders, %d paid" % (
-                report["wallet"]["events"], report["wallet"]["ledgerEntries"],
-                report["order"]["orders"], report["order"]["paidOrders"]))
+            print("verify: ok, %d events, %d ledger entries, %d orders, %d paid, %d files and"
+                  " folders" % (report["wallet"]["events"], report["wallet"]["ledgerEntries"],
+                                report["order"]["orders"], report["order"]["paidOrders"],
+                                report["files"]["items"]))
         print("acknowledgements verified by replay: %d" % journal.replays_checked)
     finally:
         s.cleanup()

@@ -296,6 +296,32 @@ test("a wallet's ledger shows the entries just written, and time travel goes bac
   assert.deepEqual(consoleErrors, []);
 });
 
+test("a folder's tree shows what it holds, and a folder in it opens from the tree", async () => {
+  const top = 'ui-folder-' + Date.now();
+  const made = [
+    ['/folders', { folderId: top, name: top }],
+    ['/folders', { folderId: top + '-sub', name: 'sub', parentId: top }],
+    ['/files', { name: 'notes.txt', parentId: top, size: 12, mimeType: 'text/plain' }],
+    ['/files', { name: 'deep.txt', parentId: top + '-sub', size: 3, mimeType: 'text/plain' }],
+  ];
+  for (const [p, body] of made) assert.equal((await server.call('POST', p, body, adminToken)).status, 201, p);
+  await page.goto(server.url + '/ui#browse');
+  await page.locator('#folders').waitFor({ state: 'visible', timeout: WAIT_MS });
+  await page.focus('#folder-id');
+  await page.keyboard.type(top);
+  await page.keyboard.press('Enter');
+  await waitText('#folder-tree', /notes\.txt/);
+  const tree = await text('#folder-tree');
+  assert.match(tree, /deep\.txt \(file, 3 bytes, text\/plain\)/);
+  assert.match(tree, /notes\.txt \(file, 12 bytes, text\/plain\)/);
+  assert.equal(await text('#folder-path'), '/' + top);
+  await page.getByRole('button', { name: 'Open folder sub' }).click();
+  await waitText('#folder-path', new RegExp('^/' + top + '/sub$'));
+  assert.doesNotMatch(await text('#folder-tree'), /notes\.txt/);
+  await fitsNarrow('a folder tree');
+  assert.deepEqual(consoleErrors, []);
+});
+
 /* A port nothing listens on: bound, then closed. */
 async function closedPort() {
   const srv = net.createServer();

@@ -469,6 +469,52 @@ static void test_actor_and_committed(void **state)
     assert_null(strstr(metadata, "actor"));
 }
 
+/* discarded follows every run of a handler that committed does not: a
+ * rejection, a failed commit; neither follows a replay. */
+static size_t discarded_calls;
+
+static void on_discarded(struct es_command *cmd)
+{
+    (void)cmd;
+    discarded_calls++;
+}
+
+static void test_discarded(void **state)
+{
+    struct fixture *f = *state;
+    committed_calls = 0;
+    discarded_calls = 0;
+    committed_store = f->store;
+    struct es_command *ok = new_cmd(f, "counter:f", 1, 5, "kd");
+    ok->committed = on_committed;
+    ok->discarded = on_discarded;
+    assert_int_equal(es_writer_submit(f->writer, ok), 0);
+    wait_done(1);
+    assert_int_equal(committed_calls, 1);
+    assert_int_equal(discarded_calls, 0);
+
+    struct es_command *rejected = new_cmd(f, "counter:f", 10, 5, NULL);
+    rejected->discarded = on_discarded;
+    struct es_command *replay = new_cmd(f, "counter:f", 1, 5, "kd");
+    replay->discarded = on_discarded;
+    assert_int_equal(es_writer_submit(f->writer, rejected), 0);
+    assert_int_equal(es_writer_submit(f->writer, replay), 0);
+    wait_done(3);
+    assert_int_equal(rejected->status, 422);
+    assert_true(replay->replayed);
+    assert_int_equal(discarded_calls, 1);
+
+    es_store_fault_commit(f->store, 0, 1); /* the next commit fails */
+    struct es_command *failed = new_cmd(f, "counter:f", 1, 5, NULL);
+    failed->committed = on_committed;
+    failed->discarded = on_discarded;
+    assert_int_equal(es_writer_submit(f->writer, failed), 0);
+    wait_done(4);
+    assert_int_equal(failed->status, 503);
+    assert_int_equal(committed_calls, 1);
+    assert_int_equal(discarded_calls, 2);
+}
+
 /* es_event_actor's fast way and its strict reader agree on what the
  * writer writes and on what it never does. */
 static void test_event_actor_reading(void **state)
@@ -529,10 +575,19 @@ static void test_conflict_decided_again(void **state)
     struct add_cmd *a = c->payload;
     a->sneak_store = f->store; /* +100 lands between load and commit */
     a->sneak_add = 100;
+    /* Each run of the handler is settled: the lost one discarded before
+     * the second is decided, which commits. */
+    committed_calls = 0;
+    discarded_calls = 0;
+    committed_store = f->store;
+    c->committed = on_committed;
+    c->discarded = on_discarded;
     assert_int_equal(es_writer_submit(f->writer, c), 0);
     wait_done(2);
     assert_int_equal(c->status, 200);
     assert_string_equal(c->body, "{\"value\":106,\"version\":3}");
+    assert_int_equal(discarded_calls, 1);
+    assert_int_equal(committed_calls, 1);
     assert_int_equal(stream_version(f, "counter:x"), 3);
     const struct es_writer_stats *st = es_writer_stats(f->writer);
     assert_int_equal(atomic_load(&st->conflicts), 1);
@@ -663,6 +718,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_same_key_in_one_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uncached_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_actor_and_committed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discarded, setup, teardown),
         cmocka_unit_test(test_event_actor_reading),
         cmocka_unit_test_setup_teardown(test_conflict_decided_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_rest_of_batch_commits, setup, teardown),
