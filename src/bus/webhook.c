@@ -39,6 +39,22 @@ struct ahead {
     struct wx_buf body;
 };
 
+/* What the writer says of a SubscriptionDisabled this thread submitted:
+ * its log position once committed. Shared by the command (until it
+ * completes) and the subscription (until it settles or goes): the last of
+ * the two to let go frees it. */
+struct disable_ticket {
+    atomic_int refs;
+    atomic_bool committed;
+    struct es_position position; /* written before committed is set */
+};
+
+static void ticket_put(struct disable_ticket *t)
+{
+    if (t != NULL && atomic_fetch_sub(&t->refs, 1) == 1)
+        free(t);
+}
+
 struct sub {
     char id[WX_ID_BYTES_MAX + 1];
     char url[BUS_URL_BYTES_MAX + 1];
@@ -50,9 +66,10 @@ struct sub {
     bool seen; /* in the last catalog read */
     struct bus_delivery_state st;
     int64_t dirty_mono; /* 0: st is saved; else when it first changed unsaved */
-    bool replay_check;       /* dead letters of it may wait for a replay */
+    bool replay_check;  /* dead letters of it may wait for a replay */
     bool disable_sent;
     int64_t disable_sent_mono;
+    struct disable_ticket *disable_ticket; /* the disable in flight, while disable_sent */
     int64_t dead; /* its dead letters in the store, for bus_webhook_stats */
 
     /* Events it wants after st.cursor, read ahead: q[q_head] is the one
@@ -86,8 +103,8 @@ struct control {
 
 struct bus_webhook {
     struct bus_webhook_config cfg;
-    bool leading;             /* this node delivers (holds the store's lease) */
-    int64_t lease_due_mono;   /* the next look at the lease */
+    bool leading;              /* this node delivers (holds the store's lease) */
+    int64_t lease_due_mono;    /* the next look at the lease */
     int64_t requests_due_mono; /* the next look for orders given elsewhere */
     int64_t retry_ms[BUS_RETRY_SCHEDULE_MAX];
     CURLM *multi;
@@ -95,7 +112,9 @@ struct bus_webhook {
     size_t subs_len;
     size_t inflight;
     struct es_position horizon;
-    bool catalog_known;          /* read once: catalog_generation is its generation */
+    bool catalog_known;                 /* read once: catalog_generation is its generation */
+    struct es_position reading_horizon; /* the checkpoint of the catalog being read */
+    bool catalog_unsettled;             /* a disable sent here is not in it yet */
     uint64_t catalog_generation;
     bool catalog_full_warned;
     bool more; /* a scan stopped at its bound, or a request ended: go on at once */
@@ -194,6 +213,7 @@ static void free_sub(struct bus_webhook *w, struct sub *s)
     for (size_t i = 0; i < BUS_WEBHOOK_PREFETCH_EVENTS; i++)
         wx_buf_free(&s->q[i].body);
     wx_buf_free(&s->replay_body);
+    ticket_put(s->disable_ticket);
     free(s);
 }
 
@@ -247,6 +267,13 @@ static int add_sub(struct bus_webhook *w, const struct subscription_row *row, st
     return 0;
 }
 
+static void settle_disable(struct sub *s)
+{
+    s->disable_sent = false;
+    ticket_put(s->disable_ticket);
+    s->disable_ticket = NULL;
+}
+
 static int catalog_row(void *arg, const struct subscription_row *row)
 {
     struct bus_webhook *w = arg;
@@ -255,13 +282,23 @@ static int catalog_row(void *arg, const struct subscription_row *row)
         return 0; /* logged; tried again at the next read */
     s->seen = true;
     if (s->disable_sent) {
-        /* Disabled here, not yet in the read model: stay disabled. */
+        /* Disabled here, not yet in the read model: stay disabled, and
+         * read the catalog again next time (its generation may not move
+         * again). Once the read model has passed the disable's position,
+         * an active row was resumed after it. */
+        struct disable_ticket *t = s->disable_ticket;
+        bool applied = t != NULL && atomic_load(&t->committed) &&
+                       es_position_cmp(&w->reading_horizon, &t->position) >= 0;
         bool lost = wx_monotonic_ms() - s->disable_sent_mono > DISABLE_SETTLE_MS;
-        if (row->status == SUBSCRIPTION_ACTIVE && !lost)
+        if (row->status == SUBSCRIPTION_ACTIVE && !applied && !lost) {
+            w->catalog_unsettled = true;
             return 0;
-        s->disable_sent = false;
-        s->status = row->status;
-        return 0;
+        }
+        settle_disable(s);
+        if (row->status != SUBSCRIPTION_ACTIVE) {
+            s->status = row->status;
+            return 0;
+        }
     }
     if (s->status != SUBSCRIPTION_ACTIVE && row->status == SUBSCRIPTION_ACTIVE) {
         /* Resumed: a disabled one starts its schedule afresh, now. */
@@ -270,7 +307,6 @@ static int catalog_row(void *arg, const struct subscription_row *row)
             s->st.failing_since_ms = 0;
         }
         s->st.next_attempt_ms = 0;
-        s->disable_sent = false;
     }
     s->status = row->status;
     return 0;
@@ -285,21 +321,25 @@ static void refresh_catalog(struct bus_webhook *w)
 {
     uint64_t generation = subscription_catalog_generation();
     struct es_position horizon;
-    if (w->catalog_known && generation == w->catalog_generation &&
-        !es_store_shared(w->cfg.store) &&
+    if (w->catalog_known && generation == w->catalog_generation && !es_store_shared(w->cfg.store) &&
         es_projector_position(w->cfg.projector, "subscriptions", &horizon) == 0) {
         w->horizon = horizon;
         return;
     }
     for (size_t i = 0; i < w->subs_len; i++)
         w->subs[i]->seen = false;
+    /* The read model's checkpoint is taken before its rows are read
+     * (subscription_catalog's read transaction): catalog_row compares with it. */
+    w->reading_horizon = w->horizon;
+    w->catalog_unsettled = false;
     int err = subscription_catalog(w->cfg.projector, BUS_SUBSCRIPTIONS_MAX, catalog_row, w,
-                                   &horizon);
+                                   &w->reading_horizon);
+    horizon = w->reading_horizon;
     if (err) {
         wx_logf(WX_LOG_WARN, "webhooks: reading subscriptions: %s", wx_strerror(err));
         return;
     }
-    w->catalog_known = true;
+    w->catalog_known = !w->catalog_unsettled; /* else read again: nothing may move it */
     w->catalog_generation = generation;
     w->horizon = horizon;
     for (size_t i = 0; i < w->subs_len;) {
@@ -525,6 +565,7 @@ static void start_due(struct bus_webhook *w, int64_t now_ms, int64_t now_mono)
 
 struct disable_cmd {
     struct es_command cmd;
+    struct disable_ticket *ticket;
     struct wx_arena arena;
     struct subscription_command c;
     char id[WX_ID_BYTES_MAX + 1];
@@ -537,6 +578,11 @@ static void disable_done(struct es_command *cmd)
     if (cmd->status >= 500)
         wx_logf(WX_LOG_WARN, "webhooks: disabling %s failed (%d); tried again later", d->id,
                 cmd->status);
+    if (cmd->has_position) {
+        d->ticket->position = cmd->position;
+        atomic_store(&d->ticket->committed, true);
+    }
+    ticket_put(d->ticket);
     wx_arena_release(&d->arena);
     free(d);
 }
@@ -545,16 +591,20 @@ static void disable_done(struct es_command *cmd)
 static void disable(struct bus_webhook *w, struct sub *s, const char *reason)
 {
     struct disable_cmd *d = calloc(1, sizeof(*d));
-    if (d == NULL || w->cfg.writer == NULL) {
+    struct disable_ticket *t = calloc(1, sizeof(*t));
+    if (d == NULL || t == NULL || w->cfg.writer == NULL) {
         free(d);
+        free(t);
         return;
     }
+    atomic_init(&t->refs, 2); /* the command's and the subscription's */
+    atomic_init(&t->committed, false);
+    d->ticket = t;
     wx_arena_init(&d->arena);
     snprintf(d->id, sizeof(d->id), "%s", s->id);
     snprintf(d->reason, sizeof(d->reason), "%s", reason);
-    d->c = (struct subscription_command){.kind = SUBSCRIPTION_CMD_DISABLE,
-                                         .subscription_id = d->id,
-                                         .reason = d->reason};
+    d->c = (struct subscription_command){
+        .kind = SUBSCRIPTION_CMD_DISABLE, .subscription_id = d->id, .reason = d->reason};
     d->cmd.handle = subscription_run_command;
     d->cmd.payload = &d->c;
     d->cmd.arena = &d->arena;
@@ -564,10 +614,13 @@ static void disable(struct bus_webhook *w, struct sub *s, const char *reason)
         es_writer_submit(w->cfg.writer, &d->cmd) != 0) {
         wx_arena_release(&d->arena);
         free(d);
+        free(t);
         return; /* the next failure tries again */
     }
     wx_logf(WX_LOG_WARN, "webhooks: disabling subscription %s: %s", s->id, reason);
     atomic_fetch_add(&w->disabled, 1);
+    ticket_put(s->disable_ticket);
+    s->disable_ticket = t;
     s->disable_sent = true;
     s->disable_sent_mono = wx_monotonic_ms();
     s->status = SUBSCRIPTION_DISABLED; /* until the read model says otherwise */
@@ -847,8 +900,8 @@ static bool lease_check(struct bus_webhook *w, int64_t now_mono)
         held = false;
     if (held != w->leading) {
         drop_subs(w);
-        wx_logf(WX_LOG_INFO, "webhooks: %s", held ? "this node delivers from now"
-                                                  : "another node delivers; standing by");
+        wx_logf(WX_LOG_INFO, "webhooks: %s",
+                held ? "this node delivers from now" : "another node delivers; standing by");
     }
     w->leading = held;
     publish_stats(w); /* a node standing by shows nothing of the last lead */
