@@ -73,51 +73,6 @@ static bool subject_ok(const char *s)
     return strcmp(s, FILES_EVERYONE) == 0 || wx_id_ok(s);
 }
 
-/* The key of the first null member, or NULL (json-c's lookup gives NULL
- * for a null and for an absent member alike). */
-static const char *null_member(struct json_object *obj)
-{
-    json_object_object_foreach(obj, key, val)
-    {
-        if (val == NULL)
-            return key;
-    }
-    return NULL;
-}
-
-static const char *key_problem(struct wx_arena *arena, const char *before, const char *key,
-                               const char *after)
-{
-    char *msg = wx_arena_alloc(arena, 160);
-    if (msg == NULL)
-        return "a field is not valid";
-    snprintf(msg, 160, "%s'%.64s'%s", before, key, after);
-    return msg;
-}
-
-/* Parses the body (empty means {}) and checks its keys. */
-static const char *body_object(const char *body, size_t len, const char *const *allowed,
-                               struct wx_arena *arena, struct json_object **obj)
-{
-    const char *detail = NULL;
-    if (len == 0) {
-        *obj = json_object_new_object();
-        return *obj ? NULL : "out of memory";
-    }
-    if (!http_json_parse_object(body, len, obj, &detail))
-        return detail;
-    const char *bad_key;
-    if (!http_json_only_keys(*obj, allowed, &bad_key))
-        detail = key_problem(arena, "unknown field ", bad_key, "");
-    else if ((bad_key = null_member(*obj)) != NULL)
-        detail = key_problem(arena, "field ", bad_key, " is null: leave an optional field out");
-    if (detail != NULL) {
-        json_object_put(*obj);
-        *obj = NULL;
-    }
-    return detail;
-}
-
 static bool get_name(struct json_object *obj, struct wx_arena *arena, const char **out)
 {
     return http_json_string(obj, "name", HTTP_FIELD_REQUIRED, FILES_NAME_BYTES_MAX, arena, out) &&
@@ -241,7 +196,7 @@ bool files_command_parse(enum files_command_kind kind, const char *item_id, cons
     if (*detail != NULL)
         return false;
     struct json_object *obj = NULL;
-    *detail = body_object(body, len, keys[kind], arena, &obj);
+    *detail = http_json_body_object(body, len, keys[kind], arena, &obj);
     if (*detail == NULL)
         *detail = parse_body(obj, arena, c);
     json_object_put(obj);

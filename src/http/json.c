@@ -3,6 +3,7 @@
 
 #include <json-c/json.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -327,4 +328,47 @@ bool http_json_version(struct json_object *obj, const char *key, int64_t *out)
         return false;
     const char *text = json_object_get_string(v);
     return http_parse_i64(text, 0, INT64_MAX, out);
+}
+
+const char *http_json_null_member(struct json_object *obj)
+{
+    json_object_object_foreach(obj, key, val)
+    {
+        if (val == NULL)
+            return key;
+    }
+    return NULL;
+}
+
+/* "<before>'<key>'<after>" in the arena: a problem detail naming a key. */
+static const char *key_problem(struct wx_arena *arena, const char *before, const char *key,
+                               const char *after)
+{
+    char *msg = wx_arena_alloc(arena, 160);
+    if (msg == NULL)
+        return "a field is not valid";
+    snprintf(msg, 160, "%s'%.64s'%s", before, key, after);
+    return msg;
+}
+
+const char *http_json_body_object(const char *body, size_t len, const char *const *allowed,
+                                  struct wx_arena *arena, struct json_object **obj)
+{
+    const char *detail = NULL;
+    if (len == 0) {
+        *obj = json_object_new_object();
+        return *obj ? NULL : "out of memory";
+    }
+    if (!http_json_parse_object(body, len, obj, &detail))
+        return detail;
+    const char *bad_key;
+    if (!http_json_only_keys(*obj, allowed, &bad_key))
+        detail = key_problem(arena, "unknown field ", bad_key, "");
+    else if ((bad_key = http_json_null_member(*obj)) != NULL)
+        detail = key_problem(arena, "field ", bad_key, " is null: leave an optional field out");
+    if (detail != NULL) {
+        json_object_put(*obj);
+        *obj = NULL;
+    }
+    return detail;
 }

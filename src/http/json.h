@@ -23,6 +23,16 @@ bool http_json_parse_object(const char *body, size_t len, struct json_object **o
 bool http_json_only_keys(struct json_object *obj, const char *const *allowed,
                          const char **bad_key_out);
 
+/* The key of obj's first member whose value is JSON null, or NULL (json-c's
+ * lookup gives NULL for a null and for an absent member alike; API.md
+ * refuses null for an optional field rather than read it as absent). */
+const char *http_json_null_member(struct json_object *obj);
+/* A command's body: empty means {}; else one object whose keys are all in
+ * `allowed` (NULL-terminated) and none null. NULL and *obj_out set, or the
+ * problem's detail (in the arena when it names a key) and *obj_out NULL. */
+const char *http_json_body_object(const char *body, size_t len, const char *const *allowed,
+                                  struct wx_arena *arena, struct json_object **obj_out);
+
 enum http_field {
     HTTP_FIELD_OPTIONAL,
     HTTP_FIELD_REQUIRED,

@@ -15,53 +15,6 @@
 
 #define ID_RULE "1-64 characters of A-Z a-z 0-9 . _ : -"
 
-/* An optional field is present with a value of its type or absent
- * (API.md): null is refused, not read as absent (json-c's lookup gives
- * NULL for both). The key of the first null member, or NULL. */
-static const char *null_member(struct json_object *obj)
-{
-    json_object_object_foreach(obj, key, val)
-    {
-        if (val == NULL)
-            return key;
-    }
-    return NULL;
-}
-
-/* "<before>'<key>'<after>" in the arena: a problem detail naming a key. */
-static const char *key_problem(struct wx_arena *arena, const char *before, const char *key,
-                               const char *after)
-{
-    char *msg = wx_arena_alloc(arena, 160);
-    if (msg == NULL)
-        return "a field is not valid";
-    snprintf(msg, 160, "%s'%.64s'%s", before, key, after);
-    return msg;
-}
-
-/* Parses the body (empty means {}) and checks its keys. */
-static const char *body_object(const char *body, size_t len, const char *const *allowed,
-                               struct wx_arena *arena, struct json_object **obj)
-{
-    const char *detail = NULL;
-    if (len == 0) {
-        *obj = json_object_new_object();
-        return *obj ? NULL : "out of memory";
-    }
-    if (!http_json_parse_object(body, len, obj, &detail))
-        return detail;
-    const char *bad_key;
-    if (!http_json_only_keys(*obj, allowed, &bad_key))
-        detail = key_problem(arena, "unknown field ", bad_key, "");
-    else if ((bad_key = null_member(*obj)) != NULL)
-        detail = key_problem(arena, "field ", bad_key, " is null: leave an optional field out");
-    if (detail != NULL) {
-        json_object_put(*obj);
-        *obj = NULL;
-    }
-    return detail;
-}
-
 /* A quantity: a JSON integer from 1 to ORDER_QUANTITY_MAX. */
 static bool get_quantity(struct json_object *obj, int64_t *out)
 {
@@ -107,7 +60,7 @@ static const char *parse_items(struct json_object *obj, struct wx_arena *arena,
             return "each item must be an object {productId, quantity, unitPrice}";
         if (!http_json_only_keys(it, item_keys, &bad))
             return "an item has a field other than productId, quantity and unitPrice";
-        if (null_member(it) != NULL)
+        if (http_json_null_member(it) != NULL)
             return "an item has a null field: every item field needs a value";
         const char *why = parse_line(it, true, true, arena, &c->lines[i]);
         if (why != NULL)
@@ -232,7 +185,7 @@ bool order_command_parse(enum order_command_kind kind, const char *order_id,
     if (kind == ORDER_CMD_CREATE)
         c->customer_id = default_customer;
     struct json_object *obj = NULL;
-    *detail = body_object(body, len, keys[kind], arena, &obj);
+    *detail = http_json_body_object(body, len, keys[kind], arena, &obj);
     if (*detail == NULL)
         *detail = parse_body(obj, arena, default_currency, c);
     json_object_put(obj);
