@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "base/map.h"
 #include "limits.h"
@@ -56,8 +57,7 @@ void es_domains_reset(void)
 
 static int register_one(const struct es_domain *d)
 {
-    int err = d->outcomes_len > 0 ? es_outcomes_register(d->name, d->outcomes, d->outcomes_len)
-                                  : 0;
+    int err = d->outcomes_len > 0 ? es_outcomes_register(d->name, d->outcomes, d->outcomes_len) : 0;
     if (err) {
         wx_logf(WX_LOG_ERROR, "domain %s: an outcome code is taken by another domain", d->name);
         return err;
@@ -164,4 +164,11 @@ int es_upcast(const struct es_event *in, struct es_event *out, struct wx_buf *sc
     }
     wx_buf_free(&step);
     return err;
+}
+
+void es_verify_violation(struct wx_buf *violations, size_t *violations_len, const char *text)
+{
+    if ((*violations_len)++ > 0)
+        wx_buf_addc(violations, ',');
+    wx_buf_json_str(violations, text);
 }

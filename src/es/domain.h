@@ -33,7 +33,7 @@ struct es_projector;
 typedef int (*es_upcast_fn)(const struct es_event *event, struct wx_buf *out);
 
 struct es_event_type {
-    const char *name;   /* "OrderCreated" */
+    const char *name;   /* "ThingCreated" */
     int schema_version; /* what new events are written with; 1 and up */
     /* upcast[v - 1] turns version v into v + 1, for v < schema_version;
      * NULL when schema_version is 1. */
@@ -84,6 +84,10 @@ struct es_domain {
     int (*verify)(struct es_projector *p, struct wx_buf *report, struct wx_buf *violations,
                   size_t *violations_len);
 };
+
+/* One violation for a domain's verify: `text` as a JSON string appended
+ * to `violations`, comma-separated, counted in *violations_len. */
+void es_verify_violation(struct wx_buf *violations, size_t *violations_len, const char *text);
 
 /* Registers the domains of this process: their outcome tables and event
  * types. WX_ERR_CONFLICT when two claim the same category, event type or

@@ -317,13 +317,6 @@ int files_drift(struct es_projector *p, struct es_drift_report *report)
 
 /* ---- verify ---- */
 
-static void violation(struct wx_buf *v, size_t *n, const char *text)
-{
-    if ((*n)++ > 0)
-        wx_buf_addc(v, ',');
-    wx_buf_json_str(v, text);
-}
-
 /* Checks of the read model against itself, each a count that must be 0. */
 static const struct {
     const char *what;
@@ -387,7 +380,7 @@ static int check_model(struct scan *sc, struct wx_buf *v, size_t *n)
         if (count > 0) {
             char text[256];
             snprintf(text, sizeof(text), "%lld %s", (long long)count, checks[i].what);
-            violation(v, n, text);
+            es_verify_violation(v, n, text);
         }
     }
     return err;
@@ -409,7 +402,7 @@ int files_verify(struct es_projector *p, struct wx_buf *out, struct wx_buf *v,
             char text[96];
             snprintf(text, sizeof(text), "%zu differences between the files read model and the log",
                      report.drifted);
-            violation(v, &n, text);
+            es_verify_violation(v, &n, text);
         }
         wx_buf_printf(out,
                       "{\"items\":%lld,\"closureRows\":%lld,\"permissionRows\":%lld,"

@@ -425,13 +425,6 @@ int order_drift(struct es_projector *p, struct es_drift_report *report)
 
 /* ---- verify ---- */
 
-static void violation(struct wx_buf *v, size_t *n, const char *text)
-{
-    if ((*n)++ > 0)
-        wx_buf_addc(v, ',');
-    wx_buf_json_str(v, text);
-}
-
 /* Each payment has its debit (same wallet, same amount) and each refund
  * its credit, and no wallet movement names an order that did not make it. */
 static void check_money(struct scan *sc, struct wx_buf *v, size_t *n, int64_t *paid_out)
@@ -446,7 +439,7 @@ static void check_money(struct scan *sc, struct wx_buf *v, size_t *n, int64_t *p
         if (s->paid_events > 1 || s->refund_events > 1) {
             snprintf(text, sizeof(text), "order %s: paid %d times, refunded %d times", id,
                      s->paid_events, s->refund_events);
-            violation(v, n, text);
+            es_verify_violation(v, n, text);
         }
         bool paid_ok = s->paid_minor == s->debited_minor &&
                        (s->paid_minor == 0 ? s->debit_events == 0
@@ -455,13 +448,13 @@ static void check_money(struct scan *sc, struct wx_buf *v, size_t *n, int64_t *p
         if (!paid_ok) {
             snprintf(text, sizeof(text), "order %s: paid %lld, its wallet debits %lld", id,
                      (long long)s->paid_minor, (long long)s->debited_minor);
-            violation(v, n, text);
+            es_verify_violation(v, n, text);
         }
         if (s->refunded_minor != s->credited_minor ||
             (s->refunded_minor == 0) != (s->credit_events == 0)) {
             snprintf(text, sizeof(text), "order %s: refunded %lld, its wallet credits %lld", id,
                      (long long)s->refunded_minor, (long long)s->credited_minor);
-            violation(v, n, text);
+            es_verify_violation(v, n, text);
         }
     }
 }
@@ -489,7 +482,7 @@ static int check_totals(struct scan *sc, struct wx_buf *v, size_t *n)
         snprintf(text, sizeof(text), "order %s: total %lld, items %lld, %lld wrong lines",
                  rm_column_text(st, 0), (long long)rm_column_i64(st, 1),
                  (long long)rm_column_i64(st, 2), (long long)rm_column_i64(st, 3));
-        violation(v, n, text);
+        es_verify_violation(v, n, text);
     }
     rm_finalize(st);
     return err;
@@ -513,7 +506,7 @@ int order_verify(struct es_projector *p, struct wx_buf *out, struct wx_buf *v,
             char text[96];
             snprintf(text, sizeof(text),
                      "%zu differences between the order read models and the log", report.drifted);
-            violation(v, &n, text);
+            es_verify_violation(v, &n, text);
         }
         wx_buf_printf(out, "{\"orders\":%zu,\"paidOrders\":%lld,\"drifted\":[", report.checked,
                       (long long)paid);

@@ -354,13 +354,6 @@ static void add_i128(struct wx_buf *b, __int128 v)
     wx_buf_add(b, q, (size_t)(e - q));
 }
 
-static void violation(struct wx_buf *v, size_t *n, const char *text)
-{
-    if ((*n)++ > 0)
-        wx_buf_addc(v, ',');
-    wx_buf_json_str(v, text);
-}
-
 /* Every ledger entry's balanceBefore is the previous entry's balanceAfter,
  * the first starts at zero, and no balance is negative. */
 static int check_ledger_chains(struct scan *sc, struct wx_buf *v, size_t *n)
@@ -390,12 +383,12 @@ static int check_ledger_chains(struct scan *sc, struct wx_buf *v, size_t *n)
             snprintf(text, sizeof(text), "ledger of %s: version %lld starts at %lld, not %lld", w,
                      (long long)rm_column_i64(st, 1), (long long)before,
                      (long long)prev_after);
-            violation(v, n, text);
+            es_verify_violation(v, n, text);
         }
         if (after < 0) {
             snprintf(text, sizeof(text), "ledger of %s: negative balance at version %lld", w,
                      (long long)rm_column_i64(st, 1));
-            violation(v, n, text);
+            es_verify_violation(v, n, text);
         }
         prev_after = after;
     }
@@ -419,7 +412,7 @@ int wallet_verify(struct es_projector *p, struct wx_buf *out, struct wx_buf *v, 
         char text[96];
         snprintf(text, sizeof(text), "%zu differences between the wallet read models and the log",
                  report.drifted);
-        violation(v, &nv, text);
+        es_verify_violation(v, &nv, text);
     }
     /* Money is conserved: per currency, the sum of balances equals what came
      * in minus what went out; transfers only move it. */
@@ -440,7 +433,7 @@ int wallet_verify(struct es_projector *p, struct wx_buf *out, struct wx_buf *v, 
             char text[96];
             snprintf(text, sizeof(text), "%s: balances do not equal credits minus debits",
                      t->currency);
-            violation(v, &nv, text);
+            es_verify_violation(v, &nv, text);
         }
         if (i > 0)
             wx_buf_addc(out, ',');
