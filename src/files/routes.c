@@ -177,28 +177,30 @@ static void route_search(struct http_request *req)
     answer(req, err, &b, "no folder with this id");
 }
 
-static void route_shared(struct http_request *req)
+/* A caller's list across the tree (shared with it, its trash): a page in
+ * `order` from `query`. */
+static void caller_page(struct http_request *req, enum files_cursor order,
+                        int (*query)(struct es_projector *p, const struct files_caller *who,
+                                     const struct files_page *page, struct wx_buf *out))
 {
     struct files_page page;
-    if (!page_params(req, FILES_CURSOR_NAME, &page))
+    if (!page_params(req, order, &page))
         return;
     struct files_caller who = caller(req);
     struct wx_buf b;
     wx_buf_init(&b);
-    int err = files_query_shared(((const struct wx_app *)req->app)->projector, &who, &page, &b);
+    int err = query(((const struct wx_app *)req->app)->projector, &who, &page, &b);
     answer(req, err, &b, NULL);
+}
+
+static void route_shared(struct http_request *req)
+{
+    caller_page(req, FILES_CURSOR_NAME, files_query_shared);
 }
 
 static void route_trash_list(struct http_request *req)
 {
-    struct files_page page;
-    if (!page_params(req, FILES_CURSOR_TIME, &page))
-        return;
-    struct files_caller who = caller(req);
-    struct wx_buf b;
-    wx_buf_init(&b);
-    int err = files_query_trash(((const struct wx_app *)req->app)->projector, &who, &page, &b);
-    answer(req, err, &b, NULL);
+    caller_page(req, FILES_CURSOR_TIME, files_query_trash);
 }
 
 /* An item's events to whoever may read it; an admin or a reader sees
