@@ -224,6 +224,12 @@
  * the projector, and room. */
 #define WX_RM_LEASES_MAX 40
 
+/* How long the writer waits, after a files change that did not commit, for
+ * the shared log to be readable up to the last committed files change
+ * before it folds the tree index again (a projection's open transaction
+ * holds it back for milliseconds); past it the command is 503, retry. */
+#define WX_FILES_FOLD_WAIT_MS 1000
+
 /* How long a SQLite connection waits on a lock before failing. */
 #define WX_SQLITE_BUSY_TIMEOUT_MS 5000
 

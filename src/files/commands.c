@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "base/clock.h"
@@ -35,6 +36,10 @@ static struct {
     struct files_tree *tree;
     bool dirty;      /* ahead of the log: fold it again */
     size_t inflight; /* staged changes not yet settled */
+    /* The log position of the last committed files command: a fold again
+     * must reach it (see log_caught_up). */
+    bool has_committed;
+    struct es_position committed;
 } rt;
 
 /* ---- the index from the log ---- */
@@ -97,13 +102,45 @@ int files_tree_fold_log(struct es_store *store, const struct es_position *until,
     return 0;
 }
 
+/* A reader of a shared store (PostgreSQL) sees the log only up to the
+ * oldest transaction still open anywhere in the database (the gap-free
+ * rule), so a change this writer committed a moment ago may not be
+ * readable yet while, say, a projection's transaction is open. A fold
+ * again that started then would miss it: wait, briefly and boundedly,
+ * until the readable head has passed the last committed files change;
+ * WX_ERR_BUSY (503, retry) if it has not. */
+static int log_caught_up(void)
+{
+    if (!rt.has_committed)
+        return 0;
+    int64_t deadline = wx_monotonic_ms() + WX_FILES_FOLD_WAIT_MS;
+    for (;;) {
+        struct es_position head;
+        int err = es_store_head(rt.store, &head);
+        if (err)
+            return err;
+        if (es_position_cmp(&head, &rt.committed) >= 0)
+            return 0;
+        if (wx_monotonic_ms() >= deadline)
+            return WX_ERR_BUSY;
+        usleep(1000);
+    }
+}
+
 /* At start (a line every start shows: the time it takes delays the
  * server's first answer) and after a discarded change (a warning). */
 static int index_build(bool at_start)
 {
     int64_t started = wx_monotonic_ms();
     struct files_tree *t;
-    int err = files_tree_fold_log(rt.store, NULL, NULL, &t);
+    int err = log_caught_up();
+    if (err == WX_ERR_BUSY) {
+        wx_logf(WX_LOG_WARN, "files: the log is not yet readable up to the last committed"
+                             " change; the tree index is folded again later");
+        return err;
+    }
+    if (!err)
+        err = files_tree_fold_log(rt.store, NULL, NULL, &t);
     if (err) {
         wx_logf(WX_LOG_ERROR, "files: the tree index could not be built: %s", wx_strerror(err));
         return err;
@@ -170,6 +207,11 @@ static void settle(struct files_job *job, bool durable)
 
 void files_job_committed(struct es_command *cmd)
 {
+    if (cmd->has_position &&
+        (!rt.has_committed || es_position_cmp(&cmd->position, &rt.committed) > 0)) {
+        rt.has_committed = true;
+        rt.committed = cmd->position;
+    }
     settle(cmd->payload, true);
 }
 
