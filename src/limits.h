@@ -108,6 +108,13 @@
  * stale state). */
 #define WX_WRITER_CONFLICT_RETRIES_MAX 8
 
+/* Events read in one go to bring the writer's cached states of the streams
+ * that lost a race up to the log (one read for all of them, rather than a
+ * fold of each). A round that would need more drops those states instead,
+ * and each is folded again on its next use. At most a read page
+ * (WX_SCAN_BATCH_EVENTS_MAX). */
+#define WX_WRITER_CATCH_UP_EVENTS_MAX 4096
+
 /* Aggregate states kept in the writer's memory cache (LRU beyond this). */
 #define WX_CACHE_STREAMS_MAX (256 * 1024)
 

@@ -29,16 +29,22 @@ static int fold_one(void *arg, const struct es_event *ev)
         if (f->until->by_time && ev->occurred_at_ms > f->until->occurred_max_ms)
             return FOLD_STOP;
     }
+    return es_evolve_next(f->type, f->state, &f->version, ev, &f->scratch);
+}
+
+int es_evolve_next(const struct es_aggregate_type *type, void *state, int64_t *version,
+                   const struct es_event *ev, struct wx_buf *scratch)
+{
     /* Versions are dense from 1: a gap means the log is damaged. */
-    if (ev->version != f->version + 1)
+    if (ev->version != *version + 1)
         return WX_ERR_CORRUPT;
     struct es_event current;
-    int err = es_upcast(ev, &current, &f->scratch);
+    int err = es_upcast(ev, &current, scratch);
     if (!err)
-        err = f->type->evolve_stored(f->state, &current);
+        err = type->evolve_stored(state, &current);
     if (err)
         return err;
-    f->version = ev->version;
+    *version = ev->version;
     return 0;
 }
 

@@ -68,4 +68,10 @@ struct es_fold_until {
 int es_fold(struct es_store *store, const struct es_aggregate_type *type, const char *stream_id,
             const struct es_fold_until *until, void *state, int64_t *version_out);
 
+/* Folds one stored event, the stream's next, into *state at *version
+ * (upcast first, into scratch) and moves *version on; WX_ERR_CORRUPT when
+ * it is not the next version or does not fit the state. */
+int es_evolve_next(const struct es_aggregate_type *type, void *state, int64_t *version,
+                   const struct es_event *ev, struct wx_buf *scratch);
+
 #endif

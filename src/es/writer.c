@@ -193,6 +193,103 @@ static void cache_free(struct es_writer *w)
     wx_map_free(&w->cache);
 }
 
+/* ---- bringing stale states up to the log ---- */
+
+struct catch_up {
+    struct es_writer *w;
+    char stream_id[WX_STREAM_ID_BYTES_MAX + 1]; /* being folded; "" none */
+    const struct es_aggregate_type *type;
+    void *state; /* malloc, state_cap bytes */
+    size_t state_cap;
+    int64_t version;
+    bool failed;
+    size_t events;
+    struct wx_buf scratch;
+};
+
+/* The folded state replaces the cached one; one that could not be folded
+ * leaves the cache (and is folded from the store on its next use). */
+static void catch_up_finish(struct catch_up *cu)
+{
+    if (cu->stream_id[0] == '\0')
+        return;
+    struct cache_entry *e = wx_map_get(&cu->w->cache, cu->stream_id);
+    if (e != NULL && cu->failed)
+        cache_drop(cu->w, e);
+    else if (e != NULL)
+        cache_put(cu->w, cu->stream_id, cu->type, cu->version, cu->state);
+    cu->stream_id[0] = '\0';
+}
+
+static int catch_up_event(void *arg, const struct es_event *ev)
+{
+    struct catch_up *cu = arg;
+    cu->events++;
+    if (strcmp(ev->stream_id, cu->stream_id) != 0) {
+        catch_up_finish(cu);
+        struct cache_entry *e = wx_map_get(&cu->w->cache, ev->stream_id);
+        if (e == NULL || strlen(ev->stream_id) >= sizeof(cu->stream_id))
+            return 0; /* left the cache meanwhile: nothing to bring up */
+        if (cu->state_cap < e->type->state_bytes_max) {
+            void *grown = realloc(cu->state, e->type->state_bytes_max);
+            if (grown == NULL) {
+                cache_drop(cu->w, e);
+                return 0;
+            }
+            cu->state = grown;
+            cu->state_cap = e->type->state_bytes_max;
+        }
+        memcpy(cu->state, e->state, e->state_bytes);
+        cu->type = e->type;
+        cu->version = e->version;
+        cu->failed = false;
+        memcpy(cu->stream_id, ev->stream_id, strlen(ev->stream_id) + 1);
+    }
+    if (!cu->failed && es_evolve_next(cu->type, cu->state, &cu->version, ev, &cu->scratch) != 0)
+        cu->failed = true;
+    return 0;
+}
+
+/* The streams another writer changed under this batch (tainted): their
+ * cached states are brought up to the log with one read of the events
+ * they lack, rather than dropped and each folded again (a snapshot and a
+ * stream read, two round trips per stream on PostgreSQL). When the read
+ * fails or may have been cut short, they are dropped. */
+static void cache_catch_up(struct es_writer *w)
+{
+    if (w->tainted.len == 0)
+        return;
+    struct es_stream_from *from =
+        wx_arena_alloc(&w->batch_arena, w->tainted.len * sizeof(*from));
+    size_t n = 0, cursor = 0;
+    const char *key;
+    void *value;
+    while (from != NULL && wx_map_next(&w->tainted, &cursor, &key, &value)) {
+        const struct cache_entry *e = wx_map_get(&w->cache, key);
+        if (e != NULL)
+            from[n++] = (struct es_stream_from){key, e->version};
+    }
+    struct catch_up cu = {.w = w};
+    wx_buf_init(&cu.scratch);
+    int err = from == NULL ? WX_ERR_NOMEM : 0;
+    if (!err && n > 0)
+        err = es_store_read_streams(w->store, from, n, WX_WRITER_CATCH_UP_EVENTS_MAX,
+                                    catch_up_event, &cu);
+    if (!err)
+        catch_up_finish(&cu);
+    free(cu.state);
+    wx_buf_free(&cu.scratch);
+    if (err || cu.events >= WX_WRITER_CATCH_UP_EVENTS_MAX) {
+        cursor = 0;
+        while (wx_map_next(&w->tainted, &cursor, &key, &value)) {
+            struct cache_entry *e = wx_map_get(&w->cache, key);
+            if (e != NULL)
+                cache_drop(w, e);
+        }
+    }
+    atomic_fetch_add(&w->stats.catch_up_events, cu.events);
+}
+
 /* ---- decide context ---- */
 
 static struct cmd_stream *ctx_stream(struct es_decide_ctx *ctx, const char *stream_id)
@@ -758,14 +855,7 @@ static void settle_round(struct es_writer *w, struct round *r, int err)
         if (st != NULL && !st->type->uncached && wx_map_get(&w->tainted, sl->key) == NULL)
             cache_put(w, sl->key, st->type, st->version, st->state);
     }
-    size_t cursor = 0;
-    const char *key;
-    void *value;
-    while (wx_map_next(&w->tainted, &cursor, &key, &value)) {
-        struct cache_entry *e = wx_map_get(&w->cache, key);
-        if (e != NULL)
-            cache_drop(w, e);
-    }
+    cache_catch_up(w);
     for (size_t k = 0; k < r->items_len; k++) {
         struct es_command *cmd = r->cmds[r->item_cmd[k]];
         struct es_batch_item *item = &r->items[k];
@@ -1066,6 +1156,9 @@ void es_writer_metrics(const struct es_writer *w, struct wx_buf *b)
     counter(b, "wallex_writer_conflict_retries_total",
             "Commands decided again on fresh state after losing a version race.",
             atomic_load(&st->conflict_retries));
+    counter(b, "wallex_writer_catch_up_events_total",
+            "Events read to bring cached states that lost a version race up to the log.",
+            atomic_load(&st->catch_up_events));
     counter(b, "wallex_events_appended_total", "Events appended to the log.",
             atomic_load(&st->events));
     counter(b, "wallex_idempotency_hits_total",

@@ -122,6 +122,7 @@ struct es_writer_stats {
     atomic_uint_fast64_t commit_failures;
     atomic_uint_fast64_t conflicts;        /* commits that found a lost version race */
     atomic_uint_fast64_t conflict_retries; /* commands decided again after one */
+    atomic_uint_fast64_t catch_up_events;  /* read to bring stale cached states up */
     atomic_uint_fast64_t idem_replays;
     atomic_uint_fast64_t cache_hits;
     atomic_uint_fast64_t cache_misses;

@@ -5,14 +5,16 @@
  * A writer batch is ONE statement (commit_sql): the batch's events,
  * idempotency records and snapshots travel as arrays in binary form, are
  * unnested and inserted by data-modifying CTEs, and the statement runs in
- * autocommit, so a batch costs one round trip and one WAL flush. Versions are assigned
- * here from each append's expectation; the unique (stream_id, version)
- * index is the optimistic lock between nodes. An event another node wrote
- * first fails the statement with a unique violation naming the stream and
- * version, which name the item; base versions that are not there and
- * idempotency keys held by a younger record are listed by the statement
- * itself, which raises WX409. Either way the whole batch rolls back and
- * the writer learns which items to decide again (es_batch_item.conflict).
+ * autocommit, so a batch costs one round trip and one WAL flush. Versions
+ * are assigned here from each append's expectation; the unique
+ * (stream_id, version) index is the optimistic lock between nodes. The
+ * statement probes first: versions another node has already stored, base
+ * versions that are not there and idempotency keys held by a younger
+ * record are listed by the statement itself, every losing item at once,
+ * and it raises WX409. An event another node commits while the statement
+ * runs fails it with a unique violation naming the stream and version,
+ * which name the item. Either way the whole batch rolls back and the
+ * writer learns which items to decide again (es_batch_item.conflict).
  * (Events are a plain INSERT: ON CONFLICT DO NOTHING, tried first, costs
  * a third more per row.)
  *
@@ -115,27 +117,32 @@ enum commit_param {
     CP_COUNT
 };
 
-/* One statement per writer batch; see the file comment. Events are
- * inserted in batch order (ord), so their positions, drawn from the
- * sequence row by row, grow with it: sorted positions are batch order.
+/* One statement per writer batch; see the file comment. Positions are
+ * drawn from the sequence in batch order (ord, as ev_in is materialised in
+ * unnest's order), so sorted positions are batch order; the rows are then
+ * inserted in (stream_id, version) order, so two nodes take the unique
+ * index's entries in one global order and never deadlock on each other.
  * The plan is generic (planned once per connection): every part of it is
  * an index probe, a TID lookup or a hash over this batch's own rows.
  * chk holds the base version of each stream's first append when it is not
  * 0: it must exist, or the append would leave a gap (one index probe per
- * stream). nx holds, for a check without events, the version after it: it
- * must not exist yet (the stream is still where the decision read it). An idempotency record takes the position of its item's last
- * event and replaces a stored one only when that has expired. Snapshots
- * keep the latest stored one and the new one. Which items lost is worked
- * out only when something was not written (the CASE), and then raised.
- * Every lookup is an index probe or a hash over this batch's rows, never a
- * scan of the log. */
+ * stream). nx holds the version after that base, for every first append
+ * (with events or only a check): it must not exist yet, or another writer
+ * got there first. Events are inserted only when chk and nx are empty, so
+ * every item that lost a race is named in one WX409 (an insert that hit
+ * a committed duplicate would name only the first, one item per failed
+ * statement). A duplicate still arrives as a unique violation when the
+ * other writer's row commits while this statement runs. An idempotency
+ * record takes the position of its item's last event and replaces a
+ * stored one only when that has expired. Snapshots keep the latest stored
+ * one and the new one. Which items lost is worked out only when something
+ * was not written (the CASE), and then raised. Every lookup is an index
+ * probe or a hash over this batch's rows, never a scan of the log. */
 static const char commit_sql[] =
-    "WITH ev_in AS (SELECT * FROM unnest($1::int[], $2::text[], $3::bigint[], $4::text[],"
-    " $5::text[], $6::int[], $7::text[], $8::text[], $9::bigint[]) WITH ORDINALITY AS u(item,"
-    " stream_id, version, event_id, type, schema_version, data, metadata, occurred_at_ms, ord)),"
-    " ev AS (INSERT INTO events(event_id, stream_id, version, type, schema_version, data,"
-    " metadata, occurred_at_ms) SELECT event_id, stream_id, version, type, schema_version, data,"
-    " metadata, occurred_at_ms FROM ev_in ORDER BY ord RETURNING stream_id, version, position),"
+    "WITH ev_in AS (SELECT u.*, nextval('events_position_seq') AS position FROM unnest($1::int[],"
+    " $2::text[], $3::bigint[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[],"
+    " $9::bigint[]) WITH ORDINALITY AS u(item, stream_id, version, event_id, type,"
+    " schema_version, data, metadata, occurred_at_ms, ord)),"
     " chk AS (SELECT c.item FROM unnest($10::int[], $11::text[], $12::bigint[]) AS c(item,"
     " stream_id, version) LEFT JOIN LATERAL (SELECT 1 AS found FROM events e"
     " WHERE e.stream_id = c.stream_id AND e.version = c.version LIMIT 1) f ON true"
@@ -143,6 +150,11 @@ static const char commit_sql[] =
     " nx AS (SELECT c.item FROM unnest($27::int[], $28::text[], $29::bigint[]) AS c(item,"
     " stream_id, version) JOIN LATERAL (SELECT 1 FROM events e WHERE e.stream_id = c.stream_id"
     " AND e.version = c.version LIMIT 1) f ON true),"
+    " ev AS (INSERT INTO events(position, event_id, stream_id, version, type, schema_version,"
+    " data, metadata, occurred_at_ms) OVERRIDING SYSTEM VALUE SELECT position, event_id,"
+    " stream_id, version, type, schema_version, data, metadata, occurred_at_ms FROM ev_in"
+    " WHERE NOT EXISTS (SELECT 1 FROM chk) AND NOT EXISTS (SELECT 1 FROM nx)"
+    " ORDER BY stream_id, version RETURNING stream_id, version, position),"
     " id_in AS (SELECT * FROM unnest($13::int[], $14::text[], $15::bytea[], $16::int[],"
     " $17::bytea[], $18::text[], $19::text[], $20::bigint[], $21::bigint[], $22::bigint[])"
     " AS d(item, key, request, status, body, location, last_stream, last_version,"
@@ -186,6 +198,7 @@ enum stmt_id {
     STMT_COMMIT,
     STMT_READ_LOG,
     STMT_READ_STREAM,
+    STMT_READ_STREAMS,
     STMT_STREAM_VERSION,
     STMT_HEAD,
     STMT_IDEM_GET,
@@ -206,6 +219,11 @@ static const struct {
     [STMT_READ_STREAM] = {"wx_read_stream",
                           "SELECT " EVENT_COLUMNS " FROM events WHERE stream_id = $1"
                           " AND version >= $2 ORDER BY version LIMIT $3"},
+    [STMT_READ_STREAMS] = {"wx_read_streams",
+                           "SELECT x.* FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY"
+                           " AS c(sid, after, ord) JOIN LATERAL (SELECT " EVENT_COLUMNS
+                           " FROM events WHERE stream_id = c.sid AND version > c.after) x"
+                           " ON true ORDER BY c.ord, x.version LIMIT $3"},
     [STMT_STREAM_VERSION] = {"wx_stream_version",
                              "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1"},
     [STMT_HEAD] = {"wx_head", "SELECT transaction_id::text AS xid_text, position FROM events WHERE " VISIBLE
@@ -762,11 +780,10 @@ static int append_base(struct pg_store *s, size_t item, const struct es_stream_a
         arr_str(s, CP_CHK_STREAM, ap->stream_id);
         arr_int(s, CP_CHK_VERSION, *base_out);
     }
-    if (ap->events_len == 0) { /* a check: nothing may follow the base */
-        arr_int(s, CP_NX_ITEM, (int64_t)item);
-        arr_str(s, CP_NX_STREAM, ap->stream_id);
-        arr_int(s, CP_NX_VERSION, *base_out + 1);
-    }
+    /* Nothing may follow the base yet (a check, or the first event). */
+    arr_int(s, CP_NX_ITEM, (int64_t)item);
+    arr_str(s, CP_NX_STREAM, ap->stream_id);
+    arr_int(s, CP_NX_VERSION, *base_out + 1);
     return 0;
 }
 
@@ -1048,6 +1065,59 @@ static int pg_read_stream(struct es_store *store, const char *stream_id, int64_t
     return err;
 }
 
+/* An array literal of the strings, each quoted ("a","b\\"c"). */
+static void text_array(struct wx_buf *b, const struct es_stream_from *from, size_t n)
+{
+    wx_buf_addc(b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            wx_buf_addc(b, ',');
+        wx_buf_addc(b, '"');
+        for (const char *p = from[i].stream_id; *p != '\0'; p++) {
+            if (*p == '"' || *p == '\\')
+                wx_buf_addc(b, '\\');
+            wx_buf_addc(b, *p);
+        }
+        wx_buf_addc(b, '"');
+    }
+    wx_buf_addc(b, '}');
+}
+
+/* One statement: max_events is at most a page (store.h). */
+static int pg_read_streams(struct es_store *store, const struct es_stream_from *from, size_t n,
+                           size_t max_events, es_event_fn fn, void *ctx)
+{
+    struct pg_store *s = (struct pg_store *)store;
+    assert(max_events <= WX_SCAN_BATCH_EVENTS_MAX);
+    struct wx_buf ids, versions;
+    wx_buf_init(&ids);
+    wx_buf_init(&versions);
+    text_array(&ids, from, n);
+    wx_buf_addc(&versions, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            wx_buf_addc(&versions, ',');
+        wx_buf_add_i64(&versions, from[i].after_version);
+    }
+    wx_buf_addc(&versions, '}');
+    char limit[24];
+    snprintf(limit, sizeof(limit), "%zu", max_events);
+    int err = wx_buf_ok(&ids) && wx_buf_ok(&versions) ? 0 : WX_ERR_NOMEM;
+    if (!err) {
+        const char *values[] = {ids.data, versions.data, limit};
+        PGresult *r;
+        err = pool_query(s, STMT_READ_STREAMS, 3, values, &r);
+        if (!err) {
+            struct es_event last;
+            err = each_event(r, fn, ctx, &last);
+            PQclear(r);
+        }
+    }
+    wx_buf_free(&ids);
+    wx_buf_free(&versions);
+    return err;
+}
+
 static int pg_read_log(struct es_store *store, const struct es_position *after,
                        size_t max_events, es_event_fn fn, void *ctx)
 {
@@ -1209,6 +1279,7 @@ const struct es_store_ops es_store_postgres_ops = {
     .close = pg_close,
     .commit = pg_commit,
     .read_stream = pg_read_stream,
+    .read_streams = pg_read_streams,
     .read_log = pg_read_log,
     .stream_version = pg_stream_version,
     .head = pg_head,

@@ -157,6 +157,35 @@ int es_store_read_stream(struct es_store *store, const char *stream_id, int64_t 
     return store->ops->read_stream(store, stream_id, from_version, max_events, fn, ctx);
 }
 
+struct counted {
+    es_event_fn fn;
+    void *ctx;
+    size_t events;
+};
+
+static int count_event(void *arg, const struct es_event *ev)
+{
+    struct counted *c = arg;
+    c->events++;
+    return c->fn(c->ctx, ev);
+}
+
+int es_store_read_streams(struct es_store *store, const struct es_stream_from *from, size_t n,
+                          size_t max_events, es_event_fn fn, void *ctx)
+{
+    assert(fn != NULL && (from != NULL || n == 0));
+    if (n == 0 || max_events == 0)
+        return 0;
+    if (store->ops->read_streams != NULL)
+        return store->ops->read_streams(store, from, n, max_events, fn, ctx);
+    struct counted c = {fn, ctx, 0};
+    int err = 0;
+    for (size_t i = 0; i < n && !err && c.events < max_events; i++)
+        err = es_store_read_stream(store, from[i].stream_id, from[i].after_version + 1,
+                                   max_events - c.events, count_event, &c);
+    return err;
+}
+
 int es_store_read_log(struct es_store *store, const struct es_position *after,
                       size_t max_events, es_event_fn fn, void *ctx)
 {

@@ -49,6 +49,12 @@ struct es_stream_append {
     size_t events_len;
 };
 
+/* A stream and the version a reader already has of it (es_store_read_streams). */
+struct es_stream_from {
+    const char *stream_id;
+    int64_t after_version;
+};
+
 /* The remembered outcome of one Idempotency-Key. */
 struct es_idem_record {
     const char *key;
@@ -126,6 +132,13 @@ struct es_store_ops {
      * most max_events of them. */
     int (*read_stream)(struct es_store *store, const char *stream_id, int64_t from_version,
                        size_t max_events, es_event_fn fn, void *ctx);
+    /* The events of several streams after a version of each, stream by
+     * stream (in from's order or any other), each stream's oldest first, at
+     * most max_events (<= WX_SCAN_BATCH_EVENTS_MAX) in all; one round trip
+     * where the backend has a server. NULL: es_store_read_streams reads
+     * the streams one by one. */
+    int (*read_streams)(struct es_store *store, const struct es_stream_from *from, size_t n,
+                        size_t max_events, es_event_fn fn, void *ctx);
     /* Events after `after` in log order, at most max_events. */
     int (*read_log)(struct es_store *store, const struct es_position *after, size_t max_events,
                     es_event_fn fn, void *ctx);
@@ -177,6 +190,8 @@ void es_store_close(struct es_store *store);
 int es_store_commit(struct es_store *store, struct es_batch_item *items, size_t items_len);
 int es_store_read_stream(struct es_store *store, const char *stream_id, int64_t from_version,
                          size_t max_events, es_event_fn fn, void *ctx);
+int es_store_read_streams(struct es_store *store, const struct es_stream_from *from, size_t n,
+                          size_t max_events, es_event_fn fn, void *ctx);
 int es_store_read_log(struct es_store *store, const struct es_position *after,
                       size_t max_events, es_event_fn fn, void *ctx);
 int es_store_stream_version(struct es_store *store, const char *stream_id, int64_t *version_out);

@@ -437,6 +437,66 @@ static void test_conflict_names_items(void **state)
     es_store_close(s);
 }
 
+/* Several streams after a version of each, in one read: each stream's
+ * events after its version, oldest first, stream by stream in the order
+ * asked (the writer brings cached states up to the log with it), and no
+ * more than max_events in all. A stream of quotes and backslashes is read
+ * as any other (PostgreSQL gets the ids as an array literal). */
+static void test_read_streams(void **state)
+{
+    (void)state;
+    struct es_store *s = open_store(true);
+    assert_int_equal(append(s, "q", ES_EXPECT_ANY, 0, 4), 0);
+    assert_int_equal(append(s, "p", ES_EXPECT_ANY, 0, 6), 0);
+    assert_int_equal(append(s, "a\"b\\c", ES_EXPECT_ANY, 0, 2), 0);
+    struct es_stream_from from[] = {{"p", 2}, {"r", 0}, {"q", 4}, {"a\"b\\c", 1}, {"q", 1}};
+    struct collected c = {0};
+    assert_int_equal(es_store_read_streams(s, from, 5, 100, collect, &c), 0);
+    const char *want_stream[] = {"p", "p", "p", "p", "a\"b\\c", "q", "q", "q"};
+    const int64_t want_version[] = {3, 4, 5, 6, 2, 2, 3, 4};
+    assert_int_equal(c.n, 8);
+    for (size_t i = 0; i < 8; i++) {
+        assert_string_equal(c.streams[i], want_stream[i]);
+        assert_int_equal(c.versions[i], want_version[i]);
+    }
+    struct collected cut = {0};
+    assert_int_equal(es_store_read_streams(s, from, 5, 3, collect, &cut), 0);
+    assert_int_equal(cut.n, 3);
+    assert_int_equal(cut.versions[2], 5);
+    assert_int_equal(es_store_read_streams(s, from, 0, 100, collect, &cut), 0);
+    assert_int_equal(cut.n, 3);
+    es_store_close(s);
+}
+
+/* Items that lost to appends already stored are all named by one failed
+ * commit on a shared store (the writer decides them all again at once,
+ * rather than one per failed commit); the others are not marked. */
+static void test_conflict_names_every_stale_item(void **state)
+{
+    (void)state;
+    struct es_store *s = open_store(true);
+    const char *names[] = {"a", "b", "c", "d"};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(append(s, names[i], ES_EXPECT_ANY, 0, 2), 0);
+    struct es_event e[4] = {ev("T", "{\"n\":1}"), ev("T", "{\"n\":1}"), ev("T", "{\"n\":1}"),
+                            ev("T", "{\"n\":1}")};
+    struct es_stream_append aps[4] = {{"a", {ES_EXPECT_EXACT, 1}, e, 1},
+                                      {"b", {ES_EXPECT_EXACT, 2}, e + 1, 1},
+                                      {"c", {ES_EXPECT_EXACT, 1}, e + 2, 1},
+                                      {"d", {ES_EXPECT_EXACT, 2}, e + 3, 1}};
+    struct es_batch_item items[4];
+    for (size_t i = 0; i < 4; i++)
+        items[i] = (struct es_batch_item){.appends = &aps[i], .appends_len = 1};
+    assert_int_equal(es_store_commit(s, items, 4), WX_ERR_CONFLICT);
+    assert_false(items[1].conflict || items[3].conflict);
+    assert_true(items[0].conflict || items[2].conflict);
+    if (es_store_shared(s))
+        assert_true(items[0].conflict && items[2].conflict);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(version_of(s, names[i]), 2);
+    es_store_close(s);
+}
+
 /* An append without events is a check: the stream must still be at the
  * expected version when the batch commits, and nothing is written for it. */
 static void test_checks(void **state)
@@ -612,6 +672,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fault_injection),
         cmocka_unit_test(test_conflict_names_items),
         cmocka_unit_test(test_checks),
+        cmocka_unit_test(test_read_streams),
+        cmocka_unit_test(test_conflict_names_every_stale_item),
         cmocka_unit_test(test_gap_free_order),
     };
     return cmocka_run_group_tests_name(backend, tests, NULL, NULL);
