@@ -115,6 +115,11 @@
  * (WX_SCAN_BATCH_EVENTS_MAX). */
 #define WX_WRITER_CATCH_UP_EVENTS_MAX 4096
 
+/* After a lost race, how long the writer reads the log's new events before
+ * each batch to keep its cached states current (es/writer.c,
+ * cache_follow_log); each further conflict extends it. */
+#define WX_WRITER_FOLLOW_MS 2000
+
 /* Aggregate states kept in the writer's memory cache (LRU beyond this). */
 #define WX_CACHE_STREAMS_MAX (256 * 1024)
 

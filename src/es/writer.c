@@ -94,6 +94,9 @@ struct es_writer {
     struct wx_map overlay;    /* stream id -> struct staged_stream */
     struct wx_map batch_keys; /* idempotency keys claimed in this batch */
     struct wx_map tainted;    /* streams another writer changed under this batch */
+    int64_t follow_until_ms;  /* monotonic: follow the log until then (cache_follow_log) */
+    bool following;
+    struct es_position follow_pos;
     struct wx_arena batch_arena;
     int64_t idem_expired_at_ms; /* monotonic time of the last cleanup */
 
@@ -204,6 +207,7 @@ struct catch_up {
     int64_t version;
     bool failed;
     size_t events;
+    struct es_position last; /* of the last event seen */
     struct wx_buf scratch;
 };
 
@@ -225,6 +229,7 @@ static int catch_up_event(void *arg, const struct es_event *ev)
 {
     struct catch_up *cu = arg;
     cu->events++;
+    cu->last = ev->position;
     if (strcmp(ev->stream_id, cu->stream_id) != 0) {
         catch_up_finish(cu);
         struct cache_entry *e = wx_map_get(&cu->w->cache, ev->stream_id);
@@ -245,8 +250,10 @@ static int catch_up_event(void *arg, const struct es_event *ev)
         cu->failed = false;
         memcpy(cu->stream_id, ev->stream_id, strlen(ev->stream_id) + 1);
     }
+    if (ev->version <= cu->version)
+        return 0; /* in the state already (this writer's own, when following the log) */
     if (!cu->failed && es_evolve_next(cu->type, cu->state, &cu->version, ev, &cu->scratch) != 0)
-        cu->failed = true;
+        cu->failed = true; /* not the next version: a gap */
     return 0;
 }
 
@@ -287,6 +294,42 @@ static void cache_catch_up(struct es_writer *w)
                 cache_drop(w, e);
         }
     }
+    atomic_fetch_add(&w->stats.catch_up_events, cu.events);
+}
+
+/* While other writers keep winning races (a conflict in the last
+ * WX_WRITER_FOLLOW_MS), the writer reads the log's new events before each
+ * batch and brings the states it caches up to them, so its next decisions
+ * start from what the other nodes wrote rather than lose the race and pay
+ * for it (a failed commit, a read, another commit). Each look is one read
+ * of at most WX_WRITER_CATCH_UP_EVENTS_MAX events; this writer's own
+ * events are skipped (the cache has them). Without conflicts nothing is
+ * read; a follow that starts again starts at the head. */
+static void cache_follow_log(struct es_writer *w)
+{
+    int64_t now = wx_monotonic_ms();
+    if (now >= w->follow_until_ms) {
+        w->following = false;
+        return;
+    }
+    if (!w->following) {
+        if (es_store_head(w->store, &w->follow_pos) == 0)
+            w->following = true;
+        return;
+    }
+    struct catch_up cu = {.w = w, .last = w->follow_pos};
+    wx_buf_init(&cu.scratch);
+    int err = es_store_read_log(w->store, &w->follow_pos, WX_WRITER_CATCH_UP_EVENTS_MAX,
+                                catch_up_event, &cu);
+    if (!err)
+        catch_up_finish(&cu);
+    free(cu.state);
+    wx_buf_free(&cu.scratch);
+    if (err) {
+        w->following = false; /* a stream half brought up stays as it was: still a valid state */
+        return;
+    }
+    w->follow_pos = cu.last;
     atomic_fetch_add(&w->stats.catch_up_events, cu.events);
 }
 
@@ -837,6 +880,7 @@ static int commit_round(struct es_writer *w, struct round *r)
         if (err != WX_ERR_CONFLICT)
             break;
         atomic_fetch_add(&w->stats.conflicts, 1);
+        w->follow_until_ms = wx_monotonic_ms() + WX_WRITER_FOLLOW_MS;
         err = take_out_conflicts(w, r);
         if (err)
             break;
@@ -965,8 +1009,10 @@ static void run_batch(struct es_writer *w, struct es_command *first, size_t n)
         else
             cmds[i] = cmd;
     }
-    if (cmds != NULL && spare != NULL)
+    if (cmds != NULL && spare != NULL) {
+        cache_follow_log(w);
         run_rounds(w, cmds, n, spare);
+    }
     wx_hist_observe(&w->stats.batch_commands, (int64_t)n);
 
     /* Complete in submission order. The `next` link is read before
