@@ -5,7 +5,7 @@
  * event of a subscription it does not know yet. Every apply is idempotent:
  * rows are keyed by subscription and only move forward by version.
  */
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -47,13 +47,31 @@ static int apply_created(struct es_proj_tx *tx, const struct es_event *ev,
 }
 
 /* Bumped whenever this process applies a subscription event (live or
- * rebuild), before its transaction commits: the delivery thread reads the
- * catalog again only when it moved (webhook.c, refresh_catalog). */
-static atomic_uint_fast64_t catalog_generation;
+ * rebuild), before its transaction commits, with the highest position of
+ * such an event: the delivery thread reads the catalog again only when
+ * either tells it to (webhook.c, refresh_catalog). */
+static struct {
+    pthread_mutex_t lock;
+    uint64_t generation;
+    struct es_position changed_at;
+} catalog = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-uint64_t subscription_catalog_generation(void)
+uint64_t subscription_catalog_generation(struct es_position *changed_at)
 {
-    return atomic_load(&catalog_generation);
+    pthread_mutex_lock(&catalog.lock);
+    uint64_t generation = catalog.generation;
+    *changed_at = catalog.changed_at;
+    pthread_mutex_unlock(&catalog.lock);
+    return generation;
+}
+
+static void catalog_changed(const struct es_position *at)
+{
+    pthread_mutex_lock(&catalog.lock);
+    catalog.generation++;
+    if (es_position_cmp(at, &catalog.changed_at) > 0)
+        catalog.changed_at = *at;
+    pthread_mutex_unlock(&catalog.lock);
 }
 
 static int apply_subscriptions(struct es_proj_tx *tx, const struct es_event *ev,
@@ -65,7 +83,7 @@ static int apply_subscriptions(struct es_proj_tx *tx, const struct es_event *ev,
     int err = subscription_event_decode(ev, text, sizeof(text), &e);
     if (err)
         return err;
-    atomic_fetch_add(&catalog_generation, 1);
+    catalog_changed(&ev->position);
     if (e.kind == SUBSCRIPTION_EV_CREATED)
         return apply_created(tx, ev, &e);
     struct rm_stmt *st = es_proj_stmt(tx, e.kind == SUBSCRIPTION_EV_DELETED ? S_DELETE : S_STATUS);

@@ -182,12 +182,16 @@ struct subscription_row {
     struct es_position created; /* deliveries start after it */
 };
 typedef int (*subscription_row_fn)(void *ctx, const struct subscription_row *row);
+/* Moves whenever this process's projector applies a subscription event
+ * (before that transaction commits), and *changed_at is the log position
+ * of the latest such event: a catalog read that started after the
+ * generation last moved and whose horizon has reached changed_at is still
+ * the catalog. (The generation alone is not enough: a read between the
+ * apply and its commit takes the new generation with the old rows.) */
+uint64_t subscription_catalog_generation(struct es_position *changed_at);
 /* Every subscription (at most max_rows, oldest first) as of one read
  * transaction, and the read model's checkpoint in that same transaction:
  * every subscription change up to *horizon_out is in what fn saw. */
-/* Moves whenever this process's projector applies a subscription event:
- * while it stays, a catalog read earlier is still the catalog. */
-uint64_t subscription_catalog_generation(void);
 int subscription_catalog(struct es_projector *p, size_t max_rows, subscription_row_fn fn,
                          void *ctx, struct es_position *horizon_out);
 

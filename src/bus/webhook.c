@@ -319,9 +319,11 @@ static int catalog_row(void *arg, const struct subscription_row *row)
  * the mixed load with no subscription at all (bench/instructions). */
 static void refresh_catalog(struct bus_webhook *w)
 {
-    uint64_t generation = subscription_catalog_generation();
+    struct es_position changed_at;
+    uint64_t generation = subscription_catalog_generation(&changed_at);
     struct es_position horizon;
-    if (w->catalog_known && generation == w->catalog_generation && !es_store_shared(w->cfg.store) &&
+    if (w->catalog_known && generation == w->catalog_generation &&
+        es_position_cmp(&w->horizon, &changed_at) >= 0 && !es_store_shared(w->cfg.store) &&
         es_projector_position(w->cfg.projector, "subscriptions", &horizon) == 0) {
         w->horizon = horizon;
         return;
