@@ -835,6 +835,9 @@ static int advance_all(struct es_projector *p, struct advance_ctx *a, bool *prog
     bool folded[WX_PROJECTOR_CONSUMERS_MAX] = {false};
     if (!err)
         err = batch_finish(p, a, now_ms, folded);
+    int64_t delay_ms = wx_fault_value("projector-commit-delay-ms");
+    if (!err && delay_ms > 0) /* tests: readers between the apply and the commit */
+        usleep((useconds_t)(delay_ms > 10000 ? 10000 : delay_ms) * 1000);
     err = rm_end(p->w, err);
     if (err)
         return err;

@@ -649,6 +649,47 @@ def test_all_types_and_disabling(s, recv):
     expect("WalletCreated" in types or "WalletCredited" in types, types)
 
 
+def proc_resume_seen_when_read_before_its_commit():
+    """The delivery thread reads the subscriptions between the projector's
+    apply of a resume and its commit (a fault holds the commit 400 ms, and
+    the thread reads at least every 200 ms): it must read them again once
+    the resume has committed, and deliver. It once kept the old rows (a
+    generation that moved before the commit) and never delivered again."""
+    recv = Receiver()
+    faults = tempfile.mkdtemp(prefix="wallex-bus-faults-")
+    os.environ["WALLEX_FAULT_DIR"] = faults
+    try:
+        s = Server(BINARY, extra_args=["--webhook-retry-schedule", SCHEDULE,
+                                       "--webhook-disable-after", "500ms"]).start()
+    finally:
+        del os.environ["WALLEX_FAULT_DIR"]
+    try:
+        wallet(s, "rc")
+        sid = subscribe(s, recv, "/rc", types=["*"], behaviour="fail")
+        def disabled():
+            credit_ids(s, "rc", 1)
+            return s.request("GET", "/subscriptions/" + sid)[3]["status"] == "disabled"
+        wait_for(disabled, 15, "the subscription to be disabled")
+        time.sleep(0.5)  # the thread has settled the disable
+        recv.behaviour["/rc"] = ""
+        delay = os.path.join(faults, "projector-commit-delay-ms")
+        with open(delay, "w") as f:
+            f.write("400")
+        try:
+            r = post(s, "/subscriptions/%s/resume" % sid)
+            expect(r[3]["status"] == "active", r[2])
+            time.sleep(1.0)
+        finally:
+            os.unlink(delay)
+        credit_ids(s, "rc", 1)
+        wait_for(lambda: recv.successes("/rc"), 10, "deliveries after resume")
+        expect(s.stop() == 0)
+    finally:
+        s.cleanup()
+        recv.close()
+        shutil.rmtree(faults, ignore_errors=True)
+
+
 def proc_webhooks_kill9():
     """kill -9 during delivery: afterwards the receiver has every event at
     least once; deduplicated by webhook-id they are the log's, in order."""
@@ -720,7 +761,8 @@ def main():
         recv.close()
     runner.run([proc_flags, proc_deny_private, proc_relay_mirror_and_failures,
                 proc_relay_kill9_and_redis_restarts, proc_relay_lag_bounded_and_required,
-                proc_reference_consumer, proc_webhooks_kill9])
+                proc_reference_consumer, proc_webhooks_kill9,
+                proc_resume_seen_when_read_before_its_commit])
     runner.finish()
 
 
