@@ -183,6 +183,13 @@ static void cache_put(struct es_writer *w, const char *stream_id,
         cache_drop(w, w->lru_tail);
 }
 
+/* Every entry out; the map keeps its memory. */
+static void cache_clear(struct es_writer *w)
+{
+    while (w->lru_tail != NULL)
+        cache_drop(w, w->lru_tail);
+}
+
 static void cache_free(struct es_writer *w)
 {
     struct cache_entry *e = w->lru_head;
@@ -933,6 +940,13 @@ static void settle_round(struct es_writer *w, struct round *r, int err)
         atomic_fetch_add(&w->stats.commit_failures, 1);
         wx_logf(WX_LOG_ERROR, "writer: batch of %zu commands failed: %s", r->len,
                 wx_strerror(err));
+        /* A shared store that failed a commit may have lost the connection
+         * to a server that then failed over to a standby without our last
+         * commits: the cache could then be ahead of the log, and nothing
+         * moves a state back (a catch-up only reads forward). Start
+         * again from the log. */
+        if (es_store_shared(w->store))
+            cache_clear(w);
     } else if (r->items_len > 0) {
         atomic_fetch_add(&w->stats.batches, 1);
         if (w->on_commit != NULL)

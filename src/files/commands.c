@@ -40,6 +40,7 @@ static struct {
      * must reach it (see log_caught_up). */
     bool has_committed;
     struct es_position committed;
+    bool waited_out; /* the last wait timed out: until a fold, look without waiting */
 } rt;
 
 /* ---- the index from the log ---- */
@@ -108,21 +109,27 @@ int files_tree_fold_log(struct es_store *store, const struct es_position *until,
  * readable yet while, say, a projection's transaction is open. A fold
  * again that started then would miss it: wait, briefly and boundedly,
  * until the readable head has passed the last committed files change;
- * WX_ERR_BUSY (503, retry) if it has not. */
+ * WX_ERR_BUSY (503, retry) if it has not. The wait holds the writer, so
+ * once one has timed out the next commands only look, until a fold
+ * succeeds (a long transaction costs one wait, not one per command). */
 static int log_caught_up(void)
 {
     if (!rt.has_committed)
         return 0;
-    int64_t deadline = wx_monotonic_ms() + WX_FILES_FOLD_WAIT_MS;
+    int64_t deadline = wx_monotonic_ms() + (rt.waited_out ? 0 : WX_FILES_FOLD_WAIT_MS);
     for (;;) {
         struct es_position head;
         int err = es_store_head(rt.store, &head);
         if (err)
             return err;
-        if (es_position_cmp(&head, &rt.committed) >= 0)
+        if (es_position_cmp(&head, &rt.committed) >= 0) {
+            rt.waited_out = false;
             return 0;
-        if (wx_monotonic_ms() >= deadline)
+        }
+        if (wx_monotonic_ms() >= deadline) {
+            rt.waited_out = true;
             return WX_ERR_BUSY;
+        }
         usleep(1000);
     }
 }

@@ -118,8 +118,9 @@ enum commit_param {
 };
 
 /* One statement per writer batch; see the file comment. Positions are
- * drawn from the sequence in batch order (ord, as ev_in is materialised in
- * unnest's order), so sorted positions are batch order; the rows are then
+ * drawn from the sequence in batch order (ev_in sorts by ord, and a
+ * volatile nextval in its target list is evaluated after the sort), so
+ * sorted positions are batch order; the rows are then
  * inserted in (stream_id, version) order, so two nodes take the unique
  * index's entries in one global order and never deadlock on each other.
  * The plan is generic (planned once per connection): every part of it is
@@ -142,7 +143,7 @@ static const char commit_sql[] =
     "WITH ev_in AS (SELECT u.*, nextval('events_position_seq') AS position FROM unnest($1::int[],"
     " $2::text[], $3::bigint[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[],"
     " $9::bigint[]) WITH ORDINALITY AS u(item, stream_id, version, event_id, type,"
-    " schema_version, data, metadata, occurred_at_ms, ord)),"
+    " schema_version, data, metadata, occurred_at_ms, ord) ORDER BY ord),"
     " chk AS (SELECT c.item FROM unnest($10::int[], $11::text[], $12::bigint[]) AS c(item,"
     " stream_id, version) LEFT JOIN LATERAL (SELECT 1 AS found FROM events e"
     " WHERE e.stream_id = c.stream_id AND e.version = c.version LIMIT 1) f ON true"

@@ -820,7 +820,16 @@ def proc_failed_commit_leaves_no_trace_in_the_tree():
             threading.Thread(target=release, daemon=True).start()
         # As if none of them had been decided: x and the id are free, y is
         # free, f is still f, and B may go under A (A never went under B).
-        alice.file("x", top["id"], file_id="fx")
+        # Until the held transaction ends the index cannot be folded again
+        # (503, retry: one bounded wait, then a look per command).
+        deadline = time.time() + 10
+        while True:
+            r = alice.req("POST", "/files", {"name": "x", "parentId": top["id"], "size": 10,
+                                             "mimeType": "text/plain", "fileId": "fx"})
+            if r[0] != 503 or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        expect(r[0] == 201, r[2])
         alice.folder("y", top["id"])
         expect(alice.act(f["id"], "rename", {"name": "z"})["name"] == "z")
         alice.act(b["id"], "move", {"parentId": a["id"]})
