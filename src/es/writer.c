@@ -264,6 +264,18 @@ static int catch_up_event(void *arg, const struct es_event *ev)
     return 0;
 }
 
+/* After a read through catch_up_event (err: how it ended): the last
+ * stream's state into the cache when the read ended well, and the buffers
+ * released. */
+static int catch_up_end(struct catch_up *cu, int err)
+{
+    if (!err)
+        catch_up_finish(cu);
+    free(cu->state);
+    wx_buf_free(&cu->scratch);
+    return err;
+}
+
 /* The streams another writer changed under this batch (tainted): their
  * cached states are brought up to the log with one read of the events
  * they lack, rather than dropped and each folded again (a snapshot and a
@@ -289,11 +301,7 @@ static void cache_catch_up(struct es_writer *w)
     if (!err && n > 0)
         err = es_store_read_streams(w->store, from, n, WX_WRITER_CATCH_UP_EVENTS_MAX,
                                     catch_up_event, &cu);
-    if (!err)
-        catch_up_finish(&cu);
-    free(cu.state);
-    wx_buf_free(&cu.scratch);
-    if (err || cu.events >= WX_WRITER_CATCH_UP_EVENTS_MAX) {
+    if (catch_up_end(&cu, err) != 0 || cu.events >= WX_WRITER_CATCH_UP_EVENTS_MAX) {
         cursor = 0;
         while (wx_map_next(&w->tainted, &cursor, &key, &value)) {
             struct cache_entry *e = wx_map_get(&w->cache, key);
@@ -328,11 +336,7 @@ static void cache_follow_log(struct es_writer *w)
     wx_buf_init(&cu.scratch);
     int err = es_store_read_log(w->store, &w->follow_pos, WX_WRITER_CATCH_UP_EVENTS_MAX,
                                 catch_up_event, &cu);
-    if (!err)
-        catch_up_finish(&cu);
-    free(cu.state);
-    wx_buf_free(&cu.scratch);
-    if (err) {
+    if (catch_up_end(&cu, err) != 0) {
         w->following = false; /* a stream half brought up stays as it was: still a valid state */
         return;
     }
