@@ -83,16 +83,21 @@ void wx_buf_addc(struct wx_buf *b, char c)
 }
 
 /* By hand, not snprintf: events and responses are mostly integers. */
+char *wx_u64_text(uint64_t v, char out[WX_U64_TEXT_BYTES])
+{
+    char *p = out + WX_U64_TEXT_BYTES;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return p;
+}
+
 void wx_buf_add_i64(struct wx_buf *b, int64_t v)
 {
-    char tmp[24];
-    char *p = tmp + sizeof(tmp);
+    char tmp[1 + WX_U64_TEXT_BYTES];
     /* The magnitude as unsigned, so INT64_MIN needs no special case. */
-    uint64_t m = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--p = (char)('0' + m % 10);
-        m /= 10;
-    } while (m != 0);
+    char *p = wx_u64_text(v < 0 ? 0 - (uint64_t)v : (uint64_t)v, tmp + 1);
     if (v < 0)
         *--p = '-';
     wx_buf_add(b, p, (size_t)(tmp + sizeof(tmp) - p));

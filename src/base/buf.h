@@ -28,6 +28,11 @@ void wx_buf_add(struct wx_buf *b, const void *p, size_t len);
 void wx_buf_adds(struct wx_buf *b, const char *s);
 void wx_buf_addc(struct wx_buf *b, char c);
 void wx_buf_add_i64(struct wx_buf *b, int64_t v);
+
+/* Decimal text of v, without a NUL, ending at out + WX_U64_TEXT_BYTES;
+ * returns where it starts. Hot paths use it instead of snprintf. */
+#define WX_U64_TEXT_BYTES 20
+char *wx_u64_text(uint64_t v, char out[WX_U64_TEXT_BYTES]);
 void wx_buf_printf(struct wx_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

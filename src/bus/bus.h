@@ -38,6 +38,9 @@
  * goal with room; past it the gain is small and a round's reply buffer
  * grows (about 1 KiB of command per event). */
 #define BUS_RELAY_BATCH_EVENTS_MAX 1000
+/* A round's XADD commands stop growing past this many bytes (the events
+ * after it go in the next round; one event alone may pass it). */
+#define BUS_RELAY_ROUND_BYTES_MAX (1024 * 1024)
 /* Streams the relay writes to: one, or one per stream category. */
 #define BUS_RELAY_STREAMS_MAX 32
 /* The stream name, after "{category}" is filled in. */
@@ -95,8 +98,9 @@
  * letters are saved at once. */
 #define BUS_WEBHOOK_CHECKPOINT_MS 100
 /* Subscriptions are read from the read model at most this often, however
- * often commits wake the thread; it bounds the delay a new subscription
- * or a pause adds, not the deliveries. */
+ * often commits wake the thread; it bounds the delay a pause or a resume
+ * adds, not the deliveries. While no subscription exists commits do not
+ * wake the thread, and the first one is found within BUS_IDLE_MS. */
 #define BUS_WEBHOOK_CATALOG_MS 20
 /* Retry schedule entries (API.md: 5s,5m,30m,2h,5h,10h,10h is seven). */
 #define BUS_RETRY_SCHEDULE_MAX 16

@@ -67,6 +67,7 @@ struct bus_relay {
     struct pending pending[BUS_RELAY_BATCH_EVENTS_MAX];
     size_t pending_len;
     struct wx_buf scratch;
+    struct wx_buf out; /* a round's commands, RESP */
     int64_t backoff_ms;
     int64_t pinged_ms; /* monotonic: the last sign of life from Redis */
     bool lost;         /* a round found a stream gone */
@@ -349,11 +350,49 @@ static int start_session(struct bus_relay *r)
 
 /* ---- publishing ---- */
 
+/* RESP, written here rather than by hiredis's argv formatter: a round's
+ * commands go into one buffer and reach hiredis in one append. Formatting
+ * each XADD through redisAppendCommandArgv (an sds per argument and per
+ * command) was a quarter of the relay thread's time. */
+static void resp_len(struct wx_buf *b, char kind, size_t n)
+{
+    char tmp[WX_U64_TEXT_BYTES];
+    char *digits = wx_u64_text(n, tmp);
+    wx_buf_addc(b, kind);
+    wx_buf_add(b, digits, (size_t)(tmp + sizeof(tmp) - digits));
+    wx_buf_add(b, "\r\n", 2);
+}
+
+static void resp_command(struct wx_buf *b, int argc, const char **argv, const size_t *lens)
+{
+    resp_len(b, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        resp_len(b, '$', lens[i]);
+        wx_buf_add(b, argv[i], lens[i]);
+        wx_buf_add(b, "\r\n", 2);
+    }
+}
+
+/* Decimal text of v into out; its length. */
+static size_t u64_text(uint64_t v, char out[WX_U64_TEXT_BYTES])
+{
+    char tmp[WX_U64_TEXT_BYTES];
+    char *digits = wx_u64_text(v, tmp);
+    size_t n = (size_t)(tmp + sizeof(tmp) - digits);
+    memcpy(out, digits, n);
+    return n;
+}
+
+/* Stops a round's read when its commands fill BUS_RELAY_ROUND_BYTES_MAX. */
+#define ROUND_FULL (-1)
+
 static int append_xadd(void *arg, const struct es_event *stored)
 {
     struct bus_relay *r = arg;
     assert(r->pending_len < BUS_RELAY_BATCH_EVENTS_MAX);
     assert(stored->position.hi != 0 || stored->position.lo != 0); /* never ID 0-0 */
+    if (r->out.len >= BUS_RELAY_ROUND_BYTES_MAX)
+        return ROUND_FULL; /* this event is read again next round */
     struct es_event ev;
     wx_buf_reset(&r->scratch);
     int err = bus_event_public_data(stored, &r->scratch, &ev);
@@ -362,10 +401,15 @@ static int append_xadd(void *arg, const struct es_event *stored)
         err = slot_for(r, ev.stream_id, strcspn(ev.stream_id, ":"), &slot);
     if (err)
         return err;
-    char id[48], version[24], position[ES_POSITION_TOKEN_BYTES], schema[16];
-    snprintf(id, sizeof(id), "%" PRIu64 "-%" PRIu64, ev.position.hi, ev.position.lo);
-    snprintf(version, sizeof(version), "%" PRId64, ev.version);
-    snprintf(schema, sizeof(schema), "%d", ev.schema_version);
+    /* The entry ID: hi-lo of the log position. */
+    char id[2 * WX_U64_TEXT_BYTES + 1], version[WX_U64_TEXT_BYTES], schema[WX_U64_TEXT_BYTES];
+    char position[ES_POSITION_TOKEN_BYTES];
+    size_t id_len = u64_text(ev.position.hi, id);
+    id[id_len++] = '-';
+    id_len += u64_text(ev.position.lo, id + id_len);
+    assert(ev.version > 0 && ev.schema_version > 0);
+    size_t version_len = u64_text((uint64_t)ev.version, version);
+    size_t schema_len = u64_text((uint64_t)ev.schema_version, schema);
     es_position_format(&ev.position, position);
     const char *argv[24];
     size_t lens[24];
@@ -381,19 +425,18 @@ static int append_xadd(void *arg, const struct es_event *stored)
         ARGS("~");
         ARGS(r->maxlen);
     }
-    ARGS(id);
+    ARG(id, id_len);
     ARGS("eventId"), ARGS(ev.event_id);
     ARGS("streamId"), ARGS(ev.stream_id);
     ARGS("type"), ARGS(ev.type);
-    ARGS("version"), ARGS(version);
+    ARGS("version"), ARG(version, version_len);
     ARGS("position"), ARGS(position);
-    ARGS("schemaVersion"), ARGS(schema);
+    ARGS("schemaVersion"), ARG(schema, schema_len);
     ARGS("data"), ARG(ev.data, ev.data_len);
     ARGS("metadata"), ARG(ev.metadata, ev.metadata_len);
 #undef ARGS
 #undef ARG
-    if (redisAppendCommandArgv(r->redis, argc, argv, lens) != REDIS_OK)
-        return WX_ERR_NOMEM;
+    resp_command(&r->out, argc, argv, lens);
     r->pending[r->pending_len++] = (struct pending){ev.position, ev.occurred_at_ms, slot};
     return 0;
 }
@@ -428,9 +471,22 @@ static bool take_reply(struct bus_relay *r, size_t i, redisReply *reply, char *w
 static int publish_round(struct bus_relay *r, bool *full_out)
 {
     r->pending_len = 0;
+    wx_buf_reset(&r->out);
     struct es_position from = r->position;
     int err = es_store_read_log(r->store, &from, BUS_RELAY_BATCH_EVENTS_MAX, append_xadd, r);
-    *full_out = r->pending_len == BUS_RELAY_BATCH_EVENTS_MAX;
+    *full_out = err == ROUND_FULL || r->pending_len == BUS_RELAY_BATCH_EVENTS_MAX;
+    if (err == ROUND_FULL)
+        err = 0;
+    if (r->pending_len > 0 &&
+        (!wx_buf_ok(&r->out) ||
+         redisAppendFormattedCommand(r->redis, r->out.data, r->out.len) != REDIS_OK)) {
+        r->pending_len = 0; /* nothing went out: no reply to wait for */
+        err = WX_ERR_NOMEM;
+    }
+    if (r->out.cap > BUS_RELAY_ROUND_BYTES_MAX * 2) {
+        wx_buf_free(&r->out); /* one huge event's round: do not keep its memory */
+        wx_buf_init(&r->out);
+    }
     char why[BUS_ERROR_BYTES] = "";
     bool going = true;
     /* Every appended command gets its reply read, even after a failure,
@@ -545,6 +601,7 @@ int bus_relay_start(const struct bus_relay_config *config, struct bus_relay **ou
     r->status = "connecting";
     wx_hist_init(&r->delay_us, &delay_spec);
     wx_buf_init(&r->scratch);
+    wx_buf_init(&r->out);
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->wake, NULL);
     int err = config->lease_db != NULL ? rm_conn_open(config->lease_db, RM_CONN_WRITER, &r->lease)
@@ -593,6 +650,7 @@ void bus_relay_stop(struct bus_relay *r)
         pthread_join(r->thread, NULL);
     }
     wx_buf_free(&r->scratch);
+    wx_buf_free(&r->out);
     rm_conn_close(r->lease);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->wake);
