@@ -4,8 +4,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -57,26 +60,82 @@ bool bus_secret_key(const char *secret, unsigned char key[BUS_SECRET_BYTES_MAX],
     return true;
 }
 
-int bus_sign(const unsigned char *key, size_t key_len, const char *msg_id, int64_t timestamp_s,
-             const char *body, size_t body_len, char out[BUS_SIGNATURE_BYTES])
+struct bus_signer {
+    EVP_MAC_CTX *keyed;
+};
+
+/* HMAC, fetched once for the process. */
+static EVP_MAC *hmac;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void hmac_release(void)
 {
-    struct wx_buf signed_content;
-    wx_buf_init(&signed_content);
-    wx_buf_printf(&signed_content, "%s.%" PRId64 ".", msg_id, timestamp_s);
-    wx_buf_add(&signed_content, body, body_len);
-    if (!wx_buf_ok(&signed_content)) {
-        wx_buf_free(&signed_content);
+    EVP_MAC_free(hmac);
+}
+
+static void hmac_fetch(void)
+{
+    hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (hmac != NULL)
+        atexit(hmac_release); /* runs before libcrypto's own cleanup */
+}
+
+int bus_signer_new(const unsigned char *key, size_t key_len, struct bus_signer **out)
+{
+    pthread_once(&hmac_once, hmac_fetch);
+    if (hmac == NULL)
+        return WX_ERR_IO;
+    struct bus_signer *sg = calloc(1, sizeof(*sg));
+    if (sg == NULL)
         return WX_ERR_NOMEM;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    sg->keyed = EVP_MAC_CTX_new(hmac);
+    if (sg->keyed == NULL || EVP_MAC_init(sg->keyed, key, key_len, params) != 1) {
+        bus_signer_free(sg);
+        return WX_ERR_IO;
     }
+    *out = sg;
+    return 0;
+}
+
+void bus_signer_free(struct bus_signer *signer)
+{
+    if (signer == NULL)
+        return;
+    EVP_MAC_CTX_free(signer->keyed);
+    free(signer);
+}
+
+int bus_signer_sign(struct bus_signer *signer, const char *msg_id, int64_t timestamp_s,
+                    const char *body, size_t body_len, char out[BUS_SIGNATURE_BYTES])
+{
+    char ts[WX_U64_TEXT_BYTES + 2];
+    int ts_len = snprintf(ts, sizeof(ts), ".%" PRId64 ".", timestamp_s);
+    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(signer->keyed);
     unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    const unsigned char *ok = HMAC(EVP_sha256(), key, (int)key_len,
-                                   (const unsigned char *)signed_content.data, signed_content.len,
-                                   mac, &mac_len);
-    wx_buf_free(&signed_content);
-    if (ok == NULL || mac_len != 32)
+    size_t mac_len = 0;
+    bool ok = c != NULL && ts_len > 0 && (size_t)ts_len < sizeof(ts) &&
+              EVP_MAC_update(c, (const unsigned char *)msg_id, strlen(msg_id)) == 1 &&
+              EVP_MAC_update(c, (const unsigned char *)ts, (size_t)ts_len) == 1 &&
+              EVP_MAC_update(c, (const unsigned char *)body, body_len) == 1 &&
+              EVP_MAC_final(c, mac, &mac_len, sizeof(mac)) == 1 && mac_len == 32;
+    EVP_MAC_CTX_free(c);
+    if (!ok)
         return WX_ERR_IO;
     memcpy(out, "v1,", 3);
     EVP_EncodeBlock((unsigned char *)out + 3, mac, (int)mac_len);
     return 0;
+}
+
+int bus_sign(const unsigned char *key, size_t key_len, const char *msg_id, int64_t timestamp_s,
+             const char *body, size_t body_len, char out[BUS_SIGNATURE_BYTES])
+{
+    struct bus_signer *sg;
+    int err = bus_signer_new(key, key_len, &sg);
+    if (err)
+        return err;
+    err = bus_signer_sign(sg, msg_id, timestamp_s, body, body_len, out);
+    bus_signer_free(sg);
+    return err;
 }

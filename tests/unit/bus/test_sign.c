@@ -25,6 +25,30 @@ static void test_standard_vector(void **state)
     assert_string_equal(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 }
 
+/* A signer keyed once signs message after message as the one-shot does:
+ * each signature starts from the keyed state, not from the last one. */
+static void test_signer_reuses_its_key(void **state)
+{
+    (void)state;
+    unsigned char key[BUS_SECRET_BYTES_MAX];
+    size_t key_len;
+    assert_true(bus_secret_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", key, &key_len));
+    struct bus_signer *sg;
+    assert_int_equal(bus_signer_new(key, key_len, &sg), 0);
+    const char *body = "{\"test\": 2432232314}";
+    char sig[BUS_SIGNATURE_BYTES], again[BUS_SIGNATURE_BYTES];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(bus_signer_sign(sg, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body,
+                                         strlen(body), sig),
+                         0);
+        assert_string_equal(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert_int_equal(bus_signer_sign(sg, "msg_other", 1614265331, "{}", 2, sig), 0);
+        assert_int_equal(bus_sign(key, key_len, "msg_other", 1614265331, "{}", 2, again), 0);
+        assert_string_equal(sig, again);
+    }
+    bus_signer_free(sg);
+}
+
 static void test_new_secret_round_trips(void **state)
 {
     (void)state;
@@ -56,6 +80,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_standard_vector),
+        cmocka_unit_test(test_signer_reuses_its_key),
         cmocka_unit_test(test_new_secret_round_trips),
         cmocka_unit_test(test_bad_secrets),
     };
