@@ -10,6 +10,9 @@
   on vs off        mixed throughput without the bus, with the relay, and
                    with the relay and one webhook subscription to every
                    event; alternating runs, medians, and CPU per request
+  half load        the relay's publish delay with CPU to spare (the bus
+                   threads run at the lowest priority: at a saturated
+                   machine they lag, below it they keep up)
 
 Everything on loopback; Redis is Debian's redis-server on a free port."""
 import json
@@ -235,6 +238,29 @@ def on_off(recv, seconds, runs):
     return res
 
 
+def half_load(recv, seconds, rps):
+    """The relay's publish delay and the webhook's deliveries with the bus
+    on and CPU to spare: the mixed load paced to `rps`."""
+    redis = Redis()
+    s = Server(["--redis", redis.url])
+    try:
+        wallets(s)
+        s.post("/subscriptions", {"url": recv["url"] + "/half", "eventTypes": ["*"]})
+        before = delay_buckets(s)
+        d0 = s.metric('wallex_webhook_deliveries_total{outcome="success"}')
+        pace = max(1, int(64 * 1000 / max(rps, 1)))
+        got = wrk(s, seconds, "mixed_paced.lua", {"PACE_MS": str(pace)})
+        time.sleep(0.5)
+        lag = percentiles(before, delay_buckets(s))[0]
+        done = s.metric('wallex_webhook_deliveries_total{outcome="success"}') - d0
+        return ("mixed paced to half the relay+webhook throughput (%.0f ops/s): relay publish"
+                " delay; webhook deliveries meanwhile" % got,
+                "%.0f deliveries/s" % (done / seconds), lag[50], lag[99])
+    finally:
+        s.stop()
+        redis.stop()
+
+
 def run(small):
     """Rows (what, throughput, p50, p99), ratios and notes for bench/run."""
     rows, ratios, notes = [], [], []
@@ -249,7 +275,7 @@ def run(small):
             done, rate = deliveries(recv["url"], subs, 1 if small else 5)
             rows.append(("webhook deliveries to a local receiver, %d subscription%s (%d delivered)"
                          % (subs, "s" if subs > 1 else "", done), "%.0f deliveries/s" % rate, "", ""))
-        res = on_off(recv, 1 if small else 8, 1 if small else 3)
+        res = on_off(recv, 1 if small else 8, 1 if small else 5)
         med = {c: statistics.median(r[0] for r in res[c]) for c in CONFIGS}
         for c in CONFIGS:
             cpu = statistics.median(r[1] for r in res[c])
@@ -263,6 +289,10 @@ def run(small):
         for c in CONFIGS[1:]:
             ratios.append(("mixed with %s / without (goal >= 0.9)" % c,
                            "%.2f" % (med[c] / med["off"] if med["off"] else 0)))
+            paired = [on[0] / off[0] for on, off in zip(res[c], res["off"]) if off[0]]
+            ratios.append(("mixed with %s / without, median of each round's own ratio" % c,
+                           "%.2f" % statistics.median(paired) if paired else "n/a"))
+        rows.append(half_load(recv, 1 if small else 8, med["relay+webhook"] / 2))
     finally:
         proc.terminate()
         proc.wait()

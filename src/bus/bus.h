@@ -126,8 +126,14 @@
 
 /* The relay and delivery threads run at this nice value (Linux: per
  * thread): they catch up with whatever CPU commands leave, and on a
- * machine short of cores the writer and the HTTP threads come first. */
-#define BUS_THREAD_NICE 10
+ * machine short of cores the writer and the HTTP threads come first.
+ * Measured on 2 cores at full mixed load (bench/bus_threads 4): at nice
+ * 10 the bus still took its share (relay + webhook / off 0.86-0.89, the
+ * relay's publish delay p99 <= 100-500 ms); at 19, 0.93-0.95, the delay
+ * p99 <= 200-1000 ms while the load lasts. Below saturation both keep
+ * up within milliseconds: the lowest priority costs only lag at a
+ * saturated machine, where commands must come first. */
+#define BUS_THREAD_NICE 19
 
 /* Lowers the calling thread's priority to BUS_THREAD_NICE (best effort). */
 void bus_thread_background(void);
