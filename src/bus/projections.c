@@ -48,8 +48,9 @@ static int apply_created(struct es_proj_tx *tx, const struct es_event *ev,
 
 /* Bumped whenever this process applies a subscription event (live or
  * rebuild), before its transaction commits, with the highest position of
- * such an event: the delivery thread reads the catalog again only when
- * either tells it to (webhook.c, refresh_catalog). */
+ * such an event, and when a rebuilt set is swapped in: the delivery
+ * thread reads the catalog again only when either tells it to (webhook.c,
+ * refresh_catalog). */
 static struct {
     pthread_mutex_t lock;
     uint64_t generation;
@@ -71,6 +72,16 @@ static void catalog_changed(const struct es_position *at)
     catalog.generation++;
     if (es_position_cmp(at, &catalog.changed_at) > 0)
         catalog.changed_at = *at;
+    pthread_mutex_unlock(&catalog.lock);
+}
+
+/* A rebuilt catalog replaced the live one: its rows may differ from those
+ * the delivery thread holds (a live set that had drifted), with no newer
+ * subscription event to say so. */
+static void catalog_swapped(void)
+{
+    pthread_mutex_lock(&catalog.lock);
+    catalog.generation++;
     pthread_mutex_unlock(&catalog.lock);
 }
 
@@ -115,6 +126,7 @@ const struct es_consumer subscription_consumer = {
     .drop = "DROP TABLE IF EXISTS subscriptions{s};",
     .sql = subscriptions_sql,
     .apply = apply_subscriptions,
+    .swapped = catalog_swapped,
 };
 
 const struct es_consumer *const bus_consumers[] = {&subscription_consumer, NULL};

@@ -892,6 +892,8 @@ static int swap_sets(struct es_projector *p, struct consumer_rt *rt)
     watches_fire(fired);
     wx_logf(WX_LOG_INFO, "projector: %s rebuilt and swapped in (set %s)", rt->c->name,
             rt->live.tx.set);
+    if (rt->c->swapped != NULL)
+        rt->c->swapped();
     return 0;
 }
 

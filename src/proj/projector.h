@@ -96,6 +96,11 @@ struct es_consumer {
      * must read staged rows too: folding changes where rows are, never
      * what the read model says. */
     int (*fold)(struct es_proj_tx *tx);
+    /* Optional. Called on the projector thread once a rebuilt set has
+     * replaced the live one (committed): the rows served from now on may
+     * differ from those before, which a consumer's reader that caches
+     * them must learn. */
+    void (*swapped)(void);
 };
 
 /* Decodes an event once for all the consumers that share the codec.

@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -690,6 +691,57 @@ def proc_resume_seen_when_read_before_its_commit():
         shutil.rmtree(faults, ignore_errors=True)
 
 
+def proc_rebuild_swap_rereads_the_catalog():
+    """A live subscriptions set that drifted (here: a row paused behind the
+    server's back, then read by the delivery thread when another
+    subscription came) is fixed by a rebuild; the delivery thread must read
+    the rebuilt set when it is swapped in, with no subscription event to
+    tell it. It once kept the drifted rows until the next such event. A
+    fault holds the rebuild's commit 400 ms, so the thread's periodic read
+    (every 200 ms) falls between the rebuild's apply and the swap."""
+    recv = Receiver()
+    faults = tempfile.mkdtemp(prefix="wallex-bus-faults-")
+    os.environ["WALLEX_FAULT_DIR"] = faults
+    try:
+        s = Server(BINARY, extra_args=["--webhook-retry-schedule", SCHEDULE]).start()
+    finally:
+        del os.environ["WALLEX_FAULT_DIR"]
+    try:
+        wallet(s, "sw")
+        sid = subscribe(s, recv, "/sw")
+        credit_ids(s, "sw", 1)
+        wait_for(lambda: len(recv.successes("/sw")) == 1, 10, "the first delivery")
+        db = sqlite3.connect(os.path.join(s.data_dir, "readmodel.db"), timeout=10)
+        tables = [r[0] for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'subscriptions%'")]
+        for t in tables:
+            db.execute("UPDATE %s SET status = 'paused' WHERE id = ?" % t, (sid,))
+        db.commit()
+        db.close()
+        subscribe(s, recv, "/sw-other")  # the delivery thread reads the drifted rows
+        time.sleep(0.5)
+        credit_ids(s, "sw", 1)
+        time.sleep(0.5)
+        expect(len(recv.calls("/sw")) == 1, "the drifted row holds deliveries back")
+        delay = os.path.join(faults, "projector-commit-delay-ms")
+        with open(delay, "w") as f:
+            f.write("400")
+        try:
+            r = s.request("POST", "/admin/projections/subscriptions/rebuild")
+            expect(r[0] == 202, r[2])
+            wait_for(lambda: all(p["status"] == "running" for p in
+                                 s.request("GET", "/admin/projections")[3]["data"]),
+                     10, "the rebuild")
+        finally:
+            os.unlink(delay)
+        wait_for(lambda: len(recv.successes("/sw")) == 2, 10, "delivery after the rebuild")
+        expect(s.stop() == 0)
+    finally:
+        s.cleanup()
+        recv.close()
+        shutil.rmtree(faults, ignore_errors=True)
+
+
 def proc_webhooks_kill9():
     """kill -9 during delivery: afterwards the receiver has every event at
     least once; deduplicated by webhook-id they are the log's, in order."""
@@ -762,7 +814,8 @@ def main():
     runner.run([proc_flags, proc_deny_private, proc_relay_mirror_and_failures,
                 proc_relay_kill9_and_redis_restarts, proc_relay_lag_bounded_and_required,
                 proc_reference_consumer, proc_webhooks_kill9,
-                proc_resume_seen_when_read_before_its_commit])
+                proc_resume_seen_when_read_before_its_commit,
+                proc_rebuild_swap_rereads_the_catalog])
     runner.finish()
 
 
