@@ -82,7 +82,6 @@ void wx_buf_addc(struct wx_buf *b, char c)
     b->data[b->len] = '\0';
 }
 
-/* By hand, not snprintf: events and responses are mostly integers. */
 char *wx_u64_text(uint64_t v, char out[WX_U64_TEXT_BYTES])
 {
     char *p = out + WX_U64_TEXT_BYTES;
@@ -93,6 +92,7 @@ char *wx_u64_text(uint64_t v, char out[WX_U64_TEXT_BYTES])
     return p;
 }
 
+/* By hand, not snprintf: events and responses are mostly integers. */
 void wx_buf_add_i64(struct wx_buf *b, int64_t v)
 {
     char tmp[1 + WX_U64_TEXT_BYTES];

@@ -33,6 +33,7 @@ void wx_buf_add_i64(struct wx_buf *b, int64_t v);
  * returns where it starts. Hot paths use it instead of snprintf. */
 #define WX_U64_TEXT_BYTES 20
 char *wx_u64_text(uint64_t v, char out[WX_U64_TEXT_BYTES]);
+
 void wx_buf_printf(struct wx_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

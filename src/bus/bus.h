@@ -131,8 +131,15 @@
  * 10 the bus still took its share (relay + webhook / off 0.86-0.89, the
  * relay's publish delay p99 <= 100-500 ms); at 19, 0.93-0.95, the delay
  * p99 <= 200-1000 ms while the load lasts. Below saturation both keep
- * up within milliseconds: the lowest priority costs only lag at a
- * saturated machine, where commands must come first. */
+ * up within milliseconds: the lowest priority costs lag at a saturated
+ * machine, where commands must come first. What else it costs there:
+ * - a webhook response may wait to be read past a short
+ *   --webhook-timeout: counted as failed, retried (at least once);
+ * - a log read of the relay or a scan holds its SQLite read transaction
+ *   longer, which holds back the WAL checkpoint meanwhile;
+ * - on --store memory (tests, trials) the store's one lock is held
+ *   across a read's callbacks, so the writer can wait behind a starved
+ *   bus thread: priority inversion, bounded by one read. */
 #define BUS_THREAD_NICE 19
 
 /* Lowers the calling thread's priority to BUS_THREAD_NICE (best effort). */

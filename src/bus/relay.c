@@ -373,14 +373,17 @@ static void resp_command(struct wx_buf *b, int argc, const char **argv, const si
     }
 }
 
-/* Decimal text of v into out; its length. */
-static size_t u64_text(uint64_t v, char out[WX_U64_TEXT_BYTES])
+/* Decimal text of v into out (a sign and WX_U64_TEXT_BYTES digits); its
+ * length. The log's versions are positive, but a row is published as it
+ * is, whatever it holds. */
+static size_t i64_text(int64_t v, char out[1 + WX_U64_TEXT_BYTES])
 {
     char tmp[WX_U64_TEXT_BYTES];
-    char *digits = wx_u64_text(v, tmp);
-    size_t n = (size_t)(tmp + sizeof(tmp) - digits);
-    memcpy(out, digits, n);
-    return n;
+    char *digits = wx_u64_text(v < 0 ? 0 - (uint64_t)v : (uint64_t)v, tmp);
+    size_t n = (size_t)(tmp + sizeof(tmp) - digits), sign = v < 0;
+    out[0] = '-';
+    memcpy(out + sign, digits, n);
+    return sign + n;
 }
 
 /* Stops a round's read when its commands fill BUS_RELAY_ROUND_BYTES_MAX. */
@@ -402,14 +405,18 @@ static int append_xadd(void *arg, const struct es_event *stored)
     if (err)
         return err;
     /* The entry ID: hi-lo of the log position. */
-    char id[2 * WX_U64_TEXT_BYTES + 1], version[WX_U64_TEXT_BYTES], schema[WX_U64_TEXT_BYTES];
+    char id[2 * WX_U64_TEXT_BYTES + 1], num[WX_U64_TEXT_BYTES];
+    char version[1 + WX_U64_TEXT_BYTES], schema[1 + WX_U64_TEXT_BYTES];
     char position[ES_POSITION_TOKEN_BYTES];
-    size_t id_len = u64_text(ev.position.hi, id);
+    char *digits = wx_u64_text(ev.position.hi, num);
+    size_t id_len = (size_t)(num + sizeof(num) - digits);
+    memcpy(id, digits, id_len);
     id[id_len++] = '-';
-    id_len += u64_text(ev.position.lo, id + id_len);
-    assert(ev.version > 0 && ev.schema_version > 0);
-    size_t version_len = u64_text((uint64_t)ev.version, version);
-    size_t schema_len = u64_text((uint64_t)ev.schema_version, schema);
+    digits = wx_u64_text(ev.position.lo, num);
+    memcpy(id + id_len, digits, (size_t)(num + sizeof(num) - digits));
+    id_len += (size_t)(num + sizeof(num) - digits);
+    size_t version_len = i64_text(ev.version, version);
+    size_t schema_len = i64_text(ev.schema_version, schema);
     es_position_format(&ev.position, position);
     const char *argv[24];
     size_t lens[24];
@@ -466,8 +473,9 @@ static bool take_reply(struct bus_relay *r, size_t i, redisReply *reply, char *w
     return true;
 }
 
-/* One round: up to a batch of events pipelined, then every reply in
- * order. *full_out when the batch was full (more to come at once). */
+/* One round: up to a batch of events (or BUS_RELAY_ROUND_BYTES_MAX of
+ * commands) pipelined, then every reply in order. *full_out when either
+ * bound stopped it (more to come at once). */
 static int publish_round(struct bus_relay *r, bool *full_out)
 {
     r->pending_len = 0;

@@ -85,18 +85,22 @@ int bus_signer_new(const unsigned char *key, size_t key_len, struct bus_signer *
     pthread_once(&hmac_once, hmac_fetch);
     if (hmac == NULL)
         return WX_ERR_IO;
-    struct bus_signer *sg = calloc(1, sizeof(*sg));
-    if (sg == NULL)
-        return WX_ERR_NOMEM;
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
                            OSSL_PARAM_construct_end()};
+    int err = WX_ERR_NOMEM;
+    struct bus_signer *sg = calloc(1, sizeof(*sg));
+    if (sg == NULL)
+        goto err;
+    err = WX_ERR_IO;
     sg->keyed = EVP_MAC_CTX_new(hmac);
-    if (sg->keyed == NULL || EVP_MAC_init(sg->keyed, key, key_len, params) != 1) {
-        bus_signer_free(sg);
-        return WX_ERR_IO;
-    }
+    if (sg->keyed == NULL || EVP_MAC_init(sg->keyed, key, key_len, params) != 1)
+        goto err_free;
     *out = sg;
     return 0;
+err_free:
+    bus_signer_free(sg);
+err:
+    return err;
 }
 
 void bus_signer_free(struct bus_signer *signer)
@@ -110,7 +114,7 @@ void bus_signer_free(struct bus_signer *signer)
 int bus_signer_sign(struct bus_signer *signer, const char *msg_id, int64_t timestamp_s,
                     const char *body, size_t body_len, char out[BUS_SIGNATURE_BYTES])
 {
-    char ts[WX_U64_TEXT_BYTES + 2];
+    char ts[1 + 1 + WX_U64_TEXT_BYTES + 1 + 1]; /* ".", sign, digits, ".", NUL */
     int ts_len = snprintf(ts, sizeof(ts), ".%" PRId64 ".", timestamp_s);
     EVP_MAC_CTX *c = EVP_MAC_CTX_dup(signer->keyed);
     unsigned char mac[EVP_MAX_MD_SIZE];

@@ -915,6 +915,7 @@ static void drop_subs(struct bus_webhook *w)
     while (w->subs_len > 0)
         free_sub(w, w->subs[--w->subs_len]);
     atomic_store(&w->tracked, 0);
+    atomic_store(&w->wake_on_commit, false); /* standing by: only orders wake it */
     atomic_store(&w->inflight_now, w->inflight);
 }
 
@@ -983,7 +984,8 @@ static int64_t sleep_ms(struct bus_webhook *w, int64_t now_ms)
             int64_t due = s->st.next_attempt_ms - now_ms;
             ms = due < ms ? (due > 0 ? due : 0) : ms;
         }
-        if (s->q_len == 0 && s->easy == NULL && s->status == SUBSCRIPTION_ACTIVE)
+        if (s->q_len == 0 && s->easy == NULL && s->status == SUBSCRIPTION_ACTIVE &&
+            s->key_len > 0)
             hungry = true;
     }
     atomic_store(&w->retry_depth, waiting);
@@ -1006,7 +1008,7 @@ static void *webhook_main(void *arg)
             run_controls(w);
             catalog_due = true;
             int64_t wait = w->lease_due_mono - now_mono;
-            if (!atomic_exchange(&w->kicked, false)) /* commits and orders kick */
+            if (!atomic_exchange(&w->kicked, false)) /* orders kick; commits not while by */
                 curl_multi_poll(w->multi, NULL, 0, (int)(wait > 0 ? wait : 0), NULL);
             continue;
         }
