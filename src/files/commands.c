@@ -36,10 +36,10 @@ static struct {
     struct files_tree *tree;
     bool dirty;      /* ahead of the log: fold it again */
     size_t inflight; /* staged changes not yet settled */
-    /* The log position of the last committed files command: a fold again
-     * must reach it (see log_caught_up). */
-    bool has_committed;
-    struct es_position committed;
+    /* Where a fold again must reach (see log_caught_up): the log's tail
+     * when the fold was first needed, taken once per episode. */
+    bool has_target;
+    struct es_position target;
     bool waited_out; /* the last wait timed out: until a fold, look without waiting */
 } rt;
 
@@ -107,23 +107,29 @@ int files_tree_fold_log(struct es_store *store, const struct es_position *until,
  * oldest transaction still open anywhere in the database (the gap-free
  * rule), so a change this writer committed a moment ago may not be
  * readable yet while, say, a projection's transaction is open. A fold
- * again that started then would miss it: wait, briefly and boundedly,
- * until the readable head has passed the last committed files change;
- * WX_ERR_BUSY (503, retry) if it has not. The wait holds the writer, so
- * once one has timed out the next commands only look, until a fold
- * succeeds (a long transaction costs one wait, not one per command). */
+ * again that started then would miss it. So would one after a commit
+ * whose answer was lost (it may have committed; its position is not
+ * known). So the fold waits, briefly and boundedly, until the readable
+ * head has reached the log's tail as it was when the fold was first
+ * needed (the writer is held meanwhile: nothing of ours commits after
+ * it); WX_ERR_BUSY (503, retry) if it has not. Once one wait has timed
+ * out the next commands only look, until a fold succeeds (a long
+ * transaction costs one wait, not one per command). */
 static int log_caught_up(void)
 {
-    if (!rt.has_committed)
-        return 0;
+    int err;
+    if (!rt.has_target) {
+        if ((err = es_store_tail(rt.store, &rt.target)) != 0)
+            return err;
+        rt.has_target = true;
+    }
     int64_t deadline = wx_monotonic_ms() + (rt.waited_out ? 0 : WX_FILES_FOLD_WAIT_MS);
     for (;;) {
         struct es_position head;
-        int err = es_store_head(rt.store, &head);
-        if (err)
+        if ((err = es_store_head(rt.store, &head)) != 0)
             return err;
-        if (es_position_cmp(&head, &rt.committed) >= 0) {
-            rt.waited_out = false;
+        if (es_position_cmp(&head, &rt.target) >= 0) {
+            rt.has_target = rt.waited_out = false;
             return 0;
         }
         if (wx_monotonic_ms() >= deadline) {
@@ -140,7 +146,7 @@ static int index_build(bool at_start)
 {
     int64_t started = wx_monotonic_ms();
     struct files_tree *t;
-    int err = log_caught_up();
+    int err = at_start ? 0 : log_caught_up();
     if (err == WX_ERR_BUSY) {
         wx_logf(WX_LOG_WARN, "files: the log is not yet readable up to the last committed"
                              " change; the tree index is folded again later");
@@ -214,11 +220,6 @@ static void settle(struct files_job *job, bool durable)
 
 void files_job_committed(struct es_command *cmd)
 {
-    if (cmd->has_position &&
-        (!rt.has_committed || es_position_cmp(&cmd->position, &rt.committed) > 0)) {
-        rt.has_committed = true;
-        rt.committed = cmd->position;
-    }
     settle(cmd->payload, true);
 }
 

@@ -202,6 +202,7 @@ enum stmt_id {
     STMT_READ_STREAMS,
     STMT_STREAM_VERSION,
     STMT_HEAD,
+    STMT_TAIL,
     STMT_IDEM_GET,
     STMT_IDEM_EXPIRE,
     STMT_SNAPSHOT_GET,
@@ -228,6 +229,8 @@ static const struct {
     [STMT_STREAM_VERSION] = {"wx_stream_version",
                              "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1"},
     [STMT_HEAD] = {"wx_head", "SELECT transaction_id::text AS xid_text, position FROM events WHERE " VISIBLE
+                              " ORDER BY transaction_id DESC, position DESC LIMIT 1"},
+    [STMT_TAIL] = {"wx_tail", "SELECT transaction_id::text AS xid_text, position FROM events"
                               " ORDER BY transaction_id DESC, position DESC LIMIT 1"},
     [STMT_IDEM_GET] = {"wx_idem_get",
                        "SELECT request, status, body, location, position_hi, position_lo,"
@@ -1163,19 +1166,29 @@ static int pg_stream_version(struct es_store *store, const char *stream_id, int6
     return err;
 }
 
-static int pg_head(struct es_store *store, struct es_position *head_out)
+/* The position of the one row of a head or tail query (start: none). */
+static int last_position(struct pg_store *s, enum stmt_id id, struct es_position *out)
 {
-    struct pg_store *s = (struct pg_store *)store;
     PGresult *r;
-    int err = pool_query(s, STMT_HEAD, 0, NULL, &r);
+    int err = pool_query(s, id, 0, NULL, &r);
     if (err)
         return err;
-    *head_out = es_position_start();
+    *out = es_position_start();
     if (PQntuples(r) == 1)
-        *head_out = (struct es_position){strtoull(PQgetvalue(r, 0, 0), NULL, 10),
-                                         strtoull(PQgetvalue(r, 0, 1), NULL, 10)};
+        *out = (struct es_position){strtoull(PQgetvalue(r, 0, 0), NULL, 10),
+                                    strtoull(PQgetvalue(r, 0, 1), NULL, 10)};
     PQclear(r);
     return 0;
+}
+
+static int pg_head(struct es_store *store, struct es_position *head_out)
+{
+    return last_position((struct pg_store *)store, STMT_HEAD, head_out);
+}
+
+static int pg_tail(struct es_store *store, struct es_position *tail_out)
+{
+    return last_position((struct pg_store *)store, STMT_TAIL, tail_out);
 }
 
 /* A bytea column (text form, "\x...") into the arena, NUL-terminated. */
@@ -1284,6 +1297,7 @@ const struct es_store_ops es_store_postgres_ops = {
     .read_log = pg_read_log,
     .stream_version = pg_stream_version,
     .head = pg_head,
+    .tail = pg_tail,
     .idem_get = pg_idem_get,
     .idem_expire = pg_idem_expire,
     .backup = NULL, /* pg_dump or the server's own base backups do this */

@@ -130,6 +130,8 @@ int es_store_commit(struct es_store *store, struct es_batch_item *items, size_t 
     if (delay_ms > 0)
         usleep((useconds_t)(delay_ms > 10000 ? 10000 : delay_ms) * 1000);
     int err = store->ops->commit(store, items, items_len);
+    if (err == 0 && wx_fault_active("store-commit-lost-ack"))
+        return WX_ERR_IO; /* committed, but the caller cannot know: as a lost connection */
     if (err == WX_ERR_CONFLICT) {
         bool marked = false;
         for (size_t i = 0; i < items_len; i++)
@@ -202,6 +204,12 @@ int es_store_stream_version(struct es_store *store, const char *stream_id, int64
 int es_store_head(struct es_store *store, struct es_position *head_out)
 {
     return store->ops->head(store, head_out);
+}
+
+int es_store_tail(struct es_store *store, struct es_position *tail_out)
+{
+    return store->ops->tail != NULL ? store->ops->tail(store, tail_out)
+                                     : store->ops->head(store, tail_out);
 }
 
 int es_store_idem_get(struct es_store *store, const char *key, struct wx_arena *arena,

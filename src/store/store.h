@@ -146,6 +146,12 @@ struct es_store_ops {
     int (*stream_version)(struct es_store *store, const char *stream_id, int64_t *version_out);
     /* The position of the last event in the log (start when empty). */
     int (*head)(struct es_store *store, struct es_position *head_out);
+    /* The position of the last committed event, readable or not: a shared
+     * store's head stops below the oldest transaction still open anywhere
+     * (the gap-free rule), its tail does not. A reader that must see a
+     * commit whose position it does not know (its outcome was lost) waits
+     * for the head to reach the tail taken after it. NULL: the head. */
+    int (*tail)(struct es_store *store, struct es_position *tail_out);
     /* WX_ERR_NOT_FOUND when there is no record for the key. */
     int (*idem_get)(struct es_store *store, const char *key, struct wx_arena *arena,
                     struct es_idem_record *record_out);
@@ -196,6 +202,7 @@ int es_store_read_log(struct es_store *store, const struct es_position *after,
                       size_t max_events, es_event_fn fn, void *ctx);
 int es_store_stream_version(struct es_store *store, const char *stream_id, int64_t *version_out);
 int es_store_head(struct es_store *store, struct es_position *head_out);
+int es_store_tail(struct es_store *store, struct es_position *tail_out);
 int es_store_idem_get(struct es_store *store, const char *key, struct wx_arena *arena,
                       struct es_idem_record *record_out);
 int es_store_idem_expire(struct es_store *store, int64_t before_ms, size_t max_records,

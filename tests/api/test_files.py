@@ -844,6 +844,66 @@ def proc_failed_commit_leaves_no_trace_in_the_tree():
         shutil.rmtree(faults, ignore_errors=True)
 
 
+def proc_commit_with_a_lost_answer_is_in_the_tree():
+    """A commit whose answer was lost (the store committed, the writer saw
+    an error: 503) may be in the log, at a position nobody knows. The fold
+    again must not miss it, or the tree index would lack the folder and a
+    second one of the same name would be accepted. On PostgreSQL a
+    transaction older than the commit stays open meanwhile, so the log is
+    readable only below it until that ends."""
+    import tempfile
+    faults = tempfile.mkdtemp(prefix="wallex-files-faults-")
+    os.environ["WALLEX_FAULT_DIR"] = faults
+    try:
+        s = new_server()
+    finally:
+        del os.environ["WALLEX_FAULT_DIR"]
+    held = None
+    try:
+        alice = who("alice")
+        top = alice.folder("Lost")
+        if PG_URL:
+            held = subprocess.Popen(["psql", PG_URL, "-qAt", "-v", "ON_ERROR_STOP=1"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            held.stdin.write("BEGIN;\nSELECT pg_current_xact_id();\n")
+            held.stdin.flush()
+            expect(held.stdout.readline().strip().isdigit())
+        lost = os.path.join(faults, "store-commit-lost-ack")
+        open(lost, "w").close()
+        try:
+            r = alice.req("POST", "/folders", {"name": "n", "parentId": top["id"],
+                                               "folderId": "lost-n"})
+            expect_problem(r, 503, "store_unavailable")
+        finally:
+            os.unlink(lost)
+        if held is not None:
+            def release():
+                time.sleep(0.3)
+                held.stdin.write("COMMIT;\n")
+                held.stdin.close()
+            threading.Thread(target=release, daemon=True).start()
+        deadline = time.time() + 10
+        while True:
+            r = alice.req("POST", "/folders", {"name": "n", "parentId": top["id"],
+                                               "folderId": "lost-n2"})
+            if r[0] != 503 or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        expect_problem(r, 409, "name_taken")
+        deadline = time.time() + 10  # the read side shows it too, once caught up
+        while alice.get("/items/lost-n")[0] != 200 and time.time() < deadline:
+            time.sleep(0.05)
+        expect(alice.get("/items/lost-n")[0] == 200)
+        expect(who("admin").get("/admin/drift")[3]["driftedCount"] == 0)
+        expect(s.stop() == 0)
+    finally:
+        if held is not None:
+            held.kill()
+            held.wait()
+        s.cleanup()
+        shutil.rmtree(faults, ignore_errors=True)
+
+
 def main():
     global BINARY
     BINARY = os.path.abspath(sys.argv[1])
@@ -861,7 +921,8 @@ def main():
     finally:
         s.cleanup()
     runner.run([proc_retention_sweeper, proc_restart_keeps_the_tree,
-                proc_failed_commit_leaves_no_trace_in_the_tree])
+                proc_failed_commit_leaves_no_trace_in_the_tree,
+                proc_commit_with_a_lost_answer_is_in_the_tree])
     runner.finish()
 
 
