@@ -237,7 +237,7 @@
 #define WX_RM_LEASES_MAX 40
 
 /* How long the writer waits, after a files change that did not commit, for
- * the shared log to be readable up to the last committed files change
+ * the shared log to be readable up to its tail (the last committed event)
  * before it folds the tree index again (a projection's open transaction
  * holds it back for milliseconds); past it the command is 503, retry. */
 #define WX_FILES_FOLD_WAIT_MS 1000
