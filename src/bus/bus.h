@@ -127,10 +127,11 @@
 /* The relay and delivery threads run at this nice value (Linux: per
  * thread): they catch up with whatever CPU commands leave, and on a
  * machine short of cores the writer and the HTTP threads come first.
- * Measured on 2 cores at full mixed load (bench/bus_threads 4): at nice
- * 10 the bus still took its share (relay + webhook / off 0.86-0.89, the
- * relay's publish delay p99 <= 100-500 ms); at 19, 0.93-0.95, the delay
- * p99 <= 200-1000 ms while the load lasts. Below saturation both keep
+ * Measured on 2 cores at full mixed load (bench/bus_threads, 2-6
+ * rounds): at nice 10 the bus still took its share (relay + webhook /
+ * off 0.82-0.85, the relay's publish delay p99 <= 100-500 ms); as
+ * SCHED_IDLE 0.86-0.89; at 19, 0.93-0.95, the delay p99 <= 200-1000 ms
+ * while the load lasts. Below saturation both keep
  * up within milliseconds: the lowest priority costs lag at a saturated
  * machine, where commands must come first. What else it costs there:
  * - a webhook response may wait to be read past a short
