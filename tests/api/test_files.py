@@ -775,29 +775,71 @@ def proc_restart_keeps_the_tree():
         s.cleanup()
 
 
-def proc_failed_commit_leaves_no_trace_in_the_tree():
-    """A batch that fails to commit changed the tree index as its commands
-    were decided; the discarded hook has it folded again from the log, so
-    nothing of the failed commands is decided against afterwards."""
+def server_with_faults():
+    """A server reading faults from a directory of its own: (server, dir)."""
     import tempfile
     faults = tempfile.mkdtemp(prefix="wallex-files-faults-")
     os.environ["WALLEX_FAULT_DIR"] = faults
     try:
-        s = new_server()
+        return new_server(), faults
     finally:
         del os.environ["WALLEX_FAULT_DIR"]
+
+
+def tear_down(s, faults, held):
+    if held is not None:
+        held.kill()
+        held.wait()
+    s.cleanup()
+    shutil.rmtree(faults, ignore_errors=True)
+
+
+def hold_transaction():
+    """On PostgreSQL, a transaction left open (as a projection's may be):
+    the log is readable only below it until release_later ends it. None on
+    SQLite."""
+    if not PG_URL:
+        return None
+    held = subprocess.Popen(["psql", PG_URL, "-qAt", "-v", "ON_ERROR_STOP=1"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    held.stdin.write("BEGIN;\nSELECT pg_current_xact_id();\n")
+    held.stdin.flush()
+    expect(held.stdout.readline().strip().isdigit())
+    return held
+
+
+def release_later(held, seconds=0.3):
+    if held is None:
+        return
+    def release():
+        time.sleep(seconds)
+        held.stdin.write("COMMIT;\n")
+        held.stdin.close()
+    threading.Thread(target=release, daemon=True).start()
+
+
+def until_not_503(call, timeout=10):
+    """The answer of call() once it is no longer 503 (the index could not
+    be folded again yet: retry, as a client would)."""
+    deadline = time.time() + timeout
+    while True:
+        r = call()
+        if r[0] != 503 or time.time() > deadline:
+            return r
+        time.sleep(0.05)
+
+
+def proc_failed_commit_leaves_no_trace_in_the_tree():
+    """A batch that fails to commit changed the tree index as its commands
+    were decided; the discarded hook has it folded again from the log, so
+    nothing of the failed commands is decided against afterwards."""
+    s, faults = server_with_faults()
     held = None
     try:
         alice = who("alice")
-        if PG_URL:
-            # A transaction older than the items below stays open (as a
-            # projection's may): the log is readable only up to it, so the
-            # fold again must wait for it rather than miss the items.
-            held = subprocess.Popen(["psql", PG_URL, "-qAt", "-v", "ON_ERROR_STOP=1"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            held.stdin.write("BEGIN;\nSELECT pg_current_xact_id();\n")
-            held.stdin.flush()
-            expect(held.stdout.readline().strip().isdigit())
+        # A transaction older than the items below stays open: the fold
+        # again must wait for it rather than miss the items.
+        held = hold_transaction()
         top = alice.folder("Faults")
         a = alice.folder("A", top["id"])
         b = alice.folder("B", top["id"])
@@ -812,23 +854,14 @@ def proc_failed_commit_leaves_no_trace_in_the_tree():
                 expect_problem(alice.req("POST", path, body), 503, "store_unavailable")
         finally:
             os.unlink(fail)
-        if held is not None:
-            def release():
-                time.sleep(0.3)
-                held.stdin.write("COMMIT;\n")
-                held.stdin.close()
-            threading.Thread(target=release, daemon=True).start()
+        release_later(held)
         # As if none of them had been decided: x and the id are free, y is
         # free, f is still f, and B may go under A (A never went under B).
         # Until the held transaction ends the index cannot be folded again
         # (503, retry: one bounded wait, then a look per command).
-        deadline = time.time() + 10
-        while True:
-            r = alice.req("POST", "/files", {"name": "x", "parentId": top["id"], "size": 10,
-                                             "mimeType": "text/plain", "fileId": "fx"})
-            if r[0] != 503 or time.time() > deadline:
-                break
-            time.sleep(0.05)
+        r = until_not_503(lambda: alice.req("POST", "/files", {
+            "name": "x", "parentId": top["id"], "size": 10, "mimeType": "text/plain",
+            "fileId": "fx"}))
         expect(r[0] == 201, r[2])
         alice.folder("y", top["id"])
         expect(alice.act(f["id"], "rename", {"name": "z"})["name"] == "z")
@@ -837,11 +870,7 @@ def proc_failed_commit_leaves_no_trace_in_the_tree():
         expect(who("admin").get("/admin/drift")[3]["driftedCount"] == 0)
         expect(s.stop() == 0)
     finally:
-        if held is not None:
-            held.kill()
-            held.wait()
-        s.cleanup()
-        shutil.rmtree(faults, ignore_errors=True)
+        tear_down(s, faults, held)
 
 
 def proc_commit_with_a_lost_answer_is_in_the_tree():
@@ -851,23 +880,12 @@ def proc_commit_with_a_lost_answer_is_in_the_tree():
     second one of the same name would be accepted. On PostgreSQL a
     transaction older than the commit stays open meanwhile, so the log is
     readable only below it until that ends."""
-    import tempfile
-    faults = tempfile.mkdtemp(prefix="wallex-files-faults-")
-    os.environ["WALLEX_FAULT_DIR"] = faults
-    try:
-        s = new_server()
-    finally:
-        del os.environ["WALLEX_FAULT_DIR"]
+    s, faults = server_with_faults()
     held = None
     try:
         alice = who("alice")
         top = alice.folder("Lost")
-        if PG_URL:
-            held = subprocess.Popen(["psql", PG_URL, "-qAt", "-v", "ON_ERROR_STOP=1"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            held.stdin.write("BEGIN;\nSELECT pg_current_xact_id();\n")
-            held.stdin.flush()
-            expect(held.stdout.readline().strip().isdigit())
+        held = hold_transaction()
         lost = os.path.join(faults, "store-commit-lost-ack")
         open(lost, "w").close()
         try:
@@ -876,19 +894,9 @@ def proc_commit_with_a_lost_answer_is_in_the_tree():
             expect_problem(r, 503, "store_unavailable")
         finally:
             os.unlink(lost)
-        if held is not None:
-            def release():
-                time.sleep(0.3)
-                held.stdin.write("COMMIT;\n")
-                held.stdin.close()
-            threading.Thread(target=release, daemon=True).start()
-        deadline = time.time() + 10
-        while True:
-            r = alice.req("POST", "/folders", {"name": "n", "parentId": top["id"],
-                                               "folderId": "lost-n2"})
-            if r[0] != 503 or time.time() > deadline:
-                break
-            time.sleep(0.05)
+        release_later(held)
+        r = until_not_503(lambda: alice.req("POST", "/folders", {
+            "name": "n", "parentId": top["id"], "folderId": "lost-n2"}))
         expect_problem(r, 409, "name_taken")
         deadline = time.time() + 10  # the read side shows it too, once caught up
         while alice.get("/items/lost-n")[0] != 200 and time.time() < deadline:
@@ -897,11 +905,7 @@ def proc_commit_with_a_lost_answer_is_in_the_tree():
         expect(who("admin").get("/admin/drift")[3]["driftedCount"] == 0)
         expect(s.stop() == 0)
     finally:
-        if held is not None:
-            held.kill()
-            held.wait()
-        s.cleanup()
-        shutil.rmtree(faults, ignore_errors=True)
+        tear_down(s, faults, held)
 
 
 def main():
