@@ -379,6 +379,13 @@
  * and uses 30. */
 #define WX_CONSUMER_STMTS_MAX 32
 
+/* A one-aggregate rebuild that lost to another node's projector (deadlock,
+ * a set swapped away) is run again: this many tries in all, the n-th
+ * after n times this wait. It runs on the admin worker, never on an HTTP
+ * thread. */
+#define WX_PROJECTOR_JOB_TRIES 4
+#define WX_PROJECTOR_JOB_RETRY_MS 20
+
 /* Retry of a failed projection: first wait, doubling up to the maximum. */
 #define WX_PROJECTOR_RETRY_MS_MIN 100
 #define WX_PROJECTOR_RETRY_MS_MAX 10000

@@ -689,6 +689,6 @@ int files_rebuild_one(struct es_projector *p, const char *id)
     if (!err && version == 0)
         err = WX_ERR_NOT_FOUND;
     if (!err)
-        err = es_projector_job(p, rebuild_one_job, (void *)id);
+        err = es_projector_replay_job(p, rebuild_one_job, (void *)id);
     return err;
 }

@@ -55,7 +55,7 @@ int order_rebuild_one(struct es_projector *p, const char *order_id)
     if (!err && version == 0)
         err = WX_ERR_NOT_FOUND;
     if (!err)
-        err = es_projector_job(p, rebuild_one_job, (void *)order_id);
+        err = es_projector_replay_job(p, rebuild_one_job, (void *)order_id);
     return err;
 }
 

@@ -1301,6 +1301,18 @@ int es_projector_job(struct es_projector *p,
     return job.err;
 }
 
+int es_projector_replay_job(struct es_projector *p,
+                            int (*fn)(struct es_projector *p, struct rm_conn *conn, void *ctx),
+                            void *ctx)
+{
+    int err = es_projector_job(p, fn, ctx);
+    for (int tries = 1; err == WX_ERR_BUSY && tries < WX_PROJECTOR_JOB_TRIES; tries++) {
+        usleep((useconds_t)(WX_PROJECTOR_JOB_RETRY_MS * tries) * 1000);
+        err = es_projector_job(p, fn, ctx);
+    }
+    return err;
+}
+
 /* Marks the consumer's row as rebuilding into its other set, whose tables
  * it makes afresh; *set_out names it. WX_ERR_BUSY when a rebuild runs. */
 static int rebuild_mark(struct es_projector *p, struct consumer_rt *rt, char set_out[ES_SET_BYTES])

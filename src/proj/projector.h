@@ -213,6 +213,14 @@ int es_projector_status(struct es_projector *p, struct wx_arena *arena,
  * server stops HTTP first), which frees p. */
 int es_projector_job(struct es_projector *p,
                      int (*fn)(struct es_projector *p, struct rm_conn *conn, void *ctx), void *ctx);
+/* es_projector_job for a job that rebuilds one aggregate's rows in one
+ * transaction: on a shared read side that transaction can lose to another
+ * node's projector (a deadlock, a set swapped away by its rebuild:
+ * WX_ERR_BUSY, rolled back), so it is run again, at most
+ * WX_PROJECTOR_JOB_TRIES times in all, waiting a little longer each time. */
+int es_projector_replay_job(struct es_projector *p,
+                            int (*fn)(struct es_projector *p, struct rm_conn *conn, void *ctx),
+                            void *ctx);
 /* For es_projector_job functions that rebuild one aggregate's rows: in
  * the job's open write transaction, the consumer's checkpoint is locked
  * (its holder's next batch waits, on whichever node), `forget` deletes

@@ -48,7 +48,7 @@ static int rebuild_one_job(struct es_projector *p, struct rm_conn *conn, void *c
 
 int wallet_rebuild_one(struct es_projector *p, const char *wallet_id)
 {
-    return es_projector_job(p, rebuild_one_job, (void *)wallet_id);
+    return es_projector_replay_job(p, rebuild_one_job, (void *)wallet_id);
 }
 
 /* ---- scanning the log ---- */
