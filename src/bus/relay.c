@@ -373,17 +373,23 @@ static void resp_command(struct wx_buf *b, int argc, const char **argv, const si
     }
 }
 
-/* Decimal text of v into out (a sign and WX_U64_TEXT_BYTES digits); its
- * length. The log's versions are positive, but a row is published as it
- * is, whatever it holds. */
-static size_t i64_text(int64_t v, char out[1 + WX_U64_TEXT_BYTES])
+/* Decimal text of v at out (room for WX_U64_TEXT_BYTES); its length. */
+static size_t u64_text(uint64_t v, char *out)
 {
     char tmp[WX_U64_TEXT_BYTES];
-    char *digits = wx_u64_text(v < 0 ? 0 - (uint64_t)v : (uint64_t)v, tmp);
-    size_t n = (size_t)(tmp + sizeof(tmp) - digits), sign = v < 0;
+    char *digits = wx_u64_text(v, tmp);
+    size_t n = (size_t)(tmp + sizeof(tmp) - digits);
+    memcpy(out, digits, n);
+    return n;
+}
+
+/* The same with a sign. The log's versions are positive, but a row is
+ * published as it is, whatever it holds. */
+static size_t i64_text(int64_t v, char out[1 + WX_U64_TEXT_BYTES])
+{
+    size_t sign = v < 0;
     out[0] = '-';
-    memcpy(out + sign, digits, n);
-    return sign + n;
+    return sign + u64_text(v < 0 ? 0 - (uint64_t)v : (uint64_t)v, out + sign);
 }
 
 /* Stops a round's read when its commands fill BUS_RELAY_ROUND_BYTES_MAX. */
@@ -405,16 +411,12 @@ static int append_xadd(void *arg, const struct es_event *stored)
     if (err)
         return err;
     /* The entry ID: hi-lo of the log position. */
-    char id[2 * WX_U64_TEXT_BYTES + 1], num[WX_U64_TEXT_BYTES];
+    char id[2 * WX_U64_TEXT_BYTES + 1];
     char version[1 + WX_U64_TEXT_BYTES], schema[1 + WX_U64_TEXT_BYTES];
     char position[ES_POSITION_TOKEN_BYTES];
-    char *digits = wx_u64_text(ev.position.hi, num);
-    size_t id_len = (size_t)(num + sizeof(num) - digits);
-    memcpy(id, digits, id_len);
+    size_t id_len = u64_text(ev.position.hi, id);
     id[id_len++] = '-';
-    digits = wx_u64_text(ev.position.lo, num);
-    memcpy(id + id_len, digits, (size_t)(num + sizeof(num) - digits));
-    id_len += (size_t)(num + sizeof(num) - digits);
+    id_len += u64_text(ev.position.lo, id + id_len);
     size_t version_len = i64_text(ev.version, version);
     size_t schema_len = i64_text(ev.schema_version, schema);
     es_position_format(&ev.position, position);

@@ -60,9 +60,7 @@ struct sub {
     char url[BUS_URL_BYTES_MAX + 1];
     char types[BUS_EVENT_TYPES_JSON_BYTES_MAX + 1]; /* JSON array text */
     bool all_types;
-    unsigned char key[BUS_SECRET_BYTES_MAX];
-    size_t key_len; /* 0: no usable secret, nothing is sent */
-    struct bus_signer *signer;
+    struct bus_signer *signer; /* NULL: no usable secret, nothing is sent */
     enum subscription_status status;
     bool seen; /* in the last catalog read */
     struct bus_delivery_state st;
@@ -248,12 +246,12 @@ static int add_sub(struct bus_webhook *w, const struct subscription_row *row, st
         wx_buf_init(&s->q[i].body);
     wx_buf_init(&s->replay_body);
     s->replay_check = true; /* replays asked for before a restart */
-    if (!bus_secret_key(row->secret, s->key, &s->key_len))
+    unsigned char key[BUS_SECRET_BYTES_MAX];
+    size_t key_len;
+    if (!bus_secret_key(row->secret, key, &key_len))
         wx_logf(WX_LOG_ERROR, "webhooks: %s has an unreadable secret", s->id);
-    else if (bus_signer_new(s->key, s->key_len, &s->signer) != 0) {
+    else if (bus_signer_new(key, key_len, &s->signer) != 0)
         wx_logf(WX_LOG_ERROR, "webhooks: %s: libcrypto cannot key HMAC-SHA256", s->id);
-        s->key_len = 0; /* nothing is sent unsigned */
-    }
     int err = bus_delivery_state_get(w->cfg.delivery, s->id, &s->st);
     if (err == WX_ERR_NOT_FOUND) {
         memset(&s->st, 0, sizeof(s->st));
@@ -437,6 +435,13 @@ static void scan(struct bus_webhook *w, struct sub *s)
 
 /* ---- requests ---- */
 
+/* Whether the subscription may start a request: active, able to sign,
+ * and none in flight. */
+static bool ready(const struct sub *s)
+{
+    return s->easy == NULL && s->status == SUBSCRIPTION_ACTIVE && s->signer != NULL;
+}
+
 static size_t keep_snippet(char *data, size_t size, size_t n, void *arg)
 {
     struct sub *s = arg;
@@ -567,7 +572,7 @@ static void start_due(struct bus_webhook *w, int64_t now_ms, int64_t now_mono)
 {
     for (size_t i = 0; i < w->subs_len && w->inflight < BUS_WEBHOOK_INFLIGHT_MAX; i++) {
         struct sub *s = w->subs[i];
-        if (s->easy != NULL || s->status != SUBSCRIPTION_ACTIVE || s->key_len == 0)
+        if (!ready(s))
             continue;
         if (s->replay_check && start_replay(w, s))
             continue;
@@ -979,14 +984,11 @@ static int64_t sleep_ms(struct bus_webhook *w, int64_t now_ms)
         }
         if (s->q_len > 0 && s->st.attempts > 0)
             waiting++;
-        if (room && s->q_len > 0 && s->easy == NULL && s->status == SUBSCRIPTION_ACTIVE &&
-            s->key_len > 0) {
+        if (room && s->q_len > 0 && ready(s)) {
             int64_t due = s->st.next_attempt_ms - now_ms;
             ms = due < ms ? (due > 0 ? due : 0) : ms;
         }
-        if (s->q_len == 0 && s->easy == NULL && s->status == SUBSCRIPTION_ACTIVE &&
-            s->key_len > 0)
-            hungry = true;
+        hungry |= s->q_len == 0 && ready(s);
     }
     atomic_store(&w->retry_depth, waiting);
     /* With no subscription a commit wakes nothing: a new one is found by
