@@ -777,6 +777,7 @@ static enum cmd_effect run_command(struct es_writer *w, struct es_command *cmd,
                                    struct es_batch_item *item, int64_t now_ms, bool *ran_out)
 {
     *ran_out = false;
+    cmd->may_be_in_log = false;
     cmd->status = 0;
     cmd->has_position = false;
     cmd->replayed = false;
@@ -915,6 +916,7 @@ static void settle_round(struct es_writer *w, struct round *r, int err)
         struct es_command *cmd = r->cmds[r->item_cmd[k]];
         struct es_batch_item *item = &r->items[k];
         if (err) {
+            cmd->may_be_in_log = true;
             answer_problem(cmd, ES_store_unavailable,
                            "The event store could not commit; nothing was applied");
         } else {

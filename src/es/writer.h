@@ -82,6 +82,11 @@ struct es_command {
      * aggregates, which the writer's per-stream overlay cannot hold): what
      * was staged for this command did not happen. */
     void (*discarded)(struct es_command *cmd);
+    /* Set by the writer before `discarded`: the run's events were sent in
+     * a commit that failed, so they may be in the log after all (a commit
+     * whose answer was lost). False when they surely are not: the run
+     * rejected or failed, or the store named it the loser of a race. */
+    bool may_be_in_log;
 
     /* Set by the writer before `complete`. */
     int status;
