@@ -266,8 +266,8 @@ static const char usage_serve[] =
     "it) and so do the read models (schema <pg-schema>_read) and the webhook\n"
     "delivery state (<pg-schema>_bus): any node answers any query, and each read\n"
     "model is projected by one node at a time. DATA_DIR keeps this node's lock\n"
-    "file and the first start's admin.token. Files and folders are decided on\n"
-    "one node only (docs/architecture.md says why).\n"
+    "file and the first start's admin.token. Every node decides files and folders:\n"
+    "their tree changes race on one stream, files:tree (docs/architecture.md).\n"
     "\n"
     "Logs are JSON lines on stderr, one per request at info.\n"
     "\n"
@@ -894,11 +894,6 @@ static int serve_open(const struct options *o, struct bus_config *bc, struct ser
         fprintf(stderr, "wallex: cannot start the files domain: %s\n", wx_strerror(err));
         return err;
     }
-    /* The files rules that span items are decided against this node's
-     * tree index, which learns only this node's commands. */
-    if (is_postgres(o))
-        wx_logf(WX_LOG_WARN, "files: decided against this node's tree index: serve files and"
-                             " folders from one node only (docs/architecture.md)");
     sv->app = (struct wx_app){
         .store = sv->store,
         .writer = sv->writer,

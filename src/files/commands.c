@@ -11,7 +11,16 @@
  * not: a failed commit, or a failure after the index changed). A discarded
  * change leaves the index ahead of the log, so the index is marked dirty
  * and folded again from the log by the next files command once no other
- * change is unsettled; until then files commands answer 503 (retry).
+ * change is unsettled; until then files commands answer 503 (retry). A
+ * change that surely did not reach the log (it lost a version race to
+ * another node) is undone instead, when it is the last one staged: the
+ * losers of a race are always the batch's last tree changes, since each
+ * appended to the one tree stream.
+ *
+ * Several nodes (a shared store): every tree change also appends to the
+ * tree stream (treelog.c), and every files command first brings the index
+ * up to the stream's version as the writer has it, reading the changes
+ * other nodes made.
  * Nothing but the writer thread touches the index after files_start.
  */
 #include <assert.h>
@@ -31,11 +40,25 @@
 #include "obs/log.h"
 #include "store/store.h"
 
+/* How a staged change's run settled (files_job.fate). */
+enum {
+    FATE_UNSETTLED,
+    FATE_COMMITTED,
+    FATE_LOST,    /* surely not in the log: undo it */
+    FATE_UNKNOWN, /* its commit failed: it may be in the log */
+};
+
 static struct {
     struct es_store *store;
     struct files_tree *tree;
-    bool dirty;      /* ahead of the log: fold it again */
+    bool shared;          /* several nodes may write: keep the tree stream */
+    int64_t tree_version; /* the tree stream's version the index reflects */
+    bool dirty;           /* ahead of the log: fold it again */
+    const char *dirty_why;
     size_t inflight; /* staged changes not yet settled */
+    /* The staged changes of the running batch, in the order staged. */
+    struct files_job **staged;
+    size_t staged_len, staged_cap;
     /* Where a fold again must reach (see log_caught_up): the log's tail
      * when the fold was first needed, taken once per episode. */
     bool has_target;
@@ -45,6 +68,15 @@ static struct {
 
 /* ---- the index from the log ---- */
 
+/* The index cannot be trusted: the next files command folds it again. The
+ * first reason is the one logged. */
+static void mark_dirty(const char *why)
+{
+    if (!rt.dirty)
+        rt.dirty_why = why;
+    rt.dirty = true;
+}
+
 struct fold {
     const struct es_position *until;
     struct wx_map *versions;
@@ -53,6 +85,7 @@ struct fold {
     struct files_decoded *d;
     struct es_position last;
     int64_t events;
+    int64_t tree_version;
 };
 
 static int fold_event(void *arg, const struct es_event *stored)
@@ -62,6 +95,10 @@ static int fold_event(void *arg, const struct es_event *stored)
     f->last = stored->position;
     if (f->until != NULL && es_position_cmp(&stored->position, f->until) > 0)
         return 0;
+    /* The tree stream's entries come in its version order: one stream's
+     * events are in log order on every store. */
+    if (strcmp(stored->stream_id, FILES_TREE_STREAM) == 0)
+        f->tree_version = stored->version;
     if (!es_stream_in_category(stored->stream_id, FILES_CATEGORY))
         return 0;
     struct es_event ev;
@@ -82,6 +119,13 @@ static int fold_event(void *arg, const struct es_event *stored)
 int files_tree_fold_log(struct es_store *store, const struct es_position *until,
                         struct wx_map *versions, struct files_tree **out)
 {
+    int64_t tree_version;
+    return files_tree_fold_log_at(store, until, versions, out, &tree_version);
+}
+
+int files_tree_fold_log_at(struct es_store *store, const struct es_position *until,
+                           struct wx_map *versions, struct files_tree **out, int64_t *tree_version)
+{
     struct fold f = {.until = until, .versions = versions, .last = es_position_start()};
     wx_buf_init(&f.scratch);
     f.d = malloc(sizeof(*f.d));
@@ -100,6 +144,7 @@ int files_tree_fold_log(struct es_store *store, const struct es_position *until,
         return err;
     }
     *out = f.tree;
+    *tree_version = f.tree_version;
     return 0;
 }
 
@@ -140,10 +185,12 @@ static int log_caught_up(void)
     }
 }
 
-/* At start (a line every start shows: the time it takes delays the
- * server's first answer) and after a discarded change (a warning). */
-static int index_build(bool at_start)
+/* At start (why == NULL: a line every start shows, the time it takes
+ * delays the server's first answer) and when marked dirty (a warning
+ * saying why). */
+static int index_build(const char *why)
 {
+    bool at_start = why == NULL;
     int64_t started = wx_monotonic_ms();
     struct files_tree *t;
     int err = at_start ? 0 : log_caught_up();
@@ -152,14 +199,16 @@ static int index_build(bool at_start)
                              " change; the tree index is folded again later");
         return err;
     }
+    int64_t tree_version = 0;
     if (!err)
-        err = files_tree_fold_log(rt.store, NULL, NULL, &t);
+        err = files_tree_fold_log_at(rt.store, NULL, NULL, &t, &tree_version);
     if (err) {
         wx_logf(WX_LOG_ERROR, "files: the tree index could not be built: %s", wx_strerror(err));
         return err;
     }
     files_tree_free(rt.tree);
     rt.tree = t;
+    rt.tree_version = tree_version;
     rt.dirty = false;
     long long ms = (long long)(wx_monotonic_ms() - started);
     if (at_start)
@@ -167,9 +216,8 @@ static int index_build(bool at_start)
                       files_tree_len(t), files_tree_bytes(t), ms);
     else
         wx_logf(WX_LOG_WARN,
-                "files: tree index of %zu items folded again from the log in %lld ms after a"
-                " change that did not commit",
-                files_tree_len(t), ms);
+                "files: tree index of %zu items folded again from the log in %lld ms %s",
+                files_tree_len(t), ms, why);
     return 0;
 }
 
@@ -177,7 +225,8 @@ int files_start(const struct files_config *config)
 {
     assert(rt.tree == NULL);
     rt.store = config->store;
-    int err = index_build(true);
+    rt.shared = es_store_shared(config->store);
+    int err = index_build(NULL);
     if (!err)
         err = files_sweeper_start(config);
     return err;
@@ -192,6 +241,7 @@ void files_stop(void)
 {
     files_sweeper_stop();
     files_tree_free(rt.tree);
+    free(rt.staged);
     memset(&rt, 0, sizeof(rt));
 }
 
@@ -207,25 +257,88 @@ size_t files_index_bytes(void)
 
 /* ---- settling staged changes ---- */
 
-static void settle(struct files_job *job, bool durable)
+/* Applies the change that takes e back out of the index: the inverse
+ * event. WX_ERR_INVALID when there is none (a purge took a subtree; a
+ * top-level folder moved into another has no move back to the top). */
+static int undo(const struct files_event *e)
+{
+    struct files_event inv = {.item_id = e->item_id};
+    switch (e->kind) {
+    case FILES_FILE_UPDATED:
+        return 0; /* not in the index */
+    case FILES_FOLDER_CREATED:
+    case FILES_FILE_CREATED:
+        inv.kind = FILES_PURGED; /* a leaf: what was staged under it went first */
+        break;
+    case FILES_RENAMED:
+        inv.kind = FILES_RENAMED;
+        inv.name = e->previous_name;
+        break;
+    case FILES_MOVED:
+        if (e->previous_parent_id == NULL)
+            return WX_ERR_INVALID;
+        inv.kind = FILES_MOVED;
+        inv.parent_id = e->previous_parent_id;
+        break;
+    case FILES_TRASHED:
+        inv.kind = FILES_RESTORED;
+        break;
+    case FILES_RESTORED:
+        inv.kind = FILES_TRASHED;
+        break;
+    case FILES_GRANT_ADDED: /* added only where not held, revoked only where held */
+    case FILES_GRANT_REVOKED:
+        inv.kind = e->kind == FILES_GRANT_ADDED ? FILES_GRANT_REVOKED : FILES_GRANT_ADDED;
+        inv.subject = e->subject;
+        inv.permission = e->permission;
+        break;
+    case FILES_PURGED:
+    default:
+        return WX_ERR_INVALID;
+    }
+    return files_tree_apply(rt.tree, &inv);
+}
+
+/* Undoes lost changes from the top of the batch's staged ones; a lost
+ * change under one still unsettled waits for it, one under a committed
+ * change cannot be undone (the index is then folded again). */
+static void undo_lost(void)
+{
+    while (rt.staged_len > 0 && rt.staged[rt.staged_len - 1]->fate == FATE_LOST) {
+        struct files_job *job = rt.staged[--rt.staged_len];
+        if (!rt.dirty && undo(job->event) != 0)
+            mark_dirty("after a change that lost a race could not be undone");
+        rt.tree_version = job->tree_version_before;
+    }
+    if (rt.inflight > 0)
+        return;
+    for (size_t i = 0; i < rt.staged_len; i++)
+        if (rt.staged[i]->fate != FATE_COMMITTED)
+            mark_dirty("after a change that lost a race could not be undone");
+    rt.staged_len = 0;
+}
+
+static void settle(struct files_job *job, int fate)
 {
     if (!job->staged)
         return;
     job->staged = false;
     assert(rt.inflight > 0);
     rt.inflight--;
-    if (!durable)
-        rt.dirty = true;
+    job->fate = fate;
+    if (fate == FATE_UNKNOWN)
+        mark_dirty("after a change that did not commit");
+    undo_lost();
 }
 
 void files_job_committed(struct es_command *cmd)
 {
-    settle(cmd->payload, true);
+    settle(cmd->payload, FATE_COMMITTED);
 }
 
 void files_job_discarded(struct es_command *cmd)
 {
-    settle(cmd->payload, false);
+    settle(cmd->payload, cmd->may_be_in_log ? FATE_UNKNOWN : FATE_LOST);
 }
 
 /* The index the next decision may trust: refolded from the log when a
@@ -235,14 +348,46 @@ void files_job_discarded(struct es_command *cmd)
 static int index_ready(struct files_job *job)
 {
     if (job->staged) /* decided again without its first run settled */
-        settle(job, false);
+        settle(job, FATE_UNKNOWN);
     if (rt.tree == NULL)
         return WX_ERR_INVALID; /* files_start was not called */
     if (!rt.dirty)
         return 0;
     if (rt.inflight > 0)
         return WX_ERR_BUSY;
-    return index_build(false);
+    return index_build(rt.dirty_why);
+}
+
+/* ---- other nodes' changes ---- */
+
+/* On a shared store: the tree stream's version as this command sees it
+ * (*version), with the index brought up to it. Behind by more than a
+ * catch-up reads, the index is folded again. An index ahead of the
+ * writer's copy of the stream is left as it is: the command's append (or
+ * check) expects the older version, so the commit refuses it and the
+ * command is decided again on a fresh copy. */
+static int tree_ready(struct es_decide_ctx *ctx, int64_t *version)
+{
+    int err = files_tree_log_load(ctx, version);
+    if (err || *version <= rt.tree_version)
+        return err;
+    /* The first files command of a round catches up, before anything is
+     * staged: a later one sees this round's own changes. */
+    if (rt.inflight > 0)
+        return WX_ERR_BUSY;
+    err = files_tree_log_catch_up(rt.store, rt.tree, &rt.tree_version, *version);
+    if (err == WX_ERR_FULL) {
+        mark_dirty("to catch up with other nodes' changes");
+        if ((err = index_build(rt.dirty_why)) == 0)
+            err = files_tree_log_catch_up(rt.store, rt.tree, &rt.tree_version, *version);
+        if (err == WX_ERR_FULL)
+            err = WX_ERR_BUSY;
+    }
+    if (err == WX_ERR_CORRUPT) {
+        mark_dirty("after another node's change did not fit it");
+        err = WX_ERR_BUSY;
+    }
+    return err;
 }
 
 /* ---- the handler ---- */
@@ -282,10 +427,30 @@ static int load(struct es_decide_ctx *ctx, const struct files_command *c, const 
     return err;
 }
 
-/* The stream and the index must tell one story about an item the index
- * holds; otherwise the index is folded again and the command retried. */
-static int agrees(const struct files_item *s, uint32_t n)
+/* On a shared store the item's state or the index may be behind another
+ * node's change: the store has a newer version of the item's stream than
+ * the command read, or of the tree stream than the index reflects. The
+ * index reflects the tree stream's version before this round's own
+ * changes (not committed yet, so not in the store) and those changes:
+ * comparing the store's version with the index's own would take another
+ * node's change for one of ours. */
+static bool behind_the_store(const char *stream, int64_t version)
 {
+    int64_t v;
+    int64_t tree_version = rt.staged_len > 0 ? rt.staged[0]->tree_version_before : rt.tree_version;
+    return (es_store_stream_version(rt.store, stream, &v) == 0 && v > version) ||
+           (es_store_stream_version(rt.store, FILES_TREE_STREAM, &v) == 0 && v > tree_version);
+}
+
+/* The stream and the index must tell one story about an item the index
+ * holds; otherwise the index is folded again and the command retried.
+ * On a shared store the two may differ only because one copy is behind
+ * another node's change: then *stale is set, and the command is decided
+ * again once the commit has refused what it read. */
+static int agrees(const struct files_item *s, uint32_t n, const char *stream, int64_t version,
+                  bool *stale)
+{
+    *stale = false;
     if (n == FILES_NODE_NONE)
         return 0;
     uint32_t p = files_tree_parent(rt.tree, n);
@@ -293,9 +458,13 @@ static int agrees(const struct files_item *s, uint32_t n)
     if (s->exists && !s->purged && strcmp(s->name, files_tree_name(rt.tree, n)) == 0 &&
         strcmp(s->parent_id, parent) == 0 && s->trashed == files_tree_trashed(rt.tree, n))
         return 0;
+    if (rt.shared && behind_the_store(stream, version)) {
+        *stale = true;
+        return 0;
+    }
     wx_logf(WX_LOG_ERROR, "files: the tree index and the stream of %s disagree",
             files_tree_id(rt.tree, n));
-    rt.dirty = true;
+    mark_dirty("after it disagreed with an item's stream");
     return WX_ERR_BUSY;
 }
 
@@ -331,29 +500,90 @@ static int reply_item(struct es_decide_ctx *ctx, const struct files_command *c,
     return err;
 }
 
-/* Stages the decided event on the item's stream and in the index. */
-static int stage(struct es_decide_ctx *ctx, struct files_job *job, const char *stream,
-                 struct files_item *s, const struct files_decision *d)
+/* A copy in the batch's memory; NULL stays NULL. */
+static const char *batch_str(struct es_decide_ctx *ctx, const char *str, int *err)
 {
+    if (str == NULL)
+        return NULL;
+    size_t len = strlen(str);
+    char *copy = es_decide_alloc(ctx, len + 1);
+    if (copy == NULL) {
+        *err = WX_ERR_NOMEM;
+        return NULL;
+    }
+    memcpy(copy, str, len + 1);
+    return copy;
+}
+
+/* The staged change as undo needs it after the index changed: a rename
+ * frees the index's copy of the old name the decider pointed to. */
+static const struct files_event *undo_copy(struct es_decide_ctx *ctx, const struct files_event *e,
+                                           int *err)
+{
+    struct files_event *copy = es_decide_alloc(ctx, sizeof(*copy));
+    if (copy == NULL) {
+        *err = WX_ERR_NOMEM;
+        return NULL;
+    }
+    *copy = *e;
+    copy->previous_name = batch_str(ctx, e->previous_name, err);
+    copy->previous_parent_id = batch_str(ctx, e->previous_parent_id, err);
+    return copy;
+}
+
+/* Room for one more staged change (a batch holds at most its commands). */
+static int staged_reserve(void)
+{
+    if (rt.staged_len < rt.staged_cap)
+        return 0;
+    size_t cap = rt.staged_cap ? 2 * rt.staged_cap : 64;
+    struct files_job **staged = realloc(rt.staged, cap * sizeof(*staged));
+    if (staged == NULL)
+        return WX_ERR_NOMEM;
+    rt.staged = staged;
+    rt.staged_cap = cap;
+    return 0;
+}
+
+/* Stages the decided event on the item's stream (and, on a shared store,
+ * its entry on the tree stream, which was at tree_version) and in the
+ * index. */
+static int stage(struct es_decide_ctx *ctx, struct files_job *job, const char *stream,
+                 struct files_item *s, int64_t version, int64_t tree_version,
+                 const struct files_decision *d)
+{
+    int err = staged_reserve();
+    if (err)
+        return err;
     files_evolve(s, &d->event);
     struct wx_buf b;
     wx_buf_init(&b);
     files_event_encode(&b, &d->event);
     assert(!wx_buf_ok(&b) || b.len <= FILES_EVENT_DATA_BYTES_MAX);
-    int err = wx_buf_ok(&b)
-                  ? es_decide_emit(ctx, stream, files_event_type(d->event.kind), b.data, b.len, s)
-                  : WX_ERR_NOMEM;
+    err = wx_buf_ok(&b)
+              ? es_decide_emit(ctx, stream, files_event_type(d->event.kind), b.data, b.len, s)
+              : WX_ERR_NOMEM;
     wx_buf_free(&b);
+    bool tree_change = d->event.kind != FILES_FILE_UPDATED;
+    if (!err && rt.shared && tree_change)
+        err = files_tree_log_emit(ctx, d->event.item_id, version + 1);
+    const struct files_event *kept = err ? NULL : undo_copy(ctx, &d->event, &err);
     if (!err)
         err = files_tree_apply(rt.tree, &d->event);
     if (err == WX_ERR_CORRUPT) { /* the decider passed what the tree refuses */
         wx_logf(WX_LOG_ERROR, "files: a decided %s does not fit the tree index",
                 files_event_type(d->event.kind)->name);
-        rt.dirty = true;
+        mark_dirty("after a decided change did not fit it");
     }
     if (err)
         return err;
     job->staged = true;
+    job->event = kept;
+    job->fate = FATE_UNSETTLED;
+    job->tree_version_before = rt.tree_version;
+    if (rt.shared && tree_change)
+        rt.tree_version = tree_version + 1;
+    rt.staged[rt.staged_len++] = job;
     rt.inflight++;
     return 0;
 }
@@ -364,6 +594,9 @@ static int run(struct es_decide_ctx *ctx, struct files_job *job)
     int err = index_ready(job);
     if (err)
         return err;
+    int64_t tree_version = 0;
+    if (rt.shared && (err = tree_ready(ctx, &tree_version)) != 0)
+        return err;
     char stream[WX_STREAM_ID_BYTES_MAX + 1];
     files_stream_id(c->item_id, stream);
     struct files_item *s;
@@ -371,8 +604,14 @@ static int run(struct es_decide_ctx *ctx, struct files_job *job)
     if ((err = load(ctx, c, stream, &s, &version)) != 0)
         return err;
     bool create = c->kind == FILES_CMD_CREATE_FOLDER || c->kind == FILES_CMD_CREATE_FILE;
-    if (!create && (err = agrees(s, files_tree_find(rt.tree, c->item_id))) != 0)
+    bool stale = false;
+    if (!create &&
+        (err = agrees(s, files_tree_find(rt.tree, c->item_id), stream, version, &stale)) != 0)
         return err;
+    if (stale) { /* refused at commit, since what it read has moved on: decided again */
+        es_decide_reject(ctx, ES_version_conflict, "Another node changed the item meanwhile");
+        return 0;
+    }
     struct files_caller who = files_caller_of(es_decide_principal(ctx));
     struct files_decision *d = es_decide_alloc(ctx, sizeof(*d));
     if (d == NULL)
@@ -383,7 +622,7 @@ static int run(struct es_decide_ctx *ctx, struct files_job *job)
         return 0;
     }
     if (d->changes) {
-        if ((err = stage(ctx, job, stream, s, d)) != 0)
+        if ((err = stage(ctx, job, stream, s, version, tree_version, d)) != 0)
             return err;
         version++;
     }

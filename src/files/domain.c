@@ -3,7 +3,8 @@
 #include "files/projections.h"
 #include "files/routes.h"
 
-static const struct es_aggregate_type *const aggregates[] = {&files_aggregate, NULL};
+static const struct es_aggregate_type *const aggregates[] = {&files_aggregate,
+                                                             &files_tree_log_aggregate, NULL};
 
 const struct es_domain files_domain = {
     .name = "files",

@@ -411,4 +411,23 @@ void files_level_json(struct wx_buf *b, enum files_level level);
 
 void files_stream_id(const char *id, char out[WX_STREAM_ID_BYTES_MAX + 1]);
 
+/* ---- treelog.c: the tree stream of a shared store ---- */
+
+/* On a shared store (several nodes) every change of the tree index also
+ * appends a TreeChanged ({"itemId", "itemVersion"}: the item event it
+ * goes with) to this one stream, so that two nodes' tree changes race on
+ * its versions (treelog.c says how). */
+#define FILES_TREE_CATEGORY "files"
+#define FILES_TREE_STREAM "files:tree"
+/* A TreeChanged's data: an id and a version. */
+#define FILES_TREE_CHANGED_BYTES_MAX 256
+/* Tree changes of other nodes an index catches up with one read of each
+ * (about 0.1-0.3 ms a read on a local PostgreSQL); further behind, it is
+ * folded again from the log. */
+#define FILES_TREE_CATCH_UP_EVENTS_MAX 256
+
+extern const struct es_aggregate_type files_tree_log_aggregate;
+extern const struct es_event_type files_tree_changed;
+void files_tree_changed_encode(struct wx_buf *b, const char *item_id, int64_t item_version);
+
 #endif

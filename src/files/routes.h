@@ -19,6 +19,11 @@ struct auth_principal;
 struct files_job {
     struct files_command *c;
     bool staged;
+    /* Set while staged (commands.c): the change (in the batch's memory),
+     * the tree stream's version before it, and how its run settled. */
+    const struct files_event *event;
+    int64_t tree_version_before;
+    int fate;
 };
 
 /* On the writer thread: runs a struct files_job (the payload). */

@@ -46,6 +46,26 @@ struct files_tree;
 struct wx_map;
 int files_tree_fold_log(struct es_store *store, const struct es_position *until,
                         struct wx_map *versions, struct files_tree **out);
+/* The same, and the version of the tree stream (treelog.c) the fold
+ * reached into *tree_version (0 when the log has none). */
+int files_tree_fold_log_at(struct es_store *store, const struct es_position *until,
+                           struct wx_map *versions, struct files_tree **out, int64_t *tree_version);
+
+/* Brings the tree index t from tree stream version *version up to
+ * to_version (treelog.c): reads the stream's entries and the item events
+ * they name, and applies them in the stream's order, moving *version with
+ * each. WX_ERR_FULL when that is more than FILES_TREE_CATCH_UP_EVENTS_MAX
+ * changes (fold the log again instead), WX_ERR_CORRUPT when a change does
+ * not fit. */
+int files_tree_log_catch_up(struct es_store *store, struct files_tree *t, int64_t *version,
+                            int64_t to_version);
+
+/* In a command's handler on a shared store: the tree stream's version
+ * as the writer has it (the batch's own changes included), and one
+ * TreeChanged staged for the item event at item_version. */
+struct es_decide_ctx;
+int files_tree_log_load(struct es_decide_ctx *ctx, int64_t *version);
+int files_tree_log_emit(struct es_decide_ctx *ctx, const char *item_id, int64_t item_version);
 
 /* What the index holds: items and bytes (0 before a start). */
 size_t files_index_items(void);
