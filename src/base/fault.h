@@ -9,6 +9,8 @@
  *   ack-drop                committed commands lose their answer: the
  *                           connection closes without a response
  *   projection-<name>       that read model fails
+ *   files-fail-after-stage  a folder's creation fails after it changed the
+ *                           tree index (as if its answer could not be built)
  */
 #ifndef WALLEX_BASE_FAULT_H
 #define WALLEX_BASE_FAULT_H

@@ -35,11 +35,11 @@ static const struct es_event_type types[] = {
 };
 #define TYPES_LEN (sizeof(types) / sizeof(types[0]))
 
+/* Every type the domain registers: the item events, and the tree
+ * stream's (treelog.c; a shared store's only). */
 const struct es_event_type *const files_event_types[] = {
-    &types[0], &types[1], &types[2], &types[3], &types[4], &types[5], &types[6], &types[7],
-    &types[8], &types[9],
-    &files_tree_changed, /* treelog.c: a shared store's tree stream */
-    NULL,
+    &types[0], &types[1], &types[2], &types[3], &types[4],           &types[5],
+    &types[6], &types[7], &types[8], &types[9], &files_tree_changed, NULL,
 };
 
 const struct es_event_type *files_event_type(enum files_event_kind kind)

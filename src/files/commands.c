@@ -32,6 +32,7 @@
 #include "auth/auth.h"
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/fault.h"
 #include "base/map.h"
 #include "es/writer.h"
 #include "files/routes.h"
@@ -39,14 +40,6 @@
 #include "files/sweeper.h"
 #include "obs/log.h"
 #include "store/store.h"
-
-/* How a staged change's run settled (files_job.fate). */
-enum {
-    FATE_UNSETTLED,
-    FATE_COMMITTED,
-    FATE_LOST,    /* surely not in the log: undo it */
-    FATE_UNKNOWN, /* its commit failed: it may be in the log */
-};
 
 static struct {
     struct es_store *store;
@@ -258,8 +251,8 @@ size_t files_index_bytes(void)
 /* ---- settling staged changes ---- */
 
 /* Applies the change that takes e back out of the index: the inverse
- * event. WX_ERR_INVALID when there is none (a purge took a subtree; a
- * top-level folder moved into another has no move back to the top). */
+ * event (a purge is only staged until its commit, files_tree_purge_stage,
+ * so it has one too). */
 static int undo(const struct files_event *e)
 {
     struct files_event inv = {.item_id = e->item_id};
@@ -274,12 +267,11 @@ static int undo(const struct files_event *e)
         inv.kind = FILES_RENAMED;
         inv.name = e->previous_name;
         break;
-    case FILES_MOVED:
-        if (e->previous_parent_id == NULL)
-            return WX_ERR_INVALID;
-        inv.kind = FILES_MOVED;
-        inv.parent_id = e->previous_parent_id;
-        break;
+    case FILES_MOVED: /* back where it was, the top level included */
+        return files_tree_move_back(rt.tree, e->item_id, e->previous_parent_id);
+    case FILES_PURGED: /* staged only: back in sight */
+        files_tree_purge_settle(rt.tree, e->item_id, false);
+        return 0;
     case FILES_TRASHED:
         inv.kind = FILES_RESTORED;
         break;
@@ -292,7 +284,6 @@ static int undo(const struct files_event *e)
         inv.subject = e->subject;
         inv.permission = e->permission;
         break;
-    case FILES_PURGED:
     default:
         return WX_ERR_INVALID;
     }
@@ -318,7 +309,7 @@ static void undo_lost(void)
     rt.staged_len = 0;
 }
 
-static void settle(struct files_job *job, int fate)
+static void settle(struct files_job *job, enum files_fate fate)
 {
     if (!job->staged)
         return;
@@ -326,6 +317,8 @@ static void settle(struct files_job *job, int fate)
     assert(rt.inflight > 0);
     rt.inflight--;
     job->fate = fate;
+    if (fate == FATE_COMMITTED && job->event->kind == FILES_PURGED)
+        files_tree_purge_settle(rt.tree, job->event->item_id, true);
     if (fate == FATE_UNKNOWN)
         mark_dirty("after a change that did not commit");
     undo_lost();
@@ -372,7 +365,12 @@ static int tree_ready(struct es_decide_ctx *ctx, int64_t *version)
     if (err || *version <= rt.tree_version)
         return err;
     /* The first files command of a round catches up, before anything is
-     * staged: a later one sees this round's own changes. */
+     * staged: a later one sees this round's own changes, or the writer's
+     * copy the first saw. Not so only when that copy was not kept (a
+     * stream that did not exist yet, or one pushed out of the writer's
+     * cache within the round): catching up under staged changes would
+     * put other nodes' changes above ours, so the command is 503 and
+     * retried. */
     if (rt.inflight > 0)
         return WX_ERR_BUSY;
     err = files_tree_log_catch_up(rt.store, rt.tree, &rt.tree_version, *version);
@@ -568,8 +566,11 @@ static int stage(struct es_decide_ctx *ctx, struct files_job *job, const char *s
     if (!err && rt.shared && tree_change)
         err = files_tree_log_emit(ctx, d->event.item_id, version + 1);
     const struct files_event *kept = err ? NULL : undo_copy(ctx, &d->event, &err);
+    /* A purge leaves the index when it commits: undone, a subtree would
+     * have to be built again. */
     if (!err)
-        err = files_tree_apply(rt.tree, &d->event);
+        err = d->event.kind == FILES_PURGED ? files_tree_purge_stage(rt.tree, d->event.item_id)
+                                            : files_tree_apply(rt.tree, &d->event);
     if (err == WX_ERR_CORRUPT) { /* the decider passed what the tree refuses */
         wx_logf(WX_LOG_ERROR, "files: a decided %s does not fit the tree index",
                 files_event_type(d->event.kind)->name);
@@ -625,13 +626,34 @@ static int run(struct es_decide_ctx *ctx, struct files_job *job)
         if ((err = stage(ctx, job, stream, s, version, tree_version, d)) != 0)
             return err;
         version++;
+        if (d->event.kind == FILES_FOLDER_CREATED && wx_fault_active("files-fail-after-stage"))
+            return WX_ERR_NOMEM;
     }
     return reply_item(ctx, c, s, version, &who);
 }
 
+/* Takes a change that failed after it was staged (its answer could not be
+ * built) out of the index at once: its events will not be sent, and a
+ * later command of the round must not decide on it (the commit could not
+ * tell: nothing of it reaches the store). It is the last one staged. */
+static void unstage(struct files_job *job)
+{
+    assert(rt.staged_len > 0 && rt.staged[rt.staged_len - 1] == job);
+    rt.staged_len--;
+    job->staged = false;
+    assert(rt.inflight > 0);
+    rt.inflight--;
+    if (!rt.dirty && undo(job->event) != 0)
+        mark_dirty("after a change that failed could not be undone");
+    rt.tree_version = job->tree_version_before;
+}
+
 void files_run_command(struct es_decide_ctx *ctx, struct es_command *cmd)
 {
-    int err = run(ctx, cmd->payload);
+    struct files_job *job = cmd->payload;
+    int err = run(ctx, job);
+    if (err && job->staged)
+        unstage(job);
     if (err)
         es_decide_fail(ctx, err);
 }

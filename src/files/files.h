@@ -88,6 +88,16 @@
 #define FILES_SWEEP_INTERVAL_MS_MAX (60 * 1000)
 /* Who the sweeper's purge events name as their actor. */
 #define FILES_SWEEPER_ACTOR "system:trash-retention"
+/* The tree stream of a shared store (treelog.c): a TreeChanged's data
+ * (an id and a version), and the stream's snapshot (a count). */
+#define FILES_TREE_CHANGED_BYTES_MAX 256
+#define FILES_TREE_SNAPSHOT_BYTES_MAX 64
+/* Other nodes' tree changes an index catches up with, a chunk of the
+ * stream at a time and one read of each change's item event (0.1-0.3 ms
+ * on a local PostgreSQL: a full run costs the writer about a second);
+ * further behind, it is folded again from the log. */
+#define FILES_TREE_CATCH_UP_CHUNK 256
+#define FILES_TREE_CATCH_UP_EVENTS_MAX 4096
 /* Who owns and changes items when authentication is off (no caller). */
 #define FILES_ANONYMOUS "anonymous"
 
@@ -271,6 +281,17 @@ void files_tree_free(struct files_tree *t);
  * as it was. */
 int files_tree_apply(struct files_tree *t, const struct files_event *e);
 
+/* A purge in two steps, for the writer's index, where a staged change
+ * may still lose a race to another node (commands.c): staged, the item
+ * and everything under it are out of sight (files_tree_find says NONE);
+ * settled, they are gone (committed) or back as they were. */
+int files_tree_purge_stage(struct files_tree *t, const char *id);
+void files_tree_purge_settle(struct files_tree *t, const char *id, bool committed);
+/* An undone move (commands.c): back under parent_id, or to the owner's
+ * top level when NULL (which no event does). WX_ERR_CORRUPT when it does
+ * not fit; WX_ERR_NOMEM. */
+int files_tree_move_back(struct files_tree *t, const char *id, const char *parent_id);
+
 /* Nodes in use, and the bytes the tree holds (arrays, tables, strings). */
 size_t files_tree_len(const struct files_tree *t);
 size_t files_tree_bytes(const struct files_tree *t);
@@ -419,12 +440,6 @@ void files_stream_id(const char *id, char out[WX_STREAM_ID_BYTES_MAX + 1]);
  * its versions (treelog.c says how). */
 #define FILES_TREE_CATEGORY "files"
 #define FILES_TREE_STREAM "files:tree"
-/* A TreeChanged's data: an id and a version. */
-#define FILES_TREE_CHANGED_BYTES_MAX 256
-/* Tree changes of other nodes an index catches up with one read of each
- * (about 0.1-0.3 ms a read on a local PostgreSQL); further behind, it is
- * folded again from the log. */
-#define FILES_TREE_CATCH_UP_EVENTS_MAX 256
 
 extern const struct es_aggregate_type files_tree_log_aggregate;
 extern const struct es_event_type files_tree_changed;

@@ -13,6 +13,14 @@
 
 struct auth_principal;
 
+/* How a run whose change was staged in the tree index settled. */
+enum files_fate {
+    FATE_UNSETTLED,
+    FATE_COMMITTED,
+    FATE_LOST,    /* surely not in the log: undo it */
+    FATE_UNKNOWN, /* its commit failed: it may be in the log */
+};
+
 /* One command on its way through the writer: the parsed command and
  * whether its handler has staged a change in the tree index that the
  * commit has not yet settled (committed or discarded). */
@@ -23,7 +31,7 @@ struct files_job {
      * the tree stream's version before it, and how its run settled. */
     const struct files_event *event;
     int64_t tree_version_before;
-    int fate;
+    enum files_fate fate;
 };
 
 /* On the writer thread: runs a struct files_job (the payload). */

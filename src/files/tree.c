@@ -34,6 +34,7 @@
 enum {
     NODE_USED = 1,
     NODE_TRASHED = 2,
+    NODE_PURGING = 4, /* a staged purge: out of sight until it settles */
 };
 
 struct tgrant {
@@ -295,7 +296,8 @@ uint32_t files_tree_next(const struct files_tree *t, uint32_t *cursor)
 uint32_t files_tree_find(const struct files_tree *t, const char *id)
 {
     size_t len = strlen(id);
-    return len <= WX_ID_BYTES_MAX ? find_id(t, id, len) : NONE;
+    uint32_t n = len <= WX_ID_BYTES_MAX ? find_id(t, id, len) : NONE;
+    return n != NONE && (t->nodes[n].flags & NODE_PURGING) ? NONE : n;
 }
 
 const char *files_tree_id(const struct files_tree *t, uint32_t n)
@@ -658,14 +660,16 @@ static int apply_rename(struct files_tree *t, uint32_t n, const char *name)
     return 0;
 }
 
-static int apply_move(struct files_tree *t, uint32_t n, const char *parent_id)
+/* Under folder p, or to the owner's top level (p == NONE: only ever an
+ * undo, the log has no such move). */
+static int move_to(struct files_tree *t, uint32_t n, uint32_t p)
 {
-    uint32_t p;
-    int err = parent_of(t, parent_id, &p);
-    if (err || p == NONE || files_tree_within(t, p, n))
+    if (p != NONE && files_tree_within(t, p, n))
         return WX_ERR_CORRUPT;
     struct tnode *x = &t->nodes[n];
-    if (live(x) && find_name(t, p, node_name(x), x->name_len) != NONE)
+    int err;
+    if (live(x) &&
+        find_name(t, p != NONE ? p : x->owner | TOP_SCOPE, node_name(x), x->name_len) != NONE)
         return WX_ERR_CORRUPT;
     if ((err = uset_reserve(t, &t->names)) != 0)
         return err;
@@ -676,6 +680,23 @@ static int apply_move(struct files_tree *t, uint32_t n, const char *parent_id)
     if (live(x))
         uset_put(t, &t->names, n, node_hash(t, &t->names, n));
     return 0;
+}
+
+static int apply_move(struct files_tree *t, uint32_t n, const char *parent_id)
+{
+    uint32_t p;
+    int err = parent_of(t, parent_id, &p);
+    if (err || p == NONE)
+        return WX_ERR_CORRUPT;
+    return move_to(t, n, p);
+}
+
+int files_tree_move_back(struct files_tree *t, const char *id, const char *parent_id)
+{
+    uint32_t n = files_tree_find(t, id), p;
+    if (n == NONE || parent_of(t, parent_id, &p) != 0)
+        return WX_ERR_CORRUPT;
+    return move_to(t, n, p);
 }
 
 static int apply_trash(struct files_tree *t, uint32_t n, bool trash)
@@ -734,6 +755,48 @@ static void apply_purge(struct files_tree *t, uint32_t top)
             return;
         x = p;
     }
+}
+
+/* Sets or clears NODE_PURGING on n and everything under it. */
+static void mark_purging(struct files_tree *t, uint32_t top, bool on)
+{
+    uint32_t x = top;
+    for (;;) {
+        if (on)
+            t->nodes[x].flags |= NODE_PURGING;
+        else
+            t->nodes[x].flags &= (uint8_t)~NODE_PURGING;
+        if (t->nodes[x].first_child != NONE) {
+            x = t->nodes[x].first_child;
+            continue;
+        }
+        while (x != top && t->nodes[x].next == NONE)
+            x = t->nodes[x].parent;
+        if (x == top)
+            return;
+        x = t->nodes[x].next;
+    }
+}
+
+int files_tree_purge_stage(struct files_tree *t, const char *id)
+{
+    uint32_t n = files_tree_find(t, id);
+    if (n == NONE)
+        return WX_ERR_CORRUPT;
+    mark_purging(t, n, true);
+    return 0;
+}
+
+void files_tree_purge_settle(struct files_tree *t, const char *id, bool committed)
+{
+    size_t len = strlen(id);
+    uint32_t n = len <= WX_ID_BYTES_MAX ? find_id(t, id, len) : NONE;
+    if (n == NONE || !(t->nodes[n].flags & NODE_PURGING))
+        return;
+    if (committed)
+        apply_purge(t, n);
+    else
+        mark_purging(t, n, false);
 }
 
 static int apply_grant(struct files_tree *t, uint32_t n, const char *subject,

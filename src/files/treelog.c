@@ -92,7 +92,7 @@ static void log_encode(const void *state, struct wx_buf *out)
 
 static int log_decode(const char *data, size_t len, void *state)
 {
-    char text[64];
+    char text[FILES_TREE_SNAPSHOT_BYTES_MAX + 1];
     struct wx_jflat o;
     struct tree_log *s = state;
     log_init(s);
@@ -110,7 +110,7 @@ const struct es_aggregate_type files_tree_log_aggregate = {
     .evolve_stored = log_evolve,
     .encode = log_encode,
     .decode = log_decode,
-    .snapshot_bytes_max = 64,
+    .snapshot_bytes_max = FILES_TREE_SNAPSHOT_BYTES_MAX,
 };
 
 /* ---- catching up with other nodes' changes ---- */
@@ -169,34 +169,39 @@ int files_tree_log_catch_up(struct es_store *store, struct files_tree *t, int64_
         return 0;
     if (to_version - *version > FILES_TREE_CATCH_UP_EVENTS_MAX)
         return WX_ERR_FULL;
-    struct refs r = {.next_version = *version + 1};
+    struct refs r = {0};
     struct one o = {.tree = t};
     wx_buf_init(&o.scratch);
-    r.at = malloc((size_t)(to_version - *version) * sizeof(*r.at));
+    r.at = malloc(FILES_TREE_CATCH_UP_CHUNK * sizeof(*r.at));
     o.d = malloc(sizeof(*o.d));
     int err = r.at == NULL || o.d == NULL ? WX_ERR_NOMEM : 0;
-    if (!err)
-        err = es_store_read_stream(store, FILES_TREE_STREAM, *version + 1,
-                                   (size_t)(to_version - *version), ref_event, &r);
-    if (!err && r.next_version <= to_version)
-        err = WX_ERR_CORRUPT; /* the stream ends before the version the writer loaded */
-    /* Each change in turn, the tree stream's version moving with it, so
-     * that an error leaves the index at a version it has reached. */
-    for (size_t i = 0; i < r.len && !err; i++) {
-        char stream[WX_STREAM_ID_BYTES_MAX + 1];
-        files_stream_id(r.at[i].item_id, stream);
-        o.version = r.at[i].item_version;
-        o.applied = false;
-        err = es_store_read_stream(store, stream, o.version, 1, one_event, &o);
-        if (!err && !o.applied)
-            err = WX_ERR_CORRUPT; /* named, but not in the log */
-        if (!err)
-            (*version)++;
-        else if (err == WX_ERR_CORRUPT)
-            wx_logf(WX_LOG_ERROR,
-                    "files: tree change %" PRId64 " (%s version %" PRId64
-                    ") does not fit the tree index",
-                    *version + 1, stream, o.version);
+    while (!err && *version < to_version) {
+        size_t want = to_version - *version < FILES_TREE_CATCH_UP_CHUNK
+                          ? (size_t)(to_version - *version)
+                          : FILES_TREE_CATCH_UP_CHUNK;
+        r.len = 0;
+        r.next_version = *version + 1;
+        err = es_store_read_stream(store, FILES_TREE_STREAM, *version + 1, want, ref_event, &r);
+        if (!err && r.len < want)
+            err = WX_ERR_CORRUPT; /* the stream ends before the version the writer loaded */
+        /* Each change in turn, the tree stream's version moving with it,
+         * so that an error leaves the index at a version it has reached. */
+        for (size_t i = 0; i < r.len && !err; i++) {
+            char stream[WX_STREAM_ID_BYTES_MAX + 1];
+            files_stream_id(r.at[i].item_id, stream);
+            o.version = r.at[i].item_version;
+            o.applied = false;
+            err = es_store_read_stream(store, stream, o.version, 1, one_event, &o);
+            if (!err && !o.applied)
+                err = WX_ERR_CORRUPT; /* named, but not in the log */
+            if (!err)
+                (*version)++;
+            else if (err == WX_ERR_CORRUPT)
+                wx_logf(WX_LOG_ERROR,
+                        "files: tree change %" PRId64 " (%s version %" PRId64
+                        ") does not fit the tree index",
+                        *version + 1, stream, o.version);
+        }
     }
     wx_buf_free(&o.scratch);
     free(o.d);
