@@ -162,6 +162,56 @@ static void test_purge_and_reuse(void **state)
     world_free(w);
 }
 
+/* The writer's purge in two steps (commands.c): staged, the subtree is out
+ * of sight; lost, it is back as it was; committed, it is gone. */
+static void test_purge_in_two_steps(void **state)
+{
+    (void)state;
+    struct world *w = world_sample();
+    struct files_tree *t = w->tree;
+    assert_int_equal(files_tree_purge_stage(t, "b"), 0);
+    assert_int_equal(node(w, "b"), FILES_NODE_NONE);
+    assert_int_equal(node(w, "f"), FILES_NODE_NONE);
+    assert_int_not_equal(node(w, "g"), FILES_NODE_NONE);
+    assert_int_equal(files_tree_purge_stage(t, "b"), WX_ERR_CORRUPT); /* out of sight */
+    files_tree_purge_settle(t, "b", false);
+    path_is(t, "f", "/A/B/f");
+    assert_int_equal(files_tree_len(t), 4);
+    assert_int_equal(files_tree_purge_stage(t, "b"), 0);
+    files_tree_purge_settle(t, "b", true);
+    assert_int_equal(files_tree_len(t), 2);
+    assert_int_equal(files_tree_descendants(t, node(w, "a")), 1);
+    files_tree_purge_settle(t, "b", true); /* gone: nothing to do */
+    assert_int_equal(files_tree_len(t), 2);
+    world_free(w);
+}
+
+/* An undone move goes back where it was, the top level included, unless
+ * the name was taken there meanwhile. */
+static void test_move_back(void **state)
+{
+    (void)state;
+    struct world *w = world_sample();
+    struct files_tree *t = w->tree;
+    struct files_event c = mk("c", "C", NULL, true);
+    assert_int_equal(files_tree_apply(t, &c), 0);
+    struct files_event m = ev(FILES_MOVED, "c");
+    m.parent_id = "a";
+    assert_int_equal(files_tree_apply(t, &m), 0);
+    path_is(t, "c", "/A/C");
+    assert_int_equal(files_tree_move_back(t, "c", NULL), 0);
+    path_is(t, "c", "/C");
+    assert_int_equal(files_tree_move_back(t, "c", "b"), 0);
+    path_is(t, "c", "/A/B/C");
+    struct files_event other = mk("c2", "C", NULL, true); /* the owner's top-level name */
+    assert_int_equal(files_tree_apply(t, &other), 0);
+    assert_int_equal(files_tree_move_back(t, "c", NULL), WX_ERR_CORRUPT);
+    path_is(t, "c", "/A/B/C");
+    assert_int_equal(files_tree_move_back(t, "a", "c"), WX_ERR_CORRUPT); /* a cycle */
+    assert_int_equal(files_tree_move_back(t, "nope", NULL), WX_ERR_CORRUPT);
+    world_free(w);
+}
+
 /* Many items: the hash sets grow and every item stays found, by id and by
  * name, across renames and moves. */
 static void test_many(void **state)
@@ -209,7 +259,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shape),           cmocka_unit_test(test_levels_inherit),
         cmocka_unit_test(test_trash_and_names), cmocka_unit_test(test_refusals_change_nothing),
-        cmocka_unit_test(test_purge_and_reuse), cmocka_unit_test(test_many),
+        cmocka_unit_test(test_purge_and_reuse), cmocka_unit_test(test_purge_in_two_steps),
+        cmocka_unit_test(test_move_back),       cmocka_unit_test(test_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
