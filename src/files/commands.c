@@ -94,18 +94,25 @@ static int fold_event(void *arg, const struct es_event *stored)
         f->tree_version = stored->version;
     if (!es_stream_in_category(stored->stream_id, FILES_CATEGORY))
         return 0;
-    struct es_event ev;
-    int err = es_upcast(stored, &ev, &f->scratch);
-    if (!err)
-        err = files_event_decode(&ev, f->d);
-    if (!err)
-        err = files_tree_apply(f->tree, &f->d->e);
+    int err = files_tree_apply_stored(f->tree, stored, &f->scratch, f->d);
     if (!err && f->versions != NULL &&
-        wx_map_put(f->versions, f->d->e.item_id, (void *)(uintptr_t)ev.version) != 0)
+        wx_map_put(f->versions, f->d->e.item_id, (void *)(uintptr_t)stored->version) != 0)
         err = WX_ERR_NOMEM;
     if (err == WX_ERR_CORRUPT)
         wx_logf(WX_LOG_ERROR, "files: event %s of %s does not fit the tree", stored->event_id,
                 stored->stream_id);
+    return err;
+}
+
+int files_tree_apply_stored(struct files_tree *t, const struct es_event *stored,
+                            struct wx_buf *scratch, struct files_decoded *d)
+{
+    struct es_event ev;
+    int err = es_upcast(stored, &ev, scratch);
+    if (!err)
+        err = files_event_decode(&ev, d);
+    if (!err)
+        err = files_tree_apply(t, &d->e);
     return err;
 }
 

@@ -51,6 +51,14 @@ int files_tree_fold_log(struct es_store *store, const struct es_position *until,
 int files_tree_fold_log_at(struct es_store *store, const struct es_position *until,
                            struct wx_map *versions, struct files_tree **out, int64_t *tree_version);
 
+/* Applies one stored files event (upcast and decoded into d, with
+ * scratch for the upcast) to t: what a fold and a catch-up do with each. */
+struct es_event;
+struct files_decoded;
+struct wx_buf;
+int files_tree_apply_stored(struct files_tree *t, const struct es_event *stored,
+                            struct wx_buf *scratch, struct files_decoded *d);
+
 /* Brings the tree index t from tree stream version *version up to
  * to_version (treelog.c): reads the stream's entries and the item events
  * they name, and applies them in the stream's order, moving *version with

@@ -152,12 +152,7 @@ static int one_event(void *arg, const struct es_event *stored)
     struct one *o = arg;
     if (stored->version != o->version)
         return WX_ERR_CORRUPT;
-    struct es_event ev;
-    int err = es_upcast(stored, &ev, &o->scratch);
-    if (!err)
-        err = files_event_decode(&ev, o->d);
-    if (!err)
-        err = files_tree_apply(o->tree, &o->d->e);
+    int err = files_tree_apply_stored(o->tree, stored, &o->scratch, o->d);
     o->applied = err == 0;
     return err;
 }
