@@ -447,8 +447,27 @@ static bool behind_the_store(const char *stream, int64_t version)
            (es_store_stream_version(rt.store, FILES_TREE_STREAM, &v) == 0 && v > tree_version);
 }
 
+/* The item's own grants and the index's are the same set. */
+static bool same_grants(const struct files_item *s, uint32_t n)
+{
+    const char *subjects[FILES_GRANTS_MAX];
+    uint8_t levels[FILES_GRANTS_MAX];
+    size_t len = files_tree_grants(rt.tree, n, subjects, levels);
+    if (len != s->grants_len)
+        return false;
+    for (size_t i = 0; i < s->grants_len; i++) {
+        size_t g = 0;
+        while (g < len && strcmp(subjects[g], s->grants[i].subject) != 0)
+            g++;
+        if (g == len || levels[g] != s->grants[i].levels)
+            return false;
+    }
+    return true;
+}
+
 /* The stream and the index must tell one story about an item the index
- * holds; otherwise the index is folded again and the command retried.
+ * holds (name, parent, trash, grants: what the deciders read from either);
+ * otherwise the index is folded again and the command retried.
  * On a shared store the two may differ only because one copy is behind
  * another node's change: then *stale is set, and the command is decided
  * again once the commit has refused what it read. */
@@ -461,7 +480,8 @@ static int agrees(const struct files_item *s, uint32_t n, const char *stream, in
     uint32_t p = files_tree_parent(rt.tree, n);
     const char *parent = p == FILES_NODE_NONE ? "" : files_tree_id(rt.tree, p);
     if (s->exists && !s->purged && strcmp(s->name, files_tree_name(rt.tree, n)) == 0 &&
-        strcmp(s->parent_id, parent) == 0 && s->trashed == files_tree_trashed(rt.tree, n))
+        strcmp(s->parent_id, parent) == 0 && s->trashed == files_tree_trashed(rt.tree, n) &&
+        same_grants(s, n))
         return 0;
     if (rt.shared && behind_the_store(stream, version)) {
         *stale = true;
