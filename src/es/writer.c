@@ -599,6 +599,11 @@ void es_decide_fail(struct es_decide_ctx *ctx, int err)
     ctx->err = err;
 }
 
+bool es_decide_failed(const struct es_decide_ctx *ctx)
+{
+    return ctx->err != 0;
+}
+
 void es_decide_reject_ext(struct es_decide_ctx *ctx, const struct es_outcome *outcome,
                           const char *detail, const char *extra)
 {

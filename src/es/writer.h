@@ -199,6 +199,10 @@ void es_decide_reply(struct es_decide_ctx *ctx, int status, const char *body, si
  * memory): the command fails with 503 or 500, stages nothing and is not
  * remembered under its Idempotency-Key, so a retry can succeed. */
 void es_decide_fail(struct es_decide_ctx *ctx, int err);
+/* Whether the command has failed: es_decide_fail, or a call that could not
+ * do its work (es_decide_reply out of memory for the answer). Its events
+ * will not be sent; a handler that changed state of its own must undo it. */
+bool es_decide_failed(const struct es_decide_ctx *ctx);
 /* A business rejection: stages nothing, answers problem JSON. Remembered
  * under the command's Idempotency-Key like a success, unless its status is
  * 400 (API.md: validation failures are never remembered). */

@@ -257,6 +257,21 @@ size_t files_index_bytes(void)
 
 /* ---- settling staged changes ---- */
 
+/* A staged purge back in sight. Its subtree may hold the top of a purge
+ * staged before it (a file purged, then its trashed folder), which the
+ * unmarking showed again: those still staged are put out of sight again. */
+static int unpurge(const char *item_id)
+{
+    int err = files_tree_purge_settle(rt.tree, item_id, false);
+    for (size_t i = 0; i < rt.staged_len && !err; i++) {
+        const struct files_job *j = rt.staged[i];
+        if (j->fate != FATE_COMMITTED && j->event->kind == FILES_PURGED &&
+            files_tree_find(rt.tree, j->event->item_id) != FILES_NODE_NONE)
+            err = files_tree_purge_stage(rt.tree, j->event->item_id);
+    }
+    return err;
+}
+
 /* Applies the change that takes e back out of the index: the inverse
  * event (a purge is only staged until its commit, files_tree_purge_stage,
  * so it has one too). */
@@ -277,8 +292,7 @@ static int undo(const struct files_event *e)
     case FILES_MOVED: /* back where it was, the top level included */
         return files_tree_move_back(rt.tree, e->item_id, e->previous_parent_id);
     case FILES_PURGED: /* staged only: back in sight */
-        files_tree_purge_settle(rt.tree, e->item_id, false);
-        return 0;
+        return unpurge(e->item_id);
     case FILES_TRASHED:
         inv.kind = FILES_RESTORED;
         break;
@@ -665,7 +679,11 @@ static int run(struct es_decide_ctx *ctx, struct files_job *job)
  * tell: nothing of it reaches the store). It is the last one staged. */
 static void unstage(struct files_job *job)
 {
-    assert(rt.staged_len > 0 && rt.staged[rt.staged_len - 1] == job);
+    if (rt.staged_len == 0 || rt.staged[rt.staged_len - 1] != job) {
+        assert(!"the failed job is the last one staged");
+        mark_dirty("after a change that failed was not the last one staged");
+        return;
+    }
     rt.staged_len--;
     job->staged = false;
     assert(rt.inflight > 0);
@@ -679,8 +697,8 @@ void files_run_command(struct es_decide_ctx *ctx, struct es_command *cmd)
 {
     struct files_job *job = cmd->payload;
     int err = run(ctx, job);
-    if (err && job->staged)
-        unstage(job);
     if (err)
         es_decide_fail(ctx, err);
+    if (es_decide_failed(ctx) && job->staged) /* the answer's copy may have failed too */
+        unstage(job);
 }

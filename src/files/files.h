@@ -284,9 +284,12 @@ int files_tree_apply(struct files_tree *t, const struct files_event *e);
 /* A purge in two steps, for the writer's index, where a staged change
  * may still lose a race to another node (commands.c): staged, the item
  * and everything under it are out of sight (files_tree_find says NONE);
- * settled, they are gone (committed) or back as they were. */
+ * settled, they are gone (committed: whether flagged or not, the log has
+ * it) or back as they were (WX_ERR_CORRUPT when it was not staged). A
+ * purge staged under another unmarks the nodes of both when undone: the
+ * caller marks the inner one again. */
 int files_tree_purge_stage(struct files_tree *t, const char *id);
-void files_tree_purge_settle(struct files_tree *t, const char *id, bool committed);
+int files_tree_purge_settle(struct files_tree *t, const char *id, bool committed);
 /* An undone move (commands.c): back under parent_id, or to the owner's
  * top level when NULL (which no event does). WX_ERR_CORRUPT when it does
  * not fit; WX_ERR_NOMEM. */

@@ -787,16 +787,19 @@ int files_tree_purge_stage(struct files_tree *t, const char *id)
     return 0;
 }
 
-void files_tree_purge_settle(struct files_tree *t, const char *id, bool committed)
+int files_tree_purge_settle(struct files_tree *t, const char *id, bool committed)
 {
     size_t len = strlen(id);
     uint32_t n = len <= WX_ID_BYTES_MAX ? find_id(t, id, len) : NONE;
+    if (committed) { /* in the log: gone, flagged or not */
+        if (n != NONE)
+            apply_purge(t, n);
+        return 0;
+    }
     if (n == NONE || !(t->nodes[n].flags & NODE_PURGING))
-        return;
-    if (committed)
-        apply_purge(t, n);
-    else
-        mark_purging(t, n, false);
+        return WX_ERR_CORRUPT;
+    mark_purging(t, n, false);
+    return 0;
 }
 
 static int apply_grant(struct files_tree *t, uint32_t n, const char *subject,

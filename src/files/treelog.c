@@ -122,14 +122,14 @@ struct ref {
 
 struct refs {
     struct ref *at;
-    size_t len;
+    size_t len, cap;
     int64_t next_version; /* of the tree stream: each read must be the next */
 };
 
 static int ref_event(void *arg, const struct es_event *ev)
 {
     struct refs *r = arg;
-    if (ev->version != r->next_version)
+    if (ev->version != r->next_version || r->len == r->cap)
         return WX_ERR_CORRUPT;
     r->next_version++;
     struct ref *x = &r->at[r->len];
@@ -164,7 +164,7 @@ int files_tree_log_catch_up(struct es_store *store, struct files_tree *t, int64_
         return 0;
     if (to_version - *version > FILES_TREE_CATCH_UP_EVENTS_MAX)
         return WX_ERR_FULL;
-    struct refs r = {0};
+    struct refs r = {.cap = FILES_TREE_CATCH_UP_CHUNK};
     struct one o = {.tree = t};
     wx_buf_init(&o.scratch);
     r.at = malloc(FILES_TREE_CATCH_UP_CHUNK * sizeof(*r.at));

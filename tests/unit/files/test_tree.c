@@ -181,8 +181,28 @@ static void test_purge_in_two_steps(void **state)
     files_tree_purge_settle(t, "b", true);
     assert_int_equal(files_tree_len(t), 2);
     assert_int_equal(files_tree_descendants(t, node(w, "a")), 1);
-    files_tree_purge_settle(t, "b", true); /* gone: nothing to do */
+    assert_int_equal(files_tree_purge_settle(t, "b", true), 0); /* gone: nothing to do */
     assert_int_equal(files_tree_len(t), 2);
+    assert_int_equal(files_tree_purge_settle(t, "g", false), WX_ERR_CORRUPT); /* not staged */
+    world_free(w);
+}
+
+/* A purge staged inside another: undoing the outer one shows the inner
+ * again (the writer marks it again), and a committed purge leaves the
+ * tree whether its node is flagged or not. */
+static void test_nested_purges(void **state)
+{
+    (void)state;
+    struct world *w = world_sample();
+    struct files_tree *t = w->tree;
+    assert_int_equal(files_tree_purge_stage(t, "f"), 0);
+    assert_int_equal(files_tree_purge_stage(t, "b"), 0);
+    assert_int_equal(files_tree_purge_settle(t, "b", false), 0);
+    assert_int_not_equal(node(w, "f"), FILES_NODE_NONE);
+    assert_int_equal(files_tree_purge_settle(t, "f", true), 0);
+    assert_int_equal(node(w, "f"), FILES_NODE_NONE);
+    assert_int_equal(files_tree_len(t), 3);
+    path_is(t, "b", "/A/B");
     world_free(w);
 }
 
@@ -257,10 +277,15 @@ static void test_many(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shape),           cmocka_unit_test(test_levels_inherit),
-        cmocka_unit_test(test_trash_and_names), cmocka_unit_test(test_refusals_change_nothing),
-        cmocka_unit_test(test_purge_and_reuse), cmocka_unit_test(test_purge_in_two_steps),
-        cmocka_unit_test(test_move_back),       cmocka_unit_test(test_many),
+        cmocka_unit_test(test_shape),
+        cmocka_unit_test(test_levels_inherit),
+        cmocka_unit_test(test_trash_and_names),
+        cmocka_unit_test(test_refusals_change_nothing),
+        cmocka_unit_test(test_purge_and_reuse),
+        cmocka_unit_test(test_purge_in_two_steps),
+        cmocka_unit_test(test_nested_purges),
+        cmocka_unit_test(test_move_back),
+        cmocka_unit_test(test_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
