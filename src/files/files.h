@@ -93,9 +93,9 @@
 #define FILES_TREE_CHANGED_BYTES_MAX 256
 #define FILES_TREE_SNAPSHOT_BYTES_MAX 64
 /* Other nodes' tree changes an index catches up with, a chunk of the
- * stream at a time and one read of each change's item event (0.1-0.3 ms
- * on a local PostgreSQL: a full run costs the writer about a second);
- * further behind, it is folded again from the log. */
+ * stream at a time (one read of the chunk, one of the item events it
+ * names: 32 round trips for the most); further behind, it is folded again
+ * from the log. */
 #define FILES_TREE_CATCH_UP_CHUNK 256
 #define FILES_TREE_CATCH_UP_EVENTS_MAX 4096
 /* Who owns and changes items when authentication is off (no caller). */
