@@ -374,15 +374,35 @@ static int index_ready(struct files_job *job)
 
 /* ---- other nodes' changes ---- */
 
+/* An index ahead of the writer's copy of the tree stream: normally the
+ * copy is stale (the commit will refuse it, and the command is decided
+ * again on a fresh one). But if the store itself is behind the index, the
+ * log lost tree changes the index holds (PostgreSQL failed over to a
+ * standby that had not received them): the index is folded again from
+ * the log as it now is, or every later decision would count them. Only
+ * with nothing staged, when the index's version is all committed. */
+static int tree_lost(void)
+{
+    int64_t stored;
+    int err = rt.inflight > 0 ? 0 : es_store_stream_version(rt.store, FILES_TREE_STREAM, &stored);
+    if (err || rt.inflight > 0 || stored >= rt.tree_version)
+        return err;
+    wx_logf(WX_LOG_ERROR,
+            "files: the log's tree stream is at version %lld, behind the index's %lld: the log"
+            " lost changes",
+            (long long)stored, (long long)rt.tree_version);
+    mark_dirty("after the log lost tree changes it held");
+    return index_build(rt.dirty_why);
+}
+
 /* On a shared store: the tree stream's version as this command sees it
  * (*version), with the index brought up to it. Behind by more than a
- * catch-up reads, the index is folded again. An index ahead of the
- * writer's copy of the stream is left as it is: the command's append (or
- * check) expects the older version, so the commit refuses it and the
- * command is decided again on a fresh copy. */
+ * catch-up reads, the index is folded again. */
 static int tree_ready(struct es_decide_ctx *ctx, int64_t *version)
 {
     int err = files_tree_log_load(ctx, version);
+    if (!err && *version < rt.tree_version)
+        err = tree_lost();
     if (err || *version <= rt.tree_version)
         return err;
     /* The first files command of a round catches up, before anything is

@@ -952,6 +952,46 @@ def proc_failed_after_stage_is_not_decided_on():
         tear_down(s, faults, None)
 
 
+def proc_lost_tree_changes_fold_again():
+    """PostgreSQL failed over to a standby that had not received the last
+    commits: the log's tree stream is behind the node's index. Here the
+    rows are deleted behind the server's back, and a failed commit of
+    another domain's command stands for the failover (the node's writer
+    drops its cached states then, as when its connection dies). The node
+    must fold its index again rather than keep deciding on the lost
+    folder (a 409 for a name nobody holds)."""
+    if not PG_URL:
+        return
+    s, faults = server_with_faults()
+    try:
+        alice = who("alice")
+        top = alice.folder("Failover")
+        alice.folder("A", top["id"])
+        b = alice.folder("B", top["id"])
+        sql = ("BEGIN;"
+               " DELETE FROM {s}.events WHERE stream_id = 'item:{b}';"
+               " DELETE FROM {s}.snapshots WHERE stream_id = 'files:tree' AND version >="
+               "  (SELECT max(version) FROM {s}.events WHERE stream_id = 'files:tree');"
+               " DELETE FROM {s}.events WHERE stream_id = 'files:tree' AND version ="
+               "  (SELECT max(version) FROM {s}.events WHERE stream_id = 'files:tree');"
+               " COMMIT;").format(s=s.schema, b=b["id"])
+        out = subprocess.run(["psql", PG_URL, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+                             capture_output=True, text=True)
+        expect(out.returncode == 0, out.stderr)
+        fail = os.path.join(faults, "store-commit-fail")
+        open(fail, "w").close()
+        try:
+            r = s.request("POST", "/wallets", {"walletId": uid("w"), "ownerId": "o"})
+            expect_problem(r, 503, "store_unavailable")
+        finally:
+            os.unlink(fail)
+        alice.folder("B", top["id"])
+        expect("the log lost changes" in s.log(), s.log()[-3000:])
+        alice.folder("A", top["id"], want=409)
+    finally:
+        tear_down(s, faults, None)
+
+
 def second_node(n1):
     """Another node on n1's database (PostgreSQL): its own data directory,
     the same schema, the same tokens (they are in the log)."""
@@ -1139,7 +1179,8 @@ def main():
     runner.run([proc_retention_sweeper, proc_restart_keeps_the_tree,
                 proc_failed_commit_leaves_no_trace_in_the_tree,
                 proc_commit_with_a_lost_answer_is_in_the_tree,
-                proc_failed_after_stage_is_not_decided_on, proc_two_nodes_share_the_tree])
+                proc_failed_after_stage_is_not_decided_on, proc_lost_tree_changes_fold_again,
+                proc_two_nodes_share_the_tree])
     runner.finish()
 
 
