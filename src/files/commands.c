@@ -46,9 +46,8 @@ static struct {
     struct files_tree *tree;
     bool shared;          /* several nodes may write: keep the tree stream */
     int64_t tree_version; /* the tree stream's version the index reflects */
-    bool dirty;           /* ahead of the log: fold it again */
-    const char *dirty_why;
-    size_t inflight; /* staged changes not yet settled */
+    const char *dirty;    /* why the index is ahead of the log (fold it again); NULL: it is not */
+    size_t inflight;      /* staged changes not yet settled */
     /* The staged changes of the running batch, in the order staged. */
     struct files_job **staged;
     size_t staged_len, staged_cap;
@@ -65,9 +64,8 @@ static struct {
  * first reason is the one logged. */
 static void mark_dirty(const char *why)
 {
-    if (!rt.dirty)
-        rt.dirty_why = why;
-    rt.dirty = true;
+    if (rt.dirty == NULL)
+        rt.dirty = why;
 }
 
 struct fold {
@@ -117,14 +115,7 @@ int files_tree_apply_stored(struct files_tree *t, const struct es_event *stored,
 }
 
 int files_tree_fold_log(struct es_store *store, const struct es_position *until,
-                        struct wx_map *versions, struct files_tree **out)
-{
-    int64_t tree_version;
-    return files_tree_fold_log_at(store, until, versions, out, &tree_version);
-}
-
-int files_tree_fold_log_at(struct es_store *store, const struct es_position *until,
-                           struct wx_map *versions, struct files_tree **out, int64_t *tree_version)
+                        struct wx_map *versions, struct files_tree **out, int64_t *tree_version)
 {
     struct fold f = {.until = until, .versions = versions, .last = es_position_start()};
     wx_buf_init(&f.scratch);
@@ -144,7 +135,8 @@ int files_tree_fold_log_at(struct es_store *store, const struct es_position *unt
         return err;
     }
     *out = f.tree;
-    *tree_version = f.tree_version;
+    if (tree_version != NULL)
+        *tree_version = f.tree_version;
     return 0;
 }
 
@@ -201,7 +193,7 @@ static int index_build(const char *why)
     }
     int64_t tree_version = 0;
     if (!err)
-        err = files_tree_fold_log_at(rt.store, NULL, NULL, &t, &tree_version);
+        err = files_tree_fold_log(rt.store, NULL, NULL, &t, &tree_version);
     if (err) {
         wx_logf(WX_LOG_ERROR, "files: the tree index could not be built: %s", wx_strerror(err));
         return err;
@@ -209,7 +201,7 @@ static int index_build(const char *why)
     files_tree_free(rt.tree);
     rt.tree = t;
     rt.tree_version = tree_version;
-    rt.dirty = false;
+    rt.dirty = NULL;
     long long ms = (long long)(wx_monotonic_ms() - started);
     if (at_start)
         wx_log_always("files: tree index of %zu items (%zu bytes) folded from the log in %lld ms",
@@ -318,7 +310,7 @@ static void undo_lost(void)
 {
     while (rt.staged_len > 0 && rt.staged[rt.staged_len - 1]->fate == FATE_LOST) {
         struct files_job *job = rt.staged[--rt.staged_len];
-        if (!rt.dirty && undo(job->event) != 0)
+        if (rt.dirty == NULL && undo(job->event) != 0)
             mark_dirty("after a change that lost a race could not be undone");
         rt.tree_version = job->tree_version_before;
     }
@@ -365,11 +357,11 @@ static int index_ready(struct files_job *job)
         settle(job, FATE_UNKNOWN);
     if (rt.tree == NULL)
         return WX_ERR_INVALID; /* files_start was not called */
-    if (!rt.dirty)
+    if (rt.dirty == NULL)
         return 0;
     if (rt.inflight > 0)
         return WX_ERR_BUSY;
-    return index_build(rt.dirty_why);
+    return index_build(rt.dirty);
 }
 
 /* ---- other nodes' changes ---- */
@@ -383,16 +375,18 @@ static int index_ready(struct files_job *job)
  * with nothing staged, when the index's version is all committed. */
 static int tree_lost(void)
 {
+    if (rt.inflight > 0)
+        return 0;
     int64_t stored;
-    int err = rt.inflight > 0 ? 0 : es_store_stream_version(rt.store, FILES_TREE_STREAM, &stored);
-    if (err || rt.inflight > 0 || stored >= rt.tree_version)
+    int err = es_store_stream_version(rt.store, FILES_TREE_STREAM, &stored);
+    if (err || stored >= rt.tree_version)
         return err;
     wx_logf(WX_LOG_ERROR,
             "files: the log's tree stream is at version %lld, behind the index's %lld: the log"
             " lost changes",
             (long long)stored, (long long)rt.tree_version);
     mark_dirty("after the log lost tree changes it held");
-    return index_build(rt.dirty_why);
+    return index_build(rt.dirty);
 }
 
 /* On a shared store: the tree stream's version as this command sees it
@@ -417,7 +411,7 @@ static int tree_ready(struct es_decide_ctx *ctx, int64_t *version)
     err = files_tree_log_catch_up(rt.store, rt.tree, &rt.tree_version, *version);
     if (err == WX_ERR_FULL) {
         mark_dirty("to catch up with other nodes' changes");
-        if ((err = index_build(rt.dirty_why)) == 0)
+        if ((err = index_build(rt.dirty)) == 0)
             err = files_tree_log_catch_up(rt.store, rt.tree, &rt.tree_version, *version);
         if (err == WX_ERR_FULL)
             err = WX_ERR_BUSY;
@@ -708,7 +702,7 @@ static void unstage(struct files_job *job)
     job->staged = false;
     assert(rt.inflight > 0);
     rt.inflight--;
-    if (!rt.dirty && undo(job->event) != 0)
+    if (rt.dirty == NULL && undo(job->event) != 0)
         mark_dirty("after a change that failed could not be undone");
     rt.tree_version = job->tree_version_before;
 }

@@ -446,6 +446,5 @@ void files_stream_id(const char *id, char out[WX_STREAM_ID_BYTES_MAX + 1]);
 
 extern const struct es_aggregate_type files_tree_log_aggregate;
 extern const struct es_event_type files_tree_changed;
-void files_tree_changed_encode(struct wx_buf *b, const char *item_id, int64_t item_version);
 
 #endif

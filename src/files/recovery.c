@@ -281,7 +281,7 @@ static int drift_run(struct es_projector *p, struct scan *sc, struct es_drift_re
     for (int q = 0; q < Q_LEN && !err; q++)
         err = es_projector_prepare_live(sc->r, "items", drift_sql[q], &sc->st[q], NULL);
     if (!err)
-        err = files_tree_fold_log(es_projector_store(p), &at, &sc->versions, &sc->tree);
+        err = files_tree_fold_log(es_projector_store(p), &at, &sc->versions, &sc->tree, NULL);
     uint32_t cursor = 0, n;
     while (!err && !sc->err && (n = files_tree_next(sc->tree, &cursor)) != NONE) {
         const char *id = files_tree_id(sc->tree, n);

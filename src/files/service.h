@@ -39,17 +39,15 @@ void files_stop(void);
 
 /* Folds the log's files events into a new tree: every event, or those at
  * or before *until (NULL: all). With `versions`, each item's id maps to
- * its stream's version reached ((void *)(uintptr_t)version). WX_ERR_CORRUPT
- * when an event does not fit. */
+ * its stream's version reached ((void *)(uintptr_t)version); with
+ * `tree_version`, the version of the tree stream (treelog.c) the fold
+ * reached (0 when the log has none). WX_ERR_CORRUPT when an event does
+ * not fit. */
 struct es_position;
 struct files_tree;
 struct wx_map;
 int files_tree_fold_log(struct es_store *store, const struct es_position *until,
-                        struct wx_map *versions, struct files_tree **out);
-/* The same, and the version of the tree stream (treelog.c) the fold
- * reached into *tree_version (0 when the log has none). */
-int files_tree_fold_log_at(struct es_store *store, const struct es_position *until,
-                           struct wx_map *versions, struct files_tree **out, int64_t *tree_version);
+                        struct wx_map *versions, struct files_tree **out, int64_t *tree_version);
 
 /* Applies one stored files event (upcast and decoded into d, with
  * scratch for the upcast) to t: what a fold and a catch-up do with each. */

@@ -31,7 +31,7 @@
 
 const struct es_event_type files_tree_changed = {"TreeChanged", 1, NULL};
 
-void files_tree_changed_encode(struct wx_buf *b, const char *item_id, int64_t item_version)
+static void changed_encode(struct wx_buf *b, const char *item_id, int64_t item_version)
 {
     bool first = true;
     wx_buf_addc(b, '{');
@@ -288,7 +288,7 @@ int files_tree_log_emit(struct es_decide_ctx *ctx, const char *item_id, int64_t 
     after->changes++;
     struct wx_buf b;
     wx_buf_init(&b);
-    files_tree_changed_encode(&b, item_id, item_version);
+    changed_encode(&b, item_id, item_version);
     err = wx_buf_ok(&b)
               ? es_decide_emit(ctx, FILES_TREE_STREAM, &files_tree_changed, b.data, b.len, after)
               : WX_ERR_NOMEM;
