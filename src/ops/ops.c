@@ -172,6 +172,11 @@ static void projection_metrics(const struct wx_app *app, struct wx_arena *arena,
     for (size_t i = 0; i < n; i++)
         wx_buf_printf(b, "wallex_projection_lag_events{name=\"%s\"} %llu\n", list[i].name,
                       (unsigned long long)es_position_lag(&head, &list[i].position));
+    wx_metric_header(b, "wallex_projector_events_read_total", "counter",
+                     "Events the projector read from the log, once per read however many"
+                     " read models it fed.");
+    wx_buf_printf(b, "wallex_projector_events_read_total %llu\n",
+                  (unsigned long long)es_projector_events_read(app->projector));
     wx_metric_header(b, "wallex_projection_failed", "gauge", "1 while a read model is failing.");
     for (size_t i = 0; i < n; i++)
         wx_buf_printf(b, "wallex_projection_failed{name=\"%s\"} %d\n", list[i].name,

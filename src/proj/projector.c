@@ -128,6 +128,9 @@ struct es_projector {
     bool lease_failing;    /* the last attempt failed (logged once) */
     struct consumer_rt rt[WX_PROJECTOR_CONSUMERS_MAX];
     size_t rt_len;
+    /* Events read from the log, once per read however many consumers it
+     * fed (es_projector_events_read); the thread adds, /metrics reads. */
+    atomic_uint_fast64_t events_read;
 
     pthread_t thread;
     bool thread_started;
@@ -629,6 +632,7 @@ static int decoded_for(const struct es_consumer *c, const struct es_event *ev,
 static int apply_one(void *arg, const struct es_event *stored)
 {
     struct advance_ctx *a = arg;
+    atomic_fetch_add_explicit(&a->p->events_read, 1, memory_order_relaxed);
     if (a->cap != NULL && es_position_cmp(&stored->position, a->cap) > 0)
         return READ_STOP;
     struct es_event ev;
@@ -926,13 +930,14 @@ static void note_success(struct es_projector *p, struct consumer_rt *rt)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* One consumer on its own: its live cursor to the head, its rebuild to the
- * live checkpoint, then the swap. */
+/* One consumer on its own: its live cursor to the head (when live is
+ * set: a consumer retried after a failure), its rebuild to the live
+ * checkpoint, then the swap. */
 static int step_one(struct es_projector *p, struct consumer_rt *rt, const struct es_position *head,
-                    bool *progress)
+                    bool live, bool *progress)
 {
     int err = 0;
-    if (es_position_cmp(&rt->live.pos, head) < 0)
+    if (live && es_position_cmp(&rt->live.pos, head) < 0)
         err = advance(p, rt, &rt->live, NULL, progress);
     /* The rebuild never passes the live checkpoint, so it meets it
      * exactly and the swap keeps the same position. */
@@ -947,6 +952,48 @@ static int step_one(struct es_projector *p, struct consumer_rt *rt, const struct
     return err;
 }
 
+/* The healthy live cursors behind the head share reads: those at one
+ * position advance together, in one read and one transaction, and a group
+ * below another stops at that one's position (cap), where the two meet and
+ * from then on read the log once for both. Without this, cursors that
+ * drifted apart (one failed for a while, one was added by an upgrade)
+ * would each read every event themselves from then on: a dozen consumers,
+ * a dozen times the rows. No group waits for another. *grouped_out marks
+ * the consumers advanced here; a group whose transaction fails is left
+ * unmarked to advance one by one, so a failing consumer holds up only
+ * itself. */
+static void advance_groups(struct es_projector *p, const struct es_position *head,
+                           bool *grouped_out, bool *progress)
+{
+    size_t order[WX_PROJECTOR_CONSUMERS_MAX];
+    struct es_position at[WX_PROJECTOR_CONSUMERS_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < p->rt_len; i++) {
+        const struct consumer_rt *rt = &p->rt[i];
+        if (!rt->held || rt->failed || es_position_cmp(&rt->live.pos, head) >= 0)
+            continue;
+        size_t k = n++;
+        for (; k > 0 && es_position_cmp(&at[k - 1], &rt->live.pos) > 0; k--) {
+            at[k] = at[k - 1];
+            order[k] = order[k - 1];
+        }
+        at[k] = rt->live.pos;
+        order[k] = i;
+    }
+    for (size_t first = 0, end; first < n; first = end) {
+        struct advance_ctx group = {.len = 0};
+        for (end = first; end < n && es_position_cmp(&at[end], &at[first]) == 0; end++) {
+            group.rts[group.len] = &p->rt[order[end]];
+            group.curs[group.len++] = &p->rt[order[end]].live;
+        }
+        group.cap = end < n ? &at[end] : NULL;
+        if (advance_all(p, &group, progress) != 0)
+            continue;
+        for (size_t k = first; k < end; k++)
+            grouped_out[order[k]] = true;
+    }
+}
+
 int es_projector_step(struct es_projector *p, bool *progress_out)
 {
     struct es_position head;
@@ -955,31 +1002,13 @@ int es_projector_step(struct es_projector *p, bool *progress_out)
         return err;
     bool progress = false;
     int64_t now = wx_monotonic_ms();
-    /* The usual case: every healthy live cursor at the same position. One
-     * read and one transaction feed them all; when that fails, the loop
-     * below advances them one by one so a failing consumer holds up only
-     * itself. */
-    struct advance_ctx group = {.len = 0};
-    bool aligned = true;
-    for (size_t i = 0; i < p->rt_len; i++) {
-        struct consumer_rt *rt = &p->rt[i];
-        if (!rt->held)
-            continue;
-        if (rt->failed)
-            aligned = false;
-        else if (group.len > 0 && es_position_cmp(&rt->live.pos, &group.curs[0]->pos) != 0)
-            aligned = false;
-        group.rts[group.len] = rt;
-        group.curs[group.len++] = &rt->live;
-    }
-    if (aligned && group.len > 1 && es_position_cmp(&group.curs[0]->pos, &head) < 0 &&
-        advance_all(p, &group, &progress) != 0)
-        progress = false; /* retried one by one below */
+    bool grouped[WX_PROJECTOR_CONSUMERS_MAX] = {false};
+    advance_groups(p, &head, grouped, &progress);
     for (size_t i = 0; i < p->rt_len; i++) {
         struct consumer_rt *rt = &p->rt[i];
         if (!rt->held || (rt->failed && now < rt->retry_at_ms))
             continue;
-        err = step_one(p, rt, &head, &progress);
+        err = step_one(p, rt, &head, !grouped[i], &progress);
         if (err)
             note_failure(p, rt, err);
         else
@@ -1251,6 +1280,11 @@ int es_projector_position(struct es_projector *p, const char *name, struct es_po
     }
     pthread_mutex_unlock(&p->lock);
     return err;
+}
+
+uint64_t es_projector_events_read(struct es_projector *p)
+{
+    return atomic_load_explicit(&p->events_read, memory_order_relaxed);
 }
 
 int es_projector_status(struct es_projector *p, struct wx_arena *arena,

@@ -203,6 +203,10 @@ struct es_projection_status {
  * WX_ERR_NOT_FOUND for a name it does not run. */
 int es_projector_position(struct es_projector *p, const char *name, struct es_position *out);
 
+/* Events the projector has read from the log: an event read once for
+ * every consumer it fed counts once (the consumers share reads). */
+uint64_t es_projector_events_read(struct es_projector *p);
+
 /* Copies the status of every consumer into arena memory. */
 int es_projector_status(struct es_projector *p, struct wx_arena *arena,
                         struct es_projection_status **list_out, size_t *len_out);

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -438,6 +439,13 @@ def proc_read_model_after_a_reboot():
         s.cleanup()
 
 
+def events_read(s):
+    m = re.search(r"^wallex_projector_events_read_total (\d+)$",
+                  s.request("GET", "/metrics")[2].decode(), re.M)
+    expect(m is not None, "wallex_projector_events_read_total missing")
+    return int(m.group(1))
+
+
 def proc_failure_and_recovery():
     with server_with_faults() as (s, fault_dir):
         fault = os.path.join(fault_dir, "projection-ledger")
@@ -458,6 +466,14 @@ def proc_failure_and_recovery():
         expect(projections(s)["ledger"]["lastError"] is None)
         expect(s.request("GET", "/readyz")[0] == 200)
         expect(len(s.request("GET", "/wallets/%s/ledger" % wid)[3]["data"]) == 5)
+        # The ledger came back behind the others; once it has met them
+        # again the log is read once for all read models, not once each.
+        before = events_read(s)
+        for _ in range(40):
+            post(s, "/wallets/%s/credit" % wid, {"amount": "1"})
+        wait_until(lambda: caught_up(s), what="the credits projected")
+        read = events_read(s) - before
+        expect(40 <= read < 80, "%d events read for 40 credits" % read)
         expect(s.stop() == 0)
         r = tool(s.data_dir, "verify")
         expect(r.returncode == 0, r.stdout + r.stderr)
