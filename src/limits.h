@@ -232,6 +232,13 @@
  * then costs six round trips instead of 5000. */
 #define WX_PG_PIPELINE_PENDING_MAX 1000
 
+/* Rows of an RM_ROWS statement (rm/rm.h) PostgreSQL gets in one INSERT:
+ * a ledger entry costs about 25 us as a statement of its own, most of it
+ * the statement's fixed price, and a few us as one row of 64. 64 rows of
+ * WX_RM_PARAMS_MAX parameters stay far under the protocol's 65535. A
+ * statement keeps at most this many rows' parameters waiting. */
+#define WX_RM_ROWS_PER_STATEMENT 64
+
 /* Named leases one read-model connection holds at once: every consumer of
  * the projector, and room. */
 #define WX_RM_LEASES_MAX 40

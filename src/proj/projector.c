@@ -209,8 +209,8 @@ struct rm_stmt *es_proj_stmt(struct es_proj_tx *tx, int id)
 {
     assert(id >= 0 && id < WX_CONSUMER_STMTS_MAX && tx->consumer->sql[id] != NULL);
     if (tx->stmts[id] == NULL) {
-        if (prepare_set(tx->conn, tx->consumer->sql[id], tx->set, RM_PERSISTENT, &tx->stmts[id]) !=
-            0)
+        unsigned flags = RM_PERSISTENT | (tx->consumer->adds_rows >> id & 1u ? RM_ROWS : 0);
+        if (prepare_set(tx->conn, tx->consumer->sql[id], tx->set, flags, &tx->stmts[id]) != 0)
             return NULL;
     } else {
         rm_reset(tx->stmts[id]);

@@ -83,6 +83,10 @@ struct es_consumer {
     const char *drop;
     /* Statement templates for apply, "{s}" for the set suffix. */
     const char *const *sql;
+    /* Bit i set: sql[i] only adds rows that nothing later in the batch
+     * reads or changes, so PostgreSQL may get them many to a statement
+     * (RM_ROWS in rm/rm.h, which says the shape it must have). */
+    unsigned adds_rows;
     /* Applies one event of its categories, in its type's current schema
      * (es_upcast ran first). Must be idempotent: the same event twice
      * leaves the same rows. `decoded` is what the consumer's codec made of

@@ -8,7 +8,11 @@
  * without waiting for its answer, and the answers are read when a row is
  * needed (rm_step), when WX_PG_PIPELINE_PENDING_MAX are waiting, or at
  * commit. The first error of a pipeline fails the transaction, so rows and
- * checkpoint still commit or fail together. Read transactions are
+ * checkpoint still commit or fail together. An RM_ROWS statement's runs
+ * are gathered and sent WX_RM_ROWS_PER_STATEMENT rows to one INSERT (its
+ * VALUES list written out that many times, prepared once per session);
+ * the rows left are sent as one more INSERT before the commit, or before
+ * the next read or rm_exec, which could look at them. Read transactions are
  * REPEATABLE READ READ ONLY: every query of one sees the same snapshot
  * (the live table set and the rows of it).
  *
@@ -75,6 +79,7 @@ struct pg_conn {
     bool pipeline; /* a write transaction: statements are sent ahead */
     int pending;   /* commands sent in the pipeline whose answers are unread */
     int failed;    /* the first error among them, 0 if none */
+    struct pg_stmt *gathering; /* RM_ROWS statements with rows not yet sent */
     struct lease leases[WX_RM_LEASES_MAX];
     size_t leases_len;
     uint64_t names; /* prepared statement names handed out */
@@ -113,6 +118,19 @@ struct pg_stmt {
     bool nomem; /* a parameter could not be copied: the next run fails */
     PGresult *res;
     int row; /* the current row of res, -1 before the first */
+
+    /* RM_ROWS: the SQL around the VALUES list (up to and including
+     * "VALUES ", and after its ")"), the statement of a full set of rows,
+     * and the rows gathered (row r's parameter i is cells[r * params + i]).
+     * Linked in the connection's `gathering` while rows_len > 0. */
+    bool rows;
+    char *rows_head;
+    char *rows_tail;
+    char rows_name[24];
+    uint64_t rows_prepared_session;
+    struct param *cells;
+    int rows_len;
+    struct pg_stmt *gathering_next;
 };
 
 static struct pg_db *db_of(struct rm_db *db)
@@ -217,6 +235,17 @@ static int connect_pg(struct pg_db *d, PGconn **out)
     return 0;
 }
 
+/* Forgets the rows gathered and not sent: their transaction is over. */
+static void rows_drop(struct pg_conn *c)
+{
+    for (struct pg_stmt *s = c->gathering, *next; s != NULL; s = next) {
+        next = s->gathering_next;
+        s->rows_len = 0;
+        s->gathering_next = NULL;
+    }
+    c->gathering = NULL;
+}
+
 /* The session is gone (or must go): everything that belonged to it too. */
 static void conn_lost(struct pg_conn *c)
 {
@@ -228,6 +257,7 @@ static void conn_lost(struct pg_conn *c)
     c->pending = 0;
     c->failed = 0;
     c->leases_len = 0;
+    rows_drop(c);
 }
 
 /* A live session for a call outside a transaction. */
@@ -437,6 +467,129 @@ static int pipeline_send_sql(struct pg_conn *c, const char *sql)
     return 0;
 }
 
+/* ---- rows many to a statement (RM_ROWS) ---- */
+
+/* The INSERT of `rows` rows: the VALUES list written out that many times. */
+static void rows_sql(const struct pg_stmt *s, int rows, struct wx_buf *out)
+{
+    wx_buf_adds(out, s->rows_head);
+    for (int r = 0, n = 1; r < rows; r++) {
+        wx_buf_adds(out, r == 0 ? "(" : ", (");
+        for (int i = 0; i < s->base.params; i++, n++)
+            wx_buf_printf(out, i == 0 ? "$%d" : ", $%d", n);
+        wx_buf_addc(out, ')');
+    }
+    wx_buf_adds(out, s->rows_tail);
+}
+
+/* Sends the statement's gathered rows as one INSERT: a full set by its
+ * prepared statement, fewer by their own text. */
+static int rows_send(struct pg_conn *c, struct pg_stmt *s)
+{
+    int rows = s->rows_len, n = rows * s->base.params;
+    s->rows_len = 0;
+    if (rows == 0)
+        return 0;
+    const char *values[WX_RM_ROWS_PER_STATEMENT * WX_RM_PARAMS_MAX];
+    for (int i = 0; i < n; i++)
+        values[i] = s->cells[i].set ? s->cells[i].text : NULL;
+    struct wx_buf sql;
+    wx_buf_init(&sql);
+    bool full = rows == WX_RM_ROWS_PER_STATEMENT;
+    if (!full || s->rows_prepared_session != c->session)
+        rows_sql(s, rows, &sql);
+    int err = wx_buf_ok(&sql) ? 0 : WX_ERR_NOMEM;
+    if (!err && full && s->rows_prepared_session != c->session) {
+        if (PQsendPrepare(c->pg, s->rows_name, sql.data, n, NULL) != 1)
+            err = failure(c, NULL, "sending a prepare");
+        else
+            c->pending++;
+        if (!err)
+            s->rows_prepared_session = c->session;
+    }
+    int sent = err ? 0
+               : full ? PQsendQueryPrepared(c->pg, s->rows_name, n, values, NULL, NULL, 0)
+                      : PQsendQueryParams(c->pg, sql.data, n, NULL, values, NULL, NULL, 0);
+    wx_buf_free(&sql);
+    if (!err && sent != 1)
+        err = failure(c, NULL, "sending rows");
+    if (!err)
+        c->pending++;
+    return err;
+}
+
+/* Sends every statement's rows not sent yet (before a commit, or a read
+ * that could look at them). */
+static int rows_flush(struct pg_conn *c)
+{
+    int err = 0;
+    while (c->gathering != NULL && !err) {
+        struct pg_stmt *s = c->gathering;
+        c->gathering = s->gathering_next;
+        s->gathering_next = NULL;
+        err = c->pg == NULL ? WX_ERR_IO : rows_send(c, s);
+    }
+    if (err)
+        rows_drop(c);
+    return err;
+}
+
+static bool param_copy(struct param *dst, const struct param *src)
+{
+    dst->set = src->set;
+    if (!src->set)
+        return true;
+    size_t len = strlen(src->text);
+    if (dst->cap < len + 1) {
+        size_t cap = len + 1 < 32 ? 32 : len + 1;
+        char *grown = realloc(dst->text, cap);
+        if (grown == NULL)
+            return false;
+        dst->text = grown;
+        dst->cap = cap;
+    }
+    memcpy(dst->text, src->text, len + 1);
+    return true;
+}
+
+/* One run of an RM_ROWS statement in a write transaction: its row joins
+ * the gathered ones, which go out once a full set is there. */
+static int rows_add(struct pg_conn *c, struct pg_stmt *s)
+{
+    assert(s->rows_len < WX_RM_ROWS_PER_STATEMENT);
+    struct param *row = &s->cells[s->rows_len * s->base.params];
+    for (int i = 0; i < s->base.params; i++)
+        if (!param_copy(&row[i], &s->params[i]))
+            return WX_ERR_NOMEM;
+    if (s->rows_len++ == 0) {
+        s->gathering_next = c->gathering;
+        c->gathering = s;
+    }
+    if (s->rows_len < WX_RM_ROWS_PER_STATEMENT)
+        return 0;
+    /* Out of the list first: rows_send empties it. */
+    struct pg_stmt **at = &c->gathering;
+    while (*at != s)
+        at = &(*at)->gathering_next;
+    *at = s->gathering_next;
+    s->gathering_next = NULL;
+    return rows_send(c, s);
+}
+
+/* Splits an RM_ROWS statement around its "VALUES ($1, ..., $N)". */
+static int rows_split(struct pg_stmt *s)
+{
+    size_t head, tail;
+    int err = rm_rows_split(s->sql, '$', s->base.params, &head, &tail);
+    if (err)
+        return err;
+    s->rows_head = strndup(s->sql, head);
+    s->rows_tail = strdup(s->sql + tail);
+    s->cells = calloc((size_t)WX_RM_ROWS_PER_STATEMENT * (size_t)s->base.params,
+                      sizeof(*s->cells));
+    return s->rows_head && s->rows_tail && s->cells ? 0 : WX_ERR_NOMEM;
+}
+
 /* ---- transactions ---- */
 
 static int pg_begin(struct rm_conn *conn, enum rm_tx kind)
@@ -490,7 +643,9 @@ static int pg_commit(struct rm_conn *conn)
         return WX_ERR_IO; /* the session was lost with the transaction */
     int err;
     if (c->pipeline) {
-        err = pipeline_send_sql(c, "COMMIT");
+        err = rows_flush(c);
+        if (!err)
+            err = pipeline_send_sql(c, "COMMIT");
         if (!err)
             err = pipeline_read(c, NULL);
         if (!err)
@@ -509,6 +664,7 @@ static void pg_rollback(struct rm_conn *conn)
     if (c->pg == NULL || !c->in_tx)
         return;
     if (c->pipeline) {
+        rows_drop(c);
         if (c->pending > 0)
             pipeline_read(c, NULL);
         if (c->pg != NULL)
@@ -532,7 +688,9 @@ static int pg_exec(struct rm_conn *conn, const char *sql)
     if (piped) {
         /* Several statements in one string go by the simple protocol,
          * which a pipeline does not take: read it out, send, go back. */
-        err = c->pending > 0 ? pipeline_read(c, NULL) : c->failed;
+        err = rows_flush(c);
+        if (!err)
+            err = c->pending > 0 ? pipeline_read(c, NULL) : c->failed;
         if (!err)
             err = leave_pipeline(c);
     } else if (!c->in_tx) {
@@ -557,6 +715,8 @@ static int pg_exec(struct rm_conn *conn, const char *sql)
 
 /* ---- statements ---- */
 
+static void pg_finalize(struct rm_stmt *st);
+
 static int pg_prepare(struct rm_conn *conn, const char *sql, unsigned flags, struct rm_stmt **out)
 {
     struct pg_conn *c = conn_of(conn);
@@ -577,6 +737,15 @@ static int pg_prepare(struct rm_conn *conn, const char *sql, unsigned flags, str
     s->persistent = flags & RM_PERSISTENT;
     snprintf(s->name, sizeof(s->name), "wxr_%" PRIu64, ++c->names);
     s->row = -1;
+    s->rows = flags & RM_ROWS;
+    if (s->rows) {
+        snprintf(s->rows_name, sizeof(s->rows_name), "wxr_%" PRIu64, ++c->names);
+        err = rows_split(s);
+        if (err) {
+            pg_finalize(&s->base);
+            return err;
+        }
+    }
     *out = &s->base;
     return 0;
 }
@@ -597,8 +766,28 @@ static void pg_finalize(struct rm_stmt *st)
 {
     struct pg_stmt *s = stmt_of(st);
     pg_reset(st);
+    struct pg_conn *c = conn_of(st->conn);
+    for (struct pg_stmt **at = &c->gathering; *at != NULL; at = &(*at)->gathering_next) {
+        if (*at == s) {
+            *at = s->gathering_next;
+            break;
+        }
+    }
+    /* Rows gathered still belong to the transaction: they go now, and
+     * their errors come back at the commit like any. */
+    if (s->rows_len > 0 && c->pipeline && c->pg != NULL) {
+        int err = rows_send(c, s);
+        if (err && !c->failed)
+            c->failed = err;
+    }
     for (int i = 0; i < WX_RM_PARAMS_MAX; i++)
         free(s->params[i].text);
+    if (s->cells != NULL)
+        for (int i = 0; i < WX_RM_ROWS_PER_STATEMENT * st->params; i++)
+            free(s->cells[i].text);
+    free(s->cells);
+    free(s->rows_head);
+    free(s->rows_tail);
     free(s->sql);
     free(s);
 }
@@ -678,7 +867,9 @@ static int execute(struct pg_conn *c, struct pg_stmt *s)
     values_of(s, values);
     PGresult *r = NULL;
     if (c->pipeline) {
-        err = pipeline_send(c, s, values);
+        err = rows_flush(c);
+        if (!err)
+            err = pipeline_send(c, s, values);
         if (!err)
             err = pipeline_read(c, &r);
         if (!err && r == NULL)
@@ -722,8 +913,12 @@ static int pg_run(struct rm_stmt *st)
     if (c->pipeline) {
         const char *values[WX_RM_PARAMS_MAX];
         values_of(s, values);
-        err = c->pg == NULL ? WX_ERR_IO : s->nomem ? WX_ERR_NOMEM : ensure_prepared(c, s);
-        if (!err)
+        err = c->pg == NULL ? WX_ERR_IO : s->nomem ? WX_ERR_NOMEM : 0;
+        if (!err && s->rows)
+            err = rows_add(c, s);
+        else if (!err)
+            err = ensure_prepared(c, s);
+        if (!err && !s->rows)
             err = pipeline_send(c, s, values);
         if (!err && c->pending >= WX_PG_PIPELINE_PENDING_MAX)
             err = pipeline_read(c, NULL);

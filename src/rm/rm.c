@@ -3,6 +3,7 @@
 #include "rm/rm.h"
 
 #include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -92,12 +93,46 @@ int rm_end(struct rm_conn *conn, int err)
     return err;
 }
 
+int rm_rows_split(const char *sql, char mark, int params, size_t *head_out, size_t *tail_out)
+{
+    static const char values[] = "VALUES (";
+    const char *list = strstr(sql, values);
+    if (strncmp(sql, "INSERT ", 7) != 0 || list == NULL || strstr(sql, "DO UPDATE") != NULL)
+        return WX_ERR_INVALID;
+    const char *at = list + strlen(values);
+    for (int i = 1; i <= params; i++) {
+        char *end;
+        if (*at != mark || strtol(at + 1, &end, 10) != i)
+            return WX_ERR_INVALID;
+        at = end;
+        if (i < params) {
+            if (strncmp(at, ", ", 2) != 0)
+                return WX_ERR_INVALID;
+            at += 2;
+        }
+    }
+    if (*at != ')')
+        return WX_ERR_INVALID;
+    *head_out = (size_t)(list - sql) + strlen("VALUES ");
+    *tail_out = (size_t)(at + 1 - sql);
+    return 0;
+}
+
 int rm_prepare(struct rm_conn *conn, const char *sql, unsigned flags, struct rm_stmt **out)
 {
     assert(sql != NULL && out != NULL);
     *out = NULL;
     int err = conn->db->ops->prepare(conn, sql, flags, out);
     assert(err || ((*out)->conn == conn && (*out)->params >= 0));
+    /* Both backends refuse what PostgreSQL could not gather, so a
+     * statement that works on one works on the other. */
+    size_t head, tail;
+    if (!err && (flags & RM_ROWS) &&
+        rm_rows_split(sql, '?', (*out)->params, &head, &tail) != 0) {
+        rm_finalize(*out);
+        *out = NULL;
+        err = WX_ERR_INVALID;
+    }
     return err;
 }
 

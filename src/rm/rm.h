@@ -22,6 +22,8 @@
  * their answer), so a projector batch of thousands of rows costs a few
  * round trips; their errors come back at the next rm_step, rm_exec or
  * rm_commit of the connection, and the transaction fails as a whole.
+ * Statements prepared with RM_ROWS go further: their rows are gathered and
+ * sent many to a statement.
  *
  * Leases: a named lease is held by one connection's session at a time
  * (PostgreSQL: an advisory lock; SQLite: always held, since one process
@@ -82,6 +84,15 @@ enum rm_tx {
 
 /* rm_prepare flags. */
 #define RM_PERSISTENT 1u /* used again and again: prepared once per connection */
+/* Each rm_run only adds a row, and nothing this transaction does later
+ * reads or changes that row: PostgreSQL may then send the rows of many
+ * runs as one statement (WX_RM_ROWS_PER_STATEMENT at a time, the rest at
+ * the commit or before the transaction's next read), where each would
+ * otherwise cost a statement's fixed price. The statement must be
+ * `INSERT ... VALUES (?1, ?2, ..., ?N)`, plus at most `ON CONFLICT ... DO
+ * NOTHING` (a DO UPDATE may not touch one row twice in a statement).
+ * With RM_PERSISTENT; SQLite runs each at once. */
+#define RM_ROWS 2u
 
 struct rm_ops {
     const char *name;
@@ -208,6 +219,12 @@ void rm_lease_release(struct rm_conn *conn, const char *name);
  * not fit, WX_ERR_INVALID for an unclosed hook. *params_out: the highest N. */
 int rm_sql_dialect(const char *sql, enum rm_dialect d, bool dollar_params, char *out,
                    size_t out_bytes, int *params_out);
+
+/* The VALUES list of an RM_ROWS statement: with `mark` '?' (the common
+ * dialect) or '$', sql must be `INSERT ... VALUES (<mark>1, ...,
+ * <mark>params)` and no DO UPDATE; *head_out ends after "VALUES " and
+ * *tail_out starts after the ")". WX_ERR_INVALID otherwise. */
+int rm_rows_split(const char *sql, char mark, int params, size_t *head_out, size_t *tail_out);
 
 /* A 64-bit key for a lease name (FNV-1a), the same on every node. */
 int64_t rm_lease_key(const char *scope, const char *name);

@@ -109,7 +109,8 @@ const struct es_consumer wallet_consumer_wallets = {
               " owner_id " RM_TEXT " NOT NULL, currency TEXT NOT NULL,"
               " balance_minor BIGINT NOT NULL, version BIGINT NOT NULL,"
               " created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL,"
-              " created_by TEXT, updated_by TEXT)" RM_WITHOUT_ROWID ";"
+              " created_by TEXT, updated_by TEXT)" RM_WITHOUT_ROWID
+              "{pg: WITH (fillfactor = 50)};"
               "CREATE INDEX IF NOT EXISTS wallets{s}_owner ON wallets{s}(owner_id, id);",
     .columns_added = wallets_columns_added,
     .drop = "DROP TABLE IF EXISTS wallets{s};",
@@ -210,6 +211,7 @@ const struct es_consumer wallet_consumer_ledger = {
               " ON ledger_tail{s}(wallet_id, version);",
     .drop = "DROP TABLE IF EXISTS ledger{s}; DROP TABLE IF EXISTS ledger_tail{s};",
     .sql = ledger_sql,
+    .adds_rows = 1u << L_PUT,
     .apply = apply_ledger,
     .fold = fold_ledger,
 };
@@ -260,6 +262,7 @@ const struct es_consumer wallet_consumer_transfers = {
               " created_at_ms BIGINT NOT NULL)" RM_WITHOUT_ROWID ";",
     .drop = "DROP TABLE IF EXISTS transfers{s};",
     .sql = transfers_sql,
+    .adds_rows = 1u << T_PUT,
     .apply = apply_transfers,
 };
 

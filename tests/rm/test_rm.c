@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "base/err.h"
+#include "limits.h"
 #include "rm/rm.h"
 
 static const struct rm_ops *backend;
@@ -198,6 +199,85 @@ static void test_failed_write_fails_the_transaction(void **state)
     rm_close(db);
 }
 
+static int64_t count_things(struct rm_conn *c, const char *where)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM things%s", where);
+    struct rm_stmt *st;
+    assert_int_equal(rm_prepare(c, sql, 0, &st), 0);
+    int64_t n = -1;
+    assert_int_equal(rm_run_i64(st, &n), 0);
+    rm_finalize(st);
+    return n;
+}
+
+static void put_rows(struct rm_stmt *st, int from, int to, int64_t n)
+{
+    for (int i = from; i < to; i++) {
+        char id[16], note[16];
+        snprintf(id, sizeof(id), "r%03d", i);
+        snprintf(note, sizeof(note), "note%d", i);
+        rm_reset(st);
+        rm_bind_text(st, 1, id);
+        rm_bind_i64(st, 2, n < 0 ? i : n);
+        rm_bind_text(st, 3, i % 2 ? note : NULL);
+        assert_int_equal(rm_run(st), 0);
+    }
+}
+
+/* RM_ROWS: what PostgreSQL sends many rows to a statement reads back as if
+ * sent one by one, whether the rows leave as a full set, at a read in the
+ * same transaction, at the commit or at the statement's finalize; a
+ * rollback keeps none; a statement of another shape is refused. */
+static void test_rows(void **state)
+{
+    (void)state;
+    struct rm_db *db;
+    struct rm_conn *w;
+    open_db(&db, &w);
+    make_table(w);
+    const char *sql = "INSERT INTO things(id, n, note) VALUES (?1, ?2, ?3)"
+                      " ON CONFLICT (id) DO NOTHING";
+    struct rm_stmt *st;
+    assert_int_equal(rm_prepare(w, sql, RM_PERSISTENT | RM_ROWS, &st), 0);
+    assert_int_equal(rm_begin(w, RM_TX_WRITE), 0);
+    /* Two full sets and some; then the first id again, which stays. */
+    put_rows(st, 0, 2 * WX_RM_ROWS_PER_STATEMENT + 22, -1);
+    put_rows(st, 0, 1, 999);
+    assert_int_equal(count_things(w, ""), 2 * WX_RM_ROWS_PER_STATEMENT + 22);
+    put_rows(st, 200, 210, -1);
+    assert_int_equal(rm_commit(w), 0);
+    int64_t total = 2 * WX_RM_ROWS_PER_STATEMENT + 32;
+    assert_int_equal(count_things(w, ""), total);
+    assert_int_equal(count_things(w, " WHERE id = 'r000' AND n = 0 AND note IS NULL"), 1);
+    assert_int_equal(count_things(w, " WHERE id = 'r209' AND n = 209 AND note = 'note209'"), 1);
+
+    /* A rollback: a full set already sent and some gathered, none kept. */
+    assert_int_equal(rm_begin(w, RM_TX_WRITE), 0);
+    put_rows(st, 300, 300 + WX_RM_ROWS_PER_STATEMENT + 6, -1);
+    rm_rollback(w);
+    assert_int_equal(count_things(w, ""), total);
+    /* The statement goes on, and rows gathered at its finalize are kept. */
+    assert_int_equal(rm_begin(w, RM_TX_WRITE), 0);
+    put_rows(st, 400, 403, -1);
+    rm_finalize(st);
+    assert_int_equal(rm_commit(w), 0);
+    assert_int_equal(count_things(w, ""), total + 3);
+
+    static const char *const refused[] = {
+        "UPDATE things SET n = ?1 WHERE id = ?2",
+        "INSERT INTO things(id, n) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET n = 1",
+        "INSERT INTO things(id, n) VALUES (?2, ?1)",
+        "INSERT INTO things(id, n) VALUES (?1, 5)",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        assert_int_equal(rm_prepare(w, refused[i], RM_PERSISTENT | RM_ROWS, &st), WX_ERR_INVALID);
+        assert_null(st);
+    }
+    rm_conn_close(w);
+    rm_close(db);
+}
+
 /* The catalog says which columns a table has, inside a DDL transaction
  * too (the projector adds the columns a release added, where missing). */
 static void test_column_exists(void **state)
@@ -290,6 +370,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_statements),
         cmocka_unit_test(test_read_snapshot),
         cmocka_unit_test(test_failed_write_fails_the_transaction),
+        cmocka_unit_test(test_rows),
         cmocka_unit_test(test_column_exists),
         cmocka_unit_test(test_leases),
     };
