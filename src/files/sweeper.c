@@ -6,6 +6,12 @@
  * The decider checks again that each is still trashed since before the
  * cut (it may have been restored, or trashed again, since the read model
  * said so), so a late read never purges the wrong thing.
+ *
+ * Several nodes on one PostgreSQL database: one sweeps, the holder of the
+ * lease FILES_SWEEPER_LEASE on a read-model session of its own (tried at
+ * every pass; it goes with the session when the node dies, and the next
+ * pass of another node takes it). Without it every node swept, and two
+ * purging the same item cost the loser a decision again for nothing.
  */
 #include "files/sweeper.h"
 
@@ -21,6 +27,10 @@
 #include "files/routes.h"
 #include "files/service.h"
 #include "obs/log.h"
+#include "proj/projector.h"
+#include "rm/rm.h"
+
+#define FILES_SWEEPER_LEASE "files-sweeper"
 
 static struct {
     pthread_mutex_t lock;
@@ -29,6 +39,8 @@ static struct {
     pthread_t thread;
     struct files_config cfg;
     int64_t interval_ms;
+    struct rm_conn *lease; /* NULL: one node, always sweeping */
+    int leading;           /* -1 before the first try, then 0 or 1 */
 } sw = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 struct wait {
@@ -91,8 +103,28 @@ static bool stopping(void)
     return s;
 }
 
+/* Whether this node sweeps: always alone; with others, while it holds
+ * the lease (its session checked first: a lost one takes the lease with
+ * it). */
+static bool sweeper_lead(void)
+{
+    if (sw.lease == NULL)
+        return true;
+    bool held = false;
+    rm_exec(sw.lease, "SELECT 1");
+    if (rm_lease_try(sw.lease, FILES_SWEEPER_LEASE, &held) != 0)
+        held = false;
+    if ((int)held != sw.leading)
+        wx_logf(WX_LOG_INFO, "files: %s", held ? "this node sweeps the trash from now"
+                                               : "another node sweeps the trash; standing by");
+    sw.leading = held;
+    return held;
+}
+
 static void sweep(void)
 {
+    if (!sweeper_lead())
+        return;
     int64_t before_ms = wx_clock_now_ms(sw.cfg.clock) - sw.cfg.retention_ms;
     char(*ids)[WX_ID_BYTES_MAX + 1] = malloc(FILES_SWEEP_PURGES_MAX * sizeof(*ids));
     size_t n = 0, purged = 0;
@@ -144,8 +176,17 @@ int files_sweeper_start(const struct files_config *config)
     if (sw.interval_ms > FILES_SWEEP_INTERVAL_MS_MAX)
         sw.interval_ms = FILES_SWEEP_INTERVAL_MS_MAX;
     sw.stopping = false;
-    if (pthread_create(&sw.thread, NULL, sweeper_main, NULL) != 0)
+    sw.leading = -1;
+    sw.lease = NULL;
+    struct rm_db *db = es_projector_rm(config->projector);
+    int err = rm_shared(db) ? rm_conn_open(db, RM_CONN_WRITER, &sw.lease) : 0;
+    if (err)
+        return err;
+    if (pthread_create(&sw.thread, NULL, sweeper_main, NULL) != 0) {
+        rm_conn_close(sw.lease);
+        sw.lease = NULL;
         return WX_ERR_NOMEM;
+    }
     sw.running = true;
     return 0;
 }
@@ -160,4 +201,6 @@ void files_sweeper_stop(void)
     pthread_mutex_unlock(&sw.lock);
     pthread_join(sw.thread, NULL);
     sw.running = false;
+    rm_conn_close(sw.lease); /* and the lease with its session */
+    sw.lease = NULL;
 }

@@ -992,11 +992,11 @@ def proc_lost_tree_changes_fold_again():
         tear_down(s, faults, None)
 
 
-def second_node(n1):
+def second_node(n1, *args):
     """Another node on n1's database (PostgreSQL): its own data directory,
     the same schema, the same tokens (they are in the log)."""
     import harness
-    n2 = Server(BINARY)
+    n2 = Server(BINARY, extra_args=list(args))
     n2.schema = n1.schema
     n2.store_args = harness.store_args(n1.schema)
     harness.STORE_ARGS_BY_DIR[os.path.abspath(n2.data_dir)] = n2.store_args
@@ -1160,6 +1160,51 @@ def proc_two_nodes_share_the_tree():
         n1.cleanup()
 
 
+def proc_one_node_sweeps_the_trash():
+    """Two nodes with a retention: one holds the sweeper's lease and purges
+    what expired, the other stands by; when the sweeping node stops, the
+    other takes the lease over and purges."""
+    if not PG_URL:
+        return
+    n1 = new_server("--trash-retention", "1s")
+    n2 = None
+    try:
+        n2 = second_node(n1, "--trash-retention", "1s")
+        alice = who("alice")
+        top = alice.folder("Swept")
+        files = [alice.file("f%d" % i, top["id"]) for i in range(6)]
+        for f in files:
+            alice.act(f["id"], "trash")
+
+        def gone(caller, items):
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                if all(caller.get("/items/" + f["id"])[0] == 404 for f in items):
+                    return
+                time.sleep(0.2)
+            expect(False, "not purged: " + n1.log()[-1500:] + n2.log()[-1500:])
+
+        gone(alice, files)
+        time.sleep(1)  # a few more passes of both
+        sweeping = [n for n in (n1, n2) if "this node sweeps the trash" in n.log()]
+        expect(len(sweeping) == 1, "sweeping: %d nodes" % len(sweeping))
+        standing = n2 if sweeping[0] is n1 else n1
+        expect("standing by" in standing.log(), standing.log()[-2000:])
+        expect("the trash sweeper purged" not in standing.log(), standing.log()[-2000:])
+        # The sweeping node goes; the other takes over.
+        expect(sweeping[0].stop() == 0)
+        other = on(standing, alice)
+        late = other.file("late", top["id"])
+        other.act(late["id"], "trash")
+        gone(other, [late])
+        expect("this node sweeps the trash" in standing.log(), standing.log()[-2000:])
+        expect(standing.stop() == 0)
+    finally:
+        if n2 is not None:
+            n2.cleanup()
+        n1.cleanup()
+
+
 def main():
     global BINARY
     BINARY = os.path.abspath(sys.argv[1])
@@ -1180,7 +1225,7 @@ def main():
                 proc_failed_commit_leaves_no_trace_in_the_tree,
                 proc_commit_with_a_lost_answer_is_in_the_tree,
                 proc_failed_after_stage_is_not_decided_on, proc_lost_tree_changes_fold_again,
-                proc_two_nodes_share_the_tree])
+                proc_two_nodes_share_the_tree, proc_one_node_sweeps_the_trash])
     runner.finish()
 
 
