@@ -534,22 +534,28 @@ static int rows_flush(struct pg_conn *c)
     return err;
 }
 
-static bool param_copy(struct param *dst, const struct param *src)
+/* Keeps a copy of text in p (its buffer grows, never shrinks); false when
+ * it cannot. */
+static bool param_set(struct param *p, const char *text, size_t len)
 {
-    dst->set = src->set;
-    if (!src->set)
-        return true;
-    size_t len = strlen(src->text);
-    if (dst->cap < len + 1) {
+    if (p->cap < len + 1) {
         size_t cap = len + 1 < 32 ? 32 : len + 1;
-        char *grown = realloc(dst->text, cap);
+        char *grown = realloc(p->text, cap);
         if (grown == NULL)
             return false;
-        dst->text = grown;
-        dst->cap = cap;
+        p->text = grown;
+        p->cap = cap;
     }
-    memcpy(dst->text, src->text, len + 1);
+    memcpy(p->text, text, len);
+    p->text[len] = '\0';
+    p->set = true;
     return true;
+}
+
+static bool param_copy(struct param *dst, const struct param *src)
+{
+    dst->set = false;
+    return !src->set || param_set(dst, src->text, strlen(src->text));
 }
 
 /* One run of an RM_ROWS statement in a write transaction: its row joins
@@ -794,20 +800,8 @@ static void pg_finalize(struct rm_stmt *st)
 
 static void put_param(struct pg_stmt *s, int col, const char *text, size_t len)
 {
-    struct param *p = &s->params[col - 1];
-    if (p->cap < len + 1) {
-        size_t cap = len + 1 < 32 ? 32 : len + 1;
-        char *grown = realloc(p->text, cap);
-        if (grown == NULL) {
-            s->nomem = true;
-            return;
-        }
-        p->text = grown;
-        p->cap = cap;
-    }
-    memcpy(p->text, text, len);
-    p->text[len] = '\0';
-    p->set = true;
+    if (!param_set(&s->params[col - 1], text, len))
+        s->nomem = true;
 }
 
 static void pg_bind_text(struct rm_stmt *st, int col, const char *text, size_t len)
