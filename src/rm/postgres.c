@@ -73,7 +73,11 @@ struct lease {
 struct pg_conn {
     struct rm_conn base; /* must be first */
     PGconn *pg;          /* NULL until (re)connected */
-    uint64_t session;    /* counts connects: statements and leases belong to one */
+    /* Counts connects, and the DEALLOCATE ALL after a failed transaction
+     * that sent a PREPARE: a statement prepared under another value is
+     * prepared again. */
+    uint64_t session;
+    bool prepared_in_tx; /* this pipeline transaction sent a PREPARE */
     bool reader;
     bool in_tx;
     bool pipeline; /* a write transaction: statements are sent ahead */
@@ -506,6 +510,7 @@ static int rows_send(struct pg_conn *c, struct pg_stmt *s)
             c->pending++;
         if (!err)
             s->rows_prepared_session = c->session;
+        c->prepared_in_tx = true;
     }
     int sent = err ? 0
                : full ? PQsendQueryPrepared(c->pg, s->rows_name, n, values, NULL, NULL, 0)
@@ -624,6 +629,7 @@ static int pg_begin(struct rm_conn *conn, enum rm_tx kind)
         return failure(c, NULL, "entering pipeline mode");
     c->in_tx = c->pipeline = true;
     c->failed = 0;
+    c->prepared_in_tx = false;
     err = pipeline_send_sql(c, "BEGIN");
     if (!err && kind == RM_TX_DDL) {
         char sql[96];
@@ -679,6 +685,16 @@ static void pg_rollback(struct rm_conn *conn)
     if (c->pg != NULL && simple(c->pg, "ROLLBACK", "rollback") != 0 &&
         PQstatus(c->pg) != CONNECTION_OK)
         conn_lost(c);
+    /* A PREPARE this transaction sent may have been skipped after an
+     * earlier error of its pipeline: forget every statement rather than
+     * run one that does not exist for the rest of the session. */
+    if (c->pg != NULL && c->prepared_in_tx) {
+        if (simple(c->pg, "DEALLOCATE ALL", "forgetting prepared statements") != 0 &&
+            PQstatus(c->pg) != CONNECTION_OK)
+            conn_lost(c);
+        c->session++;
+    }
+    c->prepared_in_tx = false;
     c->in_tx = false;
     c->failed = 0;
 }
@@ -722,6 +738,24 @@ static int pg_exec(struct rm_conn *conn, const char *sql)
 /* ---- statements ---- */
 
 static void pg_finalize(struct rm_stmt *st);
+
+/* Frees a statement's server side when it was prepared on this session
+ * (a projector's set swap or a stream's replay prepares new ones): in a
+ * pipeline, as one more command of it; outside a transaction, at once;
+ * inside a read transaction, never (left until the session ends). */
+static void deallocate(struct pg_conn *c, const char *name, uint64_t prepared_session)
+{
+    if (c->pg == NULL || prepared_session != c->session)
+        return;
+    char sql[48];
+    snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
+    if (c->pipeline) {
+        pipeline_send_sql(c, sql);
+    } else if (!c->in_tx) {
+        PGresult *r = PQexec(c->pg, sql);
+        PQclear(r);
+    }
+}
 
 static int pg_prepare(struct rm_conn *conn, const char *sql, unsigned flags, struct rm_stmt **out)
 {
@@ -772,19 +806,28 @@ static void pg_finalize(struct rm_stmt *st)
 {
     struct pg_stmt *s = stmt_of(st);
     pg_reset(st);
-    struct pg_conn *c = conn_of(st->conn);
-    for (struct pg_stmt **at = &c->gathering; *at != NULL; at = &(*at)->gathering_next) {
-        if (*at == s) {
-            *at = s->gathering_next;
-            break;
+    /* Only statements that keep something on their connection look at it
+     * (a statement may outlive a reader's loan). */
+    struct pg_conn *c = s->rows || s->persistent ? conn_of(st->conn) : NULL;
+    if (s->rows) {
+        for (struct pg_stmt **at = &c->gathering; *at != NULL; at = &(*at)->gathering_next) {
+            if (*at == s) {
+                *at = s->gathering_next;
+                break;
+            }
+        }
+        /* Rows gathered still belong to the transaction: they go now, and
+         * their errors come back at the commit like any. */
+        if (s->rows_len > 0 && c->pipeline && c->pg != NULL) {
+            int err = rows_send(c, s);
+            if (err && !c->failed)
+                c->failed = err;
         }
     }
-    /* Rows gathered still belong to the transaction: they go now, and
-     * their errors come back at the commit like any. */
-    if (s->rows_len > 0 && c->pipeline && c->pg != NULL) {
-        int err = rows_send(c, s);
-        if (err && !c->failed)
-            c->failed = err;
+    if (c != NULL) {
+        deallocate(c, s->name, s->prepared_session);
+        if (s->rows)
+            deallocate(c, s->rows_name, s->rows_prepared_session);
     }
     for (int i = 0; i < WX_RM_PARAMS_MAX; i++)
         free(s->params[i].text);
@@ -833,6 +876,9 @@ static int ensure_prepared(struct pg_conn *c, struct pg_stmt *s)
     if (!s->persistent || s->prepared_session == c->session)
         return 0;
     if (c->pipeline) {
+        /* Taken for prepared from now on; if the transaction fails, the
+         * server may have skipped it, and the rollback forgets them all. */
+        c->prepared_in_tx = true;
         if (PQsendPrepare(c->pg, s->name, s->sql, s->base.params, NULL) != 1)
             return failure(c, NULL, "sending a prepare");
         c->pending++;

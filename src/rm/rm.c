@@ -97,7 +97,7 @@ int rm_rows_split(const char *sql, char mark, int params, size_t *head_out, size
 {
     static const char values[] = "VALUES (";
     const char *list = strstr(sql, values);
-    if (strncmp(sql, "INSERT ", 7) != 0 || list == NULL || strstr(sql, "DO UPDATE") != NULL)
+    if (strncmp(sql, "INSERT ", 7) != 0 || list == NULL || strcasestr(sql, "do update") != NULL)
         return WX_ERR_INVALID;
     const char *at = list + strlen(values);
     for (int i = 1; i <= params; i++) {
@@ -111,7 +111,8 @@ int rm_rows_split(const char *sql, char mark, int params, size_t *head_out, size
             at += 2;
         }
     }
-    if (*at != ')')
+    /* A parameter after the list would name the first row's only. */
+    if (*at != ')' || strchr(at, mark) != NULL)
         return WX_ERR_INVALID;
     *head_out = (size_t)(list - sql) + strlen("VALUES ");
     *tail_out = (size_t)(at + 1 - sql);

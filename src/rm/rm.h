@@ -222,7 +222,7 @@ int rm_sql_dialect(const char *sql, enum rm_dialect d, bool dollar_params, char 
 
 /* The VALUES list of an RM_ROWS statement: with `mark` '?' (the common
  * dialect) or '$', sql must be `INSERT ... VALUES (<mark>1, ...,
- * <mark>params)` and no DO UPDATE; *head_out ends after "VALUES " and
+ * <mark>params)`, no parameter after it and no DO UPDATE; *head_out ends after "VALUES " and
  * *tail_out starts after the ")". WX_ERR_INVALID otherwise. */
 int rm_rows_split(const char *sql, char mark, int params, size_t *head_out, size_t *tail_out);
 

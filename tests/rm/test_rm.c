@@ -269,11 +269,60 @@ static void test_rows(void **state)
         "INSERT INTO things(id, n) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET n = 1",
         "INSERT INTO things(id, n) VALUES (?2, ?1)",
         "INSERT INTO things(id, n) VALUES (?1, 5)",
+        "INSERT INTO things(id, n) VALUES (?1, ?2) on conflict (id) do update set n = 1",
+        "INSERT INTO things(id, n) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING RETURNING ?2",
     };
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         assert_int_equal(rm_prepare(w, refused[i], RM_PERSISTENT | RM_ROWS, &st), WX_ERR_INVALID);
         assert_null(st);
     }
+    rm_conn_close(w);
+    rm_close(db);
+}
+
+/* A transaction that failed before its statements' first PREPAREs reached
+ * PostgreSQL (a pipeline skips everything after an error) leaves them
+ * usable: the next transaction prepares them again instead of running
+ * statements the server never made. */
+static void test_prepared_after_a_failed_transaction(void **state)
+{
+    (void)state;
+    struct rm_db *db;
+    struct rm_conn *w;
+    open_db(&db, &w);
+    make_table(w);
+    struct rm_stmt *dup, *rows, *one;
+    assert_int_equal(rm_prepare(w, "INSERT INTO things(id, n) VALUES (?1, 1)", RM_PERSISTENT, &dup),
+                     0);
+    assert_int_equal(rm_prepare(w, "INSERT INTO things(id, n, note) VALUES (?1, ?2, ?3)",
+                                RM_PERSISTENT | RM_ROWS, &rows),
+                     0);
+    assert_int_equal(rm_prepare(w, "INSERT INTO things(id, n) VALUES (?1, 2)", RM_PERSISTENT, &one),
+                     0);
+    assert_int_equal(rm_begin(w, RM_TX_WRITE), 0);
+    rm_bind_text(dup, 1, "x");
+    int err = rm_run(dup);
+    rm_reset(dup);
+    rm_bind_text(dup, 1, "x");
+    if (!err)
+        (void)rm_run(dup); /* fails here on SQLite, at the commit on PostgreSQL */
+    put_rows(rows, 0, WX_RM_ROWS_PER_STATEMENT, -1);
+    rm_bind_text(one, 1, "one");
+    (void)rm_run(one);
+    rm_rollback(w);
+    assert_int_equal(count_things(w, ""), 0);
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(rm_begin(w, RM_TX_WRITE), 0);
+        put_rows(rows, round * 100, round * 100 + WX_RM_ROWS_PER_STATEMENT, -1);
+        rm_reset(one);
+        rm_bind_text(one, 1, round == 0 ? "one" : "two");
+        assert_int_equal(rm_run(one), 0);
+        assert_int_equal(rm_commit(w), 0);
+    }
+    assert_int_equal(count_things(w, ""), 2 * WX_RM_ROWS_PER_STATEMENT + 2);
+    rm_finalize(dup);
+    rm_finalize(rows);
+    rm_finalize(one);
     rm_conn_close(w);
     rm_close(db);
 }
@@ -371,6 +420,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_read_snapshot),
         cmocka_unit_test(test_failed_write_fails_the_transaction),
         cmocka_unit_test(test_rows),
+        cmocka_unit_test(test_prepared_after_a_failed_transaction),
         cmocka_unit_test(test_column_exists),
         cmocka_unit_test(test_leases),
     };
