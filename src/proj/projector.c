@@ -952,16 +952,18 @@ static int step_one(struct es_projector *p, struct consumer_rt *rt, const struct
     return err;
 }
 
-/* The healthy live cursors behind the head share reads: those at one
- * position advance together, in one read and one transaction, and a group
- * below another stops at that one's position (cap), where the two meet and
- * from then on read the log once for both. Without this, cursors that
- * drifted apart (one failed for a while, one was added by an upgrade)
- * would each read every event themselves from then on: a dozen consumers,
- * a dozen times the rows. No group waits for another. *grouped_out marks
- * the consumers advanced here; a group whose transaction fails is left
- * unmarked to advance one by one, so a failing consumer holds up only
- * itself. */
+/* The healthy live cursors share reads. Taken from the lowest position
+ * up, the cursors at one position advance together, in one read and one
+ * transaction, up to the next cursor's position at most (cap); a group
+ * that reaches it takes in the cursors there and goes on with them in the
+ * same step, so groups that drifted apart (one failed for a while, one
+ * was added by an upgrade) meet even under steady load and from then on
+ * read the log once for all. Cursors at the head are caps too, so nobody
+ * overtakes them. A group short of its cap (a whole batch read) leaves
+ * the next group to advance on its own, so no group waits for another.
+ * *grouped_out marks the consumers handled here; a group whose
+ * transaction fails is left unmarked to advance one by one, so a failing
+ * consumer holds up only itself. */
 static void advance_groups(struct es_projector *p, const struct es_position *head,
                            bool *grouped_out, bool *progress)
 {
@@ -970,7 +972,7 @@ static void advance_groups(struct es_projector *p, const struct es_position *hea
     size_t n = 0;
     for (size_t i = 0; i < p->rt_len; i++) {
         const struct consumer_rt *rt = &p->rt[i];
-        if (!rt->held || rt->failed || es_position_cmp(&rt->live.pos, head) >= 0)
+        if (!rt->held || rt->failed)
             continue;
         size_t k = n++;
         for (; k > 0 && es_position_cmp(&at[k - 1], &rt->live.pos) > 0; k--) {
@@ -980,17 +982,30 @@ static void advance_groups(struct es_projector *p, const struct es_position *hea
         at[k] = rt->live.pos;
         order[k] = i;
     }
-    for (size_t first = 0, end; first < n; first = end) {
-        struct advance_ctx group = {.len = 0};
-        for (end = first; end < n && es_position_cmp(&at[end], &at[first]) == 0; end++) {
-            group.rts[group.len] = &p->rt[order[end]];
-            group.curs[group.len++] = &p->rt[order[end]].live;
+    struct advance_ctx group = {.len = 0};
+    size_t first = 0; /* the group's first member in order[] */
+    for (size_t next = 0; next < n;) {
+        const struct es_position pos = at[next];
+        for (; next < n && es_position_cmp(&at[next], &pos) == 0; next++) {
+            group.rts[group.len] = &p->rt[order[next]];
+            group.curs[group.len++] = &p->rt[order[next]].live;
         }
-        group.cap = end < n ? &at[end] : NULL;
-        if (advance_all(p, &group, progress) != 0)
-            continue;
-        for (size_t k = first; k < end; k++)
+        bool reached = false;
+        if (es_position_cmp(&pos, head) < 0) {
+            group.cap = next < n ? &at[next] : NULL;
+            if (advance_all(p, &group, progress) != 0) {
+                group.len = 0;
+                first = next;
+                continue; /* its members go one by one */
+            }
+            reached = group.cap != NULL && es_position_cmp(&group.curs[0]->pos, group.cap) == 0;
+        }
+        for (size_t k = first; k < next; k++)
             grouped_out[order[k]] = true;
+        if (!reached) {
+            group.len = 0;
+            first = next;
+        }
     }
 }
 
