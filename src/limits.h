@@ -239,6 +239,13 @@
  * statement keeps at most this many rows' parameters waiting. */
 #define WX_RM_ROWS_PER_STATEMENT 64
 
+/* Prepared statements a read-model connection finalized outside a write
+ * transaction and deallocates at the start of the next (rm/postgres.c):
+ * a set swap finalizes a consumer's statements, at most
+ * WX_CONSUMER_STMTS_MAX; past this many they stay on the server until
+ * the session ends. */
+#define WX_RM_DEALLOCS_MAX 64
+
 /* Named leases one read-model connection holds at once: every consumer of
  * the projector, and room. */
 #define WX_RM_LEASES_MAX 40

@@ -77,7 +77,15 @@ struct pg_conn {
      * that sent a PREPARE: a statement prepared under another value is
      * prepared again. */
     uint64_t session;
-    bool prepared_in_tx; /* this pipeline transaction sent a PREPARE */
+    /* This pipeline transaction sent a PREPARE or a DEALLOCATE, which the
+     * server skips once the pipeline has failed: a rollback then forgets
+     * every prepared statement rather than guess which exist. */
+    bool statements_unsure;
+    /* Statements finalized outside a write transaction: deallocated at the
+     * start of the next one (no round trip of their own, none at all when
+     * the session ends first). Past the limit they stay until it ends. */
+    char deallocs[WX_RM_DEALLOCS_MAX][24];
+    size_t deallocs_len;
     bool reader;
     bool in_tx;
     bool pipeline; /* a write transaction: statements are sent ahead */
@@ -261,6 +269,8 @@ static void conn_lost(struct pg_conn *c)
     c->pending = 0;
     c->failed = 0;
     c->leases_len = 0;
+    c->deallocs_len = 0;
+    c->statements_unsure = false;
     rows_drop(c);
 }
 
@@ -510,7 +520,7 @@ static int rows_send(struct pg_conn *c, struct pg_stmt *s)
             c->pending++;
         if (!err)
             s->rows_prepared_session = c->session;
-        c->prepared_in_tx = true;
+        c->statements_unsure = true;
     }
     int sent = err ? 0
                : full ? PQsendQueryPrepared(c->pg, s->rows_name, n, values, NULL, NULL, 0)
@@ -629,7 +639,7 @@ static int pg_begin(struct rm_conn *conn, enum rm_tx kind)
         return failure(c, NULL, "entering pipeline mode");
     c->in_tx = c->pipeline = true;
     c->failed = 0;
-    c->prepared_in_tx = false;
+    c->statements_unsure = false;
     err = pipeline_send_sql(c, "BEGIN");
     if (!err && kind == RM_TX_DDL) {
         char sql[96];
@@ -637,6 +647,17 @@ static int pg_begin(struct rm_conn *conn, enum rm_tx kind)
                  rm_lease_key(SCHEMA_LOCK_SCOPE, db_of(conn->db)->schema));
         err = pipeline_send_sql(c, sql);
     }
+    for (size_t i = 0; i < c->deallocs_len && !err; i++) {
+        char sql[48];
+        snprintf(sql, sizeof(sql), "DEALLOCATE %s", c->deallocs[i]);
+        c->statements_unsure = true;
+        err = pipeline_send_sql(c, sql);
+    }
+    c->deallocs_len = 0;
+    /* A begin half sent leaves the session in no state anyone could roll
+     * back from (callers do not, after a failed begin): drop it. */
+    if (err)
+        conn_lost(c);
     return err;
 }
 
@@ -665,8 +686,10 @@ static int pg_commit(struct rm_conn *conn)
     } else {
         err = simple(c->pg, "COMMIT", "commit");
     }
-    if (!err)
+    if (!err) {
         c->in_tx = false;
+        c->statements_unsure = false;
+    }
     return err;
 }
 
@@ -682,19 +705,22 @@ static void pg_rollback(struct rm_conn *conn)
         if (c->pg != NULL)
             leave_pipeline(c);
     }
-    if (c->pg != NULL && simple(c->pg, "ROLLBACK", "rollback") != 0 &&
-        PQstatus(c->pg) != CONNECTION_OK)
-        conn_lost(c);
+    bool unsure = c->statements_unsure;
+    if (c->pg != NULL && simple(c->pg, "ROLLBACK", "rollback") != 0)
+        conn_lost(c); /* a session that cannot roll back is in no known state */
     /* A PREPARE this transaction sent may have been skipped after an
      * earlier error of its pipeline: forget every statement rather than
-     * run one that does not exist for the rest of the session. */
-    if (c->pg != NULL && c->prepared_in_tx) {
-        if (simple(c->pg, "DEALLOCATE ALL", "forgetting prepared statements") != 0 &&
-            PQstatus(c->pg) != CONNECTION_OK)
+     * run one that does not exist for the rest of the session. When even
+     * that fails, the session goes (a new one prepares everything). */
+    if (c->pg != NULL && unsure) {
+        if (simple(c->pg, "DEALLOCATE ALL", "forgetting prepared statements") == 0) {
+            c->session++;
+            c->deallocs_len = 0;
+        } else {
             conn_lost(c);
-        c->session++;
+        }
     }
-    c->prepared_in_tx = false;
+    c->statements_unsure = false;
     c->in_tx = false;
     c->failed = 0;
 }
@@ -741,19 +767,19 @@ static void pg_finalize(struct rm_stmt *st);
 
 /* Frees a statement's server side when it was prepared on this session
  * (a projector's set swap or a stream's replay prepares new ones): in a
- * pipeline, as one more command of it; outside a transaction, at once;
- * inside a read transaction, never (left until the session ends). */
+ * write transaction, as one more command of its pipeline; otherwise at
+ * the start of the next write transaction. */
 static void deallocate(struct pg_conn *c, const char *name, uint64_t prepared_session)
 {
     if (c->pg == NULL || prepared_session != c->session)
         return;
-    char sql[48];
-    snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
     if (c->pipeline) {
+        char sql[48];
+        snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
+        c->statements_unsure = true;
         pipeline_send_sql(c, sql);
-    } else if (!c->in_tx) {
-        PGresult *r = PQexec(c->pg, sql);
-        PQclear(r);
+    } else if (c->deallocs_len < WX_RM_DEALLOCS_MAX) {
+        snprintf(c->deallocs[c->deallocs_len++], sizeof(c->deallocs[0]), "%s", name);
     }
 }
 
@@ -878,7 +904,7 @@ static int ensure_prepared(struct pg_conn *c, struct pg_stmt *s)
     if (c->pipeline) {
         /* Taken for prepared from now on; if the transaction fails, the
          * server may have skipped it, and the rollback forgets them all. */
-        c->prepared_in_tx = true;
+        c->statements_unsure = true;
         if (PQsendPrepare(c->pg, s->name, s->sql, s->base.params, NULL) != 1)
             return failure(c, NULL, "sending a prepare");
         c->pending++;

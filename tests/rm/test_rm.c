@@ -327,6 +327,51 @@ static void test_prepared_after_a_failed_transaction(void **state)
     rm_close(db);
 }
 
+static int64_t server_statements(struct rm_conn *c)
+{
+    struct rm_stmt *st;
+    assert_int_equal(rm_prepare(c, "SELECT count(*) FROM pg_prepared_statements", 0, &st), 0);
+    int64_t n = -1;
+    assert_int_equal(rm_run_i64(st, &n), 0);
+    rm_finalize(st);
+    return n;
+}
+
+/* PostgreSQL: a finalized statement leaves the server too, whether it was
+ * finalized inside a write transaction or outside one (then at the next
+ * write transaction's start), so set swaps and replays do not pile
+ * prepared statements up on a session. */
+static void test_finalized_statements_leave_the_server(void **state)
+{
+    (void)state;
+    if (backend != &rm_postgres_ops)
+        return;
+    struct rm_db *db;
+    struct rm_conn *w;
+    open_db(&db, &w);
+    make_table(w);
+    struct rm_stmt *a, *b;
+    assert_int_equal(rm_prepare(w, "INSERT INTO things(id, n) VALUES (?1, 1)", RM_PERSISTENT, &a),
+                     0);
+    assert_int_equal(rm_prepare(w, "INSERT INTO things(id, n) VALUES (?1, 2)", RM_PERSISTENT, &b),
+                     0);
+    assert_int_equal(rm_begin(w, RM_TX_WRITE), 0);
+    rm_bind_text(a, 1, "a");
+    assert_int_equal(rm_run(a), 0);
+    rm_bind_text(b, 1, "b");
+    assert_int_equal(rm_run(b), 0);
+    assert_int_equal(rm_commit(w), 0);
+    int64_t before = server_statements(w);
+    assert_true(before >= 2);
+    rm_finalize(a); /* outside a transaction */
+    assert_int_equal(rm_begin(w, RM_TX_WRITE), 0);
+    rm_finalize(b); /* inside one */
+    assert_int_equal(rm_commit(w), 0);
+    assert_int_equal(server_statements(w), before - 2);
+    rm_conn_close(w);
+    rm_close(db);
+}
+
 /* The catalog says which columns a table has, inside a DDL transaction
  * too (the projector adds the columns a release added, where missing). */
 static void test_column_exists(void **state)
@@ -421,6 +466,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_failed_write_fails_the_transaction),
         cmocka_unit_test(test_rows),
         cmocka_unit_test(test_prepared_after_a_failed_transaction),
+        cmocka_unit_test(test_finalized_statements_leave_the_server),
         cmocka_unit_test(test_column_exists),
         cmocka_unit_test(test_leases),
     };
