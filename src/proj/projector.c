@@ -987,8 +987,16 @@ static void advance_groups(struct es_projector *p, const struct es_position *hea
     for (size_t next = 0; next < n;) {
         const struct es_position pos = at[next];
         for (; next < n && es_position_cmp(&at[next], &pos) == 0; next++) {
-            group.rts[group.len] = &p->rt[order[next]];
-            group.curs[group.len++] = &p->rt[order[next]].live;
+            /* In registration order, the order claim locks checkpoints in
+             * everywhere (a stream's replay too): two nodes never wait on
+             * each other's locks. */
+            size_t k = group.len++;
+            for (; k > 0 && group.rts[k - 1] > &p->rt[order[next]]; k--) {
+                group.rts[k] = group.rts[k - 1];
+                group.curs[k] = group.curs[k - 1];
+            }
+            group.rts[k] = &p->rt[order[next]];
+            group.curs[k] = &p->rt[order[next]].live;
         }
         bool reached = false;
         if (es_position_cmp(&pos, head) < 0) {
