@@ -554,10 +554,7 @@ static bool relay_lead(struct bus_relay *r)
     if (r->lease == NULL || now < r->lease_due_ms)
         return r->lease == NULL || r->leading;
     r->lease_due_ms = now + BUS_LEASE_MS;
-    bool held = false;
-    rm_exec(r->lease, "SELECT 1"); /* a lost session shows here, and its lease goes */
-    if (rm_lease_try(r->lease, RELAY_LEASE, &held) != 0)
-        held = false;
+    bool held = rm_lease_keep(r->lease, RELAY_LEASE);
     if (held != r->leading)
         wx_logf(WX_LOG_INFO, "relay: %s", held ? "this node publishes from now"
                                                : "another node publishes; standing by");

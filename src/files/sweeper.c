@@ -110,10 +110,7 @@ static bool sweeper_lead(void)
 {
     if (sw.lease == NULL)
         return true;
-    bool held = false;
-    rm_exec(sw.lease, "SELECT 1");
-    if (rm_lease_try(sw.lease, FILES_SWEEPER_LEASE, &held) != 0)
-        held = false;
+    bool held = rm_lease_keep(sw.lease, FILES_SWEEPER_LEASE);
     if ((int)held != sw.leading)
         wx_logf(WX_LOG_INFO, "files: %s", held ? "this node sweeps the trash from now"
                                                : "another node sweeps the trash; standing by");

@@ -247,6 +247,18 @@ static int connect_pg(struct pg_db *d, PGconn **out)
     return 0;
 }
 
+/* Takes s out of the connection's gathering list, if it is there. */
+static void rows_unlink(struct pg_conn *c, struct pg_stmt *s)
+{
+    for (struct pg_stmt **at = &c->gathering; *at != NULL; at = &(*at)->gathering_next) {
+        if (*at == s) {
+            *at = s->gathering_next;
+            s->gathering_next = NULL;
+            return;
+        }
+    }
+}
+
 /* Forgets the rows gathered and not sent: their transaction is over. */
 static void rows_drop(struct pg_conn *c)
 {
@@ -481,6 +493,16 @@ static int pipeline_send_sql(struct pg_conn *c, const char *sql)
     return 0;
 }
 
+/* A DEALLOCATE in the pipeline: skipped by the server if the pipeline has
+ * failed, so the transaction's statements are unsure from now on. */
+static int pipeline_deallocate(struct pg_conn *c, const char *name)
+{
+    char sql[48];
+    snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
+    c->statements_unsure = true;
+    return pipeline_send_sql(c, sql);
+}
+
 /* ---- rows many to a statement (RM_ROWS) ---- */
 
 /* The INSERT of `rows` rows: the VALUES list written out that many times. */
@@ -588,12 +610,7 @@ static int rows_add(struct pg_conn *c, struct pg_stmt *s)
     }
     if (s->rows_len < WX_RM_ROWS_PER_STATEMENT)
         return 0;
-    /* Out of the list first: rows_send empties it. */
-    struct pg_stmt **at = &c->gathering;
-    while (*at != s)
-        at = &(*at)->gathering_next;
-    *at = s->gathering_next;
-    s->gathering_next = NULL;
+    rows_unlink(c, s); /* first: rows_send empties it */
     return rows_send(c, s);
 }
 
@@ -647,12 +664,8 @@ static int pg_begin(struct rm_conn *conn, enum rm_tx kind)
                  rm_lease_key(SCHEMA_LOCK_SCOPE, db_of(conn->db)->schema));
         err = pipeline_send_sql(c, sql);
     }
-    for (size_t i = 0; i < c->deallocs_len && !err; i++) {
-        char sql[48];
-        snprintf(sql, sizeof(sql), "DEALLOCATE %s", c->deallocs[i]);
-        c->statements_unsure = true;
-        err = pipeline_send_sql(c, sql);
-    }
+    for (size_t i = 0; i < c->deallocs_len && !err; i++)
+        err = pipeline_deallocate(c, c->deallocs[i]);
     c->deallocs_len = 0;
     /* A begin half sent leaves the session in no state anyone could roll
      * back from (callers do not, after a failed begin): drop it. */
@@ -773,14 +786,10 @@ static void deallocate(struct pg_conn *c, const char *name, uint64_t prepared_se
 {
     if (c->pg == NULL || prepared_session != c->session)
         return;
-    if (c->pipeline) {
-        char sql[48];
-        snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
-        c->statements_unsure = true;
-        pipeline_send_sql(c, sql);
-    } else if (c->deallocs_len < WX_RM_DEALLOCS_MAX) {
+    if (c->pipeline)
+        pipeline_deallocate(c, name);
+    else if (c->deallocs_len < WX_RM_DEALLOCS_MAX)
         snprintf(c->deallocs[c->deallocs_len++], sizeof(c->deallocs[0]), "%s", name);
-    }
 }
 
 static int pg_prepare(struct rm_conn *conn, const char *sql, unsigned flags, struct rm_stmt **out)
@@ -836,12 +845,7 @@ static void pg_finalize(struct rm_stmt *st)
      * (a statement may outlive a reader's loan). */
     struct pg_conn *c = s->rows || s->persistent ? conn_of(st->conn) : NULL;
     if (s->rows) {
-        for (struct pg_stmt **at = &c->gathering; *at != NULL; at = &(*at)->gathering_next) {
-            if (*at == s) {
-                *at = s->gathering_next;
-                break;
-            }
-        }
+        rows_unlink(c, s);
         /* Rows gathered still belong to the transaction: they go now, and
          * their errors come back at the commit like any. */
         if (s->rows_len > 0 && c->pipeline && c->pg != NULL) {

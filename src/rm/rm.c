@@ -258,6 +258,13 @@ void rm_lease_release(struct rm_conn *conn, const char *name)
     conn->db->ops->lease_release(conn, name);
 }
 
+bool rm_lease_keep(struct rm_conn *conn, const char *name)
+{
+    bool held = false;
+    rm_exec(conn, "SELECT 1"); /* a lost session shows here, and its lease goes */
+    return rm_lease_try(conn, name, &held) == 0 && held;
+}
+
 /* ---- dialects ---- */
 
 /* Writes n (>= 0) in decimal; returns its length. */

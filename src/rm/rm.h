@@ -211,6 +211,11 @@ int rm_lease_try(struct rm_conn *conn, const char *name, bool *held_out);
  * lost and made again). */
 bool rm_lease_held(struct rm_conn *conn, const char *name);
 void rm_lease_release(struct rm_conn *conn, const char *name);
+/* For a connection kept only to hold one lease (a singleton job on one
+ * node of several): checks its session first, since a lost one has lost
+ * its leases (and is made again), then tries the lease. Whether this
+ * connection holds it now; false on any error. */
+bool rm_lease_keep(struct rm_conn *conn, const char *name);
 
 /* ---- for backends ---- */
 
